@@ -1,0 +1,62 @@
+"""The hooks a gaze-harness plugin may implement.
+
+Every hook receives a ``register`` callback. Call it once per thing the plugin provides; what you
+register is a *lazy spec*: a ``"module:attr"`` string naming the factory, plus metadata. Nothing is
+imported until the thing is used, so ``harness plugins`` stays fast and never imports torch.
+
+Built-in plugins (listed in ``registry.yaml``) implement these very hooks; third-party plugins are
+found through the ``harness`` entry-point group.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("harness")
+hookimpl = pluggy.HookimplMarker("harness")
+
+
+@hookspec
+def register_models(register):
+    """Register model plugins.
+
+    ``register(name, factory, *, tasks=(), attention=(), description="", **metadata)`` where
+    ``factory`` is ``"module:attr"`` (or a callable) returning an object that follows
+    :class:`harness.models.Model`. ``tasks`` lists the tasks it can solve, ``attention`` the attention
+    methods it supports (the first is its default).
+    """
+
+
+@hookspec
+def register_datasets(register):
+    """Register gaze datasets.
+
+    ``register(name, factory, *, tasks=(), description="", **metadata)`` where ``factory`` returns a
+    :class:`harness.datasets.GazeDataset` whose ``load()`` yields a ``datasets.Dataset`` in the
+    canonical schema (:mod:`harness.schema`).
+    """
+
+
+@hookspec
+def register_metrics(register):
+    """Register gaze-alignment metrics.
+
+    ``register(name, factory, *, higher_is_better, description="", **metadata)`` where ``factory``
+    names a plain function ``f(saliency_map, fixations, **context) -> float``.
+    """
+
+
+@hookspec
+def register_attention_methods(register):
+    """Register attention-extraction methods (native attention, rollout, Grad-CAM, ...).
+
+    ``register(name, factory, *, description="", **metadata)``. A model lists the names it supports;
+    ``harness eval --attention NAME`` picks one.
+    """
+
+
+@hookspec
+def register_tasks(register):
+    """Register tasks (free-viewing, classification, detection, captioning, ...).
+
+    ``register(name, factory, *, requires=(), description="", **metadata)`` where ``requires`` names
+    the dataset fields the task needs and ``factory`` returns a :class:`harness.tasks.Task`.
+    """

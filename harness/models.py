@@ -1,0 +1,55 @@
+"""What a model plugin's factory returns.
+
+A model turns a batch of stimuli into, per stimulus, an attention map at stimulus resolution and
+(for a task) its task output. Models are built lazily by :func:`load_model` from their spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class Prediction:
+    """One stimulus' result.
+
+    ``attention``: float array of shape (height, width) of the stimulus, non-negative, any scale.
+    ``output``: the task output, e.g. ``{"label": "n01440764", "topk": [...]}`` for classification,
+    ``{"boxes": [[x, y, w, h], ...], "scores": [...], "categories": [...]}`` for detection,
+    ``{"caption": "..."}`` for captioning; empty for free viewing.
+    ``maps``: optional extra maps keyed by a name (per detection, per token...), same shape.
+    """
+
+    attention: np.ndarray | None
+    output: dict[str, Any] = field(default_factory=dict)
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Model(Protocol):
+    name: str
+    tasks: Sequence[str]
+    attention_methods: Sequence[str]
+
+    def provenance(self) -> dict[str, Any]:
+        """Identity of the weights: ``{"model_id": ..., "revision": ... or "weights_sha256": ...}``."""
+
+    def predict(self, images: Sequence[Any], *, task: str, attention: str) -> list[Prediction]:
+        """Run on a batch of PIL images; return one :class:`Prediction` per image, in order."""
+
+
+def load_model(name: str, **kwargs: Any) -> Model:
+    """Build a model by registered name, or ``hf:<checkpoint>`` for any transformers checkpoint."""
+    from .plugins import get_registry
+
+    reg = get_registry()
+    if name.startswith("hf:") and ("model", name) not in reg:
+        spec = reg.get("model", "hf")
+        return spec.load(checkpoint=name[3:], **kwargs)
+    spec = reg.get("model", name)
+    factory_kwargs = dict(spec.get("kwargs", {}) or {})
+    factory_kwargs.update(kwargs)
+    return spec.load(**factory_kwargs)

@@ -1,0 +1,167 @@
+"""Plugin discovery: built-ins from ``registry.yaml``, third parties from the ``harness`` entry points.
+
+Both go through the same pluggy hooks. A third-party plugin that fails to import is recorded and
+skipped; the rest keep working. Tests may ``pm.register(obj, name=...)`` for one test and
+``pm.unregister`` after it: the registry is rebuilt from ``pm`` on every call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import sys
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pluggy
+import yaml
+
+from . import hookspecs
+from .errors import PluginError
+from .registry import Registry, Spec
+
+ENTRY_POINT_GROUP = "harness"
+HOOK_KINDS = {
+    "register_models": "model",
+    "register_datasets": "dataset",
+    "register_metrics": "metric",
+    "register_attention_methods": "attention",
+    "register_tasks": "task",
+}
+
+pm = pluggy.PluginManager("harness")
+pm.add_hookspecs(hookspecs)
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str
+    source: str  # "built-in" or "distribution NAME"
+    module: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoadFailure:
+    name: str
+    source: str
+    error: str
+
+
+_info: dict[str, PluginInfo] = {}
+failures: list[LoadFailure] = []
+_loaded = False
+
+
+def registry_yaml_path() -> Path:
+    """The catalogue of built-in plugins: beside the ``plugins`` package in a checkout or an
+    editable install, else where the wheel's data-files put it."""
+    import plugins as builtin_pkg
+
+    candidates = [
+        Path(builtin_pkg.__file__).resolve().parent.parent / "registry.yaml",
+        Path(sys.prefix) / "share" / "gaze-harness" / "registry.yaml",
+    ]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise PluginError(f"registry.yaml not found (looked in {', '.join(map(str, candidates))})")
+
+
+def builtin_catalogue() -> list[dict[str, Any]]:
+    path = registry_yaml_path()
+    data = yaml.safe_load(path.read_text()) or {}
+    return list(data.get("plugins", []))
+
+
+def _load_builtins() -> None:
+    from . import __version__
+
+    for entry in builtin_catalogue():
+        name = entry["name"]
+        if pm.has_plugin(name):
+            continue
+        module = importlib.import_module(entry["module"])
+        pm.register(module, name=name)
+        _info[name] = PluginInfo(name, __version__, "built-in", entry["module"], dict(entry))
+
+
+def _load_entry_points() -> None:
+    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.metadata["Name"] if dist is not None else "?"
+        version = dist.version if dist is not None else "?"
+        source = f"distribution {dist_name}"
+        if pm.has_plugin(ep.name) or any(f.name == ep.name for f in failures):
+            continue
+        try:
+            obj = ep.load()
+            pm.register(obj, name=ep.name)
+        except Exception as exc:  # report by name and go on: one bad plugin must not break the rest
+            failures.append(LoadFailure(ep.name, source, f"{type(exc).__name__}: {exc}"))
+            continue
+        _info[ep.name] = PluginInfo(ep.name, version, source, ep.value)
+
+
+def load_plugins() -> None:
+    """Load built-in and entry-point plugins once per process."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    _load_builtins()
+    _load_entry_points()
+
+
+def reset_for_tests() -> None:
+    """Forget entry-point plugins so a test can make new distributions visible."""
+    global _loaded
+    for name, info in list(_info.items()):
+        if info.source != "built-in":
+            if pm.has_plugin(name):
+                pm.unregister(name=name)
+            del _info[name]
+    failures.clear()
+    _loaded = False
+
+
+def plugin_infos() -> list[PluginInfo]:
+    load_plugins()
+    out = []
+    for name, plugin in pm.list_name_plugin():
+        info = _info.get(name) or PluginInfo(
+            name, "?", "registered at run time", getattr(plugin, "__name__", type(plugin).__name__)
+        )
+        out.append(info)
+    return sorted(out, key=lambda i: (i.source != "built-in", i.name))
+
+
+def plugin_hooks(name: str) -> list[str]:
+    plugin = pm.get_plugin(name)
+    return sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+
+
+def get_registry() -> Registry:
+    """Call every hook of every plugin and collect the specs. Cheap: nothing heavy is imported."""
+    load_plugins()
+    reg = Registry()
+    for hook_name, kind in HOOK_KINDS.items():
+        caller = getattr(pm.hook, hook_name)
+        for impl in caller.get_hookimpls():
+            callback = partial(_register, reg, kind, impl.plugin_name)
+            try:
+                impl.function(register=callback)
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
+                ) from exc
+    return reg
+
+
+def _register(reg: Registry, kind: str, plugin: str, name: str, factory: Any, **metadata: Any) -> None:
+    reg.add(Spec(kind=kind, name=name, factory=factory, plugin=plugin, metadata=metadata))

@@ -1,0 +1,19 @@
+"""What a task plugin's factory returns: how to score a model's task output against a record."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+
+class Task(Protocol):
+    name: str
+    requires: Sequence[str]  # dataset fields the task needs, e.g. ("label",)
+    primary: str | None  # name of the headline task metric, None for free viewing
+
+    def score_image(self, output: dict[str, Any], record: dict[str, Any]) -> dict[str, float]:
+        """Per-stimulus task scores (e.g. ``{"top1": 1.0, "top5": 1.0}``); ``{}`` if none."""
+
+    def score_dataset(
+        self, outputs: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]]
+    ) -> dict[str, float]:
+        """Dataset-level task metrics (e.g. COCO mAP, BLEU-4) over all stimuli."""
