@@ -77,15 +77,42 @@ def builtin_catalogue() -> list[dict[str, Any]]:
     return list(data.get("plugins", []))
 
 
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line (pluggy's validation errors span several)."""
+    return f"{type(exc).__name__}: " + "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def _register_plugin(obj: Any, name: str) -> None:
+    """Register with pluggy, refusing hooks that no hookspec defines: a misspelt hook name would
+    otherwise be accepted and silently never called."""
+    import difflib
+
+    pm.register(obj, name=name)
+    unknown = sorted(c.name for c in pm.get_hookcallers(obj) or [] if c.spec is None)
+    if unknown:
+        pm.unregister(name=name)
+        hints = []
+        for hook in unknown:
+            close = difflib.get_close_matches(hook, list(HOOK_KINDS), n=1)
+            hints.append(f"{hook!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise PluginError(f"implements unknown hook {', '.join(hints)}; known hooks: {', '.join(HOOK_KINDS)}")
+
+
 def _load_builtins() -> None:
     from . import __version__
 
-    for entry in builtin_catalogue():
+    for i, entry in enumerate(builtin_catalogue()):
+        if not isinstance(entry, dict) or not entry.get("name") or not entry.get("module"):
+            raise PluginError(f"{registry_yaml_path()}: plugin entry {i} needs 'name' and 'module'")
         name = entry["name"]
-        if pm.has_plugin(name):
+        if pm.has_plugin(name) or any(f.name == name for f in failures):
             continue
-        module = importlib.import_module(entry["module"])
-        pm.register(module, name=name)
+        try:
+            module = importlib.import_module(entry["module"])
+            _register_plugin(module, name)
+        except Exception as exc:  # reported by `harness plugins`; the other plugins keep working
+            failures.append(LoadFailure(name, "built-in", _one_line(exc)))
+            continue
         _info[name] = PluginInfo(name, __version__, "built-in", entry["module"], dict(entry))
 
 
@@ -95,13 +122,22 @@ def _load_entry_points() -> None:
         dist_name = dist.metadata["Name"] if dist is not None else "?"
         version = dist.version if dist is not None else "?"
         source = f"distribution {dist_name}"
-        if pm.has_plugin(ep.name) or any(f.name == ep.name for f in failures):
+        if any(f.name == ep.name and f.source == source for f in failures):
+            continue
+        if pm.has_plugin(ep.name):
+            owner = _info.get(ep.name)
+            if owner is not None and owner.source == source:
+                continue  # the same distribution seen twice on sys.path
+            taken_by = f"plugin from {owner.source}" if owner else "a plugin registered at run time"
+            failures.append(
+                LoadFailure(ep.name, source, f"PluginError: plugin name {ep.name!r} is already taken by {taken_by}")
+            )
             continue
         try:
             obj = ep.load()
-            pm.register(obj, name=ep.name)
+            _register_plugin(obj, ep.name)
         except Exception as exc:  # report by name and go on: one bad plugin must not break the rest
-            failures.append(LoadFailure(ep.name, source, f"{type(exc).__name__}: {exc}"))
+            failures.append(LoadFailure(ep.name, source, _one_line(exc)))
             continue
         _info[ep.name] = PluginInfo(ep.name, version, source, ep.value)
 
@@ -117,8 +153,13 @@ def load_plugins() -> None:
 
 
 def reset_for_tests() -> None:
-    """Forget entry-point plugins so a test can make new distributions visible."""
+    """Forget entry-point plugins (and load failures) so a test can make new distributions visible.
+
+    Modules a test already imported stay in ``sys.modules``: give each test distribution its own
+    package name.
+    """
     global _loaded
+    importlib.invalidate_caches()  # new files on sys.path since the last import
     for name, info in list(_info.items()):
         if info.source != "built-in":
             if pm.has_plugin(name):
@@ -151,15 +192,17 @@ def get_registry() -> Registry:
     for hook_name, kind in HOOK_KINDS.items():
         caller = getattr(pm.hook, hook_name)
         for impl in caller.get_hookimpls():
+            if impl.hookwrapper or getattr(impl, "wrapper", False):
+                continue  # wrappers register nothing themselves
             callback = partial(_register, reg, kind, impl.plugin_name)
+            # pluggy lets an implementation take a subset of the spec's arguments
+            kwargs = {"register": callback} if "register" in impl.argnames else {}
             try:
-                impl.function(register=callback)
+                impl.function(**kwargs)
             except PluginError:
                 raise
             except Exception as exc:
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
-                ) from exc
+                raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook_name}: {_one_line(exc)}") from exc
     return reg
 
 

@@ -73,7 +73,7 @@ class Registry:
             raise PluginError(
                 f"plugin {spec.plugin!r}: {spec.kind} {spec.name!r} factory must be 'module:attr' or callable"
             )
-        if isinstance(spec.factory, str) and ":" not in spec.factory:
+        if isinstance(spec.factory, str) and not all(spec.factory.partition(":")[::2]):
             raise PluginError(
                 f"plugin {spec.plugin!r}: {spec.kind} {spec.name!r} factory {spec.factory!r} is not 'module:attr'"
             )

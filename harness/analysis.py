@@ -1,0 +1,92 @@
+"""Alignment versus task success (Lai et al. 2019, arXiv 1906.08764, section 5).
+
+Per run: mean alignment on correctly vs incorrectly solved stimuli, each with a bootstrap 95%
+confidence interval, and Spearman's rank correlation between per-stimulus alignment and the
+per-stimulus task score. Across runs of one dataset and task: the rank correlation between each
+model's mean alignment and its task performance.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+N_BOOTSTRAP = 2000
+
+
+def bootstrap_ci(values: np.ndarray, *, seed: int = 0, n: int = N_BOOTSTRAP, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and percentile-bootstrap CI of the mean; NaNs when there is nothing to resample."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(n, values.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(values.mean()), float(lo), float(hi)
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, int]:
+    """Spearman's rho, its two-sided p-value, and n (pairs with a NaN dropped)."""
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    keep = np.isfinite(a) & np.isfinite(b)
+    n = int(keep.sum())
+    if n < 3 or np.ptp(a[keep]) == 0 or np.ptp(b[keep]) == 0:
+        return math.nan, math.nan, n
+    res = spearmanr(a[keep], b[keep])
+    return float(res.statistic), float(res.pvalue), n
+
+
+def _task_score_column(columns: Sequence[str]) -> str | None:
+    scores = [c for c in columns if c.startswith("task:") and c != "task:solved"]
+    return scores[0] if scores else None
+
+
+def alignment_vs_task(frame, directions: dict[str, str], *, seed: int = 0) -> dict[str, Any]:
+    """Per gaze metric: solved vs unsolved means with CIs, and rank correlation with the task score."""
+    ok = frame[frame["status"] == "ok"]
+    score_col = _task_score_column(list(ok.columns))
+    out: dict[str, Any] = {"task_score": score_col[5:] if score_col else None, "metrics": {}}
+    if "task:solved" not in ok.columns or score_col is None:
+        return out
+    solved = ok["task:solved"].to_numpy(dtype=float) >= 0.5
+    out["n_solved"], out["n_unsolved"] = int(solved.sum()), int((~solved).sum())
+    for m in directions:
+        if m not in ok.columns:
+            continue
+        vals = ok[m].to_numpy(dtype=float)
+        s_mean, s_lo, s_hi = bootstrap_ci(vals[solved], seed=seed)
+        u_mean, u_lo, u_hi = bootstrap_ci(vals[~solved], seed=seed + 1)
+        rho, p, n = spearman(vals, ok[score_col].to_numpy(dtype=float))
+        out["metrics"][m] = {
+            "solved": {"mean": s_mean, "ci95": [s_lo, s_hi]},
+            "unsolved": {"mean": u_mean, "ci95": [u_lo, u_hi]},
+            "spearman_rho": rho,
+            "spearman_p": p,
+            "n": n,
+        }
+    return out
+
+
+def across_models(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each dataset x task with at least three models: rank correlation between each model's
+    mean alignment (per metric) and its primary task metric."""
+    groups: dict[tuple, list[dict]] = {}
+    for s in summaries:
+        if s.get("kind", "model") != "model" or not s.get("task_metrics") or not s.get("task_primary"):
+            continue
+        groups.setdefault((s["dataset"], s["task"]), []).append(s)
+    results = []
+    for (dataset, task), group in sorted(groups.items()):
+        primary = group[0]["task_primary"]
+        perf = [g["task_metrics"].get(primary, math.nan) for g in group]
+        metrics = sorted({m for g in group for m in (g.get("metrics") or {})})
+        for m in metrics:
+            rho, p, n = spearman([g["metrics"].get(m, math.nan) for g in group], perf)
+            results.append({"dataset": dataset, "task": task, "metric": m, "task_metric": primary,
+                            "spearman_rho": rho, "spearman_p": p, "n_models": n})
+    return results

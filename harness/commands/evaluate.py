@@ -1,0 +1,49 @@
+"""``harness eval``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..cli import main
+
+
+@main.command("eval")
+@click.option("--model", "-m", required=True, help="Registered model name, or hf:<checkpoint-or-folder>.")
+@click.option("--dataset", "-d", default="osie", show_default=True, help="Registered gaze dataset.")
+@click.option("--task", "-t", default="free-viewing", show_default=True)
+@click.option("--attention", "-a", default=None, help="Attention method (default: the model's first).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N stimuli.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Folder holding the dataset's files.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--profile", type=click.Choice(["mit", "pysaliency"]), default="mit", show_default=True,
+              help="Metric definitions to follow (see docs/metrics.md).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-references", is_flag=True, help="Skip the human ceiling and baselines.")
+@click.option("--show/--no-show", default=True, show_default=True, help="Print the leaderboard afterwards.")
+def eval_command(model, dataset, task, attention, limit, batch_size, output, data_dir, cache_dir, profile, seed,
+                 no_references, show) -> None:
+    """Evaluate a model's attention against human gaze (and its task performance)."""
+    from ..evaluate import EvalConfig, run_eval
+
+    cfg = EvalConfig(model=model, dataset=dataset, task=task, attention=attention, limit=limit,
+                     batch_size=batch_size, output=output, data_dir=data_dir, cache_dir=cache_dir,
+                     profile=profile, seed=seed)
+    results = run_eval(cfg, references=not no_references)
+    for r in results:
+        s = r.summary
+        note = f", resumed {r.resumed_images}" if r.resumed_images else ""
+        failed = f", {s['n_failed']} failed" if s["n_failed"] else ""
+        click.echo(f"{s['model']} [{s['attention']}] on {s['dataset']}/{s['task']}: {s['n_images']} images{failed}{note} -> {r.run_dir}", err=True)
+    if show:
+        from ..leaderboard.table import render_table
+        from ..results import load_runs
+
+        runs = [r for r in load_runs(output) if r.summary.get("dataset") == dataset
+                and r.summary.get("n_images") == results[-1].summary["n_images"]
+                and r.summary.get("metric_profile") == profile
+                and (r.summary.get("task") == task or r.summary.get("kind") in ("ceiling", "baseline"))]
+        click.echo(render_table(runs))

@@ -1,0 +1,41 @@
+"""``harness leaderboard show``: the leaderboard of a results folder as a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..cli import main
+
+
+@main.group()
+def leaderboard() -> None:
+    """Leaderboard tables, the static site, and Hub publishing."""
+
+
+@leaderboard.command()
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Folder holding run folders (as written by `harness eval --output`).")
+@click.option("--from", "source", default=None, help="A published leaderboard: a Hub dataset repo ORG/NAME or a folder.")
+@click.option("--format", "fmt", type=click.Choice(["github", "markdown", "html", "csv", "plain"]), default="github", show_default=True)
+@click.option("--primary", default=None, help="Metric to sort by (default: nss).")
+@click.option("--dataset", default=None, help="Only rows of this dataset.")
+@click.option("--task", default=None, help="Only rows of this task.")
+def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, dataset: str | None, task: str | None) -> None:
+    """Print the leaderboard: one row per model x attention x dataset x task."""
+    if source is not None:
+        from ..leaderboard.publish import render_published
+
+        click.echo(render_published(source, fmt=fmt, primary=primary))
+        return
+    from ..leaderboard.table import render_table
+    from ..results import load_runs
+
+    runs = load_runs(results_dir)
+    if dataset:
+        runs = [r for r in runs if r.summary.get("dataset") == dataset]
+    if task:
+        # the ceiling and baselines are free-viewing rows, but belong beside every task's models
+        runs = [r for r in runs if r.summary.get("task") == task or r.summary.get("kind") in ("ceiling", "baseline")]
+    click.echo(render_table(runs, fmt=fmt, primary=primary))

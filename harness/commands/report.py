@@ -1,0 +1,55 @@
+"""``harness report``: alignment versus task success, per run and across models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..cli import main
+
+
+def _fmt(v) -> str:
+    return "–" if v is None or (isinstance(v, float) and v != v) else f"{v:.4f}"
+
+
+@main.command()
+@click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def report(runs, results_dir, as_json) -> None:
+    """Relate gaze alignment to task success for RUN folders (default: every run in --results)."""
+    from tabulate import tabulate
+
+    from ..analysis import across_models
+    from ..errors import HarnessError
+    from ..results import load_runs, read_run
+
+    loaded = [read_run(p) for p in runs] if runs else load_runs(results_dir)
+    for r in loaded:
+        if not r.finished:
+            raise HarnessError(f"{r.path}: not a finished run (no summary.json)")
+    per_run = [r for r in loaded if r.summary.get("alignment_vs_task", {}).get("metrics")]
+    cross = across_models([r.summary for r in loaded])
+    if as_json:
+        click.echo(json.dumps({"runs": {r.run_id: r.summary["alignment_vs_task"] for r in per_run},
+                               "across_models": cross}, indent=2))
+        return
+    if not per_run and not cross:
+        click.echo("No run with a task metric: evaluate with --task classification|detection|captioning.")
+        return
+    for r in per_run:
+        a = r.summary["alignment_vs_task"]
+        click.echo(f"\n{r.summary['model']} [{r.summary['attention']}] on {r.summary['dataset']}/{r.summary['task']}"
+                   f" — solved {a['n_solved']}, unsolved {a['n_unsolved']}; task score: {a['task_score']}")
+        table = [[m, _fmt(v["solved"]["mean"]), f"[{_fmt(v['solved']['ci95'][0])}, {_fmt(v['solved']['ci95'][1])}]",
+                  _fmt(v["unsolved"]["mean"]), f"[{_fmt(v['unsolved']['ci95'][0])}, {_fmt(v['unsolved']['ci95'][1])}]",
+                  _fmt(v["spearman_rho"]), _fmt(v["spearman_p"]), v["n"]]
+                 for m, v in a["metrics"].items()]
+        click.echo(tabulate(table, headers=["metric", "solved", "95% CI", "unsolved", "95% CI", "rho", "p", "n"]))
+    if cross:
+        click.echo("\nAcross models (mean alignment vs task performance):")
+        click.echo(tabulate([[c["dataset"], c["task"], c["metric"], c["task_metric"], _fmt(c["spearman_rho"]),
+                              _fmt(c["spearman_p"]), c["n_models"]] for c in cross],
+                            headers=["dataset", "task", "metric", "task metric", "rho", "p", "models"]))

@@ -1,0 +1,1 @@
+"""Leaderboard: tables from runs (``table``), the static site (``site``), Hub publishing (``publish``)."""

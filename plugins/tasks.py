@@ -1,0 +1,201 @@
+"""Built-in tasks: free-viewing, classification, detection, captioning.
+
+Each task scores a model's output per stimulus (for the alignment-versus-task analysis) and over
+the whole dataset (the numbers a paper reports). ``solved`` is the per-stimulus success flag the
+analysis splits on.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+from harness.hookspecs import hookimpl
+
+
+@hookimpl
+def register_tasks(register):
+    register("free-viewing", "plugins.tasks:FreeViewing", requires=("fixations",),
+             description="Gaze alignment only; no task output is scored.")
+    register("classification", "plugins.tasks:Classification", requires=("label",),
+             description="Top-1 and top-5 accuracy against the dataset's class label.")
+    register("detection", "plugins.tasks:Detection", requires=("objects",),
+             description="COCO mAP and mAP@50 (pycocotools) against the dataset's boxes.")
+    register("captioning", "plugins.tasks:Captioning", requires=("captions",),
+             description="BLEU-4, CIDEr, ROUGE-L (pycocoevalcap) against the reference captions.")
+
+
+class FreeViewing:
+    name = "free-viewing"
+    requires = ("fixations",)
+    primary = None
+
+    def score_image(self, output: dict, record: dict) -> dict[str, float]:
+        return {}
+
+    def score_dataset(self, outputs, records) -> dict[str, float]:
+        return {}
+
+
+def _norm_label(s: Any) -> str:
+    return re.sub(r"[\s_-]+", " ", str(s)).strip().lower()
+
+
+def label_matches(predicted: Any, reference: Any, aliases: dict[str, Sequence[str]] | None = None) -> bool:
+    """A prediction is right when it names the reference class: exactly (case and separators
+    ignored), as one of the comma-separated synonyms of an ImageNet-style label, or through the
+    dataset's ``label_aliases`` (reference class -> model labels)."""
+    ref = _norm_label(reference)
+    synonyms = {_norm_label(p) for p in str(predicted).split(",")} | {_norm_label(predicted)}
+    if ref in synonyms:
+        return True
+    if aliases and reference in aliases:
+        return any(_norm_label(a) in synonyms for a in aliases[reference])
+    return False
+
+
+class Classification:
+    name = "classification"
+    requires = ("label",)
+    primary = "top1"
+
+    def __init__(self, label_aliases: dict[str, Sequence[str]] | None = None):
+        self.label_aliases = label_aliases
+
+    def score_image(self, output: dict, record: dict) -> dict[str, float]:
+        ref = record.get("label")
+        if ref is None:
+            return {}
+        top1 = float(label_matches(output.get("label", ""), ref, self.label_aliases))
+        topk = output.get("topk") or [output.get("label", "")]
+        top5 = float(any(label_matches(p, ref, self.label_aliases) for p in topk[:5]))
+        return {"top1": top1, "top5": top5, "solved": top1}
+
+    def score_dataset(self, outputs, records) -> dict[str, float]:
+        scores = [self.score_image(o, r) for o, r in zip(outputs, records) if r.get("label") is not None]
+        if not scores:
+            return {}
+        return {k: sum(s[k] for s in scores) / len(scores) for k in ("top1", "top5")}
+
+
+def _iou_xywh(a, b) -> float:
+    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0.0, min(ax2, bx2) - max(a[0], b[0]))
+    ih = max(0.0, min(ay2, by2) - max(a[1], b[1]))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+class Detection:
+    """Dataset level: COCO mAP@[.5:.95] and mAP@50 from pycocotools' COCOeval. Per stimulus:
+    recall at IoU 0.5 (each reference box matched greedily by the highest-scoring unused
+    prediction of its category), because AP of a single image is too unstable to correlate."""
+
+    name = "detection"
+    requires = ("objects",)
+    primary = "map"
+
+    def score_image(self, output: dict, record: dict) -> dict[str, float]:
+        refs = record.get("objects") or []
+        if not refs:
+            return {}
+        preds = sorted(zip(output.get("scores", []), output.get("boxes", []), output.get("categories", [])),
+                       key=lambda t: -t[0])
+        used = [False] * len(preds)
+        hit = 0
+        for ref in refs:
+            for k, (_, box, cat) in enumerate(preds):
+                if not used[k] and _norm_label(cat) == _norm_label(ref["category"]) and _iou_xywh(box, ref["bbox"]) >= 0.5:
+                    used[k] = True
+                    hit += 1
+                    break
+        recall = hit / len(refs)
+        return {"recall50": recall, "solved": float(recall >= 0.5)}
+
+    def score_dataset(self, outputs, records) -> dict[str, float]:
+        import contextlib
+        import io
+
+        import numpy as np
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+
+        cats = sorted({_norm_label(o["category"]) for r in records for o in (r.get("objects") or [])})
+        if not cats:
+            return {}
+        cat_id = {c: i + 1 for i, c in enumerate(cats)}
+        images, anns, dets = [], [], []
+        for img_id, (out, rec) in enumerate(zip(outputs, records), start=1):
+            images.append({"id": img_id, "width": int(rec["width"]), "height": int(rec["height"])})
+            for o in rec.get("objects") or []:
+                x, y, w, h = map(float, o["bbox"])
+                anns.append({"id": len(anns) + 1, "image_id": img_id, "category_id": cat_id[_norm_label(o["category"])],
+                             "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
+            for s, box, c in zip(out.get("scores", []), out.get("boxes", []), out.get("categories", [])):
+                if _norm_label(c) in cat_id:
+                    dets.append({"image_id": img_id, "category_id": cat_id[_norm_label(c)],
+                                 "bbox": [float(v) for v in box], "score": float(s)})
+        gt = COCO()
+        gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": i, "name": c} for c, i in cat_id.items()]}
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt.createIndex()
+            if not dets:
+                return {"map": 0.0, "map50": 0.0}
+            dt = gt.loadRes(dets)
+            ev = COCOeval(gt, dt, "bbox")
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        stats = np.maximum(ev.stats, 0.0)  # COCOeval reports -1 where a category has no ground truth
+        return {"map": float(stats[0]), "map50": float(stats[1])}
+
+
+def tokenize_caption(text: str) -> str:
+    """Lower case, punctuation removed, whitespace joined: what PTBTokenizer does for plain
+    English captions, without the Java it needs (not available here)."""
+    return " ".join(re.findall(r"[a-z0-9]+(?:'[a-z]+)?", str(text).lower()))
+
+
+class Captioning:
+    """BLEU-4, CIDEr and ROUGE-L from pycocoevalcap over the whole dataset; per stimulus,
+    sentence BLEU-4 and ROUGE-L (CIDEr needs corpus statistics, so it has no per-stimulus form).
+    SPICE needs Java and is not computed."""
+
+    name = "captioning"
+    requires = ("captions",)
+    primary = "cider"
+
+    def _gts_res(self, outputs, records):
+        gts, res = {}, {}
+        for i, (o, r) in enumerate(zip(outputs, records)):
+            refs = [tokenize_caption(c) for c in (r.get("captions") or []) if c]
+            if not refs:
+                continue
+            gts[i] = refs
+            res[i] = [tokenize_caption(o.get("caption", "")) or "empty"]
+        return gts, res
+
+    def score_image(self, output: dict, record: dict) -> dict[str, float]:
+        from pycocoevalcap.bleu.bleu import Bleu
+        from pycocoevalcap.rouge.rouge import Rouge
+
+        gts, res = self._gts_res([output], [record])
+        if not gts:
+            return {}
+        bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+        rouge, _ = Rouge().compute_score(gts, res)
+        return {"bleu4": float(bleu[3]), "rougeL": float(rouge), "solved": float(rouge >= 0.5)}
+
+    def score_dataset(self, outputs, records) -> dict[str, float]:
+        from pycocoevalcap.bleu.bleu import Bleu
+        from pycocoevalcap.cider.cider import Cider
+        from pycocoevalcap.rouge.rouge import Rouge
+
+        gts, res = self._gts_res(outputs, records)
+        if not gts:
+            return {}
+        bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+        cider, _ = Cider().compute_score(gts, res)
+        rouge, _ = Rouge().compute_score(gts, res)
+        return {"bleu4": float(bleu[3]), "cider": float(cider), "rougeL": float(rouge)}

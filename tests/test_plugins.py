@@ -1,0 +1,604 @@
+"""The plugin system end to end: run-time plugins, real entry points from distributions on
+``sys.path``, broken and clashing plugins, lazy factories, and the example in docs/plugins.md.
+
+Distributions are real: a package plus a ``<dist>-<version>.dist-info`` folder with ``METADATA``
+and ``entry_points.txt``, which is exactly what pip installs, so ``importlib.metadata`` finds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import tomllib
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import harness.plugins as plugins_mod
+from harness.cli import main
+from harness.errors import HarnessError, PluginError
+from harness.hookspecs import hookimpl
+from harness.models import Prediction, load_model
+from harness.plugins import get_registry, pm, reset_for_tests
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs" / "plugins.md"
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def write_dist(root: Path, dist: str, files: dict[str, str], entry_points: dict[str, str], version="0.1") -> Path:
+    """Write package files and a dist-info folder (as pip would) under ``root``."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    eps = "".join(f"{name} = {value}\n" for name, value in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[harness]\n{eps}")
+    return root
+
+
+def unique(prefix: str) -> str:
+    """A fresh package name: modules a test imported stay in sys.modules."""
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def invoke_json(*args: str):
+    result = invoke(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def run_cli(args: list[str], pythonpath: list[Path]) -> subprocess.CompletedProcess:
+    """``harness ARGS`` in a fresh interpreter that sees ``pythonpath``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(p) for p in pythonpath] + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return subprocess.run(
+        [sys.executable, "-c", "from harness.cli import main; main()", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    """Entry points are read again in this test and forgotten after it (before monkeypatch takes
+    the test's folders off sys.path), and test packages are dropped from sys.modules."""
+    before = set(sys.modules)
+    reset_for_tests()
+    yield monkeypatch
+    reset_for_tests()
+    for name in set(sys.modules) - before:
+        if name.startswith(("hpt_", "harness_edges")):
+            del sys.modules[name]
+
+
+class CentreModel:
+    """A real (if simple) free-viewing model: an isotropic Gaussian at the image centre."""
+
+    name = "runtime-centre"
+    tasks = ("free-viewing",)
+    attention_methods = ("native",)
+
+    def __init__(self, sigma: float = 0.25):
+        self.sigma = sigma
+
+    def provenance(self):
+        return {"model_id": "runtime-centre", "weights_sha256": None}
+
+    def predict(self, images, *, task="free-viewing", attention="native"):
+        out = []
+        for img in images:
+            w, h = img.size
+            ys, xs = np.mgrid[0:h, 0:w]
+            d2 = ((xs - (w - 1) / 2) / w) ** 2 + ((ys - (h - 1) / 2) / h) ** 2
+            out.append(Prediction(attention=np.exp(-d2 / (2 * self.sigma**2))))
+        return out
+
+
+def make_plugin(models=(), datasets=(), metrics=(), attention=(), tasks=()):
+    """A plugin object whose hooks register the given ``(name, factory, metadata)`` triples."""
+
+    def hook(entries):
+        def impl(self, register):
+            for name, factory, meta in entries:
+                register(name, factory, **meta)
+
+        return hookimpl(impl)
+
+    body = {}
+    for hook_name, entries in [
+        ("register_models", models),
+        ("register_datasets", datasets),
+        ("register_metrics", metrics),
+        ("register_attention_methods", attention),
+        ("register_tasks", tasks),
+    ]:
+        if entries:
+            body[hook_name] = hook(entries)
+    return type("TestPlugin", (), body)()
+
+
+# --------------------------------------------------------------------------------------------
+# (1) a plugin registered for the duration of one test
+
+
+def test_runtime_plugin_visible_then_gone():
+    plugin = make_plugin(
+        models=[("runtime-centre", CentreModel, {"tasks": ("free-viewing",), "attention": ("native",),
+                                                  "description": "centre bias"})],
+        datasets=[("runtime-gaze", dict, {"tasks": ("free-viewing",), "description": "test data"})],
+    )
+    pm.register(plugin, name="runtime-test")
+    try:
+        reg = get_registry()
+        spec = reg.get("model", "runtime-centre")
+        assert spec.plugin == "runtime-test"
+        assert spec["tasks"] == ("free-viewing",)
+        assert reg.get("dataset", "runtime-gaze").plugin == "runtime-test"
+
+        model = load_model("runtime-centre", sigma=0.1)
+        (pred,) = model.predict([Image.new("RGB", (40, 30))], task="free-viewing", attention="native")
+        assert pred.attention.shape == (30, 40)
+        assert np.unravel_index(pred.attention.argmax(), pred.attention.shape) in {(14, 19), (14, 20), (15, 19), (15, 20)}
+
+        models = {r["name"]: r for r in invoke_json("models")}
+        assert models["runtime-centre"] == {
+            "name": "runtime-centre", "plugin": "runtime-test", "tasks": ["free-viewing"],
+            "attention": ["native"], "description": "centre bias",
+        }
+        datasets = {r["name"]: r for r in invoke_json("datasets")}
+        assert datasets["runtime-gaze"]["plugin"] == "runtime-test"
+        listed = {p["name"]: p for p in invoke_json("plugins")["plugins"]}
+        assert listed["runtime-test"]["hooks"] == ["register_datasets", "register_models"]
+        assert listed["runtime-test"]["source"] == "registered at run time"
+        assert "runtime-centre" in invoke("models").stdout
+    finally:
+        pm.unregister(name="runtime-test")
+
+    reg = get_registry()
+    assert ("model", "runtime-centre") not in reg
+    assert ("dataset", "runtime-gaze") not in reg
+    assert "runtime-centre" not in [r["name"] for r in invoke_json("models")]
+    assert "runtime-test" not in [p["name"] for p in invoke_json("plugins")["plugins"]]
+
+
+# --------------------------------------------------------------------------------------------
+# (2) a real entry point from a distribution on sys.path
+
+PLUGIN_SRC = """
+    from harness.hookspecs import hookimpl
+
+    @hookimpl
+    def register_models(register):
+        register("{model}", "{pkg}.model:Flat", tasks=("free-viewing",), attention=("native",),
+                 description="uniform map")
+
+    @hookimpl
+    def register_datasets(register):
+        register("{dataset}", "{pkg}.model:Flat", tasks=("free-viewing",))
+"""
+
+MODEL_SRC = """
+    import numpy as np
+    from harness.models import Prediction
+
+    class Flat:
+        name = "flat"
+        tasks = ("free-viewing",)
+        attention_methods = ("native",)
+
+        def provenance(self):
+            return {"model_id": "flat"}
+
+        def predict(self, images, *, task, attention):
+            return [Prediction(attention=np.ones((im.size[1], im.size[0]))) for im in images]
+"""
+
+
+def flat_dist(root: Path, dist: str, pkg: str, model: str, dataset: str) -> Path:
+    return write_dist(
+        root,
+        dist,
+        {
+            f"{pkg}/__init__.py": "",
+            f"{pkg}/plugin.py": PLUGIN_SRC.format(pkg=pkg, model=model, dataset=dataset),
+            f"{pkg}/model.py": MODEL_SRC,
+        },
+        {"flatplugin": f"{pkg}.plugin"},
+    )
+
+
+def test_entry_point_from_distribution(tmp_path, fresh):
+    pkg = unique("hpt_flat")
+    flat_dist(tmp_path, "harness-flat", pkg, "flat-model", "flat-data")
+    fresh.syspath_prepend(str(tmp_path))
+    reset_for_tests()
+
+    report = invoke_json("plugins")
+    listed = {p["name"]: p for p in report["plugins"]}
+    assert listed["flatplugin"] == {
+        "name": "flatplugin", "version": "0.1", "source": "distribution harness-flat",
+        "hooks": ["register_datasets", "register_models"],
+    }
+    assert report["failed"] == []
+    text = invoke("plugins").stdout
+    assert re.search(r"flatplugin\s+0\.1\s+distribution harness-flat\s+register_datasets, register_models", text)
+
+    models = {r["name"]: r for r in invoke_json("models")}
+    assert models["flat-model"]["plugin"] == "flatplugin"
+    assert "flat-data" in [r["name"] for r in invoke_json("datasets")]
+    assert pkg + ".model" not in sys.modules  # listing is lazy
+    (pred,) = load_model("flat-model").predict([Image.new("RGB", (7, 5))], task="free-viewing", attention="native")
+    assert pred.attention.shape == (5, 7)
+
+
+def test_entry_point_discovered_in_fresh_interpreter(tmp_path):
+    pkg = unique("hpt_sub")
+    flat_dist(tmp_path, "harness-flat-sub", pkg, "flat-sub-model", "flat-sub-data")
+    proc = run_cli(["plugins", "--json"], [tmp_path])
+    assert proc.returncode == 0, proc.stderr
+    listed = {p["name"]: p for p in json.loads(proc.stdout)["plugins"]}
+    assert listed["flatplugin"]["source"] == "distribution harness-flat-sub"
+    assert listed["flatplugin"]["version"] == "0.1"
+    proc = run_cli(["models"], [tmp_path])
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"flat-sub-model\s+flatplugin\s+free-viewing\s+native\s+uniform map", proc.stdout)
+    # and without the folder on the path the plugin is simply not there
+    proc = run_cli(["models"], [])
+    assert proc.returncode == 0 and "flat-sub-model" not in proc.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# (3) broken plugins are reported by name and skipped
+
+
+def test_broken_plugins_reported_and_skipped(tmp_path, fresh):
+    good, bad = unique("hpt_good"), unique("hpt_bad")
+    flat_dist(tmp_path / "good", "harness-good", good, "good-model", "good-data")
+    write_dist(
+        tmp_path / "bad",
+        "harness-bad",
+        {
+            f"{bad}/__init__.py": "",
+            f"{bad}/plugin.py": "raise ImportError('needs libfoo >= 2')\n",
+            f"{bad}/typo.py": """
+                from harness.hookspecs import hookimpl
+
+                @hookimpl
+                def register_model(register):
+                    register("never", "x:y")
+            """,
+            f"{bad}/badargs.py": """
+                from harness.hookspecs import hookimpl
+
+                @hookimpl
+                def register_models(registry):
+                    pass
+            """,
+        },
+        {
+            "importfails": f"{bad}.plugin",
+            "typo": f"{bad}.typo",
+            "badargs": f"{bad}.badargs",
+            "missing": f"{bad}.nosuchmodule",
+        },
+    )
+    fresh.syspath_prepend(str(tmp_path / "good"))
+    fresh.syspath_prepend(str(tmp_path / "bad"))
+    reset_for_tests()
+
+    report = invoke_json("plugins")
+    failed = {f["name"]: f for f in report["failed"]}
+    assert set(failed) == {"importfails", "typo", "badargs", "missing"}
+    assert all(f["source"] == "distribution harness-bad" for f in failed.values())
+    assert failed["importfails"]["error"] == "ImportError: needs libfoo >= 2"
+    assert failed["typo"]["error"].startswith(
+        "PluginError: implements unknown hook 'register_model' (did you mean 'register_models'?)"
+    )
+    assert "ModuleNotFoundError" in failed["missing"]["error"] and "nosuchmodule" in failed["missing"]["error"]
+    assert "registry" in failed["badargs"]["error"]
+    assert all("\n" not in f["error"] for f in failed.values())
+    listed = [p["name"] for p in report["plugins"]]
+    assert "flatplugin" in listed and not set(failed) & set(listed)
+
+    text = invoke("plugins")
+    assert text.exit_code == 0
+    assert "failed to load plugin 'importfails' (distribution harness-bad): ImportError: needs libfoo >= 2" in text.stderr
+    models = invoke("models")
+    assert models.exit_code == 0 and "good-model" in models.stdout and "never" not in models.stdout
+
+
+def test_plugin_name_taken_by_two_distributions(tmp_path, fresh):
+    a, b = unique("hpt_a"), unique("hpt_b")
+    flat_dist(tmp_path / "a", "harness-aaa", a, "aaa-model", "aaa-data")
+    flat_dist(tmp_path / "b", "harness-bbb", b, "bbb-model", "bbb-data")
+    fresh.syspath_prepend(str(tmp_path / "b"))
+    fresh.syspath_prepend(str(tmp_path / "a"))  # first on sys.path: found first
+    reset_for_tests()
+    report = invoke_json("plugins")
+    assert [p["source"] for p in report["plugins"] if p["name"] == "flatplugin"] == ["distribution harness-aaa"]
+    assert report["failed"] == [{
+        "name": "flatplugin", "source": "distribution harness-bbb",
+        "error": "PluginError: plugin name 'flatplugin' is already taken by plugin from distribution harness-aaa",
+    }]
+
+
+# --------------------------------------------------------------------------------------------
+# (4) one name registered by two plugins
+
+
+def test_duplicate_model_name_names_both_plugins():
+    first = make_plugin(models=[("dup-model", CentreModel, {})])
+    second = make_plugin(models=[("dup-model", "somewhere.else:Model", {})])
+    pm.register(first, name="first-plugin")
+    pm.register(second, name="second-plugin")
+    try:
+        with pytest.raises(PluginError) as err:
+            get_registry()
+        assert "'dup-model'" in str(err.value)
+        assert "'first-plugin'" in str(err.value) and "'second-plugin'" in str(err.value)
+        result = CliRunner().invoke(main, ["models"])
+        assert result.exit_code == 1
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: model 'dup-model' is registered twice")
+        assert "Traceback" not in result.output
+    finally:
+        pm.unregister(name="first-plugin")
+        pm.unregister(name="second-plugin")
+    assert invoke("models").exit_code == 0
+
+
+def test_duplicate_across_distributions_in_fresh_interpreter(tmp_path):
+    """Two third-party packages that register one dataset name: one line, exit 1, no traceback."""
+    a, b = unique("hpt_da"), unique("hpt_db")
+    write_dist(tmp_path, "harness-one", {f"{a}/__init__.py": "", f"{a}/plugin.py": PLUGIN_SRC.format(
+        pkg=a, model="one-model", dataset="shared-data")}, {"one": f"{a}.plugin"})
+    write_dist(tmp_path, "harness-two", {f"{b}/__init__.py": "", f"{b}/plugin.py": PLUGIN_SRC.format(
+        pkg=b, model="two-model", dataset="shared-data")}, {"two": f"{b}.plugin"})
+    proc = run_cli(["datasets"], [tmp_path])
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert re.fullmatch(
+        r"Error: dataset 'shared-data' is registered twice: by plugin '(one|two)' and by plugin '(one|two)'\n",
+        proc.stderr,
+    )
+    assert "'one'" in proc.stderr and "'two'" in proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# (5) unknown names suggest close matches
+
+
+def test_unknown_names_suggest_close_matches():
+    plugin = make_plugin(
+        models=[("gazenet-small", CentreModel, {}), ("gazenet-large", CentreModel, {})],
+        datasets=[("eyetrack-freeview", dict, {})],
+    )
+    pm.register(plugin, name="names-test")
+    try:
+        with pytest.raises(HarnessError, match=r"unknown model 'gazenet-smal'; did you mean 'gazenet-small'"):
+            load_model("gazenet-smal")
+        with pytest.raises(HarnessError) as err:
+            load_model("gazenet")
+        assert "did you mean" in str(err.value)
+        assert {"'gazenet-small'", "'gazenet-large'"} <= set(re.findall(r"'[^']+'", str(err.value)))
+        with pytest.raises(HarnessError, match=r"unknown dataset 'eyetrack-freeveiw'; did you mean 'eyetrack-freeview'"):
+            get_registry().get("dataset", "eyetrack-freeveiw")
+        # nothing close: the error lists what exists instead
+        with pytest.raises(HarnessError) as err:
+            get_registry().get("dataset", "zzzzzzzzzzzz")
+        assert "Known:" in str(err.value) and "eyetrack-freeview" in str(err.value)
+        assert "\n" not in str(err.value)
+    finally:
+        pm.unregister(name="names-test")
+
+
+# --------------------------------------------------------------------------------------------
+# (6) listing never imports torch or transformers, with every built-in plugin registered
+
+LIGHT_CHECK = r"""
+import sys, traceback
+
+HEAVY = ("torch", "transformers")
+first_import = {}
+
+class Spy:
+    # records who imports a heavy module first, so a failure says which plugin is at fault
+    def find_spec(self, name, path=None, target=None):
+        if name in HEAVY and name not in first_import:
+            first_import[name] = "".join(traceback.format_stack(limit=25)[:-1])
+        return None
+
+sys.meta_path.insert(0, Spy())
+
+from click.testing import CliRunner
+from harness.cli import main
+import harness.plugins
+
+for args in (["plugins"], ["plugins", "--json"], ["models"], ["datasets"], ["metrics"], ["tasks"],
+             ["attention-methods"]):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, (args, result.output)
+for name in HEAVY:
+    assert name not in sys.modules, f"{name} imported by:\n{first_import.get(name)}"
+failed = [(f.name, f.error) for f in harness.plugins.failures]
+assert not failed, f"plugins failed to load: {failed}"
+print(sorted(harness.plugins.pm.list_name_plugin()) and "ok")
+"""
+
+
+def test_listing_does_not_import_torch():
+    catalogue = plugins_mod.builtin_catalogue()
+    proc = subprocess.run([sys.executable, "-c", LIGHT_CHECK], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    # every built-in in registry.yaml was really registered in that interpreter
+    proc = subprocess.run(
+        [sys.executable, "-c", "from harness.cli import main; main()", "plugins", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr
+    listed = {p["name"]: p for p in json.loads(proc.stdout)["plugins"]}
+    for entry in catalogue:
+        assert entry["name"] in listed, f"built-in plugin {entry['name']!r} not loaded"
+        assert listed[entry["name"]]["source"] == "built-in"
+        assert listed[entry["name"]]["hooks"], f"built-in plugin {entry['name']!r} implements no hook"
+
+
+# --------------------------------------------------------------------------------------------
+# (7) factories: invalid strings and imports that fail at use time
+
+
+@pytest.mark.parametrize("factory", ["no_colon_here", "module.only:", ":attr_only"])
+def test_invalid_factory_string_names_plugin(factory):
+    pm.register(make_plugin(models=[("bad-factory", factory, {})]), name="bad-factory-plugin")
+    try:
+        with pytest.raises(PluginError) as err:
+            get_registry()
+        msg = str(err.value)
+        assert "'bad-factory-plugin'" in msg and repr(factory) in msg and "'module:attr'" in msg
+        result = CliRunner().invoke(main, ["models"])
+        assert result.exit_code == 1 and result.stderr == f"Error: {msg}\n"
+    finally:
+        pm.unregister(name="bad-factory-plugin")
+
+
+def test_factory_import_failure_at_use_time(tmp_path, fresh):
+    pkg = unique("hpt_lazy")
+    (tmp_path / pkg).mkdir()
+    (tmp_path / pkg / "__init__.py").write_text("")
+    (tmp_path / pkg / "model.py").write_text("import harness_dependency_not_installed\n")
+    fresh.syspath_prepend(str(tmp_path))
+    pm.register(
+        make_plugin(models=[
+            ("lazy-broken", f"{pkg}.model:Model", {}),
+            ("lazy-missing-attr", "harness.models:NoSuchFactory", {}),
+        ]),
+        name="lazy-plugin",
+    )
+    try:
+        reg = get_registry()  # listing does not import factories, so it still works
+        assert invoke("models").exit_code == 0
+        with pytest.raises(PluginError) as err:
+            load_model("lazy-broken")
+        msg = str(err.value)
+        assert "'lazy-plugin'" in msg and f"'{pkg}.model:Model'" in msg
+        assert "ModuleNotFoundError" in msg and "harness_dependency_not_installed" in msg
+        with pytest.raises(PluginError, match=r"'lazy-plugin'.*'harness.models:NoSuchFactory'.*AttributeError"):
+            reg.get("model", "lazy-missing-attr").resolve()
+    finally:
+        pm.unregister(name="lazy-plugin")
+
+
+def test_hook_that_raises_names_plugin():
+    class Raises:
+        @hookimpl
+        def register_metrics(self, register):
+            raise RuntimeError("config file missing")
+
+    pm.register(Raises(), name="raising-plugin")
+    try:
+        with pytest.raises(PluginError, match=r"^plugin 'raising-plugin' failed in register_metrics: "
+                                               r"RuntimeError: config file missing$"):
+            get_registry()
+    finally:
+        pm.unregister(name="raising-plugin")
+
+
+def test_hookimpl_may_take_no_arguments():
+    """pluggy lets an implementation accept a subset of the spec's arguments; it must not crash."""
+
+    class NoArgs:
+        @hookimpl
+        def register_tasks(self):
+            return None
+
+    pm.register(NoArgs(), name="noargs-plugin")
+    try:
+        get_registry()
+    finally:
+        pm.unregister(name="noargs-plugin")
+
+
+# --------------------------------------------------------------------------------------------
+# the example in docs/plugins.md is real
+
+FILE_MARK = re.compile(r"^# file: (\S+)\n")
+
+
+def docs_files() -> dict[str, str]:
+    """Code blocks in docs/plugins.md whose first line is ``# file: PATH``."""
+    files = {}
+    for block in re.findall(r"```[a-z]*\n(.*?)```", DOCS.read_text(), flags=re.S):
+        mark = FILE_MARK.match(block)
+        if mark:
+            files[mark.group(1)] = block[mark.end():]
+    return files
+
+
+def install_docs_example(root: Path) -> tuple[str, dict]:
+    """Lay the docs' files out under ``root`` and add the dist-info their pyproject.toml describes."""
+    files = docs_files()
+    (project,) = {p.split("/")[0] for p in files}
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    meta = tomllib.loads(files[f"{project}/pyproject.toml"])["project"]
+    eps = meta["entry-points"]["harness"]
+    write_dist(root / project / "src", meta["name"], {}, eps, version=meta["version"])
+    return meta["name"], meta
+
+
+def test_docs_example_plugin(tmp_path, fresh):
+    dist, meta = install_docs_example(tmp_path)
+    src = tmp_path / dist / "src"
+    assert (src / "harness_edges" / "plugin.py").is_file()
+    fresh.syspath_prepend(str(src))
+    reset_for_tests()
+
+    report = invoke_json("plugins")
+    assert report["failed"] == []
+    (listed,) = [p for p in report["plugins"] if p["source"] == f"distribution {dist}"]
+    assert listed["version"] == meta["version"]
+    assert listed["hooks"] == ["register_datasets", "register_models"]
+
+    models = {r["name"]: r for r in invoke_json("models")}
+    assert models["edges"]["tasks"] == ["free-viewing"]
+    assert "my-gaze" in [r["name"] for r in invoke_json("datasets")]
+    assert "harness_edges.model" not in sys.modules  # registering imported nothing
+
+    model = load_model("edges")
+    assert model.name == "edges" and model.provenance()["model_id"]
+    img = Image.new("RGB", (64, 48), "black")
+    img.paste((255, 255, 255), (40, 10, 60, 40))  # a bright rectangle: its edges are salient
+    (pred,) = model.predict([img], task="free-viewing", attention=model.attention_methods[0])
+    assert isinstance(pred, Prediction)
+    assert pred.attention.shape == (48, 64) and pred.attention.dtype.kind == "f"
+    assert (pred.attention >= 0).all()
+    assert pred.attention[10:40, 40:60].mean() > 5 * pred.attention[:, :20].mean()
+
+    spec = get_registry().get("dataset", "my-gaze")
+    assert spec.plugin == listed["name"]
+    dataset_cls = spec.resolve()
+    from harness.data import GazeDataset
+
+    assert issubclass(dataset_cls, GazeDataset)
