@@ -53,9 +53,11 @@ def plugins(as_json: bool) -> None:
 def _listing(kind: str, columns: list[tuple[str, str]], as_json: bool) -> None:
     from tabulate import tabulate
 
-    from .plugins import get_registry
+    from .plugins import failures, get_registry
 
     specs = get_registry().all(kind)
+    for f in failures:  # say why something the user installed is missing from the list
+        click.echo(f"warning: plugin {f.name!r} ({f.source}) failed to load: {f.error}", err=True)
     rows = []
     for s in specs:
         row = {"name": s.name, "plugin": s.plugin}
@@ -116,3 +118,4 @@ def datasets(ctx: click.Context, as_json: bool) -> None:
 from .commands import load_all  # noqa: E402
 
 load_all()
+

@@ -189,6 +189,7 @@ def get_registry() -> Registry:
     """Call every hook of every plugin and collect the specs. Cheap: nothing heavy is imported."""
     load_plugins()
     reg = Registry()
+    reg.failed = [(f.name, f.error) for f in failures]
     for hook_name, kind in HOOK_KINDS.items():
         caller = getattr(pm.hook, hook_name)
         for impl in caller.get_hookimpls():

@@ -63,6 +63,9 @@ class Registry:
 
     def __init__(self) -> None:
         self._specs: dict[str, dict[str, Spec]] = {k: {} for k in KINDS}
+        #: (plugin name, error) of plugins that failed to load: named when a lookup fails, since
+        #: the missing name may well be theirs
+        self.failed: list[tuple[str, str]] = []
 
     def add(self, spec: Spec) -> None:
         if spec.kind not in self._specs:
@@ -100,7 +103,8 @@ class Registry:
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         listing = f" Known: {', '.join(known)}." if known and not close else ""
-        raise HarnessError(f"unknown {kind} {name!r}{hint}{listing}")
+        failed = "".join(f" Plugin {p!r} failed to load ({err})." for p, err in self.failed)
+        raise HarnessError(f"unknown {kind} {name!r}{hint}{listing}{failed}")
 
     def __contains__(self, item: tuple[str, str]) -> bool:
         kind, name = item

@@ -3,7 +3,7 @@
 
 import importlib
 
-MODULES = ("datasets_info", "evaluate", "leaderboard", "report")
+MODULES = ("datasets_info", "evaluate", "leaderboard", "leaderboard_site", "report")
 
 
 def load_all() -> None:

@@ -60,7 +60,10 @@ def fetch(url: str, dest: str | os.PathLike, *, sha256: str | None = None, timeo
                 out.write(block)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         part.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", None) or exc
+        if isinstance(exc, urllib.error.HTTPError):
+            reason = f"HTTP {exc.code} {exc.reason}"
+        else:
+            reason = getattr(exc, "reason", None) or exc
         raise DataError(f"download of {url} failed: {reason}") from exc
     if sha256 is not None and h.hexdigest() != sha256:
         part.unlink(missing_ok=True)
@@ -71,17 +74,25 @@ def fetch(url: str, dest: str | os.PathLike, *, sha256: str | None = None, timeo
 
 def fetch_tree(base_url: str, relpaths: Iterable[str], dest: str | os.PathLike, *, workers: int = 8,
                timeout: float = 60.0) -> None:
-    """Fetch ``base_url + relpath`` into ``dest/relpath`` for every relpath, a few at a time."""
+    """Fetch ``base_url + relpath`` into ``dest/relpath`` for every relpath. The first file is
+    fetched alone, so an unreachable host fails after one attempt; the rest go a few at a time and
+    the first failure cancels what has not started."""
     dest = Path(dest)
     base = base_url if base_url.endswith("/") else base_url + "/"
     relpaths = list(relpaths)
+    if not relpaths:
+        return
 
     def one(rel: str) -> None:
         fetch(base + urllib.parse.quote(rel), dest / rel, timeout=timeout)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for _ in pool.map(one, relpaths):  # map re-raises the first failure
-            pass
+    one(relpaths[0])
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        for future in [pool.submit(one, rel) for rel in relpaths[1:]]:
+            future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def install_atomically(target: str | os.PathLike, populate: Callable[[Path], None]) -> Path:

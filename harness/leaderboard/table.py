@@ -76,7 +76,7 @@ def render_table(runs: Sequence[Run], fmt: str = "github", primary: str | None =
     if not rows:
         raise HarnessError("no finished runs to show")
     task_cols = sorted({k for r in rows for k in r if k.startswith("task:")})
-    label = {"ceiling": " (human ceiling)", "baseline": " (baseline)", "model": ""}
+    label = {"ceiling": "", "baseline": " (baseline)", "model": ""}
     headers = ["model", "attention", "dataset", "task", "images"] + [f"{m} {ARROW.get(directions.get(m), '')}".strip() for m in metric_cols] + task_cols
     body = []
     for r in rows:

@@ -1,0 +1,5 @@
+"""``python -m harness`` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,394 @@
+"""The base class of every gaze dataset plugin: locate the data, convert it once to Arrow, cache it.
+
+A plugin subclasses :class:`GazeDataset`, sets the class attributes and implements two methods::
+
+    class MyData(GazeDataset):
+        name = "mydata"
+        pixels_per_degree = 35.0          # say where the number comes from
+        tasks = ("free-viewing",)
+        converter_version = "1"           # bump when convert() changes its output
+        source_url = "https://..."
+
+        def source_files(self, root):     # what the fingerprint covers
+            return [root / "fixations.mat", *sorted((root / "images").glob("*.jpg"))]
+
+        def convert(self, root):          # yield canonical records (see harness.schema)
+            for ...:
+                size = self.image_size(image_path)          # None: counted skip
+                if size is None:
+                    continue
+                fixations = self.fixation_list("s01", x, y, width=w, height=h, duration_ms=d)
+                if not fixations:
+                    self.skip("skipped_no_fixations", image_path.name)
+                    continue
+                yield {"stimulus_id": ..., "image": str(image_path), "width": w, "height": h,
+                       "fixations": fixations}
+
+and optionally ``download(self, dest)``, which fills the empty folder ``dest`` from the original
+source (the base class installs it atomically).
+
+The base class provides :meth:`root` (data folder resolution, see :mod:`harness.data.paths`),
+:meth:`load` (``datasets.Dataset`` in :data:`harness.schema.FEATURES`, cached), :meth:`fingerprint`
+and :meth:`info`.
+
+Caching: the Arrow table is written under ``<cache>/arrow/<name>/<fingerprint[:16]>/``. The
+fingerprint is a SHA-256 over the dataset name, ``converter_version``, the canonical schema and the
+*content* (SHA-256) of every source file. Content rather than ``(size, mtime)`` because copies,
+checkouts and re-downloads change mtimes without changing data, and an in-place edit that keeps size
+and mtime must still invalidate. Hashing is cheap (OSIE's 50 MB take ~0.05 s) and is memoised per
+file by ``(size, mtime_ns)`` under ``<cache>/hashes/`` for large datasets. ``save_to_disk`` embeds
+the image bytes, so the cache is self-contained and does not depend on where the data folder is.
+A conversion is written into a temporary folder and renamed into place, so a failure or interrupt
+never leaves a half-written cache.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Iterator
+
+from ..errors import DataError, HarnessError
+from . import paths
+
+META_FILE = "meta.json"
+DATA_SUBDIR = "data"
+
+
+class GazeDataset:
+    """A gaze dataset plugin. See the module docstring for how to write one."""
+
+    #: registered name, also the folder name under ``$HARNESS_DATA_DIR`` and the cache
+    name: ClassVar[str] = ""
+    #: pixels of the stored stimulus per degree of visual angle (document the source in the subclass)
+    pixels_per_degree: ClassVar[float] = float("nan")
+    #: tasks the dataset supports, e.g. ("free-viewing",)
+    tasks: ClassVar[tuple[str, ...]] = ()
+    #: bump whenever convert() produces different records: it invalidates every cached table
+    converter_version: ClassVar[str] = "1"
+    #: where the data comes from (named in errors and ``info``)
+    source_url: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def __init__(self, data_dir: str | os.PathLike | None = None,
+                 cache_dir: str | os.PathLike | None = None) -> None:
+        self.data_dir = Path(data_dir).expanduser() if data_dir else None
+        self.cache_dir = paths.cache_root(cache_dir)
+        #: counters filled by convert(): ``dropped_*`` (fixations), ``skipped_*`` (stimuli), notes
+        self.stats: dict[str, Any] = {}
+        #: one line per skipped stimulus: "<file>: <reason>"
+        self.skipped: list[str] = []
+        self._root: Path | None = None
+        self._fingerprint: str | None = None
+
+    # ----------------------------------------------------------------- subclass interface
+    def source_files(self, root: Path) -> list[Path]:
+        """The files the conversion reads; their content makes up the fingerprint."""
+        raise NotImplementedError(f"{type(self).__name__} must implement source_files(root)")
+
+    def convert(self, root: Path) -> Iterator[dict]:
+        """Yield canonical records (see :mod:`harness.schema`), counting drops in ``self.stats``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement convert(root)")
+
+    def download(self, dest: Path) -> None:
+        """Fill the empty folder ``dest`` from the original source (optional)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- helpers for convert()
+    def count(self, key: str, n: int = 1) -> None:
+        self.stats[key] = self.stats.get(key, 0) + int(n)
+
+    def skip(self, key: str, item: str, reason: str = "") -> None:
+        """Count a skipped stimulus under ``key`` (``skipped_...``) and remember which and why."""
+        self.count(key)
+        self.skipped.append(f"{item}: {reason or key.replace('skipped_', '').replace('_', ' ')}")
+
+    def image_size(self, path: Path) -> tuple[int, int] | None:
+        """(width, height) of a readable image, decoding it fully to catch truncated or corrupt
+        files; ``None`` (a counted skip) for a missing or unreadable one."""
+        from PIL import Image, UnidentifiedImageError
+
+        if not path.is_file():
+            self.skip("skipped_missing_image", str(path), "image file missing")
+            return None
+        try:
+            with Image.open(path) as im:
+                size = im.size
+                im.load()
+        except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+            self.skip("skipped_corrupt_image", str(path), f"unreadable image ({type(exc).__name__}: {exc})")
+            return None
+        return int(size[0]), int(size[1])
+
+    def fixation_list(self, subject: str, x, y, *, width: int, height: int, duration_ms=None,
+                      start_ms=None) -> list[dict]:
+        """Canonical fixation dicts from arrays already in 0-indexed pixel coordinates. Fixations
+        outside ``[0, width-1] x [0, height-1]`` (the pixel-centre grid, so rounding always gives a
+        valid pixel) are dropped and counted as ``dropped_out_of_bounds``; non-finite ones as
+        ``dropped_invalid``. Missing durations/onsets become NaN."""
+        import numpy as np
+
+        x = np.atleast_1d(np.asarray(x, dtype=np.float64)).ravel()
+        y = np.atleast_1d(np.asarray(y, dtype=np.float64)).ravel()
+        n = x.size
+        dur = np.full(n, np.nan) if duration_ms is None else np.atleast_1d(np.asarray(duration_ms, np.float64)).ravel()
+        start = np.full(n, np.nan) if start_ms is None else np.atleast_1d(np.asarray(start_ms, np.float64)).ravel()
+        if not (y.size == dur.size == start.size == n):
+            raise DataError(
+                f"{self.name}: subject {subject}: x, y, duration and onset arrays differ in length "
+                f"({n}, {y.size}, {dur.size}, {start.size})"
+            )
+        finite = np.isfinite(x) & np.isfinite(y)
+        inside = finite & (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+        if n:
+            self.count("dropped_invalid", int((~finite).sum()))
+            self.count("dropped_out_of_bounds", int((finite & ~inside).sum()))
+        return [
+            {"subject": subject, "x": float(x[i]), "y": float(y[i]),
+             "start_ms": float(start[i]), "duration_ms": float(dur[i])}
+            for i in np.flatnonzero(inside)
+        ]
+
+    # ----------------------------------------------------------------- data folder
+    def has_download(self) -> bool:
+        return type(self).download is not GazeDataset.download
+
+    def root(self) -> Path:
+        """The data folder (see :mod:`harness.data.paths`); downloads when nothing is found."""
+        if self._root is not None:
+            return self._root
+        if self.data_dir is not None:
+            if not self.data_dir.is_dir():
+                raise DataError(f"{self.name}: data folder {self.data_dir} (given with --data-dir) does not exist")
+            self._root = self.data_dir
+            return self._root
+        candidates = paths.candidate_data_dirs(self.name, self.cache_dir)
+        for folder, _origin in candidates:
+            if folder.is_dir():
+                self._root = folder
+                return self._root
+        looked = ", ".join(f"{folder} ({origin})" for folder, origin in candidates)
+        target = paths.downloaded_data_dir(self.name, self.cache_dir)
+        if not self.has_download():
+            raise DataError(
+                f"{self.name}: data not found (looked in {looked}); get it from {self.source_url} "
+                f"and pass --data-dir or set ${paths.DATA_ENV}"
+            )
+        from .download import install_atomically
+
+        try:
+            install_atomically(target, self.download)
+        except HarnessError as exc:
+            raise DataError(f"{self.name}: data not found (looked in {looked}) and download failed: {exc}") from exc
+        except Exception as exc:
+            raise DataError(
+                f"{self.name}: data not found (looked in {looked}) and download failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        self._root = target
+        return self._root
+
+    # ----------------------------------------------------------------- fingerprint and cache
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of name, converter_version, the schema and the content of the source files."""
+        if self._fingerprint is not None:
+            return self._fingerprint
+        import hashlib
+
+        from ..schema import FEATURES
+
+        root = self.root()
+        h = hashlib.sha256()
+        header = {"name": self.name, "converter_version": str(self.converter_version),
+                  "schema": FEATURES.to_dict()}
+        h.update(json.dumps(header, sort_keys=True, default=str).encode())
+        memo = _HashMemo(self.cache_dir / "hashes" / f"{self.name}.json")
+        files = sorted({Path(p) for p in self.source_files(root)})
+        for path in files:
+            try:
+                size, digest = memo.digest(path)
+            except FileNotFoundError as exc:
+                raise DataError(f"{self.name}: missing data file {path}") from exc
+            except OSError as exc:
+                raise DataError(f"{self.name}: cannot read {path}: {exc.strerror or exc}") from exc
+            rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+            h.update(f"{rel}\0{size}\0{digest}\n".encode())
+        memo.save()
+        self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def cache_path(self) -> Path:
+        """The folder holding this data's converted table (exists once :meth:`load` ran)."""
+        return paths.arrow_cache_dir(self.name, self.cache_dir) / self.fingerprint()[:16]
+
+    def load(self):
+        """The dataset as a ``datasets.Dataset`` in the canonical schema, converted once and cached."""
+        import datasets
+
+        final = self.cache_path()
+        if (final / META_FILE).is_file():
+            try:
+                ds = datasets.load_from_disk(str(final / DATA_SUBDIR))
+                self._read_meta(final)
+                return ds
+            except Exception:  # an unreadable cache is rebuilt, never trusted
+                shutil.rmtree(final, ignore_errors=True)
+        self._build(final)
+        ds = datasets.load_from_disk(str(final / DATA_SUBDIR))
+        self._read_meta(final)
+        return ds
+
+    def _build(self, final: Path) -> None:
+        import datasets
+
+        from ..schema import FEATURES
+
+        root = self.root()
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+        try:
+            self.stats, self.skipped = {}, []
+            t0 = time.perf_counter()
+            records = list(self._checked(self.convert(root)))
+            if not records:
+                raise DataError(f"{self.name}: no usable stimuli in {root}")
+            ds = datasets.Dataset.from_list(records, features=FEATURES)
+            was_enabled = datasets.is_progress_bar_enabled()
+            datasets.disable_progress_bars()
+            try:
+                ds.save_to_disk(str(tmp / DATA_SUBDIR))
+            finally:
+                if was_enabled:
+                    datasets.enable_progress_bars()
+            meta = {
+                "name": self.name, "fingerprint": self.fingerprint(),
+                "converter_version": str(self.converter_version), "source_root": str(root),
+                "stats": self.stats, "skipped": self.skipped,
+                "convert_seconds": round(time.perf_counter() - t0, 3),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not (final / META_FILE).is_file():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)  # a concurrent run finished first: keep theirs
+        except HarnessError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        except Exception as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DataError(f"{self.name}: converting {root} failed: {type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _checked(self, records) -> Iterator[dict]:
+        """Fill absent task fields with None and enforce the canonical invariants on each record."""
+        from ..schema import FEATURES, empty_task_fields
+
+        allowed = set(FEATURES)
+        seen: set[str] = set()
+        for rec in records:
+            sid = rec.get("stimulus_id")
+            unknown = set(rec) - allowed
+            if unknown:
+                raise DataError(f"{self.name}: record {sid!r} has fields outside the schema: {sorted(unknown)}")
+            if sid in seen:
+                raise DataError(f"{self.name}: duplicate stimulus_id {sid!r}")
+            seen.add(sid)
+            w, h = int(rec["width"]), int(rec["height"])
+            for f in rec["fixations"]:
+                if not (0 <= f["x"] <= w - 1 and 0 <= f["y"] <= h - 1):
+                    raise DataError(
+                        f"{self.name}: record {sid!r}: fixation ({f['x']}, {f['y']}) outside the "
+                        f"{w}x{h} image (converter bug: use fixation_list)"
+                    )
+            out = empty_task_fields()
+            out.update(rec)
+            yield out
+
+    def _read_meta(self, folder: Path) -> dict:
+        meta = json.loads((folder / META_FILE).read_text())
+        self.stats = dict(meta.get("stats", {}))
+        self.skipped = list(meta.get("skipped", []))
+        return meta
+
+    # ----------------------------------------------------------------- description
+    def info(self) -> dict:
+        """What ``harness datasets info`` prints: counts, drops, skips, locations, fingerprint."""
+        import numpy as np
+        import pyarrow.compute as pc
+
+        ds = self.load()
+        col = ds.data.column("fixations").combine_chunks()
+        lengths = np.asarray(pc.list_value_length(col).to_numpy(zero_copy_only=False), dtype=np.int64)
+        flat = pc.list_flatten(col)
+        subjects = len(pc.unique(flat.field("subject"))) if len(flat) else 0
+        per_image = {
+            "mean": float(lengths.mean()) if lengths.size else math.nan,
+            "min": int(lengths.min()) if lengths.size else 0,
+            "max": int(lengths.max()) if lengths.size else 0,
+        }
+        stats = self.stats
+        return {
+            "name": self.name,
+            "description": self.description,
+            "tasks": list(self.tasks),
+            "pixels_per_degree": self.pixels_per_degree,
+            "source_url": self.source_url,
+            "images": len(ds),
+            "subjects": subjects,
+            "fixations": int(lengths.sum()),
+            "fixations_per_image": per_image,
+            "dropped": {k: v for k, v in sorted(stats.items()) if k.startswith("dropped_")},
+            "skipped": {k: v for k, v in sorted(stats.items()) if k.startswith("skipped_")},
+            "skipped_items": list(self.skipped),
+            "notes": {k: v for k, v in sorted(stats.items()) if not k.startswith(("dropped_", "skipped_"))},
+            "data_dir": str(self.root()),
+            "cache_dir": str(self.cache_path()),
+            "converter_version": str(self.converter_version),
+            "fingerprint": self.fingerprint(),
+        }
+
+
+class _HashMemo:
+    """SHA-256 of files, memoised by (size, mtime_ns) in a small JSON file; a stale or unreadable
+    memo only costs a re-hash."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.changed = False
+        try:
+            self.entries: dict[str, list] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+
+    def digest(self, file: Path) -> tuple[int, str]:
+        from .download import sha256_file
+
+        st = file.stat()
+        key = str(file.resolve())
+        hit = self.entries.get(key)
+        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+            return st.st_size, hit[2]
+        digest = sha256_file(file)
+        self.entries[key] = [st.st_size, st.st_mtime_ns, digest]
+        self.changed = True
+        return st.st_size, digest
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.entries))
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a read-only cache only loses the memo

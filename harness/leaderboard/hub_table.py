@@ -1,0 +1,265 @@
+"""The published form of the leaderboard: one flat row per run, provenance included.
+
+Used by the Hub publisher (Parquet files of a dataset repo) and by the static site (embedded JSON),
+so both show the same rows. Nested things (settings, manifest, packages, metric directions) are
+stored as JSON strings: a Parquet schema that does not change when a new package or setting
+appears, and that ``datasets.load_dataset`` reads without surprises.
+
+Row identity is ``run_id``; a row is *latest* when no other row of the same model, attention,
+dataset, task, metric profile and number of images finished later.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+from ..results import Run, settings_hash
+
+LEADERBOARD_FILE = "data/leaderboard.parquet"
+PER_IMAGE_FILE = "data/per_image.parquet"
+
+IDENTITY = ("run_id", "model", "attention", "dataset", "task", "kind", "metric_profile", "n_images", "n_failed")
+GROUP_KEY = ("model", "attention", "dataset", "task", "metric_profile", "n_images")
+PROVENANCE = (
+    "harness_version", "model_id", "weights_sha256", "revision", "dataset_fingerprint", "seed", "batch_size",
+    "wall_time_s", "started_at", "finished_at", "settings_sha256", "task_primary", "metric_directions",
+    "packages", "settings", "manifest", "latest", "published_at",
+)
+JSON_COLUMNS = ("metric_directions", "packages", "settings", "manifest")
+PREFERRED_PRIMARY = ("nss", "auc_judd", "cc", "sim", "auc_shuffled", "kld")
+PER_IMAGE_IDENTITY = ("run_id", "model", "attention", "dataset", "task", "kind")
+
+
+def _clean(value: Any) -> Any:
+    """NaN/inf become None (JSON and the page have no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def run_row(run: Run) -> dict[str, Any]:
+    """The published row of one finished run."""
+    s, m, st = run.summary, run.manifest, run.settings
+    prov = m.get("model_provenance") or st.get("model_provenance") or {}
+    row: dict[str, Any] = {
+        "run_id": run.run_id,
+        "model": s.get("model", st.get("model")),
+        "attention": s.get("attention", st.get("attention")),
+        "dataset": s.get("dataset", st.get("dataset")),
+        "task": s.get("task", st.get("task")),
+        "kind": s.get("kind", st.get("kind", "model")),
+        "metric_profile": s.get("metric_profile", m.get("metric_profile", st.get("metric_profile"))),
+        "n_images": s.get("n_images"),
+        "n_failed": s.get("n_failed"),
+        "harness_version": m.get("harness_version"),
+        "model_id": prov.get("model_id", m.get("model_id")),
+        "weights_sha256": prov.get("weights_sha256", m.get("weights_sha256")),
+        "revision": prov.get("revision", m.get("revision")),
+        "dataset_fingerprint": m.get("dataset_fingerprint", st.get("dataset_fingerprint")),
+        "seed": m.get("seed", st.get("seed")),
+        "batch_size": m.get("batch_size"),
+        "wall_time_s": m.get("wall_time_s"),
+        "started_at": m.get("started_at"),
+        "finished_at": s.get("finished_at", m.get("finished_at")),
+        "settings_sha256": m.get("settings_sha256") or (settings_hash(st) if st else None),
+        "task_primary": s.get("task_primary"),
+        "metric_directions": json.dumps(s.get("metric_directions") or {}, sort_keys=True),
+        "packages": json.dumps(m.get("packages") or {}, sort_keys=True),
+        "settings": json.dumps(st, sort_keys=True, default=str),
+        "manifest": json.dumps(m, sort_keys=True, default=str),
+    }
+    for name, value in (s.get("metrics") or {}).items():
+        row[name] = _clean(float(value)) if value is not None else None
+    for name, value in (s.get("task_metrics") or {}).items():
+        row[f"task:{name}"] = _clean(float(value)) if value is not None else None
+    for key in ("model_id", "weights_sha256", "revision", "harness_version"):
+        if row[key] is not None:
+            row[key] = str(row[key])
+    return row
+
+
+def rows_from_runs(runs: Iterable[Run]) -> list[dict[str, Any]]:
+    return [run_row(r) for r in runs if r.finished]
+
+
+def directions_of(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Metric name -> "higher"/"lower", from every row's ``metric_directions``."""
+    out: dict[str, str] = {}
+    for row in rows:
+        raw = row.get("metric_directions")
+        if isinstance(raw, str) and raw:
+            out.update(json.loads(raw))
+        elif isinstance(raw, dict):
+            out.update(raw)
+    return out
+
+
+def metric_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Gaze-metric columns, in a stable order (those with a known direction first)."""
+    directions = directions_of(rows)
+    known = set(IDENTITY) | set(PROVENANCE)
+    seen = list(directions)
+    for row in rows:
+        for k, v in row.items():
+            if k not in known and not k.startswith("task:") and k not in seen and (v is None or isinstance(v, (int, float))):
+                seen.append(k)
+    return sorted(seen, key=lambda m: (m not in PREFERRED_PRIMARY, PREFERRED_PRIMARY.index(m) if m in PREFERRED_PRIMARY else 0, m))
+
+
+def task_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    return sorted({k for row in rows for k in row if k.startswith("task:")})
+
+
+def default_primary(rows: Sequence[dict[str, Any]], primary: str | None = None) -> str | None:
+    """The headline gaze metric: ``primary`` if given, else NSS, else the first metric present."""
+    from ..errors import HarnessError
+
+    metrics = metric_columns(rows)
+    if primary is not None:
+        if primary not in metrics:
+            raise HarnessError(f"unknown primary metric {primary!r}; known: {', '.join(metrics) or 'none'}")
+        return primary
+    return metrics[0] if metrics else None
+
+
+def mark_latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Set ``latest`` on every row: True for the last finished run of its group."""
+    best: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        key = tuple(row.get(k) for k in GROUP_KEY)
+        cur = best.get(key)
+        if cur is None or (str(row.get("finished_at") or ""), row["run_id"]) > (str(cur.get("finished_at") or ""), cur["run_id"]):
+            best[key] = row
+    winners = {id(r) for r in best.values()}
+    for row in rows:
+        row["latest"] = id(row) in winners
+    return rows
+
+
+def merge_rows(existing: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Earlier rows stay; a run published again replaces its own row (key ``run_id``); ``latest``
+    is recomputed over the union. New rows get ``published_at`` (now); kept rows keep theirs."""
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    new_ids = {r["run_id"] for r in new}
+    merged = [dict(r) for r in existing if r.get("run_id") not in new_ids]
+    for r in new:
+        merged.append({**r, "published_at": now})
+    merged.sort(key=lambda r: (str(r.get("dataset")), str(r.get("task")), str(r.get("model")), str(r.get("run_id"))))
+    return mark_latest(merged)
+
+
+def rows_to_table(rows: Sequence[dict[str, Any]]):
+    """Rows -> pyarrow Table with a fixed column order and types: metrics float64, flags bool."""
+    import pyarrow as pa
+
+    metrics = metric_columns(rows)
+    tasks = task_columns(rows)
+    columns = list(IDENTITY) + metrics + tasks + list(PROVENANCE)
+    extra = sorted({k for r in rows for k in r} - set(columns))
+    columns += extra
+    types = {c: pa.float64() for c in metrics + tasks}
+    types.update({"n_images": pa.int64(), "n_failed": pa.int64(), "seed": pa.int64(), "batch_size": pa.int64(),
+                  "wall_time_s": pa.float64(), "latest": pa.bool_()})
+    arrays = {}
+    for c in columns:
+        values = [_clean(r.get(c)) for r in rows]
+        t = types.get(c)
+        if t is None:
+            values = [None if v is None else (v if isinstance(v, str) else json.dumps(v, default=str)) for v in values]
+            t = pa.string()
+        elif t == pa.int64():
+            values = [None if v is None else int(v) for v in values]
+        elif t == pa.float64():
+            values = [None if v is None else float(v) for v in values]
+        arrays[c] = pa.array(values, type=t)
+    return pa.table(arrays)
+
+
+def table_to_rows(table) -> list[dict[str, Any]]:
+    rows = table.to_pylist()
+    return [{k: _clean(v) for k, v in r.items()} for r in rows]
+
+
+def per_image_table(runs: Iterable[Run], existing=None, replace_ids: Iterable[str] = ()):
+    """Per-image rows of ``runs`` (one row per stimulus per run), merged with ``existing`` rows of
+    other runs. Columns are the union; numbers float64, text strings (so files of different
+    tasks concatenate into one schema)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    frames = []
+    replace = set(replace_ids)
+    if existing is not None and existing.num_rows:
+        old = existing.to_pandas()
+        frames.append(old[~old["run_id"].isin(replace)])
+    for run in runs:
+        frame = run.per_image()
+        if frame.empty:
+            continue
+        s = run.summary
+        ident = {"run_id": run.run_id, "model": s.get("model"), "attention": s.get("attention"),
+                 "dataset": s.get("dataset"), "task": s.get("task"), "kind": s.get("kind", "model")}
+        frame = frame.drop(columns=[k for k in ident if k in frame.columns])
+        for k in reversed(list(ident)):
+            frame.insert(0, k, ident[k])
+        frames.append(frame)
+    if not frames:
+        return pa.table({c: pa.array([], type=pa.string()) for c in PER_IMAGE_IDENTITY + ("stimulus_id", "status", "error")})
+    frame = pd.concat(frames, ignore_index=True)
+    first = list(PER_IMAGE_IDENTITY) + [c for c in ("stimulus_id", "status", "error") if c in frame.columns]
+    frame = frame[first + [c for c in frame.columns if c not in first]]
+    arrays = {}
+    for c in frame.columns:
+        col = frame[c]
+        if pd.api.types.is_bool_dtype(col):
+            arrays[c] = pa.array(col.tolist(), type=pa.bool_())
+        elif pd.api.types.is_numeric_dtype(col):
+            arrays[c] = pa.array([None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in col.tolist()], type=pa.float64())
+        else:
+            vals = col.tolist()
+            arrays[c] = pa.array([None if v is None or (isinstance(v, float) and math.isnan(v)) else (v if isinstance(v, str) else json.dumps(v, default=str)) for v in vals], type=pa.string())
+    return pa.table(arrays)
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], primary: str | None = None) -> str:
+    """The latest rows as a GitHub-flavoured Markdown table, best first per dataset."""
+    from tabulate import tabulate
+
+    latest = [r for r in rows if r.get("latest", True)]
+    if not latest:
+        return "_No runs published yet._"
+    primary = default_primary(latest, primary)
+    directions = directions_of(latest)
+    metrics = metric_columns(latest)
+    if primary in metrics:
+        metrics.remove(primary)
+        metrics.insert(0, primary)
+    tasks = task_columns(latest)
+    arrow = {"higher": "↑", "lower": "↓"}
+    sign = -1 if directions.get(primary, "higher") == "higher" else 1
+
+    def key(r):
+        v = r.get(primary)
+        return (str(r.get("dataset")), str(r.get("task")), v is None, sign * (v or 0.0), str(r.get("model")))
+
+    label = {"ceiling": " (human ceiling)", "baseline": " (baseline)"}
+    headers = ["model", "attention", "dataset", "task", "images"]
+    headers += [f"{m} {arrow.get(directions.get(m), '')}".strip() for m in metrics] + tasks
+    body = []
+    for r in sorted(latest, key=key):
+        name = _md_escape(f"{r.get('model')}{label.get(r.get('kind'), '')}")
+        body.append([name, _md_escape(r.get("attention")), _md_escape(r.get("dataset")), _md_escape(r.get("task")),
+                     r.get("n_images")] + [r.get(m) for m in metrics] + [r.get(t) for t in tasks])
+    return tabulate(body, headers=headers, tablefmt="github", floatfmt=".4f", missingval="–")
+
+
+def _md_escape(value: Any) -> str:
+    """Text safe inside a Markdown table cell: no HTML, no pipes, no line breaks."""
+    import html
+
+    text = "" if value is None else str(value)
+    text = html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    return text

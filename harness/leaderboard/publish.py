@@ -1,0 +1,436 @@
+"""``harness leaderboard publish``: the leaderboard as a Hugging Face Hub dataset repo.
+
+One publish is ONE commit (``HfApi.create_commit``) holding the whole tree, so a failed upload
+leaves the repo as it was. The tree (also what ``--to-folder`` writes)::
+
+    README.md                  dataset card: YAML ``configs`` (leaderboard = default, per_image) + table
+    data/leaderboard.parquet   one row per run, provenance columns included (see hub_table)
+    data/per_image.parquet     one row per stimulus per run
+
+Publishing merges: the current ``data/*.parquet`` are downloaded at the repo's head commit (a
+missing file or repo means "nothing published yet"), earlier rows stay, a run published again
+replaces its own row (key ``run_id``), and ``latest`` is recomputed. The commit names that head
+commit as its parent, so if someone published in between, the Hub refuses the commit instead of
+silently dropping their rows.
+
+Network settings come from the environment at call time: ``HF_ENDPOINT``, ``HF_TOKEN`` and
+``HF_HUB_OFFLINE``. The token is handed to ``huggingface_hub`` only; it is never printed, logged or
+written (error messages are scrubbed of it as well).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..errors import HarnessError
+from ..results import Run, atomic_write_bytes, load_runs
+from . import hub_table
+from .hub_table import LEADERBOARD_FILE, PER_IMAGE_FILE
+
+REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+DEFAULT_ENDPOINT = "https://huggingface.co"
+OFFLINE_MESSAGE = ("HF_HUB_OFFLINE is set, so the Hub cannot be reached; unset it, or use --to-folder DIR "
+                   "to write the files locally")
+
+
+@dataclass
+class PublishResult:
+    repo: str | None
+    files: list[str]
+    n_new: int
+    n_rows: int
+    commit_url: str | None = None
+    folder: Path | None = None
+    space_url: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# --- environment -------------------------------------------------------------------------------
+
+
+def hub_endpoint() -> str:
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def hub_token() -> str | None:
+    return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
+
+
+def is_offline() -> bool:
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE", "")
+    return value.upper() in {"1", "ON", "YES", "TRUE"} or constants.is_offline_mode()
+
+
+def check_repo_id(repo: str, option: str = "--repo") -> str:
+    if not isinstance(repo, str) or not REPO_RE.match(repo) or ".." in repo or repo.endswith((".git", "-", ".")):
+        raise HarnessError(f"{option} {repo!r} is not a Hub repo id of the form ORG/NAME")
+    return repo
+
+
+def _scrub(text: str) -> str:
+    token = hub_token()
+    text = " ".join(str(text).split())  # one line
+    if token:
+        text = text.replace(token, "***")
+    return text
+
+
+def _server_message(exc: Any) -> str:
+    response = getattr(exc, "response", None)
+    msg = getattr(exc, "server_message", None)
+    if not msg and response is not None:
+        try:
+            body = response.json()
+            msg = body.get("error") if isinstance(body, dict) else None
+        except Exception:
+            msg = None
+    return _scrub(msg or "")
+
+
+def hub_error(exc: BaseException, step: str, *, published: str | None = None) -> HarnessError:
+    """One line that says what failed and what to do; ``published`` says what already landed."""
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    tail = "; nothing was published" if published is None else (f"; {published}" if published else "")
+    cause = exc
+    if isinstance(exc, LocalEntryNotFoundError) and exc.__cause__ is not None:
+        cause = exc.__cause__  # hf_hub_download hides the HEAD call's error behind this one
+    if isinstance(cause, OfflineModeIsEnabled):
+        return HarnessError(OFFLINE_MESSAGE)
+    if isinstance(cause, HfHubHTTPError) and getattr(cause, "response", None) is not None:
+        status = cause.response.status_code
+        detail = _server_message(cause)
+        detail = f" ({detail})" if detail else ""
+        if status in (401, 403):
+            return HarnessError(f"authentication failed while {step} (HTTP {status}{detail}): set HF_TOKEN to a "
+                                f"token with write access to the repo{tail}")
+        if status == 412:
+            return HarnessError(f"the repo changed on the Hub while {step} (HTTP 412: someone else published); "
+                                f"run publish again{tail}")
+        if status >= 500:
+            return HarnessError(f"the Hub answered {status} while {step}{detail}; try again later{tail}")
+        return HarnessError(f"the Hub answered {status} while {step}{detail}{tail}")
+    return HarnessError(f"cannot reach {hub_endpoint()} while {step}: {type(cause).__name__}: {_scrub(str(cause))}{tail}")
+
+
+def _hub_call(step: str, fn: Callable[..., Any], *args: Any, published: str | None = None, **kwargs: Any) -> Any:
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return fn(*args, **kwargs)
+    except HarnessError:
+        raise
+    except (HfHubHTTPError, LocalEntryNotFoundError, ConnectionError) as exc:
+        raise hub_error(exc, step, published=published) from None
+    except Exception as exc:  # transport errors of the HTTP client (httpx2.ConnectError, timeouts)
+        if type(exc).__module__.split(".")[0] in {"httpx", "httpx2", "httpcore", "httpcore2"}:
+            raise hub_error(exc, step, published=published) from None
+        raise
+
+
+# --- the tree ------------------------------------------------------------------------------------
+
+
+def _parquet_bytes(table) -> bytes:
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def dataset_card(rows: Sequence[dict[str, Any]], repo: str | None, primary: str | None = None) -> str:
+    """README.md of the dataset repo: YAML metadata whose ``configs`` make
+    ``load_dataset(repo)`` return the leaderboard rows (default) and ``load_dataset(repo,
+    "per_image")`` the per-image rows; then the table of latest rows and the schema."""
+    import yaml
+
+    from .. import __version__
+
+    meta = {
+        "pretty_name": "gaze-harness leaderboard",
+        "tags": ["gaze", "eye-tracking", "saliency", "attention", "leaderboard", "gaze-harness"],
+        "configs": [
+            {"config_name": "leaderboard", "data_files": [{"split": "train", "path": LEADERBOARD_FILE}],
+             "default": True},
+            {"config_name": "per_image", "data_files": [{"split": "train", "path": PER_IMAGE_FILE}]},
+        ],
+    }
+    name = repo or "ORG/NAME"
+    latest = [r for r in rows if r.get("latest", True)]
+    lines = [
+        "---",
+        yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(),
+        "---",
+        "",
+        "# gaze-harness leaderboard",
+        "",
+        "How well the attention of neural networks agrees with human gaze, and how that relates to their "
+        "task performance. Produced by `harness leaderboard publish` "
+        f"(gaze-harness {__version__}); {len(rows)} runs, {len(latest)} latest.",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        f'leaderboard = load_dataset("{name}", split="train")             # one row per run',
+        f'per_image = load_dataset("{name}", "per_image", split="train")  # one row per stimulus per run',
+        "```",
+        "",
+        "## Latest results",
+        "",
+        "↑ higher is better, ↓ lower is better. The human ceiling (leave-one-subject-out) and the baselines "
+        "are reference rows.",
+        "",
+        hub_table.markdown_table(rows, primary),
+        "",
+        "## Schema",
+        "",
+        f"`{LEADERBOARD_FILE}`: one row per run, key `run_id`.",
+        "",
+        "- identity: `run_id`, `model`, `attention`, `dataset`, `task`, `kind` (model, baseline, ceiling), "
+        "`metric_profile`, `n_images`, `n_failed`;",
+        "- one float column per gaze metric (mean over images; directions in `metric_directions`, JSON) and "
+        "one `task:<name>` column per task metric;",
+        "- provenance: `harness_version`, `model_id`, `weights_sha256`, `revision`, `dataset_fingerprint`, `seed`, "
+        "`batch_size`, `wall_time_s`, `started_at`, `finished_at`, `settings_sha256`, `packages` (JSON), "
+        "`settings` (JSON), `manifest` (JSON);",
+        "- `latest`: true for the last finished run of each model x attention x dataset x task x metric profile "
+        "x number of images; `published_at`.",
+        "",
+        f"`{PER_IMAGE_FILE}`: `run_id`, `model`, `attention`, `dataset`, `task`, `kind`, `stimulus_id`, `status`, "
+        "`error`, then the per-image metric and `task:` score columns of the run.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def space_card(repo: str | None, space: str) -> str:
+    import yaml
+
+    meta = {"title": "gaze-harness leaderboard", "emoji": "👀", "colorFrom": "blue", "colorTo": "green",
+            "sdk": "static", "app_file": "index.html", "pinned": False}
+    data = f"The data: https://huggingface.co/datasets/{repo}\n" if repo else ""
+    return (f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip()}\n---\n\n"
+            f"# gaze-harness leaderboard\n\nStatic page built by `harness leaderboard publish --space {space}`.\n{data}")
+
+
+def build_tree(rows: Sequence[dict[str, Any]], per_image, repo: str | None, primary: str | None = None) -> dict[str, bytes]:
+    """Every file of one publish, path in repo -> bytes."""
+    hub_table.default_primary(rows, primary)  # unknown --primary fails before anything is written
+    return {
+        LEADERBOARD_FILE: _parquet_bytes(hub_table.rows_to_table(rows)),
+        PER_IMAGE_FILE: _parquet_bytes(per_image),
+        "README.md": dataset_card(rows, repo, primary).encode("utf-8"),
+    }
+
+
+def _read_parquet(path: Path | None, what: str):
+    import pyarrow.parquet as pq
+
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        return pq.read_table(path)
+    except Exception as exc:
+        raise HarnessError(f"{path}: unreadable {what} Parquet file ({type(exc).__name__}: {exc})") from exc
+
+
+def merged_tree(runs: Sequence[Run], existing_board, existing_per_image, repo: str | None,
+                primary: str | None) -> tuple[dict[str, bytes], list[dict[str, Any]], int]:
+    new_rows = hub_table.rows_from_runs(runs)
+    old_rows = hub_table.table_to_rows(existing_board) if existing_board is not None else []
+    rows = hub_table.merge_rows(old_rows, new_rows)
+    per_image = hub_table.per_image_table(runs, existing_per_image, replace_ids=[r["run_id"] for r in new_rows])
+    return build_tree(rows, per_image, repo, primary), rows, len(new_rows)
+
+
+# --- publishing ----------------------------------------------------------------------------------
+
+
+def _load_finished(results_dir: Path | str) -> list[Run]:
+    runs = [r for r in load_runs(results_dir) if r.finished]
+    if not runs:
+        raise HarnessError(f"no finished runs under {results_dir}")
+    return runs
+
+
+def publish_to_folder(results_dir: Path | str, folder: Path | str, *, repo: str | None = None,
+                      primary: str | None = None) -> PublishResult:
+    """Write exactly the tree a Hub publish would commit into ``folder`` (merging with the
+    leaderboard already there, as a publish merges with the repo). Makes no request."""
+    runs = _load_finished(results_dir)
+    folder = Path(folder)
+    board = _read_parquet(folder / LEADERBOARD_FILE, "leaderboard")
+    per_image = _read_parquet(folder / PER_IMAGE_FILE, "per-image")
+    files, rows, n_new = merged_tree(runs, board, per_image, repo, primary)
+    for path in (LEADERBOARD_FILE, PER_IMAGE_FILE, "README.md"):  # the card last: it describes the data
+        atomic_write_bytes(folder / path, files[path])
+    return PublishResult(repo=repo, files=sorted(files), n_new=n_new, n_rows=len(rows), folder=folder)
+
+
+def _download(api_kwargs: dict[str, Any], repo: str, filename: str, revision: str, cache_dir: str) -> Path | None:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(repo, filename, repo_type="dataset", revision=revision, cache_dir=cache_dir,
+                                    **api_kwargs))
+    except RemoteEntryNotFoundError:
+        return None  # nothing published under that name yet
+
+
+def _repo_info(api, repo: str):
+    """The dataset repo's info (head commit, visibility), or None when it does not exist."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        return api.repo_info(repo, repo_type="dataset")
+    except RepositoryNotFoundError:
+        return None
+
+
+def _download_or_missing_repo(api_kwargs, repo, filename, revision, cache_dir) -> Path | None:
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        return _download(api_kwargs, repo, filename, revision, cache_dir)
+    except GatedRepoError:
+        raise
+    except RepositoryNotFoundError:
+        raise HarnessError(f"dataset repo {repo} not found on {hub_endpoint()} (if it is private, set HF_TOKEN)") from None
+
+
+def publish(results_dir: Path | str, repo: str, *, space: str | None = None, private: bool = False,
+            primary: str | None = None, data_dir: Path | None = None, cache_dir: Path | None = None,
+            n_examples: int = 3, echo: Callable[[str], None] = lambda s: None) -> PublishResult:
+    """Merge the finished runs under ``results_dir`` into the leaderboard of dataset repo ``repo``
+    in one commit; optionally upload the static page to Space ``space`` (a second commit, after
+    the data landed)."""
+    check_repo_id(repo)
+    if space is not None:
+        check_repo_id(space, "--space")
+    runs = _load_finished(results_dir)
+    if is_offline():
+        raise HarnessError(OFFLINE_MESSAGE)
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    endpoint, token = hub_endpoint(), hub_token()
+    api = HfApi(endpoint=endpoint, token=token)
+    api_kwargs = {"endpoint": endpoint, "token": token}
+    with tempfile.TemporaryDirectory(prefix="harness-publish-") as tmp:
+        info = _hub_call(f"reading dataset repo {repo}", _repo_info, api, repo)
+        if info is None:
+            echo(f"creating dataset repo {repo}")
+            _hub_call(f"creating dataset repo {repo}", api.create_repo, repo, repo_type="dataset",
+                      private=private, exist_ok=True)
+            info = _hub_call(f"reading dataset repo {repo}", _repo_info, api, repo)
+            if info is None:
+                raise HarnessError(f"dataset repo {repo} cannot be read after creating it; check that HF_TOKEN "
+                                   "has access to it; nothing was published")
+        elif private and not info.private:
+            raise HarnessError(f"dataset repo {repo} is public and --private was given; make it private on the "
+                               "Hub first (--private only applies to repos this command creates)")
+        parent = info.sha
+        board = _read_parquet(_hub_call(f"downloading {LEADERBOARD_FILE} of {repo}", _download, api_kwargs,
+                                        repo, LEADERBOARD_FILE, parent, tmp), "leaderboard")
+        per_image = _read_parquet(_hub_call(f"downloading {PER_IMAGE_FILE} of {repo}", _download, api_kwargs,
+                                            repo, PER_IMAGE_FILE, parent, tmp), "per-image")
+        files, rows, n_new = merged_tree(runs, board, per_image, repo, primary)
+        operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=data) for p, data in sorted(files.items())]
+        message = f"Publish {n_new} run(s) with gaze-harness ({len(rows)} rows in the leaderboard)"
+        info = _hub_call(f"committing to dataset repo {repo}", api.create_commit, repo, operations,
+                         commit_message=message, repo_type="dataset", parent_commit=parent)
+        result = PublishResult(repo=repo, files=sorted(files), n_new=n_new, n_rows=len(rows),
+                               commit_url=getattr(info, "commit_url", None))
+        echo(f"published {n_new} run(s) to {endpoint}/datasets/{repo} ({len(rows)} rows)")
+        if space is not None:
+            done = f"the leaderboard data was published to {repo}, only the Space is not updated"
+            result.space_url = _publish_space(api, space, rows, runs, tmp, private=private, repo=repo,
+                                              data_dir=data_dir, cache_dir=cache_dir, primary=primary,
+                                              n_examples=n_examples, published=done)
+            echo(f"published the page to {result.space_url}")
+    return result
+
+
+def _publish_space(api, space: str, rows, runs, tmp: str, *, private: bool, repo: str, data_dir, cache_dir,
+                   primary, n_examples: int, published: str) -> str:
+    from huggingface_hub import CommitOperationAdd
+
+    from .site import MARKER, write_site
+
+    site = Path(tmp) / "space"
+    write_site(rows, site, runs=runs, data_dir=data_dir, cache_dir=cache_dir, primary=primary,
+               n_examples=n_examples)
+    (site / "README.md").write_text(space_card(repo, space), encoding="utf-8")
+    operations = [CommitOperationAdd(path_in_repo=p.relative_to(site).as_posix(), path_or_fileobj=str(p))
+                  for p in sorted(site.rglob("*")) if p.is_file() and p.name != MARKER]
+    _hub_call(f"creating Space {space}", api.create_repo, space, repo_type="space", space_sdk="static",
+              private=private, exist_ok=True, published=published)
+    _hub_call(f"committing to Space {space}", api.create_commit, space, operations,
+              commit_message="Update the gaze-harness leaderboard page", repo_type="space", published=published)
+    return f"{hub_endpoint()}/spaces/{space}"
+
+
+# --- reading a published leaderboard -------------------------------------------------------------
+
+
+def load_published(source: str | Path) -> list[dict[str, Any]]:
+    """The rows of a published leaderboard: ``source`` is a folder (as written by ``--to-folder``,
+    or a ``leaderboard.parquet`` file) or a Hub dataset repo ``ORG/NAME``."""
+    path = Path(source)
+    if path.exists():
+        file = path / LEADERBOARD_FILE if path.is_dir() else path
+        if not file.is_file():
+            raise HarnessError(f"{path}: no {LEADERBOARD_FILE} here (write one with `harness leaderboard publish "
+                               "--to-folder`)")
+        return hub_table.table_to_rows(_read_parquet(file, "leaderboard"))
+    repo = str(source)
+    if not REPO_RE.match(repo):
+        raise HarnessError(f"--from {repo!r}: no such folder, and not a Hub dataset repo ORG/NAME")
+    if is_offline():
+        raise HarnessError(OFFLINE_MESSAGE.replace("use --to-folder DIR to write the files locally",
+                                                   "read a local folder instead"))
+    with tempfile.TemporaryDirectory(prefix="harness-show-") as tmp:
+        file = _hub_call(f"downloading {LEADERBOARD_FILE} of {repo}", _download_or_missing_repo,
+                         {"endpoint": hub_endpoint(), "token": hub_token()}, repo, LEADERBOARD_FILE, None, tmp,
+                         published="")
+        if file is None:
+            raise HarnessError(f"dataset repo {repo} has no {LEADERBOARD_FILE}: nothing was published there")
+        return hub_table.table_to_rows(_read_parquet(file, "leaderboard"))
+
+
+def rows_as_runs(rows: Sequence[dict[str, Any]]) -> list[Run]:
+    """Published rows as :class:`Run` objects (summary only), for the table renderer."""
+    import json
+
+    runs = []
+    metrics = hub_table.metric_columns(rows)
+    for row in rows:
+        summary = {k: row.get(k) for k in ("model", "attention", "dataset", "task", "kind", "metric_profile",
+                                            "n_images", "n_failed", "finished_at", "task_primary")}
+        summary["metrics"] = {m: row[m] for m in metrics if row.get(m) is not None}
+        summary["task_metrics"] = {k[5:]: v for k, v in row.items() if k.startswith("task:") and v is not None}
+        raw = row.get("metric_directions")
+        summary["metric_directions"] = json.loads(raw) if isinstance(raw, str) and raw else {}
+        settings = json.loads(row["settings"]) if isinstance(row.get("settings"), str) and row["settings"] else {}
+        manifest = json.loads(row["manifest"]) if isinstance(row.get("manifest"), str) and row["manifest"] else {}
+        runs.append(Run(path=Path(str(row["run_id"])), settings=settings, manifest=manifest, summary=summary))
+    return runs
+
+
+def render_published(source: str | Path, fmt: str = "github", primary: str | None = None) -> str:
+    """The table of a published leaderboard, rendered exactly like ``harness leaderboard show``."""
+    from .table import render_table
+
+    rows = load_published(source)
+    if not rows:
+        raise HarnessError(f"{source}: the published leaderboard is empty")
+    return render_table(rows_as_runs(rows), fmt=fmt, primary=primary)

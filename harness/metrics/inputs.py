@@ -1,0 +1,256 @@
+"""Validated metric inputs, and the work several metrics share, computed once and only when asked.
+
+:class:`MetricInputs` checks a saliency map, its fixations and the optional context (human density,
+baseline map, fixations of other images) and exposes derived quantities as cached properties: the
+flat float64 map, its minimum/maximum, its sorted values, its min-max and sum normalisations, the
+fixated pixel indices. Every metric function builds one; :func:`harness.metrics.compute_suite`
+builds one per image and hands it to every metric, so e.g. the map is sorted once for all AUCs.
+
+Pixel convention (:mod:`harness.schema`): ``x`` is the column and ``y`` the row, 0-indexed, the
+centre of the top-left pixel at (0, 0). A fixation falls on the pixel whose centre is nearest:
+``column = floor(x + 0.5)``, ``row = floor(y + 0.5)``. Coordinates on the image's outer edge
+(``x == width - 0.5``) go to the last pixel; coordinates farther out are an error.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from ..errors import HarnessError
+from .profiles import Profile, get_profile
+
+
+class MetricInputError(HarnessError, ValueError):
+    """Bad input to a metric (NaN map, fixation outside the map, shapes that differ)."""
+
+
+def _map(name: str, array: object, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A 2-D finite float64 copy-or-view of ``array``, flattened (C order)."""
+    a = np.asarray(array)
+    if a.ndim != 2:
+        raise MetricInputError(f"{name} must be a 2-D (height, width) array, got shape {a.shape}")
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or np.iscomplexobj(a):
+        raise MetricInputError(f"{name} must be a real numeric array, got dtype {a.dtype}")
+    if shape is not None and a.shape != shape:
+        raise MetricInputError(
+            f"{name} has shape {a.shape} but the saliency map has shape {shape}; resize to the stimulus first"
+        )
+    if a.size < 2:
+        raise MetricInputError(f"{name} must have at least 2 pixels, got shape {a.shape}")
+    flat = np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+    if not np.isfinite(flat.min() + flat.max()):  # NaN propagates through min/max; cheaper than isfinite
+        raise MetricInputError(f"{name} contains NaN or infinite values")
+    return flat
+
+
+def pixel_indices(
+    xs: object, ys: object, shape: tuple[int, int], what: str = "fixation"
+) -> np.ndarray:
+    """Flat (row-major) pixel indices of points ``(x, y)`` in a map of ``shape``, rounded to the
+    nearest pixel centre (see the module doc)."""
+    x = np.asarray(xs, dtype=np.float64).reshape(-1)
+    y = np.asarray(ys, dtype=np.float64).reshape(-1)
+    if x.shape != y.shape:
+        raise MetricInputError(f"{what} x and y differ in length ({x.size} != {y.size})")
+    h, w = shape
+    bad = ~((x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5))  # also catches NaN
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise MetricInputError(
+            f"{what} {i} at (x={x[i]:g}, y={y[i]:g}) lies outside the {w}x{h} map "
+            "(0-indexed pixel coordinates expected)"
+        )
+    col = np.minimum(np.floor(x + 0.5).astype(np.intp), w - 1)
+    row = np.minimum(np.floor(y + 0.5).astype(np.intp), h - 1)
+    return row * w + col
+
+
+def rng_for(seed: int | np.random.Generator | None, stream: int) -> np.random.Generator:
+    """A generator for one randomised metric. An integer seed gives each metric its own stream, so a
+    metric computed alone and inside :func:`compute_suite` draws the same numbers."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        return np.random.default_rng()
+    return np.random.default_rng([int(seed), stream])
+
+
+class MetricInputs:
+    """One image's inputs, validated, with the shared intermediate results as cached properties."""
+
+    def __init__(
+        self,
+        saliency_map: np.ndarray,
+        fix_x: np.ndarray,
+        fix_y: np.ndarray,
+        *,
+        density: np.ndarray | None = None,
+        baseline: np.ndarray | None = None,
+        other_x: np.ndarray | None = None,
+        other_y: np.ndarray | None = None,
+        profile: str | Profile = "mit",
+        seed: int | np.random.Generator | None = 0,
+    ) -> None:
+        self.profile = get_profile(profile)
+        self.seed = seed
+        a = np.asarray(saliency_map)
+        self.s = _map("saliency map", a)
+        self.shape: tuple[int, int] = a.shape
+        self.n = self.s.size
+        self.fix = pixel_indices(fix_x, fix_y, self.shape)
+        self._density = density
+        self._baseline = baseline
+        if (other_x is None) != (other_y is None):
+            raise MetricInputError("give both other_x and other_y (fixations on other images) or neither")
+        self._other = None if other_x is None else pixel_indices(other_x, other_y, self.shape, "other-image fixation")
+
+    # --- the saliency map -------------------------------------------------------------------------
+    @cached_property
+    def smin(self) -> float:
+        return float(self.s.min())
+
+    @cached_property
+    def smax(self) -> float:
+        return float(self.s.max())
+
+    @property
+    def constant(self) -> bool:
+        """A constant map carries no information; every metric treats it as the uniform map."""
+        return self.smax == self.smin
+
+    @cached_property
+    def s_sorted(self) -> np.ndarray:
+        return np.sort(self.s)
+
+    @cached_property
+    def s_centred(self) -> np.ndarray:
+        return self.s - self.s.mean()
+
+    @cached_property
+    def s_sumsq(self) -> float:
+        c = self.s_centred
+        return float(c @ c)
+
+    @cached_property
+    def s_shifted(self) -> np.ndarray:
+        """``map - min``: the numerator of the MATLAB min-max rescaling, and of pysaliency's
+        density for a map with negative values."""
+        return self.s - self.smin
+
+    @cached_property
+    def s_shifted_sum(self) -> float:
+        return float(self.s_shifted.sum())
+
+    def minmax_at(self, idx: np.ndarray) -> np.ndarray:
+        """The map rescaled to [0, 1] (MATLAB ``(m - min) / (max - min)``) at ``idx``; a constant
+        map is all ones."""
+        if self.constant:
+            return np.ones(idx.shape)
+        return (self.s[idx] - self.smin) / (self.smax - self.smin)
+
+    def minmax_count_at_or_above(self, thresholds: np.ndarray) -> np.ndarray:
+        """How many pixels have a rescaled value ``minmax`` >= each threshold, from the sorted map
+        without rescaling it: a binary search on the raw values, then a check of the exact
+        rescaled value at the boundary, so the count agrees with :meth:`minmax_at` to the bit."""
+        n, srt = self.n, self.s_sorted
+        if self.constant:
+            return np.where(thresholds <= 1.0, n, 0)
+        lo, span = self.smin, self.smax - self.smin
+        out = np.empty(thresholds.shape, dtype=np.int64)
+        for j, t in enumerate(thresholds):
+            q = int(np.searchsorted(srt, lo + t * span, side="left"))
+            while q > 0 and (srt[q - 1] - lo) / span >= t:  # rounding put the boundary too far right
+                q = int(np.searchsorted(srt, srt[q - 1], side="left"))
+            while q < n and (srt[q] - lo) / span < t:  # or too far left
+                q = int(np.searchsorted(srt, srt[q], side="right"))
+            out[j] = n - q
+        return out
+
+    def mit_prob_at(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """MIT distribution (similarity.m, InfoGain.m): rescaled to [0, 1], divided by its sum.
+        The range cancels, so this is ``(m - min) / sum(m - min)``; a constant map is uniform."""
+        if self.constant:
+            return np.full(self.n if idx is None else idx.shape, 1.0 / self.n)
+        if idx is None:
+            return self.s_shifted / self.s_shifted_sum
+        return (self.s[idx] - self.smin) / self.s_shifted_sum
+
+    @cached_property
+    def s_prob(self) -> np.ndarray:
+        """pysaliency distribution (``convert_saliency_map_to_density``): subtract the minimum only
+        if it is negative, divide by the sum; a map summing to zero becomes uniform."""
+        if self.constant:
+            return np.full(self.n, 1.0 / self.n)
+        if self.smin < 0:
+            return self.s_shifted / self.s_shifted_sum
+        return self.s / self.s.sum()
+
+    # --- fixations ------------------------------------------------------------------------------
+    @cached_property
+    def fix_unique(self) -> np.ndarray:
+        return np.unique(self.fix)
+
+    @property
+    def pos(self) -> np.ndarray:
+        """The fixated pixels a metric scores: unique (MIT binary fixation map) or every fixation."""
+        return self.fix_unique if self.profile.unique_fixations else self.fix
+
+    # --- context ----------------------------------------------------------------------------------
+    def require(self, what: str, metric: str) -> None:
+        missing = {
+            "density": self._density is None,
+            "other": self._other is None,
+        }[what]
+        if missing:
+            arg = {"density": "density=", "other": "other_x=/other_y="}[what]
+            raise MetricInputError(f"metric {metric!r} needs {arg} (see docs/metrics.md)")
+
+    @property
+    def has_density(self) -> bool:
+        return self._density is not None
+
+    @property
+    def has_other(self) -> bool:
+        return self._other is not None
+
+    @cached_property
+    def d(self) -> np.ndarray:
+        d = _map("density", self._density, self.shape)
+        self.dmin, self.dmax, self.dsum = float(d.min()), float(d.max()), float(d.sum())
+        if self.dmin < 0:
+            raise MetricInputError("density has negative values; expected a fixation density")
+        return d
+
+    @cached_property
+    def d_empty(self) -> bool:
+        """No human data: a density that sums to zero makes every density metric NaN."""
+        _ = self.d  # validates and sets dmin, dmax, dsum
+        return not self.dsum > 0
+
+    @cached_property
+    def d_prob(self) -> np.ndarray:
+        """The human density divided by its sum (KLdiv.m, pysaliency)."""
+        return self.d / self.dsum
+
+    @cached_property
+    def d_mit_prob(self) -> np.ndarray:
+        """The human density rescaled to [0, 1], then divided by its sum (similarity.m)."""
+        if self.dmax == self.dmin:
+            return np.full(self.n, 1.0 / self.n)
+        shifted = self.d - self.dmin
+        shifted /= shifted.sum()
+        return shifted
+
+    @cached_property
+    def d_sorted(self) -> np.ndarray:
+        return np.sort(self.d)
+
+    @cached_property
+    def other(self) -> np.ndarray:
+        return self._other
+
+    @cached_property
+    def b(self) -> np.ndarray | None:
+        return None if self._baseline is None else _map("baseline", self._baseline, self.shape)

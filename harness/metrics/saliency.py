@@ -1,0 +1,405 @@
+"""Gaze-alignment metrics: how well a saliency (attention) map predicts human fixations.
+
+One definition per metric, written once and switched by a profile (:mod:`.profiles`):
+``profile="mit"`` follows the MIT Saliency Benchmark MATLAB code (``code_forMetrics/*.m``),
+``profile="pysaliency"`` follows pysaliency / the MIT-Tuebingen benchmark. ``docs/metrics.md`` lists
+every difference, and every place where both deviate from the MATLAB code (degenerate input).
+
+Every metric has the same signature so the evaluation loop can call any of them alike::
+
+    metric(saliency_map, fix_x, fix_y, *, density=None, baseline=None, other_x=None, other_y=None,
+           profile="mit", seed=0) -> float
+
+- ``saliency_map``: (H, W) real array at the stimulus resolution, any scale, may be negative;
+- ``fix_x``, ``fix_y``: fixation column/row in 0-indexed pixel coordinates (:mod:`harness.schema`),
+  rounded to the nearest pixel;
+- ``density``: the human empirical fixation density (H, W), for CC, SIM, KLD and IoU;
+- ``baseline``: a baseline map (H, W) for IG, e.g. a centre bias; ``None`` means uniform;
+- ``other_x``, ``other_y``: fixations on other images, in this map's pixel space, the sAUC negatives;
+- ``seed``: integer (each randomised metric derives its own stream from it) or a
+  ``numpy.random.Generator``; only AUC-Judd (jitter, MIT profile), AUC-Borji and sAUC (MIT
+  profile) use randomness.
+
+Degenerate input has defined results, identical in both profiles: no fixations -> NaN for the
+fixation-based metrics; a density summing to zero -> NaN for the density metrics; a constant map
+(all values equal, all-zero included) is the uniform map: AUCs 0.5, NSS 0, CC 0, and SIM, KLD, IG,
+IoU of the uniform distribution. NaN/inf in a map, a fixation outside it, or mismatched shapes raise
+:class:`MetricInputError` (a ``HarnessError`` and a ``ValueError``).
+
+:func:`compute_suite` computes many metrics of one image and shares the work between them (the
+evaluation loop calls it once per image).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import roc
+from .inputs import MetricInputError, MetricInputs, rng_for
+
+# seed streams of the randomised metrics (see inputs.rng_for)
+_STREAM_JITTER, _STREAM_BORJI, _STREAM_SAUC = 1, 2, 3
+N_SPLITS = 100  # AUC_Borji.m, AUC_shuffled.m default Nsplits
+STEP_SIZE = 0.1  # AUC_Borji.m, AUC_shuffled.m default stepSize
+
+
+# --- kernels: each takes the shared MetricInputs ------------------------------------------------
+
+
+def _auc_judd(inp: MetricInputs, jitter: bool | None = None) -> float:
+    pos = inp.pos
+    if pos.size == 0:
+        return math.nan
+    if inp.constant:
+        return 0.5
+    if inp.profile.auc_judd == "all":  # pysaliency AUC: negatives = all pixels, ties count half
+        return roc.rank_auc(inp.s[pos], inp.s_sorted)
+    if inp.profile.jitter if jitter is None else jitter:
+        # AUC_Judd.m adds uniform noise of 1e-7 to break ties; we break the exact ties at random
+        return roc.judd_auc(inp.s[pos], inp.s_sorted, rng_for(inp.seed, _STREAM_JITTER))
+    return roc.judd_auc(inp.s[pos], inp.s_sorted)
+
+
+def _auc_borji(inp: MetricInputs, n_splits: int | None = N_SPLITS, step_size: float = STEP_SIZE) -> float:
+    pos = inp.pos
+    if pos.size == 0:
+        return math.nan
+    if inp.constant:
+        return 0.5
+    thresholds = roc.step_thresholds(step_size)
+    tp = roc.counts_at_or_above(np.sort(inp.minmax_at(pos)), thresholds) / pos.size
+    pixels_ge = inp.minmax_count_at_or_above(thresholds)
+    fp = roc.sampled_fp(pixels_ge, pos.size, n_splits, rng_for(inp.seed, _STREAM_BORJI), replace=True)
+    return roc.step_auc(tp, fp)
+
+
+def _sauc(inp: MetricInputs, n_splits: int | None = N_SPLITS, step_size: float = STEP_SIZE) -> float:
+    inp.require("other", "sauc")
+    pos = inp.pos
+    if pos.size == 0 or inp.other.size == 0:
+        return math.nan
+    if inp.constant:
+        return 0.5
+    if inp.profile.sauc == "all":  # pysaliency: every fixation on another image is a negative
+        return roc.rank_auc(inp.s[pos], np.sort(inp.s[inp.other]))
+    # AUC_shuffled.m: the other images' fixations form a binary map (unique locations); each split
+    # takes min(P, K) of them without replacement
+    other = np.unique(inp.other)
+    thresholds = roc.step_thresholds(step_size)
+    tp = roc.counts_at_or_above(np.sort(inp.minmax_at(pos)), thresholds) / pos.size
+    other_ge = roc.counts_at_or_above(np.sort(inp.minmax_at(other)), thresholds)
+    n_sample = min(pos.size, other.size)
+    fp = roc.sampled_fp(other_ge, n_sample, n_splits, rng_for(inp.seed, _STREAM_SAUC), replace=False)
+    return roc.step_auc(tp, fp)
+
+
+def _nss(inp: MetricInputs) -> float:
+    pos = inp.pos
+    if pos.size == 0:
+        return math.nan
+    if inp.constant:
+        return 0.0
+    mean = inp.s.mean()
+    std = math.sqrt(inp.s_sumsq / (inp.n - inp.profile.nss_ddof))
+    return float(((inp.s[pos] - mean) / std).mean())
+
+
+def _cc(inp: MetricInputs) -> float:
+    inp.require("density", "cc")
+    if inp.d_empty or inp.dmax == inp.dmin:
+        return math.nan  # no human data, or a constant density: correlation undefined
+    if inp.constant:
+        return 0.0
+    dc = inp.d - inp.dsum / inp.n
+    return float((inp.s_centred @ dc) / math.sqrt(inp.s_sumsq * float(dc @ dc)))
+
+
+def _sim(inp: MetricInputs) -> float:
+    inp.require("density", "sim")
+    if inp.d_empty:
+        return math.nan
+    if inp.profile.sim_normalisation == "minmax":
+        p, g = inp.mit_prob_at(), inp.d_mit_prob
+    else:
+        p, g = inp.s_prob, inp.d_prob
+    return float(np.minimum(p, g).sum())
+
+
+def _kld(inp: MetricInputs) -> float:
+    inp.require("density", "kld")
+    if inp.d_empty:
+        return math.nan
+    # sum(g * log(eps + g / (p + eps))) with g = d / sum(d), in place to spare memory traffic
+    eps = inp.profile.kld_eps
+    t = inp.s_prob + eps
+    np.divide(inp.d_prob, t, out=t)
+    t += eps
+    np.log(t, out=t)
+    return float(inp.d_prob @ t)
+
+
+def _ig(inp: MetricInputs) -> float:
+    pos = inp.pos
+    if pos.size == 0:
+        return math.nan
+    b = inp.b
+    if inp.profile.ig == "mit":  # InfoGain.m: min-max, divide by sum, log2(eps + p)
+        eps = np.finfo(np.float64).eps
+        p = inp.mit_prob_at(pos)
+        if b is None or b.max() == b.min():
+            pb = np.full(pos.shape, 1.0 / inp.n)
+        else:
+            bmin = b.min()
+            pb = (b[pos] - bmin) / (b - bmin).sum()
+        return float((np.log2(eps + p) - np.log2(eps + pb)).mean())
+    # pysaliency information_gain: log-likelihoods of the densities, in bits; a zero density at a
+    # fixation gives -inf, as it does there
+    p = inp.s_prob[pos]
+    if b is None or b.max() == b.min():
+        pb = np.full(pos.shape, 1.0 / inp.n)
+    else:
+        bmin = b.min()
+        pb = (b[pos] - bmin) / (b - bmin).sum() if bmin < 0 else b[pos] / b.sum()
+    with np.errstate(divide="ignore"):
+        return float(((np.log(p) - np.log(pb)) / math.log(2)).mean())
+
+
+def _iou_topk(inp: MetricInputs, k: float = 20.0) -> float:
+    inp.require("density", f"iou_top{k:g}")
+    if not 0 < k <= 100:
+        raise MetricInputError(f"IoU top-k needs 0 < k <= 100 (percent), got {k}")
+    if inp.d_empty:
+        return math.nan
+    n_top = max(1, int(round(k / 100.0 * inp.n)))
+    # sorting beats np.partition here: SIMD sorts are fast, and introselect can be slow on a smooth
+    # density (23 ms against 2 ms for an OSIE-sized one)
+    ts = inp.s_sorted[inp.n - n_top]
+    td = inp.d_sorted[inp.n - n_top]
+    n_model = inp.n - int(np.searchsorted(inp.s_sorted, ts, side="left"))
+    n_human = inp.n - int(np.searchsorted(inp.d_sorted, td, side="left"))
+    inter = int(np.count_nonzero(np.logical_and(inp.s >= ts, inp.d >= td)))
+    return inter / (n_model + n_human - inter)
+
+
+# --- public metric functions ------------------------------------------------------------------
+
+
+def auc_judd(
+    saliency_map, fix_x, fix_y, *, density=None, baseline=None, other_x=None, other_y=None,
+    profile="mit", seed=0, jitter: bool | None = None,
+) -> float:
+    """AUC-Judd: area under the ROC curve of the map as a classifier of fixated pixels.
+
+    ``mit`` (AUC_Judd.m): positives are the fixated pixels (each once), negatives the unfixated
+    pixels, thresholds at the fixated values only; equal values are ordered at random (``jitter``,
+    seeded; the MATLAB code adds noise of 1e-7 for that). ``pysaliency`` (its ``AUC``, the MIT-Tuebingen "AUC"): every
+    fixation is a positive, every pixel a negative, every value a threshold, ties count half; no
+    jitter needed. Higher is better; 0.5 is chance.
+    """
+    inp = MetricInputs(saliency_map, fix_x, fix_y, density=density, baseline=baseline,
+                       other_x=other_x, other_y=other_y, profile=profile, seed=seed)
+    return _auc_judd(inp, jitter=jitter)
+
+
+def auc_borji(
+    saliency_map, fix_x, fix_y, *, density=None, baseline=None, other_x=None, other_y=None,
+    profile="mit", seed=0, n_splits: int | None = N_SPLITS, step_size: float = STEP_SIZE,
+) -> float:
+    """AUC-Borji (AUC_Borji.m): the map rescaled to [0, 1], thresholds every ``step_size``;
+    negatives are as many pixels as fixations, drawn uniformly (with replacement) from all pixels,
+    ``n_splits`` times; the score is the mean area. ``n_splits=None`` gives the exact expectation
+    (deterministic). pysaliency has no AUC-Borji: its profile only keeps duplicate fixations.
+    """
+    inp = MetricInputs(saliency_map, fix_x, fix_y, density=density, baseline=baseline,
+                       other_x=other_x, other_y=other_y, profile=profile, seed=seed)
+    return _auc_borji(inp, n_splits=n_splits, step_size=step_size)
+
+
+def sauc(
+    saliency_map, fix_x, fix_y, *, density=None, baseline=None, other_x=None, other_y=None,
+    profile="mit", seed=0, n_splits: int | None = N_SPLITS, step_size: float = STEP_SIZE,
+) -> float:
+    """Shuffled AUC: negatives are fixations on other images (``other_x``/``other_y``), which
+    discounts the centre bias every image shares.
+
+    ``mit`` (AUC_shuffled.m): the other locations as a binary map (each location once); each of
+    ``n_splits`` splits draws min(P, K) of them without replacement; thresholds every
+    ``step_size`` on the [0, 1]-rescaled map; mean area (``n_splits=None``: exact expectation).
+    Which other images form the pool is the caller's choice (Borji used 10).
+    ``pysaliency``: every other fixation (duplicates kept) is a negative, every value a threshold.
+    """
+    inp = MetricInputs(saliency_map, fix_x, fix_y, density=density, baseline=baseline,
+                       other_x=other_x, other_y=other_y, profile=profile, seed=seed)
+    return _sauc(inp, n_splits=n_splits, step_size=step_size)
+
+
+def nss(
+    saliency_map, fix_x, fix_y, *, density=None, baseline=None, other_x=None, other_y=None,
+    profile="mit", seed=0,
+) -> float:
+    """Normalized Scanpath Saliency (NSS.m): the mean of the standardised map (zero mean, unit
+    standard deviation) at the fixations. ``mit``: each fixated pixel once, std with N-1;
+    ``pysaliency``: every fixation, std with N. Higher is better; 0 is chance."""
+    inp = MetricInputs(saliency_map, fix_x, fix_y, density=density, baseline=baseline,
+                       other_x=other_x, other_y=other_y, profile=profile, seed=seed)
+    return _nss(inp)
+
+
+def cc(
+    saliency_map, fix_x, fix_y, *, density=None, baseline=None, other_x=None, other_y=None,
+    profile="mit", seed=0,
+) -> float:
+    """Pearson correlation (CC.m) between the map and the human ``density``; in [-1, 1], higher
+    is better. Same in both profiles (the fixations are not used)."""
+    inp = MetricInputs(saliency_map, fix_x, fix_y, density=density, baseline=baseline,
+                       other_x=other_x, other_y=other_y, profile=profile, seed=seed)
+    return _cc(inp)
+
+
+def sim(
+    saliency_map, fix_x, fix_y, *, density=None, baseline=None, other_x=None, other_y=None,
+    profile="mit", seed=0,
+) -> float:
+    """Similarity / histogram intersection (similarity.m): both maps made distributions, then the
+    sum of the pixel-wise minimum; in [0, 1], higher is better. ``mit`` rescales each map to [0, 1]
+    before dividing by its sum; ``pysaliency`` only divides by the sum (after shifting a negative
+    minimum to zero)."""
+    inp = MetricInputs(saliency_map, fix_x, fix_y, density=density, baseline=baseline,
+                       other_x=other_x, other_y=other_y, profile=profile, seed=seed)
+    return _sim(inp)
+
+
+def kld(
+    saliency_map, fix_x, fix_y, *, density=None, baseline=None, other_x=None, other_y=None,
+    profile="mit", seed=0,
+) -> float:
+    """KL divergence (KLdiv.m) of the map from the human density, both divided by their sums:
+    ``sum(g * log(eps + g / (p + eps)))`` in nats, g the human distribution. Lower is better.
+    ``eps`` is MATLAB's eps (``mit``) or pysaliency's rounded 2.2204e-16."""
+    inp = MetricInputs(saliency_map, fix_x, fix_y, density=density, baseline=baseline,
+                       other_x=other_x, other_y=other_y, profile=profile, seed=seed)
+    return _kld(inp)
+
+
+def ig(
+    saliency_map, fix_x, fix_y, *, density=None, baseline=None, other_x=None, other_y=None,
+    profile="mit", seed=0,
+) -> float:
+    """Information gain over ``baseline`` (uniform if ``None``), in bits per fixation.
+
+    ``mit`` (InfoGain.m): both maps rescaled to [0, 1] and divided by their sums;
+    ``mean(log2(eps + p) - log2(eps + p_baseline))`` over the fixated pixels (each once).
+    ``pysaliency`` (``information_gain``): the map divided by its sum is read as a fixation density
+    model, no eps: ``mean(log2 p - log2 p_baseline)`` over every fixation; -inf where the model
+    gives a fixated pixel zero probability. Higher is better; 0 means no better than the baseline.
+    """
+    inp = MetricInputs(saliency_map, fix_x, fix_y, density=density, baseline=baseline,
+                       other_x=other_x, other_y=other_y, profile=profile, seed=seed)
+    return _ig(inp)
+
+
+def iou_topk(
+    saliency_map, fix_x, fix_y, *, density=None, baseline=None, other_x=None, other_y=None,
+    profile="mit", seed=0, k: float = 20.0,
+) -> float:
+    """Intersection over union of the top-``k`` % regions of the map and of the human density.
+
+    A region is every pixel at or above the value of the map's n-th largest pixel,
+    n = round(k/100 * H * W): ties at the threshold are all included, so a constant map's region is
+    the whole image. Same in both profiles (no reference implementation). In [0, 1], higher is better.
+    """
+    inp = MetricInputs(saliency_map, fix_x, fix_y, density=density, baseline=baseline,
+                       other_x=other_x, other_y=other_y, profile=profile, seed=seed)
+    return _iou_topk(inp, k=k)
+
+
+def iou_top20(
+    saliency_map, fix_x, fix_y, *, density=None, baseline=None, other_x=None, other_y=None,
+    profile="mit", seed=0,
+) -> float:
+    """:func:`iou_topk` with k = 20 %."""
+    return iou_topk(saliency_map, fix_x, fix_y, density=density, baseline=baseline,
+                    other_x=other_x, other_y=other_y, profile=profile, seed=seed, k=20.0)
+
+
+# --- the table and the suite ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    function: Callable[..., float]
+    kernel: Callable[..., float]
+    higher_is_better: bool
+    needs: tuple[str, ...]  # context beyond the map and fixations: "density", "other"
+    description: str
+
+
+METRICS: dict[str, MetricInfo] = {
+    m.name: m
+    for m in (
+        MetricInfo("auc_judd", auc_judd, _auc_judd, True, (), "AUC-Judd (pysaliency profile: AUC, all pixels as negatives)"),
+        MetricInfo("auc_borji", auc_borji, _auc_borji, True, (), "AUC-Borji, uniform random negatives"),
+        MetricInfo("sauc", sauc, _sauc, True, ("other",), "shuffled AUC, other images' fixations as negatives"),
+        MetricInfo("nss", nss, _nss, True, (), "normalized scanpath saliency"),
+        MetricInfo("cc", cc, _cc, True, ("density",), "Pearson correlation with the human density"),
+        MetricInfo("sim", sim, _sim, True, ("density",), "similarity (histogram intersection) with the human density"),
+        MetricInfo("kld", kld, _kld, False, ("density",), "KL divergence of the map from the human density (nats)"),
+        MetricInfo("ig", ig, _ig, True, (), "information gain over a baseline (bits per fixation)"),
+        MetricInfo("iou_top20", iou_top20, _iou_topk, True, ("density",), "IoU of the top-20% regions of map and human density"),
+    )
+}
+
+_IOU = re.compile(r"^iou_top(\d+(?:\.\d+)?)$")
+
+
+def compute_suite(
+    saliency_map: np.ndarray,
+    fix_x: np.ndarray,
+    fix_y: np.ndarray,
+    *,
+    density: np.ndarray | None = None,
+    baseline: np.ndarray | None = None,
+    other_x: np.ndarray | None = None,
+    other_y: np.ndarray | None = None,
+    profile: str = "mit",
+    seed: int | np.random.Generator | None = 0,
+    metrics: list[str] | tuple[str, ...] | None = None,
+    n_splits: int | None = N_SPLITS,
+    step_size: float = STEP_SIZE,
+    jitter: bool | None = None,
+) -> dict[str, float]:
+    """Several metrics of one image at once, sharing the work (validation, min/max, one sort of the
+    map for all AUCs and the IoU, normalisations). Each value equals what the metric's own function
+    returns with the same arguments (the randomised ones included, for an integer ``seed``).
+
+    ``metrics``: names from :data:`METRICS`, plus ``iou_top<k>`` for any k; ``None`` means every
+    metric whose inputs were given (sAUC needs ``other_x``/``other_y``; CC, SIM, KLD, IoU need
+    ``density``). Naming a metric whose input is missing raises :class:`MetricInputError`.
+    """
+    inp = MetricInputs(saliency_map, fix_x, fix_y, density=density, baseline=baseline,
+                       other_x=other_x, other_y=other_y, profile=profile, seed=seed)
+    if metrics is None:
+        available = {"density": inp.has_density, "other": inp.has_other}
+        metrics = [m.name for m in METRICS.values() if all(available[n] for n in m.needs)]
+    out: dict[str, float] = {}
+    for name in metrics:
+        iou = _IOU.match(name)
+        if iou:
+            out[name] = _iou_topk(inp, k=float(iou.group(1)))
+        elif name == "auc_judd":
+            out[name] = _auc_judd(inp, jitter=jitter)
+        elif name in ("auc_borji", "sauc"):
+            out[name] = METRICS[name].kernel(inp, n_splits=n_splits, step_size=step_size)
+        elif name in METRICS:
+            out[name] = METRICS[name].kernel(inp)
+        else:
+            raise MetricInputError(
+                f"unknown metric {name!r}; known: {', '.join(METRICS)}, iou_top<k>"
+            )
+    return out

@@ -1,0 +1,157 @@
+"""COCO-Search18: visual search for 18 object categories in MS COCO images, 10 observers.
+
+Chen, Yang, Ahn, Samaras, Hoai, Zelinsky. "COCO-Search18 fixation dataset for predicting
+goal-directed attention control." Scientific Reports 11, 8776 (2021); Yang et al., CVPR 2020.
+https://sites.google.com/view/cocosearch/
+
+On-disk layout read here (the official archives, as pysaliency's ``get_COCO_Search18`` unpacks them):
+fixation files ``coco_search18_fixations_*.json`` anywhere under the data folder (the TP archive holds
+``coco_search18_fixations_TP_train_split1.json`` / ``..._TP_validation_split1.json``, the TA file is
+``coco_search18_fixations_TA_trainval.json``), target-present images ``images/<category>/<name>``
+and target-absent images ``coco_search18_images_TA/<category>/<name>`` (``images/TP/...`` and
+``images/TA/...``, the layout of the authors' plot_scanpath.py, are accepted too).
+
+Each JSON file is a list of trials. Field meanings, from the official readme (mirrored in
+github.com/ssaket/visual-search-actr, data/coco_search_18/readme.txt): ``name`` image name,
+``subject`` subject number, ``task`` target category, ``condition`` "present"/"absent", ``bbox``
+"bounding box coordinates of the target [x,y,w,h]", ``X``/``Y`` fixation coordinates "from the
+first fixation to the last in this trial (including the initial center fixation)", ``T`` fixation
+durations, ``length``, ``correct``, ``RT``, ``split``.
+
+Coordinates: "All images used in data collection were resized to 1680x1050 with zero padding and
+aspect ratio kept" (readme), and the search display was that 1680x1050 image, so the EyeLink screen
+coordinates (origin at the top-left pixel) are pixel coordinates of the stored image: no offset, no
+scaling, no -1. The authors plot ``CURRENT_FIX_X``/``_Y`` straight onto the image (plot_scanpath.py,
+with its display->image conversion commented out), and pysaliency uses X/Y unchanged. An image that
+is not 1680x1050 is skipped and counted (its coordinates would be in another space). The initial
+centre fixation (the fixation cross before the image appeared) is removed from every scanpath and
+counted as ``dropped_initial_fixation``; then fixations outside the image are dropped and counted.
+
+Records: one per (condition, target category, image): all observers' scanpaths of that search.
+``search_target`` is the category, ``target_present`` the condition, ``objects`` the target box (in
+the same image coordinates, COCO ``[x, y, w, h]``) for target-present trials and empty for
+target-absent ones: only the target is annotated, not every object. Trials that appear in two files
+(e.g. split1 and split2 releases) are read once (``duplicate_trials``). Onsets are not recorded
+(NaN); durations are ``T`` in ms.
+
+Pixels per degree: NaN; the viewing distance could not be verified offline from the paper.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from harness.data.base import GazeDataset
+from harness.errors import DataError
+from harness.hookspecs import hookimpl
+
+from ._formats import (COCO_SEARCH_SIZE, coco_search_image, coco_search_image_files, fetch_file_md5, fetch_zip,
+                       read_json, scanpath_arrays)
+
+SOURCE = "https://sites.google.com/view/cocosearch/"
+CONDITIONS = {"present": "TP", "absent": "TA"}
+
+
+class COCOSearch18(GazeDataset):
+    name = "coco-search18"
+    pixels_per_degree = float("nan")
+    tasks = ("detection",)
+    converter_version = "1"
+    source_url = SOURCE
+    description = ("COCO-Search18: 10 observers searching 1680x1050 COCO images for one of 18 categories, "
+                   "target-present and target-absent (Chen et al. 2021)")
+
+    fixation_glob = "coco_search18_fixations_*.json"
+    drop_initial_fixation = True
+    #: archives and MD5s as pinned by pysaliency/external_datasets/coco_search18.py
+    base_url = "http://vision.cs.stonybrook.edu/~cvlab_download/"
+    archives = (
+        ("COCOSearch18-images-TP.zip", "4a815bb591cb463ab77e5ba0c68fedfb"),
+        ("COCOSearch18-images-TA.zip", "85af7d74fa57c202320fa5e7d0dcc187"),
+        ("COCOSearch18-fixations-TP.zip", "bfcf4c005a89c43a1719b28b028c5499"),
+    )
+    files = (("coco_search18_fixations_TA_trainval.json", "bd491cce105ff6470536afdab1184776"),)
+
+    def download(self, dest: Path) -> None:
+        for name, md5 in self.archives:
+            fetch_zip(self.base_url + name, md5, dest)
+        for name, md5 in self.files:
+            fetch_file_md5(self.base_url + name, md5, dest / name)
+
+    def _fixation_files(self, root: Path) -> list[Path]:
+        files = sorted(p for p in root.rglob(self.fixation_glob) if p.is_file())
+        if not files:
+            raise DataError(f"{self.name}: no {self.fixation_glob} file under {root}")
+        return files
+
+    def source_files(self, root: Path) -> list[Path]:
+        return self._fixation_files(root) + coco_search_image_files(root)
+
+    def _trials(self, root: Path):
+        """(key, trial fields, X, Y, T) of every distinct trial in every fixation file."""
+        seen: set[tuple] = set()
+        for path in self._fixation_files(root):
+            data = read_json(self.name, path)
+            if not isinstance(data, list):
+                raise DataError(f"{self.name}: {path} is not a list of trials")
+            for i, item in enumerate(data):
+                x, y, t = scanpath_arrays(self.name, path, i, item)
+                try:
+                    name, task, subject = str(item["name"]), str(item["task"]), item["subject"]
+                    condition = str(item["condition"])
+                except KeyError as exc:
+                    raise DataError(f"{self.name}: {path}: trial {i} lacks the field {exc.args[0]!r}") from exc
+                if condition not in CONDITIONS:
+                    raise DataError(f"{self.name}: {path}: trial {i} has condition {condition!r}, not present/absent")
+                key = (condition, task, name, str(subject))
+                if key in seen:
+                    self.count("duplicate_trials")
+                    continue
+                seen.add(key)
+                yield (condition, task, name), item, x, y, t
+
+    def convert(self, root: Path) -> Iterator[dict]:
+        groups: dict[tuple, list] = {}
+        for group, item, x, y, t in self._trials(root):
+            groups.setdefault(group, []).append((item, x, y, t))
+        for (condition, task, name), trials in sorted(groups.items()):
+            image_path = coco_search_image(root, condition, task, name)
+            if image_path is None:
+                self.skip("skipped_missing_image", f"{CONDITIONS[condition]}/{task}/{name}", "image file missing")
+                continue
+            size = self.image_size(image_path)
+            if size is None:
+                continue
+            if size != COCO_SEARCH_SIZE:
+                self.skip("skipped_unexpected_size", str(image_path),
+                          f"{size[0]}x{size[1]} image, the search display was {COCO_SEARCH_SIZE[0]}x{COCO_SEARCH_SIZE[1]}")
+                continue
+            width, height = size
+            fixations: list[dict] = []
+            bbox = None
+            for item, x, y, t in sorted(trials, key=lambda tr: str(tr[0]["subject"])):
+                if condition == "present" and bbox is None and item.get("bbox") is not None:
+                    bbox = [float(v) for v in item["bbox"]]
+                    if len(bbox) != 4:
+                        raise DataError(f"{self.name}: trial {task}/{name}: bbox {item['bbox']} is not [x, y, w, h]")
+                start = 1 if self.drop_initial_fixation else 0
+                self.count("dropped_initial_fixation", min(start, x.size))
+                fixations += self.fixation_list(f"s{item['subject']}", x[start:], y[start:], width=width,
+                                                height=height, duration_ms=t[start:])
+            if not fixations:
+                self.skip("skipped_no_fixations", str(image_path), "no fixation inside the image")
+                continue
+            objects = [{"bbox": bbox, "category": task}] if bbox is not None else []
+            yield {
+                "stimulus_id": f"{CONDITIONS[condition]}/{task}/{Path(name).stem}",
+                "image": str(image_path), "width": width, "height": height, "fixations": fixations,
+                "objects": objects, "search_target": task, "target_present": condition == "present",
+            }
+
+
+@hookimpl
+def register_datasets(register):
+    register("coco-search18", "plugins.coco_search18:COCOSearch18", tasks=COCOSearch18.tasks,
+             description=COCOSearch18.description, pixels_per_degree=COCOSearch18.pixels_per_degree,
+             licence="not stated in the official readme; images: MS COCO terms", source=SOURCE)

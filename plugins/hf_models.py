@@ -1,0 +1,488 @@
+"""Hugging Face transformers models as harness models: classifiers, DETR detectors, captioners.
+
+Built by :func:`plugins.huggingface.load` once the checkpoint is located; see ``docs/huggingface.md``
+for the methods per architecture. torch and transformers are imported inside functions only, so
+importing this module stays cheap.
+
+Every model:
+
+- loads with ``attn_implementation="eager"`` (SDPA and flash attention return no weights);
+- preprocesses with the checkpoint's own image processor, PIL backend (``backend="pil"``);
+- maps its grid maps back to the stimulus with :func:`harness.attention.resize.to_stimulus`, using
+  the processor's measured geometry (:mod:`plugins.hf_geometry`): pixels the model never saw (cut
+  off by a centre crop) get 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.models import Prediction
+
+from .hf_geometry import padded_box, view_box
+
+TOP_K = 5
+DEFAULT_MAX_NEW_TOKENS = 30  # COCO captions are ~10 words; 30 tokens leave room for sub-words
+
+# Transformers whose ``attentions`` are full (B, heads, T, T) self-attention over a CLS token, maybe
+# more prefix tokens (DeiT's distillation token, DINOv2's registers) and the patch grid.
+VIT_LIKE = frozenset(
+    {"vit", "deit", "beit", "data2vec-vision", "dinov2", "dinov2_with_registers", "vit_msn", "dinov3_vit"}
+)
+# Hierarchical window-attention transformers: no global CLS attention; Grad-CAM on the final tokens.
+SWIN_LIKE = frozenset({"swin", "swinv2"})
+POOLING = ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "MaxPool2d")
+
+
+class HFModel:
+    """What every Hugging Face model shares: identity, task/attention checks, geometry cache."""
+
+    task: str = ""
+    attention_methods: Sequence[str] = ()
+
+    def __init__(self, *, name: str, model: Any, processor: Any, provenance: dict[str, Any],
+                 options: dict[str, Any]) -> None:
+        self.name = name
+        self.model = model
+        self.processor = processor
+        self.options = dict(options)
+        self.tasks = ("free-viewing", self.task)
+        self._provenance = dict(provenance)
+        self._boxes: dict[tuple[int, int], tuple[float, float, float, float]] = {}
+
+    def provenance(self) -> dict[str, Any]:
+        out = dict(self._provenance)
+        out["architecture"] = type(self.model).__name__
+        out["attention_implementation"] = "eager"
+        if self.options:
+            out["options"] = dict(sorted(self.options.items()))
+        return out
+
+    def _check(self, task: str, attention: str) -> None:
+        if task not in self.tasks:
+            raise HarnessError(f"model {self.name!r} does not do task {task!r} (only {', '.join(self.tasks)})")
+        if attention not in self.attention_methods:
+            raise HarnessError(
+                f"model {self.name!r} has no attention method {attention!r} (only {', '.join(self.attention_methods)})"
+            )
+
+    def _box(self, height: int, width: int):
+        key = (height, width)
+        if key not in self._boxes:
+            self._boxes[key] = view_box(self.processor, height, width)
+        return self._boxes[key]
+
+    def _to_stimulus(self, grid_maps: np.ndarray, height: int, width: int) -> np.ndarray:
+        from harness.attention.resize import to_stimulus
+
+        box = self._box(height, width)
+        full = box == (0.0, 0.0, float(width), float(height))
+        return to_stimulus(grid_maps, height, width, box=None if full else box)
+
+    def _pixels(self, images: Sequence[Any]):
+        rgb = [im.convert("RGB") for im in images]
+        return self.processor(images=rgb, return_tensors="pt")
+
+
+def _labels(config: Any) -> tuple[list[str], list[str] | None]:
+    """Class names by index, and ImageNet-1k wnids when the head is the standard ImageNet-1k one."""
+    n = int(config.num_labels)
+    id2label = {int(k): str(v) for k, v in (config.id2label or {}).items()}
+    names = [id2label.get(i, f"LABEL_{i}") for i in range(n)]
+    if n == 1000:
+        from harness.imagenet_classes import NAMES, WNIDS
+
+        first = [s.split(",")[0].strip().lower() for s in names]
+        ref = [s.split(",")[0].strip().lower() for s in NAMES]
+        if sum(a == b for a, b in zip(first, ref)) >= 990:
+            return names, list(WNIDS)
+    return names, None
+
+
+class HFClassifier(HFModel):
+    """Image classifiers: ViT-like transformers (CLS attention, rollout), CNNs and Swin (Grad-CAM).
+
+    Task output: ``label`` (the ImageNet wnid for ImageNet-1k heads, as the other harness
+    classifiers emit, else the checkpoint's ``id2label`` name), ``class_index``, ``name``, ``topk``,
+    ``topk_indices``, ``topk_scores`` (softmax), ``topk_names``.
+    """
+
+    task = "classification"
+
+    def __init__(self, *, family: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.family = family
+        self.attention_methods = ("cls-attention", "rollout") if family == "vit" else ("grad-cam",)
+        self.names, self.wnids = _labels(self.model.config)
+        self._cam_layer = None
+
+    def predict(self, images: Sequence[Any], *, task: str, attention: str) -> list[Prediction]:
+        self._check(task, attention)
+        if not images:
+            return []
+        import torch
+
+        pixel_values = self._pixels(images)["pixel_values"]
+        if attention == "grad-cam":
+            grids, logits = self._grad_cam(pixel_values)
+        else:
+            with torch.no_grad():
+                out = self.model(pixel_values=pixel_values, output_attentions=True)
+            logits = out.logits
+            grids = self._vit_maps(out.attentions, pixel_values.shape[-2:], attention)
+        probs = torch.softmax(logits.double(), dim=-1)
+        k = min(TOP_K, probs.shape[-1])
+        top = torch.topk(probs, k, dim=-1)
+        preds = []
+        for i, image in enumerate(images):
+            width, height = image.size
+            idx = [int(j) for j in top.indices[i]]
+            ids = self.wnids or self.names
+            output = {
+                "label": ids[idx[0]],
+                "class_index": idx[0],
+                "name": self.names[idx[0]],
+                "topk": [ids[j] for j in idx],
+                "topk_indices": idx,
+                "topk_scores": [float(p) for p in top.values[i]],
+                "topk_names": [self.names[j] for j in idx],
+            }
+            preds.append(Prediction(attention=self._to_stimulus(grids[i], height, width), output=output))
+        return preds
+
+    def _vit_maps(self, attentions: Sequence[Any], input_hw: Sequence[int], attention: str) -> np.ndarray:
+        from harness.attention.cross_attention import normalise_maps
+        from harness.attention.rollout import attention_rollout, cls_attention, tokens_to_grid
+
+        if not attentions or attentions[0] is None:
+            raise HarnessError(f"model {self.name!r} returned no attention weights (needs eager attention)")
+        fusion = self.options.get("head_fusion", "mean")
+        if attention == "cls-attention":
+            scores = cls_attention(attentions[-1], fusion)
+        else:
+            scores = attention_rollout(attentions, fusion, float(self.options.get("discard_ratio", 0.0)))[:, 0, :]
+        grid = patch_grid(self.model.config, scores.shape[1], int(input_hw[0]), int(input_hw[1]))
+        return normalise_maps(tokens_to_grid(scores, grid))
+
+    def _grad_cam(self, pixel_values: Any):
+        from harness.attention.gradcam import grad_cam_with_logits
+
+        self.model.requires_grad_(False)  # gradients w.r.t. the activation only
+
+        def forward(x):
+            return self.model(pixel_values=x).logits
+
+        if self.family == "swin":
+            with token_grid_layer(self.model, pixel_values.shape[-2:]) as layer:
+                maps, _, logits = grad_cam_with_logits(forward, layer, pixel_values, None)
+        else:
+            if self._cam_layer is None:
+                self._cam_layer = last_conv_layer(self.model, pixel_values[:1])
+            maps, _, logits = grad_cam_with_logits(forward, self._cam_layer, pixel_values, None)
+        return maps.double().numpy(), logits
+
+
+def patch_grid(config: Any, n_tokens: int, height: int, width: int) -> tuple[int, int]:
+    """(rows, cols) of the patch tokens among ``n_tokens`` for an input of ``height x width``."""
+    from harness.attention.rollout import grid_shape
+
+    patch = getattr(config, "patch_size", None)
+    if isinstance(patch, (list, tuple)):
+        ph, pw = int(patch[0]), int(patch[-1])
+    elif patch:
+        ph = pw = int(patch)
+    else:
+        ph = pw = 0
+    if ph and pw:
+        rows, cols = height // ph, width // pw
+        if 0 < rows * cols <= n_tokens and n_tokens - rows * cols <= 16:
+            return rows, cols
+    for prefix in (0, 1, 2):
+        try:
+            return grid_shape(n_tokens - prefix, height, width)
+        except ValueError:
+            continue
+    raise HarnessError(f"cannot find the patch grid among {n_tokens} tokens for a {height}x{width} input")
+
+
+def last_conv_layer(model: Any, sample: Any) -> Any:
+    """The module Grad-CAM should use: the last one, in execution order, that returns a
+    (B, C, h, w) tensor, runs once per forward pass and is not a pooling layer — for ResNet,
+    ConvNeXt, RegNet and the like, the last stage of the backbone (what the pooled head reads)."""
+    import torch
+
+    order: list[Any] = []
+    calls: dict[int, int] = {}
+
+    def hook(module, args, output):
+        first = output[0] if isinstance(output, (tuple, list)) and output else output
+        calls[id(module)] = calls.get(id(module), 0) + 1
+        if isinstance(first, torch.Tensor) and first.dim() == 4 and type(module).__name__ not in POOLING:
+            order.append(module)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if m is not model]
+    try:
+        with torch.no_grad():
+            model(pixel_values=sample)
+    finally:
+        for h in handles:
+            h.remove()
+    for module in reversed(order):
+        if calls[id(module)] == 1:
+            return module
+    raise HarnessError(f"no convolutional layer for Grad-CAM found in {type(model).__name__}")
+
+
+class token_grid_layer:
+    """Context manager: temporarily make a Swin's final LayerNorm expose its tokens as (B, C, h, w).
+
+    The final LayerNorm's tokens are what Swin's pooled head reads. Grad-CAM needs a module whose
+    output is a 4-D feature map, so the LayerNorm is wrapped in ``ToGrid`` (tokens -> map, the hooked
+    layer) followed by ``FromGrid`` (map -> tokens): the model computes exactly what it did before.
+    """
+
+    def __init__(self, model: Any, input_hw: Sequence[int]) -> None:
+        self.base = getattr(model, model.base_model_prefix)
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+
+    def __enter__(self):
+        import torch
+
+        from harness.attention.rollout import grid_shape
+
+        input_hw = self.input_hw
+
+        class ToGrid(torch.nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, x):
+                y = self.inner(x)
+                b, n, c = y.shape
+                rows, cols = grid_shape(n, *input_hw)
+                return y.transpose(1, 2).reshape(b, c, rows, cols)
+
+        class FromGrid(torch.nn.Module):
+            def forward(self, x):
+                return x.flatten(2).transpose(1, 2)
+
+        self.original = self.base.layernorm
+        self.layer = ToGrid(self.original)
+        self.base.layernorm = torch.nn.Sequential(self.layer, FromGrid())
+        return self.layer
+
+    def __exit__(self, *exc):
+        self.base.layernorm = self.original
+        return False
+
+
+class HFDetector(HFModel):
+    """DETR: per-detection decoder cross-attention over the backbone feature map.
+
+    Detections: the object queries whose best non-"no object" class probability exceeds
+    ``threshold`` (default 0.5, DETR's own demo setting), sorted by score; boxes ``[x, y, w, h]`` in
+    stimulus pixels (DETR predicts boxes relative to the unpadded image).
+    Maps: ``det_<i>`` = cross-attention of detection ``i``'s query in the decoder layer(s)
+    ``layers`` (default the last), heads fused by ``head_fusion`` (default mean), normalised to sum
+    1 on the feature grid. ``attention`` = the score-weighted mean of the detections' maps; with no
+    detection above the threshold, of all queries' maps weighted by their scores.
+    """
+
+    task = "detection"
+    attention_methods = ("detr-cross-attention",)
+
+    def predict(self, images: Sequence[Any], *, task: str, attention: str) -> list[Prediction]:
+        self._check(task, attention)
+        if not images:
+            return []
+        import torch
+
+        from harness.attention.cross_attention import combine, fuse_layers, normalise_maps
+        from harness.attention.resize import to_stimulus
+
+        inputs = self._pixels(images)
+        pixel_mask = inputs.get("pixel_mask")
+        features: list[Any] = []
+        hook = self.model.model.backbone.register_forward_hook(
+            lambda module, args, output: features.append(output[-1][0].shape[-2:])
+        )
+        try:
+            with torch.no_grad():
+                out = self.model(**inputs, output_attentions=True)
+        finally:
+            hook.remove()
+        rows, cols = int(features[-1][0]), int(features[-1][1])
+        cross = fuse_layers(out.cross_attentions, self.options.get("layers", "last"),
+                            self.options.get("head_fusion", "mean"))  # (B, Q, rows*cols)
+        probs = torch.softmax(out.logits.double(), dim=-1)[..., :-1]
+        scores, labels = probs.max(dim=-1)
+        threshold = float(self.options.get("threshold", 0.5))
+        names = self.model.config.id2label
+        padded = tuple(int(s) for s in inputs["pixel_values"].shape[-2:])
+        preds = []
+        for i, image in enumerate(images):
+            width, height = image.size
+            if pixel_mask is not None:
+                mask = pixel_mask[i].bool()
+                valid = (int(mask.any(dim=1).sum()), int(mask.any(dim=0).sum()))
+            else:
+                valid = padded
+            box = padded_box(height, width, valid, padded)
+            s = scores[i].numpy()
+            order = [int(q) for q in np.argsort(-s, kind="stable") if s[q] > threshold]
+            grids = normalise_maps(cross[i].reshape(-1, rows, cols))  # every query
+            boxes, kept_scores, cats = [], [], []
+            for q in order:
+                cx, cy, bw, bh = (float(v) for v in out.pred_boxes[i, q])
+                boxes.append([(cx - bw / 2) * width, (cy - bh / 2) * height, bw * width, bh * height])
+                kept_scores.append(float(s[q]))
+                cats.append(str(names.get(int(labels[i, q]), int(labels[i, q]))))
+            if order:
+                det = to_stimulus(grids[order], height, width, box=box)
+                maps = {f"det_{k}": det[k] for k in range(len(order))}
+                overall = combine(det, kept_scores)
+            else:
+                maps = {}
+                overall = to_stimulus(combine(grids, s), height, width, box=box)
+            output = {
+                "boxes": boxes,
+                "scores": kept_scores,
+                "categories": cats,
+                "labels": [int(labels[i, q]) for q in order],
+                "threshold": threshold,
+            }
+            preds.append(Prediction(attention=overall, output=output, maps=maps))
+        return preds
+
+
+class HFCaptioner(HFModel):
+    """Captioners (BLIP, VisionEncoderDecoder): cross-attention of each generated token.
+
+    The caption is generated with the checkpoint's generation settings (overridable:
+    ``max_new_tokens``, ``num_beams``); a teacher-forced forward pass over the generated ids then
+    gives, for every token, the decoder's cross-attention over the image tokens at the position that
+    produced it (:func:`harness.attention.cross_attention.caption_queries`), layers fused by
+    ``layers`` (default the mean over layers), heads by ``head_fusion`` (default mean).
+    ``attention`` = mean over the caption's tokens (special tokens skipped); ``maps`` has one
+    ``word_<i>_<word>`` map per content word (the mean of its sub-word tokens' maps; stopwords
+    skipped). A caption with no tokens falls back to the map of the step that ended it.
+    """
+
+    task = "captioning"
+    attention_methods = ("caption-cross-attention",)
+
+    def __init__(self, *, tokenizer: Any, kind: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.tokenizer = tokenizer
+        self.kind = kind  # "blip" or "ved"
+
+    def _generate(self, pixel_values: Any):
+        """Greedy or beam search with the checkpoint's generation config, passed explicitly because
+        BLIP's ``generate`` delegates to its text decoder, which would otherwise use its own
+        defaults. Without a length limit anywhere, at most ``DEFAULT_MAX_NEW_TOKENS`` tokens."""
+        import copy
+
+        gen = copy.deepcopy(self.model.generation_config)
+        for key in ("max_new_tokens", "num_beams"):
+            if key in self.options:
+                setattr(gen, key, int(self.options[key]))
+        if gen.max_new_tokens is None:
+            gen.max_new_tokens = DEFAULT_MAX_NEW_TOKENS
+        if self.kind == "ved" and gen.pad_token_id is None:
+            config = self.model.config
+            gen.pad_token_id = config.pad_token_id if config.pad_token_id is not None else config.decoder_start_token_id
+        return self.model.generate(pixel_values=pixel_values, generation_config=gen)
+
+    def _cross_attentions(self, pixel_values: Any, ids: Any):
+        if self.kind == "blip":
+            image_embeds = self.model.vision_model(pixel_values=pixel_values).last_hidden_state
+            out = self.model.text_decoder(input_ids=ids, encoder_hidden_states=image_embeds, output_attentions=True)
+            encoder_config = self.model.config.vision_config
+        else:
+            out = self.model(pixel_values=pixel_values, decoder_input_ids=ids, output_attentions=True)
+            encoder_config = self.model.config.encoder
+        return out.cross_attentions, encoder_config
+
+    def _special(self) -> tuple[set[int], set[int]]:
+        tok = self.tokenizer
+        config = self.model.config
+        text_config = getattr(config, "text_config", None) or getattr(config, "decoder", None) or config
+        stop = {getattr(text_config, "sep_token_id", None) if self.kind == "blip" else None,
+                getattr(text_config, "eos_token_id", None), getattr(config, "eos_token_id", None),
+                getattr(self.model.generation_config, "eos_token_id", None)}
+        flat_stop = set()
+        for s in stop:
+            if isinstance(s, (list, tuple)):
+                flat_stop.update(int(x) for x in s)
+            elif s is not None:
+                flat_stop.add(int(s))
+        skip = set(int(i) for i in tok.all_special_ids)
+        for attr in ("bos_token_id", "pad_token_id", "decoder_start_token_id"):
+            for c in (config, text_config):
+                v = getattr(c, attr, None)
+                if isinstance(v, int):
+                    skip.add(v)
+        return skip, flat_stop
+
+    def pieces(self, ids: Sequence[int]) -> list[str]:
+        """The text each of ``ids`` adds to the decoded caption (for grouping tokens into words)."""
+        out, previous = [], ""
+        for k in range(len(ids)):
+            text = self.tokenizer.decode(list(ids[: k + 1]), skip_special_tokens=True,
+                                         clean_up_tokenization_spaces=False)
+            if text.startswith(previous):
+                out.append(text[len(previous):])
+            else:  # a decoder that rewrites earlier text: treat the token as its own word
+                out.append(" " + self.tokenizer.decode([int(ids[k])], skip_special_tokens=True).strip())
+            previous = text
+        return out
+
+    def predict(self, images: Sequence[Any], *, task: str, attention: str) -> list[Prediction]:
+        self._check(task, attention)
+        if not images:
+            return []
+        import torch
+
+        from harness.attention.cross_attention import (
+            caption_queries, combine, fuse_layers, group_words, is_content_word, query_maps, word_key,
+        )
+
+        pixel_values = self._pixels(images)["pixel_values"]
+        with torch.no_grad():
+            ids = self._generate(pixel_values)
+            cross, encoder_config = self._cross_attentions(pixel_values, ids)
+        fused = fuse_layers(cross, self.options.get("layers", "mean"), self.options.get("head_fusion", "mean"))
+        grid = patch_grid(encoder_config, fused.shape[-1], int(pixel_values.shape[-2]), int(pixel_values.shape[-1]))
+        skip, stop = self._special()
+        preds = []
+        for i, image in enumerate(images):
+            width, height = image.size
+            seq = [int(t) for t in ids[i]]
+            steps = caption_queries(seq, skip, stop)
+            token_ids = [seq[j] for j, _ in steps]
+            if steps:
+                token_grids = query_maps(fused[i], [q for _, q in steps], grid)
+            else:
+                end = next((j for j in range(1, len(seq)) if seq[j] in stop), len(seq) - 1)
+                token_grids = query_maps(fused[i], [max(end - 1, 0)], grid)
+            pieces = self.pieces(token_ids)
+            words = group_words(pieces)
+            stack = [combine(token_grids)]
+            keys, content = [], []
+            for w_index, (word, members) in enumerate(words):
+                if is_content_word(word):
+                    keys.append(word_key(w_index, word))
+                    content.append(word)
+                    stack.append(combine(token_grids[members]))
+            maps = self._to_stimulus(np.stack(stack), height, width)
+            output = {
+                "caption": self.tokenizer.decode(token_ids, skip_special_tokens=True).strip(),
+                "tokens": [p.strip() for p in pieces],
+                "words": content,
+            }
+            preds.append(Prediction(attention=maps[0], output=output, maps=dict(zip(keys, maps[1:]))))
+        return preds

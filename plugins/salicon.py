@@ -1,0 +1,133 @@
+"""SALICON (Saliency in Context): 15,000 MS COCO images (640x480), mouse-contingent "fixations".
+
+Jiang, Huang, Duan, Zhao. "SALICON: Saliency in Context." CVPR 2015. http://salicon.net
+
+On-disk layout read here (the COCO-style release, salicon.net/download: "The data format is consistent
+with MS COCO"): annotation files ``fixations_train2014.json`` / ``fixations_val2014.json`` (anywhere
+under the data folder, e.g. ``annotations/``; the API's setup.py also saves them as
+``fixations_<split>2015r1.json``) and the images ``COCO_<split>2014_<id>.jpg`` anywhere under it (the
+API's demo reads ``images/<split>/<file_name>``). Each annotation file has ``images`` (``id``,
+``file_name``, ``width``, ``height``) and ``annotations`` (``image_id``, ``worker_id``,
+``fixations``): a list of points, one worker's mouse-contingent fixations on one image.
+
+Coordinates: each point is ``[row, column]``, 1-based. Source: the SALICON API
+(github.com/NUS-VIP/salicon-api, PythonAPI/salicon/salicon.py, ``buildFixMap`` at commit 98b523f):
+``for y,x in merged_fixations: sal_map[y-1][x-1] = 1``. The API's example annotations agree:
+annotations/fixations_train2014examples.json (dated 2015-04-25, 640x480 images) has first values up
+to ~445 (< 480 rows) and second values up to ~630 (< 640 columns). Converted here as
+``x = column - 1``, ``y = row - 1``; points outside the image are dropped and counted. The raw value
+ranges are kept in ``stats`` (``source_row_range``, ``source_col_range``) so a file in another
+convention is visible in ``harness datasets info``. An earlier pre-release example
+(fixations_val2014_examples.json, 2015-04-10, read by an older API revision as ``for x,y``) stored
+``[x, y]``; that layout is not supported.
+
+The points come without timing: ``start_ms`` and ``duration_ms`` are NaN. Subjects are the AMT
+``worker_id`` s. The 2017 MATLAB release (``fixations/<split>/*.mat`` with a ``gaze`` struct, read
+by pysaliency's ``get_SALICON``) is a different format and is not read here.
+
+Pixels per degree: NaN. SALICON was collected with a mouse on crowd workers' own screens, so there
+is no fixed viewing geometry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from harness.data.base import GazeDataset
+from harness.errors import DataError
+from harness.hookspecs import hookimpl
+
+from ._formats import read_json
+
+SOURCE = "http://salicon.net/download/"
+
+
+class SALICON(GazeDataset):
+    name = "salicon"
+    pixels_per_degree = float("nan")
+    tasks = ("free-viewing",)
+    converter_version = "1"
+    source_url = SOURCE
+    description = "SALICON: 15,000 MS COCO images (640x480), mouse-contingent fixations of AMT workers (Jiang et al. 2015)"
+
+    annotation_glob = "fixations_*.json"
+
+    def _annotation_files(self, root: Path) -> list[Path]:
+        files = sorted(p for p in root.rglob(self.annotation_glob) if p.is_file())
+        if not files:
+            raise DataError(f"{self.name}: no {self.annotation_glob} annotation file under {root}")
+        return files
+
+    def _image_index(self, root: Path) -> dict[str, Path]:
+        index: dict[str, Path] = {}
+        for p in sorted(root.rglob("*")):
+            if p.suffix.lower() in (".jpg", ".jpeg", ".png") and p.is_file():
+                index.setdefault(p.name, p)
+        return index
+
+    def source_files(self, root: Path) -> list[Path]:
+        # every image under the folder, not only the annotated ones: listing those would mean
+        # parsing the ~1.3 GB of JSON once more just to fingerprint
+        return self._annotation_files(root) + sorted(self._image_index(root).values())
+
+    def convert(self, root: Path) -> Iterator[dict]:
+        import numpy as np
+
+        index = self._image_index(root)
+        rows_lo = cols_lo = np.inf
+        rows_hi = cols_hi = -np.inf
+        seen: set[str] = set()
+        for path in self._annotation_files(root):
+            data = read_json(self.name, path)
+            if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
+                raise DataError(f"{self.name}: {path} is not a SALICON annotation file (no 'images'/'annotations')")
+            by_image: dict[int, list[dict]] = {}
+            for k, ann in enumerate(data["annotations"]):
+                try:
+                    by_image.setdefault(int(ann["image_id"]), []).append(ann)
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise DataError(f"{self.name}: {path}: annotation {k} has no valid image_id") from exc
+            for img in data["images"]:
+                try:
+                    image_id, file_name = int(img["id"]), str(img["file_name"])
+                    declared = (int(img["width"]), int(img["height"]))
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise DataError(f"{self.name}: {path}: image entry {img!r:.80} lacks id/file_name/width/height") from exc
+                stem = Path(file_name).stem
+                if stem in seen:
+                    continue  # the same image in two annotation files (e.g. 2014 and 2015r1 names)
+                image_path = index.get(file_name, root / "images" / file_name)
+                size = self.image_size(image_path)
+                if size is None:
+                    continue
+                if size != declared:
+                    self.skip("skipped_size_mismatch", str(image_path),
+                              f"image is {size[0]}x{size[1]} but {path.name} says {declared[0]}x{declared[1]}")
+                    continue
+                width, height = size
+                fixations: list[dict] = []
+                for ann in by_image.get(image_id, []):
+                    pts = np.asarray(ann.get("fixations") or [], dtype=np.float64).reshape(-1, 2)
+                    if pts.size:
+                        rows_lo, rows_hi = min(rows_lo, pts[:, 0].min()), max(rows_hi, pts[:, 0].max())
+                        cols_lo, cols_hi = min(cols_lo, pts[:, 1].min()), max(cols_hi, pts[:, 1].max())
+                    # [row, col], 1-based (salicon-api buildFixMap) -> x = col - 1, y = row - 1
+                    fixations += self.fixation_list(str(ann.get("worker_id", "unknown")), pts[:, 1] - 1.0,
+                                                    pts[:, 0] - 1.0, width=width, height=height)
+                if not fixations:
+                    self.skip("skipped_no_fixations", str(image_path), "no fixation inside the image")
+                    continue
+                seen.add(stem)
+                yield {"stimulus_id": stem, "image": str(image_path), "width": width, "height": height,
+                       "fixations": fixations}
+        if np.isfinite(rows_lo):
+            self.stats["source_row_range"] = [float(rows_lo), float(rows_hi)]
+            self.stats["source_col_range"] = [float(cols_lo), float(cols_hi)]
+
+
+@hookimpl
+def register_datasets(register):
+    register("salicon", "plugins.salicon:SALICON", tasks=SALICON.tasks, description=SALICON.description,
+             pixels_per_degree=SALICON.pixels_per_degree, licence="not stated in the SALICON API repository (see salicon.net); images: MS COCO terms",
+             source=SOURCE)

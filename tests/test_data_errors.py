@@ -1,0 +1,279 @@
+"""Bad input: missing folders, truncated .mat, corrupt JPEG, stimuli without fixations, failed
+downloads, interrupted conversions. Each is a one-line DataError naming the file, or a counted skip,
+and never leaves a half-written cache or data folder behind. Broken inputs are built in tmp_path
+from copies of the real OSIE files."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.data import GazeDataset
+from harness.data.download import fetch, tree_digest
+from harness.errors import DataError
+from plugins.osie import OSIE
+
+
+def _one_line(exc: pytest.ExceptionInfo) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg
+    return msg
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# ----------------------------------------------------------------------------- missing data
+def test_explicit_missing_folder_names_it(tmp_path):
+    missing = tmp_path / "no-such-osie"
+    with pytest.raises(DataError) as exc:
+        OSIE(data_dir=missing, cache_dir=tmp_path / "cache").load()
+    assert str(missing) in _one_line(exc)
+    assert not (tmp_path / "cache" / "data").exists()
+
+
+def test_missing_mat_file_names_it(small_osie, tmp_path):
+    root = small_osie(n=2)
+    (root / "eye" / "fixations.mat").unlink()
+    with pytest.raises(DataError) as exc:
+        OSIE(data_dir=root, cache_dir=tmp_path / "cache").load()
+    assert str(root / "eye" / "fixations.mat") in _one_line(exc)
+
+
+def test_not_found_anywhere_without_download_lists_the_folders(tmp_path, monkeypatch):
+    class NoDownload(GazeDataset):
+        name = "nodownload"
+        source_url = "https://example.org/data"
+
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(DataError) as exc:
+        NoDownload(cache_dir=tmp_path / "cache").root()
+    msg = _one_line(exc)
+    assert str(tmp_path / "data" / "nodownload") in msg
+    assert str(tmp_path / "cache" / "data" / "nodownload") in msg
+    assert "https://example.org/data" in msg
+
+
+def test_resolution_order(osie_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(osie_dir.parent))
+    assert OSIE(cache_dir=tmp_path).root() == osie_dir
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "empty"))
+    (tmp_path / "cache" / "data" / "osie").mkdir(parents=True)
+    assert OSIE(cache_dir=tmp_path / "cache").root() == tmp_path / "cache" / "data" / "osie"
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    assert OSIE().root() == tmp_path / "cache" / "data" / "osie"
+    assert OSIE(data_dir=osie_dir).root() == osie_dir  # explicit wins over everything
+
+
+# ----------------------------------------------------------------------------- damaged files
+def test_truncated_mat_is_a_one_line_error_and_leaves_no_cache(small_osie, tmp_path):
+    root = small_osie(n=3)
+    mat = root / "eye" / "fixations.mat"
+    data = mat.read_bytes()
+    mat.write_bytes(data[: len(data) // 2])
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError) as exc:
+        OSIE(data_dir=root, cache_dir=cache).load()
+    assert str(mat) in _one_line(exc)
+    assert _leftovers(cache / "arrow" / "osie") == []
+
+
+def test_corrupt_jpeg_is_a_counted_skip(small_osie, tmp_path):
+    root = small_osie(n=5)
+    truncated = root / "stimuli" / "1002.jpg"
+    truncated.write_bytes(truncated.read_bytes()[:5000])
+    garbage = root / "stimuli" / "1004.jpg"
+    garbage.write_bytes(b"this is not a jpeg" * 100)
+    obj = OSIE(data_dir=root, cache_dir=tmp_path / "cache")
+    ds = obj.load()
+    assert ds["stimulus_id"] == ["1001", "1003", "1005"]
+    info = obj.info()
+    assert info["skipped"] == {"skipped_corrupt_image": 2}
+    assert info["images"] == 3
+    assert any(str(truncated) in item for item in info["skipped_items"])
+    assert any(str(garbage) in item for item in info["skipped_items"])
+    # the counters survive the cache
+    assert OSIE(data_dir=root, cache_dir=tmp_path / "cache").info()["skipped"] == {"skipped_corrupt_image": 2}
+
+
+def test_missing_and_wrong_size_images_are_counted_skips(small_osie, tmp_path):
+    root = small_osie(n=4)
+    (root / "stimuli" / "1001.jpg").unlink()
+    small = root / "stimuli" / "1003.jpg"
+    with Image.open(small) as im:
+        im.resize((400, 300)).save(small)
+    obj = OSIE(data_dir=root, cache_dir=tmp_path / "cache")
+    assert obj.load()["stimulus_id"] == ["1002", "1004"]
+    assert obj.stats["skipped_missing_image"] == 1
+    assert obj.stats["skipped_unexpected_size"] == 1
+
+
+def test_stimulus_without_fixations_is_a_counted_skip(small_osie, tmp_path):
+    def edit(cell):
+        # 1002: every subject's fixations emptied; 1003: subject 1 moved outside the image
+        for s in cell[1, 0][0, 0]["subjects"][:, 0]:
+            for field in ("fix_x", "fix_y", "fix_duration"):
+                s[0, 0][field] = np.zeros((1, 0))
+        s1 = cell[2, 0][0, 0]["subjects"][0, 0][0, 0]
+        s1["fix_x"] = s1["fix_x"] + 900.0
+
+    root = small_osie(n=3, edit=edit)
+    import scipy.io
+
+    moved = scipy.io.loadmat(str(root / "eye" / "fixations.mat"))["fixations"][2, 0][0, 0]["subjects"][0, 0][0, 0]
+    obj = OSIE(data_dir=root, cache_dir=tmp_path / "cache")
+    ds = obj.load()
+    assert ds["stimulus_id"] == ["1001", "1003"]
+    info = obj.info()
+    assert info["skipped"] == {"skipped_no_fixations": 1}
+    assert info["dropped"]["dropped_out_of_bounds"] == moved["fix_x"].size
+    assert any("1002.jpg" in item for item in info["skipped_items"])
+    assert {f["subject"] for f in ds[1]["fixations"]} == {f"s{i:02d}" for i in range(2, 16)}
+
+
+def test_small_copy_converts_like_the_full_data(small_osie, osie_dataset, tmp_path):
+    """The re-saved subset reads exactly like the original (so the broken-input tests above test
+    the real format)."""
+    ds = OSIE(data_dir=small_osie(n=3), cache_dir=tmp_path / "cache").load()
+    def comparable(fixations):  # NaN onsets compare unequal; check them separately
+        assert all(np.isnan(f["start_ms"]) for f in fixations)
+        return [(f["subject"], f["x"], f["y"], f["duration_ms"]) for f in fixations]
+
+    for i in range(3):
+        assert comparable(ds[i]["fixations"]) == comparable(osie_dataset[i]["fixations"])
+
+
+# ----------------------------------------------------------------------------- interrupted conversion
+class _FailsMidway(OSIE):
+    exc: BaseException = RuntimeError("simulated crash")
+
+    def convert(self, root):
+        for i, rec in enumerate(super().convert(root)):
+            if i == 2:
+                raise self.exc
+            yield rec
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("simulated crash"), KeyboardInterrupt()])
+def test_failure_mid_conversion_leaves_no_cache_and_next_load_works(small_osie, tmp_path, exc):
+    root = small_osie(n=4)
+    cache = tmp_path / "cache"
+    _FailsMidway.exc = exc
+    expected = DataError if isinstance(exc, Exception) else KeyboardInterrupt
+    with pytest.raises(expected) as info:
+        _FailsMidway(data_dir=root, cache_dir=cache).load()
+    if expected is DataError:
+        assert "simulated crash" in _one_line(info) and str(root) in str(info.value)
+    assert _leftovers(cache / "arrow" / "osie") == []
+    ds = OSIE(data_dir=root, cache_dir=cache).load()
+    assert len(ds) == 4
+    assert len(_leftovers(cache / "arrow" / "osie")) == 1
+
+
+def test_unreadable_cache_is_rebuilt(small_osie, tmp_path):
+    root = small_osie(n=2)
+    obj = OSIE(data_dir=root, cache_dir=tmp_path / "cache")
+    obj.load()
+    for arrow in (obj.cache_path() / "data").glob("*.arrow"):
+        arrow.write_bytes(b"broken")
+    assert len(OSIE(data_dir=root, cache_dir=tmp_path / "cache").load()) == 2
+
+
+# ----------------------------------------------------------------------------- download
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Serve a folder over real HTTP on localhost; returns its base URL."""
+    servers = []
+
+    def start(folder: Path) -> str:
+        handler = functools.partial(_Quiet, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _mirror(osie_dir: Path, dest: Path) -> Path:
+    """A folder laid out like the source's data/, made of links to the real files."""
+    for rel in OSIE.data_files():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(osie_dir / rel, dest / rel)
+    return dest
+
+
+@pytest.mark.slow
+def test_download_installs_the_verified_data(osie_dir, tmp_path, serve, monkeypatch):
+    base = serve(_mirror(osie_dir, tmp_path / "mirror"))
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(OSIE, "download_base_url", base)
+    cache = tmp_path / "cache"
+    obj = OSIE(cache_dir=cache)
+    root = obj.root()
+    assert root == cache / "data" / "osie"
+    assert _leftovers(cache / "data") == ["osie"]
+    assert tree_digest(root, OSIE.data_files()) == OSIE.data_sha256
+    # content-based fingerprint: the downloaded copy shares the cache of the original
+    assert obj.fingerprint() == OSIE(data_dir=osie_dir, cache_dir=cache).fingerprint()
+    assert OSIE(cache_dir=cache).root() == root  # found in the cache next time, no download
+
+
+def test_download_checksum_mismatch_installs_nothing(osie_dir, tmp_path, serve, monkeypatch):
+    mirror = _mirror(osie_dir, tmp_path / "mirror")
+    tampered = mirror / "stimuli" / "1500.jpg"
+    tampered.unlink()
+    shutil.copyfile(osie_dir / "stimuli" / "1501.jpg", tampered)
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(OSIE, "download_base_url", serve(mirror))
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError) as exc:
+        OSIE(cache_dir=cache).root()
+    msg = _one_line(exc)
+    assert "sha256" in msg and "does not match" in msg
+    assert str(tmp_path / "empty" / "osie") in msg and str(cache / "data" / "osie") in msg
+    assert _leftovers(cache / "data") == []
+
+
+def test_download_from_unreachable_host_fails_fast(tmp_path, monkeypatch):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(OSIE, "download_base_url", f"http://127.0.0.1:{port}/")
+    with pytest.raises(DataError) as exc:
+        OSIE(cache_dir=tmp_path / "cache").load()
+    msg = _one_line(exc)
+    assert "download failed" in msg and f"127.0.0.1:{port}" in msg
+    assert _leftovers(tmp_path / "cache" / "data") == []
+
+
+def test_fetch_checks_sha256_and_missing_files(tmp_path, serve):
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "srv" / "a.bin").write_bytes(b"hello")
+    base = serve(tmp_path / "srv")
+    good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"  # sha256("hello")
+    assert fetch(base + "a.bin", tmp_path / "out" / "a.bin", sha256=good).read_bytes() == b"hello"
+    with pytest.raises(DataError, match="does not match"):
+        fetch(base + "a.bin", tmp_path / "out" / "b.bin", sha256="0" * 64)
+    with pytest.raises(DataError, match="404"):
+        fetch(base + "missing.bin", tmp_path / "out" / "c.bin")
+    assert _leftovers(tmp_path / "out") == ["a.bin"]  # no .part files, nothing unverified

@@ -1,0 +1,206 @@
+"""`harness eval` end to end on real OSIE data: results, provenance, failures, resume, settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.evaluate import EvalConfig, run_eval
+from harness.hookspecs import hookimpl
+from harness.plugins import pm
+from harness.results import load_runs, read_run
+
+REPO = Path(__file__).resolve().parent.parent
+
+# A model plugin for tests: a centred blob, except that it misbehaves on chosen stimuli and can be
+# slowed down so that a test can kill it mid-run. Written as source so that a subprocess can load
+# it through a real entry point.
+FLAKY_SOURCE = textwrap.dedent(
+    '''
+    import os, time
+    import numpy as np
+    from harness.hookspecs import hookimpl
+    from harness.models import Prediction
+
+    class Flaky:
+        name = "flaky"
+        tasks = ("free-viewing", "classification")
+        attention_methods = ("blob",)
+
+        def __init__(self):
+            # which calls misbehave, counted from 0 over the images this instance sees
+            self.nan_on = {int(v) for v in os.environ.get("FLAKY_NAN_ON", "").split(",") if v}
+            self.bad_shape_on = {int(v) for v in os.environ.get("FLAKY_BAD_SHAPE_ON", "").split(",") if v}
+            self.calls = 0
+
+        def provenance(self):
+            return {"model_id": "flaky", "weights_sha256": "0" * 64}
+
+        def predict(self, images, *, task, attention):
+            time.sleep(float(os.environ.get("FLAKY_DELAY", "0")))
+            out = []
+            for im in images:
+                k = self.calls
+                self.calls += 1
+                w, h = im.size
+                yy, xx = np.mgrid[0:h, 0:w]
+                m = np.exp(-(((xx - w / 2) / (w / 5)) ** 2 + ((yy - h / 2) / (h / 5)) ** 2))
+                if k in self.nan_on:
+                    m[0, 0] = np.nan
+                if k in self.bad_shape_on:
+                    m = m[:-1]
+                out.append(Prediction(attention=m, output={"label": "cat", "topk": ["cat"]}))
+            return out
+
+    class FlakyPlugin:
+        @hookimpl
+        def register_models(self, register):
+            register("flaky", "flaky_plugin:Flaky", tasks=("free-viewing",), attention=("blob",),
+                     description="test model")
+
+    plugin = FlakyPlugin()
+    '''
+)
+
+
+def _install_dist(root: Path) -> Path:
+    (root / "flaky_plugin.py").write_text(FLAKY_SOURCE)
+    info = root / "flaky_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flaky-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[harness]\nflaky = flaky_plugin:plugin\n")
+    return root
+
+
+@pytest.fixture
+def flaky(tmp_path, monkeypatch):
+    """The flaky model registered for the duration of one test."""
+    from harness.plugins import load_plugins
+
+    load_plugins()  # entry points are scanned before the test's distribution is on sys.path
+    src = _install_dist(tmp_path / "dist")
+    monkeypatch.syspath_prepend(str(src))
+    import importlib
+
+    mod = importlib.import_module("flaky_plugin")
+    pm.register(mod.plugin, name="flaky-test")
+    try:
+        yield mod
+    finally:
+        pm.unregister(name="flaky-test")
+        sys.modules.pop("flaky_plugin", None)
+
+
+def _cfg(tmp_path, osie_dir, **kw):
+    base = dict(model="flaky", dataset="osie", limit=6, batch_size=2, output=tmp_path / "runs",
+                data_dir=osie_dir, progress=False)
+    base.update(kw)
+    return EvalConfig(**base)
+
+
+def test_failed_images_are_recorded_and_the_run_goes_on(tmp_path, osie_dir, flaky, monkeypatch):
+    monkeypatch.setenv("FLAKY_NAN_ON", "1")
+    monkeypatch.setenv("FLAKY_BAD_SHAPE_ON", "4")
+    (result,) = run_eval(_cfg(tmp_path, osie_dir), references=False)
+    s = result.summary
+    assert s["n_images"] == 6 and s["n_failed"] == 2
+    frame = read_run(result.run_dir).per_image().set_index("stimulus_id")
+    assert frame.loc["1002", "status"] == "failed" and "NaN" in frame.loc["1002", "error"]
+    assert frame.loc["1005", "status"] == "failed" and "(599, 800)" in frame.loc["1005", "error"]
+    ok = frame[frame.status == "ok"]
+    assert len(ok) == 4 and ok["nss"].notna().all() and ok["auc_judd"].between(0, 1).all()
+    assert {f["stimulus_id"] for f in s["failures"]} == {"1002", "1005"}
+    # the means are over the scored images only
+    assert s["metrics"]["nss"] == pytest.approx(ok["nss"].mean())
+
+
+def test_manifest_has_full_provenance(tmp_path, osie_dir, flaky):
+    (result,) = run_eval(_cfg(tmp_path, osie_dir, limit=2), references=False)
+    m = json.loads((result.run_dir / "manifest.json").read_text())
+    for key in ("harness_version", "model_provenance", "dataset_fingerprint", "metric_profile", "metric_params",
+                "attention", "seed", "batch_size", "wall_time_s", "packages", "settings_sha256"):
+        assert key in m, key
+    assert m["model_provenance"]["weights_sha256"] == "0" * 64
+    assert len(m["dataset_fingerprint"]) == 64
+    assert m["packages"]["numpy"] == np.__version__
+    assert m["metric_params"]["sigma_px"] > 0 and m["wall_time_s"] > 0
+
+
+def test_references_are_computed_once_per_dataset(tmp_path, osie_dir, flaky):
+    first = run_eval(_cfg(tmp_path, osie_dir, limit=3))
+    kinds = sorted(r.summary["kind"] for r in first)
+    assert kinds == ["baseline", "baseline", "ceiling", "model"]
+    ceiling = next(r for r in first if r.summary["kind"] == "ceiling")
+    # humans agree with each other far better than chance
+    assert ceiling.summary["metrics"]["auc_judd"] > 0.75
+    again = run_eval(_cfg(tmp_path, osie_dir, limit=3))
+    assert all(r.computed_images == 0 and r.resumed_images == 3 for r in again)
+    assert len(load_runs(tmp_path / "runs")) == 4
+
+
+def test_different_settings_never_reuse_results(tmp_path, osie_dir, flaky):
+    (a,) = run_eval(_cfg(tmp_path, osie_dir, limit=2), references=False)
+    (b,) = run_eval(_cfg(tmp_path, osie_dir, limit=2, profile="pysaliency"), references=False)
+    (c,) = run_eval(_cfg(tmp_path, osie_dir, limit=2, seed=1), references=False)
+    assert len({a.run_dir, b.run_dir, c.run_dir}) == 3
+    assert b.resumed_images == 0 and c.resumed_images == 0
+    # batch size does not change the numbers, so it reuses them
+    (d,) = run_eval(_cfg(tmp_path, osie_dir, limit=2, batch_size=1), references=False)
+    assert d.run_dir == a.run_dir and d.computed_images == 0
+
+
+def test_killed_run_resumes_where_it_stopped(tmp_path, osie_dir, osie_cache):
+    dist = _install_dist(tmp_path / "dist")
+    env = {**os.environ, "PYTHONPATH": f"{dist}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "HARNESS_CACHE_DIR": str(osie_cache), "FLAKY_DELAY": "0.4"}
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "harness", "eval", "--model", "flaky", "--dataset", "osie", "--limit", "24",
+           "--batch-size", "2", "--data-dir", str(osie_dir), "--output", str(out), "--no-references", "--no-show"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*/shards/part-*.parquet"))) < 3:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    shards = list(out.glob("*/shards/part-*.parquet"))
+    assert 3 <= len(shards) < 12, "the run should have been killed part-way"
+    assert not list(out.glob("*/summary.json"))
+    env["FLAKY_DELAY"] = "0"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resumed" in done.stderr
+    (run,) = load_runs(out)
+    frame = run.per_image()
+    assert len(frame) == 24 and frame["stimulus_id"].is_unique
+    # identical numbers to a run that was never interrupted
+    fresh = subprocess.run([*cmd[:-6], "--output", str(tmp_path / "fresh"), "--no-references", "--no-show"],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    (ref,) = load_runs(tmp_path / "fresh")
+    a = frame.set_index("stimulus_id").sort_index()
+    b = ref.per_image().set_index("stimulus_id").sort_index()
+    pd.testing.assert_series_equal(a["nss"], b["nss"])
+    pd.testing.assert_series_equal(a["auc_judd"], b["auc_judd"])
+
+
+def test_cli_errors_are_one_line(tmp_path, osie_dir):
+    runner = CliRunner()
+    r = runner.invoke(main, ["eval", "--model", "centre-bias", "--data-dir", str(osie_dir), "--output", str(tmp_path)])
+    assert r.exit_code == 1
+    assert r.output.strip().startswith("Error: unknown model 'centre-bias'; did you mean 'center-bias'")
+    assert len(r.output.strip().splitlines()) == 1
+    r = runner.invoke(main, ["eval", "--model", "uniform", "--task", "detection", "--data-dir", str(osie_dir),
+                             "--output", str(tmp_path)])
+    assert r.exit_code == 1 and "cannot serve task 'detection'" in r.output and "free-viewing" in r.output

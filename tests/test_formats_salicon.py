@@ -1,0 +1,91 @@
+"""SALICON in its COCO-style layout: annotations/fixations_<split>2014.json + images/<split>/*.jpg.
+
+Points are [row, column], 1-based (salicon-api buildFixMap). The images are wider than tall, so a
+row/column swap pushes points out of the image, and the expected 0-based values catch a missing -1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from harness.data import load_gaze_dataset
+from harness.errors import DataError
+
+W, H = 64, 48
+
+
+def write_salicon(root: Path) -> None:
+    train = {
+        "info": {"description": "fixture"}, "type": "fixations", "licenses": [],
+        "images": [
+            {"id": 9, "file_name": "COCO_train2014_000000000009.jpg", "width": W, "height": H},
+            {"id": 25, "file_name": "COCO_train2014_000000000025.jpg", "width": W, "height": H},  # no annotations
+        ],
+        "annotations": [
+            # [row, col]: corners, an interior point, and three points outside the image
+            {"id": 1, "image_id": 9, "worker_id": 307, "fixations": [[1, 1], [48, 64], [10, 60], [0, 5], [49, 3], [5, 65]]},
+            {"id": 2, "image_id": 9, "worker_id": 444, "fixations": [[24.5, 12.0]]},
+        ],
+    }
+    val = {
+        "info": {}, "type": "fixations", "licenses": [],
+        "images": [{"id": 42, "file_name": "COCO_val2014_000000000042.jpg", "width": W, "height": H},
+                   {"id": 43, "file_name": "COCO_val2014_000000000043.jpg", "width": W, "height": H}],  # file missing
+        "annotations": [{"id": 1, "image_id": 42, "worker_id": 5, "fixations": [[3, 40]]},
+                        {"id": 2, "image_id": 43, "worker_id": 5, "fixations": [[3, 40]]}],
+    }
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "fixations_train2014.json").write_text(json.dumps(train))
+    (root / "annotations" / "fixations_val2014.json").write_text(json.dumps(val))
+    for split, names in {"train": ["COCO_train2014_000000000009.jpg", "COCO_train2014_000000000025.jpg"],
+                         "val": ["COCO_val2014_000000000042.jpg"]}.items():
+        (root / "images" / split).mkdir(parents=True)
+        for name in names:
+            Image.new("RGB", (W, H), (10, 200, 30)).save(root / "images" / split / name)
+
+
+def test_salicon_row_col_one_based(tmp_path):
+    root = tmp_path / "salicon"
+    write_salicon(root)
+    obj, ds = load_gaze_dataset("salicon", data_dir=root, cache_dir=tmp_path / "cache")
+    recs = {r["stimulus_id"]: r for r in ds.remove_columns("image").to_list()}
+    assert set(recs) == {"COCO_train2014_000000000009", "COCO_val2014_000000000042"}
+
+    nine = recs["COCO_train2014_000000000009"]
+    assert (nine["width"], nine["height"]) == (W, H)
+    got = sorted((f["subject"], f["x"], f["y"]) for f in nine["fixations"])
+    assert got == [("307", 0.0, 0.0), ("307", 59.0, 9.0), ("307", 63.0, 47.0), ("444", 11.0, 23.5)]
+    assert all(f["start_ms"] != f["start_ms"] and f["duration_ms"] != f["duration_ms"] for f in nine["fixations"])
+
+    val = recs["COCO_val2014_000000000042"]
+    assert [(f["x"], f["y"]) for f in val["fixations"]] == [(39.0, 2.0)]
+    assert all(r["label"] is None and r["objects"] is None for r in recs.values())
+
+    assert obj.stats["dropped_out_of_bounds"] == 3
+    assert obj.stats["skipped_no_fixations"] == 1
+    assert obj.stats["skipped_missing_image"] == 1
+    assert obj.stats["source_row_range"] == [0.0, 49.0] and obj.stats["source_col_range"] == [1.0, 65.0]
+
+    # the image decodes from the cache and has the stored size
+    assert ds[0]["image"].size == (W, H)
+
+
+def test_salicon_declared_size_must_match(tmp_path):
+    root = tmp_path / "salicon"
+    write_salicon(root)
+    Image.new("RGB", (W + 1, H), 0).save(root / "images" / "val" / "COCO_val2014_000000000042.jpg")
+    obj, ds = load_gaze_dataset("salicon", data_dir=root, cache_dir=tmp_path / "cache")
+    assert "COCO_val2014_000000000042" not in set(ds["stimulus_id"])
+    assert obj.stats["skipped_size_mismatch"] == 1
+
+
+def test_salicon_broken_json_names_the_file(tmp_path):
+    root = tmp_path / "salicon"
+    write_salicon(root)
+    (root / "annotations" / "fixations_val2014.json").write_text('{"images": [')
+    with pytest.raises(DataError, match="fixations_val2014.json"):
+        load_gaze_dataset("salicon", data_dir=root, cache_dir=tmp_path / "cache")
