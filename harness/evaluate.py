@@ -196,7 +196,9 @@ class _RunWriter:
         import pyarrow as pa
 
         n = len(list(self.shards.glob("part-*.parquet")))
-        table = pa.Table.from_pylist(rows)
+        # from_pylist takes its columns from the first row only; a failed row has no metric columns
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        table = pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in rows])
         atomic_write_parquet(self.shards / f"part-{n:06d}.parquet", table)
 
     def save_map(self, stimulus_id: str, smap: np.ndarray) -> None:
@@ -442,7 +444,18 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list
     baselines exist for the same dataset, limit and metric settings (computed once, then reused)."""
     from .data import load_gaze_dataset
 
+    from .plugins import get_registry
+
+    # user mistakes are reported before any long computation starts
+    if cfg.model != CEILING and not cfg.model.startswith("hf:"):
+        get_registry().get("model", cfg.model)
     gaze, ds = load_gaze_dataset(cfg.dataset, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir)
+    resolve_task(cfg.task, gaze)
+    if not math.isfinite(float(gaze.pixels_per_degree)):
+        raise HarnessError(
+            f"dataset {gaze.name!r} has no known pixels per degree, so no human density can be built; "
+            "its plugin must state the viewing geometry"
+        )
     ctx = DatasetContext(gaze, ds, cfg.limit, cfg.sigma_deg)
     results = []
     if references:

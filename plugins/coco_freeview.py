@@ -15,8 +15,10 @@ Coordinates: as in COCO-Search18 (see plugins/coco_search18.py): the 1680x1050 s
 display, so X/Y are its pixel coordinates unchanged; images of another size are skipped and counted.
 The first fixation of every scanpath is removed (``dropped_initial_fixation``) on the assumption that,
 as in COCO-Search18 whose readme says so explicitly, it is the initial centre fixation: the two datasets
-were recorded with the same set-up and released in the same JSON format, but the FreeView release
-documentation was not available offline to confirm it. Onsets are not recorded (NaN); durations are
+were recorded with the same set-up and released in the same JSON format, and the authors' HAT code
+(github.com/cvlab-stonybrook/HAT, common/dataset.py) treats both alike ("Force center
+initialization" of the first fixation when the dataset is 'COCO-Search18' or 'COCO-Freeview'); the
+FreeView release documentation itself was not available offline to confirm it. Onsets are not recorded (NaN); durations are
 ``T`` in ms.
 
 Pixels per degree: NaN (see plugins/coco_search18.py).

@@ -33,7 +33,8 @@ fixation has the subject ``pooled``. Onsets are unknown (NaN). ``label`` is the 
 ``classes.txt`` without its numeric prefix (``001.Black_footed_Albatross`` -> ``Black_footed_Albatross``).
 
 Pixels per degree: NaN: the viewing distance is not published with the data, and each image was
-shown at its own scale.
+shown at its own scale (the authors' heatmaps blur with ``sd=75.0`` display pixels,
+``plot_gazemap``'s default, which is a different number of image pixels for every image).
 """
 
 from __future__ import annotations

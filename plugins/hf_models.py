@@ -30,7 +30,7 @@ DEFAULT_MAX_NEW_TOKENS = 30  # COCO captions are ~10 words; 30 tokens leave room
 # Transformers whose ``attentions`` are full (B, heads, T, T) self-attention over a CLS token, maybe
 # more prefix tokens (DeiT's distillation token, DINOv2's registers) and the patch grid.
 VIT_LIKE = frozenset(
-    {"vit", "deit", "beit", "data2vec-vision", "dinov2", "dinov2_with_registers", "vit_msn", "dinov3_vit"}
+    {"vit", "deit", "beit", "data2vec-vision", "dinov2", "dinov2_with_registers", "vit_msn"}
 )
 # Hierarchical window-attention transformers: no global CLS attention; Grad-CAM on the final tokens.
 SWIN_LIKE = frozenset({"swin", "swinv2"})
@@ -84,7 +84,7 @@ class HFModel:
 
     def _pixels(self, images: Sequence[Any]):
         rgb = [im.convert("RGB") for im in images]
-        return self.processor(images=rgb, return_tensors="pt")
+        return self.processor(images=rgb, return_tensors="pt").to(self.model.device)
 
 
 def _labels(config: Any) -> tuple[list[str], list[str] | None]:
@@ -126,14 +126,8 @@ class HFClassifier(HFModel):
         import torch
 
         pixel_values = self._pixels(images)["pixel_values"]
-        if attention == "grad-cam":
-            grids, logits = self._grad_cam(pixel_values)
-        else:
-            with torch.no_grad():
-                out = self.model(pixel_values=pixel_values, output_attentions=True)
-            logits = out.logits
-            grids = self._vit_maps(out.attentions, pixel_values.shape[-2:], attention)
-        probs = torch.softmax(logits.double(), dim=-1)
+        grids, logits = self.grid_maps(pixel_values, attention)
+        probs = torch.softmax(logits.double().cpu(), dim=-1)
         k = min(TOP_K, probs.shape[-1])
         top = torch.topk(probs, k, dim=-1)
         preds = []
@@ -152,6 +146,16 @@ class HFClassifier(HFModel):
             }
             preds.append(Prediction(attention=self._to_stimulus(grids[i], height, width), output=output))
         return preds
+
+    def grid_maps(self, pixel_values: Any, attention: str) -> tuple[np.ndarray, Any]:
+        """Attention maps on the model's own grid (B, rows, cols) and the logits, for a processed batch."""
+        import torch
+
+        if attention == "grad-cam":
+            return self._grad_cam(pixel_values)
+        with torch.no_grad():
+            out = self.model(pixel_values=pixel_values, output_attentions=True)
+        return self._vit_maps(out.attentions, pixel_values.shape[-2:], attention), out.logits
 
     def _vit_maps(self, attentions: Sequence[Any], input_hw: Sequence[int], attention: str) -> np.ndarray:
         from harness.attention.cross_attention import normalise_maps
@@ -182,7 +186,7 @@ class HFClassifier(HFModel):
             if self._cam_layer is None:
                 self._cam_layer = last_conv_layer(self.model, pixel_values[:1])
             maps, _, logits = grad_cam_with_logits(forward, self._cam_layer, pixel_values, None)
-        return maps.double().numpy(), logits
+        return maps.double().cpu().numpy(), logits
 
 
 def patch_grid(config: Any, n_tokens: int, height: int, width: int) -> tuple[int, int]:
@@ -318,7 +322,8 @@ class HFDetector(HFModel):
         rows, cols = int(features[-1][0]), int(features[-1][1])
         cross = fuse_layers(out.cross_attentions, self.options.get("layers", "last"),
                             self.options.get("head_fusion", "mean"))  # (B, Q, rows*cols)
-        probs = torch.softmax(out.logits.double(), dim=-1)[..., :-1]
+        probs = torch.softmax(out.logits.double().cpu(), dim=-1)[..., :-1]
+        pred_boxes = out.pred_boxes.double().cpu()
         scores, labels = probs.max(dim=-1)
         threshold = float(self.options.get("threshold", 0.5))
         names = self.model.config.id2label
@@ -327,7 +332,7 @@ class HFDetector(HFModel):
         for i, image in enumerate(images):
             width, height = image.size
             if pixel_mask is not None:
-                mask = pixel_mask[i].bool()
+                mask = pixel_mask[i].bool().cpu()
                 valid = (int(mask.any(dim=1).sum()), int(mask.any(dim=0).sum()))
             else:
                 valid = padded
@@ -337,7 +342,7 @@ class HFDetector(HFModel):
             grids = normalise_maps(cross[i].reshape(-1, rows, cols))  # every query
             boxes, kept_scores, cats = [], [], []
             for q in order:
-                cx, cy, bw, bh = (float(v) for v in out.pred_boxes[i, q])
+                cx, cy, bw, bh = (float(v) for v in pred_boxes[i, q])
                 boxes.append([(cx - bw / 2) * width, (cy - bh / 2) * height, bw * width, bh * height])
                 kept_scores.append(float(s[q]))
                 cats.append(str(names.get(int(labels[i, q]), int(labels[i, q]))))
@@ -380,22 +385,30 @@ class HFCaptioner(HFModel):
         self.tokenizer = tokenizer
         self.kind = kind  # "blip" or "ved"
 
-    def _generate(self, pixel_values: Any):
-        """Greedy or beam search with the checkpoint's generation config, passed explicitly because
-        BLIP's ``generate`` delegates to its text decoder, which would otherwise use its own
-        defaults. Without a length limit anywhere, at most ``DEFAULT_MAX_NEW_TOKENS`` tokens."""
-        import copy
+    def generate(self, pixel_values: Any) -> Any:
+        """Generated ids (B, T), start token first, with the checkpoint's generation settings.
 
-        gen = copy.deepcopy(self.model.generation_config)
+        Settings are passed as keyword arguments (the non-default fields of the checkpoint's
+        generation config) because BLIP's ``generate`` delegates to its text decoder, which would
+        otherwise use its own defaults. Without any length limit, ``DEFAULT_MAX_NEW_TOKENS``.
+        """
+        gen = self.model.generation_config.to_diff_dict()
+        for key in ("transformers_version", "_from_model_config"):
+            gen.pop(key, None)
         for key in ("max_new_tokens", "num_beams"):
             if key in self.options:
-                setattr(gen, key, int(self.options[key]))
-        if gen.max_new_tokens is None:
-            gen.max_new_tokens = DEFAULT_MAX_NEW_TOKENS
-        if self.kind == "ved" and gen.pad_token_id is None:
+                gen[key] = int(self.options[key])
+        if gen.get("max_new_tokens") is None and gen.get("max_length") is None:
+            gen["max_new_tokens"] = DEFAULT_MAX_NEW_TOKENS
+        if self.kind == "blip":  # BLIP's generate sets these itself from its config
+            for key in ("eos_token_id", "pad_token_id", "bos_token_id", "decoder_start_token_id"):
+                gen.pop(key, None)
+        else:
             config = self.model.config
-            gen.pad_token_id = config.pad_token_id if config.pad_token_id is not None else config.decoder_start_token_id
-        return self.model.generate(pixel_values=pixel_values, generation_config=gen)
+            if gen.get("pad_token_id") is None:
+                pad = config.pad_token_id if config.pad_token_id is not None else config.decoder_start_token_id
+                gen["pad_token_id"] = pad
+        return self.model.generate(pixel_values=pixel_values, **gen)
 
     def _cross_attentions(self, pixel_values: Any, ids: Any):
         if self.kind == "blip":
@@ -441,34 +454,41 @@ class HFCaptioner(HFModel):
             previous = text
         return out
 
-    def predict(self, images: Sequence[Any], *, task: str, attention: str) -> list[Prediction]:
-        self._check(task, attention)
-        if not images:
-            return []
+    def caption_grids(self, pixel_values: Any) -> list[tuple[list[int], np.ndarray]]:
+        """Per image: the generated token ids (special tokens removed) and each one's cross-attention
+        map on the encoder's patch grid (T, rows, cols), each summing to 1. A caption without tokens
+        gets the map of the step that ended it, and no ids."""
         import torch
 
-        from harness.attention.cross_attention import (
-            caption_queries, combine, fuse_layers, group_words, is_content_word, query_maps, word_key,
-        )
+        from harness.attention.cross_attention import caption_queries, fuse_layers, query_maps
 
-        pixel_values = self._pixels(images)["pixel_values"]
         with torch.no_grad():
-            ids = self._generate(pixel_values)
+            ids = self.generate(pixel_values)
             cross, encoder_config = self._cross_attentions(pixel_values, ids)
         fused = fuse_layers(cross, self.options.get("layers", "mean"), self.options.get("head_fusion", "mean"))
         grid = patch_grid(encoder_config, fused.shape[-1], int(pixel_values.shape[-2]), int(pixel_values.shape[-1]))
         skip, stop = self._special()
-        preds = []
-        for i, image in enumerate(images):
-            width, height = image.size
+        out = []
+        for i in range(len(ids)):
             seq = [int(t) for t in ids[i]]
             steps = caption_queries(seq, skip, stop)
-            token_ids = [seq[j] for j, _ in steps]
             if steps:
-                token_grids = query_maps(fused[i], [q for _, q in steps], grid)
+                out.append(([seq[j] for j, _ in steps], query_maps(fused[i], [q for _, q in steps], grid)))
             else:
                 end = next((j for j in range(1, len(seq)) if seq[j] in stop), len(seq) - 1)
-                token_grids = query_maps(fused[i], [max(end - 1, 0)], grid)
+                out.append(([], query_maps(fused[i], [max(end - 1, 0)], grid)))
+        return out
+
+    def predict(self, images: Sequence[Any], *, task: str, attention: str) -> list[Prediction]:
+        self._check(task, attention)
+        if not images:
+            return []
+        from harness.attention.cross_attention import combine, group_words, is_content_word, word_key
+
+        pixel_values = self._pixels(images)["pixel_values"]
+        preds = []
+        for image, (token_ids, token_grids) in zip(images, self.caption_grids(pixel_values)):
+            width, height = image.size
             pieces = self.pieces(token_ids)
             words = group_words(pieces)
             stack = [combine(token_grids)]

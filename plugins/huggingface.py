@@ -202,34 +202,39 @@ def probe_endpoint(endpoint: str, timeout: float = PROBE_TIMEOUT_S) -> str | Non
     return None
 
 
-def locate(checkpoint: str, revision: str | None) -> dict[str, Any]:
-    """Where to load from: ``{"path", "local_files_only", "provenance"}``; fails fast with one line."""
+def locate(checkpoint: str, revision: str | None, label: str | None = None) -> dict[str, Any]:
+    """Where to load from: ``{"path", "local_files_only", "provenance"}``; fails fast with one line.
+
+    ``label`` names the model in messages (an alias, or ``hf:<checkpoint>``)."""
+    label = label or f"hf:{checkpoint}"
+    if not label.startswith("hf:"):  # an alias: say what it stands for
+        label = f"{label} ({checkpoint}{'@' + revision if revision else ''})"
     path = Path(checkpoint).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise HarnessError(f"model hf:{checkpoint}: {path} is a file; give the checkpoint folder")
+            raise HarnessError(f"model {label}: {path} is a file; give the checkpoint folder")
         if not (path / "config.json").is_file():
-            raise HarnessError(f"model hf:{checkpoint}: no config.json in {path} (not a transformers checkpoint)")
+            raise HarnessError(f"model {label}: no config.json in {path} (not a transformers checkpoint)")
         return {
             "path": str(path.resolve()),
             "local_files_only": True,
             "provenance": {"model_id": str(path.resolve()), "source": "local folder", **weights_digest(path)},
         }
     if checkpoint.startswith((".", "/", "~")) or checkpoint.count("/") > 1 or not _HUB_ID.match(checkpoint):
-        raise HarnessError(f"model hf:{checkpoint}: no such checkpoint folder {path}")
+        raise HarnessError(f"model {label}: no such checkpoint folder {path}")
     commit = cached_commit(checkpoint, revision)
     where = _cache_dir() or "the Hugging Face cache"
     if _offline():
         if commit is None:
             raise HarnessError(
-                f"model hf:{checkpoint}: not in {where} and HF_HUB_OFFLINE is set, so it cannot be downloaded"
+                f"model {label}: not in {where} and HF_HUB_OFFLINE is set, so it cannot be downloaded"
             )
         local_only = True
     else:
         problem = probe_endpoint(_endpoint())
         if problem is not None and commit is None:
             raise HarnessError(
-                f"model hf:{checkpoint}: cannot reach {_endpoint()} to download it ({problem}) and it is not in {where}"
+                f"model {label}: cannot reach {_endpoint()} to download it ({problem}) and it is not in {where}"
             )
         local_only = problem is not None  # Hub down but cached: use the cache without retries
     return {
@@ -308,8 +313,8 @@ def load(checkpoint: str, revision: str | None = None, name: str | None = None, 
     parsed.update(options)
     options = parsed
     _validate(options, checkpoint)
-    where = locate(base, revision)
     label = name or f"hf:{checkpoint}"
+    where = locate(base, revision, label)
 
     from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
@@ -317,6 +322,8 @@ def load(checkpoint: str, revision: str | None = None, name: str | None = None, 
     hf_logging.set_verbosity_error()  # no weight-loading reports or generation warnings per batch
     hf_logging.disable_progress_bar()
     common = {"revision": revision, "local_files_only": where["local_files_only"]}
+    if _cache_dir() and not where["provenance"].get("source") == "local folder":
+        common["cache_dir"] = _cache_dir()
     try:
         config = AutoConfig.from_pretrained(where["path"], **common)
         kind = family(config)
@@ -368,7 +375,9 @@ def _build(kind: str, path: str, common: dict[str, Any], config: Any):
             kwargs.pop("attn_implementation")  # no attention: nothing to choose
         model = tf.AutoModelForImageClassification.from_pretrained(path, **kwargs)
     elif kind == "detr":
-        if getattr(config.backbone_config, "model_type", "") == "timm_backbone" and not _has("timm"):
+        backbone = config.backbone_config
+        backbone_type = backbone.get("model_type") if isinstance(backbone, dict) else getattr(backbone, "model_type", "")
+        if backbone_type == "timm_backbone" and not _has("timm"):
             raise HarnessError(
                 "this DETR checkpoint uses a timm backbone and timm is not installed; "
                 "use the transformers-backbone revision (e.g. facebook/detr-resnet-50@no_timm)"

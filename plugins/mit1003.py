@@ -4,10 +4,10 @@
 
 On-disk layout read here (the authors' ``ALLSTIMULI.zip`` and ``DATA.zip``): ``ALLSTIMULI/<name>.jpeg``
 and ``DATA/<user>/<name>.mat`` for the 15 users ``CNG ajs emb ems ff hp jcw jw kae krl po tmj tu ya zb``
-(files directly under ``DATA/`` are calibration records and are ignored). Each ``.mat`` holds one
-struct named after the image (MATLAB truncates variable names to 63 characters, as pysaliency's
-``scripts/extract_fixations.m`` notes) whose ``DATA(1).eyeData`` is the raw ``N x 2`` trace at
-240 Hz: "the raw x and y pixel locations of the eye for every sample that the eye tracker took.
+(only ``<image name>.mat`` is read; the users' calibration and presentation-order records are
+ignored). Each ``.mat`` holds one struct named after the image (MATLAB truncates variable names to
+63 characters, as pysaliency's ``scripts/extract_fixations.m`` notes) whose ``DATA(1).eyeData`` is
+the raw ``N x 2`` trace at 240 Hz: "the raw x and y pixel locations of the eye for every sample that the eye tracker took.
 Negative locations are blinks." (DatabaseCode/README.txt, mirrored in github.com/Riadsala/SaccadicBiases
 under data/Judd2009/DatabaseCode/).
 
@@ -24,7 +24,8 @@ Fixations: derived from the raw samples with the authors' ``checkFixations.m`` (
 at a center crosshair") and pysaliency's ``get_mit1003``, each trace's first fixation is discarded
 (counted as ``dropped_initial_fixation``) before the out-of-image ones are removed. (pysaliency removes
 out-of-image fixations first and then the first remaining one; the authors' code drops fixation 1.)
-Onsets are ``(Fix.start - 1) / 240`` s after stimulus onset; durations are ``Fix.duration`` (ms).
+Onsets are ``(Fix.start - 1) / 240`` s after stimulus onset (sample 1 is the onset; pysaliency
+uses ``Fix.start / 240``, one sample later); durations are ``Fix.duration`` (ms).
 
 Pixels per degree: 34, the value of the authors' own saccade detector (``pxPerDeg = 34; % based on
 current ET setup``, checkFixations.m).

@@ -37,19 +37,21 @@ def _harness_cache_env(osie_cache):
 
 @pytest.fixture(scope="session")
 def osie_dir() -> Path:
-    """The real OSIE folder; skips (with the reason) when the data is not available."""
+    """The real OSIE folder. Missing data fails the tests that need it (never a silent skip)."""
     path = Path(os.environ["HARNESS_DATA_DIR"]) / "osie"
     if not (path / "eye" / "fixations.mat").is_file():
-        pytest.skip(f"OSIE data not found at {path} (set HARNESS_DATA_DIR)")
+        pytest.fail(f"OSIE data not found at {path} (set HARNESS_DATA_DIR to the folder holding osie/)")
     return path
 
 
 @pytest.fixture(scope="session")
 def osie(osie_dir, osie_cache):
-    """The loaded :class:`plugins.osie.OSIE` object (after its conversion is cached)."""
-    from harness.data import get_gaze_dataset
+    """The loaded :class:`plugins.osie.OSIE` object (after its conversion is cached). Built
+    directly, not through the registry, so a broken unrelated plugin cannot take these fixtures
+    down (tests/test_osie.py covers loading by name)."""
+    from plugins.osie import OSIE
 
-    obj = get_gaze_dataset("osie", data_dir=osie_dir, cache_dir=osie_cache)
+    obj = OSIE(data_dir=osie_dir, cache_dir=osie_cache)
     obj.load()
     return obj
 

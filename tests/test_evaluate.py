@@ -76,6 +76,7 @@ FLAKY_SOURCE = textwrap.dedent(
 
 
 def _install_dist(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     (root / "flaky_plugin.py").write_text(FLAKY_SOURCE)
     info = root / "flaky_plugin-0.1.dist-info"
     info.mkdir()

@@ -139,6 +139,7 @@ def test_overlay_puts_heat_where_the_map_is():
     assert np.allclose(out[:, :200], 40, atol=1)  # zero heat leaves the stimulus untouched
 
 
+@pytest.mark.slow
 def test_example_overlays_from_maps_saved_by_harness_eval(tmp_path, osie_dir):
     """Real runs: `harness eval` keeps the maps of its first stimuli; the site shows the human
     density (recomputed from OSIE with the run's sigma) beside them, in dataset order."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import threading
 from pathlib import Path
 from urllib.parse import quote
@@ -27,6 +28,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 XSS = "<script>alert(1)</script>"
+OSIE_PRESENT = (Path(os.environ["HARNESS_DATA_DIR"]) / "osie" / "eye" / "fixations.mat").is_file()
 
 pytestmark = [
     pytest.mark.browser,
@@ -38,13 +40,15 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """Synthetic runs (ceiling, baselines, classification models, a superseded run, an XSS name)
-    plus one real `harness eval` run on OSIE whose saved maps give the example overlays."""
+    plus, when the OSIE data is here, one real `harness eval` run whose saved maps give the example
+    overlays (the overlay test itself skips without the data)."""
     root = tmp_path_factory.mktemp("browser")
     results = root / "runs"
     sample_results(results)
-    r = CliRunner().invoke(main, ["eval", "--model", "center-bias", "--dataset", "osie", "--limit", "3",
-                                  "--output", str(results / "real"), "--no-references", "--no-show"])
-    assert r.exit_code == 0, r.output
+    if OSIE_PRESENT:
+        r = CliRunner().invoke(main, ["eval", "--model", "center-bias", "--dataset", "osie", "--limit", "3",
+                                      "--output", str(results / "real"), "--no-references", "--no-show"])
+        assert r.exit_code == 0, r.output
     return build_site(results, root / "site").parent
 
 
@@ -115,7 +119,8 @@ def wait_until(pg, expression: str, timeout_s: float = 10.0) -> None:
         pg.wait_for_timeout(50)
 
 
-IMAGES_LOADED = "[...document.querySelectorAll('#detail .examples img')].every(i => i.complete && i.naturalWidth > 0)"
+IMAGES_LOADED = ("(imgs => imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0))"
+                 "([...document.querySelectorAll('#detail .examples img')])")
 
 
 def column(pg, key: str) -> list:
@@ -237,7 +242,7 @@ def test_scatter_plots_alignment_against_task(page):
     assert pg.locator("figure.scatter g.point").count() == 1
 
 
-def test_detail_view_shows_provenance_and_overlays(page, site, server):
+def test_detail_view_shows_provenance(page, site):
     pg, watch = page
     data = page_data(site / "index.html")
     lite1 = next(r for r in data["rows"] if r["model"] == "efficientnet-lite1")
@@ -246,14 +251,28 @@ def test_detail_view_shows_provenance_and_overlays(page, site, server):
     detail.wait_for(state="visible")
     assert pg.evaluate("location.hash") == "#run=" + quote(lite1["run_id"], safe="")
     text = detail.text_content()
-    for needle in (lite1["run_id"], "ab" * 32, "f0" * 32, "2.13.0", "metric_params.sigma_px", "grad-cam" if False else "rollout"):
+    for needle in (lite1["run_id"], "ab" * 32, "f0" * 32, "2.13.0", "metric_params.sigma_px", "rollout",
+                   "org/efficientnet-lite1", "saved no attention maps"):
         assert needle in text, needle
     assert detail.locator("h2 .model-name").text_content() == "efficientnet-lite1"
+    assert texts(pg, "#detail table.packages th") == ["numpy", "torch"]
+    assert pg.locator("#leaderboard tbody tr.selected").get_attribute("data-run-id") == lite1["run_id"]
     pg.click("#detail button.close")
+    assert detail.is_hidden() and pg.evaluate("location.hash") == ""
+    pg.keyboard.press("Escape")  # harmless when closed
+    # keyboard: Enter on a focused row opens it, Escape closes
+    pg.focus(f'#leaderboard tbody tr[data-run-id="{lite1["run_id"]}"]')
+    pg.keyboard.press("Enter")
+    detail.wait_for(state="visible")
+    pg.keyboard.press("Escape")
     assert detail.is_hidden()
 
-    # the real run: examples with the human density beside the model's map
-    real = next(r for r in data["rows"] if r["examples"])
+
+def test_detail_view_overlays_human_density_beside_the_model(page, site, server, osie_dir):
+    """The real `harness eval` run: its saved maps beside the human density, served as PNGs."""
+    pg, watch = page
+    detail = pg.locator("#detail")
+    real = next(r for r in page_data(site / "index.html")["rows"] if r["examples"])
     pg.goto(server + "index.html#run=" + quote(real["run_id"], safe=""))
     detail.wait_for(state="visible")
     imgs = detail.locator(".examples img")
@@ -276,7 +295,6 @@ def test_script_in_a_model_name_is_shown_as_text(page, site):
     xss = next(r for r in page_data(site / "index.html")["rows"] if r["model"] == XSS)
     pg.click(f'#leaderboard tbody tr[data-run-id="{xss["run_id"]}"]')
     assert pg.locator("#detail h2 .model-name").text_content() == XSS
-    assert pg.evaluate("window.__xss === undefined")
     pg.wait_for_timeout(200)
     assert watch.dialogs == []
 
@@ -288,9 +306,11 @@ def test_page_works_from_file_url_without_any_request_outside_its_folder(browser
     pg.goto(site.joinpath("index.html").as_uri())
     pg.wait_for_selector("body[data-ready=true]")
     assert pg.locator("#leaderboard tbody tr").count() > 5
-    real = next(r for r in page_data(site / "index.html")["rows"] if r["examples"])
-    pg.evaluate(f"location.hash = {('run=' + quote(real['run_id'], safe=''))!r}")
-    wait_until(pg, IMAGES_LOADED)
+    real = [r for r in page_data(site / "index.html")["rows"] if r["examples"]]
+    if real:  # the overlay PNGs load from file:// too
+        pg.evaluate(f"location.hash = {('run=' + quote(real[0]['run_id'], safe=''))!r}")
+        wait_until(pg, IMAGES_LOADED)
+        assert pg.locator("#detail .examples img").count() == 2 * len(real[0]["examples"])
     context.close()
     prefix = site.as_uri() + "/"
     assert watch.requests and all(u.startswith(prefix) for u in watch.requests), watch.requests

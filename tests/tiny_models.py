@@ -148,19 +148,22 @@ def gpt2_style_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token=eos, eos_token=eos, pad_token=eos, unk_token=eos)
 
 
-def make_tiny_blip(path, seed: int = 0) -> Path:
-    """BLIP captioner: 32x32 input, 8 px patches (CLS + 16 patches), 2-layer text decoder."""
+def make_tiny_blip(path, seed: int = 0, initializer_range: float = 0.5) -> Path:
+    """BLIP captioner: 32x32 input, 8 px patches (CLS + 16 patches), 2-layer text decoder.
+
+    ``initializer_range`` is large so that the random cross-attention is far from uniform."""
     from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessorPil
 
     _seed(seed)
     tok = bert_style_tokenizer()
     config = BlipConfig(
         vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=32, patch_size=8),
+                           image_size=32, patch_size=8, initializer_range=initializer_range),
         text_config=dict(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                          num_attention_heads=2, encoder_hidden_size=16, max_position_embeddings=32,
                          bos_token_id=tok.bos_token_id, sep_token_id=tok.sep_token_id,
-                         eos_token_id=tok.sep_token_id, pad_token_id=tok.pad_token_id),
+                         eos_token_id=tok.sep_token_id, pad_token_id=tok.pad_token_id,
+                         initializer_range=initializer_range),
     )
     BlipForConditionalGeneration(config).save_pretrained(path)
     tok.save_pretrained(path)
@@ -170,16 +173,20 @@ def make_tiny_blip(path, seed: int = 0) -> Path:
     return Path(path)
 
 
-def make_tiny_ved(path, seed: int = 0) -> Path:
-    """VisionEncoderDecoder: ViT encoder (32x32, 8 px patches) + 2-layer GPT-2 decoder with cross-attention."""
+def make_tiny_ved(path, seed: int = 0, initializer_range: float = 0.5) -> Path:
+    """VisionEncoderDecoder: ViT encoder (32x32, 8 px patches) + 2-layer GPT-2 decoder with cross-attention.
+
+    ``initializer_range`` is large so that the random cross-attention is far from uniform."""
     from transformers import GPT2Config, ViTImageProcessorPil, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
 
     _seed(seed)
     tok = gpt2_style_tokenizer()
     eos = tok.eos_token_id
     decoder = GPT2Config(vocab_size=len(tok), n_positions=32, n_embd=16, n_layer=2, n_head=2,
-                         add_cross_attention=True, bos_token_id=eos, eos_token_id=eos)
-    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(_vit_config(), decoder)
+                         add_cross_attention=True, bos_token_id=eos, eos_token_id=eos,
+                         initializer_range=initializer_range)
+    encoder = _vit_config(initializer_range=initializer_range)
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
     config.decoder_start_token_id = eos
     config.pad_token_id = eos
     config.eos_token_id = eos

@@ -64,6 +64,8 @@ def fuse_layers(attentions: Sequence, layers: str | int = "last", head_fusion: s
 def normalise_maps(maps) -> np.ndarray:
     """Scale each map of ``(N, ...)`` to sum to 1; an all-zero map stays zero."""
     m = np.clip(as_array(maps), 0.0, None)
+    if m.shape[0] == 0:
+        return m
     sums = m.reshape(m.shape[0], -1).sum(axis=1)
     sums = np.where(sums > 0, sums, 1.0)
     return m / sums.reshape((-1,) + (1,) * (m.ndim - 1))
@@ -124,23 +126,22 @@ def group_words(pieces: Sequence[str]) -> list[tuple[str, list[int]]]:
 
     ``pieces[i]`` is the text token ``i`` adds to the decoded caption. A piece starting with
     whitespace (or the first piece) starts a new word; a piece without it continues the word
-    (``##s``, ``ing``). Pieces that are only whitespace or punctuation attach to the current word
-    and are stripped from its text.
+    (``##s``, ``ing``). Pieces with no letter or digit (punctuation) belong to no word and end
+    the current one.
     """
     words: list[tuple[str, list[int]]] = []
+    joined = False  # may the next piece continue the last word?
     for i, piece in enumerate(pieces):
-        starts = not words or (piece[:1].isspace() and piece.strip() != "")
-        if starts:
-            words.append((piece.strip(), [i]))
-        else:
+        if not re.search(r"\w", piece):
+            joined = False
+            continue
+        if words and joined and not piece[:1].isspace():
             text, idx = words[-1]
             words[-1] = (text + piece.strip(), idx + [i])
-    cleaned = []
-    for text, idx in words:
-        word = re.sub(r"^\W+|\W+$", "", text)
-        if word:
-            cleaned.append((word, idx))
-    return cleaned
+        else:
+            words.append((piece.strip(), [i]))
+        joined = not piece[-1:].isspace()
+    return [(re.sub(r"^\W+|\W+$", "", text), idx) for text, idx in words]
 
 
 def is_content_word(word: str) -> bool:

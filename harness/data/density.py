@@ -14,20 +14,23 @@ OSIE authors' own code (``imfilter(map, gaussian, 0)``) and does not pile mass u
 How it is computed (why it is fast)
 -----------------------------------
 A 2-D Gaussian is separable, so the blurred histogram is a sum of outer products:
-``D[r, c] = sum_i w_i g(r - r_i) g(c - c_i) = (Gy^T W Gx)[r, c]`` where ``Gy`` is ``(n, height)``,
-``Gx`` is ``(n, width)`` and ``n`` counts distinct fixated pixels. That is one BLAS matrix product,
-exact (no kernel truncation), ~2-3 ms for an 800x600 OSIE map with ~140 fixations, instead of
-~50-90 ms for ``gaussian_filter``. Above :data:`MATMUL_MAX_POINTS` distinct pixels the product
-costs more than filtering, so the histogram is filtered with ``gaussian_filter`` (truncated at 8
-sigma: relative error ~1e-14). All arithmetic is float64: leave-one-subject-out maps are sums of
-per-subject maps whose values span hundreds of orders of magnitude, and metrics take their logs.
-``benchmarks/density.py`` prints the timings.
+``D[r, c] = sum_i w_i g(r - r_i) g(c - c_i) = (Gy^T W Gx)[r, c]`` where ``Gy`` is ``(k, height)``,
+``Gx`` is ``(k, width)`` and ``k`` counts distinct fixated pixels (``w_i`` fixations on each). That is
+one BLAS matrix product, exact (no kernel truncation), ~2-6 ms for an 800x600 OSIE map with ~140
+fixations instead of ~50-90 ms for ``gaussian_filter``. The map's total is known from the factors
+(``sum_i w_i sum(g_y,i) sum(g_x,i)``), so the normalisation is folded into ``W`` and each map is
+written exactly once. Above :data:`MATMUL_MAX_POINTS` distinct pixels the product costs more than
+filtering, so the histogram is filtered with ``gaussian_filter`` (truncated at 8 sigma: relative
+error ~1e-14). All arithmetic is float64: leave-one-subject-out maps reach values ~1e-80 far from
+the other observers (below float32's range) and metrics take logs. ``benchmarks/density.py``
+prints the timings.
 
 Leave-one-subject-out (human ceiling)
 -------------------------------------
-:func:`loso_densities` builds each subject's unnormalised map once and forms "everyone but s" from
-prefix and suffix sums, so no map is obtained by subtraction (no cancellation error) and the cost is
-about that of one full map plus a few additions per subject.
+:func:`loso_densities` builds each subject's unnormalised map from that subject's pixels only (the
+products together cost one full map) and forms "everyone but s" from prefix and suffix sums: only
+non-negative maps are added, never subtracted, so tails far from the other observers keep full
+precision (a ``total - own`` subtraction would round them to 0).
 """
 
 from __future__ import annotations
@@ -85,30 +88,49 @@ def _pixel_indices(x, y, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     return rows, cols
 
 
-def _unnormalised(rows: np.ndarray, cols: np.ndarray, shape: Sequence[int], sigma: float) -> np.ndarray:
-    """Blurred histogram (float64, not normalised) of the given pixel indices."""
-    height, width = int(shape[0]), int(shape[1])
-    if rows.size == 0:
-        return np.zeros((height, width), dtype=np.float64)
-    flat = rows * width + cols
-    uniq, counts = np.unique(flat, return_counts=True)
+def _axis_factors(idx: np.ndarray, length: int, sigma: float) -> np.ndarray:
+    """``(k, length)`` rows ``g(t - idx_i)`` of the unnormalised 1-D Gaussian (one-hot for sigma 0)."""
+    t = np.arange(length, dtype=np.float64)
     if sigma == 0:
-        out = np.zeros(height * width, dtype=np.float64)
-        out[uniq] = counts
-        return out.reshape(height, width)
+        return (t[None, :] == idx[:, None]).astype(np.float64)
+    return np.exp((-0.5 / (sigma * sigma)) * (t[None, :] - idx[:, None]) ** 2)
+
+
+def _positions(rows: np.ndarray, cols: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct fixated pixels (row, col) and, per fixation, the index of its pixel."""
+    uniq, inverse = np.unique(rows * width + cols, return_inverse=True)
     r, c = np.divmod(uniq, width)
-    if uniq.size <= MATMUL_MAX_POINTS:
-        inv = -0.5 / (sigma * sigma)
-        gy = np.exp(inv * (np.arange(height, dtype=np.float64)[None, :] - r[:, None]) ** 2)
-        gx = np.exp(inv * (np.arange(width, dtype=np.float64)[None, :] - c[:, None]) ** 2)
-        gx *= counts[:, None]
-        return gy.T @ gx
+    return r, c, inverse.ravel()
+
+
+def _filtered_raw(weights: np.ndarray, r: np.ndarray, c: np.ndarray, shape: Sequence[int], sigma: float) -> np.ndarray:
+    """Unnormalised blurred weighted histogram by filtering (used for many distinct pixels)."""
     from scipy.ndimage import gaussian_filter
 
-    hist = np.zeros(height * width, dtype=np.float64)
-    hist[uniq] = counts
-    return gaussian_filter(hist.reshape(height, width), sigma, mode="constant", cval=0.0,
-                           truncate=_FILTER_TRUNCATE)
+    height, width = int(shape[0]), int(shape[1])
+    hist = np.zeros((height, width), dtype=np.float64)
+    hist[r, c] = weights
+    return gaussian_filter(hist, sigma, mode="constant", cval=0.0, truncate=_FILTER_TRUNCATE) if sigma else hist
+
+
+def _densities(weights: np.ndarray, r: np.ndarray, c: np.ndarray, shape: Sequence[int], sigma: float) -> np.ndarray:
+    """Normalised densities for each row of ``weights`` (m, k) over the k pixels (r, c): array (m, h, w).
+
+    ``D_j = Gy^T diag(w_j / Z_j) Gx``; the normaliser ``Z_j = sum_i w_ji * sum(gy_i) * sum(gx_i)`` is
+    the map's total computed from the factors, so each map is written exactly once, already
+    normalised, and all m maps come from one stacked matrix product ``(m*h, k) @ (k, w)``."""
+    height, width = int(shape[0]), int(shape[1])
+    m = weights.shape[0]
+    if r.size > MATMUL_MAX_POINTS:
+        return np.stack([_normalise(_filtered_raw(w, r, c, shape, sigma)) for w in weights])
+    gy = _axis_factors(r, height, sigma)  # (k, h)
+    gx = _axis_factors(c, width, sigma)  # (k, w)
+    totals = weights @ (gy.sum(axis=1) * gx.sum(axis=1))  # (m,)
+    if not np.all((totals > 0) & np.isfinite(totals)):
+        raise ValueError("density is empty: the blur left no mass inside the image")
+    scaled = weights / totals[:, None]  # (m, k)
+    left = (scaled[:, None, :] * gy.T[None, :, :]).reshape(m * height, r.size)  # (m*h, k)
+    return (left @ gx).reshape(m, height, width)
 
 
 def _normalise(m: np.ndarray) -> np.ndarray:
@@ -135,7 +157,9 @@ def fixation_density(x, y, shape: Sequence[int], sigma_px: float) -> np.ndarray:
     rows, cols = _pixel_indices(x, y, shape)
     if rows.size == 0:
         raise ValueError("no fixations: a density needs at least one")
-    return _normalise(_unnormalised(rows, cols, shape, sigma))
+    r, c, inverse = _positions(rows, cols, int(shape[1]))
+    counts = np.bincount(inverse, minlength=r.size).astype(np.float64)
+    return _densities(counts[None, :], r, c, shape, sigma)[0]
 
 
 def loso_densities(fixations, shape: Sequence[int], sigma_px: float) -> list[tuple[int, np.ndarray]]:
@@ -145,19 +169,31 @@ def loso_densities(fixations, shape: Sequence[int], sigma_px: float) -> list[tup
     Used for the human ceiling (how well the other observers predict one observer). Subjects whose
     removal leaves no fixation (the only observer) are omitted."""
     sigma = _check_sigma(sigma_px)
+    height, width = int(shape[0]), int(shape[1])
     rows, cols = _pixel_indices(fixations.x, fixations.y, shape)
     subjects = np.asarray(fixations.subject)
-    ids = np.unique(subjects)
+    ids, subject_index = np.unique(subjects, return_inverse=True)
     if ids.size < 2:
         return []
-    per = [_unnormalised(rows[subjects == s], cols[subjects == s], shape, sigma) for s in ids]
-    # prefix[k] = sum of per[:k]; going down from the last subject with suffix = sum of per[k+1:],
-    # "all but k" = prefix[k] + suffix, accumulated in place into prefix[k] (no longer needed)
-    prefix = [np.zeros_like(per[0])]
+    r, c, inverse = _positions(rows, cols, width)
+    own = np.zeros((ids.size, r.size), dtype=np.float64)  # fixation counts per subject and pixel
+    np.add.at(own, (subject_index.ravel(), inverse), 1.0)
+    if r.size > MATMUL_MAX_POINTS:
+        per = [_filtered_raw(w, r, c, shape, sigma) for w in own]
+    else:
+        gy = _axis_factors(r, height, sigma)
+        gx = _axis_factors(c, width, sigma)
+        per = []
+        for w in own:  # each subject's unnormalised map from its own pixels only
+            idx = np.flatnonzero(w)
+            per.append((gy[idx].T * w[idx]) @ gx[idx])
+    # "all but k" = prefix[k] + suffix with prefix[k] = sum(per[:k]), suffix = sum(per[k+1:]):
+    # sums of non-negative maps only, so nothing cancels
+    prefix = [np.zeros((height, width), dtype=np.float64)]
     for m in per[:-1]:
         prefix.append(prefix[-1] + m)
     out: list[tuple[int, np.ndarray]] = []
-    suffix = np.zeros_like(per[0])
+    suffix = np.zeros((height, width), dtype=np.float64)
     for k in range(ids.size - 1, -1, -1):
         others = prefix[k]
         others += suffix

@@ -211,17 +211,27 @@ def per_image_table(runs: Iterable[Run], existing=None, replace_ids: Iterable[st
     frame = pd.concat(frames, ignore_index=True)
     first = list(PER_IMAGE_IDENTITY) + [c for c in ("stimulus_id", "status", "error") if c in frame.columns]
     frame = frame[first + [c for c in frame.columns if c not in first]]
-    arrays = {}
-    for c in frame.columns:
-        col = frame[c]
-        if pd.api.types.is_bool_dtype(col):
-            arrays[c] = pa.array(col.tolist(), type=pa.bool_())
-        elif pd.api.types.is_numeric_dtype(col):
-            arrays[c] = pa.array([None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in col.tolist()], type=pa.float64())
-        else:
-            vals = col.tolist()
-            arrays[c] = pa.array([None if v is None or (isinstance(v, float) and math.isnan(v)) else (v if isinstance(v, str) else json.dumps(v, default=str)) for v in vals], type=pa.string())
-    return pa.table(arrays)
+    return pa.table({c: _column_array(frame[c].tolist()) for c in frame.columns})
+
+
+def _column_array(values: list[Any]):
+    """One Parquet column from Python values, typed by what the values are (not by the pandas
+    dtype, which is ``object`` for a column that was all-missing in one run and numbers in another):
+    all booleans -> bool, all numbers -> float64, anything else -> string (non-strings as JSON)."""
+    import numpy as np
+    import pyarrow as pa
+
+    def missing(v: Any) -> bool:
+        return v is None or (isinstance(v, float) and math.isnan(v))
+
+    present = [v for v in values if not missing(v)]
+    if present and all(isinstance(v, (bool, np.bool_)) for v in present):
+        return pa.array([None if missing(v) else bool(v) for v in values], type=pa.bool_())
+    if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) for v in present):
+        return pa.array([None if missing(v) else float(v) for v in values], type=pa.float64()) if present else \
+            pa.array([None] * len(values), type=pa.string())
+    return pa.array([None if missing(v) else (v if isinstance(v, str) else json.dumps(v, default=str)) for v in values],
+                    type=pa.string())
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], primary: str | None = None) -> str:

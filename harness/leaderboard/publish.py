@@ -95,7 +95,7 @@ def _server_message(exc: Any) -> str:
     return _scrub(msg or "")
 
 
-def hub_error(exc: BaseException, step: str, *, published: str | None = None) -> HarnessError:
+def hub_error(exc: BaseException, step: str, *, published: str | None = None, access: str = "write") -> HarnessError:
     """One line that says what failed and what to do; ``published`` says what already landed."""
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
@@ -107,11 +107,12 @@ def hub_error(exc: BaseException, step: str, *, published: str | None = None) ->
         return HarnessError(OFFLINE_MESSAGE)
     if isinstance(cause, HfHubHTTPError) and getattr(cause, "response", None) is not None:
         status = cause.response.status_code
-        detail = _server_message(cause)
-        detail = f" ({detail})" if detail else ""
+        message = _server_message(cause)
+        detail = f" ({message})" if message else ""
         if status in (401, 403):
-            return HarnessError(f"authentication failed while {step} (HTTP {status}{detail}): set HF_TOKEN to a "
-                                f"token with write access to the repo{tail}")
+            need = "with write access to the repo" if access == "write" else "that can read the repo"
+            why = f"HTTP {status}: {message}" if message else f"HTTP {status}"
+            return HarnessError(f"authentication failed while {step} ({why}): set HF_TOKEN to a token {need}{tail}")
         if status == 412:
             return HarnessError(f"the repo changed on the Hub while {step} (HTTP 412: someone else published); "
                                 f"run publish again{tail}")
@@ -121,7 +122,8 @@ def hub_error(exc: BaseException, step: str, *, published: str | None = None) ->
     return HarnessError(f"cannot reach {hub_endpoint()} while {step}: {type(cause).__name__}: {_scrub(str(cause))}{tail}")
 
 
-def _hub_call(step: str, fn: Callable[..., Any], *args: Any, published: str | None = None, **kwargs: Any) -> Any:
+def _hub_call(step: str, fn: Callable[..., Any], *args: Any, published: str | None = None, access: str = "write",
+              **kwargs: Any) -> Any:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
@@ -129,10 +131,14 @@ def _hub_call(step: str, fn: Callable[..., Any], *args: Any, published: str | No
     except HarnessError:
         raise
     except (HfHubHTTPError, LocalEntryNotFoundError, ConnectionError) as exc:
-        raise hub_error(exc, step, published=published) from None
+        raise hub_error(exc, step, published=published, access=access) from None
+    except ValueError as exc:  # e.g. "Invalid metadata in README.md", raised from the Hub's 400 answer
+        if isinstance(exc.__cause__, HfHubHTTPError):
+            raise hub_error(exc.__cause__, step, published=published, access=access) from None
+        raise
     except Exception as exc:  # transport errors of the HTTP client (httpx2.ConnectError, timeouts)
         if type(exc).__module__.split(".")[0] in {"httpx", "httpx2", "httpcore", "httpcore2"}:
-            raise hub_error(exc, step, published=published) from None
+            raise hub_error(exc, step, published=published, access=access) from None
         raise
 
 
@@ -320,6 +326,20 @@ def publish(results_dir: Path | str, repo: str, *, space: str | None = None, pri
     runs = _load_finished(results_dir)
     if is_offline():
         raise HarnessError(OFFLINE_MESSAGE)
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    quiet_before = are_progress_bars_disabled()
+    disable_progress_bars()  # our own one-line messages say what happens; no bars in logs
+    try:
+        return _publish(runs, repo, space=space, private=private, primary=primary, data_dir=data_dir,
+                        cache_dir=cache_dir, n_examples=n_examples, echo=echo)
+    finally:
+        if not quiet_before:
+            enable_progress_bars()
+
+
+def _publish(runs: Sequence[Run], repo: str, *, space, private, primary, data_dir, cache_dir, n_examples,
+             echo) -> PublishResult:
     from huggingface_hub import CommitOperationAdd, HfApi
 
     endpoint, token = hub_endpoint(), hub_token()
@@ -401,7 +421,7 @@ def load_published(source: str | Path) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="harness-show-") as tmp:
         file = _hub_call(f"downloading {LEADERBOARD_FILE} of {repo}", _download_or_missing_repo,
                          {"endpoint": hub_endpoint(), "token": hub_token()}, repo, LEADERBOARD_FILE, None, tmp,
-                         published="")
+                         published="", access="read")
         if file is None:
             raise HarnessError(f"dataset repo {repo} has no {LEADERBOARD_FILE}: nothing was published there")
         return hub_table.table_to_rows(_read_parquet(file, "leaderboard"))

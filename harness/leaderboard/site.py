@@ -186,6 +186,8 @@ class _DatasetCache:
                 self._open[name] = (gaze, ds, {sid: i for i, sid in enumerate(ids)})
             except HarnessError as exc:
                 self._open[name] = str(exc)
+            except Exception as exc:  # a dataset that cannot be read must not stop the page; say why
+                self._open[name] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         return self._open[name]
 
 

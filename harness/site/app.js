@@ -214,7 +214,7 @@
       "No shown run has both a gaze metric and a task metric (free viewing has no task score)."));
   }
   function scatter(dataset, task, x, y, pts, refs) {
-    var W = 560, H = 360, M = { l: 64, r: 24, t: 40, b: 52 };
+    var W = 560, H = 380, M = { l: 64, r: 24, t: 52, b: 52 };
     var xr = range(pts.map(function (r) { return r.values[x]; }).concat(refs.map(function (r) { return r.values[x]; })));
     var yr = range(pts.map(function (r) { return r.values[y]; }));
     function sx(v) { return M.l + (v - xr[0]) / (xr[1] - xr[0]) * (W - M.l - M.r); }
@@ -242,8 +242,9 @@
     refs.forEach(function (r, i) {
       var g = svg("g", { "class": "reference reference-" + r.kind });
       g.appendChild(svg("line", { x1: sx(r.values[x]), x2: sx(r.values[x]), y1: M.t, y2: H - M.b }));
-      g.appendChild(svg("text", { x: sx(r.values[x]) + 3, y: M.t - 6 - (i % 2) * 12, "class": "ref-label" },
-        (KIND_LABEL[r.kind] || r.kind) + ": " + r.model));
+      var right = sx(r.values[x]) > (M.l + W - M.r) / 2;  // labels right of centre end at their line
+      g.appendChild(svg("text", { x: sx(r.values[x]) + (right ? -3 : 3), y: M.t - 6 - (i % 3) * 12, "class": "ref-label",
+        "text-anchor": right ? "end" : "start" }, (KIND_LABEL[r.kind] || r.kind) + ": " + r.model));
       g.appendChild(svg("title", null, r.model + " (" + r.kind + "): " + x + " = " + fmt(r.values[x])));
       s.appendChild(g);
     });
@@ -251,7 +252,9 @@
       var g = svg("g", { "class": "point", tabindex: "0" });
       g.setAttribute("data-run-id", r.run_id);
       g.appendChild(svg("circle", { cx: sx(r.values[x]), cy: sy(r.values[y]), r: 5 }));
-      g.appendChild(svg("text", { x: sx(r.values[x]) + 7, y: sy(r.values[y]) - 7, "class": "point-label" }, r.model + " [" + r.attention + "]"));
+      var right = sx(r.values[x]) > (M.l + W - M.r) / 2;
+      g.appendChild(svg("text", { x: sx(r.values[x]) + (right ? -7 : 7), y: sy(r.values[y]) - 7, "class": "point-label",
+        "text-anchor": right ? "end" : "start" }, r.model + " [" + r.attention + "]"));
       g.appendChild(svg("title", null, r.model + " [" + r.attention + "]: " + x + " = " + fmt(r.values[x]) + ", " + y + " = " + fmt(r.values[y])));
       g.addEventListener("click", function () { openRun(r.run_id); });
       s.appendChild(g);
@@ -312,7 +315,7 @@
     section(panel, "Run", kvTable([["attention", row.attention], ["dataset", row.dataset], ["task", row.task],
       ["kind", row.kind], ["images", row.n_images], ["failed", row.n_failed], ["latest", row.latest ? "yes" : "no (superseded)"]]));
     section(panel, "Metrics", kvTable(COLUMNS.filter(function (c) { return c.value && row.values[c.key] !== undefined; })
-      .map(function (c) { return [c.label + (ARROW[c.direction] ? " " + ARROW[c.direction] : ""), row.values[c.key]]; })));
+      .map(function (c) { return [c.label + (ARROW[c.direction] ? " " + ARROW[c.direction] : ""), fmt(row.values[c.key])]; })));
     section(panel, "Examples", examples(row));
     section(panel, "Provenance", kvTable(flatten(row.provenance, "")));
     section(panel, "Packages", kvTable(Object.keys(row.packages || {}).sort().map(function (k) { return [k, row.packages[k]]; }), "packages"));

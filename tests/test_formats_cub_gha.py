@@ -1,0 +1,78 @@
+"""CUB-GHA in its original layout: Fixation.txt (1920x1080 display coordinates) + CUB_200_2011/.
+
+Each line carries the image's original size, its displayed size and the display position of its
+top-left pixel; display points map to stored-image pixel centres as
+``(x_display - start_x + 0.5) * o_x / image_x - 0.5``. The fixture uses different x and y scales
+and a large offset, so a swap, a missing offset or a missing scale fails.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from harness.data import load_gaze_dataset
+from harness.errors import DataError
+
+# id, o_x, o_y, image_x, image_y, start_x, start_y, then x, y, duration triplets (display pixels)
+LINES = [
+    # image 1: 50x40 shown as 100x60 at (910, 500): sx = 0.5, sy = 2/3
+    "1,50,40,100,60,910,500,"
+    "1000,540,250,"   # -> x = 90.5*0.5-0.5 = 44.75, y = 40.5*2/3-0.5 = 26.5
+    "930,503,400,"    # -> x = 9.75, y = 3.5*2/3-0.5 = 11/6
+    "900,520,120,"    # -> x = -5.25: on the grey border, dropped
+    "1009,559,610,"   # -> x = 49.25 > 49: dropped
+    "950,530,300",    # last triplet: left out like the authors' reader does
+    # image 2: its file is 30x20 but the line says 31x20 -> skipped
+    "2,31,20,62,40,0,0,10,10,100,20,20,100",
+    # image 3: 20x30 shown 1:1 at (0, 0): the display pixel is the image pixel
+    "3,20,30,20,30,0,0,19,29,200,0,0,150,5,5,999",
+]
+
+
+def write_cub(root: Path) -> None:
+    cub = root / "CUB_200_2011"
+    files = {"1": "001.Black_footed_Albatross/Black_Footed_Albatross_0001_796111.jpg",
+             "2": "001.Black_footed_Albatross/Black_Footed_Albatross_0002_55.jpg",
+             "3": "200.Common_Yellowthroat/Common_Yellowthroat_0003_190521.jpg"}
+    sizes = {"1": (50, 40), "2": (30, 20), "3": (20, 30)}
+    for i, rel in files.items():
+        (cub / "images" / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", sizes[i], (200, 180, 20)).save(cub / "images" / rel)
+    (cub / "images.txt").write_text("".join(f"{i} {rel}\n" for i, rel in files.items()))
+    (cub / "image_class_labels.txt").write_text("1 1\n2 1\n3 200\n")
+    (cub / "classes.txt").write_text("1 001.Black_footed_Albatross\n200 200.Common_Yellowthroat\n")
+    (root / "Fixation.txt").write_text("\n".join(LINES) + "\n")
+
+
+def test_cub_gha_display_to_image(tmp_path):
+    root = tmp_path / "cub-gha"
+    write_cub(root)
+    obj, ds = load_gaze_dataset("cub-gha", data_dir=root, cache_dir=tmp_path / "cache")
+    recs = {r["stimulus_id"]: r for r in ds.remove_columns("image").to_list()}
+    assert set(recs) == {"Black_Footed_Albatross_0001_796111", "Common_Yellowthroat_0003_190521"}
+
+    one = recs["Black_Footed_Albatross_0001_796111"]
+    assert (one["width"], one["height"], one["label"]) == (50, 40, "Black_footed_Albatross")
+    got = [(f["x"], f["y"], f["duration_ms"]) for f in one["fixations"]]
+    assert got == [pytest.approx((44.75, 26.5, 250.0)), pytest.approx((9.75, 11 / 6, 400.0), rel=1e-6)]
+    assert {f["subject"] for f in one["fixations"]} == {"pooled"}
+
+    three = recs["Common_Yellowthroat_0003_190521"]
+    assert three["label"] == "Common_Yellowthroat"
+    assert [(f["x"], f["y"]) for f in three["fixations"]] == [(19.0, 29.0), (0.0, 0.0)]
+
+    s = obj.stats
+    assert s["dropped_out_of_bounds"] == 2
+    assert s["dropped_last_triplet"] == 2
+    assert s["skipped_size_mismatch"] == 1
+
+
+def test_cub_gha_malformed_line_names_file_and_line(tmp_path):
+    root = tmp_path / "cub-gha"
+    write_cub(root)
+    (root / "Fixation.txt").write_text(LINES[0] + "\n3,20,30,20,30,0,0,19,29\n")
+    with pytest.raises(DataError, match=r"Fixation.txt: line 2 has 9 fields"):
+        load_gaze_dataset("cub-gha", data_dir=root, cache_dir=tmp_path / "cache")

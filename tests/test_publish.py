@@ -1,0 +1,617 @@
+"""`harness leaderboard publish` and `show --from`: the REAL huggingface_hub client against a fake Hub.
+
+The Hub cannot be reached here, so the test replaces only the bottom of the HTTP stack: huggingface_hub
+2.4 talks through ``httpx2`` (a fork of httpx that respx does not patch), so ``httpx2.HTTPTransport``
+hands every request to a respx router, which records it and answers like the Hub does (repo info,
+repo creation, YAML validation, preupload, the LFS batch API and S3-style PUT, NDJSON commits,
+``resolve`` downloads). Everything above the transport -- auth headers, offline checks, redirects,
+error mapping, LFS hashing, the commit payload -- is the real client. hf_xet (Rust, its own HTTP
+stack) is switched off so large files take the legacy LFS path, which goes through HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.leaderboard import publish as pub
+from harness.leaderboard.hub_table import LEADERBOARD_FILE, PER_IMAGE_FILE
+
+try:
+    from tests.site_helpers import sample_results, write_run
+except ImportError:  # tests/ is not a package: pytest put it on sys.path
+    from site_helpers import sample_results, write_run
+
+ENDPOINT = "https://hub.test"
+LFS_HOST = "https://lfs.test"
+TOKEN = "hf_testTOKENdoNotLeak0123456789"
+REPO = "gaze-org/board"
+
+
+class FakeHub:
+    """Just enough of the Hub's HTTP API for create_repo / repo_info / create_commit / hf_hub_download,
+    with real state: commits are applied, files can be downloaded back at any commit."""
+
+    def __init__(self, router, token: str):
+        import httpx
+
+        self.httpx = httpx
+        self.token = token
+        self.repos: dict[tuple[str, str], dict] = {}
+        self.lfs: dict[str, bytes] = {}
+        self.fail: dict[str, int] = {}  # step name -> HTTP status to answer instead
+        self.before_commit = None  # callable run when the commit arrives (to simulate a concurrent publish)
+        self.commits: list[dict] = []
+        self.unreachable = False  # True: every connection is refused
+        e = re.escape(ENDPOINT)
+        repo = r"(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)"
+        kind = r"(?P<kind>datasets|spaces|models)"
+        router.route(method="GET", url__regex=rf"^{e}/api/{kind}/{repo}(/revision/[^/?]+)?(\?.*)?$").mock(side_effect=self.info)
+        router.route(method="POST", url__regex=rf"^{e}/api/repos/create$").mock(side_effect=self.create)
+        router.route(method="POST", url__regex=rf"^{e}/api/validate-yaml$").mock(side_effect=self.validate_yaml)
+        router.route(method="POST", url__regex=rf"^{e}/api/{kind}/{repo}/preupload/(?P<rev>[^/?]+)(\?.*)?$").mock(side_effect=self.preupload)
+        router.route(method="POST", url__regex=rf"^{e}/(?P<prefix>datasets/|spaces/)?{repo}\.git/info/lfs/objects/batch$").mock(side_effect=self.lfs_batch)
+        router.route(method="PUT", url__regex=rf"^{re.escape(LFS_HOST)}/upload/(?P<oid>[0-9a-f]{{64}})$").mock(side_effect=self.lfs_put)
+        router.route(method="POST", url__regex=rf"^{e}/api/{kind}/{repo}/commit/(?P<rev>[^/?]+)(\?.*)?$").mock(side_effect=self.commit)
+        router.route(method__in=["GET", "HEAD"], url__regex=rf"^{e}/(?P<prefix>datasets/|spaces/)?{repo}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$").mock(side_effect=self.resolve)
+
+    # -- helpers --
+    def _json(self, status, body, headers=None):
+        return self.httpx.Response(status, json=body, headers=headers or {})
+
+    def _auth(self, request):
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            msg = "Invalid credentials in Authorization header"  # what the Hub answers to a bad token
+            return self._json(401, {"error": msg}, {"X-Error-Message": msg})
+        return None
+
+    def _failing(self, step):
+        if step in self.fail:
+            return self._json(self.fail[step], {"error": f"injected failure in {step}"})
+        return None
+
+    def _repo(self, kind, repo):
+        return self.repos.get((kind.rstrip("s"), repo))
+
+    def add_repo(self, rtype: str, repo: str, files: dict[str, bytes] | None = None, private: bool = False) -> str:
+        sha = hashlib.sha1(f"{rtype}/{repo}/init".encode()).hexdigest()
+        snapshot = {".gitattributes": b"*.parquet filter=lfs diff=lfs merge=lfs -text\n", **(files or {})}
+        self.repos[(rtype, repo)] = {"sha": sha, "private": private, "history": {sha: snapshot}, "sdk": None}
+        return sha
+
+    def files(self, rtype: str, repo: str) -> dict[str, bytes]:
+        r = self.repos[(rtype, repo)]
+        return r["history"][r["sha"]]
+
+    def bump(self, rtype: str, repo: str) -> None:
+        """Someone else commits to the repo."""
+        r = self.repos[(rtype, repo)]
+        new = hashlib.sha1((r["sha"] + "other").encode()).hexdigest()
+        r["history"][new] = {**r["history"][r["sha"]], "other.txt": b"x"}
+        r["sha"] = new
+
+    # -- endpoints --
+    def info(self, request, kind, repo):
+        if (resp := self._auth(request) or self._failing("info")):
+            return resp
+        r = self._repo(kind, repo)
+        if r is None:
+            return self._json(404, {"error": "Repository not found"},
+                              {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"})
+        return self._json(200, {"id": repo, "sha": r["sha"], "private": r["private"],
+                                "siblings": [{"rfilename": f} for f in sorted(r["history"][r["sha"]])]})
+
+    def create(self, request):
+        if (resp := self._auth(request) or self._failing("create")):
+            return resp
+        body = json.loads(request.content)
+        repo = f"{body['organization']}/{body['name']}" if body.get("organization") else body["name"]
+        rtype = body.get("type", "model")
+        prefix = {"dataset": "datasets/", "space": "spaces/"}.get(rtype, "")
+        if (rtype, repo) in self.repos:
+            return self._json(409, {"error": "You already created this repo", "url": f"{ENDPOINT}/{prefix}{repo}"})
+        self.add_repo(rtype, repo, private=body.get("visibility") == "private")
+        self.repos[(rtype, repo)]["sdk"] = body.get("sdk")
+        return self._json(200, {"url": f"{ENDPOINT}/{prefix}{repo}", "name": repo})
+
+    def validate_yaml(self, request):
+        if (resp := self._auth(request)):
+            return resp
+        content = json.loads(request.content)["content"]
+        m = re.match(r"^---\n(.*?)\n---\n", content, re.S)
+        try:
+            yaml.safe_load(m.group(1)) if m else None
+        except yaml.YAMLError as exc:
+            return self._json(400, {"errors": [{"message": str(exc)}]})
+        return self._json(200, {"errors": [], "warnings": []})
+
+    def preupload(self, request, kind, repo, rev):
+        if (resp := self._auth(request) or self._failing("preupload")):
+            return resp
+        if self._repo(kind, repo) is None:
+            return self._json(404, {"error": "Repository not found"},
+                              {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"})
+        files = json.loads(request.content)["files"]
+        return self._json(200, {"files": [
+            {"path": f["path"], "uploadMode": "lfs" if f["path"].endswith((".parquet", ".png")) else "regular",
+             "shouldIgnore": False, "oid": None} for f in files]})
+
+    def lfs_batch(self, request, prefix, repo):
+        if (resp := self._auth(request) or self._failing("lfs_batch")):
+            return resp
+        body = json.loads(request.content)
+        assert body["operation"] == "upload"
+        return self._json(200, {"transfer": "basic", "objects": [
+            {"oid": o["oid"], "size": o["size"], "authenticated": True,
+             "actions": {"upload": {"href": f"{LFS_HOST}/upload/{o['oid']}", "expires_in": 3600}}}
+            for o in body["objects"]]})
+
+    def lfs_put(self, request, oid):
+        data = request.content
+        if hashlib.sha256(data).hexdigest() != oid:
+            return self.httpx.Response(400, text="checksum mismatch")
+        self.lfs[oid] = data
+        return self.httpx.Response(200)
+
+    def commit(self, request, kind, repo, rev):
+        if (resp := self._auth(request)):
+            return resp
+        lines = [json.loads(x) for x in request.content.decode().splitlines() if x.strip()]
+        self.commits.append({"repo": repo, "kind": kind, "lines": lines, "headers": dict(request.headers)})
+        if self.before_commit is not None:
+            self.before_commit()
+        if (resp := self._failing("commit")):
+            return resp
+        r = self._repo(kind, repo)
+        if r is None:
+            return self._json(404, {"error": "Repository not found"},
+                              {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"})
+        header = lines[0]["value"]
+        if header.get("parentCommit") and header["parentCommit"] != r["sha"]:
+            return self._json(412, {"error": "A commit has happened since. Please refresh and try again."})
+        snapshot = dict(r["history"][r["sha"]])
+        for op in lines[1:]:
+            v = op["value"]
+            if op["key"] == "file":
+                snapshot[v["path"]] = base64.b64decode(v["content"])
+            elif op["key"] == "lfsFile":
+                if v["oid"] not in self.lfs:
+                    return self._json(422, {"error": f"LFS object {v['oid']} was not uploaded"})
+                snapshot[v["path"]] = self.lfs[v["oid"]]
+            elif op["key"] == "deletedFile":
+                snapshot.pop(v["path"], None)
+        new = hashlib.sha1(json.dumps(lines, sort_keys=True).encode() + r["sha"].encode()).hexdigest()
+        r["history"][new] = snapshot
+        r["sha"] = new
+        return self._json(200, {"commitUrl": f"{ENDPOINT}/{kind}/{repo}/commit/{new}", "commitOid": new,
+                                "success": True, "pullRequestUrl": None})
+
+    def resolve(self, request, prefix, repo, rev, path):
+        if (resp := self._auth(request) or self._failing("resolve")):
+            return resp
+        rtype = {"datasets/": "dataset", "spaces/": "space"}.get(prefix or "", "model")
+        r = self.repos.get((rtype, repo))
+        if r is None:
+            return self._json(404, {"error": "Repository not found"},
+                              {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"})
+        sha = r["sha"] if rev == "main" else rev
+        if sha not in r["history"]:
+            return self._json(404, {"error": "Invalid rev id"}, {"X-Error-Code": "RevisionNotFound"})
+        data = r["history"][sha].get(path)
+        if data is None:
+            return self._json(404, {"error": "Entry not found"},
+                              {"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found"})
+        headers = {"X-Repo-Commit": sha, "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+                   "Content-Length": str(len(data)), "Content-Type": "application/octet-stream"}
+        if request.method == "HEAD":
+            return self.httpx.Response(200, headers=headers)
+        return self.httpx.Response(200, headers=headers, content=data)
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """The fake Hub behind the real client; HF_ENDPOINT/HF_TOKEN set, HF_HOME isolated."""
+    import httpx
+    import httpx2
+    import respx
+    from huggingface_hub import constants
+
+    router = respx.Router(assert_all_called=False, assert_all_mocked=True)
+    fake = FakeHub(router, TOKEN)
+
+    def handle_request(self, request):
+        if fake.unreachable:
+            raise httpx2.ConnectError("[Errno 111] Connection refused", request=request)
+        body = request.read()
+        sent = httpx.Request(request.method, str(request.url), headers=list(request.headers.multi_items()), content=body)
+        answer = router.handler(sent)  # AllMockedAssertionError for anything the fake Hub does not know
+        return httpx2.Response(answer.status_code, headers=list(answer.headers.multi_items()), content=answer.content,
+                               request=request)
+
+    monkeypatch.setattr(httpx2.HTTPTransport, "handle_request", handle_request)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", ENDPOINT)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    fake.router = router
+    return fake
+
+
+def calls(hub) -> list[tuple[str, str]]:
+    return [(c.request.method, str(c.request.url).split("?")[0]) for c in hub.router.calls]
+
+
+def publish_cli(*args: str):
+    return CliRunner().invoke(main, ["leaderboard", "publish", *args])
+
+
+def read_rows(data: bytes) -> dict[str, dict]:
+    return {r["run_id"]: r for r in pq.read_table(io.BytesIO(data)).to_pylist()}
+
+
+def test_one_commit_with_the_whole_tree(hub, tmp_path):
+    results = tmp_path / "runs"
+    runs = sample_results(results)
+    r = publish_cli("--results", str(results), "--repo", REPO)
+    assert r.exit_code == 0, r.output
+    seen = calls(hub)
+    ds = f"{ENDPOINT}/api/datasets/{REPO}"
+    assert seen[:3] == [("GET", ds), ("POST", f"{ENDPOINT}/api/repos/create"), ("GET", ds)]
+    assert [m for m, u in seen].count("POST") == 1 + 1 + 1 + 1 + 1  # create, validate-yaml, preupload, lfs batch, commit
+    commit_calls = [u for m, u in seen if u.startswith(f"{ds}/commit/")]
+    assert commit_calls == [f"{ds}/commit/main"] and seen[-1] == ("POST", f"{ds}/commit/main")
+    assert sorted(u for m, u in seen if m == "PUT") == sorted(f"{LFS_HOST}/upload/{hashlib.sha256(d).hexdigest()}"
+                                                              for p, d in hub.files("dataset", REPO).items() if p.endswith(".parquet"))
+    # the repo was created as a dataset repo, public
+    create = json.loads(next(c.request.content for c in hub.router.calls if str(c.request.url).endswith("/api/repos/create")))
+    assert create == {"name": "board", "organization": "gaze-org", "type": "dataset", "visibility": "public"}
+    # auth on every Hub request; never sent to the storage host
+    for c in hub.router.calls:
+        if str(c.request.url).startswith(ENDPOINT):
+            assert c.request.headers["authorization"] == f"Bearer {TOKEN}"
+        else:
+            assert "authorization" not in c.request.headers
+    # the commit payload: NDJSON header + README inline + both Parquet files as LFS pointers
+    (commit,) = hub.commits
+    assert commit["headers"]["content-type"] == "application/x-ndjson"
+    header, *ops = commit["lines"]
+    assert header["key"] == "header" and header["value"]["summary"].startswith(f"Publish {len(runs)} run(s)")
+    assert header["value"]["parentCommit"] == hashlib.sha1(f"dataset/{REPO}/init".encode()).hexdigest()  # the new repo's head
+    by_path = {op["value"]["path"]: op for op in ops}
+    assert sorted(by_path) == ["README.md", LEADERBOARD_FILE, PER_IMAGE_FILE]
+    assert by_path["README.md"]["key"] == "file" and by_path["README.md"]["value"]["encoding"] == "base64"
+    files = hub.files("dataset", REPO)
+    for path in (LEADERBOARD_FILE, PER_IMAGE_FILE):
+        assert by_path[path]["key"] == "lfsFile"
+        assert by_path[path]["value"] == {"path": path, "algo": "sha256", "oid": hashlib.sha256(files[path]).hexdigest(),
+                                          "size": len(files[path])}
+    # what landed
+    rows = read_rows(files[LEADERBOARD_FILE])
+    assert sorted(rows) == sorted(p.name for p in runs.values())
+    lite1 = rows[runs["lite1"].name]
+    assert lite1["nss"] == 1.6 and lite1["task:top1"] == 0.77 and lite1["weights_sha256"] == "ab" * 32
+    assert json.loads(lite1["packages"]) == {"numpy": "2.3.0", "torch": "2.13.0"} and lite1["latest"] is True
+    per_image = pq.read_table(io.BytesIO(files[PER_IMAGE_FILE])).to_pandas()
+    assert len(per_image) == 4 * len(runs) and set(per_image["run_id"]) == set(rows)
+    card = files["README.md"].decode()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["configs"][0] == {"config_name": "leaderboard", "data_files": [{"split": "train", "path": LEADERBOARD_FILE}],
+                                  "default": True}
+    assert meta["configs"][1]["config_name"] == "per_image"
+    assert "| efficientnet-lite1" in card and "&lt;script&gt;alert(1)&lt;/script&gt;" in card and "<script>" not in card
+
+
+def test_commit_names_the_head_it_merged_with(hub, tmp_path):
+    sha = hub.add_repo("dataset", REPO)
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    assert publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO).exit_code == 0
+    assert hub.commits[0]["lines"][0]["value"]["parentCommit"] == sha
+    assert ("POST", f"{ENDPOINT}/api/repos/create") not in calls(hub)
+
+
+def test_publishing_merges_dedups_and_marks_latest(hub, tmp_path):
+    first = tmp_path / "first"
+    old = write_run(first, model="lite", metrics={"nss": 0.5}, seed=1, finished_at="2025-01-01T00:00:00+00:00")
+    same = write_run(first, model="uniform", kind="baseline", metrics={"nss": 0.0})
+    assert publish_cli("--results", str(first), "--repo", REPO).exit_code == 0
+    before = read_rows(hub.files("dataset", REPO)[LEADERBOARD_FILE])
+    second = tmp_path / "second"
+    new = write_run(second, model="lite", metrics={"nss": 0.9}, seed=2, finished_at="2025-06-01T00:00:00+00:00")
+    again = write_run(second, model="uniform", kind="baseline", metrics={"nss": 0.0})  # the same run, published twice
+    other = write_run(second, model="lite", attention="rollout", metrics={"nss": 0.7})
+    assert again.name == same.name
+    r = publish_cli("--results", str(second), "--repo", REPO)
+    assert r.exit_code == 0, r.output
+    files = hub.files("dataset", REPO)
+    rows = read_rows(files[LEADERBOARD_FILE])
+    assert sorted(rows) == sorted([old.name, same.name, new.name, other.name])  # earlier rows stay, one row per run
+    assert rows[old.name]["latest"] is False and rows[new.name]["latest"] is True  # newer run of the same settings
+    assert rows[other.name]["latest"] is True and rows[same.name]["latest"] is True
+    assert rows[old.name]["published_at"] == before[old.name]["published_at"]
+    per_image = pq.read_table(io.BytesIO(files[PER_IMAGE_FILE])).to_pandas()
+    assert per_image.groupby("run_id").size().to_dict() == {k: 4 for k in rows}  # no duplicated stimuli
+    # the second publish downloaded both files at the head it then named as parent
+    heads = [c for c in calls(hub) if "/resolve/" in c[1]]
+    assert {u.rsplit("/", 2)[-2] + "/" + u.rsplit("/", 1)[-1] for m, u in heads} >= {"data/leaderboard.parquet", "data/per_image.parquet"}
+    assert len(hub.commits) == 2
+
+
+def test_server_error_on_commit_publishes_nothing(hub, tmp_path):
+    sha = hub.add_repo("dataset", REPO, files={"README.md": b"old card"})
+    results = tmp_path / "runs"
+    write_run(results, model="m", metrics={"nss": 1.0})
+    snapshot = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
+    hub.fail["commit"] = 500
+    r = publish_cli("--results", str(results), "--repo", REPO)
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines() == [r.output.strip()]  # one line
+    assert r.output.startswith(f"Error: the Hub answered 500 while committing to dataset repo {REPO}")
+    assert "nothing was published" in r.output
+    assert calls(hub)[-1] == ("POST", f"{ENDPOINT}/api/datasets/{REPO}/commit/main")  # nothing attempted after it
+    assert len(hub.commits) == 1
+    assert hub.repos[("dataset", REPO)]["sha"] == sha and hub.files("dataset", REPO)["README.md"] == b"old card"
+    assert {p: p.read_bytes() for p in results.rglob("*") if p.is_file()} == snapshot  # no local "published" marker
+    assert not list(Path.cwd().glob("*.parquet"))
+
+
+def test_bad_token_is_an_authentication_error(hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_wrongTOKEN987654321")
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO)
+    assert r.exit_code == 1
+    assert r.output.strip() == (f"Error: authentication failed while reading dataset repo {REPO} (HTTP 401: Invalid "
+                                "credentials in Authorization header): set HF_TOKEN to a token with write access to "
+                                "the repo; nothing was published")
+    assert "hf_wrongTOKEN987654321" not in r.output
+    assert len(calls(hub)) == 1 and hub.commits == []
+
+
+def test_concurrent_publish_is_refused_not_overwritten(hub, tmp_path):
+    hub.add_repo("dataset", REPO)
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    hub.before_commit = lambda: hub.bump("dataset", REPO)
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO)
+    assert r.exit_code == 1 and "the repo changed on the Hub" in r.output and "run publish again" in r.output
+    assert LEADERBOARD_FILE not in hub.files("dataset", REPO)
+
+
+def test_private_flag_never_publishes_into_a_public_repo(hub, tmp_path):
+    hub.add_repo("dataset", REPO, private=False)
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO, "--private")
+    assert r.exit_code == 1 and "is public and --private was given" in r.output
+    assert hub.commits == []
+
+
+def test_private_repo_is_created_private(hub, tmp_path):
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    assert publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO, "--private").exit_code == 0
+    assert hub.repos[("dataset", REPO)]["private"] is True
+
+
+def test_offline_mode_makes_no_request(hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO)
+    assert r.exit_code == 1
+    assert r.output.strip() == f"Error: {pub.OFFLINE_MESSAGE}"
+    assert calls(hub) == []
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--from", REPO])
+    assert r.exit_code == 1 and "HF_HUB_OFFLINE" in r.output and calls(hub) == []
+
+
+def test_token_never_printed_or_written(hub, tmp_path):
+    results = tmp_path / "runs"
+    sample_results(results)
+    folder = tmp_path / "folder"
+    outputs = [publish_cli("--results", str(results), "--repo", REPO, "--space", "gaze-org/board-page"),
+               publish_cli("--results", str(results), "--repo", REPO, "--to-folder", str(folder)),
+               CliRunner().invoke(main, ["leaderboard", "show", "--from", REPO])]
+    for r in outputs:
+        assert r.exit_code == 0, r.output
+        assert TOKEN not in r.output
+    hub.fail["commit"] = 500
+    r = publish_cli("--results", str(results), "--repo", REPO)
+    assert r.exit_code == 1 and TOKEN not in r.output
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+    for (rtype, repo), state in hub.repos.items():
+        for snapshot in state["history"].values():
+            assert all(TOKEN.encode() not in data for data in snapshot.values())
+
+
+def test_space_gets_the_static_page(hub, tmp_path):
+    results = tmp_path / "runs"
+    sample_results(results)
+    r = publish_cli("--results", str(results), "--repo", REPO, "--space", "gaze-org/board-page")
+    assert r.exit_code == 0, r.output
+    creates = [json.loads(c.request.content) for c in hub.router.calls if str(c.request.url).endswith("/api/repos/create")]
+    assert creates[-1] == {"name": "board-page", "organization": "gaze-org", "type": "space", "sdk": "static",
+                           "visibility": "public"}
+    files = hub.files("space", "gaze-org/board-page")
+    assert {"index.html", "app.js", "style.css", "favicon.svg", "README.md"} <= set(files)
+    meta = yaml.safe_load(files["README.md"].decode().split("---\n")[1])
+    assert meta["sdk"] == "static" and meta["app_file"] == "index.html"
+    assert b"efficientnet-lite1" in files["index.html"] and b"<script>alert" not in files["index.html"]
+    assert len(hub.commits) == 2 and hub.commits[0]["kind"] == "datasets" and hub.commits[1]["kind"] == "spaces"
+
+
+def test_space_failure_after_data_landed_says_so(hub, tmp_path):
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    hub.fail["create"] = 503
+    hub.add_repo("dataset", REPO)
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO, "--space", "gaze-org/page")
+    assert r.exit_code == 1
+    line = r.output.strip().splitlines()[-1]
+    assert line.startswith("Error: the Hub answered 503 while creating Space gaze-org/page")
+    assert line.endswith(f"the leaderboard data was published to {REPO}, only the Space is not updated")
+    assert LEADERBOARD_FILE in hub.files("dataset", REPO)
+
+
+def test_to_folder_is_the_committed_tree_and_loads_with_datasets(hub, tmp_path):
+    import datasets
+
+    results = tmp_path / "runs"
+    runs = sample_results(results)
+    folder = tmp_path / "folder"
+    r = publish_cli("--results", str(results), "--repo", REPO, "--to-folder", str(folder))
+    assert r.exit_code == 0, r.output
+    assert calls(hub) == []  # no network at all
+    assert publish_cli("--results", str(results), "--repo", REPO).exit_code == 0
+    committed = hub.files("dataset", REPO)
+    local = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert sorted(local) == sorted(p for p in committed if p != ".gitattributes")
+    strip = lambda rows: {k: {c: v for c, v in row.items() if c != "published_at"} for k, row in rows.items()}  # noqa: E731
+    assert strip(read_rows(local[LEADERBOARD_FILE])) == strip(read_rows(committed[LEADERBOARD_FILE]))
+    assert local["README.md"] == committed["README.md"]
+
+    board = datasets.load_dataset(str(folder), split="train", cache_dir=str(tmp_path / "ds-cache"))
+    assert sorted(board["run_id"]) == sorted(p.name for p in runs.values())
+    row = board.filter(lambda x: x["model"] == "efficientnet-lite1")[0]
+    assert row["nss"] == 1.6 and row["task:top1"] == 0.77 and row["kind"] == "model" and row["latest"] is True
+    assert board.filter(lambda x: x["model"] == "human-ceiling")[0]["kind"] == "ceiling"
+    per_image = datasets.load_dataset(str(folder), "per_image", split="train", cache_dir=str(tmp_path / "ds-cache"))
+    assert per_image.num_rows == 4 * len(runs)
+    assert set(per_image.column_names) >= {"run_id", "stimulus_id", "status", "error", "nss", "task:top1"}
+
+
+def test_real_eval_runs_publish_and_read_back(tmp_path):
+    """`harness eval` output (real OSIE stimuli) -> publish --to-folder -> load_dataset / show --from."""
+    import datasets
+
+    results = tmp_path / "runs"
+    r = CliRunner().invoke(main, ["eval", "--model", "center-bias", "--dataset", "osie", "--limit", "3", "--output",
+                                  str(results), "--no-references", "--no-show"])
+    assert r.exit_code == 0, r.output
+    folder = tmp_path / "pub"
+    assert publish_cli("--results", str(results), "--to-folder", str(folder)).exit_code == 0
+    board = datasets.load_dataset(str(folder), split="train", cache_dir=str(tmp_path / "ds-cache"))
+    assert board.num_rows == 1 and board[0]["model"] == "center-bias" and board[0]["n_images"] == 3
+    summary = json.loads(next(results.rglob("summary.json")).read_text())
+    for name, value in summary["metrics"].items():
+        assert board[0][name] == pytest.approx(value)
+    per_image = datasets.load_dataset(str(folder), "per_image", split="train", cache_dir=str(tmp_path / "ds-cache"))
+    assert per_image["stimulus_id"] == ["1001", "1002", "1003"]
+    shown = CliRunner().invoke(main, ["leaderboard", "show", "--from", str(folder)])
+    assert shown.exit_code == 0, shown.output
+    assert "center-bias" in shown.output
+
+
+def test_load_published_from_folder_and_hub(hub, tmp_path):
+    results = tmp_path / "runs"
+    runs = sample_results(results)
+    folder = tmp_path / "folder"
+    pub.publish_to_folder(results, folder, repo=REPO)
+    assert calls(hub) == []
+    local = pub.load_published(folder)
+    assert sorted(r["run_id"] for r in local) == sorted(p.name for p in runs.values())
+    assert pub.load_published(folder / LEADERBOARD_FILE) == local
+    with pytest.raises(pub.HarnessError, match="not found"):
+        pub.load_published(REPO)
+    assert calls(hub) == [("HEAD", f"{ENDPOINT}/datasets/{REPO}/resolve/main/{LEADERBOARD_FILE}")]
+    assert publish_cli("--results", str(results), "--repo", REPO).exit_code == 0
+    remote = pub.load_published(REPO)
+    strip = lambda rows: sorted(({k: v for k, v in r.items() if k != "published_at"} for r in rows), key=lambda r: r["run_id"])  # noqa: E731
+    assert strip(remote) == strip(local)
+    shown = CliRunner().invoke(main, ["leaderboard", "show", "--from", REPO])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert any("efficientnet-lite1" in l and "1.6000" in l for l in lines)
+    assert any("human-ceiling" in l and "2.5000" in l for l in lines)
+    # the superseded run is not in the table: the renderer shows the latest of each setting
+    assert sum("efficientnet-lite0" in l for l in lines) == 1
+
+
+def test_load_published_errors_are_one_line(hub, tmp_path):
+    hub.add_repo("dataset", REPO)
+    with pytest.raises(pub.HarnessError) as err:
+        pub.load_published(REPO)
+    assert str(err.value) == f"dataset repo {REPO} has no {LEADERBOARD_FILE}: nothing was published there"
+    with pytest.raises(pub.HarnessError, match="no such folder, and not a Hub dataset repo"):
+        pub.load_published("not a repo")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(pub.HarnessError, match="no data/leaderboard.parquet here"):
+        pub.load_published(tmp_path / "empty")
+    hub.add_repo("dataset", "gaze-org/other")
+    hub.fail["resolve"] = 403
+    with pytest.raises(pub.HarnessError) as err:
+        pub.load_published("gaze-org/other")
+    assert str(err.value) == (f"authentication failed while downloading {LEADERBOARD_FILE} of gaze-org/other (HTTP 403: "
+                              "injected failure in resolve): set HF_TOKEN to a token that can read the repo")
+
+
+def test_server_error_while_downloading_is_reported_after_the_clients_retries(hub, tmp_path, monkeypatch):
+    import huggingface_hub.utils._http as hf_http
+
+    sleeps = []
+    monkeypatch.setattr(hf_http.time, "sleep", sleeps.append)  # the client's backoff, without the wait
+    hub.add_repo("dataset", REPO)
+    hub.fail["resolve"] = 500
+    with pytest.raises(pub.HarnessError, match=rf"^the Hub answered 500 while downloading {LEADERBOARD_FILE} of {REPO} "
+                                               r"\(injected failure in resolve\); try again later$"):
+        pub.load_published(REPO)
+    assert len([c for c in calls(hub) if c[0] == "HEAD"]) > len(sleeps) >= 1  # retried, then reported
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO)
+    assert r.exit_code == 1 and r.output.strip().startswith(f"Error: the Hub answered 500 while downloading")
+    assert r.output.strip().endswith("nothing was published") and hub.commits == []
+
+
+def test_argument_errors(tmp_path):
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    r = publish_cli("--results", str(tmp_path / "runs"))
+    assert r.exit_code == 1 and r.output.strip() == ("Error: --repo ORG/NAME is required (or --to-folder DIR to write "
+                                                      "the files locally)")
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", "no-slash")
+    assert r.exit_code == 1 and r.output.strip() == "Error: --repo 'no-slash' is not a Hub repo id of the form ORG/NAME"
+    r = publish_cli("--results", str(tmp_path / "runs"), "--to-folder", str(tmp_path / "f"), "--space", "a/b")
+    assert r.exit_code == 1 and "--space cannot be combined with --to-folder" in r.output
+
+
+def test_per_image_columns_keep_their_type_across_publishes(tmp_path):
+    """A run whose images all failed has only missing values; a later run has numbers. The merged
+    per-image file must type those columns as numbers, not as text."""
+    folder = tmp_path / "pub"
+    write_run(tmp_path / "a", model="broken", task="classification", metrics={"nss": 1.0}, task_metrics={"top1": 0.5},
+              n_images=2, n_failed=2)
+    pub.publish_to_folder(tmp_path / "a", folder)
+    write_run(tmp_path / "b", model="fine", task="classification", metrics={"nss": 1.0}, task_metrics={"top1": 0.5})
+    pub.publish_to_folder(tmp_path / "b", folder)
+    table = pq.read_table(folder / PER_IMAGE_FILE)
+    assert str(table.schema.field("nss").type) == "double" and str(table.schema.field("task:top1").type) == "double"
+    frame = table.to_pandas()
+    assert frame.groupby("model")["nss"].count().to_dict() == {"broken": 0, "fine": 4}
+    assert sorted(frame[frame.model == "broken"]["status"]) == ["failed", "failed"]
+
+
+def test_missing_write_permission_on_commit(hub, tmp_path):
+    hub.add_repo("dataset", REPO)
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    hub.fail["commit"] = 403
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO)
+    assert r.exit_code == 1
+    assert r.output.strip() == (f"Error: authentication failed while committing to dataset repo {REPO} (HTTP 403: "
+                                "injected failure in commit): set HF_TOKEN to a token with write access to the repo; "
+                                "nothing was published")
+
+
+def test_unreachable_hub_is_one_line(hub, tmp_path):
+    hub.unreachable = True
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO)
+    assert r.exit_code == 1
+    assert r.output.strip() == (f"Error: cannot reach {ENDPOINT} while reading dataset repo {REPO}: ConnectError: "
+                                "[Errno 111] Connection refused; nothing was published")
