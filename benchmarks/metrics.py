@@ -135,14 +135,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--limit", type=int, default=None, help="first N images only (default: all 700)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the randomised MIT metrics")
+    ap.add_argument("--ours-only", action="store_true", help="skip pysaliency (timing and memory of ours alone)")
     args = ap.parse_args(argv)
 
     from harness.data import load_gaze_dataset
     from harness.data.density import fixation_density, sigma_px
     from harness.schema import Fixations
 
-    pysaliency, SaliencyMapNormalizingModel = import_pysaliency()
-    prepare, api, kernels = make_pysaliency_runners(pysaliency, SaliencyMapNormalizingModel)
+    if not args.ours_only:
+        pysaliency, SaliencyMapNormalizingModel = import_pysaliency()
+        prepare, api, kernels = make_pysaliency_runners(pysaliency, SaliencyMapNormalizingModel)
 
     osie, ds = load_gaze_dataset("osie")
     n_images = len(ds) if args.limit is None else min(args.limit, len(ds))
@@ -190,6 +192,14 @@ def main(argv=None) -> int:
         t1 = time.perf_counter()
         compute_suite(smap, x, y, profile="mit", seed=args.seed, **ctx)
         t2 = time.perf_counter()
+        t["ours_pysaliency"] += t1 - t0
+        t["ours_mit"] += t2 - t1
+        if i == 9:
+            rss_early = rss_mib()
+        if (i + 1) % 100 == 0:
+            print(f"  {i + 1} images", flush=True)
+        if args.ours_only:
+            continue
         prepared = prepare(np.asarray(image.convert("RGB")), smap, density, baseline, x, y, ox, oy)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -198,8 +208,6 @@ def main(argv=None) -> int:
             t4 = time.perf_counter()
             ref_k = kernels(smap, density, baseline, x, y, ox, oy)
             t5 = time.perf_counter()
-        t["ours_pysaliency"] += t1 - t0
-        t["ours_mit"] += t2 - t1
         t["pysaliency_api"] += t4 - t3
         t["pysaliency_kernels"] += t5 - t4
         del prepared
@@ -211,12 +219,14 @@ def main(argv=None) -> int:
                     store[k] = max(store[k], abs(a - b))
                 elif a != b:
                     inf_mismatch[k] += 1
-        if i == 9:
-            rss_early = rss_mib()
-        if (i + 1) % 100 == 0:
-            print(f"  {i + 1} images", flush=True)
 
     per = 1000.0 / n_images
+    if args.ours_only:
+        print(f"ours, pysaliency profile: {t['ours_pysaliency']:.2f} s ({t['ours_pysaliency'] * per:.2f} ms per image); "
+              f"mit profile: {t['ours_mit']:.2f} s ({t['ours_mit'] * per:.2f} ms per image)")
+        print(f"peak traced memory of one compute_suite call: {tracemalloc_peak / 2**20:.1f} MiB; peak RSS after "
+              f"10 images {rss_early or 0:.0f} MiB, at the end {rss_mib():.0f} MiB")
+        return 0
     print()
     print("max |ours (pysaliency profile) - pysaliency| per metric, over all images:")
     print(f"  {'metric':10s} {'vs model API':>14s} {'vs kernels':>14s}")

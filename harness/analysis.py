@@ -53,6 +53,8 @@ def alignment_vs_task(frame, directions: dict[str, str], *, seed: int = 0) -> di
     out: dict[str, Any] = {"task_score": score_col[5:] if score_col else None, "metrics": {}}
     if "task:solved" not in ok.columns or score_col is None:
         return out
+    # a stimulus the task could not score (e.g. a record without a label) is neither solved nor unsolved
+    ok = ok[np.isfinite(ok["task:solved"].to_numpy(dtype=float))]
     solved = ok["task:solved"].to_numpy(dtype=float) >= 0.5
     out["n_solved"], out["n_unsolved"] = int(solved.sum()), int((~solved).sum())
     for m in directions:
@@ -73,20 +75,37 @@ def alignment_vs_task(frame, directions: dict[str, str], *, seed: int = 0) -> di
 
 
 def across_models(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For each dataset x task with at least three models: rank correlation between each model's
-    mean alignment (per metric) and its primary task metric."""
-    groups: dict[tuple, list[dict]] = {}
+    """For each dataset x task x metric profile x number of images with at least three models:
+    Spearman's rank correlation between each model's mean alignment (per metric) and its primary
+    task metric.
+
+    Runs are only comparable on the same stimuli under the same metric definitions, hence the
+    grouping. A model x attention evaluated more than once in a group counts once, with its latest
+    run (as on the leaderboard), so a re-run does not weigh twice. Each entry lists the models and
+    both values per model, so the stored numbers can be checked by hand.
+    """
+    groups: dict[tuple, dict[tuple, dict]] = {}
     for s in summaries:
         if s.get("kind", "model") != "model" or not s.get("task_metrics") or not s.get("task_primary"):
             continue
-        groups.setdefault((s["dataset"], s["task"]), []).append(s)
+        key = (s["dataset"], s["task"], s.get("metric_profile"), s.get("n_images"))
+        who = (s["model"], s.get("attention"))
+        group = groups.setdefault(key, {})
+        if who not in group or str(s.get("finished_at", "")) >= str(group[who].get("finished_at", "")):
+            group[who] = s
     results = []
-    for (dataset, task), group in sorted(groups.items()):
+    for (dataset, task, profile, n_images), by_model in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        if len(by_model) < 3:
+            continue
+        group = [by_model[k] for k in sorted(by_model, key=lambda k: tuple(map(str, k)))]
         primary = group[0]["task_primary"]
-        perf = [g["task_metrics"].get(primary, math.nan) for g in group]
+        perf = [float(g["task_metrics"].get(primary, math.nan)) for g in group]
         metrics = sorted({m for g in group for m in (g.get("metrics") or {})})
         for m in metrics:
-            rho, p, n = spearman([g["metrics"].get(m, math.nan) for g in group], perf)
-            results.append({"dataset": dataset, "task": task, "metric": m, "task_metric": primary,
-                            "spearman_rho": rho, "spearman_p": p, "n_models": n})
+            align = [float((g.get("metrics") or {}).get(m, math.nan)) for g in group]
+            rho, p, n = spearman(align, perf)
+            results.append({"dataset": dataset, "task": task, "metric_profile": profile, "n_images": n_images,
+                            "metric": m, "task_metric": primary, "spearman_rho": rho, "spearman_p": p,
+                            "n_models": n, "models": [f"{g['model']} [{g.get('attention')}]" for g in group],
+                            "alignment": align, "performance": perf})
     return results

@@ -239,14 +239,20 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="img", disable=not enabled, file=sys.stderr)
 
 
+def served_tasks(gaze) -> list[str]:
+    """The tasks a dataset can serve: free-viewing always (it needs only fixations, which every gaze
+    dataset has; the ceiling and baselines of a task-only dataset such as CUB-GHA are free-viewing
+    runs), then the tasks its plugin declares."""
+    return list(dict.fromkeys(["free-viewing", *gaze.tasks]))
+
+
 def resolve_task(name: str, gaze) -> Any:
     from .plugins import get_registry
 
     spec = get_registry().get("task", name)
-    if name not in gaze.tasks:
-        raise HarnessError(
-            f"dataset {gaze.name!r} cannot serve task {name!r}; it serves: {', '.join(gaze.tasks)}"
-        )
+    served = served_tasks(gaze)
+    if name not in served:
+        raise HarnessError(f"dataset {gaze.name!r} cannot serve task {name!r}; it serves: {', '.join(served)}")
     return spec.load()
 
 
@@ -257,7 +263,7 @@ def _finish(writer: _RunWriter, cfg: EvalConfig, settings: dict, *, task_obj, ct
     frame = read_run(writer.dir).per_image()
     ok = frame[frame["status"] == "ok"] if len(frame) else frame
     reg = get_registry()
-    metric_names = [s.name for s in reg.all("metric") if s.name in frame.columns]
+    metric_names = [s.name for s in reg.in_order("metric") if s.name in frame.columns]
     metrics = {m: float(np.nanmean(ok[m])) if len(ok) else math.nan for m in metric_names}
     directions = {m: "higher" if reg.get("metric", m).get("higher_is_better", True) else "lower" for m in metric_names}
     task_metrics: dict[str, float] = {}
@@ -318,7 +324,10 @@ def _finish(writer: _RunWriter, cfg: EvalConfig, settings: dict, *, task_obj, ct
 
 
 def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, *, model_name: str | None = None,
-                   kind: str | None = None, on_batch: Callable[[int], None] | None = None) -> EvalResult:
+                   kind: str | None = None, on_batch: Callable[[int], None] | None = None,
+                   gaze_only: bool = False) -> EvalResult:
+    """Evaluate one model. ``gaze_only`` (the baselines): score alignment under the dataset's task
+    without asking the model to solve it; the run is still filed under ``cfg.task``."""
     from .models import load_model
     from .plugins import get_registry
 
@@ -326,10 +335,11 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, *, model_name: st
     reg = get_registry()
     if not model_name.startswith("hf:"):
         reg.get("model", model_name)  # unknown name: "did you mean" before anything heavy loads
-    task_obj = resolve_task(cfg.task, gaze)
+    task_obj = None if gaze_only else resolve_task(cfg.task, gaze)
+    predict_task = "free-viewing" if gaze_only else cfg.task
     model = load_model(model_name)
-    if cfg.task not in model.tasks:
-        raise HarnessError(f"model {model_name!r} does not do task {cfg.task!r}; it does: {', '.join(model.tasks)}")
+    if predict_task not in model.tasks:
+        raise HarnessError(f"model {model_name!r} does not do task {predict_task!r}; it does: {', '.join(model.tasks)}")
     attention = cfg.attention if (cfg.attention and model_name == cfg.model) else model.attention_methods[0]
     if attention not in model.attention_methods:
         raise HarnessError(
@@ -350,7 +360,7 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, *, model_name: st
         images = [r["image"].convert("RGB") for r in batch]
         t0 = time.perf_counter()
         try:
-            preds = model.predict(images, task=cfg.task, attention=attention)
+            preds = model.predict(images, task=predict_task, attention=attention)
             batch_error = None if len(preds) == len(images) else f"model returned {len(preds)} predictions for {len(images)} images"
         except HarnessError:
             raise
@@ -399,7 +409,6 @@ def evaluate_ceiling(cfg: EvalConfig, gaze, ctx: DatasetContext) -> EvalResult:
 
     settings = _settings(cfg, model_name=CEILING, provenance={"model_id": CEILING, "method": "leave-one-subject-out"},
                          attention="leave-one-subject-out", kind="ceiling", gaze=gaze, ctx=ctx)
-    settings["task"] = "free-viewing"
     writer = _RunWriter(Path(cfg.output), settings)
     started = _now()
     done = writer.done_ids()
@@ -462,8 +471,8 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list
         results.append(evaluate_ceiling(cfg, gaze, ctx))
         for name in reference_models():
             if name != cfg.model:
-                base_cfg = EvalConfig(**{**cfg.__dict__, "task": "free-viewing", "attention": None})
-                results.append(evaluate_model(base_cfg, gaze, ctx, model_name=name, kind="baseline"))
+                base_cfg = EvalConfig(**{**cfg.__dict__, "attention": None})
+                results.append(evaluate_model(base_cfg, gaze, ctx, model_name=name, kind="baseline", gaze_only=True))
     if cfg.model != CEILING:
         results.append(evaluate_model(cfg, gaze, ctx, on_batch=on_batch))
     return results

@@ -91,6 +91,10 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         return sorted(self._specs[kind])
 
+    def in_order(self, kind: str) -> list[Spec]:
+        """Specs in registration order (plugins list metrics in their conventional order)."""
+        return list(self._specs[kind].values())
+
     def all(self, kind: str) -> list[Spec]:
         return [self._specs[kind][n] for n in self.names(kind)]
 

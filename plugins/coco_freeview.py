@@ -21,7 +21,8 @@ initialization" of the first fixation when the dataset is 'COCO-Search18' or 'CO
 FreeView release documentation itself was not available offline to confirm it. Onsets are not recorded (NaN); durations are
 ``T`` in ms.
 
-Pixels per degree: NaN (see plugins/coco_search18.py).
+Pixels per degree: NaN: same set-up as COCO-Search18, whose viewing distance could not be sourced
+offline (see plugins/coco_search18.py and docs/datasets.md).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ SOURCE = "http://vision.cs.stonybrook.edu/~cvlab_download/"
 
 class COCOFreeView(GazeDataset):
     name = "coco-freeview"
-    pixels_per_degree = float("nan")
+    pixels_per_degree = float("nan")  # viewing geometry not sourced: see module doc
     tasks = ("free-viewing",)
     converter_version = "1"
     source_url = SOURCE

@@ -34,7 +34,10 @@ target-absent ones: only the target is annotated, not every object. Trials that 
 (e.g. split1 and split2 releases) are read once (``duplicate_trials``). Onsets are not recorded
 (NaN); durations are ``T`` in ms.
 
-Pixels per degree: NaN; the viewing distance could not be verified offline from the paper.
+Pixels per degree: NaN. The official readme and the authors' code give the 1680x1050 display but no
+viewing distance, and the papers' method sections (Sci. Rep. 2021; CVPR 2020) could not be read
+offline; the MIT 1-degree convention is tied to MIT300's images, not this display. Left NaN rather
+than guessed; see docs/datasets.md.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ CONDITIONS = {"present": "TP", "absent": "TA"}
 
 class COCOSearch18(GazeDataset):
     name = "coco-search18"
-    pixels_per_degree = float("nan")
+    pixels_per_degree = float("nan")  # viewing geometry not sourced: see module doc
     tasks = ("detection",)
     converter_version = "1"
     source_url = SOURCE

@@ -563,12 +563,28 @@ def test_suite_picks_the_metrics_its_inputs_allow(scene):
 
 
 def test_float32_and_integer_maps(scene):
+    """Maps that float32 holds exactly are sorted as float32 (faster); the numbers must not move."""
+    kw = _kw(scene)
+    m32 = scene["smap"].astype(np.float32)
+    u8 = np.round(_mit_minmax(scene["smap"]) * 255).astype(np.uint8)  # many ties
+    for m in (m32, u8):
+        for profile in PROFILES:
+            r = compute_suite(m, scene["fx"], scene["fy"], profile=profile, **kw)
+            assert r == compute_suite(m.astype(np.float64), scene["fx"], scene["fy"], profile=profile, **kw)
+    fm = fixation_map(u8.shape, scene["fx"], scene["fy"])
+    assert nss(u8, scene["fx"], scene["fy"]) == pytest.approx(mit_nss(u8, fm), abs=1e-12)
+    assert auc_judd(u8, scene["fx"], scene["fy"], jitter=False) == pytest.approx(mit_auc_judd(u8, fm), abs=1e-12)
+
+
+def test_ill_conditioned_moments(scene):
+    """A map whose spread is tiny next to its mean: NSS and CC take the centred path, not the
+    one-pass shortcut that would cancel."""
     m = scene["smap"]
-    m32 = m.astype(np.float32)
-    r64 = compute_suite(m32.astype(np.float64), scene["fx"], scene["fy"], **_kw(scene))
-    assert compute_suite(m32, scene["fx"], scene["fy"], **_kw(scene)) == r64
-    u8 = np.round(_mit_minmax(m) * 255).astype(np.uint8)
-    assert nss(u8, scene["fx"], scene["fy"]) == pytest.approx(mit_nss(u8, fixation_map(m.shape, scene["fx"], scene["fy"])))
+    far = m + 1e9  # float64 keeps ~1e-7 of the detail
+    for name in ("nss", "cc"):
+        got = METRICS[name].function(far, scene["fx"], scene["fy"], density=scene["density"])
+        want = METRICS[name].function(m, scene["fx"], scene["fy"], density=scene["density"])
+        assert got == pytest.approx(want, abs=1e-5), name
 
 
 # --- the plugin ------------------------------------------------------------------------------------

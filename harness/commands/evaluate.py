@@ -45,5 +45,5 @@ def eval_command(model, dataset, task, attention, limit, batch_size, output, dat
         runs = [r for r in load_runs(output) if r.summary.get("dataset") == dataset
                 and r.summary.get("n_images") == results[-1].summary["n_images"]
                 and r.summary.get("metric_profile") == profile
-                and (r.summary.get("task") == task or r.summary.get("kind") in ("ceiling", "baseline"))]
+                and r.summary.get("task") == task]
         click.echo(render_table(runs))

@@ -36,6 +36,5 @@ def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, d
     if dataset:
         runs = [r for r in runs if r.summary.get("dataset") == dataset]
     if task:
-        # the ceiling and baselines are free-viewing rows, but belong beside every task's models
-        runs = [r for r in runs if r.summary.get("task") == task or r.summary.get("kind") in ("ceiling", "baseline")]
+        runs = [r for r in runs if r.summary.get("task") == task]
     click.echo(render_table(runs, fmt=fmt, primary=primary))

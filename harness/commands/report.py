@@ -1,13 +1,35 @@
-"""``harness report``: alignment versus task success, per run and across models."""
+"""``harness report``: alignment versus task success, per run and across models.
+
+Reading a results folder (no RUN arguments), it also stores what it reports with the runs, as
+``<results>/alignment_vs_task.json`` (the ``--json`` document, written atomically), so the
+across-models numbers live beside the runs they come from. Given explicit RUN folders, which may
+lie anywhere, it writes nothing. Non-finite numbers (a correlation over constant values, a mean
+over no stimulus) are ``null`` in both, so the JSON is valid for any reader.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
 
 from ..cli import main
+
+
+REPORT_FILE = "alignment_vs_task.json"
+
+
+def _jsonable(obj):
+    """NaN and infinities -> None, recursively (``json`` would write the invalid token ``NaN``)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
 
 
 def _fmt(v) -> str:
@@ -24,7 +46,7 @@ def report(runs, results_dir, as_json) -> None:
 
     from ..analysis import across_models
     from ..errors import HarnessError
-    from ..results import load_runs, read_run
+    from ..results import atomic_write_json, load_runs, read_run
 
     loaded = [read_run(p) for p in runs] if runs else load_runs(results_dir)
     for r in loaded:
@@ -32,9 +54,12 @@ def report(runs, results_dir, as_json) -> None:
             raise HarnessError(f"{r.path}: not a finished run (no summary.json)")
     per_run = [r for r in loaded if r.summary.get("alignment_vs_task", {}).get("metrics")]
     cross = across_models([r.summary for r in loaded])
+    document = _jsonable({"runs": {r.run_id: r.summary["alignment_vs_task"] for r in per_run},
+                          "across_models": cross})
+    if not runs:
+        atomic_write_json(Path(results_dir) / REPORT_FILE, document)
     if as_json:
-        click.echo(json.dumps({"runs": {r.run_id: r.summary["alignment_vs_task"] for r in per_run},
-                               "across_models": cross}, indent=2))
+        click.echo(json.dumps(document, indent=2, allow_nan=False))
         return
     if not per_run and not cross:
         click.echo("No run with a task metric: evaluate with --task classification|detection|captioning.")

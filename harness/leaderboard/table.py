@@ -21,6 +21,14 @@ def _directions(runs: Sequence[Run]) -> dict[str, str]:
     return out
 
 
+def _canonical_order(names: list[str]) -> list[str]:
+    """Registered metrics in their plugin's order (AUC-Judd first ... IoU last), others after."""
+    from ..plugins import get_registry
+
+    order = {s.name: i for i, s in enumerate(get_registry().in_order("metric"))}
+    return sorted(names, key=lambda n: (order.get(n, len(order)), n))
+
+
 def leaderboard_rows(runs: Sequence[Run], primary: str | None = None) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:
     """Rows (latest finished run per model x attention x dataset x task x profile), the metric
     columns in order, and each metric's direction. Sorted best first by ``primary``."""
@@ -31,13 +39,10 @@ def leaderboard_rows(runs: Sequence[Run], primary: str | None = None) -> tuple[l
         key = (s.get("model"), s.get("attention"), s.get("dataset"), s.get("task"), s.get("metric_profile"), s.get("n_images"))
         if key not in latest or str(s.get("finished_at")) > str(latest[key].summary.get("finished_at")):
             latest[key] = run
-    metric_cols = [m for m in directions]
+    metric_cols = _canonical_order(list(directions))
     primary = primary or (DEFAULT_PRIMARY if DEFAULT_PRIMARY in directions else (metric_cols[0] if metric_cols else None))
     if primary is not None and primary not in directions:
         raise HarnessError(f"unknown primary metric {primary!r}; known: {', '.join(metric_cols)}")
-    if primary in metric_cols:
-        metric_cols.remove(primary)
-        metric_cols.insert(0, primary)
     rows = []
     for run in latest.values():
         s = run.summary

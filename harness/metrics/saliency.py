@@ -40,7 +40,7 @@ from typing import Callable
 import numpy as np
 
 from . import roc
-from .inputs import MetricInputError, MetricInputs, dot, rng_for, unique_sorted
+from .inputs import MetricInputError, MetricInputs, dot, rng_for
 
 # seed streams of the randomised metrics (see inputs.rng_for)
 _STREAM_JITTER, _STREAM_BORJI, _STREAM_SAUC = 1, 2, 3
@@ -176,24 +176,22 @@ def _ig(inp: MetricInputs) -> float:
     pos = inp.pos
     if pos.size == 0:
         return math.nan
-    b = inp.b
+    if inp.b is None or inp.b[1] == inp.b[2]:  # no baseline, or a constant one: uniform
+        pb = np.full(pos.shape, 1.0 / inp.n)
+    else:
+        b, bmin, _ = inp.b
+        if inp.profile.ig == "mit" or bmin < 0:  # (b - min) / sum(b - min)
+            pb = (b[pos] - bmin) / float((b - bmin).sum())
+        else:  # pysaliency: b / sum(b)
+            pb = b[pos] / float(b.sum())
     if inp.profile.ig == "mit":  # InfoGain.m: min-max, divide by sum, log2(eps + p)
         eps = np.finfo(np.float64).eps
         p = inp.mit_prob_at(pos)
-        if b is None or b.max() == b.min():
-            pb = np.full(pos.shape, 1.0 / inp.n)
-        else:
-            bmin = b.min()
-            pb = (b[pos] - bmin) / (b - bmin).sum()
         return float((np.log2(eps + p) - np.log2(eps + pb)).mean())
-    # pysaliency information_gain: log-likelihoods of the densities, in bits; a zero density at a
-    # fixation gives -inf, as it does there
-    p = np.full(pos.shape, 1.0 / inp.n) if inp.prob_base is None else inp.prob_base[0][pos] / inp.prob_base[1]
-    if b is None or b.max() == b.min():
-        pb = np.full(pos.shape, 1.0 / inp.n)
-    else:
-        bmin = b.min()
-        pb = (b[pos] - bmin) / (b - bmin).sum() if bmin < 0 else b[pos] / b.sum()
+    # pysaliency information_gain: log-likelihoods of the densities, in bits, no eps; a zero density
+    # at a fixation gives -inf, as it does there
+    base = inp.prob_base
+    p = np.full(pos.shape, 1.0 / inp.n) if base is None else base[0][pos] / base[1]
     with np.errstate(divide="ignore"):
         return float(((np.log(p) - np.log(pb)) / math.log(2)).mean())
 
