@@ -51,6 +51,7 @@ class EvalConfig:
     profile: str = "mit"
     seed: int = 0
     sigma_deg: float = DEFAULT_SIGMA_DEG
+    sigma_px: float | None = None  # overrides sigma_deg x pixels per degree (datasets without geometry)
     save_maps: int = 3  # attention maps of the first N stimuli are kept for the leaderboard page
     progress: bool = True
     command: list[str] = field(default_factory=lambda: list(sys.argv))
@@ -81,7 +82,7 @@ def package_versions() -> dict[str, str]:
 class DatasetContext:
     """What every image's scoring needs from the dataset as a whole, computed once."""
 
-    def __init__(self, gaze, ds, limit: int | None, sigma_deg: float):
+    def __init__(self, gaze, ds, limit: int | None, sigma_px: float):
         from .data.density import fixation_density  # noqa: F401  (fail early if missing)
         from .schema import Fixations
 
@@ -89,7 +90,7 @@ class DatasetContext:
         n = len(ds) if limit is None else min(limit, len(ds))
         self.ds = ds.select(range(n)) if n < len(ds) else ds
         self.meta = self.ds.remove_columns(["image"])
-        self.sigma_px = float(sigma_deg * gaze.pixels_per_degree)
+        self.sigma_px = float(sigma_px)
         fixations = [Fixations.from_record(r) for r in self.meta]
         self.fixations = fixations
         # normalised fixation pool for shuffled-AUC negatives (other images' fixations)
@@ -165,7 +166,8 @@ def _settings(cfg: EvalConfig, *, model_name, provenance, attention, kind, gaze,
         "task": cfg.task,
         "attention": attention,
         "metric_profile": cfg.profile,
-        "metric_params": {"sigma_deg": cfg.sigma_deg, "sigma_px": ctx.sigma_px, "ig_baseline": "center-bias"},
+        "metric_params": {"sigma_deg": cfg.sigma_deg if cfg.sigma_px is None else None, "sigma_px": ctx.sigma_px,
+                          "ig_baseline": "center-bias"},
         "seed": cfg.seed,
     }
 
@@ -460,12 +462,18 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list
         get_registry().get("model", cfg.model)
     gaze, ds = load_gaze_dataset(cfg.dataset, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir)
     resolve_task(cfg.task, gaze)
-    if not math.isfinite(float(gaze.pixels_per_degree)):
+    if cfg.sigma_px is not None:
+        sigma_px = float(cfg.sigma_px)
+    elif math.isfinite(float(gaze.pixels_per_degree)):
+        sigma_px = cfg.sigma_deg * float(gaze.pixels_per_degree)
+    else:
         raise HarnessError(
-            f"dataset {gaze.name!r} has no known pixels per degree, so no human density can be built; "
-            "its plugin must state the viewing geometry"
+            f"dataset {gaze.name!r} has no known viewing geometry (pixels per degree), so the human density "
+            "blur cannot be set in degrees; pass --sigma-px N to choose it in pixels"
         )
-    ctx = DatasetContext(gaze, ds, cfg.limit, cfg.sigma_deg)
+    if not sigma_px > 0:
+        raise HarnessError(f"the density blur must be positive, got sigma {sigma_px} px")
+    ctx = DatasetContext(gaze, ds, cfg.limit, sigma_px)
     results = []
     if references:
         results.append(evaluate_ceiling(cfg, gaze, ctx))

@@ -20,9 +20,9 @@ observers are not identified (all fixations carry the subject ``all``), fixation
 observers on the same pixel count once, and there are no onsets or durations (NaN). Drops are
 impossible by construction (a map pixel is always inside the image).
 
-Pixels per degree: NaN. The paper (arXiv:1505.03581) gives the screen and viewing distance, but its
-method section could not be read offline (stored copies expose only the abstract and introduction),
-and no reader states a figure: pysaliency gives none, and the MIT/Tuebingen benchmark blurs every
+Pixels per degree: NaN. The screen size and viewing distance could not be taken from the paper
+(arXiv:1505.03581): stored copies expose only its abstract and introduction. No reader states a
+figure either: pysaliency gives none, and the MIT/Tuebingen benchmark blurs every
 dataset with a fixed ~24 px kernel (saliency_benchmarking/evaluation.py, ``kernel_size=23.99``), a
 rule made for MIT300's ~1024 px images, not a 1920x1080 geometry. Left NaN rather than guessed; see
 docs/datasets.md for what to set and how.

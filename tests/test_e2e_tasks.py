@@ -82,9 +82,23 @@ def _outputs_and_records(run, ds) -> tuple[list[dict], list[dict], object]:
     return outputs, [by_id[s] for s in frame["stimulus_id"]], frame
 
 
-def _check_common(run, table: str, report: str, *, task: str, score: str, metrics: tuple[str, ...], n: int):
+def _no_nan(obj):
+    """NaN -> None, as ``harness report`` stores it (valid JSON)."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _no_nan(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_no_nan(v) for v in obj]
+    return obj
+
+
+def _check_common(run, table: str, report: str, *, task: str, score: str, metrics: tuple[str, ...], n: int,
+                  scored: int | None = None):
     """What every task's run must show: finished, per-image task columns, the task metrics in the
-    summary and the leaderboard, alignment_vs_task in the summary and printed by the report."""
+    summary and the leaderboard, alignment_vs_task in the summary and printed by the report, and
+    stored by the report beside the runs. ``scored``: stimuli with a task score (default all)."""
+    scored = n if scored is None else scored
     s = run.summary
     assert run.finished and s["task"] == task and s["n_images"] == n and s["n_failed"] == 0
     frame = run.per_image()
@@ -93,17 +107,17 @@ def _check_common(run, table: str, report: str, *, task: str, score: str, metric
     for m in metrics:
         assert f"task:{m}" in table
     a = s["alignment_vs_task"]
-    assert a["task_score"] == score and a["n_solved"] + a["n_unsolved"] == n
+    assert a["task_score"] == score and a["n_solved"] + a["n_unsolved"] == scored
     assert {"auc_judd", "nss", "cc"} <= set(a["metrics"])
     for m, v in a["metrics"].items():
-        assert v["n"] == n
+        assert v["n"] == scored
         solved = frame.loc[frame["task:solved"] >= 0.5, m]
         if len(solved):
             assert v["solved"]["mean"] == pytest.approx(solved.mean())
     assert f"on {s['dataset']}/{task}" in report and f"task score: {score}" in report
     assert f"solved {a['n_solved']}, unsolved {a['n_unsolved']}" in report
     stored = json.loads((run.path.parent / "alignment_vs_task.json").read_text())
-    assert stored["runs"][run.run_id] == a
+    assert stored["runs"][run.run_id] == _no_nan(a)
 
 
 # ---------------------------------------------------------------------------------- classification
@@ -189,3 +203,206 @@ def test_classification_end_to_end(tmp_path, cub_ppd):
     assert tm == Classification().score_dataset(outputs, records)
     a = run.summary["alignment_vs_task"]
     assert (a["n_solved"], a["n_unsolved"]) == (1, 3)
+
+
+# ---------------------------------------------------------------------------------------- detection
+
+SEARCH_SIZE = (1680, 1050)  # COCO-Search18's display size; the plugin skips any other
+DETR_LABELS = ["bottle", "cup", "car", "chair", "bowl"]
+BOX_HIT = [300.0, 200.0, 400.0, 300.0]  # the detector's one fixed box, [x, y, w, h] in stimulus pixels
+SEARCH_TRIALS = [  # (condition, category, image name, target box or None)
+    ("present", "bottle", "000000000001.jpg", BOX_HIT),  # the fixed box is the target: found
+    ("present", "bottle", "000000000002.jpg", [1100.0, 600.0, 300.0, 250.0]),  # elsewhere: missed
+    ("absent", "cup", "000000000003.jpg", None),  # no target box: no per-image task score
+]
+
+
+def write_search_fixture(root: Path) -> Path:
+    """COCO-Search18's layout: fixation JSON (X/Y in 1680x1050 image pixels, first = centre
+    fixation) and images under ``images/<category>/`` (present) / ``coco_search18_images_TA/`` (absent)."""
+    trials = {"present": [], "absent": []}
+    for k, (condition, category, name, bbox) in enumerate(SEARCH_TRIALS):
+        folder = "images" if condition == "present" else "coco_search18_images_TA"
+        (root / folder / category).mkdir(parents=True, exist_ok=True)
+        _image(SEARCH_SIZE, 10 + k).save(root / folder / category / name, quality=90)
+        for subject in (1, 2):
+            xs = [840.0, 400.0 + 100 * subject, 500.0 + 50 * k, 1200.0 - 60 * subject]
+            ys = [525.0, 300.0 + 30 * subject, 350.0 + 40 * k, 700.0 + 20 * subject]
+            item = {"name": name, "subject": subject, "task": category, "condition": condition, "X": xs, "Y": ys,
+                    "T": [200.0, 250.0, 300.0, 180.0], "length": 4, "correct": 1, "RT": 1500, "split": "train"}
+            if bbox is not None:
+                item["bbox"] = bbox
+            trials[condition].append(item)
+    (root / "coco_search18_fixations_TP_train_split1.json").write_text(json.dumps(trials["present"]))
+    (root / "coco_search18_fixations_TA_trainval.json").write_text(json.dumps(trials["absent"]))
+    return root
+
+
+def make_fixed_detr(path: Path) -> Path:
+    """Tiny DETR where every query detects ``bottle`` (p = e^6 / (e^6 + 5), softmax over 5 classes +
+    "no object") at BOX_HIT:
+    class-head and last box-layer weights zero, biases chosen; DETR's sigmoid(bias) is then the
+    relative (cx, cy, w, h) of BOX_HIT."""
+    import torch
+    from transformers import DetrForObjectDetection
+
+    tiny_models.make_tiny_detr(path)
+    model = DetrForObjectDetection.from_pretrained(path)
+    model.config.id2label = dict(enumerate(DETR_LABELS))
+    model.config.label2id = {c: i for i, c in enumerate(DETR_LABELS)}
+    x, y, w, h = BOX_HIT
+    W, H = SEARCH_SIZE
+    rel = torch.tensor([(x + w / 2) / W, (y + h / 2) / H, w / W, h / H], dtype=torch.float64)
+    with torch.no_grad():
+        model.class_labels_classifier.weight.zero_()
+        bias = torch.zeros(len(DETR_LABELS) + 1)
+        bias[DETR_LABELS.index("bottle")] = 6.0
+        model.class_labels_classifier.bias.copy_(bias)
+        last = model.bbox_predictor.layers[-1]
+        last.weight.zero_()
+        last.bias.copy_(torch.logit(rel).float())
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def search_ppd(monkeypatch):
+    from plugins.coco_search18 import COCOSearch18
+
+    monkeypatch.setattr(COCOSearch18, "pixels_per_degree", TEST_PPD)
+
+
+def test_detection_end_to_end(tmp_path, search_ppd):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from harness.data import load_gaze_dataset
+    from plugins.tasks import Detection, _iou_xywh
+
+    data = write_search_fixture(tmp_path / "coco-search18")
+    model = make_fixed_detr(tmp_path / "detr")
+    out = tmp_path / "runs"
+    run, table, report = _run_all(f"hf:{model}", "coco-search18", "detection", out, data, tmp_path / "cache")
+    _check_common(run, table, report, task="detection", score="recall50", metrics=("map", "map50"), n=3, scored=2)
+
+    _, ds = load_gaze_dataset("coco-search18", data_dir=data, cache_dir=tmp_path / "cache")
+    outputs, records, frame = _outputs_and_records(run, ds)
+    for o in outputs:  # 10 queries, all "bottle" at the fixed box (sigmoid round trip in float32)
+        assert o["categories"] == ["bottle"] * 10
+        assert o["scores"] == pytest.approx([math.exp(6) / (math.exp(6) + 5)] * 10)
+        assert all(_iou_xywh(b, BOX_HIT) > 0.999 for b in o["boxes"])
+    by_id = frame.set_index("stimulus_id")
+    assert by_id.loc["TP/bottle/000000000001", "task:recall50"] == 1.0
+    assert by_id.loc["TP/bottle/000000000002", "task:recall50"] == 0.0
+    assert math.isnan(by_id.loc["TA/cup/000000000003", "task:recall50"])
+    a = run.summary["alignment_vs_task"]
+    assert (a["n_solved"], a["n_unsolved"]) == (1, 1)  # the target-absent image is neither
+
+    tm = run.summary["task_metrics"]
+    assert tm == Detection().score_dataset(outputs, records)
+    # pycocotools run directly on the stored outputs: one category, three images
+    gt = COCO()
+    gt.dataset = {"images": [{"id": i + 1, "width": r["width"], "height": r["height"]} for i, r in enumerate(records)],
+                  "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": 1, "bbox": o["bbox"],
+                                   "area": o["bbox"][2] * o["bbox"][3], "iscrowd": 0}
+                                  for i, r in enumerate(records) for o in (r["objects"] or [])],
+                  "categories": [{"id": 1, "name": "bottle"}]}
+    gt.createIndex()
+    dets = [{"image_id": i + 1, "category_id": 1, "bbox": b, "score": s}
+            for i, o in enumerate(outputs) for b, s in zip(o["boxes"], o["scores"])]
+    ev = COCOeval(gt, gt.loadRes(dets), "bbox")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    assert tm["map"] == pytest.approx(ev.stats[0]) and tm["map50"] == pytest.approx(ev.stats[1])
+    # one of two targets found, by a box exact at every IoU threshold: AP is the same at all of them
+    assert 0 < tm["map50"] < 1 and tm["map"] == pytest.approx(tm["map50"])
+
+
+# --------------------------------------------------------------------------------------- captioning
+
+CAPTION_SIZE = (40, 32)
+CAPTIONS = {
+    "img-a": ["a dog on the grass", "a red dog sitting on grass"],
+    "img-b": ["a man sitting on a table", "the man on the table"],
+    "img-c": ["a cat in the grass", "a woman and a cat"],
+}
+
+
+class CaptionGaze(GazeDataset):
+    """Three generated images with two observers each and two reference captions each: the
+    smallest dataset a captioning run needs, in the canonical schema."""
+
+    name = "test-caption-gaze"
+    pixels_per_degree = TEST_PPD
+    tasks = ("captioning",)
+    converter_version = "1"
+    source_url = "generated by tests/test_e2e_tasks.py"
+
+    def source_files(self, root: Path) -> list[Path]:
+        return sorted(root.glob("*.png"))
+
+    def convert(self, root: Path):
+        w, h = CAPTION_SIZE
+        for k, (sid, captions) in enumerate(sorted(CAPTIONS.items())):
+            path = root / f"{sid}.png"
+            fixations = []
+            for subject in ("s1", "s2"):
+                xs = [w / 2 + 3 * k, w / 4 + (subject == "s2") * 5, 3 * w / 4]
+                ys = [h / 2, h / 3 + k, 2 * h / 3 - (subject == "s2") * 4]
+                fixations += self.fixation_list(subject, xs, ys, width=w, height=h, duration_ms=[200, 250, 300])
+            yield {"stimulus_id": sid, "image": str(path), "width": w, "height": h, "fixations": fixations,
+                   "captions": captions}
+
+
+class _CaptionPlugin:
+    @hookimpl
+    def register_datasets(self, register):
+        register(CaptionGaze.name, CaptionGaze, tasks=CaptionGaze.tasks, description="test captioning gaze data")
+
+
+@pytest.fixture
+def caption_data(tmp_path):
+    """The test dataset registered for one test, its images in ``tmp_path/captions``."""
+    root = tmp_path / "captions"
+    root.mkdir()
+    for k, sid in enumerate(sorted(CAPTIONS)):
+        _image(CAPTION_SIZE, 20 + k).save(root / f"{sid}.png")
+    pm.register(_CaptionPlugin(), name="test-caption-gaze")
+    try:
+        yield root
+    finally:
+        pm.unregister(name="test-caption-gaze")
+
+
+def test_captioning_end_to_end(tmp_path, caption_data):
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    from harness.data import load_gaze_dataset
+    from plugins.tasks import Captioning, tokenize_caption
+
+    model = tiny_models.make_tiny_blip(tmp_path / "blip")
+    out = tmp_path / "runs"
+    run, table, report = _run_all(f"hf:{model}", CaptionGaze.name, "captioning", out, caption_data,
+                                  tmp_path / "cache")
+    _check_common(run, table, report, task="captioning", score="bleu4", metrics=("bleu4", "cider", "rougeL"), n=3)
+
+    _, ds = load_gaze_dataset(CaptionGaze.name, data_dir=caption_data, cache_dir=tmp_path / "cache")
+    outputs, records, frame = _outputs_and_records(run, ds)
+    assert all(isinstance(o["caption"], str) and o["caption"] for o in outputs)
+    tm = run.summary["task_metrics"]
+    assert tm == Captioning().score_dataset(outputs, records)
+    # pycocoevalcap's scorers, called directly on the stored captions
+    gts = {r["stimulus_id"]: [tokenize_caption(c) for c in r["captions"]] for r in records}
+    res = {r["stimulus_id"]: [tokenize_caption(o["caption"])] for o, r in zip(outputs, records)}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    assert tm["bleu4"] == pytest.approx(bleu[3])
+    assert tm["cider"] == pytest.approx(Cider().compute_score(gts, res)[0])
+    rouge, per_image = Rouge().compute_score(gts, res)
+    assert tm["rougeL"] == pytest.approx(rouge)
+    by_id = frame.set_index("stimulus_id")
+    for sid, value in zip(gts, per_image):
+        assert by_id.loc[sid, "task:rougeL"] == pytest.approx(value)
+        assert by_id.loc[sid, "task:solved"] == float(value >= 0.5)

@@ -205,3 +205,23 @@ def test_cli_errors_are_one_line(tmp_path, osie_dir):
     r = runner.invoke(main, ["eval", "--model", "uniform", "--task", "detection", "--data-dir", str(osie_dir),
                              "--output", str(tmp_path)])
     assert r.exit_code == 1 and "cannot serve task 'detection'" in r.output and "free-viewing" in r.output
+
+
+def test_dataset_without_viewing_geometry_needs_sigma_px(tmp_path):
+    """COCO-FreeView's viewing distance is not documented: the blur must then be given in pixels."""
+    from test_formats_coco_freeview import write_freeview
+
+    root = tmp_path / "coco-freeview"
+    write_freeview(root)
+    runner = CliRunner()
+    args = ["eval", "--model", "center-bias", "--dataset", "coco-freeview", "--data-dir", str(root),
+            "--cache-dir", str(tmp_path / "cache"), "--output", str(tmp_path / "runs"), "--no-show"]
+    r = runner.invoke(main, args)
+    assert r.exit_code == 1 and "--sigma-px" in r.output and len(r.output.strip().splitlines()) == 1
+    r = runner.invoke(main, [*args, "--sigma-px", "30"])
+    assert r.exit_code == 0, r.output
+    runs = load_runs(tmp_path / "runs")
+    assert {run.summary["kind"] for run in runs} == {"ceiling", "baseline"}
+    assert all(run.settings["metric_params"]["sigma_px"] == 30 for run in runs)
+    cb = next(run for run in runs if run.summary["model"] == "center-bias")
+    assert cb.summary["n_images"] == 2 and cb.summary["n_failed"] == 0

@@ -289,10 +289,11 @@ def test_iou_by_hand():
     d.flat[0], d.flat[9] = 5.0, 4.0  # human top 2: flat 0 and 9
     assert iou_top20(m, [0.0], [0.0], density=d) == pytest.approx(1 / 3, abs=1e-12)
     assert iou_topk(m, [0.0], [0.0], density=d, k=10) == 0.0  # {9} against {0}
-    # top 30 %: the third human value is 0, tied with 7 more pixels; all are in: {7, 8, 9} / everything
-    assert iou_topk(m, [0.0], [0.0], density=d, k=30) == pytest.approx(3 / 10, abs=1e-12)
-    # ties at the threshold are all in: a constant map's region is the image
-    assert iou_top20(np.ones((2, 5)), [0.0], [0.0], density=d) == pytest.approx(2 / 10, abs=1e-12)
+    # top 30 %: model {7, 8, 9}; human {0, 9} and 1/8 of each of the 8 tied zeros (flat 1..8):
+    # intersection 1 (flat 9) + 1/8 (flat 8) + 1/8 (flat 7) = 5/4, union 3 + 3 - 5/4
+    assert iou_topk(m, [0.0], [0.0], density=d, k=30) == pytest.approx(1.25 / 4.75, abs=1e-12)
+    # a constant map holds 2/10 of every pixel: intersection 2 * 0.2, union 4 - 0.4 -> 1/9
+    assert iou_top20(np.ones((2, 5)), [0.0], [0.0], density=d) == pytest.approx(1 / 9, abs=1e-12)
     assert compute_suite(m, [0.0], [0.0], density=d, metrics=["iou_top10", "iou_top20"]) == {
         "iou_top10": 0.0, "iou_top20": pytest.approx(1 / 3)}
 
@@ -448,7 +449,7 @@ def test_constant_map_is_the_uniform_map(scene, profile, value):
     gz = g[g > 0]
     assert r["kld"] == pytest.approx((gz * np.log(gz * n)).sum(), abs=1e-9)
     assert ig(m, scene["fx"], scene["fy"], profile=profile) == pytest.approx(0.0, abs=1e-12)
-    assert r["iou_top20"] == pytest.approx(round(0.2 * n) / n, abs=1e-12)
+    assert r["iou_top20"] == pytest.approx(0.2 / 1.8, abs=1e-9)  # chance: k / (200 - k)
 
 
 @pytest.mark.parametrize("profile", PROFILES)

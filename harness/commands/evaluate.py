@@ -22,16 +22,20 @@ from ..cli import main
 @click.option("--profile", type=click.Choice(["mit", "pysaliency"]), default="mit", show_default=True,
               help="Metric definitions to follow (see docs/metrics.md).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--sigma-deg", type=float, default=1.0, show_default=True,
+              help="Blur of the human fixation density, in degrees of visual angle.")
+@click.option("--sigma-px", type=float, default=None,
+              help="Blur in pixels instead (for datasets whose viewing geometry is unknown).")
 @click.option("--no-references", is_flag=True, help="Skip the human ceiling and baselines.")
 @click.option("--show/--no-show", default=True, show_default=True, help="Print the leaderboard afterwards.")
 def eval_command(model, dataset, task, attention, limit, batch_size, output, data_dir, cache_dir, profile, seed,
-                 no_references, show) -> None:
+                 sigma_deg, sigma_px, no_references, show) -> None:
     """Evaluate a model's attention against human gaze (and its task performance)."""
     from ..evaluate import EvalConfig, run_eval
 
     cfg = EvalConfig(model=model, dataset=dataset, task=task, attention=attention, limit=limit,
                      batch_size=batch_size, output=output, data_dir=data_dir, cache_dir=cache_dir,
-                     profile=profile, seed=seed)
+                     profile=profile, seed=seed, sigma_deg=sigma_deg, sigma_px=sigma_px)
     results = run_eval(cfg, references=not no_references)
     for r in results:
         s = r.summary

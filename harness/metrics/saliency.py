@@ -22,8 +22,8 @@ Every metric has the same signature so the evaluation loop can call any of them 
 
 Degenerate input has defined results, identical in both profiles: no fixations -> NaN for the
 fixation-based metrics; a density summing to zero -> NaN for the density metrics; a constant map
-(all values equal, all-zero included) is the uniform map: AUCs 0.5, NSS 0, CC 0, and SIM, KLD, IG,
-IoU of the uniform distribution. NaN/inf in a map, a fixation outside it, or mismatched shapes raise
+(all values equal, all-zero included) is the uniform map: AUCs 0.5, NSS 0, CC 0, SIM, KLD, IG of the
+uniform distribution, IoU at chance. NaN/inf in a map, a fixation outside it, or mismatched shapes raise
 :class:`MetricInputError` (a ``HarnessError`` and a ``ValueError``).
 
 :func:`compute_suite` computes many metrics of one image and shares the work between them (the
@@ -202,14 +202,24 @@ def _iou_topk(inp: MetricInputs, k: float = 20.0) -> float:
         raise MetricInputError(f"IoU top-k needs 0 < k <= 100 (percent), got {k}")
     if inp.d_empty:
         return math.nan
-    n_top = max(1, int(round(k / 100.0 * inp.n)))
-    ts = inp.s_sorted[inp.n - n_top]  # the sort the AUCs share
+    n, srt = inp.n, inp.s_sorted  # the sort the AUCs share
+    n_top = max(1, int(round(k / 100.0 * n)))
+    # each region holds exactly n_top pixels: those above the n_top-th largest value, plus the
+    # share of the pixels tied with it that is needed to reach n_top (fractional membership)
+    ts = srt[n - n_top]
+    above_s = n - int(np.searchsorted(srt, ts, side="right"))
+    f_s = (n_top - above_s) / (n - above_s - int(np.searchsorted(srt, ts, side="left")))
     td = inp.d_kth_largest(n_top)
-    model = inp.s >= ts
-    human = inp.d >= td
-    n_model = inp.n - int(np.searchsorted(inp.s_sorted, ts, side="left"))
-    inter = int(np.count_nonzero(np.logical_and(model, human, out=model)))
-    return inter / (n_model + int(np.count_nonzero(human)) - inter)
+    d_above, d_tied = inp.d > td, inp.d == td
+    f_d = (n_top - int(np.count_nonzero(d_above))) / int(np.count_nonzero(d_tied))
+    s_above, s_tied = inp.s > ts, inp.s == ts
+
+    def both(a, b):
+        return int(np.count_nonzero(np.logical_and(a, b)))
+
+    inter = (both(s_above, d_above) + f_d * both(s_above, d_tied) + f_s * both(s_tied, d_above)
+             + min(f_s, f_d) * both(s_tied, d_tied))
+    return inter / (2 * n_top - inter)
 
 
 # --- public metric functions ------------------------------------------------------------------
@@ -335,9 +345,11 @@ def iou_topk(
 ) -> float:
     """Intersection over union of the top-``k`` % regions of the map and of the human density.
 
-    A region is every pixel at or above the value of the map's n-th largest pixel,
-    n = round(k/100 * H * W): ties at the threshold are all included, so a constant map's region is
-    the whole image. Same in both profiles (no reference implementation). In [0, 1], higher is better.
+    Each region holds exactly n = round(k/100 * H * W) pixels: every pixel above the n-th largest
+    value, and of the pixels tied with that value the fraction needed to reach n (each tied pixel
+    belongs with that weight; IoU = sum(min) / sum(max) of the memberships). So ties are neither
+    all in nor all out, and a constant map scores chance, k / (200 - k) (1/9 for k = 20). Same in
+    both profiles (no reference implementation). In [0, 1], higher is better.
     """
     inp = MetricInputs(saliency_map, fix_x, fix_y, density=density, baseline=baseline,
                        other_x=other_x, other_y=other_y, profile=profile, seed=seed)
@@ -400,9 +412,10 @@ def compute_suite(
     step_size: float = STEP_SIZE,
     jitter: bool | None = None,
 ) -> dict[str, float]:
-    """Several metrics of one image at once, sharing the work (validation, min/max, one sort of the
-    map for all AUCs and the IoU, normalisations). Each value equals what the metric's own function
-    returns with the same arguments (the randomised ones included, for an integer ``seed``).
+    """Several metrics of one image at once, sharing the work (validation, min/max, one sort of
+    the map for AUC-Judd, AUC-Borji and the IoU, normalisations). Each value equals what the
+    metric's own function returns with the same arguments (the randomised ones included, for an
+    integer ``seed``).
 
     ``metrics``: names from :data:`METRICS`, plus ``iou_top<k>`` for any k; ``None`` means every
     metric whose inputs were given (sAUC needs ``other_x``/``other_y``; CC, SIM, KLD, IoU need
