@@ -41,16 +41,21 @@ def _norm_label(s: Any) -> str:
     return re.sub(r"[\s_-]+", " ", str(s)).strip().lower()
 
 
+def _synonyms(label: Any) -> set[str]:
+    """A label and, for an ImageNet-style ``"tabby, tabby cat"``, each comma-separated synonym."""
+    return {_norm_label(p) for p in str(label).split(",")} | {_norm_label(label)}
+
+
 def label_matches(predicted: Any, reference: Any, aliases: dict[str, Sequence[str]] | None = None) -> bool:
     """A prediction is right when it names the reference class: exactly (case and separators
-    ignored), as one of the comma-separated synonyms of an ImageNet-style label, or through the
-    dataset's ``label_aliases`` (reference class -> model labels)."""
-    ref = _norm_label(reference)
-    synonyms = {_norm_label(p) for p in str(predicted).split(",")} | {_norm_label(predicted)}
-    if ref in synonyms:
+    ignored), through a shared synonym of ImageNet-style comma-separated names (``"tabby"`` names
+    ``"tabby, tabby cat"`` and the other way round), or through the dataset's ``label_aliases``
+    (reference class -> model labels, matched the same way)."""
+    predicted_names = _synonyms(predicted)
+    if predicted_names & _synonyms(reference):
         return True
     if aliases and reference in aliases:
-        return any(_norm_label(a) in synonyms for a in aliases[reference])
+        return any(predicted_names & _synonyms(a) for a in aliases[reference])
     return False
 
 

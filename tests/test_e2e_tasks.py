@@ -12,10 +12,9 @@ The classifier's and the detector's heads are set by hand (weights zero, chosen 
 predict is known and the task metrics have exact expected values; the captioner stays random and its
 scores are checked against pycocoevalcap run on the stored outputs.
 
-Pixels per degree: CUB-GHA and COCO-Search18 ship ``pixels_per_degree = NaN`` (their viewing
-geometry is not published with the data / not verified), and the harness refuses to build a human
-density without it. The tests set ``TEST_PPD`` on the plugin class for their duration: a made-up
-geometry for fixture images, not a claim about either dataset.
+Density blur: CUB-GHA and COCO-Search18 ship ``pixels_per_degree = NaN`` (their viewing geometry is
+not published with the data / not verified), so their runs pass ``--sigma-px`` as a user must; the
+registered captioning dataset declares a (made-up) geometry and uses the default 1 degree.
 """
 
 from __future__ import annotations
@@ -36,7 +35,8 @@ from harness.hookspecs import hookimpl
 from harness.plugins import pm
 from harness.results import load_runs
 
-TEST_PPD = 10.0  # fixture geometry: 10 px per degree, so sigma = 1 deg = 10 px on the tiny images
+TEST_PPD = 10.0  # the captioning fixture's made-up geometry: sigma = 1 deg = 10 px on its tiny images
+SIGMA_PX = "10"  # the density blur passed to the datasets without a geometry
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -173,21 +173,15 @@ def make_ranked_vit(path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def cub_ppd(monkeypatch):
-    from plugins.cub_gha import CUBGHA
-
-    monkeypatch.setattr(CUBGHA, "pixels_per_degree", TEST_PPD)
-
-
-def test_classification_end_to_end(tmp_path, cub_ppd):
+def test_classification_end_to_end(tmp_path):
     from harness.data import load_gaze_dataset
     from plugins.tasks import Classification
 
     data = write_cub_fixture(tmp_path / "cub-gha")
     model = make_ranked_vit(tmp_path / "vit")
     out = tmp_path / "runs"
-    run, table, report = _run_all(f"hf:{model}", "cub-gha", "classification", out, data, tmp_path / "cache")
+    run, table, report = _run_all(f"hf:{model}", "cub-gha", "classification", out, data, tmp_path / "cache",
+                                  extra=("--sigma-px", SIGMA_PX))
     _check_common(run, table, report, task="classification", score="top1", metrics=("top1", "top5"), n=4)
 
     _, ds = load_gaze_dataset("cub-gha", data_dir=data, cache_dir=tmp_path / "cache")
@@ -265,14 +259,7 @@ def make_fixed_detr(path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def search_ppd(monkeypatch):
-    from plugins.coco_search18 import COCOSearch18
-
-    monkeypatch.setattr(COCOSearch18, "pixels_per_degree", TEST_PPD)
-
-
-def test_detection_end_to_end(tmp_path, search_ppd):
+def test_detection_end_to_end(tmp_path):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -282,7 +269,8 @@ def test_detection_end_to_end(tmp_path, search_ppd):
     data = write_search_fixture(tmp_path / "coco-search18")
     model = make_fixed_detr(tmp_path / "detr")
     out = tmp_path / "runs"
-    run, table, report = _run_all(f"hf:{model}", "coco-search18", "detection", out, data, tmp_path / "cache")
+    run, table, report = _run_all(f"hf:{model}", "coco-search18", "detection", out, data, tmp_path / "cache",
+                                  extra=("--sigma-px", SIGMA_PX))
     _check_common(run, table, report, task="detection", score="recall50", metrics=("map", "map50"), n=3, scored=2)
 
     _, ds = load_gaze_dataset("coco-search18", data_dir=data, cache_dir=tmp_path / "cache")

@@ -533,6 +533,12 @@ def test_input_errors(scene):
         nss(m, fx, fy, profile="matlab")
     with pytest.raises(MetricInputError, match="0 < k <= 100"):
         iou_topk(m, fx, fy, density=scene["density"], k=0)
+    with pytest.raises(MetricInputError, match="n_splits"):
+        auc_borji(m, fx, fy, n_splits=0)
+    with pytest.raises(MetricInputError, match="step_size"):
+        sauc(m, fx, fy, other_x=scene["ox"], other_y=scene["oy"], step_size=0)
+    with pytest.raises(MetricInputError, match="seed"):
+        auc_borji(m, fx, fy, seed=-1)
 
 
 def test_fixations_on_every_pixel():

@@ -1,9 +1,9 @@
 """``harness report``: alignment versus task success, per run and across models.
 
-Reading a results folder (no RUN arguments), it also stores what it reports with the runs, as
-``<results>/alignment_vs_task.json`` (the ``--json`` document, written atomically), so the
-across-models numbers live beside the runs they come from. Given explicit RUN folders, which may
-lie anywhere, it writes nothing. Non-finite numbers (a correlation over constant values, a mean
+Reading a results folder (no RUN arguments) that holds finished runs, it also stores what it
+reports with the runs, as ``<results>/alignment_vs_task.json`` (the ``--json`` document, written
+atomically and rewritten on every report), so the across-models numbers live beside the runs they
+come from. Given explicit RUN folders, which may lie anywhere, it writes nothing. Non-finite numbers (a correlation over constant values, a mean
 over no stimulus) are ``null`` in both, so the JSON is valid for any reader.
 """
 
@@ -56,7 +56,7 @@ def report(runs, results_dir, as_json) -> None:
     cross = across_models([r.summary for r in loaded])
     document = _jsonable({"runs": {r.run_id: r.summary["alignment_vs_task"] for r in per_run},
                           "across_models": cross})
-    if not runs:
+    if not runs and loaded:
         atomic_write_json(Path(results_dir) / REPORT_FILE, document)
     if as_json:
         click.echo(json.dumps(document, indent=2, allow_nan=False))
@@ -75,6 +75,8 @@ def report(runs, results_dir, as_json) -> None:
         click.echo(tabulate(table, headers=["metric", "solved", "95% CI", "unsolved", "95% CI", "rho", "p", "n"]))
     if cross:
         click.echo("\nAcross models (mean alignment vs task performance):")
-        click.echo(tabulate([[c["dataset"], c["task"], c["metric"], c["task_metric"], _fmt(c["spearman_rho"]),
-                              _fmt(c["spearman_p"]), c["n_models"]] for c in cross],
-                            headers=["dataset", "task", "metric", "task metric", "rho", "p", "models"]))
+        click.echo(tabulate([[c["dataset"], c["task"], c.get("metric_profile"), c.get("n_images"), c["metric"],
+                              c["task_metric"], _fmt(c["spearman_rho"]), _fmt(c["spearman_p"]), c["n_models"]]
+                             for c in cross],
+                            headers=["dataset", "task", "profile", "images", "metric", "task metric", "rho", "p",
+                                     "models"]))

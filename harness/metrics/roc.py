@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .inputs import MetricInputError
+
 
 def rank_auc(positives: np.ndarray, sorted_negatives: np.ndarray) -> float:
     """Area under the full ROC curve of ``positives`` against ``sorted_negatives`` (ascending):
@@ -63,9 +65,11 @@ def judd_auc(fixated_values: np.ndarray, sorted_all: np.ndarray, rng: np.random.
 
 
 def step_thresholds(step: float) -> np.ndarray:
-    """``0:step:1`` as MATLAB's colon operator would list it for a map rescaled to [0, 1]."""
+    """``0:step:1``, the thresholds over a map rescaled to [0, 1], as ``k * step`` (MATLAB's colon
+    computes its upper half down from the end, which can differ in the last bit: it matters only for
+    a value exactly on a threshold)."""
     if not 0 < step <= 1:
-        raise ValueError(f"step_size must be in (0, 1], got {step}")
+        raise MetricInputError(f"step_size must be in (0, 1], got {step}")
     return step * np.arange(int(np.floor(1.0 / step + 1e-9)) + 1)
 
 
@@ -100,6 +104,8 @@ def sampled_fp(
     expectation (the pool's own rate), which is what infinitely many splits converge to.
     """
     pool = int(counts_ge[0])
+    if n_splits is not None and (int(n_splits) != n_splits or n_splits < 1):
+        raise MetricInputError(f"n_splits must be a positive integer or None, got {n_splits}")
     if n_splits is None:
         return counts_ge / pool
     bins = np.append(counts_ge[:-1] - counts_ge[1:], counts_ge[-1])  # bin j: [t_j, t_{j+1})

@@ -1,0 +1,254 @@
+"""Alignment versus task success (harness/analysis.py) and ``harness report``, with numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy.stats import spearmanr
+
+from harness.analysis import across_models, alignment_vs_task, bootstrap_ci, spearman
+from harness.cli import main
+from harness.results import SCHEMA_VERSION, atomic_write_json, atomic_write_parquet, run_id_for
+
+# ------------------------------------------------------------------------------------------ bootstrap
+
+
+def test_bootstrap_ci_contains_the_mean_and_narrows_with_n():
+    rng = np.random.default_rng(1)
+    small, large = rng.normal(2.0, 1.0, 20), rng.normal(2.0, 1.0, 2000)
+    widths = []
+    for values in (small, large):
+        mean, lo, hi = bootstrap_ci(values)
+        assert mean == pytest.approx(values.mean())
+        assert lo < mean < hi
+        # the percentile interval of the mean is close to mean +- 1.96 s / sqrt(n)
+        normal = 2 * 1.96 * values.std(ddof=1) / math.sqrt(values.size)
+        assert hi - lo == pytest.approx(normal, rel=0.2)
+        widths.append(hi - lo)
+    assert widths[1] < widths[0] / 5  # 100x the data: about 10x narrower
+    assert bootstrap_ci(small) == bootstrap_ci(small)  # seeded: reproducible
+
+
+def test_bootstrap_ci_edge_cases():
+    assert bootstrap_ci(np.array([3.0, np.nan, 5.0]))[0] == 4.0  # NaNs left out
+    assert bootstrap_ci(np.array([7.0])) == (7.0, 7.0, 7.0)
+    assert all(math.isnan(v) for v in bootstrap_ci(np.array([np.nan])))
+    assert all(math.isnan(v) for v in bootstrap_ci(np.array([])))
+
+
+# ------------------------------------------------------------------------------------------ spearman
+
+
+def test_spearman_by_hand_and_against_scipy():
+    # ranks differ by d = (-1, 1, -1, 1, 0): rho = 1 - 6 * sum(d^2) / (n (n^2 - 1)) = 1 - 24/120 = 0.8
+    rho, p, n = spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])
+    assert (rho, n) == (pytest.approx(0.8), 5)
+    ref = spearmanr([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])
+    assert p == pytest.approx(ref.pvalue)
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40])[0] == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1])[0] == pytest.approx(-1.0)
+    # ties get average ranks, as scipy does
+    a, b = [0.1, 0.4, 0.4, 0.9, 0.3, 0.7], [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]
+    assert spearman(a, b)[0] == pytest.approx(spearmanr(a, b).statistic)
+
+
+def test_spearman_drops_nan_pairs_and_refuses_constant_input():
+    a = [1.0, np.nan, 3.0, 4.0, 5.0, 2.0]
+    b = [2.0, 9.0, np.nan, 3.0, 5.0, 1.0]
+    rho, p, n = spearman(a, b)
+    assert n == 4 and rho == pytest.approx(spearmanr([1, 4, 5, 2], [2, 3, 5, 1]).statistic)
+    for x, y in (([1, 2, 3, 4], [1, 1, 1, 1]), ([2, 2, 2], [1, 2, 3]), ([1, 2], [1, 2])):
+        rho, p, _ = spearman(x, y)
+        assert math.isnan(rho) and math.isnan(p)
+
+
+# ------------------------------------------------------------------------------------ per-run analysis
+
+
+def _frame():
+    """Eight stimuli: five solved with nss 2, 3, 4, 2, 4 (mean 3), two unsolved with nss 1, 0
+    (mean 0.5), one failed (left out), one without a task score (left out of the split)."""
+    return pd.DataFrame({
+        "stimulus_id": list("abcdefgh"),
+        "status": ["ok"] * 7 + ["failed"],
+        "nss": [2.0, 3.0, 4.0, 2.0, 4.0, 1.0, 0.0, np.nan],
+        "auc_judd": [0.8, 0.9, 0.7, 0.8, 0.6, 0.5, 0.4, np.nan],
+        "task:top1": [1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, np.nan],
+        "task:top5": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, np.nan],
+        "task:solved": [1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, np.nan],
+    })
+
+
+def test_alignment_vs_task_splits_solved_and_unsolved():
+    frame = pd.concat([_frame(), pd.DataFrame({"stimulus_id": ["i"], "status": ["ok"], "nss": [10.0],
+                                                "auc_judd": [0.99]})], ignore_index=True)
+    out = alignment_vs_task(frame, {"nss": "higher", "auc_judd": "higher", "cc": "higher"})
+    assert out["task_score"] == "top1" and (out["n_solved"], out["n_unsolved"]) == (5, 2)
+    assert set(out["metrics"]) == {"nss", "auc_judd"}  # cc is not in the frame
+    nss = out["metrics"]["nss"]
+    assert nss["solved"]["mean"] == pytest.approx(3.0) and nss["unsolved"]["mean"] == pytest.approx(0.5)
+    assert nss["solved"]["ci95"][0] <= 3.0 <= nss["solved"]["ci95"][1]
+    assert 0.0 <= nss["unsolved"]["ci95"][0] <= 0.5 <= nss["unsolved"]["ci95"][1] <= 1.0
+    # the rank correlation with the per-stimulus task score, over the seven scored stimuli
+    ref = spearmanr([2, 3, 4, 2, 4, 1, 0], [1, 1, 1, 1, 1, 0, 0])
+    assert nss["spearman_rho"] == pytest.approx(ref.statistic) and nss["n"] == 7
+    assert nss["spearman_p"] == pytest.approx(ref.pvalue)
+    auc = out["metrics"]["auc_judd"]
+    assert auc["solved"]["mean"] == pytest.approx(0.76) and auc["unsolved"]["mean"] == pytest.approx(0.45)
+
+
+def test_alignment_vs_task_without_task_scores():
+    frame = _frame().drop(columns=["task:top1", "task:top5", "task:solved"])
+    assert alignment_vs_task(frame, {"nss": "higher"}) == {"task_score": None, "metrics": {}}
+
+
+# --------------------------------------------------------------------------------------- across models
+
+
+def _summary(model, nss, top1, *, attention="grad-cam", kind="model", n_images=10, profile="mit",
+             finished_at="2025-01-01T00:00:00+00:00", dataset="cub-gha", task="classification"):
+    return {"model": model, "attention": attention, "kind": kind, "dataset": dataset, "task": task,
+            "metric_profile": profile, "n_images": n_images, "metrics": {"nss": nss, "auc_judd": nss / 10},
+            "task_metrics": {"top1": top1, "top5": min(1.0, top1 + 0.2)}, "task_primary": "top1",
+            "finished_at": finished_at}
+
+
+def test_across_models_ranks_models():
+    monotone = [_summary("a", 0.5, 0.30), _summary("b", 1.5, 0.60), _summary("c", 1.0, 0.45),
+                _summary("d", 2.0, 0.80)]
+    refs = [_summary("human-ceiling", 3.0, 0.0, kind="ceiling"), _summary("uniform", 0.0, 0.9, kind="baseline")]
+    out = across_models(monotone + refs)
+    assert [(r["metric"], r["n_models"]) for r in out] == [("auc_judd", 4), ("nss", 4)]
+    nss = out[1]
+    assert nss["spearman_rho"] == pytest.approx(1.0) and nss["task_metric"] == "top1"
+    assert nss["models"] == ["a [grad-cam]", "b [grad-cam]", "c [grad-cam]", "d [grad-cam]"]
+    assert nss["alignment"] == [0.5, 1.5, 1.0, 2.0] and nss["performance"] == [0.30, 0.60, 0.45, 0.80]
+    # reversed performance: rho -1; one swap of four: 1 - 6 * 2 / (4 * 15) = 0.8
+    reverse = [_summary(m, s["metrics"]["nss"], 1 - s["task_metrics"]["top1"]) for m, s in zip("abcd", monotone)]
+    assert across_models(reverse)[1]["spearman_rho"] == pytest.approx(-1.0)
+    swapped = [_summary("a", 1, 0.1), _summary("b", 2, 0.3), _summary("c", 3, 0.2), _summary("d", 4, 0.4)]
+    assert across_models(swapped)[1]["spearman_rho"] == pytest.approx(0.8)
+
+
+def test_across_models_groups_comparable_runs_only():
+    three = [_summary("a", 0.5, 0.3), _summary("b", 1.5, 0.6), _summary("c", 1.0, 0.45)]
+    assert across_models(three[:2]) == []  # two models: no rank correlation to report
+    # a re-run of model a (later) replaces the earlier one, it does not count twice
+    rerun = _summary("a", 1.9, 0.7, finished_at="2025-02-01T00:00:00+00:00")
+    out = across_models(three + [rerun])
+    assert out[1]["n_models"] == 3 and out[1]["alignment"] == [1.9, 1.5, 1.0]
+    # other stimuli (n_images), another metric profile or dataset: separate groups, each too small
+    mixed = [three[0], _summary("b", 1.5, 0.6, n_images=20), _summary("c", 1.0, 0.45, profile="pysaliency")]
+    assert across_models(mixed) == []
+    # the same model with another attention method is another entry
+    out = across_models(three[:2] + [_summary("a", 1.2, 0.3, attention="rollout")])
+    assert out[1]["models"] == ["a [grad-cam]", "a [rollout]", "b [grad-cam]"]
+
+
+# ----------------------------------------------------------------------------------------- the report
+
+
+def write_task_run(root: Path, *, model: str, frame: pd.DataFrame, top1: float, attention: str = "grad-cam") -> Path:
+    """A finished classification run folder as harness eval writes it, its summary's
+    alignment_vs_task computed from ``frame`` the way harness eval does."""
+    import pyarrow as pa
+
+    settings = {"schema_version": SCHEMA_VERSION, "model": model, "kind": "model", "dataset": "cub-gha",
+                "task": "classification", "attention": attention, "metric_profile": "mit", "seed": 0,
+                "n_images": len(frame)}
+    run = root / run_id_for(settings)
+    atomic_write_json(run / "settings.json", settings)
+    atomic_write_parquet(run / "shards" / "part-000000.parquet", pa.Table.from_pandas(frame, preserve_index=False))
+    ok = frame[frame.status == "ok"]
+    directions = {"nss": "higher", "auc_judd": "higher"}
+    summary = {"schema_version": SCHEMA_VERSION, "model": model, "kind": "model", "attention": attention,
+               "dataset": "cub-gha", "task": "classification", "metric_profile": "mit", "n_images": len(frame),
+               "n_failed": int((frame.status != "ok").sum()),
+               "metrics": {m: float(ok[m].mean()) for m in directions}, "metric_directions": directions,
+               "task_metrics": {"top1": top1}, "task_primary": "top1",
+               "alignment_vs_task": alignment_vs_task(frame, directions), "finished_at": "2025-01-01T00:00:00+00:00"}
+    atomic_write_json(run / "summary.json", summary)
+    return run
+
+
+def _results(root: Path) -> dict[str, Path]:
+    base = _frame()
+    runs = {}
+    for k, (model, top1) in enumerate([("model-a", 0.5), ("model-b", 0.7), ("model-c", 0.6)]):
+        frame = base.copy()
+        frame["nss"] = frame["nss"] + k  # mean alignment a < b < c, task a < c < b: rho 0.5
+        runs[model] = write_task_run(root, model=model, frame=frame, top1=top1)
+    return runs
+
+
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
+
+
+def test_report_prints_per_run_and_across_models_and_stores_them(tmp_path):
+    root = tmp_path / "runs"
+    runs = _results(root)
+    before = _files(root)
+    r = CliRunner().invoke(main, ["report", "--results", str(root)])
+    assert r.exit_code == 0, r.output
+    text = r.output
+    assert "model-a [grad-cam] on cub-gha/classification — solved 5, unsolved 2; task score: top1" in text
+    assert "Across models (mean alignment vs task performance):" in text
+    row = next(line for line in text.splitlines() if line.startswith("cub-gha") and " nss " in line)
+    assert row.split()[-3:-2] == ["0.5000"] and row.split()[-1] == "3"  # rho and the number of models
+    # written: the stored report, and nothing else; atomically (no temporary file left behind)
+    assert _files(root) - before == {"alignment_vs_task.json"}
+    stored = json.loads((root / "alignment_vs_task.json").read_text())
+    assert set(stored["runs"]) == {p.name for p in runs.values()}
+    nss = next(c for c in stored["across_models"] if c["metric"] == "nss")
+    assert nss["spearman_rho"] == pytest.approx(0.5) and nss["n_models"] == 3
+    assert nss["performance"] == [0.5, 0.7, 0.6]
+    per_run = stored["runs"][runs["model-b"].name]["metrics"]["nss"]
+    assert per_run["solved"]["mean"] == pytest.approx(4.0) and per_run["unsolved"]["mean"] == pytest.approx(1.5)
+
+    # --json prints the same document (valid JSON: NaN becomes null) and rewrites the same file
+    r = CliRunner().invoke(main, ["report", "--results", str(root), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output) == stored
+    assert json.loads((root / "alignment_vs_task.json").read_text()) == stored
+    assert _files(root) - before == {"alignment_vs_task.json"}
+
+
+def test_report_on_run_folders_writes_nothing(tmp_path):
+    root = tmp_path / "runs"
+    runs = _results(root)
+    before = _files(root)
+    r = CliRunner().invoke(main, ["report", "--json", *map(str, runs.values())])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert set(doc["runs"]) == {p.name for p in runs.values()} and len(doc["across_models"]) == 2
+    assert _files(root) == before
+
+
+def test_report_nan_is_null_and_no_task_runs_is_said(tmp_path):
+    root = tmp_path / "runs"
+    frame = _frame()
+    frame["task:solved"] = 1.0  # everything solved: the unsolved side has no stimulus
+    frame["task:top1"] = 1.0  # constant task score: no rank correlation
+    write_task_run(root, model="model-a", frame=frame, top1=1.0)
+    r = CliRunner().invoke(main, ["report", "--results", str(root), "--json"])
+    assert r.exit_code == 0 and "NaN" not in r.output
+    (entry,) = json.loads(r.output)["runs"].values()
+    assert entry["metrics"]["nss"]["unsolved"] == {"mean": None, "ci95": [None, None]}
+    assert entry["metrics"]["nss"]["spearman_rho"] is None
+    r = CliRunner().invoke(main, ["report", "--results", str(root)])
+    assert "solved 7, unsolved 0" in r.output and "Across models" not in r.output
+
+    empty = tmp_path / "free"
+    empty.mkdir()
+    r = CliRunner().invoke(main, ["report", "--results", str(empty)])
+    assert r.exit_code == 0 and r.output.startswith("No run with a task metric")
+    r = CliRunner().invoke(main, ["report", "--results", str(tmp_path / "missing")])
+    assert r.exit_code == 1 and r.output.strip().splitlines() == [f"Error: results folder {tmp_path / 'missing'} does not exist"]
+    assert not (empty / "alignment_vs_task.json").exists()  # no runs there: nothing to store
