@@ -8,6 +8,7 @@ same settings resume: finished batches are kept as Parquet shards and skipped on
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import platform
@@ -91,6 +92,7 @@ class DatasetContext:
         self.ds = ds.select(range(n)) if n < len(ds) else ds
         self.meta = self.ds.remove_columns(["image"])
         self.sigma_px = float(sigma_px)
+        self.extra_metrics = plugin_metrics()
         fixations = [Fixations.from_record(r) for r in self.meta]
         self.fixations = fixations
         # normalised fixation pool for shuffled-AUC negatives (other images' fixations)
@@ -117,10 +119,22 @@ class DatasetContext:
         return fixation_density(f.x, f.y, (h, w), self.sigma_px)
 
 
+@functools.lru_cache(maxsize=8)
 def _baseline_map(h: int, w: int) -> np.ndarray:
+    """The information-gain baseline: the centre-bias prior (one per stimulus size, computed once)."""
     from plugins.baselines import center_bias_map
 
-    return center_bias_map(h, w)
+    m = center_bias_map(h, w)
+    m.setflags(write=False)
+    return m
+
+
+def plugin_metrics() -> list[tuple[str, Callable[..., float]]]:
+    """Registered metrics that the built-in suite does not compute (third-party plugins)."""
+    from .metrics import METRICS
+    from .plugins import get_registry
+
+    return [(s.name, s.resolve()) for s in get_registry().in_order("metric") if s.name not in METRICS]
 
 
 def _score(smap, fix, ctx: DatasetContext, i: int, profile: str, seed: int, density=None) -> dict[str, float]:
@@ -128,17 +142,22 @@ def _score(smap, fix, ctx: DatasetContext, i: int, profile: str, seed: int, dens
 
     w, h = ctx.sizes[i]
     ox, oy = ctx.others(i)
-    return compute_suite(
-        smap,
-        fix.x,
-        fix.y,
+    context = dict(
         density=ctx.density(i) if density is None else density,
         baseline=_baseline_map(h, w),
         other_x=ox,
         other_y=oy,
         profile=profile,
-        seed=seed + i,
     )
+    scores = compute_suite(smap, fix.x, fix.y, seed=seed + i, **context)
+    for name, fn in ctx.extra_metrics:
+        try:
+            scores[name] = float(fn(smap, fix.x, fix.y, seed=seed + i, **context))
+        except HarnessError:
+            raise
+        except Exception as exc:  # a broken third-party metric is named, not a traceback
+            raise HarnessError(f"metric {name!r} failed: {type(exc).__name__}: {exc}") from exc
+    return scores
 
 
 def check_map(smap: Any, h: int, w: int) -> str | None:

@@ -39,8 +39,11 @@ def register_datasets(register):
 def register_metrics(register):
     """Register gaze-alignment metrics.
 
-    ``register(name, factory, *, higher_is_better, description="", **metadata)`` where ``factory``
-    names a plain function ``f(saliency_map, fixations, **context) -> float``.
+    ``register(name, factory, *, higher_is_better, needs=(), description="", **metadata)`` where
+    ``factory`` names a plain function ``f(saliency_map, fix_x, fix_y, *, density=None, baseline=None,
+    other_x=None, other_y=None, profile="mit", seed=0) -> float`` over numpy arrays (fixations in
+    0-indexed pixel coordinates; ``needs`` names the context it cannot do without: ``"density"``,
+    ``"other"``). The direction decides sorting and the arrows in leaderboards.
     """
 
 

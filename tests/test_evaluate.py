@@ -225,3 +225,37 @@ def test_dataset_without_viewing_geometry_needs_sigma_px(tmp_path):
     assert all(run.settings["metric_params"]["sigma_px"] == 30 for run in runs)
     cb = next(run for run in runs if run.summary["model"] == "center-bias")
     assert cb.summary["n_images"] == 2 and cb.summary["n_failed"] == 0
+
+
+class _MedianHitsPlugin:
+    """A third-party metric: share of fixations where the map is above its median."""
+
+    @hookimpl
+    def register_metrics(self, register):
+        register("median_hits", _median_hits, higher_is_better=True, description="test metric")
+
+
+def _median_hits(saliency_map, fix_x, fix_y, **context):
+    rows = np.floor(np.asarray(fix_y) + 0.5).astype(int)
+    cols = np.floor(np.asarray(fix_x) + 0.5).astype(int)
+    return float(np.mean(saliency_map[rows, cols] > np.median(saliency_map)))
+
+
+def test_a_metric_plugin_is_scored_by_eval(tmp_path, osie_dir, osie_dataset, flaky):
+    pm.register(_MedianHitsPlugin(), name="median-hits-test")
+    try:
+        (result,) = run_eval(_cfg(tmp_path, osie_dir, limit=3), references=False)
+    finally:
+        pm.unregister(name="median-hits-test")
+    frame = read_run(result.run_dir).per_image()
+    assert result.summary["metric_directions"]["median_hits"] == "higher"
+    # recompute by hand from the flaky model's blob and the stored fixations
+    from harness.schema import Fixations
+
+    records = {r["stimulus_id"]: r for r in osie_dataset.select(range(3)).remove_columns("image")}
+    for _, row in frame.iterrows():
+        fix = Fixations.from_record(records[row["stimulus_id"]])
+        yy, xx = np.mgrid[0:600, 0:800]
+        blob = np.exp(-(((xx - 400) / 160) ** 2 + ((yy - 300) / 120) ** 2))
+        assert row["median_hits"] == pytest.approx(_median_hits(blob, fix.x, fix.y))
+    assert 0 < result.summary["metrics"]["median_hits"] <= 1
