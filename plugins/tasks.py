@@ -156,10 +156,21 @@ class Detection:
         return {"map": float(stats[0]), "map50": float(stats[1])}
 
 
+_WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:[-'][^\W_]+)*")
+_CLITIC = re.compile(r"(.+?)(n't|'s|'re|'ve|'ll|'d|'m)")
+
+
 def tokenize_caption(text: str) -> str:
-    """Lower case, punctuation removed, whitespace joined: what PTBTokenizer does for plain
-    English captions, without the Java it needs (not available here)."""
-    return " ".join(re.findall(r"[a-z0-9]+(?:'[a-z]+)?", str(text).lower()))
+    """What pycocoevalcap's PTBTokenizer (Stanford PTBTokenizer, ``-lowerCase``, then punctuation
+    tokens dropped) makes of plain English captions, without the Java it needs (not available
+    here): lower case; punctuation dropped; words kept whole across inner hyphens and apostrophes
+    (``t-shirt``, ``o'clock``) and numbers across decimal points (``3.5``); clitics split off as PTB
+    does (``man's`` -> ``man 's``, ``don't`` -> ``do n't``)."""
+    tokens = []
+    for word in _WORD.findall(str(text).lower()):
+        m = _CLITIC.fullmatch(word)
+        tokens += [m.group(1), m.group(2)] if m else [word]
+    return " ".join(tokens)
 
 
 class Captioning:

@@ -196,9 +196,18 @@ def _direct(gts, res):
     return {"bleu4": bleu[3], "cider": Cider().compute_score(gts, res)[0], "rougeL": Rouge().compute_score(gts, res)[0]}
 
 
-def test_tokenize_caption():
-    assert tokenize_caption("A dog, on the GRASS.") == "a dog on the grass"
-    assert tokenize_caption("  The man's hat!  ") == "the man's hat"
+def test_tokenize_caption_follows_ptb():
+    """What Stanford's PTBTokenizer (-lowerCase) gives, less the punctuation tokens pycocoevalcap drops."""
+    cases = {
+        "A dog, on the GRASS.": "a dog on the grass",
+        "  The man's hat!  ": "the man 's hat",
+        "Don't stop; it's 5 o'clock": "do n't stop it 's 5 o'clock",
+        "A boy in a t-shirt holds a 3.5 inch fish (small)": "a boy in a t-shirt holds a 3.5 inch fish small",
+        "the dogs' bowls": "the dogs bowls",
+        "Un café": "un café",
+    }
+    for text, tokens in cases.items():
+        assert tokenize_caption(text) == tokens, text
 
 
 def test_captioning_identical_caption_scores_one():
