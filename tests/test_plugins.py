@@ -717,3 +717,17 @@ def test_docs_example_installs_with_pip_and_evaluates(tmp_path):
     (summary,) = summaries
     assert summary["model"] == "mylab-edges" and summary["attention"] == "edge-density"
     assert summary["n_images"] == 2 and summary["n_failed"] == 0
+
+
+def test_registry_yaml_catalogue_is_complete():
+    """Every built-in plugin states what the catalogue promises, and registers what its kind says."""
+    from harness.plugins import builtin_catalogue, get_registry
+
+    hook_of_kind = {"model": "model", "dataset": "dataset", "metric": "metric", "attention": "attention", "task": "task"}
+    reg = get_registry()
+    for entry in builtin_catalogue():
+        for key in ("name", "kind", "module", "tasks", "licence", "citation", "source"):
+            assert entry.get(key) not in (None, ""), f"{entry.get('name')}: {key} missing"
+        assert entry["kind"] in hook_of_kind, entry
+        plugins_of_kind = {s.plugin for s in reg.all(hook_of_kind[entry["kind"]])}
+        assert entry["name"] in plugins_of_kind, f"{entry['name']} registers no {entry['kind']}"
