@@ -42,6 +42,9 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, int]
 
 
 def _task_score_column(columns: Sequence[str]) -> str | None:
+    """The per-stimulus task score to correlate with: the first ``task:`` column, i.e. the first key
+    a task's ``score_image`` returns (tasks list their headline per-stimulus score first: top1,
+    recall50, rougeL)."""
     scores = [c for c in columns if c.startswith("task:") and c != "task:solved"]
     return scores[0] if scores else None
 

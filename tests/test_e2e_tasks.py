@@ -160,15 +160,16 @@ def write_cub_fixture(root: Path) -> Path:
 
 def make_ranked_vit(path: Path) -> Path:
     """Tiny ViT whose class scores are fixed: weights zero, bias i for class i; labels = CUB classes."""
+    import torch
     from transformers import ViTForImageClassification
 
     tiny_models.make_tiny_vit(path)
     model = ViTForImageClassification.from_pretrained(path)
     model.config.id2label = dict(enumerate(CUB_CLASSES))
     model.config.label2id = {c: i for i, c in enumerate(CUB_CLASSES)}
-    with __import__("torch").no_grad():
+    with torch.no_grad():
         model.classifier.weight.zero_()
-        model.classifier.bias.copy_(__import__("torch").arange(len(CUB_CLASSES), dtype=__import__("torch").float32))
+        model.classifier.bias.copy_(torch.arange(len(CUB_CLASSES), dtype=torch.float32))
     model.save_pretrained(path)
     return path
 
@@ -183,6 +184,7 @@ def test_classification_end_to_end(tmp_path):
     run, table, report = _run_all(f"hf:{model}", "cub-gha", "classification", out, data, tmp_path / "cache",
                                   extra=("--sigma-px", SIGMA_PX))
     _check_common(run, table, report, task="classification", score="top1", metrics=("top1", "top5"), n=4)
+    assert run.settings["metric_params"]["sigma_px"] == float(SIGMA_PX)  # the blur the user chose
 
     _, ds = load_gaze_dataset("cub-gha", data_dir=data, cache_dir=tmp_path / "cache")
     outputs, records, frame = _outputs_and_records(run, ds)
@@ -375,7 +377,7 @@ def test_captioning_end_to_end(tmp_path, caption_data):
     out = tmp_path / "runs"
     run, table, report = _run_all(f"hf:{model}", CaptionGaze.name, "captioning", out, caption_data,
                                   tmp_path / "cache")
-    _check_common(run, table, report, task="captioning", score="bleu4", metrics=("bleu4", "cider", "rougeL"), n=3)
+    _check_common(run, table, report, task="captioning", score="rougeL", metrics=("bleu4", "cider", "rougeL"), n=3)
 
     _, ds = load_gaze_dataset(CaptionGaze.name, data_dir=caption_data, cache_dir=tmp_path / "cache")
     outputs, records, frame = _outputs_and_records(run, ds)

@@ -272,6 +272,11 @@ def test_every_task_is_registered_with_what_it_requires():
         task = spec.load()
         assert isinstance(task, cls) and tuple(spec["requires"]) == tuple(task.requires)
     assert [Classification.primary, Detection.primary, Captioning.primary] == ["top1", "map", "cider"]
+    # the alignment analysis correlates with the first per-stimulus score: each task's headline one
+    firsts = [next(iter(Classification().score_image({"label": "a"}, {"label": "a"}))),
+              next(iter(Detection().score_image(_det(), _rec((GT, "cat"))))),
+              next(iter(Captioning().score_image({"caption": "a dog"}, {"captions": ["a dog"]})))]
+    assert firsts == ["top1", "recall50", "rougeL"]
 
 
 # -------------------------------------------------------------------- a task the dataset cannot serve
