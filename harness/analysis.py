@@ -41,18 +41,19 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, int]
     return float(res.statistic), float(res.pvalue), n
 
 
-def _task_score_column(columns: Sequence[str]) -> str | None:
-    """The per-stimulus task score to correlate with: the first ``task:`` column, i.e. the first key
-    a task's ``score_image`` returns (tasks list their headline per-stimulus score first: top1,
-    recall50, rougeL)."""
+def _task_score_column(columns: Sequence[str], score: str | None = None) -> str | None:
+    """The per-stimulus task score to correlate with: the task's ``per_image_score`` when given,
+    else the first ``task:`` column (the first key its ``score_image`` returns)."""
+    if score is not None:
+        return f"task:{score}" if f"task:{score}" in columns else None
     scores = [c for c in columns if c.startswith("task:") and c != "task:solved"]
     return scores[0] if scores else None
 
 
-def alignment_vs_task(frame, directions: dict[str, str], *, seed: int = 0) -> dict[str, Any]:
+def alignment_vs_task(frame, directions: dict[str, str], *, seed: int = 0, score: str | None = None) -> dict[str, Any]:
     """Per gaze metric: solved vs unsolved means with CIs, and rank correlation with the task score."""
     ok = frame[frame["status"] == "ok"]
-    score_col = _task_score_column(list(ok.columns))
+    score_col = _task_score_column(list(ok.columns), score)
     out: dict[str, Any] = {"task_score": score_col[5:] if score_col else None, "metrics": {}}
     if "task:solved" not in ok.columns or score_col is None:
         return out

@@ -315,7 +315,8 @@ def _finish(writer: _RunWriter, cfg: EvalConfig, settings: dict, *, task_obj, ct
     if task_metrics:
         from .analysis import alignment_vs_task
 
-        summary["alignment_vs_task"] = alignment_vs_task(frame, directions, seed=cfg.seed)
+        summary["alignment_vs_task"] = alignment_vs_task(
+            frame, directions, seed=cfg.seed, score=getattr(task_obj, "per_image_score", None))
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "harness_version": __version__,

@@ -9,6 +9,7 @@ class Task(Protocol):
     name: str
     requires: Sequence[str]  # dataset fields the task needs, e.g. ("label",)
     primary: str | None  # name of the headline task metric, None for free viewing
+    per_image_score: str | None  # the per-stimulus score that alignment is correlated with
 
     def score_image(self, output: dict[str, Any], record: dict[str, Any]) -> dict[str, float]:
         """Per-stimulus task scores (e.g. ``{"top1": 1.0, "top5": 1.0}``); ``{}`` if none."""

@@ -29,6 +29,7 @@ class FreeViewing:
     name = "free-viewing"
     requires = ("fixations",)
     primary = None
+    per_image_score = None
 
     def score_image(self, output: dict, record: dict) -> dict[str, float]:
         return {}
@@ -63,6 +64,7 @@ class Classification:
     name = "classification"
     requires = ("label",)
     primary = "top1"
+    per_image_score = "top1"  # correlated with per-stimulus alignment
 
     def __init__(self, label_aliases: dict[str, Sequence[str]] | None = None):
         self.label_aliases = label_aliases
@@ -100,6 +102,7 @@ class Detection:
     name = "detection"
     requires = ("objects",)
     primary = "map"
+    per_image_score = "recall50"  # correlated with per-stimulus alignment
 
     def score_image(self, output: dict, record: dict) -> dict[str, float]:
         refs = record.get("objects") or []
@@ -181,6 +184,7 @@ class Captioning:
     name = "captioning"
     requires = ("captions",)
     primary = "cider"
+    per_image_score = "rougeL"  # correlated with per-stimulus alignment
 
     def _gts_res(self, outputs, records):
         gts, res = {}, {}

@@ -57,16 +57,23 @@ def pixel_indices(
     if x.shape != y.shape:
         raise MetricInputError(f"{what} x and y differ in length ({x.size} != {y.size})")
     h, w = shape
-    bad = ~((x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5))  # also catches NaN
-    if bad.any():
+    # four reductions instead of an element-wise mask (NaN fails both comparisons); the mask only
+    # to name the first bad point
+    if x.size and not (x.min() >= -0.5 and x.max() <= w - 0.5 and y.min() >= -0.5 and y.max() <= h - 0.5):
+        bad = ~((x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5))
         i = int(np.argmax(bad))
         raise MetricInputError(
             f"{what} {i} at (x={x[i]:g}, y={y[i]:g}) lies outside the {w}x{h} map "
             "(0-indexed pixel coordinates expected)"
         )
-    col = np.minimum(np.floor(x + 0.5).astype(np.intp), w - 1)
-    row = np.minimum(np.floor(y + 0.5).astype(np.intp), h - 1)
-    return row * w + col
+    # x + 0.5 >= 0 here, so truncation is the floor
+    col = (x + 0.5).astype(np.intp)
+    np.minimum(col, w - 1, out=col)
+    row = (y + 0.5).astype(np.intp)
+    np.minimum(row, h - 1, out=row)
+    row *= w
+    row += col
+    return row
 
 
 def kth_largest(a: np.ndarray, k: int) -> float:
