@@ -13,6 +13,8 @@ Each is computed from counts (binary searches in sorted arrays), never by a per-
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from .inputs import MetricInputError
@@ -30,10 +32,26 @@ def rank_auc(positives: np.ndarray, sorted_negatives: np.ndarray) -> float:
     return twice / (2.0 * positives.size * sorted_negatives.size)
 
 
-def judd_auc(fixated_values: np.ndarray, sorted_all: np.ndarray, rng: np.random.Generator | None = None) -> float:
+def rank_auc_counts(below: np.ndarray, equal: np.ndarray, n_negatives: int) -> float:
+    """:func:`rank_auc` from each positive's count of negatives below it and equal to it."""
+    if below.size == 0 or n_negatives == 0:
+        return float("nan")
+    twice = 2 * int(below.sum()) + int(equal.sum())
+    return twice / (2.0 * below.size * n_negatives)
+
+
+def judd_auc(
+    fixated_values: np.ndarray,
+    n: int,
+    counts: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    rng: np.random.Generator | None = None,
+) -> float:
     """``AUC_Judd.m``: thresholds at the fixated values (descending); at the i-th, tp = i / P and
     fp = (#pixels >= threshold - i) / (N - P); the curve runs from (0, 0) to (1, 1) and its area
-    is the trapezoid rule. ``fixated_values`` holds one value per fixated pixel.
+    is the trapezoid rule. ``fixated_values`` holds one value per fixated pixel, ``n`` is the
+    number of pixels and ``counts(values)`` says how many pixels lie below and how many equal
+    each value (exact integer counts: a binary search in the sorted map, or
+    :meth:`MetricInputs.s_counts`).
 
     With ``rng``, ties are broken uniformly at random, which is what the MATLAB jitter (uniform noise
     far smaller than any gap between distinct values) does: within a block of m equal pixels, the
@@ -41,19 +59,17 @@ def judd_auc(fixated_values: np.ndarray, sorted_all: np.ndarray, rng: np.random.
     and re-sorting the whole map. Without ``rng`` the formula runs on the values as they are.
     """
     p = fixated_values.size
-    n = sorted_all.size
     if p == 0 or n == p:
         return float("nan")
     i = np.arange(1, p + 1)
     if rng is None:
         thresholds = np.sort(fixated_values)[::-1]
-        above = n - np.searchsorted(sorted_all, thresholds, side="left")
+        above = n - counts(thresholds)[0]
     else:
         values, fixated = np.unique(fixated_values, return_counts=True)
         values, fixated = values[::-1], fixated[::-1]
-        right = np.searchsorted(sorted_all, values, side="right")
-        block = right - np.searchsorted(sorted_all, values, side="left")
-        higher = n - right  # pixels strictly above the block
+        below, block = counts(values)
+        higher = n - (below + block)  # pixels strictly above the block
         rank = np.ones(p, dtype=np.int64)  # 1-based rank of each fixated pixel within its block
         start = np.concatenate(([0], np.cumsum(fixated)[:-1]))
         for b in np.flatnonzero(block > 1):  # only tied values need a draw

@@ -40,7 +40,7 @@ from typing import Callable
 import numpy as np
 
 from . import roc
-from .inputs import MetricInputError, MetricInputs, dot, rng_for
+from .inputs import MetricInputError, MetricInputs, dot, kth_largest_counts, rng_for, workspace
 
 # seed streams of the randomised metrics (see inputs.rng_for)
 _STREAM_JITTER, _STREAM_BORJI, _STREAM_SAUC = 1, 2, 3
@@ -57,12 +57,13 @@ def _auc_judd(inp: MetricInputs, jitter: bool | None = None) -> float:
         return math.nan
     if inp.constant:
         return 0.5
+    counts = lambda q: inp.s_counts(q, members=True)  # noqa: E731 (fixated values are map values)
     if inp.profile.auc_judd == "all":  # pysaliency AUC: negatives = all pixels, ties count half
-        return roc.rank_auc(inp.s[pos], inp.s_sorted)
+        return roc.rank_auc_counts(*counts(inp.s[pos]), inp.n)
     if inp.profile.jitter if jitter is None else jitter:
         # AUC_Judd.m adds uniform noise of 1e-7 to break ties; we break the exact ties at random
-        return roc.judd_auc(inp.s[pos], inp.s_sorted, rng_for(inp.seed, _STREAM_JITTER))
-    return roc.judd_auc(inp.s[pos], inp.s_sorted)
+        return roc.judd_auc(inp.s[pos], inp.n, counts, rng_for(inp.seed, _STREAM_JITTER))
+    return roc.judd_auc(inp.s[pos], inp.n, counts)
 
 
 def _auc_borji(inp: MetricInputs, n_splits: int | None = N_SPLITS, step_size: float = STEP_SIZE) -> float:
@@ -86,10 +87,13 @@ def _sauc(inp: MetricInputs, n_splits: int | None = N_SPLITS, step_size: float =
     if inp.constant:
         return 0.5
     if inp.profile.sauc == "all":  # pysaliency: every fixation on another image is a negative
-        return roc.rank_auc(inp.s[pos], np.sort(inp.s[inp.other]))
+        negatives = inp.s[inp.other]
+        negatives.sort()
+        return roc.rank_auc(inp.s[pos], negatives)
     # AUC_shuffled.m: the other images' fixations form a binary map (unique locations); each split
     # takes min(P, K) of them without replacement
-    seen = np.zeros(inp.n, dtype=bool)  # a binary map, as otherMap is: unique locations, sorted
+    seen = inp.buffer("seen", bool)  # a binary map, as otherMap is: unique locations, sorted
+    seen.fill(False)
     seen[inp.other] = True
     other = np.flatnonzero(seen)
     thresholds = roc.step_thresholds(step_size)
@@ -202,16 +206,20 @@ def _iou_topk(inp: MetricInputs, k: float = 20.0) -> float:
         raise MetricInputError(f"IoU top-k needs 0 < k <= 100 (percent), got {k}")
     if inp.d_empty:
         return math.nan
-    n, srt = inp.n, inp.s_sorted  # the sort the AUCs share
+    n = inp.n
     n_top = max(1, int(round(k / 100.0 * n)))
     # each region holds exactly n_top pixels: those above the n_top-th largest value, plus the
     # share of the pixels tied with it that is needed to reach n_top (fractional membership)
-    ts = srt[n - n_top]
-    above_s = n - int(np.searchsorted(srt, ts, side="right"))
-    f_s = (n_top - above_s) / (n - above_s - int(np.searchsorted(srt, ts, side="left")))
-    td = inp.d_kth_largest(n_top)
+    ts, above_s, tied_s = inp.s_kth_largest_counts(n_top)
+    f_s = (n_top - above_s) / tied_s
+    td, above_d, tied_d = kth_largest_counts(inp.d, n_top)
+    f_d = (n_top - above_d) / tied_d
+    if f_s == 1 and f_d == 1:  # no partial ties (the usual case): two plain regions
+        top = np.greater_equal(inp.s, ts, out=inp.buffer("iou_s", bool))
+        top &= np.greater_equal(inp.d, td, out=inp.buffer("iou_d", bool))
+        inter = int(np.count_nonzero(top))
+        return inter / (2 * n_top - inter)
     d_above, d_tied = inp.d > td, inp.d == td
-    f_d = (n_top - int(np.count_nonzero(d_above))) / int(np.count_nonzero(d_tied))
     s_above, s_tied = inp.s > ts, inp.s == ts
 
     def both(a, b):
@@ -421,8 +429,13 @@ def compute_suite(
     metric whose inputs were given (sAUC needs ``other_x``/``other_y``; CC, SIM, KLD, IoU need
     ``density``). Naming a metric whose input is missing raises :class:`MetricInputError`.
     """
-    inp = MetricInputs(saliency_map, fix_x, fix_y, density=density, baseline=baseline,
-                       other_x=other_x, other_y=other_y, profile=profile, seed=seed)
+    with workspace() as ws:
+        inp = MetricInputs(saliency_map, fix_x, fix_y, density=density, baseline=baseline,
+                           other_x=other_x, other_y=other_y, profile=profile, seed=seed, workspace=ws)
+        return _suite(inp, metrics, n_splits, step_size, jitter)
+
+
+def _suite(inp: MetricInputs, metrics, n_splits, step_size, jitter) -> dict[str, float]:
     if metrics is None:
         available = {"density": inp.has_density, "other": inp.has_other}
         metrics = [m.name for m in METRICS.values() if all(available[n] for n in m.needs)]
