@@ -20,6 +20,10 @@ class HarnessGroup(click.Group):
         except HarnessError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(1)
+        except KeyboardInterrupt:
+            # results are written batch by batch: nothing finished is lost
+            click.echo("\nInterrupted. Finished batches are kept; run the same command again to resume.", err=True)
+            sys.exit(130)
 
 
 @click.group(cls=HarnessGroup)

@@ -347,7 +347,7 @@ def _finish(writer: _RunWriter, cfg: EvalConfig, settings: dict, *, task_obj, ct
 
 def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, *, model_name: str | None = None,
                    kind: str | None = None, on_batch: Callable[[int], None] | None = None,
-                   gaze_only: bool = False) -> EvalResult:
+                   gaze_only: bool = False, model=None) -> EvalResult:
     """Evaluate one model. ``gaze_only`` (the baselines): score alignment under the dataset's task
     without asking the model to solve it; the run is still filed under ``cfg.task``."""
     from .models import load_model
@@ -359,7 +359,7 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, *, model_name: st
         reg.get("model", model_name)  # unknown name: "did you mean" before anything heavy loads
     task_obj = None if gaze_only else resolve_task(cfg.task, gaze)
     predict_task = "free-viewing" if gaze_only else cfg.task
-    model = load_model(model_name)
+    model = model if model is not None else load_model(model_name)
     if predict_task not in model.tasks:
         raise HarnessError(f"model {model_name!r} does not do task {predict_task!r}; it does: {', '.join(model.tasks)}")
     attention = cfg.attention if (cfg.attention and model_name == cfg.model) else model.attention_methods[0]
@@ -474,6 +474,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list
     """Evaluate ``cfg.model``; unless told not to, also make sure the human ceiling and the
     baselines exist for the same dataset, limit and metric settings (computed once, then reused)."""
     from .data import load_gaze_dataset
+    from .models import load_model
 
     from .plugins import get_registry
 
@@ -495,6 +496,8 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list
         raise HarnessError(f"the density blur must be positive, got sigma {sigma_px} px")
     ctx = DatasetContext(gaze, ds, cfg.limit, sigma_px)
     results = []
+    # load the model before the references, so a checkpoint that cannot be loaded fails at once
+    model = load_model(cfg.model) if cfg.model != CEILING else None
     if references:
         results.append(evaluate_ceiling(cfg, gaze, ctx))
         for name in reference_models():
@@ -502,5 +505,5 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list
                 base_cfg = EvalConfig(**{**cfg.__dict__, "attention": None})
                 results.append(evaluate_model(base_cfg, gaze, ctx, model_name=name, kind="baseline", gaze_only=True))
     if cfg.model != CEILING:
-        results.append(evaluate_model(cfg, gaze, ctx, on_batch=on_batch))
+        results.append(evaluate_model(cfg, gaze, ctx, on_batch=on_batch, model=model))
     return results

@@ -259,3 +259,24 @@ def test_a_metric_plugin_is_scored_by_eval(tmp_path, osie_dir, osie_dataset, fla
         blob = np.exp(-(((xx - 400) / 160) ** 2 + ((yy - 300) / 120) ** 2))
         assert row["median_hits"] == pytest.approx(_median_hits(blob, fix.x, fix.y))
     assert 0 < result.summary["metrics"]["median_hits"] <= 1
+
+
+def test_unloadable_checkpoint_fails_before_any_reference_is_computed(tmp_path, osie_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    r = CliRunner().invoke(main, ["eval", "--model", "hf:google/vit-base-patch16-224", "--data-dir", str(osie_dir),
+                                  "--output", str(tmp_path / "runs")])
+    assert r.exit_code == 1 and r.output.startswith("Error:") and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_ctrl_c_is_a_message_not_a_traceback(tmp_path, osie_dir, flaky, monkeypatch):
+    from harness import evaluate
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "evaluate_ceiling", interrupted)
+    r = CliRunner().invoke(main, ["eval", "--model", "flaky", "--limit", "2", "--data-dir", str(osie_dir),
+                                  "--output", str(tmp_path / "runs")])
+    assert r.exit_code == 130 and "run the same command again to resume" in r.output
+    assert "Traceback" not in r.output
