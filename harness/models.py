@@ -41,6 +41,18 @@ class Model(Protocol):
         """Run on a batch of PIL images; return one :class:`Prediction` per image, in order."""
 
 
+def check_request(model: Model, task: str, attention: str) -> None:
+    """One-line errors for a task or attention method the model does not offer."""
+    from .errors import HarnessError
+
+    if task not in model.tasks:
+        raise HarnessError(f"model {model.name!r} does not do task {task!r} (only {', '.join(model.tasks)})")
+    if attention not in model.attention_methods:
+        raise HarnessError(
+            f"model {model.name!r} has no attention method {attention!r} (only {', '.join(model.attention_methods)})"
+        )
+
+
 def load_model(name: str, **kwargs: Any) -> Model:
     """Build a model by registered name, or ``hf:<checkpoint>`` for any transformers checkpoint."""
     from .plugins import get_registry

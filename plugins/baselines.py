@@ -33,7 +33,7 @@ import numpy as np
 from harness import __version__
 from harness.errors import HarnessError, PluginError
 from harness.hookspecs import hookimpl
-from harness.models import Prediction
+from harness.models import Prediction, check_request
 
 SIGMA2 = 0.22
 NU = 0.45
@@ -83,12 +83,7 @@ class BaselineModel:
         return {"model_id": self.name, "revision": f"gaze-harness {__version__}", "parameters": params}
 
     def predict(self, images: Sequence[Any], *, task: str, attention: str) -> list[Prediction]:
-        if task not in self.tasks:
-            raise HarnessError(f"model {self.name!r} does not do task {task!r} (only {', '.join(self.tasks)})")
-        if attention not in self.attention_methods:
-            raise HarnessError(
-                f"model {self.name!r} has no attention method {attention!r} (only {', '.join(self.attention_methods)})"
-            )
+        check_request(self, task, attention)
         out = []
         for image in images:
             width, height = image.size  # PIL: (width, height)

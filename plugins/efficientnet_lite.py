@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.errors import HarnessError, PluginError
+from harness.errors import PluginError
 from harness.hookspecs import hookimpl
-from harness.models import Prediction
+from harness.models import Prediction, check_request
 
 TASKS = ("free-viewing", "classification")
 ATTENTION = ("grad-cam",)
@@ -129,12 +129,7 @@ class EfficientNetLite:
         from harness.attention.resize import to_stimulus
         from harness.imagenet_classes import NAMES, WNIDS
 
-        if task not in self.tasks:
-            raise HarnessError(f"model {self.name!r} does not do task {task!r} (only {', '.join(self.tasks)})")
-        if attention not in self.attention_methods:
-            raise HarnessError(
-                f"model {self.name!r} has no attention method {attention!r} (only {', '.join(self.attention_methods)})"
-            )
+        check_request(self, task, attention)
         if not images:
             return []
         import torch

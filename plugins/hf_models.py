@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.models import Prediction
+from harness.models import Prediction, check_request
 
 from .hf_geometry import padded_box, view_box
 
@@ -62,12 +62,7 @@ class HFModel:
         return out
 
     def _check(self, task: str, attention: str) -> None:
-        if task not in self.tasks:
-            raise HarnessError(f"model {self.name!r} does not do task {task!r} (only {', '.join(self.tasks)})")
-        if attention not in self.attention_methods:
-            raise HarnessError(
-                f"model {self.name!r} has no attention method {attention!r} (only {', '.join(self.attention_methods)})"
-            )
+        check_request(self, task, attention)
 
     def _box(self, height: int, width: int):
         key = (height, width)

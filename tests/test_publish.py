@@ -566,7 +566,7 @@ def test_server_error_while_downloading_is_reported_after_the_clients_retries(hu
     assert len([c for c in calls(hub) if c[0] == "HEAD"]) > len(sleeps) >= 1  # retried, then reported
     write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
     r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO)
-    assert r.exit_code == 1 and r.output.strip().startswith(f"Error: the Hub answered 500 while downloading")
+    assert r.exit_code == 1 and r.output.strip().startswith("Error: the Hub answered 500 while downloading")
     assert r.output.strip().endswith("nothing was published") and hub.commits == []
 
 
