@@ -498,6 +498,14 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list
     results = []
     # load the model before the references, so a checkpoint that cannot be loaded fails at once
     model = load_model(cfg.model) if cfg.model != CEILING else None
+    if cfg.attention is not None:
+        get_registry().get("attention", cfg.attention)  # a typo gets "did you mean"
+    if model is not None:
+        if cfg.task not in model.tasks:
+            raise HarnessError(f"model {cfg.model!r} does not do task {cfg.task!r}; it does: {', '.join(model.tasks)}")
+        if cfg.attention is not None and cfg.attention not in model.attention_methods:
+            raise HarnessError(f"model {cfg.model!r} does not support attention {cfg.attention!r}; "
+                               f"it supports: {', '.join(model.attention_methods)}")
     if references:
         results.append(evaluate_ceiling(cfg, gaze, ctx))
         for name in reference_models():

@@ -280,3 +280,13 @@ def test_ctrl_c_is_a_message_not_a_traceback(tmp_path, osie_dir, flaky, monkeypa
                                   "--output", str(tmp_path / "runs")])
     assert r.exit_code == 130 and "run the same command again to resume" in r.output
     assert "Traceback" not in r.output
+
+
+def test_wrong_attention_fails_before_any_work(tmp_path, osie_dir):
+    runner = CliRunner()
+    base = ["eval", "--model", "efficientnet-lite0", "--data-dir", str(osie_dir), "--output", str(tmp_path / "runs")]
+    r = runner.invoke(main, [*base, "--attention", "gradcam"])
+    assert r.exit_code == 1 and "unknown attention 'gradcam'; did you mean 'grad-cam'" in r.output
+    r = runner.invoke(main, [*base, "--attention", "rollout"])
+    assert r.exit_code == 1 and "does not support attention 'rollout'; it supports: grad-cam" in r.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
