@@ -2,9 +2,10 @@
 
 :class:`MetricInputs` checks a saliency map, its fixations and the optional context (human density,
 baseline map, fixations of other images) and exposes derived quantities as cached properties: the
-flat float64 map, its minimum/maximum, its sorted values, its min-max and sum normalisations, the
-fixated pixel indices. Every metric function builds one; :func:`harness.metrics.compute_suite`
-builds one per image and hands it to every metric, so e.g. the map is sorted once for all AUCs.
+flat float64 map, its minimum/maximum, exact counts of pixels below and at given values (by
+buckets, :mod:`.kernels`), its min-max and sum normalisations, the fixated pixel indices. Every
+metric function builds one; :func:`harness.metrics.compute_suite` builds one per image and hands it
+to every metric, so e.g. one counting pass over the map serves AUC-Judd and AUC-Borji.
 
 Pixel convention (:mod:`harness.schema`): ``x`` is the column and ``y`` the row, 0-indexed, the
 centre of the top-left pixel at (0, 0). A fixation falls on the pixel whose centre is nearest:
@@ -23,6 +24,21 @@ import numpy as np
 
 from ..errors import HarnessError
 from .profiles import Profile, get_profile
+
+
+class _LazyKernels:
+    """:mod:`.kernels`, imported on first use: importing the metrics stays cheap (numpy only), and
+    numba loads (or compiles, the first time) only when a metric is computed."""
+
+    def __getattr__(self, name: str):
+        from . import kernels as module
+
+        value = getattr(module, name)
+        setattr(self, name, value)  # later lookups are plain attributes
+        return value
+
+
+kernels = _LazyKernels()
 
 
 class MetricInputError(HarnessError, ValueError):
@@ -50,33 +66,22 @@ def _map(name: str, array: object, shape: tuple[int, int] | None = None) -> tupl
 
 
 def pixel_indices(
-    xs: object, ys: object, shape: tuple[int, int], what: str = "fixation"
+    xs: object, ys: object, shape: tuple[int, int], what: str = "fixation", ws: Workspace | None = None
 ) -> np.ndarray:
     """Flat (row-major) pixel indices of points ``(x, y)`` in a map of ``shape``, rounded to the
-    nearest pixel centre (see the module doc)."""
+    nearest pixel centre (see the module doc). With ``ws``, the result lives in one of its buffers."""
     x = np.asarray(xs, dtype=np.float64).reshape(-1)
     y = np.asarray(ys, dtype=np.float64).reshape(-1)
     if x.shape != y.shape:
         raise MetricInputError(f"{what} x and y differ in length ({x.size} != {y.size})")
     h, w = shape
-    # four reductions instead of an element-wise mask (NaN fails both comparisons); the mask only
-    # to name the first bad point
-    if x.size and not (x.min() >= -0.5 and x.max() <= w - 0.5 and y.min() >= -0.5 and y.max() <= h - 0.5):
-        bad = ~((x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5))
-        i = int(np.argmax(bad))
+    flat = np.empty(x.size, dtype=np.intp) if ws is None else ws.part(what, x.size, np.intp)
+    i = int(kernels.pixel_indices(x, y, h, w, flat))  # one compiled pass, bounds checked
+    if i >= 0:
         raise MetricInputError(
             f"{what} {i} at (x={x[i]:g}, y={y[i]:g}) lies outside the {w}x{h} map "
             "(0-indexed pixel coordinates expected)"
         )
-    # x + 0.5 >= 0 here, so truncation is the floor; the float -> int32 cast is ~20x faster than
-    # the one to int64 in numpy 2.4 (no SIMD loop), and a row or column always fits 32 bits
-    col = (x + 0.5).astype(np.int32)
-    np.minimum(col, w - 1, out=col)
-    row = (y + 0.5).astype(np.int32)
-    np.minimum(row, h - 1, out=row)
-    flat = row.astype(np.intp)
-    flat *= w
-    flat += col
     return flat
 
 
@@ -85,15 +90,16 @@ def kth_largest(a: np.ndarray, k: int) -> float:
     return kth_largest_counts(a, k)[0]
 
 
-def kth_largest_counts(a: np.ndarray, k: int) -> tuple[float, int, int]:
+def kth_largest_counts(a: np.ndarray, k: int, work: np.ndarray | None = None) -> tuple[float, int, int]:
     """The k-th largest value ``v`` of the 1-D array ``a`` (1 <= k <= a.size), exactly, with how
     many values are greater than ``v`` and how many equal it.
 
     ``np.partition`` can take 50 ns per element on a smooth map (introselect picks bad pivots from
     spatially ordered values: 23 ms on an OSIE density), and a full sort costs ~2.5 ms. Instead, a
-    strided sample brackets the answer, one pass counts what lies above the bracket and collects what
-    lies inside, and only those few are sorted. The sample only decides the speed; when the bracket
-    misses, the function falls back to sorting everything.
+    strided sample brackets the answer, one compiled pass counts what lies above the bracket and
+    collects what lies inside (into ``work``, a float64 array of a's size, if given), and only the
+    few of those near the answer are sorted (:func:`.kernels.kth_largest_bracketed`). The sample
+    only decides the speed; when the bracket misses, the function falls back to sorting everything.
     """
     n = a.size
     if n > 1 << 15:
@@ -103,15 +109,12 @@ def kth_largest_counts(a: np.ndarray, k: int) -> tuple[float, int, int]:
         margin = 0.02 * m + 16
         lo = sample[max(0, int(j - margin))]
         hi = sample[min(m - 1, int(j + margin) + 1)]
-        gt = a > hi
-        above = int(np.count_nonzero(gt))
-        ge = a >= lo
-        np.logical_xor(ge, gt, out=ge)  # lo <= a <= hi, as gt implies ge
-        inside = a[ge]
-        if above < k <= above + inside.size:
-            inside.sort()
-        else:
-            above, inside = 0, np.sort(a)
+        if work is None or work.size < n:
+            work = np.empty(n)
+        found, v, greater, equal = kernels.kth_largest_bracketed(a, lo, hi, k, work)
+        if found:
+            return float(v), int(greater), int(equal)
+        above, inside = 0, np.sort(a)
     else:
         above, inside = 0, np.sort(a)
     v = inside[inside.size - (k - above)]
@@ -121,18 +124,19 @@ def kth_largest_counts(a: np.ndarray, k: int) -> tuple[float, int, int]:
 
 
 def dot(a: np.ndarray, b: np.ndarray) -> float:
-    """Inner product of two 1-D arrays without BLAS: OpenBLAS's threaded ``dot`` spin-waits for
-    its threads and takes milliseconds instead of ~0.1 ms when the other cores are busy (as they
+    """Inner product of two 1-D float64 arrays without BLAS: OpenBLAS's threaded ``dot`` spin-waits
+    for its threads and takes milliseconds instead of ~0.1 ms when the other cores are busy (as they
     are while a model runs beside the metrics)."""
-    return float(np.einsum("i,i->", a, b))
+    return float(kernels.dot(a, b))
 
 
-def sum_sq_dev(a: np.ndarray, mean: float) -> tuple[float, bool]:
+def sum_sq_dev(a: np.ndarray, mean: float, raw: float | None = None) -> tuple[float, bool]:
     """``sum((a - mean) ** 2)`` as ``sum(a * a) - n * mean ** 2`` (one pass, no copy), unless that
     cancels more than 6 of the 16 digits (a map whose spread is tiny next to its mean); then the
     centred copy is made. Either way the relative error stays below ~1e-9. The flag says whether
-    the shortcut held (so a covariance may take it too)."""
-    raw = dot(a, a)
+    the shortcut held (so a covariance may take it too). ``raw``: ``sum(a * a)`` if known."""
+    if raw is None:
+        raw = float(kernels.sums(a)[1])
     ss = raw - a.size * mean * mean
     if ss > 1e-6 * raw:
         return ss, True
@@ -158,6 +162,8 @@ class Workspace:
 
     def __init__(self) -> None:
         self._buffers: dict[tuple[str, int, str], np.ndarray] = {}
+        self._markers: dict[int, np.ndarray] = {}
+        self._epochs: dict[int, int] = {}
 
     def get(self, name: str, n: int, dtype: type) -> np.ndarray:
         key = (name, n, np.dtype(dtype).str)
@@ -168,8 +174,33 @@ class Workspace:
             buf = self._buffers[key] = np.empty(n, dtype=dtype)
         return buf
 
+    def marker(self, n: int) -> tuple[np.ndarray, int]:
+        """A uint8 marker map of ``n`` pixels and a number that no earlier user of this map wrote
+        into it: marking a pixel with that number needs no clearing between images (only every
+        255th time; a small map stays in cache where a larger type would not)."""
+        seen = self._markers.get(n)
+        epoch = self._epochs.get(n, 0) + 1
+        if seen is None or epoch == 256:
+            seen = self._markers[n] = np.zeros(n, np.uint8)
+            epoch = 1
+            if len(self._markers) > 4:
+                self._markers = {n: seen}
+                self._epochs = {}
+        self._epochs[n] = epoch
+        return seen, epoch
+
+    def part(self, name: str, n: int, dtype: type) -> np.ndarray:
+        """The first ``n`` elements of a buffer that grows as needed: for arrays whose length
+        changes from image to image (the other images' fixations)."""
+        key = (name, -1, np.dtype(dtype).str)
+        buf = self._buffers.get(key)
+        if buf is None or buf.size < n:
+            buf = self._buffers[key] = np.empty(max(n, 1024) * 5 // 4, dtype=dtype)
+        return buf[:n]
+
 
 _FREE = threading.local()
+_NO_INDEX = np.empty(0, dtype=np.intp)
 
 
 @contextmanager
@@ -216,20 +247,23 @@ class MetricInputs:
         workspace: Workspace | None = None,
     ) -> None:
         self._ws = workspace
+        self._primed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # density metrics that compute_suite will ask for: the first one computes the others' sums
+        # in the same pass (see saliency._density_pass)
+        self.fuse: set[str] = set()
         self.profile = get_profile(profile)
         self.seed = seed
         a = np.asarray(saliency_map)
         self.s, self.smin, self.smax = _map("saliency map", a)
         self.shape: tuple[int, int] = a.shape
-        # a map that float32 holds exactly (float32 attention maps, 8/16-bit images) sorts twice as fast
-        self._f32 = a if a.dtype.kind in "fiub" and a.dtype.itemsize <= (4 if a.dtype.kind == "f" else 2) else None
         self.n = self.s.size
         self.fix = pixel_indices(fix_x, fix_y, self.shape)
         self._density = density
         self._baseline = baseline
         if (other_x is None) != (other_y is None):
             raise MetricInputError("give both other_x and other_y (fixations on other images) or neither")
-        self._other = None if other_x is None else pixel_indices(other_x, other_y, self.shape, "other-image fixation")
+        self._other = (None if other_x is None
+                       else pixel_indices(other_x, other_y, self.shape, "other-image fixation", workspace))
 
     # --- the saliency map -------------------------------------------------------------------------
     @property
@@ -244,83 +278,55 @@ class MetricInputs:
         return self._ws.get(name, self.n, dtype)
 
     @cached_property
-    def s_sorted(self) -> np.ndarray:
-        """The map sorted, float64: only the fallback of :meth:`s_counts` (many tied values)."""
-        return np.sort(self.s)
+    def _scale(self) -> float:
+        """Buckets per unit of the map for :mod:`.kernels` (0: one bucket, for a span so small that
+        its reciprocal overflows)."""
+        scale = kernels.N_BUCKETS / (self.smax - self.smin) if self.smax > self.smin else 0.0
+        return scale if math.isfinite(scale) else 0.0
 
-    @cached_property
-    def s32(self) -> np.ndarray:
-        """The map rounded to float32 (flat). Rounding is monotone, so ``s32[i] < s32[j]`` implies
-        ``s[i] < s[j]``: sorting these halves the cost of the sort the AUCs and the IoU need, and
-        the few pixels whose float32 values coincide are resolved exactly (see :meth:`s_counts`)."""
-        out = self.buffer("s32", np.float32)
-        np.copyto(out, self._f32.reshape(-1) if self._f32 is not None else self.s, casting="unsafe")
-        return out
+    def counts_of(self, q: np.ndarray, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Exactly how many pixels (or, with ``idx``, how many of the values ``s[idx]``) are below
+        and how many equal each value of ``q``: one bucket-counting pass (:func:`.kernels.bucket_counts`),
+        the same integers a sort and a binary search give."""
+        q = np.asarray(q, dtype=np.float64).reshape(-1)
+        if idx is None and self._primed is not None:  # answered by the pass of prime_counts?
+            vals, below, equal = self._primed
+            j = np.minimum(np.searchsorted(vals, q), vals.size - 1)
+            if np.array_equal(vals[j], q):
+                return below[j], equal[j]
+        values, inverse = np.unique(q, return_inverse=True)
+        use = idx is not None
+        _, below, equal = kernels.bucket_counts(
+            self.s, idx if use else _NO_INDEX, use, self.smin, self._scale, kernels.N_BUCKETS, values
+        )
+        return below[inverse], equal[inverse]
 
-    @cached_property
-    def s32_sorted(self) -> np.ndarray:
-        out = self.buffer("s32_sorted", np.float32)
-        out[:] = self.s32
-        out.sort()
-        return out
-
-    @property
-    def s32_exact(self) -> bool:
-        """Whether float32 holds the map exactly (then equal float32 values are equal values)."""
-        return self._f32 is not None
+    def prime_counts(self, q: np.ndarray) -> None:
+        """Count the pixels at all of ``q`` in one pass now, so that later :meth:`counts_of` calls
+        for any of these values (AUC-Judd's fixated values, AUC-Borji's thresholds) cost no pass."""
+        values = np.unique(np.asarray(q, dtype=np.float64))
+        _, below, equal = kernels.bucket_counts(
+            self.s, _NO_INDEX, False, self.smin, self._scale, kernels.N_BUCKETS, values
+        )
+        self._primed = (values, below, equal)
 
     def s_counts(self, q: np.ndarray, members: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Exactly how many pixels are below and how many equal each value of ``q`` (float64),
-        from the sorted float32 map. A pixel whose float32 value differs from ``float32(q)`` is on
-        the same side of ``q`` as its float32 value; those that share it are counted in float64:
-        with ``members`` (every q is a value of the map) a lone one is q itself, otherwise one
-        pass over the map per such q (about 1 % of fixated values on OSIE maps)."""
-        q = np.asarray(q, dtype=np.float64)
-        srt = self.s32_sorted
-        f = q.astype(np.float32)
-        left = np.searchsorted(srt, f, side="left").astype(np.int64)
-        bucket = np.searchsorted(srt, f, side="right") - left
-        if self.s32_exact:  # the bucket holds one float64 value, float(f)
-            v = f.astype(np.float64)
-            return left + np.where(v < q, bucket, 0), np.where(v == q, bucket, 0)
-        below, equal = left, np.zeros(q.shape, dtype=np.int64)
-        if members:
-            equal[bucket == 1] = 1
-            unsure = np.flatnonzero(bucket > 1)
-        else:
-            unsure = np.flatnonzero(bucket > 0)
-        if unsure.size == 0:
-            return below, equal
-        values, inverse = np.unique(q[unsure], return_inverse=True)
-        if values.size > 8:  # many ties: one float64 sort answers them all
-            srt64 = self.s_sorted
-            lo = np.searchsorted(srt64, values, side="left")
-            hi = np.searchsorted(srt64, values, side="right")
-        else:
-            s = self.s
-            lo = np.array([np.count_nonzero(s < v) for v in values], dtype=np.int64)
-            hi = lo + np.array([np.count_nonzero(s == v) for v in values], dtype=np.int64)
-        below[unsure] = lo[inverse]
-        equal[unsure] = (hi - lo)[inverse]
-        return below, equal
+        """Exactly how many pixels are below and how many equal each value of ``q`` (``members``:
+        every q is a map value; kept for callers, the counts are exact either way)."""
+        return self.counts_of(q)
 
     def s_kth_largest_counts(self, k: int) -> tuple[float, int, int]:
-        """:func:`kth_largest_counts` of the map, from the sorted float32 map: the k-th largest
-        float32 value, then the exact values of the few pixels that round to it."""
-        srt, n = self.s32_sorted, self.n
-        fv = srt[n - k]
-        right = int(np.searchsorted(srt, fv, side="right"))
-        greater = n - right  # float32 above fv: float64 above every candidate
-        cand = self.s[self.s32 == fv]
-        cand.sort()
-        v = cand[cand.size - (k - greater)]
-        lo = int(np.searchsorted(cand, v, side="left"))
-        hi = int(np.searchsorted(cand, v, side="right"))
-        return float(v), greater + cand.size - hi, hi - lo
+        """:func:`kth_largest_counts` of the map."""
+        return kth_largest_counts(self.s, k, self.buffer("kth"))
 
     @cached_property
+    def _s_sums(self) -> tuple[float, float]:
+        s, ss = kernels.sums(self.s)  # one pass for the sum and the sum of squares
+        return float(s), float(ss)
+
+    @property
     def s_sum(self) -> float:
-        return float(self.s.sum())
+        return self._s_sums[0]
 
     @property
     def s_mean(self) -> float:
@@ -330,7 +336,7 @@ class MetricInputs:
     def s_sumsq(self) -> tuple[float, bool]:
         """Sum of squared deviations from the mean and whether it took the one-pass shortcut
         (see :func:`sum_sq_dev`)."""
-        return sum_sq_dev(self.s, self.s_mean)
+        return sum_sq_dev(self.s, self.s_mean, self._s_sums[1])
 
     @cached_property
     def scratch(self) -> np.ndarray:
@@ -339,14 +345,10 @@ class MetricInputs:
         return self.buffer("scratch")
 
     @cached_property
-    def s_shifted(self) -> np.ndarray:
-        """``map - min``: the numerator of the MATLAB min-max rescaling, and of pysaliency's
-        density for a map with negative values."""
-        return np.subtract(self.s, self.smin, out=self.buffer("shifted"))
-
-    @cached_property
     def s_shifted_sum(self) -> float:
-        return float(self.s_shifted.sum())
+        """``sum(map - min)``: the denominator of the MIT distribution, and of pysaliency's density
+        for a map with negative values (per-pixel differences, no shifted copy)."""
+        return float(kernels.shifted_sum(self.s, self.smin))
 
     def minmax_at(self, idx: np.ndarray) -> np.ndarray:
         """The map rescaled to [0, 1] (MATLAB ``(m - min) / (max - min)``) at ``idx``; a constant
@@ -355,36 +357,20 @@ class MetricInputs:
             return np.ones(idx.shape)
         return (self.s[idx] - self.smin) / (self.smax - self.smin)
 
+    def minmax_queries(self, thresholds: np.ndarray) -> np.ndarray:
+        """The map values :meth:`minmax_count_at_or_above` counts at: for each threshold t, the
+        smallest value whose rescaling (as :meth:`minmax_at` computes it) is >= t."""
+        return kernels.minmax_preimages(self.smin, self.smax, np.asarray(thresholds, dtype=np.float64))
+
     def minmax_count_at_or_above(self, thresholds: np.ndarray) -> np.ndarray:
         """How many pixels have a rescaled value ``minmax`` >= each threshold, agreeing with
-        :meth:`minmax_at` to the bit: the sorted float32 map settles every pixel farther than
-        a rounding margin from the threshold's preimage ``min + t * span``; when pixels lie inside
-        that margin, the rescaled map itself is compared."""
+        :meth:`minmax_at` to the bit: the rescaling is monotone, so these are the pixels at or above
+        the threshold's exact preimage (:meth:`minmax_queries`), an exact count."""
         n = self.n
         if self.constant:
             return np.where(thresholds <= 1.0, n, 0)
-        lo, hi = self.smin, self.smax
-        span = hi - lo
-        margin = 1e-12 * (abs(lo) + abs(hi) + span)  # >> the few ulps of rounding in minmax_at
-        srt = self.s32_sorted
-        out = np.empty(thresholds.shape, dtype=np.int64)
-        for j, t in enumerate(thresholds):
-            if t <= 0:
-                out[j] = n  # minmax >= 0 everywhere
-                continue
-            q = lo + t * span
-            a = np.float32(q - margin)  # float32 below a -> below q - margin
-            b = np.float32(q + margin)
-            start = int(np.searchsorted(srt, a, side="left"))
-            stop = int(np.searchsorted(srt, b, side="right"))
-            if start == stop:
-                out[j] = n - start
-            else:  # rescale the pixels in the margin exactly as minmax_at does
-                s32 = self.s32
-                near = np.greater_equal(s32, a, out=self.buffer("near", bool))
-                near &= s32 <= b
-                out[j] = n - stop + int(np.count_nonzero((self.s[near] - lo) / span >= t))
-        return out
+        below, _ = self.counts_of(self.minmax_queries(thresholds))
+        return n - below
 
     def mit_prob_at(self, idx: np.ndarray) -> np.ndarray:
         """MIT distribution (similarity.m, InfoGain.m) at ``idx``: rescaled to [0, 1], divided by
@@ -394,15 +380,16 @@ class MetricInputs:
         return (self.s[idx] - self.smin) / self.s_shifted_sum
 
     @cached_property
-    def prob_base(self) -> tuple[np.ndarray, float] | None:
-        """pysaliency's distribution (``convert_saliency_map_to_density``) as ``(numerator, sum)``:
-        subtract the minimum only if it is negative, divide by the sum. ``None`` for a constant map,
-        which is uniform (pysaliency also makes a map summing to zero uniform)."""
+    def prob_offset(self) -> tuple[float, float] | None:
+        """pysaliency's distribution (``convert_saliency_map_to_density``) as ``(offset, sum)``, the
+        distribution being ``(map - offset) / sum``: subtract the minimum only if it is negative.
+        ``None`` for a constant map, which is uniform (pysaliency also makes a map summing to zero
+        uniform)."""
         if self.constant:
             return None
         if self.smin < 0:
-            return self.s_shifted, self.s_shifted_sum
-        return self.s, self.s_sum
+            return self.smin, self.s_shifted_sum
+        return 0.0, self.s_sum
 
     # --- fixations ------------------------------------------------------------------------------
     @cached_property
@@ -438,7 +425,7 @@ class MetricInputs:
         d, self.dmin, self.dmax = _map("density", self._density, self.shape)
         if self.dmin < 0:
             raise MetricInputError("density has negative values; expected a fixation density")
-        self.dsum = float(d.sum())
+        self.dsum, self._dsumsq = (float(x) for x in kernels.sums(d))
         return d
 
     @cached_property
@@ -449,14 +436,37 @@ class MetricInputs:
 
     @cached_property
     def d_sumsq(self) -> tuple[float, bool]:
-        return sum_sq_dev(self.d, self.dsum / self.n)
+        return sum_sq_dev(self.d, self.dsum / self.n, self._dsumsq)
 
     def d_kth_largest(self, k: int) -> float:
         return kth_largest(self.d, k)
 
+    def d_kth_largest_counts(self, k: int) -> tuple[float, int, int]:
+        return kth_largest_counts(self.d, k, self.buffer("kth"))
+
     @property
     def other(self) -> np.ndarray:
         return self._other
+
+    def other_minmax_counts(self, thresholds: np.ndarray) -> tuple[np.ndarray, int]:
+        """Over the distinct other-image fixation locations (each location once, as in the binary
+        map of AUC_shuffled.m): how many have a rescaled value (:meth:`minmax_at`) >= each
+        ascending threshold, and how many locations there are. One compiled pass; the marker map
+        is reused from image to image (see :func:`.kernels.unique_minmax_counts`)."""
+        thresholds = np.asarray(thresholds, dtype=np.float64)
+        if self._ws is None:
+            seen, epoch = np.zeros(self.n, np.uint8), 1
+        else:
+            seen, epoch = self._ws.marker(self.n)
+        m = self._other.size
+        work = np.empty(m) if self._ws is None else self._ws.part("other_values", m, np.float64)
+        if self.constant:  # every rescaled value is 1
+            _, count = kernels.unique_minmax_counts(self.s, self._other, seen, epoch, 0.0, 1.0, thresholds, work)
+            return np.where(thresholds <= 1.0, count, 0), int(count)
+        counts, count = kernels.unique_minmax_counts(
+            self.s, self._other, seen, epoch, self.smin, self.smax - self.smin, thresholds, work
+        )
+        return counts, int(count)
 
     @cached_property
     def b(self) -> tuple[np.ndarray, float, float] | None:

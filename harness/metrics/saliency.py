@@ -40,7 +40,7 @@ from typing import Callable
 import numpy as np
 
 from . import roc
-from .inputs import MetricInputError, MetricInputs, dot, kth_largest_counts, rng_for, workspace
+from .inputs import MetricInputError, MetricInputs, dot, kernels, rng_for, workspace
 
 # seed streams of the randomised metrics (see inputs.rng_for)
 _STREAM_JITTER, _STREAM_BORJI, _STREAM_SAUC = 1, 2, 3
@@ -87,19 +87,15 @@ def _sauc(inp: MetricInputs, n_splits: int | None = N_SPLITS, step_size: float =
     if inp.constant:
         return 0.5
     if inp.profile.sauc == "all":  # pysaliency: every fixation on another image is a negative
-        negatives = inp.s[inp.other]
-        negatives.sort()
-        return roc.rank_auc(inp.s[pos], negatives)
+        # the negatives' counts below and at each fixated value, by buckets (no gather, no sort)
+        below, equal = inp.counts_of(inp.s[pos], idx=inp.other)
+        return roc.rank_auc_counts(below, equal, inp.other.size)
     # AUC_shuffled.m: the other images' fixations form a binary map (unique locations); each split
     # takes min(P, K) of them without replacement
-    seen = inp.buffer("seen", bool)  # a binary map, as otherMap is: unique locations, sorted
-    seen.fill(False)
-    seen[inp.other] = True
-    other = np.flatnonzero(seen)
     thresholds = roc.step_thresholds(step_size)
     tp = roc.counts_at_or_above(np.sort(inp.minmax_at(pos)), thresholds) / pos.size
-    other_ge = roc.counts_at_or_above(np.sort(inp.minmax_at(other)), thresholds)
-    n_sample = min(pos.size, other.size)
+    other_ge, n_other = inp.other_minmax_counts(thresholds)  # unique locations, as otherMap is
+    n_sample = min(pos.size, n_other)
     fp = roc.sampled_fp(other_ge, n_sample, n_splits, rng_for(inp.seed, _STREAM_SAUC), replace=False)
     return roc.step_auc(tp, fp)
 
@@ -124,36 +120,69 @@ def _cc(inp: MetricInputs) -> float:
     ms, md = inp.s_mean, inp.dsum / n
     (ss, s_ok), (dd, d_ok) = inp.s_sumsq, inp.d_sumsq
     # one pass; its cancellation error is below ~1e-10 of sqrt(ss * dd) when neither variance cancelled
-    cov = dot(s, d) - n * ms * md if s_ok and d_ok else dot(s - ms, d - md)
+    if s_ok and d_ok:
+        cov = _density_pass(inp, "cc")["cc"] - n * ms * md
+    else:
+        cov = dot(s - ms, d - md)  # compiled, no BLAS
     return cov / math.sqrt(ss * dd)
+
+
+def _sim_params(inp: MetricInputs) -> tuple[float, float, float, float] | None:
+    """SIM as ``sum(min(s - poff, (d - doff) * sp / sg)) / sp`` (p = P / sp, g = G / sg, so
+    sum(min(p, g)) = sum(min(P, G * sp / sg)) / sp): ``(poff, doff, sg, sp)``, or None for a
+    constant map or (MIT profile) a constant density."""
+    if inp.profile.sim_normalisation == "minmax":  # similarity.m: rescale both to [0, 1] first
+        if inp.constant or inp.dmax == inp.dmin:
+            return None
+        return inp.smin, inp.dmin, float(kernels.shifted_sum(inp.d, inp.dmin)), inp.s_shifted_sum
+    if inp.prob_offset is None:
+        return None
+    poff, sp = inp.prob_offset
+    return poff, 0.0, inp.dsum, sp
 
 
 def _sim(inp: MetricInputs) -> float:
     inp.require("density", "sim")
     if inp.d_empty:
         return math.nan
-    # sum(min(p, g)) = sum(min(P, G * sp / sg)) / sp for p = P / sp, g = G / sg: one work array
+    params = _sim_params(inp)
+    if params is not None:
+        return _density_pass(inp, "sim")["sim"] / params[3]
+    n = inp.n
+    if inp.profile.sim_normalisation == "minmax":
+        if inp.constant:  # uniform map against the rescaled density (all ones if constant)
+            g = np.ones(n) if inp.dmax == inp.dmin else inp.d - inp.dmin
+            return float(np.minimum(g * (n / float(g.sum())), 1.0).sum()) / n
+        # a constant density, rescaled, is all ones: g = 1 / n everywhere
+        return float(np.minimum(inp.s - inp.smin, inp.s_shifted_sum / n).sum()) / inp.s_shifted_sum
+    # a constant map is uniform: sum(min(1 / n, g))
+    return float(np.minimum(inp.d * (n / inp.dsum), 1.0).sum()) / n
+
+
+def _density_pass(inp: MetricInputs, metric: str) -> dict[str, float]:
+    """CC's inner product, SIM's sum and KLD's sum from one compiled pass over the map and the
+    density (:func:`.kernels.density_pass`): for ``metric`` and for whichever of the three
+    :func:`compute_suite` announced in ``inp.fuse``; computed once per image."""
+    done = inp.__dict__.setdefault("_density_results", {})
+    if metric in done:
+        return done
+    want = {metric} | (inp.fuse - done.keys())
+    sim = _sim_params(inp) if "sim" in want else None
+    kld = inp.prob_offset if "kld" in want else None
+    do_dot = "cc" in want
+    eps, sd = inp.profile.kld_eps, inp.dsum
     t = inp.scratch
-    if inp.profile.sim_normalisation == "minmax":  # similarity.m: rescale both to [0, 1] first
-        if inp.dmax == inp.dmin:
-            t.fill(1.0)
-        else:
-            np.subtract(inp.d, inp.dmin, out=t)
-        sg = float(t.sum())
-        base = None if inp.constant else (inp.s_shifted, inp.s_shifted_sum)
-        scale = t  # rescaled in place below
-    else:
-        sg = inp.dsum
-        base = inp.prob_base
-        scale = inp.d
-    if base is None:  # a constant map is uniform: sum(min(1 / n, g))
-        np.multiply(scale, inp.n / sg, out=t)
-        np.minimum(t, 1.0, out=t)
-        return float(t.sum()) / inp.n
-    p, sp = base
-    np.multiply(scale, sp / sg, out=t)
-    np.minimum(p, t, out=t)
-    return float(t.sum()) / sp
+    sim_args = (0.0, 0.0, 1.0) if sim is None else (sim[0], sim[1], sim[3] / sim[2])
+    kld_args = (0.0, 1.0, 0.0, 0.0) if kld is None else (kld[0], sd / kld[1], eps * sd, eps)
+    dt, sm = kernels.density_pass(inp.s, inp.d, do_dot, sim is not None, *sim_args, kld is not None, *kld_args, t)
+    if do_dot:
+        done["cc"] = float(dt)
+    if sim is not None:
+        done["sim"] = float(sm)
+    if kld is not None:
+        np.log(t, out=t)
+        done["kld"] = dot(inp.d, t)
+    return done
 
 
 def _kld(inp: MetricInputs) -> float:
@@ -163,12 +192,10 @@ def _kld(inp: MetricInputs) -> float:
     # sum(g * log(eps + g / (p + eps))) with g = d / sd, p = P / sp, in one work array, folding
     # the 1 / sd into the denominator: g / (p + eps) = d / (sd * (p + eps))
     eps, sd = inp.profile.kld_eps, inp.dsum
-    t = inp.scratch
-    if inp.prob_base is None:
-        t.fill(sd / inp.n)
-    else:
-        p, sp = inp.prob_base
-        np.multiply(p, sd / sp, out=t)
+    if inp.prob_offset is not None:  # the ratio in one compiled pass (shared with CC and SIM)
+        return _density_pass(inp, "kld")["kld"] / sd
+    t = inp.scratch  # a constant map is uniform
+    t.fill(sd / inp.n)
     t += eps * sd
     np.divide(inp.d, t, out=t)
     t += eps
@@ -185,17 +212,17 @@ def _ig(inp: MetricInputs) -> float:
     else:
         b, bmin, _ = inp.b
         if inp.profile.ig == "mit" or bmin < 0:  # (b - min) / sum(b - min)
-            pb = (b[pos] - bmin) / float((b - bmin).sum())
+            pb = (b[pos] - bmin) / float(kernels.shifted_sum(b, bmin))
         else:  # pysaliency: b / sum(b)
-            pb = b[pos] / float(b.sum())
+            pb = b[pos] / float(kernels.sums(b)[0])
     if inp.profile.ig == "mit":  # InfoGain.m: min-max, divide by sum, log2(eps + p)
         eps = np.finfo(np.float64).eps
         p = inp.mit_prob_at(pos)
         return float((np.log2(eps + p) - np.log2(eps + pb)).mean())
     # pysaliency information_gain: log-likelihoods of the densities, in bits, no eps; a zero density
     # at a fixation gives -inf, as it does there
-    base = inp.prob_base
-    p = np.full(pos.shape, 1.0 / inp.n) if base is None else base[0][pos] / base[1]
+    base = inp.prob_offset
+    p = np.full(pos.shape, 1.0 / inp.n) if base is None else (inp.s[pos] - base[0]) / base[1]
     with np.errstate(divide="ignore"):
         return float(((np.log(p) - np.log(pb)) / math.log(2)).mean())
 
@@ -212,12 +239,10 @@ def _iou_topk(inp: MetricInputs, k: float = 20.0) -> float:
     # share of the pixels tied with it that is needed to reach n_top (fractional membership)
     ts, above_s, tied_s = inp.s_kth_largest_counts(n_top)
     f_s = (n_top - above_s) / tied_s
-    td, above_d, tied_d = kth_largest_counts(inp.d, n_top)
+    td, above_d, tied_d = inp.d_kth_largest_counts(n_top)
     f_d = (n_top - above_d) / tied_d
     if f_s == 1 and f_d == 1:  # no partial ties (the usual case): two plain regions
-        top = np.greater_equal(inp.s, ts, out=inp.buffer("iou_s", bool))
-        top &= np.greater_equal(inp.d, td, out=inp.buffer("iou_d", bool))
-        inter = int(np.count_nonzero(top))
+        inter = int(kernels.count_both_ge(inp.s, ts, inp.d, td))
         return inter / (2 * n_top - inter)
     d_above, d_tied = inp.d > td, inp.d == td
     s_above, s_tied = inp.s > ts, inp.s == ts
@@ -420,8 +445,9 @@ def compute_suite(
     step_size: float = STEP_SIZE,
     jitter: bool | None = None,
 ) -> dict[str, float]:
-    """Several metrics of one image at once, sharing the work (validation, min/max, one sort of
-    the map for AUC-Judd, AUC-Borji and the IoU, normalisations). Each value equals what the
+    """Several metrics of one image at once, sharing the work (validation, min/max, one counting
+    pass over the map for AUC-Judd and AUC-Borji, one pass over map and density for CC, SIM and
+    KLD, normalisations). Each value equals what the
     metric's own function returns with the same arguments (the randomised ones included, for an
     integer ``seed``).
 
@@ -439,6 +465,15 @@ def _suite(inp: MetricInputs, metrics, n_splits, step_size, jitter) -> dict[str,
     if metrics is None:
         available = {"density": inp.has_density, "other": inp.has_other}
         metrics = [m.name for m in METRICS.values() if all(available[n] for n in m.needs)]
+    if ("auc_judd" in metrics or "auc_borji" in metrics) and inp.pos.size and not inp.constant:
+        # one counting pass over the map for both: the fixated values and Borji's thresholds
+        q = [inp.s[inp.pos]] if "auc_judd" in metrics else []
+        if "auc_borji" in metrics and 0 < step_size <= 1:
+            q.append(inp.minmax_queries(roc.step_thresholds(step_size)))
+        if q:
+            inp.prime_counts(np.concatenate(q))
+    if inp.has_density:  # CC, SIM and KLD share one pass over the map and the density
+        inp.fuse = {m for m in ("cc", "sim", "kld") if m in metrics}
     out: dict[str, float] = {}
     for name in metrics:
         iou = _IOU.match(name)
