@@ -84,7 +84,6 @@ class DatasetContext:
     """What every image's scoring needs from the dataset as a whole, computed once."""
 
     def __init__(self, gaze, ds, limit: int | None, sigma_px: float):
-        from .data.density import fixation_density  # noqa: F401  (fail early if missing)
         from .schema import Fixations
 
         self.gaze = gaze
@@ -262,8 +261,7 @@ def _progress(total: int, desc: str, enabled: bool):
 
 def served_tasks(gaze) -> list[str]:
     """The tasks a dataset can serve: free-viewing always (it needs only fixations, which every gaze
-    dataset has; the ceiling and baselines of a task-only dataset such as CUB-GHA are free-viewing
-    runs), then the tasks its plugin declares."""
+    dataset has), then the tasks its plugin declares."""
     return list(dict.fromkeys(["free-viewing", *gaze.tasks]))
 
 
