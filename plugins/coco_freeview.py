@@ -97,12 +97,8 @@ class COCOFreeView(GazeDataset):
             if image_path is None:
                 self.skip("skipped_missing_image", name, "image file missing")
                 continue
-            size = self.image_size(image_path)
+            size = self.image_size(image_path, expected=COCO_SEARCH_SIZE)
             if size is None:
-                continue
-            if size != COCO_SEARCH_SIZE:
-                self.skip("skipped_unexpected_size", str(image_path),
-                          f"{size[0]}x{size[1]} image, the display was {COCO_SEARCH_SIZE[0]}x{COCO_SEARCH_SIZE[1]}")
                 continue
             width, height = size
             fixations: list[dict] = []

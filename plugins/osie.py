@@ -86,12 +86,8 @@ class OSIE(GazeDataset):
             except AttributeError as exc:
                 raise DataError(f"osie: {mat_path}: fixations entry {i + 1} lacks img/subjects") from exc
             image_path = stimuli / img
-            size = self.image_size(image_path)
+            size = self.image_size(image_path, expected=self.expected_size)
             if size is None:
-                continue
-            if size != self.expected_size:
-                self.skip("skipped_unexpected_size", str(image_path),
-                          f"{size[0]}x{size[1]} image, expected {self.expected_size[0]}x{self.expected_size[1]}")
                 continue
             width, height = size
             fixations: list[dict] = []

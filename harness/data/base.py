@@ -108,9 +108,10 @@ class GazeDataset:
         self.count(key)
         self.skipped.append(f"{item}: {reason or key.replace('skipped_', '').replace('_', ' ')}")
 
-    def image_size(self, path: Path) -> tuple[int, int] | None:
+    def image_size(self, path: Path, expected: tuple[int, int] | None = None) -> tuple[int, int] | None:
         """(width, height) of a readable image, decoding it fully to catch truncated or corrupt
-        files; ``None`` (a counted skip) for a missing or unreadable one."""
+        files; ``None`` (a counted skip) for a missing or unreadable one, or for one whose size is not
+        ``expected`` (the size the fixations were recorded on)."""
         from PIL import Image, UnidentifiedImageError
 
         if not path.is_file():
@@ -123,7 +124,12 @@ class GazeDataset:
         except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
             self.skip("skipped_corrupt_image", str(path), f"unreadable image ({type(exc).__name__}: {exc})")
             return None
-        return int(size[0]), int(size[1])
+        size = int(size[0]), int(size[1])
+        if expected is not None and size != tuple(expected):
+            self.skip("skipped_unexpected_size", str(path),
+                      f"{size[0]}x{size[1]} image, the fixations were recorded on {expected[0]}x{expected[1]}")
+            return None
+        return size
 
     def fixation_list(self, subject: str, x, y, *, width: int, height: int, duration_ms=None,
                       start_ms=None) -> list[dict]:
