@@ -23,7 +23,7 @@ STIMULI = DATA_DIR / "osie" / "stimuli"
 
 def _osie(*ids: int) -> list[Image.Image]:
     if not STIMULI.is_dir():
-        pytest.skip(f"OSIE stimuli not found at {STIMULI} (set HARNESS_DATA_DIR)")
+        pytest.fail(f"OSIE stimuli not found at {STIMULI} (set HARNESS_DATA_DIR)")
     return [Image.open(STIMULI / f"{i}.jpg") for i in ids]
 
 
