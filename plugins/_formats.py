@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
+from harness.data.base import GazeDataset
 from harness.errors import DataError
 
 #: the display and stimulus size of COCO-Search18 and COCO-FreeView: "All images used in data
@@ -153,3 +154,28 @@ def fetch_file_md5(url: str, md5: str, target: Path) -> None:
     if got != md5:
         target.unlink(missing_ok=True)
         raise DataError(f"download of {url}: md5 {got} does not match the published {md5}")
+
+
+class CocoSearchLayout(GazeDataset):
+    """What COCO-Search18 and COCO-FreeView share: the lab's download folder, JSON fixation files
+    found by ``fixation_glob``, and the COCO-Search18 image folders."""
+
+    base_url = "http://vision.cs.stonybrook.edu/~cvlab_download/"
+    archives: tuple[tuple[str, str], ...] = ()  # (zip name, published MD5)
+    files: tuple[tuple[str, str], ...] = ()  # (file name, published MD5)
+    fixation_glob = "*.json"
+
+    def download(self, dest: Path) -> None:
+        for name, md5 in self.archives:
+            fetch_zip(self.base_url + name, md5, dest)
+        for name, md5 in self.files:
+            fetch_file_md5(self.base_url + name, md5, dest / name)
+
+    def _fixation_files(self, root: Path) -> list[Path]:
+        files = sorted(p for p in root.rglob(self.fixation_glob) if p.is_file())
+        if not files:
+            raise DataError(f"{self.name}: no {self.fixation_glob} file under {root}")
+        return files
+
+    def source_files(self, root: Path) -> list[Path]:
+        return self._fixation_files(root) + coco_search_image_files(root)

@@ -30,16 +30,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from harness.data.base import GazeDataset
 from harness.errors import DataError
 from harness.hookspecs import hookimpl
 
-from ._formats import COCO_SEARCH_SIZE, coco_search_image_files, fetch_file_md5, fetch_zip, read_json, scanpath_arrays
+from ._formats import COCO_SEARCH_SIZE, CocoSearchLayout, coco_search_image_files, read_json, scanpath_arrays
 
 SOURCE = "http://vision.cs.stonybrook.edu/~cvlab_download/"
 
 
-class COCOFreeView(GazeDataset):
+class COCOFreeView(CocoSearchLayout):
     name = "coco-freeview"
     pixels_per_degree = float("nan")  # viewing geometry not sourced: see module doc
     tasks = ("free-viewing",)
@@ -55,21 +54,6 @@ class COCOFreeView(GazeDataset):
         ("COCOSearch18-images-TA.zip", "85af7d74fa57c202320fa5e7d0dcc187"),
     )
     files = (("COCOFreeView_fixations_trainval.json", "c7f2fbc92afbe55d4dedc445ac2063d3"),)
-
-    def download(self, dest: Path) -> None:
-        for name, md5 in self.archives:
-            fetch_zip(SOURCE + name, md5, dest)
-        for name, md5 in self.files:
-            fetch_file_md5(SOURCE + name, md5, dest / name)
-
-    def _fixation_files(self, root: Path) -> list[Path]:
-        files = sorted(p for p in root.rglob(self.fixation_glob) if p.is_file())
-        if not files:
-            raise DataError(f"{self.name}: no {self.fixation_glob} file under {root}")
-        return files
-
-    def source_files(self, root: Path) -> list[Path]:
-        return self._fixation_files(root) + coco_search_image_files(root)
 
     def convert(self, root: Path) -> Iterator[dict]:
         images: dict[str, Path] = {}

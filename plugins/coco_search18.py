@@ -45,18 +45,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from harness.data.base import GazeDataset
 from harness.errors import DataError
 from harness.hookspecs import hookimpl
 
-from ._formats import (COCO_SEARCH_SIZE, coco_search_image, coco_search_image_files, fetch_file_md5, fetch_zip,
-                       read_json, scanpath_arrays)
+from ._formats import COCO_SEARCH_SIZE, CocoSearchLayout, coco_search_image, read_json, scanpath_arrays
 
 SOURCE = "https://sites.google.com/view/cocosearch/"
 CONDITIONS = {"present": "TP", "absent": "TA"}
 
 
-class COCOSearch18(GazeDataset):
+class COCOSearch18(CocoSearchLayout):
     name = "coco-search18"
     pixels_per_degree = float("nan")  # viewing geometry not sourced: see module doc
     tasks = ("detection",)
@@ -68,28 +66,12 @@ class COCOSearch18(GazeDataset):
     fixation_glob = "coco_search18_fixations_*.json"
     drop_initial_fixation = True
     #: archives and MD5s as pinned by pysaliency/external_datasets/coco_search18.py
-    base_url = "http://vision.cs.stonybrook.edu/~cvlab_download/"
     archives = (
         ("COCOSearch18-images-TP.zip", "4a815bb591cb463ab77e5ba0c68fedfb"),
         ("COCOSearch18-images-TA.zip", "85af7d74fa57c202320fa5e7d0dcc187"),
         ("COCOSearch18-fixations-TP.zip", "bfcf4c005a89c43a1719b28b028c5499"),
     )
     files = (("coco_search18_fixations_TA_trainval.json", "bd491cce105ff6470536afdab1184776"),)
-
-    def download(self, dest: Path) -> None:
-        for name, md5 in self.archives:
-            fetch_zip(self.base_url + name, md5, dest)
-        for name, md5 in self.files:
-            fetch_file_md5(self.base_url + name, md5, dest / name)
-
-    def _fixation_files(self, root: Path) -> list[Path]:
-        files = sorted(p for p in root.rglob(self.fixation_glob) if p.is_file())
-        if not files:
-            raise DataError(f"{self.name}: no {self.fixation_glob} file under {root}")
-        return files
-
-    def source_files(self, root: Path) -> list[Path]:
-        return self._fixation_files(root) + coco_search_image_files(root)
 
     def _trials(self, root: Path):
         """(key, trial fields, X, Y, T) of every distinct trial in every fixation file."""
