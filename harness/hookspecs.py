@@ -51,8 +51,11 @@ def register_metrics(register):
 def register_attention_methods(register):
     """Register attention-extraction methods (native attention, rollout, Grad-CAM, ...).
 
-    ``register(name, factory, *, description="", **metadata)``. A model lists the names it supports;
-    ``harness eval --attention NAME`` picks one.
+    ``register(name, factory, *, description="", applies_to=..., **metadata)``. A model lists the
+    names it supports; ``harness eval --attention NAME`` picks one. Methods registered with
+    ``applies_to="cnn-layer"`` are called as ``factory(forward, layer, inputs, targets) ->
+    (maps (B, h, w), targets)`` and are offered by every CNN model that exposes such a layer
+    (EfficientNet-Lite), so a plugin can add e.g. a Grad-CAM variant to the built-in models.
     """
 
 

@@ -3,6 +3,11 @@
 A model lists the method names it supports (first = default) and ``harness eval --attention NAME``
 picks one; the factory named here is the plain function that computes it. Transformer methods
 (rollout, CLS attention, cross-attention) are registered by the Hugging Face plugin.
+
+Methods registered with ``applies_to="cnn-layer"`` share one signature,
+``fn(forward, layer, inputs, targets) -> (maps (B, h, w) >= 0, targets (B,))`` (``forward`` returns
+logits, ``layer`` is the model's attention layer, ``targets`` the classes to explain), so every CNN
+model that exposes such a layer (EfficientNet-Lite) can run any of them, a third party's included.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ def register_attention_methods(register):
             "upsampled bilinearly to the stimulus."
         ),
         citation="Selvaraju et al., ICCV 2017, arXiv:1610.02391",
-        applies_to="CNNs",
+        applies_to="cnn-layer",
     )
     register(
         "prior",
