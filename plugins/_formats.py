@@ -179,3 +179,13 @@ class CocoSearchLayout(GazeDataset):
 
     def source_files(self, root: Path) -> list[Path]:
         return self._fixation_files(root) + coco_search_image_files(root)
+
+    def _scanpaths(self, root: Path):
+        """(path, index, trial dict, X, Y, T) of every trial in every fixation file, in file order."""
+        for path in self._fixation_files(root):
+            data = read_json(self.name, path)
+            if not isinstance(data, list):
+                raise DataError(f"{self.name}: {path} is not a list of trials")
+            for i, item in enumerate(data):
+                x, y, t = scanpath_arrays(self.name, path, i, item)
+                yield path, i, item, x, y, t

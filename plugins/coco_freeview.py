@@ -33,7 +33,7 @@ from typing import Iterator
 from harness.errors import DataError
 from harness.hookspecs import hookimpl
 
-from ._formats import COCO_SEARCH_SIZE, CocoSearchLayout, coco_search_image_files, read_json, scanpath_arrays
+from ._formats import COCO_SEARCH_SIZE, CocoSearchLayout, coco_search_image_files
 
 SOURCE = "http://vision.cs.stonybrook.edu/~cvlab_download/"
 
@@ -61,21 +61,16 @@ class COCOFreeView(CocoSearchLayout):
             images.setdefault(p.name, p)
         by_name: dict[str, list] = {}
         seen: set[tuple] = set()
-        for path in self._fixation_files(root):
-            data = read_json(self.name, path)
-            if not isinstance(data, list):
-                raise DataError(f"{self.name}: {path} is not a list of trials")
-            for i, item in enumerate(data):
-                x, y, t = scanpath_arrays(self.name, path, i, item)
-                try:
-                    name, subject = str(item["name"]), str(item["subject"])
-                except KeyError as exc:
-                    raise DataError(f"{self.name}: {path}: trial {i} lacks the field {exc.args[0]!r}") from exc
-                if (name, subject) in seen:
-                    self.count("duplicate_trials")
-                    continue
-                seen.add((name, subject))
-                by_name.setdefault(name, []).append((subject, x, y, t))
+        for path, i, item, x, y, t in self._scanpaths(root):
+            try:
+                name, subject = str(item["name"]), str(item["subject"])
+            except KeyError as exc:
+                raise DataError(f"{self.name}: {path}: trial {i} lacks the field {exc.args[0]!r}") from exc
+            if (name, subject) in seen:
+                self.count("duplicate_trials")
+                continue
+            seen.add((name, subject))
+            by_name.setdefault(name, []).append((subject, x, y, t))
         for name, trials in sorted(by_name.items()):
             image_path = images.get(name)
             if image_path is None:

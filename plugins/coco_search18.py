@@ -48,7 +48,7 @@ from typing import Iterator
 from harness.errors import DataError
 from harness.hookspecs import hookimpl
 
-from ._formats import COCO_SEARCH_SIZE, CocoSearchLayout, coco_search_image, read_json, scanpath_arrays
+from ._formats import COCO_SEARCH_SIZE, CocoSearchLayout, coco_search_image
 
 SOURCE = "https://sites.google.com/view/cocosearch/"
 CONDITIONS = {"present": "TP", "absent": "TA"}
@@ -76,25 +76,20 @@ class COCOSearch18(CocoSearchLayout):
     def _trials(self, root: Path):
         """(key, trial fields, X, Y, T) of every distinct trial in every fixation file."""
         seen: set[tuple] = set()
-        for path in self._fixation_files(root):
-            data = read_json(self.name, path)
-            if not isinstance(data, list):
-                raise DataError(f"{self.name}: {path} is not a list of trials")
-            for i, item in enumerate(data):
-                x, y, t = scanpath_arrays(self.name, path, i, item)
-                try:
-                    name, task, subject = str(item["name"]), str(item["task"]), item["subject"]
-                    condition = str(item["condition"])
-                except KeyError as exc:
-                    raise DataError(f"{self.name}: {path}: trial {i} lacks the field {exc.args[0]!r}") from exc
-                if condition not in CONDITIONS:
-                    raise DataError(f"{self.name}: {path}: trial {i} has condition {condition!r}, not present/absent")
-                key = (condition, task, name, str(subject))
-                if key in seen:
-                    self.count("duplicate_trials")
-                    continue
-                seen.add(key)
-                yield (condition, task, name), item, x, y, t
+        for path, i, item, x, y, t in self._scanpaths(root):
+            try:
+                name, task, subject = str(item["name"]), str(item["task"]), item["subject"]
+                condition = str(item["condition"])
+            except KeyError as exc:
+                raise DataError(f"{self.name}: {path}: trial {i} lacks the field {exc.args[0]!r}") from exc
+            if condition not in CONDITIONS:
+                raise DataError(f"{self.name}: {path}: trial {i} has condition {condition!r}, not present/absent")
+            key = (condition, task, name, str(subject))
+            if key in seen:
+                self.count("duplicate_trials")
+                continue
+            seen.add(key)
+            yield (condition, task, name), item, x, y, t
 
     def convert(self, root: Path) -> Iterator[dict]:
         groups: dict[tuple, list] = {}
