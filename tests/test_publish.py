@@ -508,6 +508,10 @@ def test_real_eval_runs_publish_and_read_back(tmp_path):
     shown = CliRunner().invoke(main, ["leaderboard", "show", "--from", str(folder)])
     assert shown.exit_code == 0, shown.output
     assert "center-bias" in shown.output
+    # one renderer: the local table, the published board read back and the Hub README's table agree
+    local = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(results)])
+    assert local.exit_code == 0 and local.output == shown.output
+    assert local.output.strip() in (folder / "README.md").read_text()
 
 
 def test_load_published_from_folder_and_hub(hub, tmp_path):

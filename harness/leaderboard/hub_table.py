@@ -29,7 +29,7 @@ PROVENANCE = (
     "packages", "settings", "manifest", "latest", "published_at",
 )
 JSON_COLUMNS = ("metric_directions", "packages", "settings", "manifest")
-PREFERRED_PRIMARY = ("nss", "auc_judd", "cc", "sim", "auc_shuffled", "kld")
+DEFAULT_PRIMARY = "nss"
 PER_IMAGE_IDENTITY = ("run_id", "model", "attention", "dataset", "task", "kind")
 
 
@@ -98,15 +98,18 @@ def directions_of(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
 
 
 def metric_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Gaze-metric columns, in a stable order (those with a known direction first)."""
-    directions = directions_of(rows)
+    """Gaze-metric columns: registered metrics in their plugin's order (AUC-Judd first ... IoU
+    last), then any other numeric column (a third-party metric's), alphabetically."""
+    from ..plugins import get_registry
+
     known = set(IDENTITY) | set(PROVENANCE)
-    seen = list(directions)
+    seen = set(directions_of(rows))
     for row in rows:
         for k, v in row.items():
-            if k not in known and not k.startswith("task:") and k not in seen and (v is None or isinstance(v, (int, float))):
-                seen.append(k)
-    return sorted(seen, key=lambda m: (m not in PREFERRED_PRIMARY, PREFERRED_PRIMARY.index(m) if m in PREFERRED_PRIMARY else 0, m))
+            if k not in known and not k.startswith("task:") and (v is None or isinstance(v, (int, float))):
+                seen.add(k)
+    order = {s.name: i for i, s in enumerate(get_registry().in_order("metric"))}
+    return sorted(seen, key=lambda n: (order.get(n, len(order)), n))
 
 
 def task_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -122,7 +125,7 @@ def default_primary(rows: Sequence[dict[str, Any]], primary: str | None = None) 
         if primary not in metrics:
             raise HarnessError(f"unknown primary metric {primary!r}; known: {', '.join(metrics) or 'none'}")
         return primary
-    return metrics[0] if metrics else None
+    return DEFAULT_PRIMARY if DEFAULT_PRIMARY in metrics else (metrics[0] if metrics else None)
 
 
 def mark_latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -235,35 +238,13 @@ def _column_array(values: list[Any]):
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], primary: str | None = None) -> str:
-    """The latest rows as a GitHub-flavoured Markdown table, best first per dataset."""
-    from tabulate import tabulate
+    """The latest rows as a GitHub-flavoured Markdown table (the Hub README's), the same table as
+    ``harness leaderboard show`` prints, with text cells escaped."""
+    from .table import render_rows
 
-    latest = [r for r in rows if r.get("latest", True)]
-    if not latest:
+    if not rows:
         return "_No runs published yet._"
-    primary = default_primary(latest, primary)
-    directions = directions_of(latest)
-    metrics = metric_columns(latest)
-    if primary in metrics:
-        metrics.remove(primary)
-        metrics.insert(0, primary)
-    tasks = task_columns(latest)
-    arrow = {"higher": "↑", "lower": "↓"}
-    sign = -1 if directions.get(primary, "higher") == "higher" else 1
-
-    def key(r):
-        v = r.get(primary)
-        return (str(r.get("dataset")), str(r.get("task")), v is None, sign * (v or 0.0), str(r.get("model")))
-
-    label = {"ceiling": " (human ceiling)", "baseline": " (baseline)"}
-    headers = ["model", "attention", "dataset", "task", "images"]
-    headers += [f"{m} {arrow.get(directions.get(m), '')}".strip() for m in metrics] + tasks
-    body = []
-    for r in sorted(latest, key=key):
-        name = _md_escape(f"{r.get('model')}{label.get(r.get('kind'), '')}")
-        body.append([name, _md_escape(r.get("attention")), _md_escape(r.get("dataset")), _md_escape(r.get("task")),
-                     r.get("n_images")] + [r.get(m) for m in metrics] + [r.get(t) for t in tasks])
-    return tabulate(body, headers=headers, tablefmt="github", floatfmt=".4f", missingval="–")
+    return render_rows(rows, "github", primary, escape=_md_escape)
 
 
 def _md_escape(value: Any) -> str:

@@ -427,30 +427,11 @@ def load_published(source: str | Path) -> list[dict[str, Any]]:
         return hub_table.table_to_rows(_read_parquet(file, "leaderboard"))
 
 
-def rows_as_runs(rows: Sequence[dict[str, Any]]) -> list[Run]:
-    """Published rows as :class:`Run` objects (summary only), for the table renderer."""
-    import json
-
-    runs = []
-    metrics = hub_table.metric_columns(rows)
-    for row in rows:
-        summary = {k: row.get(k) for k in ("model", "attention", "dataset", "task", "kind", "metric_profile",
-                                            "n_images", "n_failed", "finished_at", "task_primary")}
-        summary["metrics"] = {m: row[m] for m in metrics if row.get(m) is not None}
-        summary["task_metrics"] = {k[5:]: v for k, v in row.items() if k.startswith("task:") and v is not None}
-        raw = row.get("metric_directions")
-        summary["metric_directions"] = json.loads(raw) if isinstance(raw, str) and raw else {}
-        settings = json.loads(row["settings"]) if isinstance(row.get("settings"), str) and row["settings"] else {}
-        manifest = json.loads(row["manifest"]) if isinstance(row.get("manifest"), str) and row["manifest"] else {}
-        runs.append(Run(path=Path(str(row["run_id"])), settings=settings, manifest=manifest, summary=summary))
-    return runs
-
-
 def render_published(source: str | Path, fmt: str = "github", primary: str | None = None) -> str:
     """The table of a published leaderboard, rendered exactly like ``harness leaderboard show``."""
-    from .table import render_table
+    from .table import render_rows
 
     rows = load_published(source)
     if not rows:
         raise HarnessError(f"{source}: the published leaderboard is empty")
-    return render_table(rows_as_runs(rows), fmt=fmt, primary=primary)
+    return render_rows(rows, fmt=fmt, primary=primary)
