@@ -201,6 +201,11 @@ class _RunWriter:
             raise HarnessError(f"{self.dir}: settings.json does not match this run's settings; remove the folder")
         if not existing.settings:
             atomic_write_json(self.dir / "settings.json", settings)
+        # every start of this run, so a resumed run's manifest says when it really began
+        sessions_file = self.dir / "sessions.json"
+        self.sessions = json.loads(sessions_file.read_text()) if sessions_file.is_file() else []
+        self.sessions.append(_now())
+        atomic_write_json(sessions_file, self.sessions)
         self.shards = self.dir / "shards"
         self.shards.mkdir(parents=True, exist_ok=True)
 
@@ -276,7 +281,7 @@ def resolve_task(name: str, gaze) -> Any:
 
 
 def _finish(writer: _RunWriter, cfg: EvalConfig, settings: dict, *, task_obj, ctx: DatasetContext,
-            started: str, extra_manifest: dict) -> dict[str, Any]:
+            extra_manifest: dict) -> dict[str, Any]:
     from .plugins import get_registry
 
     frame = read_run(writer.dir).per_image()
@@ -334,7 +339,8 @@ def _finish(writer: _RunWriter, cfg: EvalConfig, settings: dict, *, task_obj, ct
         "packages": package_versions(),
         "platform": platform.platform(),
         "command": cfg.command,
-        "started_at": started,
+        "started_at": writer.sessions[0],
+        "sessions": len(writer.sessions),
         "finished_at": summary["finished_at"],
         **extra_manifest,
     }
@@ -370,7 +376,6 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, *, model_name: st
     settings = _settings(cfg, model_name=model_name, provenance=model.provenance(), attention=attention,
                          kind=kind, gaze=gaze, ctx=ctx)
     writer = _RunWriter(Path(cfg.output), settings)
-    started = _now()
     done = writer.done_ids()
     todo = [i for i, r in enumerate(ctx.meta) if r["stimulus_id"] not in done]
     bar = _progress(len(todo), f"{model_name} on {cfg.dataset}", cfg.progress)
@@ -417,7 +422,7 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, *, model_name: st
         if on_batch is not None:
             on_batch(start // cfg.batch_size)
     bar.close()
-    summary = _finish(writer, cfg, settings, task_obj=task_obj, ctx=ctx, started=started, extra_manifest={})
+    summary = _finish(writer, cfg, settings, task_obj=task_obj, ctx=ctx, extra_manifest={})
     return EvalResult(writer.dir, summary, len(done), len(todo))
 
 
@@ -430,7 +435,6 @@ def evaluate_ceiling(cfg: EvalConfig, gaze, ctx: DatasetContext) -> EvalResult:
     settings = _settings(cfg, model_name=CEILING, provenance={"model_id": CEILING, "method": "leave-one-subject-out"},
                          attention="leave-one-subject-out", kind="ceiling", gaze=gaze, ctx=ctx)
     writer = _RunWriter(Path(cfg.output), settings)
-    started = _now()
     done = writer.done_ids()
     todo = [i for i, r in enumerate(ctx.meta) if r["stimulus_id"] not in done]
     bar = _progress(len(todo), f"{CEILING} on {cfg.dataset}", cfg.progress)
@@ -457,7 +461,7 @@ def evaluate_ceiling(cfg: EvalConfig, gaze, ctx: DatasetContext) -> EvalResult:
         writer.write_shard(rows)
         bar.update(len(rows))
     bar.close()
-    summary = _finish(writer, cfg, settings, task_obj=None, ctx=ctx, started=started, extra_manifest={})
+    summary = _finish(writer, cfg, settings, task_obj=None, ctx=ctx, extra_manifest={})
     return EvalResult(writer.dir, summary, len(done), len(todo))
 
 

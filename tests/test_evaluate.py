@@ -185,6 +185,8 @@ def test_killed_run_resumes_where_it_stopped(tmp_path, osie_dir, osie_cache):
     (run,) = load_runs(out)
     frame = run.per_image()
     assert len(frame) == 24 and frame["stimulus_id"].is_unique
+    sessions = json.loads((run.path / "sessions.json").read_text())
+    assert run.manifest["sessions"] == 2 and run.manifest["started_at"] == sessions[0] <= sessions[1]
     # identical numbers to a run that was never interrupted
     fresh = subprocess.run([*cmd[:-6], "--output", str(tmp_path / "fresh"), "--no-references", "--no-show"],
                            env=env, capture_output=True, text=True, timeout=300)
