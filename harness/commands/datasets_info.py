@@ -1,4 +1,5 @@
-"""``harness datasets info NAME``: what a gaze dataset holds, what was dropped, where it lives."""
+"""``harness datasets info NAME``: what a gaze dataset holds, what was dropped, where it lives;
+``harness datasets prune NAME``: free the disk space of converted tables no longer used."""
 
 from __future__ import annotations
 
@@ -56,3 +57,38 @@ def datasets_info(name: str, data_dir: str | None, cache_dir: str | None, as_jso
         click.echo(json.dumps(info, indent=2, default=str))
     else:
         click.echo(_format(info))
+
+
+def _size(path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+@datasets.command("prune")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder holding the dataset's files (default: $HARNESS_DATA_DIR/NAME, then the cache).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Cache root (default: $HARNESS_CACHE_DIR or ~/.cache/gaze-harness).")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+def datasets_prune(names: tuple[str, ...], data_dir: str | None, cache_dir: str | None, dry_run: bool) -> None:
+    """Remove the cached tables of dataset NAMES that their current data no longer produces.
+
+    Each conversion is cached under its data's fingerprint and embeds the images, so every change
+    of the data or of a converter leaves a full copy behind; the current table is kept.
+    """
+    import shutil
+
+    from ..data import get_gaze_dataset
+
+    total = 0
+    for name in names:
+        stale = get_gaze_dataset(name, data_dir=data_dir, cache_dir=cache_dir).stale_caches()
+        for path in stale:
+            size = _size(path)
+            total += size
+            if not dry_run:
+                shutil.rmtree(path)
+            click.echo(f"{'would remove' if dry_run else 'removed'} {path} ({size / 2**20:.1f} MiB)")
+        if not stale:
+            click.echo(f"{name}: nothing to prune")
+    click.echo(f"{'would free' if dry_run else 'freed'} {total / 2**20:.1f} MiB")

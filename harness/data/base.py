@@ -231,6 +231,15 @@ class GazeDataset:
         """The folder holding this data's converted table (exists once :meth:`load` ran)."""
         return paths.arrow_cache_dir(self.name, self.cache_dir) / self.fingerprint()[:16]
 
+    def stale_caches(self) -> list[Path]:
+        """Converted tables of this dataset that the current data no longer produces (older
+        converter versions or changed source files); :meth:`load` never reads them again."""
+        parent = paths.arrow_cache_dir(self.name, self.cache_dir)
+        if not parent.is_dir():
+            return []
+        current = self.fingerprint()[:16]
+        return sorted(p for p in parent.iterdir() if p.is_dir() and p.name != current)
+
     def load(self):
         """The dataset as a ``datasets.Dataset`` in the canonical schema, converted once and cached."""
         import datasets

@@ -1,0 +1,47 @@
+"""`harness datasets prune`: cached tables the current data no longer produces are removed, the
+current one is kept and still loads without converting again."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.data import load_gaze_dataset
+from plugins.cub_gha import CUBGHA
+from test_formats_cub_gha import write_cub
+
+
+def test_prune_removes_only_stale_tables(tmp_path, monkeypatch):
+    root, cache = tmp_path / "cub-gha", tmp_path / "cache"
+    write_cub(root)
+    load_gaze_dataset("cub-gha", data_dir=root, cache_dir=cache)
+    (old,) = (cache / "arrow" / "cub-gha").iterdir()
+    # a new converter version invalidates the first table: a second one is written beside it
+    monkeypatch.setattr(CUBGHA, "converter_version", "2-test")
+    obj, _ = load_gaze_dataset("cub-gha", data_dir=root, cache_dir=cache)
+    current = obj.cache_path()
+    assert sorted((cache / "arrow" / "cub-gha").iterdir()) == sorted([old, current])
+
+    args = ["datasets", "prune", "cub-gha", "--data-dir", str(root), "--cache-dir", str(cache)]
+    r = CliRunner().invoke(main, [*args, "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert f"would remove {old}" in r.output and old.is_dir()
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert f"removed {old}" in r.output and str(current) not in r.output
+    assert list((cache / "arrow" / "cub-gha").iterdir()) == [current]
+
+    def no_conversion(self, root):
+        raise AssertionError("the kept table must load without converting")
+
+    monkeypatch.setattr(CUBGHA, "convert", no_conversion)
+    _, ds = load_gaze_dataset("cub-gha", data_dir=root, cache_dir=cache)
+    assert ds.num_rows == 2
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and "cub-gha: nothing to prune" in r.output
+
+
+def test_prune_unknown_dataset_is_one_line(tmp_path):
+    r = CliRunner().invoke(main, ["datasets", "prune", "osei", "--cache-dir", str(tmp_path)])
+    assert r.exit_code == 1 and r.output.startswith("Error: unknown dataset 'osei'")
+    assert len(r.output.strip().splitlines()) == 1
