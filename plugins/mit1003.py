@@ -28,7 +28,10 @@ Onsets are ``(Fix.start - 1) / 240`` s after stimulus onset (sample 1 is the ons
 uses ``Fix.start / 240``, one sample later); durations are ``Fix.duration`` (ms).
 
 Pixels per degree: 34, the value of the authors' own saccade detector (``pxPerDeg = 34; % based on
-current ET setup``, checkFixations.m).
+current ET setup``, checkFixations.m). The comment beside it describes a 1024x768 px, 40.5x30 cm
+display at 75 cm (33.1 ppd), older than MIT1003's reported 1280x1024 set-up; the MIT benchmark's
+"1 dva or about 35 pixel" is close. The detector must use 34 to reproduce the authors' fixations,
+and the density uses the same number rather than a second, unsourced one.
 """
 
 from __future__ import annotations
