@@ -104,6 +104,8 @@ class EfficientNetLite:
         self._net: Any = None
         self._cam_layer: Any = None
         # Grad-CAM first (the default), then every other registered method for a CNN layer
+        from harness.attention import cnn_layer_methods
+
         self.attention_methods = tuple(dict.fromkeys([*ATTENTION, *cnn_layer_methods()]))
 
     # -- provenance -------------------------------------------------------------------------------
@@ -141,13 +143,9 @@ class EfficientNetLite:
         if attention == "grad-cam":  # one forward and one backward pass give maps and logits
             maps, targets, logits = grad_cam_with_logits(forward, layer, batch, None)
         else:  # a plugin's method explains the same top-1 class
-            from harness.plugins import get_registry
+            from harness.attention import run_cnn_layer_method
 
-            method = get_registry().get("attention", attention).resolve()
-            with torch.no_grad():
-                logits = forward(batch)
-            maps, targets = method(forward, layer, batch, logits.argmax(dim=1))
-            maps = torch.as_tensor(maps).detach()
+            maps, targets, logits = run_cnn_layer_method(attention, forward, layer, batch)
         probs = torch.softmax(logits.double(), dim=1)
         top = torch.topk(probs, TOP_K, dim=1)
 
@@ -196,13 +194,6 @@ class EfficientNetLite:
         features = self._cam_layer(net.extract_features(x))
         pooled = net._avg_pooling(features).flatten(1)
         return net._fc(net._dropout(pooled))
-
-
-def cnn_layer_methods() -> list[str]:
-    """Registered attention methods that take ``(forward, layer, inputs, targets)``."""
-    from harness.plugins import get_registry
-
-    return [s.name for s in get_registry().in_order("attention") if s.get("applies_to") == "cnn-layer"]
 
 
 def preprocess(images: Sequence[Any], resolution: int) -> Any:

@@ -110,7 +110,12 @@ class HFClassifier(HFModel):
     def __init__(self, *, family: str, **kw: Any) -> None:
         super().__init__(**kw)
         self.family = family
-        self.attention_methods = ("cls-attention", "rollout") if family == "vit" else ("grad-cam",)
+        if family == "vit":
+            self.attention_methods = ("cls-attention", "rollout")
+        else:  # Grad-CAM first (the default), then every other registered method for a CNN layer
+            from harness.attention import cnn_layer_methods
+
+            self.attention_methods = tuple(dict.fromkeys(["grad-cam", *cnn_layer_methods()]))
         self.names, self.wnids = _labels(self.model.config)
         self._cam_layer = None
 
@@ -146,8 +151,8 @@ class HFClassifier(HFModel):
         """Attention maps on the model's own grid (B, rows, cols) and the logits, for a processed batch."""
         import torch
 
-        if attention == "grad-cam":
-            return self._grad_cam(pixel_values)
+        if self.family != "vit":
+            return self._cnn_maps(pixel_values, attention)
         with torch.no_grad():
             out = self.model(pixel_values=pixel_values, output_attentions=True)
         return self._vit_maps(out.attentions, pixel_values.shape[-2:], attention), out.logits
@@ -166,7 +171,9 @@ class HFClassifier(HFModel):
         grid = patch_grid(self.model.config, scores.shape[1], int(input_hw[0]), int(input_hw[1]))
         return normalise_maps(tokens_to_grid(scores, grid))
 
-    def _grad_cam(self, pixel_values: Any):
+    def _cnn_maps(self, pixel_values: Any, attention: str):
+        """Grad-CAM, or another registered cnn-layer method, on the layer the pooled head reads."""
+        from harness.attention import run_cnn_layer_method
         from harness.attention.gradcam import grad_cam_with_logits
 
         self.model.requires_grad_(False)  # gradients w.r.t. the activation only
@@ -174,14 +181,19 @@ class HFClassifier(HFModel):
         def forward(x):
             return self.model(pixel_values=x).logits
 
+        def run(layer):
+            if attention == "grad-cam":
+                maps, _, logits = grad_cam_with_logits(forward, layer, pixel_values, None)
+            else:
+                maps, _, logits = run_cnn_layer_method(attention, forward, layer, pixel_values)
+            return maps.double().cpu().numpy(), logits
+
         if self.family == "swin":
             with token_grid_layer(self.model, pixel_values.shape[-2:]) as layer:
-                maps, _, logits = grad_cam_with_logits(forward, layer, pixel_values, None)
-        else:
-            if self._cam_layer is None:
-                self._cam_layer = last_conv_layer(self.model, pixel_values[:1])
-            maps, _, logits = grad_cam_with_logits(forward, self._cam_layer, pixel_values, None)
-        return maps.double().cpu().numpy(), logits
+                return run(layer)
+        if self._cam_layer is None:
+            self._cam_layer = last_conv_layer(self.model, pixel_values[:1])
+        return run(self._cam_layer)
 
 
 def patch_grid(config: Any, n_tokens: int, height: int, width: int) -> tuple[int, int]:

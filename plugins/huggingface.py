@@ -3,7 +3,8 @@
 Supported (architecture detected from the checkpoint's ``config.json``):
 
 - image classification, ViT-like (ViT, DeiT, BEiT, DINOv2...): ``cls-attention``, ``rollout``;
-- image classification, CNNs (ResNet, ConvNeXt, RegNet...) and Swin: ``grad-cam``;
+- image classification, CNNs (ResNet, ConvNeXt, RegNet...) and Swin: ``grad-cam`` and every other
+  registered ``cnn-layer`` method;
 - object detection, DETR: ``detr-cross-attention``;
 - image captioning, BLIP and VisionEncoderDecoder: ``caption-cross-attention``.
 

@@ -1,4 +1,5 @@
-"""A third-party attention method for CNN layers runs on a built-in model through `harness eval`."""
+"""A third-party attention method for CNN layers runs on the built-in CNN models (EfficientNet-Lite
+through `harness eval`; the Hugging Face CNN and Swin classifiers)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,36 @@ def test_without_the_plugin_the_method_is_unknown(osie_dir, tmp_path):
     r = CliRunner().invoke(main, ["eval", "--model", "efficientnet-lite0", "--attention", "activation-mean",
                                   "--data-dir", str(osie_dir), "--output", str(tmp_path / "runs")])
     assert r.exit_code == 1 and r.output.startswith("Error: unknown attention 'activation-mean'")
+
+
+@pytest.mark.parametrize("family", ["resnet", "swin"])
+def test_plugin_method_runs_on_hugging_face_cnn_classifiers(activation_plugin, family, tmp_path):
+    """The Hugging Face CNN and Swin classifiers offer the same cnn-layer methods, on the layer they
+    use for Grad-CAM (the last conv stage; Swin's final tokens as a grid)."""
+    from PIL import Image
+
+    import tiny_models
+    from harness.models import load_model
+    from plugins.hf_models import last_conv_layer, token_grid_layer
+
+    path = getattr(tiny_models, f"make_tiny_{family}")(tmp_path / family)
+    model = load_model(f"hf:{path}")
+    assert model.attention_methods[0] == "grad-cam" and "activation-mean" in model.attention_methods
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 50, 3), dtype=np.uint8))
+    (pred,) = model.predict([image], task="classification", attention="activation-mean")
+    assert pred.attention.shape == (30, 50)
+
+    pixels = model._pixels([image])["pixel_values"]
+
+    def forward(x):
+        return model.model(pixel_values=x).logits
+
+    if family == "swin":
+        with token_grid_layer(model.model, pixels.shape[-2:]) as layer:
+            maps, _ = activation_mean(forward, layer, pixels, [0])
+    else:
+        maps, _ = activation_mean(forward, last_conv_layer(model.model, pixels), pixels, [0])
+    expected = model._to_stimulus(maps[0].double().numpy(), 30, 50)
+    np.testing.assert_allclose(pred.attention, expected, rtol=1e-5, atol=1e-8)
+    cam = model.predict([image], task="classification", attention="grad-cam")[0].attention
+    assert not np.allclose(cam, expected)
