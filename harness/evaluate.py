@@ -187,7 +187,14 @@ def _settings(cfg: EvalConfig, *, model_name, provenance, attention, kind, gaze,
         "metric_params": {"sigma_deg": cfg.sigma_deg if cfg.sigma_px is None else None, "sigma_px": ctx.sigma_px,
                           "ig_baseline": "center-bias"},
         "seed": cfg.seed,
+        # only when present, so runs without them keep their ids
+        **({"task_params": {"label_aliases": _aliases(gaze)}} if _aliases(gaze) and cfg.task == "classification" else {}),
     }
+
+
+def _aliases(gaze) -> dict[str, list[str]]:
+    """The dataset's class -> model-label aliases (see ``GazeDataset.label_aliases``)."""
+    return {str(k): [str(v) for v in vs] for k, vs in sorted((getattr(gaze, "label_aliases", None) or {}).items())}
 
 
 class _RunWriter:
@@ -277,7 +284,10 @@ def resolve_task(name: str, gaze) -> Any:
     served = served_tasks(gaze)
     if name not in served:
         raise HarnessError(f"dataset {gaze.name!r} cannot serve task {name!r}; it serves: {', '.join(served)}")
-    return spec.load()
+    task = spec.load()
+    if _aliases(gaze) and hasattr(task, "label_aliases"):
+        task.label_aliases = _aliases(gaze)
+    return task
 
 
 def _finish(writer: _RunWriter, cfg: EvalConfig, settings: dict, *, task_obj, ctx: DatasetContext,

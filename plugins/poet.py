@@ -51,6 +51,14 @@ Records: one per (class, image), id ``<class>_<filename>`` as the image file is 
 the class; ``objects`` the class's boxes (other objects in the image are not annotated in the
 release). ``dimensions`` must match the JPEG, else the image is skipped and counted.
 
+Classification with ImageNet classifiers: ``label_aliases`` maps each VOC class to the ImageNet-1k
+classes that are instances of it (cat: the five domestic cats 281-285; dog: the 118 breeds 151-268;
+aeroplane: airliner, warplane; bicycle: tandem, mountain bike; boat: the twelve boats and ships;
+cow: ox, water buffalo, bison; horse: sorrel; motorbike: moped, motor scooter; diningtable: dining
+table; sofa: studio couch), so a prediction of e.g. ``n02123045`` (tabby) counts as ``cat``. This
+is this project's reading of the WordNet hierarchy, checked by name in the tests, and it is stored
+in each classification run's settings.
+
 Pixels per degree: NaN: the screen, resolution and viewing distance were not found in any reachable
 source. There is no download path: the archive's address on the dataset page could not be read.
 """
@@ -69,6 +77,19 @@ from ._formats import load_mat
 SOURCE = "http://calvin.inf.ed.ac.uk/datasets/poet-dataset/"
 CLASSES = ("aeroplane", "bicycle", "boat", "cat", "cow", "diningtable", "dog", "horse", "motorbike", "sofa")
 EYES = {"left": "fixL", "right": "fixR"}
+# ImageNet-1k class indices that are instances of each VOC class (names checked in the tests)
+IMAGENET = {
+    "aeroplane": [404, 895],
+    "bicycle": [444, 671],
+    "boat": [403, 472, 484, 510, 554, 576, 625, 628, 724, 780, 814, 833, 871, 914],
+    "cat": list(range(281, 286)),
+    "cow": [345, 346, 347],
+    "diningtable": [532],
+    "dog": list(range(151, 269)),
+    "horse": [339],
+    "motorbike": [665, 670],
+    "sofa": [831],
+}
 SWAP_OUTSIDE, SWAP_INSIDE = 0.20, 0.02
 
 
@@ -85,6 +106,12 @@ class POET(GazeDataset):
     description = "POET: gaze of 5 observers deciding which of two PASCAL VOC classes an image shows, 10 classes (Papadopoulos et al. 2014)"
 
     eye = "left"
+
+    @property
+    def label_aliases(self) -> dict[str, list[str]]:
+        from harness.imagenet_classes import WNIDS
+
+        return {cls: [WNIDS[i] for i in indices] for cls, indices in IMAGENET.items()}
 
     @staticmethod
     def _base(root: Path) -> Path:

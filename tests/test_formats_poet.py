@@ -159,3 +159,57 @@ def test_poet_serves_its_tasks(tmp_path):
     assert Detection().score_dataset(wrong, records)["map50"] == pytest.approx(0.0)
     labels = [{"label": r["label"]} for r in records]
     assert Classification().score_dataset(labels, records)["top1"] == pytest.approx(1.0)
+
+
+def test_imagenet_aliases_name_the_voc_classes():
+    """Every ImageNet class a VOC class accepts is, by its WordNet name, an instance of it."""
+    from harness.imagenet_classes import NAMES
+    from plugins.poet import IMAGENET
+
+    words = {"aeroplane": ("airliner", "warplane"), "bicycle": ("bicycle", "bike"), "cow": ("ox", "buffalo", "bison"),
+             "horse": ("sorrel",), "motorbike": ("moped", "scooter"), "diningtable": ("dining table",),
+             "sofa": ("couch",), "cat": ("cat", "Persian", "Siamese"),
+             "boat": ("carrier", "canoe", "catamaran", "ship", "fireboat", "gondola", "lifeboat", "liner",
+                      "schooner", "speedboat", "submarine", "trimaran", "yawl")}
+    for cls, indices in IMAGENET.items():
+        assert len(set(indices)) == len(indices)
+        if cls == "dog":  # the 118 breeds: Chihuahua ... Mexican hairless
+            assert (NAMES[151], NAMES[268], len(indices)) == ("Chihuahua", "Mexican hairless", 118)
+            continue
+        for i in indices:
+            assert any(w in NAMES[i] for w in words[cls]), (cls, i, NAMES[i])
+
+
+@pytest.mark.slow
+def test_real_classifier_on_poet_counts_imagenet_breeds_as_dog(tmp_path, osie_dir):
+    """EfficientNet-Lite0 (real ImageNet weights) on real photos of dogs filed as POET ``dog``: any
+    predicted breed counts; the same photo filed as ``cat`` does not. The run stores the aliases."""
+    import json
+
+    from harness.imagenet_classes import WNIDS
+    from harness.results import load_runs
+    from plugins.poet import IMAGENET
+
+    root = tmp_path / "poet"
+    dogs = ["1009", "1097", "1292"]  # a beagle, a corgi, a golden retriever (tests/data/imagenet_osie_labels.json)
+    one = np.array([[400.0, 300.0]])
+    write_class(root, "dog", [entry(sid, [600, 800], [1, 1, 800, 600], observers(left=[one] * 5)) for sid in dogs], {})
+    write_class(root, "cat", [entry("1009", [600, 800], [1, 1, 800, 600], observers(left=[one] * 5))], {})
+    for cls, ids in (("dog", dogs), ("cat", ["1009"])):
+        for sid in ids:
+            (root / "PascalImages" / f"{cls}_{sid}.jpg").write_bytes((osie_dir / "stimuli" / f"{sid}.jpg").read_bytes())
+    out = tmp_path / "runs"
+    r = CliRunner().invoke(main, ["eval", "--model", "efficientnet-lite0", "--dataset", "poet", "--task", "classification",
+                                  "--data-dir", str(root), "--cache-dir", str(tmp_path / "cache"), "--output", str(out),
+                                  "--sigma-px", "24", "--no-show", "--no-references"])
+    assert r.exit_code == 0, r.output
+    (run,) = load_runs(out)
+    aliases = run.settings["task_params"]["label_aliases"]
+    assert aliases["dog"] == [WNIDS[i] for i in IMAGENET["dog"]]
+    frame = run.per_image().set_index("stimulus_id")
+    for sid in frame.index:
+        predicted = json.loads(frame.loc[sid, "output"])["label"]
+        assert frame.loc[sid, "task:top1"] == float(predicted in aliases[sid.split("_")[0]])
+    assert [frame.loc[f"dog_{sid}", "task:top1"] for sid in dogs] == [1.0, 1.0, 1.0]
+    assert frame.loc["cat_1009", "task:top1"] == 0.0
+    assert run.summary["task_metrics"]["top1"] == pytest.approx(3 / 4)

@@ -69,6 +69,10 @@ class GazeDataset:
     pixels_per_degree: ClassVar[float] = float("nan")
     #: tasks the dataset supports, e.g. ("free-viewing",)
     tasks: ClassVar[tuple[str, ...]] = ()
+    #: dataset class -> model labels that also name it (e.g. ImageNet WNIDs), for classifiers whose
+    #: label set is not the dataset's; the classification task counts a prediction of any of them
+    #: as right, and the run's settings record the mapping
+    label_aliases: ClassVar[dict[str, list[str]] | None] = None
     #: bump whenever convert() produces different records: it invalidates every cached table
     converter_version: ClassVar[str] = "1"
     #: where the data comes from (named in errors and ``info``)
