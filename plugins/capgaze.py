@@ -35,8 +35,10 @@ Positions are ``(x, y)`` fractions of the image's width and height from its top-
 demo's example has 333 entries over 7.7 s, i.e. a gaze *sample* stream (~43 Hz), not detected
 fixations, and the authors' map takes every 4th sample from the 11th on. This converter follows the
 authors' reader exactly (``sample_offset = 10``, ``sample_step = 4``, ``int(N/4) - 3`` samples, the
-dominant eye, points strictly inside (0, 1); a missing entry (falsy) or one outside is dropped and
-counted as ``dropped_invalid_sample``). A fraction ``u`` becomes the continuous 0-indexed pixel
+dominant eye, points strictly inside (0, 1); a missing entry (``None`` or empty, which the authors'
+``if temp`` skips) is counted as ``dropped_missing_sample``, a point outside as
+``dropped_outside_sample``; an entry that is not an (x, y) pair stops the conversion with an error
+naming the file, since it would mean a layout this reader does not know). A fraction ``u`` becomes the continuous 0-indexed pixel
 coordinate ``u * width - 0.5``, held to ``[0, width - 1]`` (the authors' ``int(u * width)`` pixel,
 whose centre this lies within half a pixel of).
 
@@ -121,12 +123,17 @@ class CapGaze(GazeDataset):
         xs, ys, ts = [], [], []
         for j in range(int(n / 4) - 3):
             i = j * self.sample_step + self.sample_offset
-            try:  # the authors skip falsy entries (missing samples); anything not an (x, y) pair is missing too
-                u, v = (float(fix[i][0]), float(fix[i][1])) if fix[i] and len(fix[i]) == 2 else (np.nan, np.nan)
-            except (TypeError, ValueError, IndexError):
-                u, v = np.nan, np.nan
+            point = fix[i]
+            if point is None or (hasattr(point, "__len__") and len(point) == 0):  # the authors' falsy entries
+                self.count("dropped_missing_sample")
+                continue
+            try:
+                u, v = (float(c) for c in point)
+            except (TypeError, ValueError) as exc:  # another layout than (x, y) pairs: do not guess
+                raise DataError(f"{self.name}: {path}: sample {i} of the dominant eye is {point!r}, "
+                                f"not an (x, y) pair") from exc
             if not (0 < u < 1 and 0 < v < 1):  # also false for NaN
-                self.count("dropped_invalid_sample")
+                self.count("dropped_outside_sample")
                 continue
             xs.append(min(max(u * width - 0.5, 0.0), width - 1.0))
             ys.append(min(max(v * height - 0.5, 0.0), height - 1.0))

@@ -139,6 +139,14 @@ class POET(GazeDataset):
         if names:
             self.stats[key] = ", ".join(sorted(names))
 
+    def _field(self, struct, name: str, where: str):
+        """A struct field the reader relies on; its absence means another layout than the one read
+        here, which must not pass as "no fixations"."""
+        if name not in _fields(struct):
+            have = ", ".join(_fields(struct)) or f"not a struct ({type(struct).__name__})"
+            raise DataError(f"{self.name}: {where} has no field {name!r} (fields: {have})")
+        return getattr(struct, name)
+
     def _positions(self, pos, where: str):
         """An ``[x y]`` array of shape (N, 2) from ``pos`` as scipy gives it (uint16 or float,
         squeezed to (2,) for one fixation, (0, 2) / (2, 0) / () when empty)."""
@@ -217,11 +225,12 @@ class POET(GazeDataset):
                 observers = []
                 for k, obs in enumerate(np.atleast_1d(entry.fixations), start=1):
                     self._note_fields("fixations", obs)
-                    coords = getattr(obs, "imgCoord", None)
+                    coords = self._field(obs, "imgCoord", f"{where}.fixations({k})")
                     self._note_fields("imgCoord", coords)
-                    eye = getattr(coords, eye_field, None)
+                    eye = self._field(coords, eye_field, f"{where}.fixations({k}).imgCoord")
                     self._note_fields(eye_field, eye)
-                    observers.append((str(k), self._positions(getattr(eye, "pos", None), f"{where}.fixations({k})")))
+                    pos = self._field(eye, "pos", f"{where}.fixations({k}).imgCoord.{eye_field}")
+                    observers.append((str(k), self._positions(pos, f"{where}.fixations({k})")))
                 record = {"stimulus_id": f"{cls}_{filename}", "image": str(image_path),
                           "width": size[0], "height": size[1], "label": cls,
                           "objects": [{"bbox": b, "category": cls}

@@ -88,8 +88,8 @@ def test_capgaze_samples_eyes_and_captions(tmp_path):
         ("2", pytest.approx(0.5 * W - 0.5), pytest.approx(0.2 * H - 0.5), pytest.approx(350.0)),
     ]
     assert all(np.isnan(f["duration_ms"]) for f in rec["fixations"])
-    # None at 14, x = 1.0 at 18 (participant 1); () and x < 0 (the skipped image)
-    assert obj.stats["dropped_invalid_sample"] == 4
+    # None at 14 (participant 1) and () (the skipped image) are missing; x = 1.0 and x < 0 outside
+    assert obj.stats["dropped_missing_sample"] == 2 and obj.stats["dropped_outside_sample"] == 2
     assert obj.stats["skipped_no_fixations"] == 1
 
 
@@ -108,6 +108,15 @@ def test_capgaze_bad_files_are_one_line_errors(tmp_path):
     save_gaze(bad, gaze_dict(20, 2, {}))
     with pytest.raises(DataError, match="dominant_eye is 2"):
         load_gaze_dataset("capgaze", data_dir=root, cache_dir=tmp_path / "cache")
+    save_gaze(bad, gaze_dict(20, 0, {14: (0.5, 0.5, 1.0)}))  # a third value: some other layout
+    with pytest.raises(DataError, match=r"2008_000885\.npy: sample 14 of the dominant eye is \(0\.5, 0\.5, 1\.0\), not an"):
+        load_gaze_dataset("capgaze", data_dir=root, cache_dir=tmp_path / "cache")
+    # rows of a numpy array instead of tuples read the same
+    arrays = gaze_dict(20, 0, {10: (0.01, 0.99), 14: (0.5, 0.2)})
+    arrays["left_eye"] = np.asarray(arrays["left_eye"])
+    save_gaze(bad, arrays)
+    _, ds = load_gaze_dataset("capgaze", data_dir=root, cache_dir=tmp_path / "cache")
+    assert len([f for f in ds[0]["fixations"] if f["subject"] == "2"]) == 2
 
 
 def test_capgaze_missing_layout_names_the_folder(tmp_path):

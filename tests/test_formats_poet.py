@@ -213,3 +213,11 @@ def test_real_classifier_on_poet_counts_imagenet_breeds_as_dog(tmp_path, osie_di
     assert [frame.loc[f"dog_{sid}", "task:top1"] for sid in dogs] == [1.0, 1.0, 1.0]
     assert frame.loc["cat_1009", "task:top1"] == 0.0
     assert run.summary["task_metrics"]["top1"] == pytest.approx(3 / 4)
+
+
+def test_poet_other_struct_layout_is_an_error_not_an_empty_dataset(tmp_path):
+    root = tmp_path / "poet"
+    odd = struct_array([{"imgCoord": {"fixLeft": {"pos": np.array([[3.0, 3.0]])}}}] * 5, ["imgCoord"])
+    write_class(root, "cow", [entry("2008_000020", [20, 30], [1, 1, 9, 9], odd)], {"2008_000020": (30, 20)})
+    with pytest.raises(DataError, match=r"etData\(1\)\.fixations\(1\)\.imgCoord has no field 'fixL' \(fields: fixLeft\)"):
+        load_gaze_dataset("poet", data_dir=root, cache_dir=tmp_path / "cache")
