@@ -188,8 +188,17 @@ def _settings(cfg: EvalConfig, *, model_name, provenance, attention, kind, gaze,
                           "ig_baseline": "center-bias"},
         "seed": cfg.seed,
         # only when present, so runs without them keep their ids
-        **({"task_params": {"label_aliases": _aliases(gaze)}} if _aliases(gaze) and cfg.task == "classification" else {}),
+        **({"task_params": _task_params(gaze, cfg.task)} if _task_params(gaze, cfg.task) else {}),
     }
+
+
+def _task_params(gaze, task: str) -> dict[str, Any]:
+    """What the dataset tells the task about its labels (and so changes the task's numbers)."""
+    if task == "classification" and _aliases(gaze):
+        return {"label_aliases": _aliases(gaze)}
+    if task == "detection" and not getattr(gaze, "objects_exhaustive", True):
+        return {"objects_exhaustive": False}
+    return {}
 
 
 def _aliases(gaze) -> dict[str, list[str]]:
@@ -285,8 +294,9 @@ def resolve_task(name: str, gaze) -> Any:
     if name not in served:
         raise HarnessError(f"dataset {gaze.name!r} cannot serve task {name!r}; it serves: {', '.join(served)}")
     task = spec.load()
-    if _aliases(gaze) and hasattr(task, "label_aliases"):
-        task.label_aliases = _aliases(gaze)
+    for key, value in _task_params(gaze, name).items():
+        if hasattr(task, key):
+            setattr(task, key, value)
     return task
 
 

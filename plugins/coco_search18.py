@@ -30,7 +30,8 @@ counted as ``dropped_initial_fixation``; then fixations outside the image are dr
 Records: one per (condition, target category, image): all observers' scanpaths of that search.
 ``search_target`` is the category, ``target_present`` the condition, ``objects`` the target box (in
 the same image coordinates, COCO ``[x, y, w, h]``) for target-present trials and empty for
-target-absent ones: only the target is annotated, not every object. Trials that appear in two files
+target-absent ones: only the target is annotated, not every object (``objects_exhaustive = False``:
+detection scores each image's predictions of its target category only). Trials that appear in two files
 (e.g. split1 and split2 releases) are read once (``duplicate_trials``). Onsets are not recorded
 (NaN); durations are ``T`` in ms.
 
@@ -58,6 +59,7 @@ class COCOSearch18(CocoSearchLayout):
     name = "coco-search18"
     pixels_per_degree = float("nan")  # viewing geometry not sourced: see module doc
     tasks = ("detection",)
+    objects_exhaustive = False  # only the search target is annotated
     converter_version = "1"
     source_url = SOURCE
     description = ("COCO-Search18: 10 observers searching 1680x1050 COCO images for one of 18 categories, "

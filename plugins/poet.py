@@ -49,7 +49,8 @@ user with the files can check them):
 
 Records: one per (class, image), id ``<class>_<filename>`` as the image file is named; ``label``
 the class; ``objects`` the class's boxes (other objects in the image are not annotated in the
-release). ``dimensions`` must match the JPEG, else the image is skipped and counted.
+release, so ``objects_exhaustive = False``: detection scores each image's predictions of its class
+only). ``dimensions`` must match the JPEG, else the image is skipped and counted.
 
 Classification with ImageNet classifiers: ``label_aliases`` maps each VOC class to the ImageNet-1k
 classes that are instances of it (cat: the five domestic cats 281-285; dog: the 118 breeds 151-268;
@@ -106,6 +107,7 @@ class POET(GazeDataset):
     description = "POET: gaze of 5 observers deciding which of two PASCAL VOC classes an image shows, 10 classes (Papadopoulos et al. 2014)"
 
     eye = "left"
+    objects_exhaustive = False  # gtbb holds the file's class only
 
     @property
     def label_aliases(self) -> dict[str, list[str]]:

@@ -97,12 +97,28 @@ def _iou_xywh(a, b) -> float:
 class Detection:
     """Dataset level: COCO mAP@[.5:.95] and mAP@50 from pycocotools' COCOeval. Per stimulus:
     recall at IoU 0.5 (each reference box matched greedily by the highest-scoring unused
-    prediction of its category), because AP of a single image is too unstable to correlate."""
+    prediction of its category), because AP of a single image is too unstable to correlate.
+    On a dataset whose ``objects`` are not exhaustive (COCO-Search18: the target only; POET: the
+    file's class only), each image's predictions count only for its annotated or searched-for
+    categories."""
 
     name = "detection"
     requires = ("objects",)
     primary = "map"
     per_image_score = "recall50"  # correlated with per-stimulus alignment
+
+    def __init__(self, objects_exhaustive: bool = True):
+        #: False: the dataset annotates only some categories per image (``GazeDataset.objects_exhaustive``);
+        #: a prediction counts only for a category annotated in its image or the image's search target
+        self.objects_exhaustive = objects_exhaustive
+
+    def _scored(self, category: str, record: dict) -> bool:
+        if self.objects_exhaustive:
+            return True
+        allowed = {_norm_label(o["category"]) for o in (record.get("objects") or [])}
+        if record.get("search_target"):
+            allowed.add(_norm_label(record["search_target"]))
+        return _norm_label(category) in allowed
 
     def score_image(self, output: dict, record: dict) -> dict[str, float]:
         refs = record.get("objects") or []
@@ -141,7 +157,7 @@ class Detection:
                 anns.append({"id": len(anns) + 1, "image_id": img_id, "category_id": cat_id[_norm_label(o["category"])],
                              "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
             for s, box, c in zip(out.get("scores", []), out.get("boxes", []), out.get("categories", [])):
-                if _norm_label(c) in cat_id:
+                if _norm_label(c) in cat_id and self._scored(c, rec):
                     dets.append({"image_id": img_id, "category_id": cat_id[_norm_label(c)],
                                  "bbox": [float(v) for v in box], "score": float(s)})
         gt = COCO()

@@ -284,8 +284,11 @@ def test_detection_end_to_end(tmp_path):
     assert (a["n_solved"], a["n_unsolved"]) == (1, 1)  # the target-absent image is neither
 
     tm = run.summary["task_metrics"]
-    assert tm == Detection().score_dataset(outputs, records)
-    # pycocotools run directly on the stored outputs: one category, three images
+    # COCO-Search18 annotates only the target: the run says so, and scores each image's target only
+    assert run.settings["task_params"] == {"objects_exhaustive": False}
+    assert tm == Detection(objects_exhaustive=False).score_dataset(outputs, records)
+    # pycocotools run directly on the stored outputs: one category, three images; the bottles
+    # found in the cup-search image are not scored (no bottle is annotated or searched for there)
     gt = COCO()
     gt.dataset = {"images": [{"id": i + 1, "width": r["width"], "height": r["height"]} for i, r in enumerate(records)],
                   "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": 1, "bbox": o["bbox"],
@@ -294,7 +297,8 @@ def test_detection_end_to_end(tmp_path):
                   "categories": [{"id": 1, "name": "bottle"}]}
     gt.createIndex()
     dets = [{"image_id": i + 1, "category_id": 1, "bbox": b, "score": s}
-            for i, o in enumerate(outputs) for b, s in zip(o["boxes"], o["scores"])]
+            for i, (o, r) in enumerate(zip(outputs, records)) if r["search_target"] == "bottle"
+            for b, s in zip(o["boxes"], o["scores"])]
     ev = COCOeval(gt, gt.loadRes(dets), "bbox")
     ev.evaluate()
     ev.accumulate()

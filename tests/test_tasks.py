@@ -120,6 +120,28 @@ def test_detection_perfect_boxes_give_one():
     assert Detection().score_image(outputs[0], records[0]) == {"recall50": 1.0, "solved": 1.0}
 
 
+def test_detection_on_partially_annotated_images_scores_annotated_and_searched_categories():
+    """When a dataset annotates only some categories per image (objects_exhaustive False), a correct
+    detection of an unannotated object is not a false positive; a detection of the searched-for
+    category in a target-absent image still is.
+
+    Image A: a cat (annotated), B: a dog (annotated) and an unannotated cat the model also finds
+    (scored 0.95, above A's 0.9). Exhaustive: cat AP@50 = 1/2 (FP first, then TP), dog 1: mAP@50 3/4.
+    Partial: B's cat is not scored: 1. Image C, target-absent search for a cat, gets a cat at 0.99:
+    an FP above everything in both readings, so cat AP@50 = 1/2 again: 3/4."""
+    a, b = _rec((GT, "cat")), _rec((GT, "dog"))
+    out_a, out_b = _det((GT, 0.9, "cat")), _det((GT, 0.9, "dog"), ([10, 10, 50, 50], 0.95, "cat"))
+    assert Detection().score_dataset([out_a, out_b], [a, b])["map50"] == pytest.approx(0.75)
+    assert Detection().score_dataset([out_a, out_b], [a, b])["map50"] == pytest.approx(_cocoeval([out_a, out_b], [a, b])[1])
+    partial = Detection(objects_exhaustive=False)
+    assert partial.score_dataset([out_a, out_b], [a, b]) == pytest.approx({"map": 1.0, "map50": 1.0})
+    c = {**_rec(), "search_target": "cat"}
+    out_c = _det((GT, 0.99, "cat"))
+    assert partial.score_dataset([out_a, out_b, out_c], [a, b, c])["map50"] == pytest.approx(0.75)
+    # per image, recall is unchanged: it only ever looks at the annotated boxes
+    assert partial.score_image(out_b, b) == Detection().score_image(out_b, b) == {"recall50": 1.0, "solved": 1.0}
+
+
 def test_detection_one_gt_two_predictions_at_known_ious():
     """One ground-truth box, predictions at IoU 0.62 and 0.83. At each IoU threshold t of
     .50:.05:.95 COCO matches the highest-scoring prediction with IoU >= t:

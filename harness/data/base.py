@@ -73,6 +73,10 @@ class GazeDataset:
     #: label set is not the dataset's; the classification task counts a prediction of any of them
     #: as right, and the run's settings record the mapping
     label_aliases: ClassVar[dict[str, list[str]] | None] = None
+    #: False when ``objects`` holds only some categories' boxes (the search target's, the class of
+    #: the file): detection then scores, per image, only predictions of the categories annotated in
+    #: it or searched for, since any other correct detection would count as a false positive
+    objects_exhaustive: ClassVar[bool] = True
     #: bump whenever convert() produces different records: it invalidates every cached table
     converter_version: ClassVar[str] = "1"
     #: where the data comes from (named in errors and ``info``)
