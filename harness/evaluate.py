@@ -277,7 +277,10 @@ def _json_default(o: Any) -> Any:
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, file=sys.stderr)
+    # a log file (CI, nohup) gets a line every 30 s instead of every redraw of the bar
+    interactive = getattr(sys.stderr, "isatty", lambda: False)()
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, file=sys.stderr,
+                mininterval=0.1 if interactive else 30.0)
 
 
 def served_tasks(gaze) -> list[str]:
