@@ -495,6 +495,15 @@ def reference_models() -> list[str]:
     return [s.name for s in get_registry().all("model") if s.get("baseline")]
 
 
+def check_model_name(name: str) -> None:
+    """A registered model name exists, else a one-line error with "did you mean"; ``hf:`` names
+    are checked when loaded."""
+    from .plugins import get_registry
+
+    if name != CEILING and not name.startswith("hf:"):
+        get_registry().get("model", name)
+
+
 def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list[EvalResult]:
     """Evaluate ``cfg.model``; unless told not to, also make sure the human ceiling and the
     baselines exist for the same dataset, limit and metric settings (computed once, then reused)."""
@@ -504,8 +513,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list
     from .plugins import get_registry
 
     # user mistakes are reported before any long computation starts
-    if cfg.model != CEILING and not cfg.model.startswith("hf:"):
-        get_registry().get("model", cfg.model)
+    check_model_name(cfg.model)
     gaze, ds = load_gaze_dataset(cfg.dataset, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir)
     resolve_task(cfg.task, gaze)
     if cfg.sigma_px is not None:

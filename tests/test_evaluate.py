@@ -198,6 +198,23 @@ def test_killed_run_resumes_where_it_stopped(tmp_path, osie_dir, osie_cache):
     pd.testing.assert_series_equal(a["auc_judd"], b["auc_judd"])
 
 
+def test_cli_evaluates_several_models_with_one_set_of_references(tmp_path, osie_dir, osie_cache):
+    out = tmp_path / "runs"
+    base = ["eval", "--dataset", "osie", "--limit", "2", "--data-dir", str(osie_dir), "--cache-dir", str(osie_cache),
+            "--output", str(out)]
+    # a typo in the last model is reported before the first one runs
+    r = CliRunner().invoke(main, [*base, "-m", "efficientnet-lite0", "-m", "efficientnet-lite9"])
+    assert r.exit_code == 1 and "unknown model 'efficientnet-lite9'" in r.output and not out.exists()
+    r = CliRunner().invoke(main, [*base, "-m", "efficientnet-lite0", "-m", "efficientnet-lite1", "-m", "efficientnet-lite0"])
+    assert r.exit_code == 0, r.output
+    runs = load_runs(out)
+    assert sorted(run.summary["model"] for run in runs) == [
+        "center-bias", "efficientnet-lite0", "efficientnet-lite1", "human-ceiling", "uniform"]
+    assert all(run.manifest["sessions"] == 1 for run in runs)  # references computed once, not per model
+    table = r.output[r.output.index("| model"):]
+    assert "efficientnet-lite0" in table and "efficientnet-lite1" in table and "human-ceiling" in table
+
+
 def test_cli_errors_are_one_line(tmp_path, osie_dir):
     runner = CliRunner()
     r = runner.invoke(main, ["eval", "--model", "centre-bias", "--data-dir", str(osie_dir), "--output", str(tmp_path)])

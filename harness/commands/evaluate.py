@@ -10,7 +10,8 @@ from ..cli import main
 
 
 @main.command("eval")
-@click.option("--model", "-m", required=True, help="Registered model name, or hf:<checkpoint-or-folder>.")
+@click.option("--model", "-m", "models", required=True, multiple=True,
+              help="Registered model name, or hf:<checkpoint-or-folder>; repeat to evaluate several.")
 @click.option("--dataset", "-d", default="osie", show_default=True, help="Registered gaze dataset.")
 @click.option("--task", "-t", default="free-viewing", show_default=True)
 @click.option("--attention", "-a", default=None, help="Attention method (default: the model's first).")
@@ -28,15 +29,21 @@ from ..cli import main
               help="Blur in pixels instead (for datasets whose viewing geometry is unknown).")
 @click.option("--no-references", is_flag=True, help="Skip the human ceiling and baselines.")
 @click.option("--show/--no-show", default=True, show_default=True, help="Print the leaderboard afterwards.")
-def eval_command(model, dataset, task, attention, limit, batch_size, output, data_dir, cache_dir, profile, seed,
+def eval_command(models, dataset, task, attention, limit, batch_size, output, data_dir, cache_dir, profile, seed,
                  sigma_deg, sigma_px, no_references, show) -> None:
-    """Evaluate a model's attention against human gaze (and its task performance)."""
-    from ..evaluate import EvalConfig, run_eval
+    """Evaluate models' attention against human gaze (and their task performance)."""
+    from ..evaluate import EvalConfig, check_model_name, run_eval
 
-    cfg = EvalConfig(model=model, dataset=dataset, task=task, attention=attention, limit=limit,
-                     batch_size=batch_size, output=output, data_dir=data_dir, cache_dir=cache_dir,
-                     profile=profile, seed=seed, sigma_deg=sigma_deg, sigma_px=sigma_px)
-    results = run_eval(cfg, references=not no_references)
+    models = list(dict.fromkeys(models))
+    for name in models:  # a typo in the last model fails before the first one runs
+        check_model_name(name)
+    results = []
+    for i, model in enumerate(models):
+        cfg = EvalConfig(model=model, dataset=dataset, task=task, attention=attention, limit=limit,
+                         batch_size=batch_size, output=output, data_dir=data_dir, cache_dir=cache_dir,
+                         profile=profile, seed=seed, sigma_deg=sigma_deg, sigma_px=sigma_px)
+        # the human ceiling and baselines once, with the first model
+        results += run_eval(cfg, references=not no_references and i == 0)
     for r in results:
         s = r.summary
         note = f", resumed {r.resumed_images}" if r.resumed_images else ""
