@@ -172,6 +172,7 @@ def check_map(smap: Any, h: int, w: int) -> str | None:
 
 
 def _settings(cfg: EvalConfig, *, model_name, provenance, attention, kind, gaze, ctx) -> dict[str, Any]:
+    task_params = _task_params(gaze, cfg.task)
     return {
         "schema_version": SCHEMA_VERSION,
         "model": model_name,
@@ -188,7 +189,7 @@ def _settings(cfg: EvalConfig, *, model_name, provenance, attention, kind, gaze,
                           "ig_baseline": "center-bias"},
         "seed": cfg.seed,
         # only when present, so runs without them keep their ids
-        **({"task_params": _task_params(gaze, cfg.task)} if _task_params(gaze, cfg.task) else {}),
+        **({"task_params": task_params} if task_params else {}),
     }
 
 

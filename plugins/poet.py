@@ -180,16 +180,15 @@ class POET(GazeDataset):
         return boxes
 
     def _check_order(self, points: list, path: Path) -> None:
-        """Refuse a file whose points fit the images only when read as [y x]."""
+        """Refuse a file whose points fit the images only when read as [y x]. ``points``: one
+        ``(xy array, (width, height))`` per observer and image."""
         import numpy as np
 
-        if not points:
+        if sum(len(p) for p, _ in points) < 20:
             return
-        xy = np.concatenate([p for p, _, _ in points])
-        if len(xy) < 20:
-            return
-        w = np.concatenate([np.full(len(p), wh[0]) for p, wh, _ in points])
-        h = np.concatenate([np.full(len(p), wh[1]) for p, wh, _ in points])
+        xy = np.concatenate([p for p, _ in points])
+        w = np.concatenate([np.full(len(p), wh[0]) for p, wh in points])
+        h = np.concatenate([np.full(len(p), wh[1]) for p, wh in points])
         ok = np.isfinite(xy).all(axis=1)
         xy, w, h = xy[ok], w[ok], h[ok]
         outside = np.mean((xy[:, 0] < 0) | (xy[:, 0] > w - 1) | (xy[:, 1] < 0) | (xy[:, 1] > h - 1))
@@ -238,7 +237,7 @@ class POET(GazeDataset):
                           "objects": [{"bbox": b, "category": cls}
                                       for b in self._boxes(getattr(entry, "gtbb", None), *size, where)]}
                 pending.append((observers, size, record))
-            self._check_order([(xy, size, None) for obs, size, _ in pending for _, xy in obs], path)
+            self._check_order([(xy, size) for observers, size, _ in pending for _, xy in observers], path)
             for observers, size, record in pending:
                 fixations = []
                 for subject, xy in observers:
