@@ -47,7 +47,7 @@ def main() -> None:
 
     from harness.data.density import fixation_density, loso_densities, sigma_px
     from harness.schema import Fixations
-    from plugins.osie import OSIE
+    from plugins.datasets.osie import OSIE
 
     with tempfile.TemporaryDirectory() as cache:
         obj = OSIE(data_dir=osie_dir, cache_dir=cache)

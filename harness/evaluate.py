@@ -121,7 +121,7 @@ class DatasetContext:
 @functools.lru_cache(maxsize=8)
 def _baseline_map(h: int, w: int) -> np.ndarray:
     """The information-gain baseline: the centre-bias prior (one per stimulus size, computed once)."""
-    from plugins.baselines import center_bias_map
+    from plugins.models.baselines import center_bias_map
 
     m = center_bias_map(h, w)
     m.setflags(write=False)

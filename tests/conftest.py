@@ -46,10 +46,10 @@ def osie_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def osie(osie_dir, osie_cache):
-    """The loaded :class:`plugins.osie.OSIE` object (after its conversion is cached). Built
+    """The loaded :class:`plugins.datasets.osie.OSIE` object (after its conversion is cached). Built
     directly, not through the registry, so a broken unrelated plugin cannot take these fixtures
     down (tests/test_osie.py covers loading by name)."""
-    from plugins.osie import OSIE
+    from plugins.datasets.osie import OSIE
 
     obj = OSIE(data_dir=osie_dir, cache_dir=osie_cache)
     obj.load()

@@ -45,7 +45,7 @@ def activation_plugin():
 def test_plugin_method_is_offered_and_computed_on_efficientnet(activation_plugin, osie_dir, tmp_path):
     from harness.attention.resize import to_stimulus
     from harness.models import load_model
-    from plugins.efficientnet_lite import preprocess
+    from plugins.models.efficientnet_lite import preprocess
 
     model = load_model("efficientnet-lite0")
     assert model.attention_methods[0] == "grad-cam" and "activation-mean" in model.attention_methods
@@ -87,7 +87,7 @@ def test_plugin_method_runs_on_hugging_face_cnn_classifiers(activation_plugin, f
 
     import tiny_models
     from harness.models import load_model
-    from plugins.hf_models import last_conv_layer, token_grid_layer
+    from plugins.huggingface.models import last_conv_layer, token_grid_layer
 
     path = getattr(tiny_models, f"make_tiny_{family}")(tmp_path / family)
     model = load_model(f"hf:{path}")

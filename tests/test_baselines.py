@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 from harness.errors import HarnessError
-from plugins import attention_methods, baselines
-from plugins.baselines import center_bias_map, uniform_map
+from plugins import attention as attention_methods
+from plugins.models import baselines
+from plugins.models.baselines import center_bias_map, uniform_map
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,13 +107,13 @@ def test_attention_methods_registered_and_resolvable():
 def test_baselines_register_hook():
     found = _collect(baselines.register_models)
     assert set(found) == {"uniform", "center-bias"}
-    assert found["center-bias"][0] == "plugins.baselines:center_bias"
+    assert found["center-bias"][0] == "plugins.models.baselines:center_bias"
 
 
 def test_listing_plugins_does_not_import_torch():
     code = (
-        "import sys; import plugins.baselines, plugins.efficientnet_lite, plugins.attention_methods; "
-        "from plugins import efficientnet_lite as e; e.EfficientNetLite('lite0').provenance(); "
+        "import sys; import plugins.models.baselines, plugins.models.efficientnet_lite, plugins.attention; "
+        "from plugins.models import efficientnet_lite as e; e.EfficientNetLite('lite0').provenance(); "
         "heavy = [m for m in ('torch', 'transformers', 'datasets', 'efficientnet_lite_pytorch') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from harness.cli import main
 from harness.data import load_gaze_dataset
-from plugins.cub_gha import CUBGHA
+from plugins.datasets.cub_gha import CUBGHA
 from test_formats_cub_gha import write_cub
 
 

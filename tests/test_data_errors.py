@@ -20,7 +20,7 @@ from PIL import Image
 from harness.data import GazeDataset
 from harness.data.download import fetch, tree_digest
 from harness.errors import DataError
-from plugins.osie import OSIE
+from plugins.datasets.osie import OSIE
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:

@@ -10,7 +10,7 @@ from harness.data import density
 from harness.data.density import fixation_density, loso_densities, record_density, sigma_px
 from harness.errors import DataError
 from harness.schema import Fixations
-from plugins.osie import OSIE
+from plugins.datasets.osie import OSIE
 
 
 def _reference(x, y, shape, sigma):

@@ -14,7 +14,7 @@ from PIL import Image
 
 from harness.errors import HarnessError, PluginError
 from harness.imagenet_classes import NAMES, WNIDS, index_of
-from plugins.efficientnet_lite import VARIANTS, EfficientNetLite, preprocess
+from plugins.models.efficientnet_lite import VARIANTS, EfficientNetLite, preprocess
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("HARNESS_DATA_DIR", REPO.parent / "shared" / "data"))

@@ -23,7 +23,7 @@ from harness.cli import main
 from harness.hookspecs import hookimpl
 from harness.plugins import pm
 from harness.results import load_runs
-from plugins.osie import OSIE
+from plugins.datasets.osie import OSIE
 
 LABELS_FILE = Path(__file__).parent / "data" / "imagenet_osie_labels.json"
 LABELS = {sid: v["wnid"] for sid, v in json.loads(LABELS_FILE.read_text())["labels"].items()}

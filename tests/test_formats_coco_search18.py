@@ -20,7 +20,7 @@ from PIL import Image
 
 from harness.data import load_gaze_dataset
 from harness.errors import DataError
-from plugins.coco_search18 import COCOSearch18
+from plugins.datasets.coco_search18 import COCOSearch18
 
 SIZE = (1680, 1050)
 

@@ -22,8 +22,8 @@ from PIL import Image
 
 from harness.data import load_gaze_dataset
 from harness.errors import DataError
-from plugins._judd_fixations import check_fixations
-from plugins.mit1003 import MIT1003
+from plugins.datasets._judd_fixations import check_fixations
+from plugins.datasets.mit1003 import MIT1003
 
 
 # ----------------------------------------------------------------------------- port vs MATLAB

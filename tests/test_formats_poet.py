@@ -103,7 +103,7 @@ def test_poet_structs_eyes_boxes(tmp_path):
     assert "fields imgCoord:" in r.output and "fixL, fixR" in r.output
 
     # the right eye is the other choice
-    from plugins.poet import POET
+    from plugins.datasets.poet import POET
 
     class RightEye(POET):
         eye = "right"
@@ -165,7 +165,7 @@ def test_poet_serves_its_tasks(tmp_path):
 def test_imagenet_aliases_name_the_voc_classes():
     """Every ImageNet class a VOC class accepts is, by its WordNet name, an instance of it."""
     from harness.imagenet_classes import NAMES
-    from plugins.poet import IMAGENET
+    from plugins.datasets.poet import IMAGENET
 
     words = {"aeroplane": ("airliner", "warplane"), "bicycle": ("bicycle", "bike"), "cow": ("ox", "buffalo", "bison"),
              "horse": ("sorrel",), "motorbike": ("moped", "scooter"), "diningtable": ("dining table",),
@@ -189,7 +189,7 @@ def test_real_classifier_on_poet_counts_imagenet_breeds_as_dog(tmp_path, osie_di
 
     from harness.imagenet_classes import WNIDS
     from harness.results import load_runs
-    from plugins.poet import IMAGENET
+    from plugins.datasets.poet import IMAGENET
 
     root = tmp_path / "poet"
     dogs = ["1009", "1097", "1292"]  # a beagle, a corgi, a golden retriever (tests/data/imagenet_osie_labels.json)

@@ -190,7 +190,7 @@ def test_vit_cls_attention_and_rollout_known_answer(tmp_path):
 
 @pytest.mark.parametrize("h,w", [(48, 64), (90, 50), (600, 800)])
 def test_view_box_matches_the_crop_worked_out_by_hand(tiny, h, w):
-    from plugins.hf_geometry import view_box
+    from plugins.huggingface.geometry import view_box
 
     deit = load_model("hf:" + str(tiny["deit"]))  # resize to 40x40, centre crop 32x32
     expected = crop_box(h, w, (40, 40), (32, 32))

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from harness.cli import main
 from harness.data import GazeDataset, load_gaze_dataset
-from plugins.osie import OSIE
+from plugins.datasets.osie import OSIE
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +185,7 @@ def test_fingerprint_depends_on_content_not_location(small_osie, tmp_path):
 
 
 def test_plugin_module_is_light():
-    code = ("import sys, plugins.osie, harness.data; "
+    code = ("import sys, plugins.datasets.osie, harness.data; "
             "heavy = [m for m in ('datasets', 'scipy', 'torch', 'transformers', 'numpy') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())

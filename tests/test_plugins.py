@@ -478,7 +478,9 @@ def test_listing_does_not_import_torch():
 
 
 def builtin_modules() -> list[str]:
-    return sorted(f"plugins.{p.stem}" for p in (REPO / "plugins").glob("*.py") if p.stem != "__init__")
+    root = REPO / "plugins"
+    return sorted(".".join(("plugins", *p.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
+                  for p in root.rglob("*.py"))
 
 
 def test_every_builtin_module_imports_light():
@@ -495,11 +497,16 @@ def test_every_builtin_module_imports_light():
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
+def _module_file(module: str) -> Path:
+    path = REPO.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
 def test_every_builtin_module_with_hooks_is_in_registry_yaml():
     """A built-in written but not catalogued would silently be missing from every listing."""
     catalogued = {entry["module"] for entry in plugins_mod.builtin_catalogue()}
     with_hooks = [m for m in builtin_modules()
-                  if re.search(r"^@hookimpl", (REPO / "plugins" / f"{m.split('.')[1]}.py").read_text(), re.M)]
+                  if re.search(r"^@hookimpl", _module_file(m).read_text(), re.M)]
     assert with_hooks
     missing = sorted(set(with_hooks) - catalogued)
     assert not missing, f"plugin modules with hooks but not in registry.yaml: {missing}"

@@ -62,7 +62,7 @@ def aliases() -> dict[str, dict[str, Any]]:
 def register_models(register):
     register(
         "hf",
-        "plugins.huggingface:load",
+        "plugins.huggingface.loader:load",
         tasks=TASKS,
         attention=ATTENTION,
         description=(
@@ -79,7 +79,7 @@ def register_models(register):
         kwargs["name"] = name
         register(
             name,
-            "plugins.huggingface:load",
+            "plugins.huggingface.loader:load",
             kwargs=kwargs,
             checkpoint=alias["checkpoint"],
             tasks=tuple(["free-viewing"] + list(alias.get("tasks", ()))),
@@ -271,7 +271,7 @@ def family(config: Any) -> str:
     """``vit`` | ``cnn`` | ``swin`` (classifiers), ``detr``, ``blip``, ``ved``; HarnessError otherwise."""
     from transformers import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING
 
-    from .hf_models import SWIN_LIKE, VIT_LIKE
+    from .models import SWIN_LIKE, VIT_LIKE
 
     model_type = getattr(config, "model_type", "")
     architectures = list(getattr(config, "architectures", None) or [])
@@ -344,7 +344,7 @@ def load(checkpoint: str, revision: str | None = None, name: str | None = None, 
     device = options.pop("device", None) or "cpu"
     model.to(device).eval()
 
-    from .hf_models import HFCaptioner, HFClassifier, HFDetector
+    from .models import HFCaptioner, HFClassifier, HFDetector
 
     kw = {"name": label, "model": model, "processor": processor, "provenance": provenance, "options": options}
     if kind in ("vit", "cnn", "swin"):

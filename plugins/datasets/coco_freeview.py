@@ -11,7 +11,7 @@ pysaliency merges them by file name after checking they are byte-identical, and 
 by name). Each trial has ``name``, ``subject``, ``X``, ``Y``, ``T``, ``length`` and ``split``
 (pysaliency/external_datasets/coco_freeview.py reads exactly these) in the COCO-Search18 format.
 
-Coordinates: as in COCO-Search18 (see plugins/coco_search18.py): the 1680x1050 stored image is the
+Coordinates: as in COCO-Search18 (see plugins/datasets/coco_search18.py): the 1680x1050 stored image is the
 display, so X/Y are its pixel coordinates unchanged; images of another size are skipped and counted.
 The first fixation of every scanpath is removed (``dropped_initial_fixation``) on the assumption that,
 as in COCO-Search18 whose readme says so explicitly, it is the initial centre fixation: the two datasets
@@ -22,7 +22,7 @@ FreeView release documentation itself was not available offline to confirm it. O
 ``T`` in ms.
 
 Pixels per degree: NaN: same set-up as COCO-Search18, whose viewing distance could not be sourced
-offline (see plugins/coco_search18.py and docs/datasets.md).
+offline (see plugins/datasets/coco_search18.py and docs/datasets.md).
 """
 
 from __future__ import annotations
@@ -95,6 +95,6 @@ class COCOFreeView(CocoSearchLayout):
 
 @hookimpl
 def register_datasets(register):
-    register("coco-freeview", "plugins.coco_freeview:COCOFreeView", tasks=COCOFreeView.tasks,
+    register("coco-freeview", "plugins.datasets.coco_freeview:COCOFreeView", tasks=COCOFreeView.tasks,
              description=COCOFreeView.description, pixels_per_degree=COCOFreeView.pixels_per_degree,
              licence="not stated with the release; images: MS COCO terms", source=SOURCE)

@@ -252,6 +252,6 @@ class POET(GazeDataset):
 
 @hookimpl
 def register_datasets(register):
-    register("poet", "plugins.poet:POET", tasks=POET.tasks, description=POET.description,
+    register("poet", "plugins.datasets.poet:POET", tasks=POET.tasks, description=POET.description,
              pixels_per_degree=POET.pixels_per_degree,
              licence="not found (dataset page unreachable); images: PASCAL VOC terms", source=SOURCE)

@@ -130,6 +130,6 @@ class COCOSearch18(CocoSearchLayout):
 
 @hookimpl
 def register_datasets(register):
-    register("coco-search18", "plugins.coco_search18:COCOSearch18", tasks=COCOSearch18.tasks,
+    register("coco-search18", "plugins.datasets.coco_search18:COCOSearch18", tasks=COCOSearch18.tasks,
              description=COCOSearch18.description, pixels_per_degree=COCOSearch18.pixels_per_degree,
              licence="not stated in the official readme; images: MS COCO terms", source=SOURCE)

@@ -113,6 +113,6 @@ class CAT2000(GazeDataset):
 
 @hookimpl
 def register_datasets(register):
-    register("cat2000", "plugins.cat2000:CAT2000", tasks=CAT2000.tasks, description=CAT2000.description,
+    register("cat2000", "plugins.datasets.cat2000:CAT2000", tasks=CAT2000.tasks, description=CAT2000.description,
              pixels_per_degree=CAT2000.pixels_per_degree,
              licence="not stated on the MIT saliency benchmark page (research use)", source=SOURCE)

@@ -9,7 +9,7 @@ Every model:
 - loads with ``attn_implementation="eager"`` (SDPA and flash attention return no weights);
 - preprocesses with the checkpoint's own image processor, PIL backend (``backend="pil"``);
 - maps its grid maps back to the stimulus with :func:`harness.attention.resize.to_stimulus`, using
-  the processor's measured geometry (:mod:`plugins.hf_geometry`): pixels the model never saw (cut
+  the processor's measured geometry (:mod:`plugins.huggingface.geometry`): pixels the model never saw (cut
   off by a centre crop) get 0.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.models import Prediction, check_request
 
-from .hf_geometry import padded_box, view_box
+from .geometry import padded_box, view_box
 
 TOP_K = 5
 DEFAULT_MAX_NEW_TOKENS = 30  # COCO captions are ~10 words; 30 tokens leave room for sub-words

@@ -224,7 +224,7 @@ def register_models(register):
     for variant, spec in VARIANTS.items():
         register(
             f"efficientnet-{variant}",
-            "plugins.efficientnet_lite:EfficientNetLite",
+            "plugins.models.efficientnet_lite:EfficientNetLite",
             kwargs={"variant": variant},
             tasks=TASKS,
             attention=ATTENTION,

@@ -179,6 +179,6 @@ class CapGaze(GazeDataset):
 
 @hookimpl
 def register_datasets(register):
-    register("capgaze", "plugins.capgaze:CapGaze", tasks=CapGaze.tasks, description=CapGaze.description,
+    register("capgaze", "plugins.datasets.capgaze:CapGaze", tasks=CapGaze.tasks, description=CapGaze.description,
              pixels_per_degree=CapGaze.pixels_per_degree,
              licence="not stated in the authors' repository; PASCAL images: see PASCAL VOC terms", source=SOURCE)

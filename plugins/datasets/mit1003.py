@@ -19,7 +19,7 @@ width)/2`` on Psychtoolbox screen coordinates whose top-left pixel is (0, 0). So
 lines are commented out). Fixations outside the image (including blinks) are dropped and counted.
 
 Fixations: derived from the raw samples with the authors' ``checkFixations.m`` (ported exactly in
-:mod:`plugins._judd_fixations`; the README prescribes it). As in the authors' ``showEyeData.m``
+:mod:`plugins.datasets._judd_fixations`; the README prescribes it). As in the authors' ``showEyeData.m``
 ("DO NOT include the first fixation in the center of the image ... because we require users to look
 at a center crosshair") and pysaliency's ``get_mit1003``, each trace's first fixation is discarded
 (counted as ``dropped_initial_fixation``) before the out-of-image ones are removed. (pysaliency removes
@@ -147,6 +147,6 @@ class MIT1003(GazeDataset):
 
 @hookimpl
 def register_datasets(register):
-    register("mit1003", "plugins.mit1003:MIT1003", tasks=MIT1003.tasks, description=MIT1003.description,
+    register("mit1003", "plugins.datasets.mit1003:MIT1003", tasks=MIT1003.tasks, description=MIT1003.description,
              pixels_per_degree=MIT1003.pixels_per_degree,
              licence="not stated by the authors (research use; see the dataset page)", source=SOURCE)

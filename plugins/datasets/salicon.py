@@ -135,6 +135,6 @@ class SALICON(GazeDataset):
 
 @hookimpl
 def register_datasets(register):
-    register("salicon", "plugins.salicon:SALICON", tasks=SALICON.tasks, description=SALICON.description,
+    register("salicon", "plugins.datasets.salicon:SALICON", tasks=SALICON.tasks, description=SALICON.description,
              pixels_per_degree=SALICON.pixels_per_degree, licence="not stated in the SALICON API repository (see salicon.net); images: MS COCO terms",
              source=SOURCE)

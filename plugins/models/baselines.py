@@ -3,7 +3,7 @@
 They bracket every result: a network's attention that does no better than ``center-bias`` has
 learnt nothing about *where in this image* people look, only that they look near the middle.
 Both return the same map for every image of a given size; their single attention method is
-``prior`` (registered by :mod:`plugins.attention_methods`).
+``prior`` (registered by :mod:`plugins.attention`).
 
 Centre bias
 -----------
@@ -103,7 +103,7 @@ def center_bias() -> BaselineModel:
 def register_models(register):
     register(
         "uniform",
-        "plugins.baselines:uniform",
+        "plugins.models.baselines:uniform",
         tasks=TASKS,
         attention=ATTENTION,
         baseline=True,
@@ -111,7 +111,7 @@ def register_models(register):
     )
     register(
         "center-bias",
-        "plugins.baselines:center_bias",
+        "plugins.models.baselines:center_bias",
         tasks=TASKS,
         attention=ATTENTION,
         baseline=True,

@@ -151,6 +151,6 @@ class CUBGHA(GazeDataset):
 
 @hookimpl
 def register_datasets(register):
-    register("cub-gha", "plugins.cub_gha:CUBGHA", tasks=CUBGHA.tasks, description=CUBGHA.description,
+    register("cub-gha", "plugins.datasets.cub_gha:CUBGHA", tasks=CUBGHA.tasks, description=CUBGHA.description,
              pixels_per_degree=CUBGHA.pixels_per_degree,
              licence="not stated in the CUB-GHA repository; CUB-200-2011 images: research use", source=SOURCE)

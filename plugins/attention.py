@@ -30,7 +30,7 @@ def register_attention_methods(register):
     )
     register(
         "prior",
-        "plugins.baselines:prior_map",
+        "plugins.models.baselines:prior_map",
         description=(
             "The image-independent map of a baseline model (uniform, or the Clarke & Tatler 2014 "
             "centre-bias Gaussian); the same for every image of a given size."

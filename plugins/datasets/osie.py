@@ -140,7 +140,7 @@ def _read_fixations_mat(mat_path: Path):
 def register_datasets(register):
     register(
         "osie",
-        "plugins.osie:OSIE",
+        "plugins.datasets.osie:OSIE",
         tasks=OSIE.tasks,
         description=OSIE.description,
         pixels_per_degree=OSIE.pixels_per_degree,

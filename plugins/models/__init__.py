@@ -1,0 +1,1 @@
+"""Built-in model plugins: the reference baselines and EfficientNet-Lite."""
