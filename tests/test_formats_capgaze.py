@@ -11,7 +11,11 @@ so reading the wrong eye, the wrong samples or swapping x and y fails.
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +127,171 @@ def test_capgaze_missing_layout_names_the_folder(tmp_path):
     (tmp_path / "capgaze" / "images").mkdir(parents=True)
     with pytest.raises(DataError, match="gaze_converted_2 does not exist"):
         load_gaze_dataset("capgaze", data_dir=tmp_path / "capgaze", cache_dir=tmp_path / "cache")
+
+
+# -- crafted gaze files: the reader must refuse them without running anything ------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+GAZE_FILE = ("gaze_converted_2", "2", "gaze", "2008_000885.npy")  # participant 2's file of the fixture
+RECONSTRUCT = np.array(0).__reduce__()[0]  # numpy.(_)core.multiarray._reconstruct, as numpy pickles arrays
+
+
+class Reduce:
+    """Pickles as ``func(*args)`` followed by ``__setstate__(state)``, whatever ``func`` is."""
+
+    def __init__(self, func, args, state=None):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
+
+
+def save_crafted(path: Path, payload: object = None, *, raw: bytes | None = None, protocol: int = 2) -> None:
+    """An .npy with an object-array header (as the release's files have) and ``payload`` pickled
+    (or the pickle bytes ``raw``) as its data."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": ()})
+        f.write(raw if raw is not None else pickle.dumps(payload, protocol=protocol))
+
+
+def crafted_root(tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "capgaze"
+    write_capgaze(root, fixture_images())
+    return root, root.joinpath(*GAZE_FILE)
+
+
+def touch(sentinel: Path) -> str:
+    return f"touch {shlex.quote(str(sentinel))}"
+
+
+SYSTEM = f"{os.system.__module__}.system"  # posix.system
+
+
+@pytest.mark.parametrize("where", ["whole file", "inside the gaze dict"])
+def test_capgaze_code_in_a_gaze_file_is_refused_not_run(tmp_path, where):
+    root, bad = crafted_root(tmp_path)
+    sentinel = tmp_path / "SENTINEL"
+    attack = Reduce(os.system, (touch(sentinel),))
+    if where == "whole file":
+        save_crafted(bad, attack)
+    else:  # a genuine-looking file with the call hidden in one value
+        save_crafted(bad, np.array(dict(gaze_dict(20, 0, {10: (0.5, 0.5)}), left_eye=attack), dtype=object))
+    with pytest.raises(DataError) as err:
+        load_gaze_dataset("capgaze", data_dir=root, cache_dir=tmp_path / "cache")
+    assert not sentinel.exists()
+    message = str(err.value)
+    assert message == (f"capgaze: {bad}: refused to unpickle '{SYSTEM}' "
+                       "(only numpy arrays, dicts, lists, numbers and strings are allowed)")
+
+
+def test_capgaze_refused_gaze_file_is_a_one_line_cli_error(tmp_path):
+    root, bad = crafted_root(tmp_path)
+    sentinel = tmp_path / "SENTINEL"
+    save_crafted(bad, Reduce(os.system, (touch(sentinel),)))
+    r = CliRunner().invoke(main, ["datasets", "info", "capgaze", "--data-dir", str(root),
+                                  "--cache-dir", str(tmp_path / "cache")])
+    assert not sentinel.exists()
+    assert r.exit_code == 1, r.output
+    assert r.output.strip().splitlines() == [
+        f"Error: capgaze: {bad}: refused to unpickle '{SYSTEM}' "
+        "(only numpy arrays, dicts, lists, numbers and strings are allowed)"]
+    assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("protocol", [2, 4])  # GLOBAL and STACK_GLOBAL opcodes
+@pytest.mark.parametrize("func, name, args", [
+    (eval, "(builtins|__builtin__).eval", lambda s: (f"open({str(s)!r}, 'w').close()",)),
+    (exec, "(builtins|__builtin__).exec", lambda s: (f"open({str(s)!r}, 'w').close()",)),
+    (subprocess.Popen, "(subprocess|commands).Popen", lambda s: (["touch", str(s)],)),
+    (subprocess.check_call, "(subprocess|commands).check_call", lambda s: (["touch", str(s)],)),
+], ids=["eval", "exec", "Popen", "check_call"])
+def test_capgaze_other_dangerous_globals_are_refused(tmp_path, func, name, args, protocol):
+    root, bad = crafted_root(tmp_path)
+    sentinel = tmp_path / "SENTINEL"
+    # even as the array's reconstruction state, where numpy would call it while rebuilding the array
+    save_crafted(bad, np.array({"time_stamp": Reduce(func, args(sentinel))}, dtype=object), protocol=protocol)
+    # a protocol-2 pickle names some modules as Python 2 did (__builtin__, commands)
+    with pytest.raises(DataError, match=rf"^capgaze: .*2008_000885\.npy: refused to unpickle '{name}' \(only numpy"):
+        load_gaze_dataset("capgaze", data_dir=root, cache_dir=tmp_path / "cache")
+    assert not sentinel.exists()
+
+
+@pytest.mark.parametrize("case", ["reconstruct a non-array", "rewire an admitted global", "bytes via another codec"])
+def test_capgaze_admitted_globals_cannot_be_abused(tmp_path, case):
+    """The globals numpy's pickles need are admitted only as stand-ins that build data: they cannot
+    be called on other classes, rebound through BUILD, or used as general-purpose helpers."""
+    root, bad = crafted_root(tmp_path)
+    if case == "reconstruct a non-array":  # numpy's _reconstruct builds any ndarray subclass's __new__
+        save_crafted(bad, Reduce(RECONSTRUCT, (np.dtype, (0,), b"b")))
+        expected = "of 'numpy.dtype' (numpy.ndarray only)"
+    elif case == "rewire an admitted global":  # PROTO 2, GLOBAL numpy dtype, BUILD (None, {'build': 1})
+        save_crafted(bad, raw=b"\x80\x02cnumpy\ndtype\nN}U\x05buildK\x01s\x86b.")
+        expected = "a change to 'numpy.dtype'"
+    else:  # PROTO 2, GLOBAL _codecs encode, ('x', 'rot13'), REDUCE
+        save_crafted(bad, raw=b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x05\x00\x00\x00rot13\x86R.")
+        expected = "'_codecs.encode' with arguments ('x', 'rot13')"
+    with pytest.raises(DataError, match=r"2008_000885\.npy: refused to unpickle ") as err:
+        load_gaze_dataset("capgaze", data_dir=root, cache_dir=tmp_path / "cache")
+    assert expected in str(err.value)
+
+
+def test_capgaze_forged_object_dtype_is_refused_not_dereferenced(tmp_path):
+    """numpy's own dtype.__setstate__ trusts the flags in the pickle: a void dtype with an object
+    field but no object flag lets raw bytes from the file become object pointers (numpy's unpickler
+    then crashes, or worse, when the reader touches a sample). Run in a child process, so a crash
+    fails this test instead of ending the test run."""
+    root, bad = crafted_root(tmp_path)
+    forged = Reduce(np.dtype, ("V8", False, True), (3, "|", None, ("a",), {"a": (np.dtype("O"), 0)}, 8, 1, 0))
+    samples = Reduce(RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (24,), forged, False, b"A" * 8 * 24))
+    save_crafted(bad, np.array(dict(gaze_dict(24, 0, {}), left_eye=samples), dtype=object))
+    proc = subprocess.run([sys.executable, "-m", "harness", "datasets", "info", "capgaze", "--data-dir", str(root),
+                           "--cache-dir", str(tmp_path / "cache")], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stderr.strip().splitlines() == [
+        f"Error: capgaze: {bad}: refused to unpickle numpy.dtype('V8', False, True) (simple types only) "
+        "(only numpy arrays, dicts, lists, numbers and strings are allowed)"]
+    # the same forged fields on a dtype named as a simple type are refused by their state
+    forged.args = ("O8", False, True)
+    save_crafted(bad, np.array(dict(gaze_dict(24, 0, {}), left_eye=samples), dtype=object))
+    with pytest.raises(DataError, match=r"refused to unpickle a numpy\.dtype 'O8' with the state \(3, '\|', None, "
+                                        r"\('a',\).*\(no fields, subarrays or metadata\)"):
+        load_gaze_dataset("capgaze", data_dir=root, cache_dir=tmp_path / "cache")
+
+
+def test_capgaze_fixture_reads_as_numpy_does_without_allow_pickle(tmp_path, monkeypatch):
+    """The legitimate files give what np.load(allow_pickle=True, encoding='latin1') gives (same
+    types, dtypes and numbers), while np.load is never asked to unpickle."""
+    from plugins.datasets.capgaze import CapGaze
+
+    root = tmp_path / "capgaze"
+    write_capgaze(root, fixture_images())
+    paths = sorted((root / "gaze_converted_2").glob("*/gaze/*.npy"))
+    assert len(paths) == 3
+    expected = {p: np.load(p, allow_pickle=True, encoding="latin1").item() for p in paths}
+    real_load = np.load
+
+    def no_pickle_load(*args, **kwargs):
+        assert not kwargs.get("allow_pickle"), "np.load(allow_pickle=True) runs code from the file"
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(np, "load", no_pickle_load)
+    reader = CapGaze()
+    for path, want in expected.items():
+        got = reader._read_gaze(path)
+        assert list(got) == list(want)
+        for key in want:
+            assert type(got[key]) is type(want[key]), key
+            if isinstance(want[key], np.ndarray):
+                assert got[key].dtype == want[key].dtype and got[key].shape == want[key].shape
+                assert got[key].tobytes() == want[key].tobytes()
+            else:
+                assert got[key] == want[key], key
+    # and the whole conversion still gives the numbers of test_capgaze_samples_eyes_and_captions
+    _, ds = load_gaze_dataset("capgaze", data_dir=root, cache_dir=tmp_path / "cache")
+    rec = ds.remove_columns("image").to_list()[0]
+    assert [(f["subject"], f["x"], f["y"], f["start_ms"]) for f in rec["fixations"]] == [
+        ("1", pytest.approx(0.25 * W - 0.5), pytest.approx(0.5 * H - 0.5), pytest.approx(250.0)),
+        ("2", 0.0, float(H - 1), pytest.approx(250.0)),
+        ("2", pytest.approx(0.5 * W - 0.5), pytest.approx(0.2 * H - 0.5), pytest.approx(350.0)),
+    ]
