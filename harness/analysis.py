@@ -52,7 +52,9 @@ def _task_score_column(columns: Sequence[str], score: str | None = None) -> str 
 
 def alignment_vs_task(frame, directions: dict[str, str], *, seed: int = 0, score: str | None = None) -> dict[str, Any]:
     """Per gaze metric: solved vs unsolved means with CIs, and rank correlation with the task score."""
-    ok = frame[frame["status"] == "ok"]
+    from .results.summary import SCORED
+
+    ok = frame[frame["status"].isin(SCORED)]
     score_col = _task_score_column(list(ok.columns), score)
     out: dict[str, Any] = {"task_score": score_col[5:] if score_col else None, "metrics": {}}
     if "task:solved" not in ok.columns or score_col is None:

@@ -1,5 +1,6 @@
 """Run folders for the leaderboard tests, written the way ``harness/results.py`` documents them
-(settings.json, shards/part-*.parquet, manifest.json, summary.json, optional maps/*.npy), and
+(settings.json, shards/part-*.parquet, manifest.json, summary.json, optional maps/ with
+index.json, or the older maps/<stimulus_id>.npy layout), and
 ``harness eval`` runs on real OSIE stimuli for the tests that need real ones."""
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.results import SCHEMA_VERSION, atomic_write_json, atomic_write_parquet, run_id_for, settings_hash
+from harness.ids import stimulus_filename
+from harness.results import SCHEMA_VERSION, atomic_write_bytes, atomic_write_json, run_id_for, settings_hash
+from harness.results.files import parquet_bytes, sha256_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 DIRECTIONS = {"nss": "higher", "auc_judd": "higher", "cc": "higher", "sim": "higher", "kld": "lower"}
@@ -23,8 +26,10 @@ def write_run(root: Path, *, model: str, metrics: dict[str, float], attention: s
               task_metrics: dict[str, float] | None = None, task_primary: str | None = None, n_images: int = 4,
               n_failed: int = 0, seed: int = 0, profile: str = "mit",
               finished_at: str = "2025-03-01T12:00:00+00:00", maps: dict[str, np.ndarray] | None = None,
-              stimulus_ids: list[str] | None = None) -> Path:
-    """One finished run folder; per-image values average exactly to ``metrics``."""
+              stimulus_ids: list[str] | None = None, legacy_maps: bool = False) -> Path:
+    """One finished run folder; per-image values average exactly to ``metrics``. ``maps`` are
+    saved as ``maps/<stimulus_filename(id, ".npy")>`` named in ``maps/index.json``, or, with
+    ``legacy_maps``, as the ``maps/<id>.npy`` of runs written before the index existed."""
     import pyarrow as pa
 
     settings = {
@@ -50,10 +55,18 @@ def write_run(root: Path, *, model: str, metrics: dict[str, float], attention: s
             row.update({m: None for m in metrics})
             row.update({f"task:{k}": None for k in (task_metrics or {})})
         rows.append(row)
-    atomic_write_parquet(run / "shards" / "part-000000.parquet", pa.Table.from_pylist(rows))
+    # named and hashed as the real writer does (harness.results.writer.RunWriter.write_shard)
+    data = parquet_bytes(pa.Table.from_pylist(rows))
+    shard = run / "shards" / f"part-00000000-{sha256_bytes(data)[:16]}.parquet"
+    atomic_write_bytes(shard, data)
+    index = {}
     for sid, smap in (maps or {}).items():
+        name = f"{sid}.npy" if legacy_maps else stimulus_filename(sid, ".npy")
         (run / "maps").mkdir(exist_ok=True)
-        np.save(run / "maps" / f"{sid}.npy", np.asarray(smap, dtype=np.float32))
+        np.save(run / "maps" / name, np.asarray(smap, dtype=np.float32))
+        index[name] = sid
+    if index and not legacy_maps:
+        atomic_write_json(run / "maps" / "index.json", index)
     manifest = {
         "schema_version": SCHEMA_VERSION, "harness_version": "0.1.0", "run_id": run.name,
         "settings_sha256": settings_hash(settings), "model": model,
@@ -62,12 +75,13 @@ def write_run(root: Path, *, model: str, metrics: dict[str, float], attention: s
         "metric_profile": profile, "metric_params": settings["metric_params"], "seed": seed, "batch_size": 8,
         "wall_time_s": 12.5, "packages": {"torch": "2.13.0", "numpy": "2.3.0"},
         "started_at": "2025-03-01T11:59:00+00:00", "finished_at": finished_at,
+        "shards": {shard.name: sha256_bytes(data)},
     }
     atomic_write_json(run / "manifest.json", manifest)
     summary = {
         "schema_version": SCHEMA_VERSION, "model": model, "kind": kind, "attention": attention,
         "dataset": dataset, "task": task, "metric_profile": profile, "n_images": n_images, "n_failed": n_failed,
-        "metrics": metrics, "metric_directions": {m: DIRECTIONS.get(m, "higher") for m in metrics},
+        "metrics": metrics if ok else {m: float("nan") for m in metrics}, "metric_directions": {m: DIRECTIONS.get(m, "higher") for m in metrics},
         "task_metrics": task_metrics or {}, "task_primary": task_primary, "finished_at": finished_at,
     }
     atomic_write_json(run / "summary.json", summary)

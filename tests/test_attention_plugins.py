@@ -65,7 +65,9 @@ def test_plugin_method_is_offered_and_computed_on_efficientnet(activation_plugin
     forward, layer = model._network()
     maps, _ = activation_mean(forward, layer, torch.from_numpy(preprocess([image], model.resolution)), [0])
     expected = to_stimulus(maps[0].numpy(), image.size[1], image.size[0])
-    stored = np.load(run.path / "maps" / "1001.npy")
+    from harness.ids import stimulus_filename
+
+    stored = np.load(run.path / "maps" / stimulus_filename("1001", ".npy"))
     assert stored.shape == (600, 800)
     np.testing.assert_allclose(stored, expected, rtol=1e-5, atol=1e-6)
     # and it is not Grad-CAM under another name

@@ -153,6 +153,62 @@ def test_small_copy_converts_like_the_full_data(small_osie, osie_dataset, tmp_pa
         assert comparable(ds[i]["fixations"]) == comparable(osie_dataset[i]["fixations"])
 
 
+# ----------------------------------------------------------------------------- unsafe stimulus ids
+class _RenamesSecond(OSIE):
+    """OSIE whose converter gives its second record the id ``new_id`` (ids name files later)."""
+    new_id = "../../x"
+
+    def convert(self, root):
+        for i, rec in enumerate(super().convert(root)):
+            yield {**rec, "stimulus_id": self.new_id} if i == 1 else rec
+
+
+@pytest.mark.parametrize("bad, reason", [
+    ("../../x", "'..' path segment"), ("/tmp/x", "starts with '/'"), ("../../etc/passwd", "'..' path segment"),
+    ("a//b", "empty"), ("a\nb", "control character"), ("a\\b", "backslash"), (" 1002", "whitespace"),
+])
+def test_unsafe_stimulus_id_is_a_one_line_error_naming_the_record(small_osie, tmp_path, monkeypatch, bad, reason):
+    root = small_osie(n=3)
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(_RenamesSecond, "new_id", bad)
+    with pytest.raises(DataError) as exc:
+        _RenamesSecond(data_dir=root, cache_dir=cache).load()
+    msg = _one_line(exc)
+    assert msg.startswith(f"osie: record {bad!r}: invalid stimulus_id: ") and reason in msg
+    assert _leftovers(cache / "arrow" / "osie") == []
+
+
+def _replace_cached_id(obj: GazeDataset, index: int, sid: str) -> None:
+    """Edit a converted table in place, as a cache written before ids were checked would hold it."""
+    import datasets
+
+    data = obj.cache_path() / "data"
+    ds = datasets.load_from_disk(str(data))
+    ds = ds.map(lambda old, i: {"stimulus_id": sid if i == index else old}, input_columns="stimulus_id",
+                with_indices=True)
+    ds.save_to_disk(str(data.with_name("edited")))
+    del ds
+    shutil.rmtree(data)
+    os.rename(data.with_name("edited"), data)
+
+
+def test_a_cache_holding_an_unsafe_id_is_rebuilt_not_trusted(small_osie, tmp_path, monkeypatch):
+    root = small_osie(n=3)
+    cache = tmp_path / "cache"
+    obj = OSIE(data_dir=root, cache_dir=cache)
+    obj.load()
+    _replace_cached_id(obj, 1, "../../x")
+    again = OSIE(data_dir=root, cache_dir=cache)
+    assert again.cache_path() == obj.cache_path()  # same fingerprint: only the check can tell
+    assert again.load()["stimulus_id"] == ["1001", "1002", "1003"]
+    # a cache made by a converter that really yields the id: rebuilding it names the record
+    _replace_cached_id(obj, 1, "../../x")
+    with pytest.raises(DataError) as exc:
+        _RenamesSecond(data_dir=root, cache_dir=cache).load()
+    assert _one_line(exc).startswith("osie: record '../../x': invalid stimulus_id: ")
+    assert _leftovers(cache / "arrow" / "osie") == []
+
+
 # ----------------------------------------------------------------------------- interrupted conversion
 class _FailsMidway(OSIE):
     exc: BaseException = RuntimeError("simulated crash")

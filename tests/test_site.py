@@ -147,7 +147,11 @@ def test_example_overlays_from_maps_saved_by_harness_eval(tmp_path, osie_dir):
                                   str(results), "--no-references", "--no-show"])
     assert r.exit_code == 0, r.output
     (run,) = load_runs(results)
-    saved = sorted(p.stem for p in (run.path / "maps").glob("*.npy"))
+    maps_index = run.path / "maps" / "index.json"
+    if maps_index.is_file():  # maps/<stimulus_filename(id)> named in maps/index.json
+        saved = sorted(json.loads(maps_index.read_text()).values())
+    else:  # runs written before the index: maps/<id>.npy
+        saved = sorted(p.stem for p in (run.path / "maps").glob("*.npy"))
     assert len(saved) == 3
     index = build_site(results, tmp_path / "site", n_examples=2)
     row = page_data(index)["rows"][0]
@@ -181,11 +185,86 @@ def test_missing_dataset_gives_a_note_not_a_failure(tmp_path, monkeypatch):
     assert (index.parent / row["examples"][0]["model"]).is_file()
 
 
+def _half_map(side: str) -> np.ndarray:
+    heat = np.zeros((60, 80))
+    heat[:, :40] = 1.0
+    return heat if side == "left" else heat[:, ::-1].copy()
+
+
+def _hot_half(png) -> str:
+    """Which half of a model overlay (drawn on the grey stand-in stimulus) carries the heat."""
+    change = np.abs(np.asarray(Image.open(png).convert("RGB")).astype(float) - 128).sum(axis=2)
+    half = change.shape[1] // 2
+    left, right = change[:, :half].mean(), change[:, half:].mean()
+    return "left" if left > right + 50 else "right" if right > left + 50 else "neither"
+
+
+@pytest.mark.parametrize("legacy_maps", [False, True])
+def test_runs_whose_ids_share_a_long_prefix_get_their_own_asset_folders(tmp_path, monkeypatch, legacy_maps):
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    stem = "a-very-long-model-name-" * 5
+    runs = {side: write_run(tmp_path / "runs", model=stem + side, dataset="no-such-dataset", metrics={"nss": 1.0},
+                            maps={"1001": _half_map(side)}, legacy_maps=legacy_maps)
+            for side in ("left", "right")}
+    assert runs["left"].name[:100] == runs["right"].name[:100] and runs["left"].name != runs["right"].name
+    index = build_site(tmp_path / "runs", tmp_path / "site")
+    rows = {r["run_id"]: r for r in page_data(index)["rows"]}
+    folders = set()
+    for side, run in runs.items():
+        (item,) = rows[run.name]["examples"]
+        assert item["stimulus_id"] == "1001"
+        folder = item["model"].rsplit("/", 1)[0]
+        assert folder.startswith("assets/runs/") and len(folder.rsplit("/", 1)[1]) <= 80
+        folders.add(folder)
+        assert _hot_half(index.parent / item["model"]) == side
+    assert len(folders) == 2
+
+
+def test_map_ids_come_from_the_maps_index_and_older_runs_keep_theirs(tmp_path, monkeypatch):
+    """Ids with ``/`` (category/name) and ids equal up to case keep their own maps; index entries
+    that point out of maps/ or into a sub-folder, files the index does not name and invalid ids are
+    ignored (the index is untrusted); a run without index.json is read by file stem as before."""
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    sides = {"cat/1001": "left", "A": "right", "a": "left", "a/b": "right", "a__b": "left"}
+    new = write_run(tmp_path / "runs", model="new", dataset="no-such-dataset", metrics={"nss": 1.0},
+                    maps={sid: _half_map(side) for sid, side in sides.items()})
+    maps = new / "maps"
+    index = json.loads((maps / "index.json").read_text())
+    assert len(index) == len(sides) and all("/" not in name for name in index)
+    np.save(new / "evil.npy", _half_map("left"))
+    (maps / "sub").mkdir()
+    np.save(maps / "sub" / "x.npy", _half_map("left"))
+    np.save(maps / "stray.npy", _half_map("left"))
+    np.save(maps / "bad.npy", _half_map("left"))
+    index.update({"../evil.npy": "evil", "sub/x.npy": "nested", "missing.npy": "missing", "bad.npy": "../../x",
+                  "stray.npy": 7})
+    (maps / "index.json").write_text(json.dumps(index))
+    old = write_run(tmp_path / "runs", model="old", dataset="no-such-dataset", metrics={"nss": 1.0},
+                    maps={"1001": _half_map("right")}, legacy_maps=True)
+    assert sorted(p.name for p in (old / "maps").iterdir()) == ["1001.npy"]
+    broken = write_run(tmp_path / "runs", model="broken", dataset="no-such-dataset", metrics={"nss": 1.0},
+                       maps={"1001": _half_map("left")})
+    (broken / "maps" / "index.json").write_text("{not json")
+
+    site = build_site(tmp_path / "runs", tmp_path / "site", n_examples=10)
+    rows = {r["run_id"]: r for r in page_data(site)["rows"]}
+    items = rows[new.name]["examples"]
+    assert [e["stimulus_id"] for e in items] == sorted(sides)
+    for item in items:
+        assert _hot_half(site.parent / item["model"]) == sides[item["stimulus_id"]], item
+    assert len({item["model"] for item in items}) == len(sides)
+    (item,) = rows[old.name]["examples"]
+    assert item["stimulus_id"] == "1001" and _hot_half(site.parent / item["model"]) == "right"
+    assert rows[broken.name]["examples"] == [] and "maps/index.json is unreadable" in rows[broken.name]["examples_note"]
+
+
 def test_rows_match_the_published_schema(sample):
     results, runs = sample
     rows = hub_table.mark_latest(hub_table.rows_from_runs(load_runs(results)))
     table = hub_table.rows_to_table(rows)
-    assert table.column_names[:9] == list(hub_table.IDENTITY)
+    assert table.column_names[:len(hub_table.IDENTITY)] == list(hub_table.IDENTITY)
     assert str(table.schema.field("nss").type) == "double" and str(table.schema.field("latest").type) == "bool"
     assert str(table.schema.field("task:top1").type) == "double"
     back = {r["run_id"]: r for r in hub_table.table_to_rows(table)}

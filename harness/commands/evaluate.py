@@ -32,7 +32,7 @@ from ..cli import main
 def eval_command(models, dataset, task, attention, limit, batch_size, output, data_dir, cache_dir, profile, seed,
                  sigma_deg, sigma_px, no_references, show) -> None:
     """Evaluate models' attention against human gaze (and their task performance)."""
-    from ..evaluate import EvalConfig, check_model_name, run_eval
+    from ..evaluation import EvalConfig, check_model_name, run_eval
 
     models = list(dict.fromkeys(models))
     for name in models:  # a typo in the last model fails before the first one runs
@@ -46,9 +46,18 @@ def eval_command(models, dataset, task, attention, limit, batch_size, output, da
         results += run_eval(cfg, references=not no_references and i == 0)
     for r in results:
         s = r.summary
-        note = f", resumed {r.resumed_images}" if r.resumed_images else ""
+        if r.reused:
+            note = ", already complete, reused"
+        elif r.resumed_images:
+            note = f", {r.resumed_images} reused from an earlier session, {r.computed_images} computed"
+        else:
+            note = ""
         failed = f", {s['n_failed']} failed" if s["n_failed"] else ""
-        click.echo(f"{s['model']} [{s['attention']}] on {s['dataset']}/{s['task']}: {s['n_images']} images{failed}{note} -> {r.run_dir}", err=True)
+        degenerate = f", {s['n_degenerate']} constant maps" if s.get("n_degenerate") else ""
+        nonfinite = {m: n for m, n in (s.get("nonfinite") or {}).items() if n}
+        bad = ", non-finite values: " + ", ".join(f"{m} {n}" for m, n in nonfinite.items()) if nonfinite else ""
+        click.echo(f"{s['model']} [{s['attention']}] on {s['dataset']}/{s['task']}: {s['n_images']} images"
+                   f"{failed}{degenerate}{bad}{note} -> {r.run_dir}", err=True)
     if show:
         from ..leaderboard.table import render_table
         from ..results import load_runs

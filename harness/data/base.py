@@ -40,6 +40,12 @@ file by ``(size, mtime_ns)`` under ``<cache>/hashes/`` for large datasets. ``sav
 the image bytes, so the cache is self-contained and does not depend on where the data folder is.
 A conversion is written into a temporary folder and renamed into place, so a failure or interrupt
 never leaves a half-written cache.
+
+Every converted record is checked (:meth:`GazeDataset._checked`): fields of the schema only, a
+valid and unique ``stimulus_id`` (:func:`harness.ids.validate_stimulus_id`; ids name files later,
+so ``../x`` must never get through), fixations inside the image. A cached table is read back
+without converting, so :meth:`load` re-checks its stimulus ids and rebuilds a cache holding an id
+the rule refuses (made before the rule, or edited since); the fingerprint does not cover the rule.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
 from ..errors import DataError, HarnessError
+from ..ids import validate_stimulus_id
 from . import paths
 
 META_FILE = "meta.json"
@@ -256,9 +263,10 @@ class GazeDataset:
         if (final / META_FILE).is_file():
             try:
                 ds = datasets.load_from_disk(str(final / DATA_SUBDIR))
+                _check_cached_ids(ds)
                 self._read_meta(final)
                 return ds
-            except Exception:  # an unreadable cache is rebuilt, never trusted
+            except Exception:  # an unreadable or invalid cache is rebuilt, never trusted
                 shutil.rmtree(final, ignore_errors=True)
         self._build(final)
         ds = datasets.load_from_disk(str(final / DATA_SUBDIR))
@@ -312,13 +320,19 @@ class GazeDataset:
             raise
 
     def _checked(self, records) -> Iterator[dict]:
-        """Fill absent task fields with None and enforce the canonical invariants on each record."""
+        """Fill absent task fields with None and enforce the canonical invariants on each record:
+        schema fields only, a valid (:func:`harness.ids.validate_stimulus_id`) and unique
+        ``stimulus_id``, fixations inside the image. Any violation is a one-line ``DataError``."""
         from ..schema import FEATURES, empty_task_fields
 
         allowed = set(FEATURES)
         seen: set[str] = set()
         for rec in records:
             sid = rec.get("stimulus_id")
+            try:
+                validate_stimulus_id(sid)
+            except ValueError as exc:
+                raise DataError(f"{self.name}: record {_short_repr(sid)}: invalid stimulus_id: {exc}") from None
             unknown = set(rec) - allowed
             if unknown:
                 raise DataError(f"{self.name}: record {sid!r} has fields outside the schema: {sorted(unknown)}")
@@ -378,6 +392,20 @@ class GazeDataset:
             "converter_version": str(self.converter_version),
             "fingerprint": self.fingerprint(),
         }
+
+
+def _short_repr(value: Any, limit: int = 120) -> str:
+    """``repr(value)``, cut in the middle when long (an error message stays one readable line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"
+
+
+def _check_cached_ids(ds) -> None:
+    """Raise ``ValueError`` if a cached table holds a stimulus id that :meth:`GazeDataset._checked`
+    would refuse (a table converted before the rule existed, or edited since): :meth:`load` then
+    rebuilds it, and the conversion names the offending record."""
+    for sid in ds.data.column("stimulus_id").to_pylist():
+        validate_stimulus_id(sid)
 
 
 class _HashMemo:

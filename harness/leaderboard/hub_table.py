@@ -21,14 +21,15 @@ from ..results import Run, settings_hash
 LEADERBOARD_FILE = "data/leaderboard.parquet"
 PER_IMAGE_FILE = "data/per_image.parquet"
 
-IDENTITY = ("run_id", "model", "attention", "dataset", "task", "kind", "metric_profile", "n_images", "n_failed")
+IDENTITY = ("run_id", "model", "attention", "dataset", "task", "kind", "metric_profile", "n_images", "n_failed",
+            "n_degenerate")
 GROUP_KEY = ("model", "attention", "dataset", "task", "metric_profile", "n_images")
 PROVENANCE = (
     "harness_version", "model_id", "weights_sha256", "revision", "dataset_fingerprint", "seed", "batch_size",
     "wall_time_s", "started_at", "finished_at", "settings_sha256", "task_primary", "metric_directions",
-    "packages", "settings", "manifest", "latest", "published_at",
+    "packages", "settings", "manifest", "nonfinite", "latest", "published_at",
 )
-JSON_COLUMNS = ("metric_directions", "packages", "settings", "manifest")
+JSON_COLUMNS = ("metric_directions", "packages", "settings", "manifest", "nonfinite")
 DEFAULT_PRIMARY = "nss"
 PER_IMAGE_IDENTITY = ("run_id", "model", "attention", "dataset", "task", "kind")
 
@@ -54,6 +55,7 @@ def run_row(run: Run) -> dict[str, Any]:
         "metric_profile": s.get("metric_profile", m.get("metric_profile", st.get("metric_profile"))),
         "n_images": s.get("n_images"),
         "n_failed": s.get("n_failed"),
+        "n_degenerate": s.get("n_degenerate", 0),
         "harness_version": m.get("harness_version"),
         "model_id": prov.get("model_id", m.get("model_id")),
         "weights_sha256": prov.get("weights_sha256", m.get("weights_sha256")),
@@ -70,6 +72,8 @@ def run_row(run: Run) -> dict[str, Any]:
         "packages": json.dumps(m.get("packages") or {}, sort_keys=True),
         "settings": json.dumps(st, sort_keys=True, default=str),
         "manifest": json.dumps(m, sort_keys=True, default=str),
+        # per metric, the stimuli whose value was NaN/inf (left out of the mean); only those > 0
+        "nonfinite": json.dumps({k: v for k, v in (s.get("nonfinite") or {}).items() if v}, sort_keys=True),
     }
     for name, value in (s.get("metrics") or {}).items():
         row[name] = _clean(float(value)) if value is not None else None
@@ -110,6 +114,14 @@ def metric_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
                 seen.add(k)
     order = {s.name: i for i, s in enumerate(get_registry().in_order("metric"))}
     return sorted(seen, key=lambda n: (order.get(n, len(order)), n))
+
+
+def nonfinite_of(row: dict[str, Any]) -> dict[str, int]:
+    """Metric -> number of stimuli with a non-finite value, from a row's ``nonfinite``."""
+    raw = row.get("nonfinite")
+    if isinstance(raw, str) and raw:
+        return json.loads(raw)
+    return dict(raw) if isinstance(raw, dict) else {}
 
 
 def task_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -164,7 +176,7 @@ def rows_to_table(rows: Sequence[dict[str, Any]]):
     extra = sorted({k for r in rows for k in r} - set(columns))
     columns += extra
     types = {c: pa.float64() for c in metrics + tasks}
-    types.update({"n_images": pa.int64(), "n_failed": pa.int64(), "seed": pa.int64(), "batch_size": pa.int64(),
+    types.update({"n_images": pa.int64(), "n_failed": pa.int64(), "n_degenerate": pa.int64(), "seed": pa.int64(), "batch_size": pa.int64(),
                   "wall_time_s": pa.float64(), "latest": pa.bool_()})
     arrays = {}
     for c in columns:

@@ -8,9 +8,13 @@ forbids everything else. All data is inserted by the script as text (``textConte
 HTML, so a model named ``<script>...`` is shown, not run.
 
 Example overlays: for up to ``n_examples`` stimuli per run (the ones whose attention maps the run
-saved as ``<run>/maps/<stimulus_id>.npy``, in dataset order) the page shows the human fixation
-density (recomputed from the dataset with the run's own ``sigma_px``) beside the model's map, each
-over the stimulus. Nothing is re-run.
+saved under ``<run>/maps/``, in dataset order) the page shows the human fixation density
+(recomputed from the dataset with the run's own ``sigma_px``) beside the model's map, each over the
+stimulus. Nothing is re-run. A run names its maps in ``maps/index.json`` (``{file name: stimulus
+id}``, files named by :func:`harness.ids.stimulus_filename`); the index is untrusted, so only plain
+``.npy`` files directly in ``maps/`` are read. Runs written before the index existed saved
+``maps/<stimulus_id>.npy`` and are read that way. Assets are written under folders named by
+:func:`harness.ids.safe_component`, so distinct runs (and datasets) never share one.
 """
 
 from __future__ import annotations
@@ -191,19 +195,67 @@ class _DatasetCache:
         return self._open[name]
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "x"
+MAPS_INDEX = "index.json"
+
+
+def _plain_map_file(maps_dir: Path, name: Any) -> Path | None:
+    """``maps_dir / name`` if ``name`` is one plain ``.npy`` file name of a regular file directly in
+    ``maps_dir`` (no folder, ``..``, backslash, hidden file or link), else None."""
+    if not isinstance(name, str) or not name.endswith(".npy") or name.startswith(".") or \
+            any(c in name for c in "/\\\0") or Path(name).name != name:
+        return None
+    path = maps_dir / name
+    return path if path.is_file() and not path.is_symlink() else None
+
+
+def saved_maps(run_dir: Path) -> tuple[dict[str, Path], str | None]:
+    """``({stimulus id: map file}, problem)`` of a run folder: through ``maps/index.json`` when the
+    run has one (entries that are not a plain file name in ``maps/`` with a valid stimulus id are
+    ignored; files it does not name too), else, for older runs, every plain ``maps/*.npy`` by its
+    stem. ``problem`` says why an index could not be read."""
+    from ..ids import validate_stimulus_id
+
+    maps_dir = run_dir / "maps"
+    if not maps_dir.is_dir():
+        return {}, None
+    index_file = maps_dir / MAPS_INDEX
+    maps: dict[str, Path] = {}
+    if not index_file.exists():
+        for path in sorted(maps_dir.glob("*.npy")):
+            if _plain_map_file(maps_dir, path.name) is not None:
+                maps.setdefault(path.stem, path)
+        return maps, None
+    try:
+        index = json.loads(index_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return {}, f"maps/{MAPS_INDEX} is unreadable ({type(exc).__name__})"
+    if not isinstance(index, dict):
+        return {}, f"maps/{MAPS_INDEX} is not a JSON object"
+    for name in sorted(index, key=str):
+        sid, path = index[name], _plain_map_file(maps_dir, name)
+        if path is None or not isinstance(sid, str):
+            continue
+        try:
+            validate_stimulus_id(sid)
+        except ValueError:
+            continue
+        maps.setdefault(sid, path)
+    return maps, None
 
 
 def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_done: dict) -> dict[str, Any]:
     """Write the overlay PNGs of one run under ``site/assets`` and describe them for the page."""
     import numpy as np
 
-    maps_dir = run.path / "maps"
-    maps = {p.stem: p for p in sorted(maps_dir.glob("*.npy"))} if maps_dir.is_dir() else {}
+    from ..ids import safe_component
+
+    maps, problem = saved_maps(run.path)
     if not maps or n <= 0:
-        note = None if run.summary.get("kind") == "ceiling" else \
-            "This run saved no attention maps (harness eval keeps the maps of its first stimuli under maps/)."
+        if problem is not None:
+            note = f"This run's attention maps cannot be shown: {problem}."
+        else:
+            note = None if run.summary.get("kind") == "ceiling" else \
+                "This run saved no attention maps (harness eval keeps the maps of its first stimuli under maps/)."
         return {"items": [], "note": note}
     name = run.summary.get("dataset")
     opened = datasets.get(name)
@@ -219,7 +271,8 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
     if sigma is None and gaze is not None:
         sigma = float(gaze.pixels_per_degree) * float((run.settings.get("metric_params") or {}).get("sigma_deg", 1.0))
     items = []
-    run_dir = site / "assets" / "runs" / _slug(run.run_id)
+    run_folder = safe_component(run.run_id)
+    run_dir = site / "assets" / "runs" / run_folder
     for k, sid in enumerate(order):
         smap = np.load(maps[sid], allow_pickle=False)
         item: dict[str, Any] = {"stimulus_id": sid}
@@ -234,7 +287,7 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
             if key not in human_done:
                 fix = Fixations.from_record(record)
                 density = fixation_density(fix.x, fix.y, (h, w), float(sigma))
-                rel = f"assets/human/{_slug(name)}/{len(human_done):03d}.png"
+                rel = f"assets/human/{safe_component(str(name))}/{len(human_done):03d}.png"
                 (site / rel).parent.mkdir(parents=True, exist_ok=True)
                 overlay(image, density, points=(fix.x, fix.y)).save(site / rel)
                 human_done[key] = rel
@@ -244,7 +297,7 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
 
             image = Image.new("RGB", (smap.shape[1], smap.shape[0]), (128, 128, 128))
         run_dir.mkdir(parents=True, exist_ok=True)
-        rel = f"assets/runs/{_slug(run.run_id)}/{k:03d}-model.png"
+        rel = f"assets/runs/{run_folder}/{k:03d}-model.png"
         overlay(image, smap).save(site / rel)
         item["model"] = rel
         items.append(item)

@@ -60,11 +60,18 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
         raise HarnessError("no finished runs to show")
     task_cols = hub_table.task_columns(rows)
     text = escape or (lambda v: v)
+    # a metric with non-finite values somewhere is flagged: its mean covers fewer stimuli
+    flagged = {m: [(r, hub_table.nonfinite_of(r)[m]) for r in rows if hub_table.nonfinite_of(r).get(m)]
+               for m in metric_cols}
+    flagged = {m: v for m, v in flagged.items() if v}
     headers = ["model", "attention", "dataset", "task", "images"]
-    headers += [f"{m} {ARROW.get(directions.get(m), '')}".strip() for m in metric_cols] + task_cols
+    headers += [f"{m}{'*' if m in flagged else ''} {ARROW.get(directions.get(m), '')}".strip() for m in metric_cols]
+    headers += task_cols
     body = []
     for r in rows:
-        images = r.get("n_images") if not r.get("n_failed") else f"{r.get('n_images')} ({r.get('n_failed')} failed)"
+        notes = [f"{r.get('n_failed')} failed"] if r.get("n_failed") else []
+        notes += [f"{r.get('n_degenerate')} constant"] if r.get("n_degenerate") else []
+        images = f"{r.get('n_images')} ({', '.join(notes)})" if notes else r.get("n_images")
         body.append(
             [text(f"{r.get('model')}{LABEL.get(r.get('kind'), '')}"), text(r.get("attention")), text(r.get("dataset")),
              text(r.get("task")), images]
@@ -80,7 +87,13 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
         w.writerow(headers)
         w.writerows(body)
         return buf.getvalue()
-    return tabulate(body, headers=headers, tablefmt=FORMATS[fmt], floatfmt=".4f", missingval="–")
+    table = tabulate(body, headers=headers, tablefmt=FORMATS[fmt], floatfmt=".4f", missingval="–")
+    if flagged and fmt != "html":
+        table += "\n\n" + "\n".join(
+            f"{m}*: non-finite values left out of the mean: "
+            + ", ".join(f"{text(str(r.get('model')))} {n} of {r.get('n_images')}" for r, n in found)
+            for m, found in flagged.items())
+    return table
 
 
 def render_table(runs: Sequence[Run], fmt: str = "github", primary: str | None = None) -> str:

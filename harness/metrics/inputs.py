@@ -45,6 +45,10 @@ class MetricInputError(HarnessError, ValueError):
     """Bad input to a metric (NaN map, fixation outside the map, shapes that differ)."""
 
 
+#: negative density values down to this fraction of the density's maximum are float round-off
+DENSITY_ROUNDOFF = 1e-9
+
+
 def _map(name: str, array: object, shape: tuple[int, int] | None = None) -> tuple[np.ndarray, float, float]:
     """A 2-D finite float64 copy-or-view of ``array``, flattened (C order), with its min and max."""
     a = np.asarray(array)
@@ -424,7 +428,13 @@ class MetricInputs:
         """The human density, validated on first use; sets ``dmin``, ``dmax``, ``dsum``."""
         d, self.dmin, self.dmax = _map("density", self._density, self.shape)
         if self.dmin < 0:
-            raise MetricInputError("density has negative values; expected a fixation density")
+            # an FFT or separable blur leaves float noise around zero (-1e-18): that is round-off,
+            # not a negative density, and is set to 0; anything larger is refused
+            if self.dmin < -DENSITY_ROUNDOFF * max(self.dmax, 0.0):
+                raise MetricInputError(f"density has negative values (min {self.dmin:.3g}, max {self.dmax:.3g}); "
+                                       "expected a fixation density")
+            d = np.maximum(d, 0.0)
+            self.dmin = 0.0
         self.dsum, self._dsumsq = (float(x) for x in kernels.sums(d))
         return d
 

@@ -1,60 +1,35 @@
-"""The results store: one folder per run, written atomically, readable back as :class:`Run`.
+"""Run folders read back: :class:`Run`, and every run of a results folder with the damaged ones
+reported and left out (see :mod:`.verify` for what is checked).
 
 Layout of ``<results>/<run_id>/`` (documented in ``docs/results.md``)::
 
-    settings.json        what determines the numbers; its hash is part of run_id
-    shards/part-*.parquet  per-image rows, one file per finished batch (atomic rename)
-    manifest.json        provenance: versions, hashes, timings (written when the run finishes)
-    summary.json         aggregate numbers (written last: its presence marks a finished run)
+    settings.json          what determines the numbers; its hash is part of run_id
+    sessions.json          the start of each session that computed rows
+    shards/part-<first>-<sha256 prefix>.parquet
+                           per-image rows, one file per finished batch (atomic rename); the name
+                           carries the file's own hash, so damage is seen before the manifest exists
+    maps/                  attention maps of the first stimuli (index.json names their stimuli)
+    damaged/               shards set aside as unreadable or not matching their hash
+    manifest.json          provenance, and the sha256 of every shard (written when the run finishes)
+    summary.json           aggregate numbers (written last: its presence marks a finished run)
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from .errors import HarnessError
+from ..errors import DataError, HarnessError
 
-SCHEMA_VERSION = 1
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
-
-
-def atomic_write_parquet(path: Path, table: Any) -> None:
-    import pyarrow.parquet as pq
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+#: 2: shard names carry their hash, the manifest lists every shard's sha256, summaries count
+#: degenerate maps and non-finite metric values
+SCHEMA_VERSION = 2
+SHARD_RE = re.compile(r"^part-(\d+)(?:-([0-9a-f]{16}))?\.parquet$")
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
@@ -85,24 +60,53 @@ class Run:
     def finished(self) -> bool:
         return bool(self.summary)
 
-    def per_image(self):
-        """All per-image rows as a pandas DataFrame (one row per stimulus)."""
-        import pandas as pd
-        import pyarrow.parquet as pq
+    def shard_files(self) -> list[Path]:
+        """The shard files, in name order (first stimulus index, then hash)."""
+        return shard_files(self.path)
 
-        files = sorted((self.path / "shards").glob("part-*.parquet"))
-        if not files:
+    def per_image(self):
+        """All per-image rows as a pandas DataFrame (one row per stimulus), in stimulus-id order;
+        an unreadable shard is a :class:`DataError` naming it."""
+        import pandas as pd
+
+        from .summary import canonical_order
+
+        frames = [read_shard(f) for f in self.shard_files()]
+        if not frames:
             return pd.DataFrame()
-        return pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+        return canonical_order(pd.concat(frames, ignore_index=True))
+
+
+def shard_files(run_dir: Path) -> list[Path]:
+    folder = Path(run_dir) / "shards"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if SHARD_RE.match(p.name))
+
+
+def read_shard(path: Path):
+    """One shard as a DataFrame; a truncated or garbled file is one line naming it."""
+    import pyarrow.parquet as pq
+
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise DataError(f"{path}: damaged shard ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from exc
+    if "stimulus_id" not in frame.columns or "status" not in frame.columns:
+        raise DataError(f"{path}: damaged shard (no stimulus_id/status columns)")
+    return frame
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise HarnessError(f"{path}: unreadable run file ({exc})") from exc
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: unreadable run file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: unreadable run file (a JSON object was expected)")
+    return data
 
 
 def read_run(path: Path) -> Run:
@@ -115,16 +119,43 @@ def read_run(path: Path) -> Run:
     )
 
 
-def load_runs(results_dir: Path | str, *, finished_only: bool = True) -> list[Run]:
-    """Every run under ``results_dir`` (recursively, so folders of folders work)."""
+def _warn(path: Path, problem: str) -> None:
+    print(f"warning: {path}: damaged run left out ({problem}); `harness verify` tells more", file=sys.stderr)
+
+
+def run_dirs(results_dir: Path | str) -> list[Path]:
+    """Every run folder under ``results_dir`` (recursively, so folders of folders work)."""
     root = Path(results_dir)
     if not root.is_dir():
         raise HarnessError(f"results folder {root} does not exist")
+    return sorted(p.parent for p in root.rglob("settings.json"))
+
+
+def load_runs(results_dir: Path | str, *, finished_only: bool = True, check: bool = True,
+              on_damaged: Callable[[Path, str], None] | None = _warn) -> list[Run]:
+    """Every run under ``results_dir``. With ``check``, a finished run whose files do not hold
+    together (unreadable JSON, a shard that is damaged or not the one the manifest recorded, a
+    summary that its shards do not give) is reported through ``on_damaged`` and left out, so one
+    damaged run never hides the others."""
+    from .verify import run_problems
+
     runs = []
-    for settings_file in sorted(root.rglob("settings.json")):
-        run = read_run(settings_file.parent)
-        if run.finished or not finished_only:
-            runs.append(run)
+    for path in run_dirs(results_dir):
+        try:
+            run = read_run(path)
+        except HarnessError as exc:
+            if on_damaged is not None:
+                on_damaged(path, str(exc).removeprefix(f"{path}/"))
+            continue
+        if finished_only and not run.finished:
+            continue
+        if check and run.finished:
+            problems = run_problems(run)
+            if problems:
+                if on_damaged is not None:
+                    on_damaged(path, problems[0] + (f" and {len(problems) - 1} more" if len(problems) > 1 else ""))
+                continue
+        runs.append(run)
     return runs
 
 

@@ -154,6 +154,9 @@
           td.textContent = fmt(v, col.digits);
           if (isNum(v)) td.dataset.value = String(v);
           if (col.key === "n_images" && r.n_failed) td.appendChild(el("span", { "class": "failed" }, " (" + r.n_failed + " failed)"));
+          if (col.key === "n_images" && r.n_degenerate) td.appendChild(el("span", { "class": "failed", "title": "constant attention maps: scored as a uniform prediction" }, " (" + r.n_degenerate + " constant)"));
+          var nonfinite = nonfiniteOf(r)[col.key];
+          if (nonfinite) td.appendChild(el("span", { "class": "failed", "title": nonfinite + " stimuli with a non-finite value, left out of this mean" }, "*"));
         } else {
           td.textContent = v === null || v === undefined ? "\u2013" : String(v);
         }
@@ -164,6 +167,11 @@
       tbody.appendChild(tr);
     });
     document.getElementById("row-count").textContent = rows.length + (rows.length === 1 ? " run" : " runs") + " shown";
+  }
+
+  function nonfiniteOf(r) {
+    if (!r.nonfinite) return {};
+    try { return typeof r.nonfinite === "string" ? JSON.parse(r.nonfinite) : r.nonfinite; } catch (e) { return {}; }
   }
 
   // ---- rendering: scatter plots -----------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""The results stage: a finished run's summary and manifest, from its rows and its provenance."""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from importlib import metadata as md
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..results import SCHEMA_VERSION, settings_hash
+from ..results.summary import aggregate, metric_columns
+
+PACKAGES = ("torch", "transformers", "datasets", "numpy", "scipy", "pyarrow", "pillow", "huggingface-hub")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "gaze-harness": __version__}
+    for name in PACKAGES:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def row(stimulus_id: str, status: str, error: str | None, scores: dict, task_scores: dict, output: dict,
+        seconds: float, n_fix: int) -> dict:
+    out: dict[str, Any] = {
+        "stimulus_id": stimulus_id,
+        "status": status,
+        "error": error,
+        "n_fixations": n_fix,
+        "seconds": seconds,
+        "output": json.dumps(output, default=_json_default) if output else None,
+    }
+    out.update({k: float(v) for k, v in scores.items()})
+    out.update({f"task:{k}": float(v) for k, v in task_scores.items()})
+    return out
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def summarize(frame, settings: dict[str, Any], *, task_obj, ctx, seed: int) -> dict[str, Any]:
+    """The run's summary (everything but ``finished_at``), recomputable from ``frame`` alone except
+    the dataset-level task metrics."""
+    from ..plugins import get_registry
+    from ..results.summary import canonical_order
+
+    frame = canonical_order(frame)
+    reg = get_registry()
+    names = metric_columns(frame, [s.name for s in reg.in_order("metric")])
+    directions = {m: "higher" if reg.get("metric", m).get("higher_is_better", True) else "lower" for m in names}
+    task_metrics: dict[str, float] = {}
+    if task_obj is not None and getattr(task_obj, "primary", None) is not None:
+        by_id = {r["stimulus_id"]: r for r in ctx.meta}
+        rows = frame.to_dict("records")
+        outputs = [json.loads(r["output"]) if isinstance(r.get("output"), str) else {} for r in rows]
+        task_metrics = dict(task_obj.score_dataset(outputs, [by_id[r["stimulus_id"]] for r in rows]))
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "model": settings["model"],
+        "kind": settings["kind"],
+        "attention": settings["attention"],
+        "dataset": settings["dataset"],
+        "task": settings["task"],
+        "metric_profile": settings["metric_profile"],
+        **aggregate(frame, names),
+        "metric_directions": directions,
+        "task_metrics": task_metrics,
+        "task_primary": getattr(task_obj, "primary", None),
+    }
+    if task_metrics:
+        from ..analysis import alignment_vs_task
+
+        summary["alignment_vs_task"] = alignment_vs_task(
+            frame, directions, seed=seed, score=getattr(task_obj, "per_image_score", None))
+    return summary
+
+
+def manifest(writer, cfg, settings: dict[str, Any], frame, finished_at: str, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "harness_version": __version__,
+        "run_id": writer.dir.name,
+        "settings_sha256": settings_hash(settings),
+        "model": settings["model"],
+        "model_provenance": settings["model_provenance"],
+        "dataset": settings["dataset"],
+        "dataset_fingerprint": settings["dataset_fingerprint"],
+        "task": settings["task"],
+        "attention": settings["attention"],
+        "metric_profile": settings["metric_profile"],
+        "metric_params": settings["metric_params"],
+        "seed": cfg.seed,
+        "batch_size": cfg.batch_size,
+        "wall_time_s": float(frame["seconds"].sum()) if len(frame) else 0.0,
+        "packages": package_versions(),
+        "platform": platform.platform(),
+        "command": cfg.command,
+        "started_at": writer.sessions[0] if writer.sessions else None,
+        "sessions": len(writer.sessions),
+        "finished_at": finished_at,
+        "shards": writer.shard_hashes(),
+        **extra,
+    }

@@ -1,0 +1,80 @@
+"""Does a run folder hold together? Used by ``harness verify`` (every run, every detail, exit 1 on
+any problem) and by every reader of a results folder (a damaged run is reported and left out).
+
+Checked, in order: the settings hash is the one in the folder name; every shard is readable, its
+bytes match the hash in its name and the sha256 the manifest recorded, and no shard is missing or
+extra; no stimulus has two rows; a finished run has one row per stimulus it was asked to score; the
+summary has the types the schema says; and the summary is the one its rows give (counts, failures,
+degenerate maps, non-finite values and every metric mean, recomputed). Dataset-level task metrics
+(mAP, CIDEr) need the dataset's records and are checked for their types only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import HarnessError
+from .files import sha256_file
+from .store import SHARD_RE, Run, read_shard, run_id_for, settings_hash
+from .summary import aggregate, metric_columns, mismatches, type_problems
+
+
+def shard_problems(path: Path, manifest_hashes: dict[str, str] | None) -> tuple[list[str], object]:
+    """(problems, frame or None) of one shard file."""
+    digest = sha256_file(path)
+    named = SHARD_RE.match(path.name).group(2)
+    if named is not None and not digest.startswith(named):
+        return [f"{path.name}: contents do not match the hash in its name (sha256 {digest[:16]})"], None
+    if manifest_hashes is not None and path.name in manifest_hashes and manifest_hashes[path.name] != digest:
+        return [f"{path.name}: sha256 {digest[:16]}… is not the {str(manifest_hashes[path.name])[:16]}… the manifest recorded"], None
+    try:
+        return [], read_shard(path)
+    except HarnessError as exc:
+        return [f"{path.name}: {str(exc).split(': ', 1)[-1]}"], None
+
+
+def run_problems(run: Run) -> list[str]:
+    """Everything wrong with ``run``, one phrase each (empty: the run holds together)."""
+    import pandas as pd
+
+    problems: list[str] = []
+    settings, manifest, summary = run.settings, run.manifest, run.summary
+    if not settings:
+        return ["settings.json is missing"]
+    try:
+        if run_id_for(settings) != run.path.name:
+            problems.append(f"settings.json (sha256 {settings_hash(settings)[:12]}) does not match the folder name")
+    except (KeyError, TypeError):
+        problems.append("settings.json lacks model, dataset, task or attention")
+    recorded = manifest.get("shards") if manifest else None
+    if recorded is not None and not isinstance(recorded, dict):
+        problems.append("manifest.json: shards is not a mapping of file names to sha256")
+        recorded = None
+    frames = []
+    files = run.shard_files()
+    for path in files:
+        found, frame = shard_problems(path, recorded)
+        problems += found
+        if frame is not None:
+            frames.append(frame)
+    if recorded is not None and run.finished:
+        names = {p.name for p in files}
+        problems += [f"{name}: listed in the manifest but missing" for name in sorted(set(recorded) - names)]
+        problems += [f"{name}: not listed in the manifest" for name in sorted(names - set(recorded))]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["stimulus_id", "status"])
+    dup = frame["stimulus_id"][frame["stimulus_id"].duplicated()]
+    if len(dup):
+        problems.append(f"{dup.nunique()} stimuli have more than one row (e.g. {dup.iloc[0]!r})")
+    if not run.finished:
+        return problems
+    problems += [f"summary.json: {p}" for p in type_problems(summary)]
+    expected = settings.get("n_images")
+    if isinstance(expected, int) and len(frame) != expected and not problems:
+        problems.append(f"the shards hold {len(frame)} rows for the {expected} stimuli of this run")
+    if any(p.startswith("summary.json") for p in problems) or any("shard" in p or ".parquet" in p for p in problems):
+        return problems
+    names = list((summary.get("metrics") or {}).keys())
+    extra = [m for m in metric_columns(frame) if m not in names]
+    recomputed = aggregate(frame, names + extra)
+    problems += [f"summary.json: {p}" for p in mismatches(summary, recomputed)]
+    return problems

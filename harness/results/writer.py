@@ -1,0 +1,208 @@
+"""Writing one run folder: one writer at a time, resumable, and never trusting what it finds.
+
+A run folder is owned by one process for the whole of its computation: an OS file lock
+(``<run>/.lock``, ``flock`` on POSIX through :mod:`filelock`) is taken before anything is read and
+released when the run is finished or the process ends (the kernel releases it even after a
+SIGKILL). A second process on the same run waits for the first and then finds the run complete
+(reused) or resumes what is left. Shards are named by their first stimulus and their own hash, so
+names never collide and a damaged shard is recognised without any other file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import DataError, HarnessError
+from .files import atomic_write_bytes, atomic_write_json, parquet_bytes, sha256_bytes, sha256_file
+from .store import SHARD_RE, read_run, read_shard, run_id_for, settings_hash, shard_files
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def writable_folder(path: Path, what: str) -> Path:
+    """``path`` as a folder this process can write in (created if missing), else a one-line error."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise HarnessError(f"{what} {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".harness-write-test-{id(path)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise HarnessError(f"{what} {path} cannot be written ({exc.strerror or exc})") from exc
+    return path
+
+
+class RunWriter:
+    """The one writer of ``<root>/<run_id>/`` while it lives; use as a context manager."""
+
+    def __init__(self, root: Path, settings: dict[str, Any], *, note: Callable[[str], None] = _stderr):
+        from filelock import FileLock, Timeout
+
+        self.settings = settings
+        self.note = note
+        self.dir = writable_folder(Path(root), "results folder") / run_id_for(settings)
+        try:
+            self.dir.mkdir(exist_ok=True)
+            self._lock = FileLock(str(self.dir / ".lock"))
+            try:
+                self._lock.acquire(timeout=0)
+            except Timeout:
+                note(f"{self.dir.name}: another harness process is computing this run; waiting for it")
+                self._lock.acquire()
+        except OSError as exc:
+            raise HarnessError(f"{self.dir}: cannot lock the run folder ({exc.strerror or exc})") from exc
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        try:
+            existing = read_run(self.dir)
+        except DataError as exc:
+            bad = str(exc).split(":", 1)[0]
+            if not bad.endswith("summary.json") and not bad.endswith("manifest.json"):
+                raise
+            self._set_aside(Path(bad), "unreadable")
+            existing = read_run(self.dir)
+        if existing.settings and settings_hash(existing.settings) != settings_hash(self.settings):
+            raise HarnessError(f"{self.dir}: settings.json does not match this run's settings; remove the folder")
+        if not existing.settings:
+            atomic_write_json(self.dir / "settings.json", self.settings)
+        self.manifest, self.summary = existing.manifest, existing.summary
+        self.shards = self.dir / "shards"
+        self.shards.mkdir(exist_ok=True)
+        self.sessions = self._read_sessions()
+        self._done = self._check_shards()
+
+    # --- what is already there ------------------------------------------------------------------
+    def _read_sessions(self) -> list[str]:
+        path = self.dir / "sessions.json"
+        if not path.is_file():
+            return []
+        try:
+            sessions = json.loads(path.read_text())
+            if isinstance(sessions, list) and all(isinstance(s, str) for s in sessions):
+                return sessions
+            problem = "not a list of start times"
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            problem = type(exc).__name__
+        self._set_aside(path, f"unreadable ({problem}); the run's first start is no longer known")
+        return []
+
+    def _set_aside(self, path: Path, why: str) -> None:
+        """Move a damaged file to ``<run>/damaged/`` (never delete what might be evidence)."""
+        target = self.dir / "damaged" / path.name
+        target.parent.mkdir(exist_ok=True)
+        n = 1
+        while target.exists():
+            target = target.with_name(f"{path.name}.{n}")
+            n += 1
+        shutil.move(str(path), str(target))
+        self.note(f"warning: {path}: {why}; set aside as {target.relative_to(self.dir)}")
+
+    def _check_shards(self) -> dict[str, str]:
+        """Stimulus id -> shard of every intact shard; damaged or duplicate shards are set aside (their
+        stimuli are then computed again) and a summary that counted them is withdrawn."""
+        recorded = self.manifest.get("shards") if isinstance(self.manifest.get("shards"), dict) else {}
+        done: dict[str, str] = {}
+        damaged = False
+        for path in shard_files(self.dir):
+            digest = sha256_file(path)
+            named = SHARD_RE.match(path.name).group(2)
+            why = None
+            if named is not None and not digest.startswith(named):
+                why = "damaged shard (its contents do not match the hash in its name)"
+            elif path.name in recorded and recorded[path.name] != digest:
+                why = "damaged shard (not the file the manifest recorded)"
+            else:
+                try:
+                    ids = read_shard(path)["stimulus_id"].astype(str).tolist()
+                except HarnessError as exc:
+                    why = str(exc).split(": ", 1)[-1]
+                else:
+                    again = [i for i in ids if i in done] + ([ids[0]] if len(set(ids)) < len(ids) else [])
+                    if again:
+                        why = f"rows for stimuli already in another shard (e.g. {again[0]!r})"
+            if why is None:
+                done.update((i, path.name) for i in ids)
+            else:
+                damaged = True
+                self._set_aside(path, why + "; its stimuli will be computed again")
+        if damaged and (self.dir / "summary.json").is_file():
+            self._set_aside(self.dir / "summary.json", "withdrawn: it counted a damaged shard")
+            self.summary = {}
+        return done
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.summary)
+
+    def done_ids(self) -> set[str]:
+        return set(self._done)
+
+    # --- writing ----------------------------------------------------------------------------------
+    def begin_session(self) -> None:
+        """Record that this process computes rows (a run that is only reused gets no session)."""
+        self.sessions.append(_now())
+        atomic_write_json(self.dir / "sessions.json", self.sessions)
+
+    def write_shard(self, rows: list[dict[str, Any]], first_index: int) -> str:
+        import pyarrow as pa
+
+        # from_pylist takes its columns from the first row only; a failed row has no metric columns
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        data = parquet_bytes(pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in rows]))
+        name = f"part-{first_index:08d}-{sha256_bytes(data)[:16]}.parquet"
+        atomic_write_bytes(self.shards / name, data)
+        self._done.update((r["stimulus_id"], name) for r in rows)
+        return name
+
+    def save_map(self, stimulus_id: str, smap: np.ndarray) -> None:
+        from ..ids import stimulus_filename
+
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(smap, dtype=np.float32))
+        name = stimulus_filename(stimulus_id, ".npy")
+        atomic_write_bytes(self.dir / "maps" / name, buf.getvalue())
+        index_file = self.dir / "maps" / "index.json"
+        index = json.loads(index_file.read_text()) if index_file.is_file() else {}
+        index[name] = stimulus_id
+        atomic_write_json(index_file, index)
+
+    def shard_hashes(self) -> dict[str, str]:
+        return {p.name: sha256_file(p) for p in shard_files(self.dir)}
+
+    def finish(self, manifest: dict[str, Any], summary: dict[str, Any]) -> None:
+        """Manifest first, summary last: a summary's presence marks a finished run."""
+        atomic_write_json(self.dir / "manifest.json", manifest)
+        atomic_write_json(self.dir / "summary.json", summary)
+        self.manifest, self.summary = manifest, summary
+
+    def close(self) -> None:
+        lock = getattr(self, "_lock", None)
+        if lock is not None and lock.is_locked:
+            lock.release()
+
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

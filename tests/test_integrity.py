@@ -1,0 +1,337 @@
+"""Results that cannot silently go wrong: damaged shards and run files, hand-edited summaries,
+reruns of finished runs, degenerate and non-finite numbers, blur limits, and the errors a user can
+cause with folders. Real runs on real OSIE stimuli through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.evaluation import EvalConfig, run_eval
+from harness.hookspecs import hookimpl
+from harness.models import Prediction
+from harness.plugins import pm
+from harness.results import load_runs, read_run
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _eval(out: Path, osie_dir: Path, *args: str, model: str = "uniform", limit: int = 6):
+    return CliRunner().invoke(main, ["eval", "--model", model, "--dataset", "osie", "--limit", str(limit),
+                                     "--batch-size", "2", "--data-dir", str(osie_dir), "--output", str(out),
+                                     "--no-show", *args])
+
+
+def _run_dir(out: Path, model: str) -> Path:
+    (path,) = [p for p in out.iterdir() if p.name.startswith(f"{model}__")]
+    return path
+
+
+def _summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())
+
+
+def _verify(path: Path):
+    return CliRunner().invoke(main, ["verify", str(path)])
+
+
+@pytest.fixture
+def two_runs(tmp_path, osie_dir):
+    """A finished uniform run and a finished center-bias run in one results folder."""
+    out = tmp_path / "runs"
+    for model in ("uniform", "center-bias"):
+        r = _eval(out, osie_dir, "--no-references", model=model)
+        assert r.exit_code == 0, r.output
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# damaged shards
+
+
+def test_fresh_runs_verify_and_manifest_hashes_every_shard(two_runs):
+    r = _verify(two_runs)
+    assert r.exit_code == 0, r.output
+    assert "2 of 2 runs hold together" in r.output
+    run = _run_dir(two_runs, "uniform")
+    manifest = json.loads((run / "manifest.json").read_text())
+    shards = sorted(p.name for p in (run / "shards").glob("part-*.parquet"))
+    assert sorted(manifest["shards"]) == shards and len(shards) == 3
+    import hashlib
+
+    for name in shards:
+        digest = hashlib.sha256((run / "shards" / name).read_bytes()).hexdigest()
+        assert manifest["shards"][name] == digest and name.endswith(f"-{digest[:16]}.parquet")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garble"])
+def test_damaged_shard_is_named_set_aside_and_recomputed(two_runs, osie_dir, damage):
+    run = _run_dir(two_runs, "uniform")
+    before = _summary(run)
+    shard = sorted((run / "shards").glob("part-*.parquet"))[1]
+    data = shard.read_bytes()
+    if damage == "truncate":
+        shard.write_bytes(data[: len(data) // 2])
+    else:  # same size, a few bytes changed in the middle: only the hash can tell
+        mid = len(data) // 2
+        shard.write_bytes(data[:mid] + bytes(b ^ 0xFF for b in data[mid:mid + 4]) + data[mid + 4:])
+
+    # the leaderboard reports the damaged run in one line and still shows the other
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(two_runs)])
+    assert r.exit_code == 0, r.output
+    assert f"{run}: damaged run left out" in r.output and shard.name in r.output
+    assert "center-bias" in r.output and "| uniform" not in r.output
+    assert "Traceback" not in r.output
+    # verify names the shard and fails
+    r = _verify(two_runs)
+    assert r.exit_code == 1 and shard.name in r.output and "1 of 2 runs hold together" in r.output
+
+    # eval sets it aside, recomputes its stimuli and ends with the numbers of the intact run
+    r = _eval(two_runs, osie_dir, "--no-references")
+    assert r.exit_code == 0, r.output
+    assert f"{shard}:" in r.output and "set aside as damaged/" in r.output
+    assert "Traceback" not in r.output
+    assert (run / "damaged" / shard.name).is_file()
+    after = _summary(run)
+    assert after["metrics"] == before["metrics"] and after["n_images"] == 6
+    assert read_run(run).per_image()["stimulus_id"].is_unique
+    assert _verify(two_runs).exit_code == 0
+
+
+def test_shard_missing_from_the_manifest_or_swapped_is_reported(two_runs):
+    run = _run_dir(two_runs, "uniform")
+    other = _run_dir(two_runs, "center-bias")
+    # a shard of another run copied in: rows for stimuli already present, and not in the manifest
+    stray = sorted((other / "shards").glob("part-*.parquet"))[0]
+    (run / "shards" / stray.name).write_bytes(stray.read_bytes())
+    r = _verify(run)
+    assert r.exit_code == 1
+    assert "not listed in the manifest" in r.output and "more than one row" in r.output
+
+
+def test_corrupt_run_json_files_are_one_line(two_runs, osie_dir):
+    run = _run_dir(two_runs, "uniform")
+    (run / "sessions.json").write_text('["2025-01-01T00:00:00+00:00", ')
+    (run / "manifest.json").write_text("{not json")
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(two_runs)])
+    assert r.exit_code == 0 and "manifest.json" in r.output and "center-bias" in r.output
+    r = _eval(two_runs, osie_dir, "--no-references")
+    assert r.exit_code == 0, r.output
+    assert "sessions.json: unreadable" in r.output and "Traceback" not in r.output
+    assert (run / "damaged" / "sessions.json").is_file()
+    assert _verify(two_runs).exit_code == 0
+
+
+# --------------------------------------------------------------------------------------------
+# summaries edited by hand
+
+
+@pytest.mark.parametrize("edit, expected", [
+    ({"metrics.nss": 99}, "nss says 99"),
+    ({"n_images": "lots"}, "n_images is 'lots', not a count"),
+    ({"n_failed": 3}, "n_failed says 3"),
+    ({"metrics.cc": "high"}, "metrics.cc is 'high', not a number"),
+])
+def test_edited_summary_is_caught(two_runs, osie_dir, edit, expected):
+    run = _run_dir(two_runs, "uniform")
+    original = _summary(run)
+    doc = json.loads(json.dumps(original))
+    for key, value in edit.items():
+        if key.startswith("metrics."):
+            doc["metrics"][key.split(".", 1)[1]] = value
+        else:
+            doc[key] = value
+    (run / "summary.json").write_text(json.dumps(doc))
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(two_runs)])
+    assert r.exit_code == 0 and "damaged run left out" in r.output and expected in r.output
+    assert "99" not in r.output.split("damaged run left out")[0].splitlines()[-1] or "uniform" not in r.output.split("\n", 1)[1]
+    r = _verify(two_runs)
+    assert r.exit_code == 1 and expected in r.output
+    # eval puts back the summary its shards give
+    r = _eval(two_runs, osie_dir, "--no-references")
+    assert r.exit_code == 0 and "not the summary its shards give" in r.output
+    assert _summary(run)["metrics"] == original["metrics"]
+    assert _verify(two_runs).exit_code == 0
+
+
+# --------------------------------------------------------------------------------------------
+# reruns of finished runs
+
+
+def test_rerun_of_finished_run_is_reused_without_rewriting(two_runs, osie_dir):
+    run = _run_dir(two_runs, "uniform")
+    files = {name: (run / name).read_bytes() for name in ("summary.json", "manifest.json", "sessions.json")}
+    r = _eval(two_runs, osie_dir, "--no-references")
+    assert r.exit_code == 0, r.output
+    assert "already complete, reused" in r.output
+    for name, data in files.items():
+        assert (run / name).read_bytes() == data, f"{name} was rewritten"
+
+
+# --------------------------------------------------------------------------------------------
+# degenerate and non-finite numbers
+
+
+class _OddMaps:
+    """A model whose maps are, per stimulus index: constant 0, constant 5, slightly negative
+    round-off, truly negative, then a proper blob."""
+
+    name = "odd-maps"
+    tasks = ("free-viewing",)
+    attention_methods = ("odd",)
+
+    def __init__(self):
+        self.calls = 0
+
+    def provenance(self):
+        return {"model_id": "odd-maps", "weights_sha256": "1" * 64}
+
+    def predict(self, images, *, task, attention):
+        out = []
+        for im in images:
+            k, self.calls = self.calls, self.calls + 1
+            w, h = im.size
+            yy, xx = np.mgrid[0:h, 0:w]
+            blob = np.exp(-(((xx - w / 2) / (w / 5)) ** 2 + ((yy - h / 2) / (h / 5)) ** 2))
+            maps = {0: np.zeros((h, w)), 1: np.full((h, w), 5.0), 2: blob - 1e-12, 3: blob - 0.5}
+            out.append(Prediction(attention=maps.get(k, blob), output={}))
+        return out
+
+
+class _OddPlugin:
+    @hookimpl
+    def register_models(self, register):
+        register("odd-maps", _OddMaps, tasks=("free-viewing",), attention=("odd",), description="test")
+
+    @hookimpl
+    def register_metrics(self, register):
+        register("nan_sometimes", _nan_sometimes, higher_is_better=True, description="NaN on small maps' left half")
+
+
+def _nan_sometimes(saliency_map, fix_x, fix_y, **context):
+    return math.nan if float(np.mean(fix_x)) < saliency_map.shape[1] / 2 else 1.0
+
+
+@pytest.fixture
+def odd_plugin():
+    pm.register(_OddPlugin(), name="odd-test")
+    try:
+        yield
+    finally:
+        pm.unregister(name="odd-test")
+
+
+def test_degenerate_negative_and_nonfinite_are_counted(tmp_path, osie_dir, osie_dataset, odd_plugin):
+    cfg = EvalConfig(model="odd-maps", dataset="osie", limit=6, batch_size=3, output=tmp_path / "runs",
+                     data_dir=osie_dir, progress=False)
+    (result,) = run_eval(cfg, references=False)
+    s = result.summary
+    frame = read_run(result.run_dir).per_image().set_index("stimulus_id")
+    assert list(frame["status"]) == ["degenerate", "degenerate", "ok", "failed", "ok", "ok"]
+    assert "constant attention map (every pixel 0)" in frame.loc["1001", "error"]
+    assert "negative values" in frame.loc["1004", "error"]
+    assert s["n_degenerate"] == 2 and s["n_failed"] == 1
+    assert {d["stimulus_id"] for d in s["degenerate"]} == {"1001", "1002"}
+    # a constant map is the uniform prediction: chance, and it counts in the mean
+    assert frame.loc["1001", "auc_judd"] == 0.5 and frame.loc["1002", "nss"] == 0.0
+    scored = frame[frame["status"] != "failed"]
+    assert s["metrics"]["nss"] == pytest.approx(scored["nss"].mean())
+    # round-off below zero is not a negative map: scored like the blob itself
+    assert frame.loc["1003", "nss"] == pytest.approx(frame.loc["1005", "nss"], abs=5) and frame.loc["1003", "status"] == "ok"
+    # non-finite metric values are counted per metric, and left out of the mean
+    xs = {r["stimulus_id"]: np.mean([f["x"] for f in r["fixations"]])
+          for r in osie_dataset.select(range(6)).remove_columns("image")}
+    expected_nan = sum(1 for sid in scored.index if xs[sid] < 400)
+    assert s["nonfinite"]["nan_sometimes"] == expected_nan > 0
+    assert s["nonfinite"]["nss"] == 0
+    # the leaderboard shows the counts
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(tmp_path / "runs")])
+    assert r.exit_code == 0, r.output
+    assert "1 failed" in r.output and "2 constant" in r.output
+    assert "nan_sometimes*" in r.output and "non-finite" in r.output
+    assert _verify(tmp_path / "runs").exit_code == 0
+
+
+def test_density_round_off_is_tolerated_real_negatives_are_not(osie_dataset):
+    from harness.data.density import fixation_density
+    from harness.metrics import compute_suite
+    from harness.metrics.inputs import MetricInputError
+    from harness.schema import Fixations
+
+    rec = osie_dataset.select([0]).remove_columns("image")[0]
+    fix = Fixations.from_record(rec)
+    d = fixation_density(fix.x, fix.y, (600, 800), 24.0)
+    smap = d + 0.1
+    clean = compute_suite(smap, fix.x, fix.y, density=d, profile="mit")
+    noisy = d.copy()
+    noisy[noisy < 1e-12] = -1e-18  # what an FFT blur leaves in the tails
+    assert compute_suite(smap, fix.x, fix.y, density=noisy, profile="mit")["cc"] == pytest.approx(clean["cc"], rel=1e-9)
+    bad = d.copy()
+    bad[0, 0] = -d.max() * 0.01
+    with pytest.raises(MetricInputError, match="negative"):
+        compute_suite(smap, fix.x, fix.y, density=bad, profile="mit")
+
+
+# --------------------------------------------------------------------------------------------
+# blur limits and folders
+
+
+@pytest.mark.parametrize("args", [["--sigma-px", "inf"], ["--sigma-px", "1e300"], ["--sigma-px", "0.01"],
+                                  ["--sigma-deg", "inf"], ["--sigma-deg", "1e-9"], ["--sigma-deg", "nan"],
+                                  ["--sigma-px", "-3"]])
+def test_insane_blur_is_one_line_and_makes_no_folder(tmp_path, osie_dir, args):
+    out = tmp_path / "runs"
+    r = _eval(out, osie_dir, *args)
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("Error: ") and "blur" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_output_that_is_a_file_is_one_line(tmp_path, osie_dir):
+    target = tmp_path / "results.txt"
+    target.write_text("not a folder")
+    r = _eval(target, osie_dir)
+    assert r.exit_code == 1 and r.output.strip() == f"Error: --output {target} is a file, not a folder"
+
+
+def _immutable(path: Path):
+    """Make ``path`` unwritable even for root (chattr +i); skip where the file system cannot."""
+    path.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not supported here")
+
+
+def test_read_only_output_and_cache_are_one_line(tmp_path, osie_dir):
+    ro = tmp_path / "ro"
+    _immutable(ro)
+    try:
+        r = _eval(ro / "runs", osie_dir)
+        assert r.exit_code == 1 and r.output.startswith("Error: --output") and "cannot be written" in r.output
+        assert len(r.output.strip().splitlines()) == 1
+        r = CliRunner().invoke(main, ["eval", "--model", "uniform", "--limit", "2", "--data-dir", str(osie_dir),
+                                      "--cache-dir", str(ro / "cache"), "--output", str(tmp_path / "runs")])
+        assert r.exit_code == 1 and r.output.startswith("Error: ") and str(ro / "cache") in r.output
+        assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+    finally:
+        subprocess.run(["chattr", "-i", str(ro)])
+
+
+def test_stimuli_skipped_in_conversion_are_said_and_recorded(small_osie, tmp_path):
+    root = small_osie(n=5)
+    (root / "stimuli" / "1002.jpg").write_bytes(b"this is not a jpeg" * 100)
+    out = tmp_path / "runs"
+    r = CliRunner().invoke(main, ["eval", "--model", "uniform", "--data-dir", str(root), "--cache-dir",
+                                  str(tmp_path / "cache"), "--output", str(out), "--no-show"])
+    assert r.exit_code == 0, r.output
+    assert "1 stimuli were skipped while converting" in r.output and "(1 corrupt image)" in r.output
+    for run in load_runs(out):
+        assert run.summary["n_images"] == 4
+        assert len(run.manifest["dataset_skipped"]) == 1 and "1002.jpg" in run.manifest["dataset_skipped"][0]
