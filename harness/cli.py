@@ -20,6 +20,13 @@ class HarnessGroup(click.Group):
         except HarnessError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(1)
+        except OSError as exc:
+            # a folder the user named that cannot be written (read-only, full, not a folder): name
+            # it in one line; an OSError without a file name is a bug and keeps its traceback
+            if exc.filename is None:
+                raise
+            click.echo(f"Error: {exc.filename}: {exc.strerror or exc}", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             # results are written batch by batch: nothing finished is lost
             click.echo("\nInterrupted. Finished batches are kept; run the same command again to resume.", err=True)
@@ -35,16 +42,24 @@ def main() -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json: bool) -> None:
-    """List loaded plugins: name, version, source and hooks."""
-    from .plugins import failures, plugin_hooks, plugin_infos
+    """List loaded plugins: name, version, source and hooks; and what went wrong."""
+    from .plugins import failures, get_registry, mark_reported, plugin_hooks, plugin_infos
 
+    reg = get_registry(warn=False)
     rows = [
         {"name": i.name, "version": i.version, "source": i.source, "hooks": plugin_hooks(i.name)}
         for i in plugin_infos()
     ]
     failed = [{"name": f.name, "source": f.source, "error": f.error} for f in failures]
+    hook_failures = [
+        {"plugin": f.plugin, "hook": f.hook, "error": f.error, "dropped": list(f.names)} for f in reg.hook_failures
+    ]
+    conflicts = [{"kind": c.kind, "name": c.name, "plugins": list(c.plugins)} for c in reg.conflicts()]
+    mark_reported(reg.problems())
     if as_json:
-        click.echo(json.dumps({"plugins": rows, "failed": failed}, indent=2))
+        click.echo(json.dumps(
+            {"plugins": rows, "failed": failed, "hook_failures": hook_failures, "conflicts": conflicts}, indent=2
+        ))
         return
     from tabulate import tabulate
 
@@ -52,16 +67,22 @@ def plugins(as_json: bool) -> None:
     click.echo(tabulate(table, headers=["plugin", "version", "source", "hooks"]))
     for f in failed:
         click.echo(f"failed to load plugin {f['name']!r} ({f['source']}): {f['error']}", err=True)
+    for line in reg.problems():  # hooks that failed, names two plugins register
+        click.echo(line, err=True)
 
 
 def _listing(kind: str, columns: list[tuple[str, str]], as_json: bool) -> None:
     from tabulate import tabulate
 
-    from .plugins import failures, get_registry
+    from .plugins import failures, get_registry, mark_reported
 
-    specs = get_registry().all(kind)
+    reg = get_registry(warn=False)
+    specs = reg.all(kind)  # contested names are left out, and said so below
     for f in failures:  # say why something the user installed is missing from the list
         click.echo(f"warning: plugin {f.name!r} ({f.source}) failed to load: {f.error}", err=True)
+    for line in reg.problems():
+        click.echo(f"warning: {line}", err=True)
+    mark_reported(reg.problems())
     rows = []
     for s in specs:
         row = {"name": s.name, "plugin": s.plugin}

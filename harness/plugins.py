@@ -1,8 +1,10 @@
 """Plugin discovery: built-ins from ``registry.yaml``, third parties from the ``harness`` entry points.
 
 Both go through the same pluggy hooks. A third-party plugin that fails to import is recorded and
-skipped; the rest keep working. Tests may ``pm.register(obj, name=...)`` for one test and
-``pm.unregister`` after it: the registry is rebuilt from ``pm`` on every call.
+skipped; a hook that raises contributes nothing; a name two plugins register is usable by neither.
+In every case the rest keep working (see :func:`get_registry`). Tests may ``pm.register(obj,
+name=...)`` for one test and ``pm.unregister`` after it: the registry is rebuilt from ``pm`` on
+every call.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import importlib
 import importlib.metadata as md
 import sys
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import yaml
 
 from . import hookspecs
 from .errors import PluginError
-from .registry import Registry, Spec
+from .registry import HookFailure, Registry, Spec, spec_problem
 
 ENTRY_POINT_GROUP = "harness"
 HOOK_KINDS = {
@@ -153,7 +154,8 @@ def load_plugins() -> None:
 
 
 def reset_for_tests() -> None:
-    """Forget entry-point plugins (and load failures) so a test can make new distributions visible.
+    """Forget entry-point plugins (and load failures, and which problems were already reported) so
+    a test can make new distributions visible.
 
     Modules a test already imported stay in ``sys.modules``: give each test distribution its own
     package name.
@@ -166,6 +168,7 @@ def reset_for_tests() -> None:
                 pm.unregister(name=name)
             del _info[name]
     failures.clear()
+    _warned.clear()
     _loaded = False
 
 
@@ -185,8 +188,15 @@ def plugin_hooks(name: str) -> list[str]:
     return sorted(h.name for h in pm.get_hookcallers(plugin) or [])
 
 
-def get_registry() -> Registry:
-    """Call every hook of every plugin and collect the specs. Cheap: nothing heavy is imported."""
+def get_registry(*, warn: bool = True) -> Registry:
+    """Call every hook of every plugin and collect the specs. Cheap: nothing heavy is imported.
+
+    One plugin cannot break the others: a hook that raises (or registers something invalid)
+    contributes nothing and is recorded in ``reg.hook_failures``; a name two plugins register is
+    contested, usable by neither (see :class:`~harness.registry.Registry`). With ``warn``, each
+    such problem is printed on stderr once per process (:func:`warn_once`), however often the
+    registry is rebuilt; the listing commands pass ``warn=False`` and print them themselves.
+    """
     load_plugins()
     reg = Registry()
     reg.failed = [(f.name, f.error) for f in failures]
@@ -195,17 +205,60 @@ def get_registry() -> Registry:
         for impl in caller.get_hookimpls():
             if impl.hookwrapper or getattr(impl, "wrapper", False):
                 continue  # wrappers register nothing themselves
-            callback = partial(_register, reg, kind, impl.plugin_name)
-            # pluggy lets an implementation take a subset of the spec's arguments
-            kwargs = {"register": callback} if "register" in impl.argnames else {}
-            try:
-                impl.function(**kwargs)
-            except PluginError:
-                raise
-            except Exception as exc:
-                raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook_name}: {_one_line(exc)}") from exc
+            _call_hook(reg, hook_name, kind, impl)
+    if warn:
+        warn_once(reg.problems())
     return reg
 
 
-def _register(reg: Registry, kind: str, plugin: str, name: str, factory: Any, **metadata: Any) -> None:
-    reg.add(Spec(kind=kind, name=name, factory=factory, plugin=plugin, metadata=metadata))
+def _call_hook(reg: Registry, hook_name: str, kind: str, impl: Any) -> None:
+    """Call one plugin's hook; add what it registered only if the whole hook succeeded."""
+    plugin = impl.plugin_name
+    staged: list[Spec] = []
+    tried: list[str] = []  # names, valid or not, so a lookup can say why one is missing
+    invalid: list[str] = []
+
+    def register(name: Any, factory: Any, **metadata: Any) -> None:
+        spec = Spec(kind=kind, name=name, factory=factory, plugin=plugin, metadata=metadata)
+        if isinstance(name, str) and name:
+            tried.append(name)
+        problem = spec_problem(spec)
+        if problem is None and any(s.name == name for s in staged):
+            problem = f"registered {kind} {name!r} twice"
+        if problem is not None:
+            invalid.append(problem)  # recorded even if the hook catches what we raise
+            raise PluginError(problem)
+        staged.append(spec)
+
+    # pluggy lets an implementation take a subset of the spec's arguments
+    kwargs = {"register": register} if "register" in impl.argnames else {}
+    error = None
+    try:
+        impl.function(**kwargs)
+    except Exception as exc:  # one plugin's bug must not break the commands that do not use it
+        error = _one_line(exc)
+    # the same plugin may implement one hook twice (pluggy's ``specname``): a name in both is a bug
+    invalid += [f"registered {kind} {s.name!r} twice" for s in staged if plugin in reg.plugins_of(kind, s.name)]
+    if invalid:
+        error = _one_line(PluginError(invalid[0]))
+    if error is not None:
+        reg.hook_failures.append(HookFailure(plugin, hook_name, kind, error, tuple(dict.fromkeys(tried))))
+        return
+    for spec in staged:
+        reg.add(spec)
+
+
+_warned: set[str] = set()
+
+
+def warn_once(problems: list[str]) -> None:
+    """Print each plugin problem on stderr as ``warning: ...``, once per process."""
+    for line in problems:
+        if line not in _warned:
+            _warned.add(line)
+            print(f"warning: {line}", file=sys.stderr)
+
+
+def mark_reported(problems: list[str]) -> None:
+    """The caller reported these itself: :func:`warn_once` stays quiet about them."""
+    _warned.update(problems)

@@ -96,7 +96,7 @@ def test_listing_text(listing_plugin):
 
 def test_plugins_listing(listing_plugin):
     report = json.loads(run("plugins", "--json").stdout)
-    assert set(report) == {"plugins", "failed"}
+    assert set(report) == {"plugins", "failed", "hook_failures", "conflicts"}
     (mine,) = [p for p in report["plugins"] if p["name"] == "listing-plugin"]
     assert mine == {
         "name": "listing-plugin", "version": "?", "source": "registered at run time",
@@ -117,7 +117,7 @@ def test_plugins_listing(listing_plugin):
     assert cells[3].split(", ") == mine["hooks"]
 
 
-def test_listing_error_is_one_line(listing_plugin):
+def test_listing_with_a_clash_still_lists_and_warns(listing_plugin):
     class Clash:
         @hookimpl
         def register_metrics(self, register):
@@ -125,16 +125,15 @@ def test_listing_error_is_one_line(listing_plugin):
 
     pm.register(Clash(), name="clash-plugin")
     try:
+        warning = ("warning: metric 'listing-metric' is registered by two plugins, 'clash-plugin' and "
+                   "'listing-plugin': uninstall or rename one; it is left out until then\n")
         for command in ("models", "datasets", "metrics", "tasks", "attention-methods"):
+            # a clash breaks only the contested name: every listing still works, and says why
             result = CliRunner().invoke(main, [command])
-            assert result.exit_code == 1, command
-            assert result.stdout == ""
-            assert result.stderr in {
-                "Error: metric 'listing-metric' is registered twice: by plugin 'listing-plugin' "
-                "and by plugin 'clash-plugin'\n",
-                "Error: metric 'listing-metric' is registered twice: by plugin 'clash-plugin' "
-                "and by plugin 'listing-plugin'\n",
-            }
+            assert result.exit_code == 0, command
+            assert "listing-metric" not in result.stdout
+            assert warning in result.stderr and "Traceback" not in result.stderr
+        assert "cc" in CliRunner().invoke(main, ["metrics"]).stdout
     finally:
         pm.unregister(name="clash-plugin")
 

@@ -357,44 +357,242 @@ def test_plugin_name_taken_by_two_distributions(tmp_path, fresh):
 
 
 # --------------------------------------------------------------------------------------------
-# (4) one name registered by two plugins
+# (4) one name registered by two plugins, hooks that raise: the rest keeps working
 
 
-def test_duplicate_model_name_names_both_plugins():
-    first = make_plugin(models=[("dup-model", CentreModel, {})])
+def test_duplicate_model_name_names_both_plugins(fresh):
+    first = make_plugin(models=[("dup-model", CentreModel, {}), ("first-only", CentreModel, {})])
     second = make_plugin(models=[("dup-model", "somewhere.else:Model", {})])
     pm.register(first, name="first-plugin")
     pm.register(second, name="second-plugin")
     try:
+        reg = get_registry()
         with pytest.raises(PluginError) as err:
-            get_registry()
-        assert "'dup-model'" in str(err.value)
-        assert "'first-plugin'" in str(err.value) and "'second-plugin'" in str(err.value)
+            reg.get("model", "dup-model")
+        assert str(err.value) == ("model 'dup-model' is registered by two plugins, 'first-plugin' and "
+                                  "'second-plugin': uninstall or rename one")
+        with pytest.raises(PluginError, match=r"^model 'dup-model' is registered by two plugins"):
+            load_model("dup-model")
+        assert reg.get("model", "first-only").plugin == "first-plugin"
         result = CliRunner().invoke(main, ["models"])
-        assert result.exit_code == 1
-        assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: model 'dup-model' is registered twice")
-        assert "Traceback" not in result.output
+        assert result.exit_code == 0 and "Traceback" not in result.output
+        listed = [line.split()[0] for line in result.stdout.splitlines()[2:]]
+        assert "first-only" in listed and "dup-model" not in listed and "uniform" in listed
+        assert result.stderr.count("'second-plugin'") == 1
+        assert ("warning: model 'dup-model' is registered by two plugins, 'first-plugin' and 'second-plugin': "
+                "uninstall or rename one; it is left out until then\n") in result.stderr
     finally:
         pm.unregister(name="first-plugin")
         pm.unregister(name="second-plugin")
-    assert invoke("models").exit_code == 0
+    assert invoke("models").stderr == ""
+
+
+def test_contested_name_left_out_of_iteration(fresh):
+    """A metric two plugins register is not handed out by in_order/all/names/in: an evaluation
+    iterating the metrics must not score with either of the two at random."""
+    builtin = [s.name for s in get_registry().in_order("metric")]
+    assert "nss" in builtin
+    for name in ("third-a", "third-b"):
+        pm.register(make_plugin(metrics=[("nss", "elsewhere:nss", {"higher_is_better": True}),
+                                         (f"{name}-metric", "elsewhere:m", {"higher_is_better": True})]), name=name)
+    try:
+        reg = get_registry()
+        assert [s.name for s in reg.in_order("metric")] == [n for n in builtin if n != "nss"] + [
+            "third-a-metric", "third-b-metric"]
+        assert "nss" not in reg.names("metric") and "nss" not in [s.name for s in reg.all("metric")]
+        assert ("metric", "nss") not in reg and ("metric", "third-a-metric") in reg
+        (conflict,) = reg.conflicts()
+        assert (conflict.kind, conflict.name) == ("metric", "nss")
+        assert set(conflict.plugins) == {"saliency-metrics", "third-a", "third-b"}
+        with pytest.raises(PluginError) as err:
+            reg.get("metric", "nss")
+        assert str(err.value) == ("metric 'nss' is registered by 3 plugins, 'saliency-metrics', 'third-a' and "
+                                  "'third-b': uninstall or rename all but one")
+        metrics = invoke("metrics")
+        assert metrics.exit_code == 0 and "warning: metric 'nss' is registered by 3 plugins" in metrics.stderr
+        assert "nss " not in metrics.stdout and "third-b-metric" in metrics.stdout
+    finally:
+        pm.unregister(name="third-a")
+        pm.unregister(name="third-b")
 
 
 def test_duplicate_across_distributions_in_fresh_interpreter(tmp_path):
-    """Two third-party packages that register one dataset name: one line, exit 1, no traceback."""
+    """Two third-party packages that register one dataset name: the rest is listed, exit 0, the
+    clash is one warning line naming both; using the name is one error line naming both."""
     a, b = unique("hpt_da"), unique("hpt_db")
     write_dist(tmp_path, "harness-one", {f"{a}/__init__.py": "", f"{a}/plugin.py": PLUGIN_SRC.format(
         pkg=a, model="one-model", dataset="shared-data")}, {"one": f"{a}.plugin"})
     write_dist(tmp_path, "harness-two", {f"{b}/__init__.py": "", f"{b}/plugin.py": PLUGIN_SRC.format(
         pkg=b, model="two-model", dataset="shared-data")}, {"two": f"{b}.plugin"})
     proc = run_cli(["datasets"], [tmp_path])
-    assert proc.returncode == 1
-    assert proc.stdout == ""
-    assert re.fullmatch(
-        r"Error: dataset 'shared-data' is registered twice: by plugin '(one|two)' and by plugin '(one|two)'\n",
-        proc.stderr,
+    assert proc.returncode == 0, proc.stderr
+    assert "shared-data" not in proc.stdout and "osie" in proc.stdout
+    assert proc.stderr == ("warning: dataset 'shared-data' is registered by two plugins, 'one' and 'two': "
+                           "uninstall or rename one; it is left out until then\n")
+    proc = run_cli(["models"], [tmp_path])
+    assert proc.returncode == 0 and "one-model" in proc.stdout and "two-model" in proc.stdout
+    proc = run_cli(["datasets", "info", "shared-data"], [tmp_path])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.endswith("Error: dataset 'shared-data' is registered by two plugins, 'one' and 'two': "
+                                "uninstall or rename one\n")
+
+
+CLASH_SRC = """
+    from harness.hookspecs import hookimpl
+
+    @hookimpl
+    def register_models(register):
+        register("center-bias", "{pkg}.model:Mine", description="not the built-in")
+        register("clash-own-model", "{pkg}.model:Mine", description="mine alone")
+"""
+
+RAISING_SRC = """
+    from harness.hookspecs import hookimpl
+
+    @hookimpl
+    def register_models(register):
+        register("raiser-model", "{pkg}.model:Model", description="from the healthy hook")
+
+    @hookimpl
+    def register_datasets(register):
+        register("raiser-partial", "{pkg}.data:Data")
+        raise RuntimeError("config file missing")
+"""
+
+
+def bad_dists(root: Path) -> Path:
+    """``clashing`` registers the built-in model name ``center-bias``; ``raising``'s
+    register_datasets raises after registering one dataset."""
+    c, r = unique("hpt_clash"), unique("hpt_raise")
+    write_dist(root, "harness-clash", {f"{c}/__init__.py": "", f"{c}/plugin.py": CLASH_SRC.format(pkg=c)},
+               {"clashing": f"{c}.plugin"})
+    write_dist(root, "harness-raise", {f"{r}/__init__.py": "", f"{r}/plugin.py": RAISING_SRC.format(pkg=r)},
+               {"raising": f"{r}.plugin"})
+    return root
+
+
+def test_bad_plugins_do_not_break_other_commands(tmp_path):
+    """A plugin that clashes with a built-in and one whose hook raises: every command exits as it
+    would without them, and stderr names each bad plugin once (``plugins --json``: in its output)."""
+    bad = bad_dists(tmp_path / "site")
+    (tmp_path / "runs").mkdir()
+    commands = [["models"], ["datasets"], ["plugins"], ["plugins", "--json"],
+                ["leaderboard", "show", "--results", str(tmp_path / "runs")],
+                ["leaderboard", "show", "--results", str(tmp_path / "no-such-folder")]]
+    for args in commands:
+        clean, proc = run_cli(args, []), run_cli(args, [bad])
+        assert proc.returncode == clean.returncode, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        if "no-such-folder" in args[-1]:  # fails before building the registry: the plugins play no part
+            assert (proc.stdout, proc.stderr) == (clean.stdout, clean.stderr)
+            continue
+        once = 0 if "--json" in args else 1  # --json reports them in its output instead
+        assert proc.stderr.count("'clashing'") == once, (args, proc.stderr)
+        assert proc.stderr.count("'raising'") == once, (args, proc.stderr)
+        if args[0] == "leaderboard":
+            assert proc.stdout == clean.stdout
+            # clean.stderr is the command's own error (no finished runs)
+            assert proc.stderr.endswith(clean.stderr) and clean.stderr.startswith("Error: ")
+        if args == ["datasets"]:
+            assert proc.stdout == clean.stdout  # the raising hook's partial registration is gone
+        if args == ["models"]:
+            rows = {line.split()[0]: line for line in proc.stdout.splitlines()[2:]}
+            clean_rows = {line.split()[0]: line for line in clean.stdout.splitlines()[2:]}
+            assert "center-bias" in clean_rows and "center-bias" not in rows
+            assert {"clash-own-model", "raiser-model"} <= set(rows)
+            assert set(rows) == set(clean_rows) - {"center-bias"} | {"clash-own-model", "raiser-model"}
+        if args == ["plugins"]:
+            def cells(text):  # tabulate's column widths follow the longest cell
+                return {tuple(re.split(r"\s{2,}", line.strip())) for line in text.splitlines()[2:]}
+
+            assert cells(clean.stdout) <= cells(proc.stdout)  # the healthy plugins' rows are unchanged
+            assert re.search(r"^clashing\s+0\.1\s+distribution harness-clash\s+register_models$", proc.stdout, re.M)
+            assert ("model 'center-bias' is registered by two plugins, 'baselines' and 'clashing': "
+                    "uninstall or rename one; it is left out until then\n") in proc.stderr
+            assert ("plugin 'raising' failed in register_datasets: RuntimeError: config file missing; "
+                    "the datasets it registers are left out\n") in proc.stderr
+        if args == ["plugins", "--json"]:
+            report = json.loads(proc.stdout)
+            assert report["conflicts"] == [{"kind": "model", "name": "center-bias", "plugins": ["baselines", "clashing"]}]
+            assert report["hook_failures"] == [{"plugin": "raising", "hook": "register_datasets",
+                                                "error": "RuntimeError: config file missing",
+                                                "dropped": ["raiser-partial"]}]
+            assert json.loads(clean.stdout)["conflicts"] == json.loads(clean.stdout)["hook_failures"] == []
+            assert third_party(report["failed"]) == []
+
+
+USE_BAD_NAMES = """
+from harness.errors import HarnessError
+from harness.models import load_model
+from harness.plugins import get_registry
+
+for _ in range(3):
+    reg = get_registry()
+print(reg.get("model", "clash-own-model").plugin, reg.get("model", "raiser-model").plugin)
+for kind, name in [("model", "center-bias"), ("dataset", "raiser-partial")]:
+    try:
+        reg.get(kind, name)
+    except HarnessError as exc:
+        print(exc)
+"""
+
+
+def test_bad_plugins_reported_once_per_process_and_named_on_use(tmp_path):
+    bad = bad_dists(tmp_path)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(bad), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, "-c", USE_BAD_NAMES], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == (
+        "warning: model 'center-bias' is registered by two plugins, 'baselines' and 'clashing': "
+        "uninstall or rename one; it is left out until then\n"
+        "warning: plugin 'raising' failed in register_datasets: RuntimeError: config file missing; "
+        "the datasets it registers are left out\n"
     )
-    assert "'one'" in proc.stderr and "'two'" in proc.stderr
+    # the raising plugin's other hook still works; the names in trouble are one line naming the plugins
+    assert proc.stdout.splitlines() == [
+        "clashing raising",
+        "model 'center-bias' is registered by two plugins, 'baselines' and 'clashing': uninstall or rename one",
+        "dataset 'raiser-partial' is unavailable: plugin 'raising' failed in register_datasets: "
+        "RuntimeError: config file missing",
+    ]
+
+
+def test_failed_hook_drops_only_that_hook(fresh):
+    class Half:
+        @hookimpl
+        def register_models(self, register):
+            register("half-model", CentreModel)
+
+        @hookimpl
+        def register_datasets(self, register):
+            register("half-data", dict)
+            register("half-data-2", dict)
+            raise RuntimeError("config file missing")
+
+    pm.register(Half(), name="half-plugin")
+    try:
+        reg = get_registry()
+        assert reg.get("model", "half-model").plugin == "half-plugin"  # the healthy hook counts
+        assert ("dataset", "half-data") not in reg and ("dataset", "half-data-2") not in reg
+        assert ("dataset", "osie") in reg
+        (failure,) = reg.hook_failures
+        assert (failure.plugin, failure.hook, failure.error, failure.names) == (
+            "half-plugin", "register_datasets", "RuntimeError: config file missing", ("half-data", "half-data-2"))
+        with pytest.raises(PluginError) as err:
+            reg.get("dataset", "half-data")
+        assert str(err.value) == ("dataset 'half-data' is unavailable: plugin 'half-plugin' failed in "
+                                  "register_datasets: RuntimeError: config file missing")
+        # a name the hook never reached: unknown, and the failure is named as a likely reason
+        with pytest.raises(HarnessError, match=r"unknown dataset 'half-data-3'.* Plugin 'half-plugin' failed in "
+                                               r"register_datasets \(RuntimeError: config file missing\)\.$"):
+            reg.get("dataset", "half-data-3")
+        assert isinstance(load_model("half-model"), CentreModel)
+        datasets = invoke("datasets")
+        assert datasets.exit_code == 0 and "half-data" not in datasets.stdout and "osie" in datasets.stdout
+        assert datasets.stderr == ("warning: plugin 'half-plugin' failed in register_datasets: RuntimeError: "
+                                   "config file missing; the datasets it registers are left out\n")
+    finally:
+        pm.unregister(name="half-plugin")
 
 
 # --------------------------------------------------------------------------------------------
@@ -517,17 +715,50 @@ def test_every_builtin_module_with_hooks_is_in_registry_yaml():
 
 
 @pytest.mark.parametrize("factory", ["no_colon_here", "module.only:", ":attr_only"])
-def test_invalid_factory_string_names_plugin(factory):
-    pm.register(make_plugin(models=[("bad-factory", factory, {})]), name="bad-factory-plugin")
+def test_invalid_factory_string_names_plugin(factory, fresh):
+    """An invalid spec drops that hook's registrations and is reported; it breaks nothing else, and
+    using the name is one line naming the plugin and the factory."""
+    pm.register(make_plugin(models=[("ok-before", CentreModel, {}), ("bad-factory", factory, {})],
+                            datasets=[("bad-factory-data", dict, {})]), name="bad-factory-plugin")
     try:
+        reg = get_registry()
         with pytest.raises(PluginError) as err:
-            get_registry()
+            reg.get("model", "bad-factory")
         msg = str(err.value)
         assert "'bad-factory-plugin'" in msg and repr(factory) in msg and "'module:attr'" in msg
+        assert "\n" not in msg
+        assert ("model", "ok-before") not in reg  # none of the failed hook's registrations remain
+        assert reg.get("dataset", "bad-factory-data").plugin == "bad-factory-plugin"
         result = CliRunner().invoke(main, ["models"])
-        assert result.exit_code == 1 and result.stderr == f"Error: {msg}\n"
+        assert result.exit_code == 0 and "uniform" in result.stdout and "bad-factory" not in result.stdout
+        assert result.stderr == (f"warning: plugin 'bad-factory-plugin' failed in register_models: PluginError: "
+                                 f"registered model 'bad-factory' with factory {factory!r}, which is not "
+                                 f"'module:attr'; the models it registers are left out\n")
     finally:
         pm.unregister(name="bad-factory-plugin")
+
+
+def test_invalid_spec_dropped_even_if_hook_catches_the_error(fresh):
+    class Swallows:
+        @hookimpl
+        def register_tasks(self, register):
+            register("fine-task", "elsewhere:Task")
+            for bad in ["", None]:
+                try:
+                    register(bad, "elsewhere:Task")
+                except Exception:
+                    pass
+
+    pm.register(Swallows(), name="swallowing-plugin")
+    try:
+        reg = get_registry()
+        assert ("task", "fine-task") not in reg
+        (failure,) = reg.hook_failures
+        assert failure.error == "PluginError: registered a task without a name"
+        with pytest.raises(PluginError, match=r"^task 'fine-task' is unavailable: plugin 'swallowing-plugin'"):
+            reg.get("task", "fine-task")
+    finally:
+        pm.unregister(name="swallowing-plugin")
 
 
 def test_factory_import_failure_at_use_time(tmp_path, fresh):
@@ -557,17 +788,24 @@ def test_factory_import_failure_at_use_time(tmp_path, fresh):
         pm.unregister(name="lazy-plugin")
 
 
-def test_hook_that_raises_names_plugin():
+def test_hook_that_raises_names_plugin(fresh):
     class Raises:
         @hookimpl
         def register_metrics(self, register):
+            register("half-registered", "elsewhere:metric", higher_is_better=True)
             raise RuntimeError("config file missing")
 
     pm.register(Raises(), name="raising-plugin")
     try:
-        with pytest.raises(PluginError, match=r"^plugin 'raising-plugin' failed in register_metrics: "
-                                               r"RuntimeError: config file missing$"):
-            get_registry()
+        reg = get_registry()
+        assert [f.message() for f in reg.hook_failures] == [
+            "plugin 'raising-plugin' failed in register_metrics: RuntimeError: config file missing"]
+        assert "half-registered" not in reg.names("metric") and "nss" in reg.names("metric")
+        report = invoke_json("plugins")
+        assert report["hook_failures"] == [{"plugin": "raising-plugin", "hook": "register_metrics",
+                                            "error": "RuntimeError: config file missing",
+                                            "dropped": ["half-registered"]}]
+        assert report["conflicts"] == []
     finally:
         pm.unregister(name="raising-plugin")
 
