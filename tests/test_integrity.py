@@ -62,6 +62,8 @@ def test_fresh_runs_verify_and_manifest_hashes_every_shard(two_runs):
     assert r.exit_code == 0, r.output
     assert "2 of 2 runs hold together" in r.output
     run = _run_dir(two_runs, "uniform")
+    # the uniform baseline is constant by design: not a degenerate map
+    assert _summary(run)["n_degenerate"] == 0 and _summary(run)["metrics"]["auc_judd"] == 0.5
     manifest = json.loads((run / "manifest.json").read_text())
     shards = sorted(p.name for p in (run / "shards").glob("part-*.parquet"))
     assert sorted(manifest["shards"]) == shards and len(shards) == 3
@@ -130,6 +132,27 @@ def test_corrupt_run_json_files_are_one_line(two_runs, osie_dir):
     assert _verify(two_runs).exit_code == 0
 
 
+def test_page_publish_and_report_leave_a_damaged_run_out(two_runs, tmp_path):
+    from harness.leaderboard.publish import publish_to_folder
+
+    run = _run_dir(two_runs, "uniform")
+    shard = sorted((run / "shards").glob("part-*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[:100])
+    r = CliRunner().invoke(main, ["leaderboard", "build", "--results", str(two_runs), "--output",
+                                  str(tmp_path / "site"), "--data-dir", str(tmp_path / "no-data")])
+    assert r.exit_code == 0, r.output
+    assert f"{run}: damaged run left out" in r.output
+    page = (tmp_path / "site" / "index.html").read_text()
+    assert "center-bias" in page and run.name not in page
+    publish_to_folder(two_runs, tmp_path / "pub")
+    import pyarrow.parquet as pq
+
+    published = pq.read_table(tmp_path / "pub" / "data" / "leaderboard.parquet").to_pylist()
+    assert [row["model"] for row in published] == ["center-bias"]
+    r = CliRunner().invoke(main, ["report", str(run)])
+    assert "damaged run left out" in r.output and "Traceback" not in r.output
+
+
 # --------------------------------------------------------------------------------------------
 # summaries edited by hand
 
@@ -152,7 +175,7 @@ def test_edited_summary_is_caught(two_runs, osie_dir, edit, expected):
     (run / "summary.json").write_text(json.dumps(doc))
     r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(two_runs)])
     assert r.exit_code == 0 and "damaged run left out" in r.output and expected in r.output
-    assert "99" not in r.output.split("damaged run left out")[0].splitlines()[-1] or "uniform" not in r.output.split("\n", 1)[1]
+    assert "| uniform" not in r.output and "| center-bias" in r.output
     r = _verify(two_runs)
     assert r.exit_code == 1 and expected in r.output
     # eval puts back the summary its shards give

@@ -48,10 +48,22 @@ def report(runs, results_dir, as_json) -> None:
     from ..errors import HarnessError
     from ..results import atomic_write_json, load_runs, read_run
 
-    loaded = [read_run(p) for p in runs] if runs else load_runs(results_dir)
-    for r in loaded:
-        if not r.finished:
-            raise HarnessError(f"{r.path}: not a finished run (no summary.json)")
+    if runs:
+        from ..results.verify import run_problems
+
+        loaded = []
+        for p in runs:
+            r = read_run(p)
+            if not r.finished:
+                raise HarnessError(f"{r.path}: not a finished run (no summary.json)")
+            problems = run_problems(r)
+            if problems:  # the same check as every reader of a results folder: named, left out
+                click.echo(f"warning: {r.path}: damaged run left out ({problems[0]}); `harness verify` tells more",
+                           err=True)
+                continue
+            loaded.append(r)
+    else:
+        loaded = load_runs(results_dir)
     per_run = [r for r in loaded if r.summary.get("alignment_vs_task", {}).get("metrics")]
     cross = across_models([r.summary for r in loaded])
     document = _jsonable({"runs": {r.run_id: r.summary["alignment_vs_task"] for r in per_run},

@@ -185,7 +185,7 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, *, model_name: st
             if batch_error is not None:
                 status, error, smap = "failed", batch_error, None
             else:
-                status, error, smap = check_map(pred.attention, h, w)
+                status, error, smap = check_map(pred.attention, h, w, constant_expected=kind == "baseline")
             scores, task_scores, output = {}, {}, {}
             if smap is not None:
                 output = pred.output or {}

@@ -32,13 +32,14 @@ def plugin_metrics() -> list[tuple[str, Callable[..., float]]]:
     return [(s.name, s.resolve()) for s in get_registry().in_order("metric") if s.name not in METRICS]
 
 
-def check_map(smap: Any, h: int, w: int) -> tuple[str, str | None, np.ndarray | None]:
+def check_map(smap: Any, h: int, w: int, *, constant_expected: bool = False) -> tuple[str, str | None, np.ndarray | None]:
     """``(status, reason, map)`` for a model's attention map.
 
     ``failed``: nothing to score (no map, wrong shape, NaN/inf, real negative values: attention is a
     non-negative weight of where the model looks; a method with signed output must rectify or shift
     it itself, since the choice changes SIM, KLD and IG). ``degenerate``: a constant map (all zeros is
-    the usual sign of a broken method), scored as the uniform prediction it is and counted.
+    the usual sign of a broken method), scored as the uniform prediction it is and counted; not for
+    a reference that is constant by design (``constant_expected``: the ``uniform`` baseline).
     ``ok``: scorable; negative round-off is set to 0."""
     if smap is None:
         return "failed", "model returned no attention map", None
@@ -54,7 +55,7 @@ def check_map(smap: Any, h: int, w: int) -> tuple[str, str | None, np.ndarray | 
                               "must be non-negative"), None
         arr = np.maximum(arr, 0.0)
         lo = 0.0
-    if lo == hi:
+    if lo == hi and not constant_expected:
         return "degenerate", f"constant attention map (every pixel {hi:.4g})", arr
     return "ok", None, arr
 

