@@ -358,3 +358,27 @@ def test_stimuli_skipped_in_conversion_are_said_and_recorded(small_osie, tmp_pat
     for run in load_runs(out):
         assert run.summary["n_images"] == 4
         assert len(run.manifest["dataset_skipped"]) == 1 and "1002.jpg" in run.manifest["dataset_skipped"][0]
+
+
+# --------------------------------------------------------------------------------------------
+# file names made from stimulus ids
+
+
+def test_map_files_stay_inside_the_run_folder(tmp_path):
+    from harness.results.writer import RunWriter
+
+    settings = {"model": "m", "dataset": "d", "task": "free-viewing", "attention": "a", "seed": 0}
+    with RunWriter(tmp_path / "runs", settings, note=lambda _: None) as writer:
+        for bad in ("../../x", "/tmp/x", "../../etc/passwd"):
+            with pytest.raises(ValueError):
+                writer.save_map(bad, np.ones((2, 2)))
+        for sid in ("a/b", "A/b", "a__b"):
+            writer.save_map(sid, np.full((2, 2), 1.0))
+    maps = writer.dir / "maps"
+    files = sorted(p.name for p in maps.iterdir() if p.suffix == ".npy")
+    assert len(files) == 3 and all("/" not in f for f in files)
+    index = json.loads((maps / "index.json").read_text())
+    assert sorted(index.values()) == ["A/b", "a/b", "a__b"] and sorted(index) == files
+    # nothing was written anywhere else
+    assert sorted(p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file()) == \
+        ["runs"] * len([p for p in tmp_path.rglob("*") if p.is_file()])
