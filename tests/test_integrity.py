@@ -24,7 +24,7 @@ from harness.results import load_runs, read_run
 # helpers
 
 
-def _eval(out: Path, osie_dir: Path, *args: str, model: str = "uniform", limit: int = 6):
+def _eval(out: Path, osie_dir: Path, *args: str, model: str = "uniform", limit: int = 40):
     return CliRunner().invoke(main, ["eval", "--model", model, "--dataset", "osie", "--limit", str(limit),
                                      "--batch-size", "2", "--data-dir", str(osie_dir), "--output", str(out),
                                      "--no-show", *args])
@@ -66,7 +66,7 @@ def test_fresh_runs_verify_and_manifest_hashes_every_shard(two_runs):
     assert _summary(run)["n_degenerate"] == 0 and _summary(run)["metrics"]["auc_judd"] == 0.5
     manifest = json.loads((run / "manifest.json").read_text())
     shards = sorted(p.name for p in (run / "shards").glob("part-*.parquet"))
-    assert sorted(manifest["shards"]) == shards and len(shards) == 3
+    assert sorted(manifest["shards"]) == shards and len(shards) == 3  # the references are cut in chunks of 16: 16 + 16 + 8
     import hashlib
 
     for name in shards:
@@ -103,7 +103,7 @@ def test_damaged_shard_is_named_set_aside_and_recomputed(two_runs, osie_dir, dam
     assert "Traceback" not in r.output
     assert (run / "damaged" / shard.name).is_file()
     after = _summary(run)
-    assert after["metrics"] == before["metrics"] and after["n_images"] == 6
+    assert after["metrics"] == before["metrics"] and after["n_images"] == 40
     assert read_run(run).per_image()["stimulus_id"].is_unique
     assert _verify(two_runs).exit_code == 0
 

@@ -16,7 +16,8 @@ from ..cli import main
 @click.option("--task", "-t", default="free-viewing", show_default=True)
 @click.option("--attention", "-a", default=None, help="Attention method (default: the model's first).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N stimuli.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Stimuli per model batch (part of a model run's identity: a model's arithmetic depends on it).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Folder holding the dataset's files.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None)
@@ -27,10 +28,21 @@ from ..cli import main
               help="Blur of the human fixation density, in degrees of visual angle.")
 @click.option("--sigma-px", type=float, default=None,
               help="Blur in pixels instead (for datasets whose viewing geometry is unknown).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
+              help="Where models run; auto: a CUDA or Apple GPU when there is one (under torchrun/accelerate "
+                   "launch, this process' GPU), else the CPU.")
+@click.option("--score-workers", type=click.IntRange(min=0), default=None,
+              help="Processes that score maps while the model runs (default: from the cores; 0: score inline).")
+@click.option("--decode-workers", type=click.IntRange(min=0), default=None,
+              help="Processes that decode images ahead of the model (default: from the cores; 0: inline).")
+@click.option("--model-threads", type=click.IntRange(min=1), default=None,
+              help="torch threads for a model on CPU (default 1: results then do not depend on the machine or "
+                   "the number of processes; more is recorded in the run's settings). Scale with torchrun instead.")
 @click.option("--no-references", is_flag=True, help="Skip the human ceiling and baselines.")
 @click.option("--show/--no-show", default=True, show_default=True, help="Print the leaderboard afterwards.")
 def eval_command(models, dataset, task, attention, limit, batch_size, output, data_dir, cache_dir, profile, seed,
-                 sigma_deg, sigma_px, no_references, show) -> None:
+                 sigma_deg, sigma_px, device, score_workers, decode_workers, model_threads, no_references,
+                 show) -> None:
     """Evaluate models' attention against human gaze (and their task performance)."""
     from ..evaluation import EvalConfig, check_model_name, run_eval
 
@@ -41,9 +53,15 @@ def eval_command(models, dataset, task, attention, limit, batch_size, output, da
     for i, model in enumerate(models):
         cfg = EvalConfig(model=model, dataset=dataset, task=task, attention=attention, limit=limit,
                          batch_size=batch_size, output=output, data_dir=data_dir, cache_dir=cache_dir,
-                         profile=profile, seed=seed, sigma_deg=sigma_deg, sigma_px=sigma_px)
+                         profile=profile, seed=seed, sigma_deg=sigma_deg, sigma_px=sigma_px,
+                         device=None if device == "auto" else device, score_workers=score_workers,
+                         loader_workers=decode_workers, model_threads=model_threads)
         # the human ceiling and baselines once, with the first model
         results += run_eval(cfg, references=not no_references and i == 0)
+    import os
+
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun / accelerate launch, rank 0 reports for all
     for r in results:
         s = r.summary
         if r.reused:

@@ -34,6 +34,13 @@ class EvalConfig:
     sigma_px: float | None = None  # overrides sigma_deg x pixels per degree (datasets without geometry)
     save_maps: int = 3  # attention maps of the first N stimuli are kept for the leaderboard page
     progress: bool = True
+    device: str | None = None  # cpu, cuda, mps; None: the best available
+    score_workers: int | None = None  # scoring processes; None: from the cores (threads.plan)
+    loader_workers: int | None = None  # image-decoding processes; None: from the cores
+    model_threads: int | None = None  # torch threads for a CPU model; None: 1 (results then do not
+    # depend on the machine's size or the number of processes; see threads.plan)
+    resolved_device: str = "cpu"  # set by run_eval: the device type the models run on
+    resolved_threads: int = 1  # set by run_eval: the CPU model's threads
     command: list[str] = field(default_factory=lambda: list(sys.argv))
 
 

@@ -43,3 +43,10 @@ class DatasetContext:
         w, h = self.sizes[i]
         f = self.fixations[i]
         return fixation_density(f.x, f.y, (h, w), self.sigma_px)
+
+    def __getstate__(self) -> dict:
+        """What a scoring process gets: everything but the images and the dataset plugin."""
+        state = dict(self.__dict__)
+        state["ds"] = None
+        state["gaze"] = None
+        return state

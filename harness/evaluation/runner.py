@@ -13,22 +13,28 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from ..errors import HarnessError
-from ..results import read_run
+from ..results import read_run, run_id_for
 from ..results.summary import canonical_order
-from ..results.writer import RunWriter, writable_folder
+from ..results.writer import RunFollower, RunWriter, writable_folder
 from . import record
 from .config import CEILING, EvalConfig, EvalResult, blur_px
 from .context import DatasetContext
-from .scoring import check_map, score
+from .loader import batches
+from .parallel import World, world as find_world
+from .scoring import Job, RunSpec, Scorer
+from .threads import limit_this_process, plan
+
+#: the chunk (shard) size of the references, whose numbers do not depend on any batch
+REFERENCE_CHUNK = 16
 
 
-def _settings(cfg: EvalConfig, *, model_name, provenance, attention, kind, gaze, ctx) -> dict[str, Any]:
+def _settings(cfg: EvalConfig, *, model_name, provenance, attention, kind, gaze, ctx,
+              batch_size: int | None = None) -> dict[str, Any]:
     from ..results import SCHEMA_VERSION
 
     task_params = _task_params(gaze, cfg.task)
@@ -49,6 +55,12 @@ def _settings(cfg: EvalConfig, *, model_name, provenance, attention, kind, gaze,
         "seed": cfg.seed,
         # only when present, so runs without them keep their ids
         **({"task_params": task_params} if task_params else {}),
+        # a model's floating-point output depends on which stimuli share its batch (measured: Grad-CAM
+        # maps of EfficientNet-Lite0 differ by ~1e-7 between batches of 1 and 8 on CPU), on the device
+        # and, on CPU, on the number of threads, so a model run is one of each; references depend on none
+        **({"batch_size": batch_size, "device": cfg.resolved_device,
+            **({"model_threads": cfg.resolved_threads} if cfg.resolved_device == "cpu" and cfg.resolved_threads != 1
+               else {})} if batch_size is not None else {}),
     }
 
 
@@ -102,41 +114,99 @@ def _same(a: dict, b: dict) -> bool:
     return norm(a) == norm(b)
 
 
-def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, *, task_obj, label: str, batch_size: int,
-         compute: Callable[[list[int]], tuple[list[dict], list]], extra_manifest: dict[str, Any],
+def chunks_of(n: int, size: int) -> list[list[int]]:
+    """The run's stimuli, in canonical order, cut into batches: chunk k holds [k*size, (k+1)*size)."""
+    return [list(range(start, min(start + size, n))) for start in range(0, n, size)]
+
+
+@dataclass
+class Stage:
+    """The processes and settings one invocation of ``harness eval`` shares between its runs."""
+
+    world: World
+    scorer: Scorer
+    loader_workers: int = 0
+
+
+def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: Stage, *, spec: RunSpec,
+         label: str, batch_size: int, infer: Callable[[list[int], list[Any]], list[Job]] | None,
+         pixels: bool = True, extra_manifest: dict[str, Any],
          on_batch: Callable[[int], None] | None = None) -> EvalResult:
-    """Fill one run folder: reuse it if complete, else compute the stimuli it lacks, then summarise."""
-    with RunWriter(Path(cfg.output), settings) as writer:
-        done = writer.done_ids()
-        todo = [i for i, sid in enumerate(ctx.ids) if sid not in done]
-        if not todo and writer.finished:
-            fresh = record.summarize(read_run(writer.dir).per_image(), settings, task_obj=task_obj, ctx=ctx,
-                                     seed=cfg.seed)
-            if _same(fresh, writer.summary):
-                return EvalResult(writer.dir, writer.summary, len(done), 0, reused=True)
-            writer.note(f"warning: {writer.dir / 'summary.json'}: not the summary its shards give "
-                        "(edited, or written by an older version); written again")
-        if todo:
-            writer.begin_session()
-        bar = _progress(len(todo), f"{label} on {cfg.dataset}", cfg.progress)
-        for start in range(0, len(todo), batch_size):
-            idx = todo[start:start + batch_size]
-            rows, maps = compute(idx)
-            for sid, smap in maps:  # before the shard: a shard on disk implies its maps are there
-                writer.save_map(sid, smap)
-            writer.write_shard(rows, idx[0])
-            bar.update(len(idx))
-            if on_batch is not None:
-                on_batch(start // batch_size)
+    """Fill one run folder. Rank 0 owns it (lock, damaged files, summary); every rank computes the
+    chunks it owns that are not done yet. A complete run is reused untouched."""
+    world = stage.world
+    writer = RunWriter(Path(cfg.output), settings) if world.main else None
+    try:
+        chunks = chunks_of(len(ctx), batch_size)
+        if writer is not None:
+            done = writer.done_ids()
+            missing = [k for k, idx in enumerate(chunks) if any(ctx.ids[i] not in done for i in idx)]
+            reuse = not missing and writer.finished
+            if reuse:
+                fresh = record.summarize(read_run(writer.dir).per_image(), settings, task_obj=spec.task, ctx=ctx,
+                                         seed=cfg.seed)
+                if not _same(fresh, writer.summary):
+                    writer.note(f"warning: {writer.dir / 'summary.json'}: not the summary its shards give "
+                                "(edited, or written by an older version); written again")
+                    reuse = False
+            if missing:
+                writer.begin_session()
+        world.barrier()  # rank 0 holds the lock and has set damaged shards aside
+        run_dir = Path(cfg.output) / run_id_for(settings)
+        if writer is None:
+            writer = RunFollower(run_dir)
+            done = writer.done_ids()
+        mine = [(k, [i for i in idx if ctx.ids[i] not in done]) for k, idx in enumerate(chunks) if world.owns(k)]
+        mine = [(k, idx) for k, idx in mine if idx]
+        bar = _progress(sum(len(idx) for _, idx in mine), f"{label} on {cfg.dataset}",
+                        cfg.progress and world.main)
+        pending: list[tuple[int, list[int], Any]] = []
+
+        def drain(keep: int) -> None:
+            while len(pending) > keep:
+                k, idx, handle = pending.pop(0)
+                results = handle.result()
+                for (_, smap), i in zip(results, idx):
+                    if smap is not None:  # before the shard: a shard on disk implies its maps are there
+                        writer.save_map(ctx.ids[i], smap)
+                writer.write_shard([r for r, _ in results], idx[0])
+                bar.update(len(idx))
+                if on_batch is not None:
+                    on_batch(k)
+
+        for k, idx, images in batches(ctx, mine, pixels=pixels and infer is not None,
+                                      workers=stage.loader_workers if infer is not None else 0):
+            jobs = infer(idx, images) if infer is not None else [Job(i) for i in idx]
+            pending.append((k, idx, stage.scorer.submit(spec, jobs)))
+            # one batch scored while the next is read and run through the model
+            drain(keep=max(1, stage.scorer.workers))
+        drain(keep=0)
         bar.close()
-        frame = canonical_order(read_run(writer.dir).per_image())
-        summary = record.summarize(frame, settings, task_obj=task_obj, ctx=ctx, seed=cfg.seed)
-        summary["finished_at"] = record.now()
-        writer.finish(record.manifest(writer, cfg, settings, frame, summary["finished_at"], extra_manifest), summary)
-        return EvalResult(writer.dir, summary, len(done), len(todo))
+        world.barrier()  # every rank's shards are on disk
+        if world.main:
+            if reuse:
+                summary = writer.summary
+                result = EvalResult(writer.dir, summary, len(ctx), 0, reused=True)
+            else:
+                frame = canonical_order(read_run(writer.dir).per_image())
+                summary = record.summarize(frame, settings, task_obj=spec.task, ctx=ctx, seed=cfg.seed)
+                summary["finished_at"] = record.now()
+                writer.finish(record.manifest(writer, cfg, settings, frame, summary["finished_at"],
+                                              {**extra_manifest, "processes": world.size}), summary)
+                n_done = sum(1 for sid in ctx.ids if sid in done)
+                result = EvalResult(writer.dir, summary, n_done, len(ctx) - n_done)
+        world.barrier()  # the summary is written
+        if not world.main:
+            run = read_run(run_dir)
+            n_done = sum(1 for sid in ctx.ids if sid in done)
+            result = EvalResult(run_dir, run.summary, n_done, len(ctx) - n_done)
+        return result
+    finally:
+        if isinstance(writer, RunWriter):
+            writer.close()
 
 
-def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, *, model_name: str | None = None,
+def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, model_name: str | None = None,
                    kind: str | None = None, on_batch: Callable[[int], None] | None = None,
                    gaze_only: bool = False, model=None, extra_manifest: dict | None = None) -> EvalResult:
     """Evaluate one model. ``gaze_only`` (the baselines): score alignment under the dataset's task
@@ -160,84 +230,41 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, *, model_name: st
         )
     if kind is None:
         kind = "baseline" if ("model", model_name) in reg and reg.get("model", model_name).get("baseline") else "model"
+    batch_size = REFERENCE_CHUNK if kind == "baseline" else cfg.batch_size
     settings = _settings(cfg, model_name=model_name, provenance=model.provenance(), attention=attention,
-                         kind=kind, gaze=gaze, ctx=ctx)
-    scores_task = getattr(task_obj, "primary", None) is not None
+                         kind=kind, gaze=gaze, ctx=ctx, batch_size=None if kind == "baseline" else batch_size)
+    spec = RunSpec(kind=kind, profile=cfg.profile, seed=cfg.seed,
+                   task=task_obj if getattr(task_obj, "primary", None) is not None else None,
+                   save_maps=cfg.save_maps)
 
-    def compute(idx: list[int]) -> tuple[list[dict], list[tuple[str, np.ndarray]]]:
-        batch = ctx.ds.select(idx)
-        images = [r["image"].convert("RGB") for r in batch]
+    def infer(idx: list[int], images: list[Any]) -> list[Job]:
         t0 = time.perf_counter()
         try:
             preds = model.predict(images, task=predict_task, attention=attention)
-            batch_error = None if len(preds) == len(images) else f"model returned {len(preds)} predictions for {len(images)} images"
+            error = None if len(preds) == len(images) else f"model returned {len(preds)} predictions for {len(images)} images"
         except HarnessError:
             raise
         except Exception as exc:  # a model crash on one batch is recorded, the run goes on
-            preds, batch_error = [None] * len(images), f"{type(exc).__name__}: {exc}"
+            preds, error = [None] * len(images), f"{type(exc).__name__}: {exc}"
         infer_s = (time.perf_counter() - t0) / max(len(images), 1)
-        rows, maps = [], []
-        for j, i in enumerate(idx):
-            t1 = time.perf_counter()
-            rec, sid, fix = ctx.meta[i], ctx.ids[i], ctx.fixations[i]
-            w, h = ctx.sizes[i]
-            pred = preds[j] if batch_error is None else None
-            if batch_error is not None:
-                status, error, smap = "failed", batch_error, None
-            else:
-                status, error, smap = check_map(pred.attention, h, w, constant_expected=kind == "baseline")
-            scores, task_scores, output = {}, {}, {}
-            if smap is not None:
-                output = pred.output or {}
-                try:
-                    scores = score(smap, fix, ctx, i, cfg.profile, cfg.seed)
-                    if scores_task:
-                        task_scores = task_obj.score_image(output, rec)
-                except HarnessError as exc:
-                    status, error, scores, task_scores = "failed", str(exc), {}, {}
-                if status != "failed" and i < cfg.save_maps:
-                    maps.append((sid, smap))
-            rows.append(record.row(sid, status, error, scores, task_scores, output,
-                                   infer_s + time.perf_counter() - t1, len(fix)))
-        return rows, maps
+        if error is not None:
+            return [Job(i, error=error, infer_s=infer_s) for i in idx]
+        return [Job(i, attention=p.attention, output=p.output, infer_s=infer_s) for i, p in zip(idx, preds)]
 
-    return _run(cfg, settings, ctx, task_obj=task_obj, label=model_name, batch_size=cfg.batch_size,
-                compute=compute, extra_manifest=extra_manifest or {}, on_batch=on_batch)
+    return _run(cfg, settings, ctx, stage, spec=spec, label=model_name, batch_size=batch_size, infer=infer,
+                pixels=getattr(model, "needs_pixels", True), extra_manifest=extra_manifest or {}, on_batch=on_batch)
 
 
-def evaluate_ceiling(cfg: EvalConfig, gaze, ctx: DatasetContext, extra_manifest: dict | None = None) -> EvalResult:
+def evaluate_ceiling(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage,
+                     extra_manifest: dict | None = None) -> EvalResult:
     """The human ceiling: each subject's fixations predicted by the other subjects' density
     (leave-one-subject-out), averaged over subjects. Distribution metrics (CC, SIM, KLD, IoU)
     compare the leave-one-out density with the held-out subject's own density."""
-    from ..data.density import fixation_density, loso_densities
-
     settings = _settings(cfg, model_name=CEILING, provenance={"model_id": CEILING, "method": "leave-one-subject-out"},
                          attention="leave-one-subject-out", kind="ceiling", gaze=gaze, ctx=ctx)
-
-    def compute(idx: list[int]) -> tuple[list[dict], list]:
-        rows = []
-        for i in idx:
-            t0 = time.perf_counter()
-            sid, fix = ctx.ids[i], ctx.fixations[i]
-            w, h = ctx.sizes[i]
-            per_subject = []
-            for subj, loo in loso_densities(fix, (h, w), ctx.sigma_px):
-                held = fix.subset(fix.subject == subj)
-                if len(held) == 0:
-                    continue
-                held_density = fixation_density(held.x, held.y, (h, w), ctx.sigma_px)
-                per_subject.append(score(loo, held, ctx, i, cfg.profile, cfg.seed, density=held_density))
-            if per_subject:
-                keys = per_subject[0].keys()
-                scores = {k: float(np.nanmean([s[k] for s in per_subject])) for k in keys}
-                rows.append(record.row(sid, "ok", None, scores, {}, {}, time.perf_counter() - t0, len(fix)))
-            else:
-                rows.append(record.row(sid, "failed", "fewer than two subjects", {}, {}, {},
-                                       time.perf_counter() - t0, len(fix)))
-        return rows, []
-
-    return _run(cfg, settings, ctx, task_obj=None, label=CEILING, batch_size=max(cfg.batch_size, 16),
-                compute=compute, extra_manifest=extra_manifest or {})
+    spec = RunSpec(kind="ceiling", profile=cfg.profile, seed=cfg.seed)
+    return _run(cfg, settings, ctx, stage, spec=spec, label=CEILING, batch_size=REFERENCE_CHUNK, infer=None,
+                extra_manifest=extra_manifest or {})
 
 
 def reference_models() -> list[str]:
@@ -271,7 +298,8 @@ def _skipped_note(gaze) -> dict[str, Any]:
 
 def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list[EvalResult]:
     """Evaluate ``cfg.model``; unless told not to, also make sure the human ceiling and the
-    baselines exist for the same dataset, limit and metric settings (computed once, then reused)."""
+    baselines exist for the same dataset, limit and metric settings (computed once, then reused).
+    Under torchrun / accelerate launch every process calls this; each computes its share."""
     from ..data import load_gaze_dataset
     from ..models import load_model
     from ..plugins import get_registry
@@ -286,7 +314,13 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list
     sizes = ds.select_columns(["width", "height"]).select(range(n))
     longest = max((max(int(w), int(h)) for w, h in zip(sizes["width"], sizes["height"])), default=0)
     sigma_px = blur_px(cfg, gaze, longest)
-    model = load_model(cfg.model) if cfg.model != CEILING else None  # a checkpoint that cannot load fails now
+    world = find_world(cfg.device)
+    work = plan(local_processes=world.local_size, device=world.device, n_stimuli=n // world.size,
+                score_workers=cfg.score_workers, loader_workers=cfg.loader_workers, model_threads=cfg.model_threads)
+    cfg.resolved_device = world.device.split(":")[0]
+    cfg.resolved_threads = work.model_threads
+    limit_this_process(work.model_threads)
+    model = load_model(cfg.model, **_device_kwargs(cfg.model, world.device)) if cfg.model != CEILING else None
     if cfg.attention is not None:
         get_registry().get("attention", cfg.attention)  # a typo gets "did you mean"
     if model is not None:
@@ -297,15 +331,33 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list
                                f"it supports: {', '.join(model.attention_methods)}")
     writable_folder(Path(cfg.output), "--output")
     ctx = DatasetContext(gaze, ds, cfg.limit, sigma_px)
-    extra = _skipped_note(gaze)
+    extra = _skipped_note(gaze) if world.main else {}
     results = []
+    refs = plan(local_processes=world.local_size, device="cpu", n_stimuli=n // world.size, model=False,
+                score_workers=cfg.score_workers, loader_workers=0)
     if references:
-        results.append(evaluate_ceiling(cfg, gaze, ctx, extra_manifest=extra))
-        for name in reference_models():
-            if name != cfg.model:
-                base_cfg = EvalConfig(**{**cfg.__dict__, "attention": None})
-                results.append(evaluate_model(base_cfg, gaze, ctx, model_name=name, kind="baseline", gaze_only=True,
-                                              extra_manifest=extra))
+        with Scorer(ctx, refs.score_workers) as scorer:
+            stage = Stage(world, scorer)
+            results.append(evaluate_ceiling(cfg, gaze, ctx, stage, extra_manifest=extra))
+            for name in reference_models():
+                if name != cfg.model:
+                    base_cfg = EvalConfig(**{**cfg.__dict__, "attention": None})
+                    results.append(evaluate_model(base_cfg, gaze, ctx, stage, model_name=name, kind="baseline",
+                                                  gaze_only=True, extra_manifest=extra))
     if cfg.model != CEILING:
-        results.append(evaluate_model(cfg, gaze, ctx, on_batch=on_batch, model=model, extra_manifest=extra))
+        with Scorer(ctx, work.score_workers) as scorer:
+            stage = Stage(world, scorer, loader_workers=work.loader_workers)
+            results.append(evaluate_model(cfg, gaze, ctx, stage, on_batch=on_batch, model=model, extra_manifest=extra))
     return results
+
+
+def _device_kwargs(name: str, device: str) -> dict[str, Any]:
+    """Where the model runs: models that take a ``device`` get this process' device."""
+    if device == "cpu":
+        return {}
+    if name.startswith("hf:"):
+        return {"device": device}
+    from ..plugins import get_registry
+
+    spec = get_registry().get("model", name)
+    return {"device": device} if spec.get("devices") else {}

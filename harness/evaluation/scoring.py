@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -82,3 +83,166 @@ def score(smap, fix, ctx, i: int, profile: str, seed: int, density=None) -> dict
         except Exception as exc:  # a broken third-party metric is named, not a traceback
             raise HarnessError(f"metric {name!r} failed: {type(exc).__name__}: {exc}") from exc
     return scores
+
+
+# --- the scoring stage: one stimulus' row, in this process or in a pool of worker processes ------
+
+
+@dataclass
+class Job:
+    """One stimulus to score: its index in the run's stimuli, and what the model said (nothing for
+    the human ceiling)."""
+
+    i: int
+    attention: Any = None
+    output: dict | None = None
+    error: str | None = None  # the whole batch failed (model crash, wrong number of predictions)
+    infer_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a run's scoring needs besides the stimulus: small, sent with each batch of jobs."""
+
+    kind: str  # "model", "baseline" or "ceiling"
+    profile: str
+    seed: int
+    task: Any = None  # a task object scoring each stimulus' output, or None
+    save_maps: int = 0  # keep the maps of stimuli with an index below this (for the page)
+
+
+def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, np.ndarray | None]:
+    """The per-image row of ``job`` and the map to keep for the page (or None)."""
+    import time
+
+    from .record import row
+
+    t0 = time.perf_counter()
+    i = job.i
+    sid, fix = ctx.ids[i], ctx.fixations[i]
+    w, h = ctx.sizes[i]
+    if spec.kind == "ceiling":
+        try:
+            from .ceiling import ceiling_scores
+        except ImportError:  # TEMPORARY until ceiling.py lands
+            ceiling_scores = _ceiling_slow
+        scores = ceiling_scores(ctx, i, spec.profile, spec.seed)
+        if scores is None:
+            return row(sid, "failed", "fewer than two subjects", {}, {}, {}, time.perf_counter() - t0, len(fix)), None
+        return row(sid, "ok", None, scores, {}, {}, time.perf_counter() - t0, len(fix)), None
+    if job.error is not None:
+        status, error, smap = "failed", job.error, None
+    else:
+        status, error, smap = check_map(job.attention, h, w, constant_expected=spec.kind == "baseline")
+    scores, task_scores, output = {}, {}, {}
+    keep = None
+    if smap is not None:
+        output = job.output or {}
+        try:
+            scores = score(smap, fix, ctx, i, spec.profile, spec.seed)
+            if spec.task is not None:
+                task_scores = spec.task.score_image(output, ctx.meta[i])
+        except HarnessError as exc:
+            status, error, scores, task_scores = "failed", str(exc), {}, {}
+        if status != "failed" and i < spec.save_maps:
+            keep = smap
+    return row(sid, status, error, scores, task_scores, output, job.infer_s + time.perf_counter() - t0, len(fix)), keep
+
+
+_WORKER_CTX = None
+
+
+def _init_worker(ctx) -> None:
+    from .threads import limit_this_process
+
+    global _WORKER_CTX
+    _WORKER_CTX = ctx
+    limit_this_process(1)  # one core per scoring process: numba and BLAS must not spawn more
+
+
+def _score_batch(spec: RunSpec, jobs: list[Job]) -> list[tuple[dict, np.ndarray | None]]:
+    return [score_job(_WORKER_CTX, spec, job) for job in jobs]
+
+
+class Scorer:
+    """Scores batches of jobs, inline or in ``workers`` processes; :meth:`submit` returns a handle
+    whose :meth:`result` gives the rows in job order. Rows do not depend on where they were
+    computed (every random choice is seeded by stimulus)."""
+
+    def __init__(self, ctx, workers: int = 0):
+        self.ctx = ctx
+        self.workers = workers
+        self._pool = None
+        if workers > 0:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: the parent has torch's and OpenBLAS' thread pools running
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_init_worker, initargs=(ctx,))
+
+    def submit(self, spec: RunSpec, jobs: list[Job]):
+        if self._pool is None:
+            return _Done([score_job(self.ctx, spec, job) for job in jobs])
+        # split across the workers so one batch keeps every core busy; order is restored on collection
+        parts = [jobs[k::self.workers] for k in range(self.workers) if jobs[k::self.workers]]
+        return _Pending(len(jobs), self.workers, [self._pool.submit(_score_batch, spec, p) for p in parts])
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "Scorer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Done:
+    def __init__(self, rows):
+        self.rows = rows
+
+    def done(self) -> bool:
+        return True
+
+    def result(self):
+        return self.rows
+
+
+class _Pending:
+    def __init__(self, n: int, stride: int, futures):
+        self.n, self.stride, self.futures = n, stride, futures
+
+    def done(self) -> bool:
+        return all(f.done() for f in self.futures)
+
+    def result(self):
+        from concurrent.futures.process import BrokenProcessPool
+
+        out: list = [None] * self.n
+        for k, f in enumerate(self.futures):
+            try:
+                part = f.result()
+            except BrokenProcessPool as exc:
+                raise HarnessError(f"a scoring process died ({exc}); finished batches are kept, run again to resume") from exc
+            out[k::self.stride] = part
+        return out
+
+
+def _ceiling_slow(ctx, i, profile, seed):  # TEMPORARY
+    from ..data.density import fixation_density, loso_densities
+
+    w, h = ctx.sizes[i]
+    fix = ctx.fixations[i]
+    per_subject = []
+    for subj, loo in loso_densities(fix, (h, w), ctx.sigma_px):
+        held = fix.subset(fix.subject == subj)
+        if len(held) == 0:
+            continue
+        held_density = fixation_density(held.x, held.y, (h, w), ctx.sigma_px)
+        per_subject.append(score(loo, held, ctx, i, profile, seed, density=held_density))
+    if not per_subject:
+        return None
+    return {k: float(np.nanmean([s[k] for s in per_subject])) for k in per_subject[0]}

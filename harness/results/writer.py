@@ -48,7 +48,56 @@ def writable_folder(path: Path, what: str) -> Path:
     return path
 
 
-class RunWriter:
+class _RunFiles:
+    """Writing rows and maps into a run folder (shared by the owner and, under a launcher, the
+    other ranks, which write disjoint stimuli)."""
+
+    dir: Path
+    _done: dict[str, str]
+
+    def done_ids(self) -> set[str]:
+        return set(self._done)
+
+    def write_shard(self, rows: list[dict[str, Any]], first_index: int) -> str:
+        import pyarrow as pa
+
+        # from_pylist takes its columns from the first row only; a failed row has no metric columns
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        data = parquet_bytes(pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in rows]))
+        name = f"part-{first_index:08d}-{sha256_bytes(data)[:16]}.parquet"
+        atomic_write_bytes(self.dir / "shards" / name, data)
+        self._done.update((r["stimulus_id"], name) for r in rows)
+        return name
+
+    def save_map(self, stimulus_id: str, smap: np.ndarray) -> None:
+        from filelock import FileLock
+
+        from ..ids import stimulus_filename
+
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(smap, dtype=np.float32))
+        name = stimulus_filename(stimulus_id, ".npy")
+        maps = self.dir / "maps"
+        atomic_write_bytes(maps / name, buf.getvalue())
+        with FileLock(str(maps / ".index.lock")):  # several ranks may add entries
+            index_file = maps / "index.json"
+            index = json.loads(index_file.read_text()) if index_file.is_file() else {}
+            index[name] = stimulus_id
+            atomic_write_json(index_file, index)
+
+
+class RunFollower(_RunFiles):
+    """A rank other than 0 under a launcher: writes its own stimuli into a run folder that rank 0
+    holds locked (and has already checked: damaged shards are set aside before the ranks start)."""
+
+    def __init__(self, run_dir: Path):
+        self.dir = Path(run_dir)
+        self._done = {}
+        for path in shard_files(self.dir):
+            self._done.update((i, path.name) for i in read_shard(path)["stimulus_id"].astype(str))
+
+
+class RunWriter(_RunFiles):
     """The one writer of ``<root>/<run_id>/`` while it lives; use as a context manager."""
 
     def __init__(self, root: Path, settings: dict[str, Any], *, note: Callable[[str], None] = _stderr):
@@ -155,37 +204,11 @@ class RunWriter:
     def finished(self) -> bool:
         return bool(self.summary)
 
-    def done_ids(self) -> set[str]:
-        return set(self._done)
-
     # --- writing ----------------------------------------------------------------------------------
     def begin_session(self) -> None:
-        """Record that this process computes rows (a run that is only reused gets no session)."""
+        """Record that this run computes rows (a run that is only reused gets no session)."""
         self.sessions.append(_now())
         atomic_write_json(self.dir / "sessions.json", self.sessions)
-
-    def write_shard(self, rows: list[dict[str, Any]], first_index: int) -> str:
-        import pyarrow as pa
-
-        # from_pylist takes its columns from the first row only; a failed row has no metric columns
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-        data = parquet_bytes(pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in rows]))
-        name = f"part-{first_index:08d}-{sha256_bytes(data)[:16]}.parquet"
-        atomic_write_bytes(self.shards / name, data)
-        self._done.update((r["stimulus_id"], name) for r in rows)
-        return name
-
-    def save_map(self, stimulus_id: str, smap: np.ndarray) -> None:
-        from ..ids import stimulus_filename
-
-        buf = io.BytesIO()
-        np.save(buf, np.asarray(smap, dtype=np.float32))
-        name = stimulus_filename(stimulus_id, ".npy")
-        atomic_write_bytes(self.dir / "maps" / name, buf.getvalue())
-        index_file = self.dir / "maps" / "index.json"
-        index = json.loads(index_file.read_text()) if index_file.is_file() else {}
-        index[name] = stimulus_id
-        atomic_write_json(index_file, index)
 
     def shard_hashes(self) -> dict[str, str]:
         return {p.name: sha256_file(p) for p in shard_files(self.dir)}

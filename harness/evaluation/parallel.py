@@ -1,0 +1,82 @@
+"""Data-parallel evaluation on accelerate: which process this is, and how the work is split.
+
+Under ``torchrun --nproc_per_node N -m harness eval ...`` or ``accelerate launch -m harness eval
+...`` every process runs the same command; :func:`world` finds its rank through accelerate's
+``PartialState`` (which sets up ``torch.distributed``: gloo on CPU, NCCL on GPUs). A plain
+``harness eval`` is a world of one and never imports accelerate.
+
+The split never depends on timing: the stimuli, in the dataset's canonical order, are cut into
+chunks of ``batch size`` and chunk ``k`` belongs to rank ``k mod N``. A chunk is also the model's
+batch, so every stimulus is computed in the same batch, with the same neighbours, whatever the
+number of processes: results are bitwise identical for 1, 2 or N processes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+LAUNCH_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
+
+
+@dataclass
+class World:
+    rank: int = 0
+    size: int = 1
+    local_size: int = 1
+    device: str = "cpu"
+    _state: Any = field(default=None, repr=False)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self._state is not None and self.size > 1:
+            self._state.wait_for_everyone()
+
+    def owns(self, chunk: int) -> bool:
+        return chunk % self.size == self.rank
+
+
+def launched() -> bool:
+    """Started by torchrun / accelerate launch with more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+
+
+def best_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def world(device: str | None = None) -> World:
+    """This process' place in the job. ``device``: ``cpu``, ``cuda``, ``mps`` or None (the best
+    available; under a launcher, the GPU of this process' local rank)."""
+    from ..errors import HarnessError
+
+    wanted = device or "auto"
+    if wanted not in ("auto", "cpu", "cuda", "mps"):
+        raise HarnessError(f"--device must be auto, cpu, cuda or mps, got {device!r}")
+    if wanted in ("cuda", "mps") or (wanted == "auto" and launched()):
+        import torch
+
+        if wanted == "cuda" and not torch.cuda.is_available():
+            raise HarnessError("--device cuda: no CUDA GPU is visible to this process")
+        if wanted == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise HarnessError("--device mps: Apple's Metal backend is not available here")
+    if not launched():
+        return World(device=best_device() if wanted == "auto" else wanted)
+    from accelerate import PartialState
+
+    state = PartialState(cpu=wanted == "cpu" or (wanted == "auto" and best_device() == "cpu"))
+    dev = state.device
+    name = dev.type if dev.index is None else f"{dev.type}:{dev.index}"
+    return World(rank=state.process_index, size=state.num_processes,
+                 local_size=int(os.environ.get("LOCAL_WORLD_SIZE", state.num_processes)), device=name, _state=state)

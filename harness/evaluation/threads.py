@@ -1,0 +1,77 @@
+"""How many threads and processes each stage gets, set deliberately.
+
+On a small machine torch, OpenBLAS and numba each start a thread per core and then fight (measured:
+the human ceiling 2.4x slower on 2 busy cores). Each process here gets its share of the cores
+(``cores / processes on this machine``) and splits it between the model (torch intra-op threads,
+one by default on CPU) and the scoring workers (one thread each: numba and BLAS limited to 1).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+#: below this many stimuli a scoring pool costs more to start (about a second a worker) than it saves
+POOL_MIN_STIMULI = 48
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Plan:
+    model_threads: int  # torch intra-op threads for the model (CPU) / feeding the GPU
+    score_workers: int  # scoring processes; 0: score in this process
+    loader_workers: int  # DataLoader processes decoding images
+
+    def describe(self) -> str:
+        return (f"model threads {self.model_threads}, scoring processes {self.score_workers or 'none (inline)'}, "
+                f"decoding processes {self.loader_workers or 'none (inline)'}")
+
+
+def plan(*, local_processes: int = 1, device: str = "cpu", n_stimuli: int = 0, score_workers: int | None = None,
+         loader_workers: int | None = None, model_threads: int | None = None, model: bool = True) -> Plan:
+    """Share this process' cores. On CPU the model runs on ``model_threads`` threads (default 1:
+    a CPU model's arithmetic depends on its thread count, so one thread per process makes results
+    the same for any number of processes and any machine size; processes, not threads, scale it)
+    and the scorers get the other cores. On a GPU the model needs one core to feed it. References
+    (no model) score on every core."""
+    mine = max(1, cores() // max(1, local_processes))
+    threads = max(1, model_threads or 1)
+    if score_workers is None:
+        if mine < 2 or n_stimuli < POOL_MIN_STIMULI:
+            score_workers = 0
+        elif not model:
+            score_workers = mine
+        else:
+            score_workers = max(1, mine - threads)
+    if loader_workers is None:
+        loader_workers = 1 if (model and mine >= 2 and n_stimuli >= POOL_MIN_STIMULI) else 0
+    return Plan(model_threads=threads if model else 1, score_workers=max(0, score_workers),
+                loader_workers=max(0, loader_workers))
+
+
+def limit_this_process(threads: int) -> None:
+    """torch, BLAS/OpenMP and numba use at most ``threads`` threads in this process."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:  # pragma: no cover - a declared dependency
+        pass
+    try:
+        import numba
+
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    except Exception:  # numba's threading layer may refuse after its first parallel call
+        pass
+    import sys
+
+    if "torch" in sys.modules:
+        import torch
+
+        torch.set_num_threads(threads)
