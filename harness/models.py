@@ -38,7 +38,11 @@ class Model(Protocol):
         """Identity of the weights: ``{"model_id": ..., "revision": ... or "weights_sha256": ...}``."""
 
     def predict(self, images: Sequence[Any], *, task: str, attention: str) -> list[Prediction]:
-        """Run on a batch of PIL images; return one :class:`Prediction` per image, in order."""
+        """Run on a batch of PIL images; return one :class:`Prediction` per image, in order.
+
+        A model with a class attribute ``needs_pixels = False`` gets objects with only ``.size``
+        (width, height) instead (no decoding); a factory registered with ``devices=True`` takes
+        ``device="cuda"`` etc."""
 
 
 def check_request(model: Model, task: str, attention: str) -> None:

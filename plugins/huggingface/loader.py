@@ -81,6 +81,7 @@ def register_models(register):
             name,
             "plugins.huggingface.loader:load",
             kwargs=kwargs,
+            devices=True,  # takes device="cuda" etc. (harness eval --device)
             checkpoint=alias["checkpoint"],
             tasks=tuple(["free-viewing"] + list(alias.get("tasks", ()))),
             attention=tuple(alias.get("attention", ())),

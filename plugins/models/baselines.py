@@ -71,6 +71,7 @@ class BaselineModel:
 
     tasks: Sequence[str] = TASKS
     attention_methods: Sequence[str] = ATTENTION
+    needs_pixels = False  # reads only each stimulus' size: the evaluator skips decoding
 
     def __init__(self, name: str) -> None:
         if name not in ("uniform", "center-bias"):

@@ -86,8 +86,9 @@ class EfficientNetLite:
     tasks: Sequence[str] = TASKS
     attention_methods: Sequence[str] = ATTENTION
 
-    def __init__(self, variant: str = "lite0") -> None:
+    def __init__(self, variant: str = "lite0", device: str = "cpu") -> None:
         self.variant = variant
+        self.device = device
         self.spec = _variant(variant)
         self.name = f"efficientnet-{variant}"
         self.resolution = self.spec.resolution
@@ -131,14 +132,15 @@ class EfficientNetLite:
         import torch
 
         forward, layer = self._network()
-        batch = torch.from_numpy(preprocess(images, self.resolution))
+        batch = torch.from_numpy(preprocess(images, self.resolution)).to(self.device)
         if attention == "grad-cam":  # one forward and one backward pass give maps and logits
             maps, targets, logits = grad_cam_with_logits(forward, layer, batch, None)
         else:  # a plugin's method explains the same top-1 class
             from harness.attention import run_cnn_layer_method
 
             maps, targets, logits = run_cnn_layer_method(attention, forward, layer, batch)
-        probs = torch.softmax(logits.double(), dim=1)
+        maps, targets = maps.cpu(), targets.cpu()
+        probs = torch.softmax(logits.double(), dim=1).cpu()
         top = torch.topk(probs, TOP_K, dim=1)
 
         out = []
@@ -172,7 +174,7 @@ class EfficientNetLite:
                 raise PluginError(
                     f"plugin 'efficientnet-lite': {self.weights_path} does not fit {self.name}: {exc}"
                 ) from exc
-            net.eval()
+            net.to(self.device).eval()
             net.requires_grad_(False)  # Grad-CAM needs gradients w.r.t. activations only
             self._net = net
             # Identity marks the head's output: EfficientNet reuses one ReLU6 module for stem and
@@ -218,6 +220,7 @@ def register_models(register):
             f"efficientnet-{variant}",
             "plugins.models.efficientnet_lite:EfficientNetLite",
             kwargs={"variant": variant},
+            devices=True,  # takes device="cuda" etc. (harness eval --device)
             tasks=TASKS,
             attention=ATTENTION,
             description=f"EfficientNet-Lite{variant[-1]} ImageNet classifier ({spec.resolution}px), Grad-CAM attention.",

@@ -1,0 +1,148 @@
+"""Data-parallel evaluation with real processes: `torchrun --nproc_per_node 2 -m harness eval` (gloo
+on CPU, accelerate's PartialState inside) against one process; the scoring pool and decoding workers
+against inline scoring; a killed two-process run resumed. Results must be bitwise identical."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.results import load_runs
+from test_evaluate import _install_dist
+
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+
+
+def _env(osie_cache: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "HARNESS_CACHE_DIR": str(osie_cache), **extra}
+
+
+def _eval_args(out: Path, osie_dir: Path, model: str, limit: int, batch: int, *extra: str) -> list[str]:
+    return ["-m", "harness", "eval", "--model", model, "--dataset", "osie", "--limit", str(limit), "--batch-size",
+            str(batch), "--data-dir", str(osie_dir), "--output", str(out), "--no-show", *extra]
+
+
+def _torchrun(args: list[str], env, **kw) -> subprocess.CompletedProcess:
+    if not TORCHRUN.exists():
+        pytest.fail(f"torchrun not found beside {sys.executable}")
+    return subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", *args], env=env, capture_output=True, text=True,
+                          timeout=600, **kw)
+
+
+def _single(args: list[str], env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant (torchrun starts its workers in their own sessions,
+    so killing its process group would leave them running)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, grew = {pid}, True
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in tree and child not in tree:
+                tree.add(child)
+                grew = True
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def assert_identical(a: Path, b: Path) -> None:
+    """Same runs, same per-stimulus rows (timings aside), same summaries (finish time aside)."""
+    runs_a = {r.run_id: r for r in load_runs(a)}
+    runs_b = {r.run_id: r for r in load_runs(b)}
+    assert sorted(runs_a) == sorted(runs_b)
+    for run_id, ra in runs_a.items():
+        rb = runs_b[run_id]
+        fa, fb = ra.per_image().drop(columns=["seconds"]), rb.per_image().drop(columns=["seconds"])
+        assert fa["stimulus_id"].is_unique and len(fa) == ra.summary["n_images"]
+        assert fa.equals(fb), f"{run_id}: per-stimulus rows differ"
+        sa = {k: v for k, v in ra.summary.items() if k != "finished_at"}
+        sb = {k: v for k, v in rb.summary.items() if k != "finished_at"}
+        assert json.dumps(sa, sort_keys=True) == json.dumps(sb, sort_keys=True), f"{run_id}: summaries differ"
+    for folder in (a, b):
+        r = CliRunner().invoke(main, ["verify", str(folder)])
+        assert r.exit_code == 0, r.output
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(tmp_path, osie_dir, osie_cache):
+    env = _env(osie_cache)
+    two, one = tmp_path / "two", tmp_path / "one"
+    # 24 stimuli in chunks of 4 for the model and of 16 for the references: both ranks get work
+    r = _torchrun(_eval_args(two, osie_dir, "efficientnet-lite0", 24, 4), env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    # rank 0 reports for the job; the other rank prints no table or run lines
+    assert r.stderr.count("efficientnet-lite0 [grad-cam] on osie/free-viewing: 24 images") == 1
+    r = _single(_eval_args(one, osie_dir, "efficientnet-lite0", 24, 4), env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_identical(two, one)
+    model_run = next(run for run in load_runs(two) if run.summary["model"] == "efficientnet-lite0")
+    assert model_run.manifest["processes"] == 2
+    # each rank wrote its own chunks: chunk k (first stimulus 4k) by rank k mod 2, all present
+    firsts = sorted(int(p.name.split("-")[1]) for p in model_run.shard_files())
+    assert firsts == [0, 4, 8, 12, 16, 20]
+
+
+@pytest.mark.slow
+def test_scoring_pool_and_decoders_give_the_inline_numbers(tmp_path, osie_dir, osie_cache):
+    env = _env(osie_cache)
+    pooled, inline = tmp_path / "pooled", tmp_path / "inline"
+    r = _single(_eval_args(pooled, osie_dir, "efficientnet-lite0", 12, 4, "--score-workers", "2",
+                           "--decode-workers", "1"), env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = _single(_eval_args(inline, osie_dir, "efficientnet-lite0", 12, 4, "--score-workers", "0",
+                           "--decode-workers", "0"), env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_identical(pooled, inline)
+
+
+@pytest.mark.slow
+def test_killed_two_process_run_resumes_only_the_missing_stimuli(tmp_path, osie_dir, osie_cache):
+    dist = _install_dist(tmp_path / "dist")
+    env = _env(osie_cache, PYTHONPATH=f"{dist}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", FLAKY_DELAY="0.3")
+    out, ref = tmp_path / "runs", tmp_path / "ref"
+    args = _eval_args(out, osie_dir, "flaky", 24, 2, "--no-references")
+    proc = subprocess.Popen([str(TORCHRUN), "--nproc_per_node", "2", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list(out.glob("*/shards/part-*.parquet"))) < 4:
+        time.sleep(0.05)
+    _kill_tree(proc.pid)
+    proc.wait()
+    time.sleep(0.5)  # the workers are gone: nothing writes any more
+    shards = list(out.glob("*/shards/part-*.parquet"))
+    assert 4 <= len(shards) < 12, "the job should have been killed part-way"
+    assert not list(out.glob("*/summary.json"))
+    kept = {p.name for p in shards}
+    env["FLAKY_DELAY"] = "0"
+    r = _torchrun(args, env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "reused from an earlier session" in r.stderr, r.stderr[-1500:]
+    (run,) = load_runs(out)
+    assert kept <= {p.name for p in run.shard_files()}, "finished shards are kept, not recomputed"
+    assert run.manifest["sessions"] == 2
+    r = _single(_eval_args(ref, osie_dir, "flaky", 24, 2, "--no-references"), env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_identical(out, ref)
+    shutil.rmtree(dist, ignore_errors=True)
