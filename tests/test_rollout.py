@@ -106,3 +106,20 @@ def test_grid_shape_follows_the_input_aspect():
     assert grid_shape(32, 64, 32) == (8, 4)
     with pytest.raises(ValueError):
         grid_shape(7, 30, 40)
+
+
+@pytest.mark.parametrize("fusion, discard", [("mean", 0.0), ("max", 0.0), ("min", 0.3), ("mean", 0.5)])
+def test_rollout_row_is_the_cls_row_of_the_full_product(fusion, discard):
+    """The vector-through-the-layers shortcut equals row 0 of the full rollout (ViT-Base-like sizes)."""
+    from harness.attention.rollout import rollout_row
+
+    rng = np.random.default_rng(3)
+    layers = []
+    for _ in range(12):
+        logits = rng.normal(size=(2, 4, 50, 50))
+        a = np.exp(logits)
+        layers.append(a / a.sum(axis=-1, keepdims=True))
+    full = attention_rollout(layers, head_fusion=fusion, discard_ratio=discard)[:, 0, :]
+    row = rollout_row(layers, head_fusion=fusion, discard_ratio=discard)
+    np.testing.assert_allclose(row, full, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(row.sum(axis=1), 1.0, rtol=1e-12)

@@ -82,6 +82,26 @@ def attention_rollout(
     return result
 
 
+def rollout_row(attentions: Sequence, head_fusion: str = "mean", discard_ratio: float = 0.0,
+                token: int = 0) -> np.ndarray:
+    """Row ``token`` (the CLS row) of :func:`attention_rollout`, ``(B, T)``, without the full product.
+
+    ``e_t^T (Ã_L ··· Ã_1) = (((e_t^T Ã_L) Ã_{L-1}) ··· Ã_1)``: a vector through each layer from the
+    last to the first, O(L·T²) instead of O(L·T³) (ViT-Base: 197 tokens, 12 layers). Same float64
+    arithmetic; the numbers equal the full product's row to round-off (tested)."""
+    if len(attentions) == 0:
+        raise ValueError("attention_rollout needs at least one layer")
+    row = None
+    for layer in reversed(list(attentions)):
+        fused = discard_lowest(fuse_heads(layer, head_fusion), discard_ratio)
+        t = fused.shape[-1]
+        mixed = 0.5 * fused
+        mixed[:, np.arange(t), np.arange(t)] += 0.5
+        mixed /= mixed.sum(axis=-1, keepdims=True)
+        row = mixed[:, token, :] if row is None else np.einsum("bi,bij->bj", row, mixed)
+    return row
+
+
 def cls_attention(attention, head_fusion: str = "mean", token: int = 0) -> np.ndarray:
     """Attention of the query ``token`` (CLS) in one layer, heads fused: ``(B, T)``."""
     return fuse_heads(attention, head_fusion)[:, token, :]

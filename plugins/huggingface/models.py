@@ -159,7 +159,7 @@ class HFClassifier(HFModel):
 
     def _vit_maps(self, attentions: Sequence[Any], input_hw: Sequence[int], attention: str) -> np.ndarray:
         from harness.attention.cross_attention import normalise_maps
-        from harness.attention.rollout import attention_rollout, cls_attention, tokens_to_grid
+        from harness.attention.rollout import cls_attention, rollout_row, tokens_to_grid
 
         if not attentions or attentions[0] is None:
             raise HarnessError(f"model {self.name!r} returned no attention weights (needs eager attention)")
@@ -167,7 +167,7 @@ class HFClassifier(HFModel):
         if attention == "cls-attention":
             scores = cls_attention(attentions[-1], fusion)
         else:
-            scores = attention_rollout(attentions, fusion, float(self.options.get("discard_ratio", 0.0)))[:, 0, :]
+            scores = rollout_row(attentions, fusion, float(self.options.get("discard_ratio", 0.0)))
         grid = patch_grid(self.model.config, scores.shape[1], int(input_hw[0]), int(input_hw[1]))
         return normalise_maps(tokens_to_grid(scores, grid))
 

@@ -1,0 +1,81 @@
+"""Benchmark: 1 against 2 processes on the same work (torchrun, CPU), and proof of identical results.
+
+Run:  .venv/bin/python benchmarks/scaling.py [--limit 200] [--batch-size 8] [--model efficientnet-lite0]
+
+Variants, each a fresh `harness eval --no-references` into its own folder, one after the other:
+- 1 process, single-thread: model on one thread, scoring and decoding inline (--score-workers 0
+  --decode-workers 0);
+- 2 processes (torchrun --nproc_per_node 2), each single-thread the same way;
+- 1 process, default plan (model on one thread, scoring and decoding in worker processes).
+Prints wall time, the speed-ups, and whether every per-stimulus row (timings aside) and every
+summary (finish time aside) is bitwise identical across the three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+def _eval(prefix: list[str], out: Path, args, extra: list[str]) -> float:
+    cmd = [*prefix, "-m", "harness", "eval", "--model", args.model, "--dataset", "osie", "--limit", str(args.limit),
+           "--batch-size", str(args.batch_size), "--data-dir", str(Path(args.data_dir) / "osie"), "--output", str(out),
+           "--no-references", "--no-show", *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return wall
+
+
+def _fingerprint(folder: Path) -> str:
+    from harness.results import load_runs
+
+    (run,) = load_runs(folder)
+    rows = run.per_image().drop(columns=["seconds"]).to_json(orient="records", double_precision=17)
+    summary = {k: v for k, v in run.summary.items() if k != "finished_at"}
+    return rows + json.dumps(summary, sort_keys=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.environ.get("HARNESS_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--model", default="efficientnet-lite0")
+    args = parser.parse_args()
+    from _machine import describe
+
+    print(describe())
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    inline = ["--score-workers", "0", "--decode-workers", "0"]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        _eval([sys.executable], tmp / "warm", argparse.Namespace(**{**vars(args), "limit": 8}), inline)
+        one = _eval([sys.executable], tmp / "one", args, inline)
+        two = _eval([torchrun, "--nproc_per_node", "2"], tmp / "two", args, inline)
+        default = _eval([sys.executable], tmp / "default", args, [])
+        prints = {name: _fingerprint(tmp / name) for name in ("one", "two", "default")}
+    print(f"\n{args.model}, {args.limit} OSIE stimuli, batch {args.batch_size} (wall time of the whole command)")
+    print(f"1 process, single-thread, inline       {one:8.2f} s")
+    print(f"2 processes (torchrun), single-thread   {two:8.2f} s   speed-up {one / two:.2f}x")
+    print(f"1 process, default plan                 {default:8.2f} s   2 processes vs this: {default / two:.2f}x")
+    same = prints["one"] == prints["two"] == prints["default"]
+    print(f"per-stimulus rows and summaries bitwise identical across the three: {same}")
+    if not same:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
