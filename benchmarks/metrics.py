@@ -15,11 +15,18 @@ the same saliency map (grey-level gradient magnitude of the image plus a centre 
 - ours, ``profile="mit"``: all nine metrics (timing only; no reference implementation in Python).
 
 Ours runs compiled numba kernels: the first call compiles them (seconds; later runs load them from
-numba's cache). That first call is timed and printed separately, not counted in the totals.
+numba's cache). That first call is timed and printed separately, not counted in the totals; a
+kernel first needed by a later image compiles inside the timed calls, so numba's compile events
+are timed too and taken out of the figures (and printed).
 
-It prints the largest absolute difference per metric between ours and pysaliency, the total times,
-the ratios, and the peak resident memory. Calls are interleaved image by image, so a busy machine
-slows all of them alike. Human densities come from harness.data.density (not timed).
+It prints first what it runs under (CPU, usable cores, load, the thread pools of BLAS/OpenMP/torch
+via threadpoolctl, numba's threading layer, thread variables): figures from different machines or
+thread settings are not comparable. Then the largest absolute difference per metric between ours
+and pysaliency, wall time, CPU time and page faults per image, the ratios, and the peak memory.
+CPU time above wall time means other threads ran during the timed calls (a threaded BLAS spinning);
+below it, that the process waited. Calls are interleaved image by image, so a busy machine slows all
+of them alike. Human densities come from harness.data.density (not timed). BLAS runs on one thread
+unless OPENBLAS_NUM_THREADS says otherwise (set before numpy loads).
 """
 
 from __future__ import annotations
@@ -77,6 +84,105 @@ def saliency_map(image, centre: np.ndarray) -> np.ndarray:
 
 def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def machine_report() -> str:
+    """What the figures were measured under: CPU, usable cores, load, the thread pools loaded in
+    this process (threadpoolctl), numba's threading layer, and the thread variables. Figures from
+    different machines, loads or thread settings are not comparable (see docs/metrics.md)."""
+    import platform
+
+    model = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    try:
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        load = "?"
+    lines = [f"machine: {model}, {cores} usable cores (of {os.cpu_count()}), load average {load}, "
+             f"python {platform.python_version()}, numpy {np.__version__}"]
+    try:
+        from threadpoolctl import threadpool_info
+
+        pools = "; ".join(f"{p.get('internal_api')} {p.get('version', '')} {p.get('num_threads')} threads"
+                          + (f" ({p['architecture']})" if p.get("architecture") else "")
+                          for p in threadpool_info())
+        lines.append(f"thread pools: {pools or 'none loaded'}")
+    except ImportError:
+        lines.append("thread pools: threadpoolctl not installed")
+    try:
+        import numba
+
+        layer = numba.config.THREADING_LAYER
+        try:
+            layer = numba.threading_layer()  # only known once a parallel kernel has run
+        except ValueError:
+            layer += " (no parallel kernel run; ours are single-threaded)"
+        lines.append(f"numba {numba.__version__}: NUMBA_NUM_THREADS {numba.config.NUMBA_NUM_THREADS}, "
+                     f"threading layer {layer}")
+    except ImportError:
+        pass
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        lines.append(f"torch {torch.__version__}: {torch.get_num_threads()} intra-op threads")
+    env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                      "NUMBA_NUM_THREADS", "OPENBLAS_CORETYPE") if k in os.environ}
+    lines.append(f"environment: {env or 'no thread variables set'}")
+    return "\n".join(lines)
+
+
+class _CompileTimer:
+    """Seconds numba spent compiling (or loading compiled kernels from its cache) so far."""
+
+    def __init__(self) -> None:
+        self.listener = None
+        try:
+            from numba.core import event
+
+            self.listener = event.TimingListener()
+            event.register("numba:compile", self.listener)
+        except Exception:  # pragma: no cover - numba's event API moved
+            pass
+
+    def seconds(self) -> float:
+        return getattr(self.listener, "_duration", 0.0) if self.listener is not None else 0.0
+
+
+COMPILE = _CompileTimer()
+
+
+class Clock:
+    """Wall and CPU time of the timed sections, less the time numba spent compiling kernels inside
+    them (a kernel first needed by a later image, or a new argument type, compiles then: seconds),
+    with that compile time and the page faults counted apart. CPU time well below wall time means
+    the process waited (other processes on its cores, a hypervisor's steal) and the wall figures
+    are not the code's; CPU time well above it, that other threads ran (a threaded BLAS spinning)."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = self.compile = 0.0
+        self.faults = 0
+
+    def __enter__(self) -> "Clock":
+        self._t = (time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt,
+                   COMPILE.seconds())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        w, c, f, k = self._t
+        compiled = COMPILE.seconds() - k
+        self.compile += compiled
+        self.wall += time.perf_counter() - w - compiled
+        self.cpu += time.process_time() - c - compiled
+        self.faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f
 
 
 def make_pysaliency_runners(pysaliency, SaliencyMapNormalizingModel):
@@ -158,14 +264,14 @@ def main(argv=None) -> int:
     all_y = np.concatenate([f.y for f in fix_all])
     all_n = np.concatenate([np.full(len(f), i) for i, f in enumerate(fix_all)])
     del fix_all
-    print(f"OSIE: {n_images} of {len(ds)} images, {all_x.size} fixations in all; density sigma {sigma:g} px; "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
+    print(machine_report())
+    print(f"OSIE: {n_images} of {len(ds)} images, {all_x.size} fixations in all; density sigma {sigma:g} px")
 
     names = PYSALIENCY_METRICS
     diff_api = {k: 0.0 for k in names}
     diff_kernels = {k: 0.0 for k in names}
     inf_mismatch = {k: 0 for k in names}
-    t = {"ours_pysaliency": 0.0, "ours_mit": 0.0, "ours_same": 0.0, "pysaliency_api": 0.0, "pysaliency_kernels": 0.0}
+    t = {k: Clock() for k in ("ours_pysaliency", "ours_mit", "ours_same", "pysaliency_api", "pysaliency_kernels")}
     centres: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     rss_early = None
     tracemalloc_peak = 0
@@ -189,25 +295,21 @@ def main(argv=None) -> int:
             for profile in ("pysaliency", "mit"):
                 compute_suite(smap, x, y, profile=profile, seed=args.seed, **ctx)
             first_call_s = time.perf_counter() - t0
-            print(f"first calls (numba kernels compiled, or loaded from numba's cache): {first_call_s:.2f} s, "
-                  "not counted in the times below", flush=True)
+            print(f"first calls: {first_call_s:.2f} s, of which numba compiling or loading kernels "
+                  f"{COMPILE.seconds():.2f} s; not counted in the times below", flush=True)
         if i == 0:  # the working memory of one suite, measured once (tracemalloc slows numpy down)
             tracemalloc.start()
             compute_suite(smap, x, y, profile="mit", seed=args.seed, **ctx)
             tracemalloc_peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
 
-        t0 = time.perf_counter()
-        ours = compute_suite(smap, x, y, profile="pysaliency", **ctx)
-        t1 = time.perf_counter()
-        compute_suite(smap, x, y, profile="mit", seed=args.seed, **ctx)
-        t2 = time.perf_counter()
-        t["ours_pysaliency"] += t1 - t0
-        t["ours_mit"] += t2 - t1
+        with t["ours_pysaliency"]:
+            ours = compute_suite(smap, x, y, profile="pysaliency", **ctx)
+        with t["ours_mit"]:
+            compute_suite(smap, x, y, profile="mit", seed=args.seed, **ctx)
         # like for like: only the metrics pysaliency computes too (no AUC-Borji, no IoU)
-        t0 = time.perf_counter()
-        same = compute_suite(smap, x, y, profile="pysaliency", metrics=list(names), **ctx)
-        t["ours_same"] += time.perf_counter() - t0
+        with t["ours_same"]:
+            same = compute_suite(smap, x, y, profile="pysaliency", metrics=list(names), **ctx)
         assert all(same[k] == ours[k] or (np.isnan(same[k]) and np.isnan(ours[k])) for k in names)
         if i == 9:
             rss_early = rss_mib()
@@ -218,13 +320,10 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # pysaliency multiplies np.empty by NaN
             prepared = prepare(np.asarray(image.convert("RGB")), smap, density, baseline, x, y, ox, oy)
-            t3 = time.perf_counter()
-            ref = api(prepared)
-            t4 = time.perf_counter()
-            ref_k = kernels(smap, density, baseline, x, y, ox, oy)
-            t5 = time.perf_counter()
-        t["pysaliency_api"] += t4 - t3
-        t["pysaliency_kernels"] += t5 - t4
+            with t["pysaliency_api"]:
+                ref = api(prepared)
+            with t["pysaliency_kernels"]:
+                ref_k = kernels(smap, density, baseline, x, y, ox, oy)
         del prepared
 
         for k in names:
@@ -236,10 +335,15 @@ def main(argv=None) -> int:
                     inf_mismatch[k] += 1
 
     per = 1000.0 / n_images
+    compiled = {k: round(c.compile, 2) for k, c in t.items() if c.compile}
+    if compiled:  # pysaliency jits some of its own functions with numba too
+        print(f"numba compiled kernels during the timed calls (s), taken out of the times below: {compiled}")
     if args.ours_only:
-        print(f"ours, pysaliency profile: {t['ours_pysaliency']:.2f} s ({t['ours_pysaliency'] * per:.2f} ms per image); "
-              f"mit profile: {t['ours_mit']:.2f} s ({t['ours_mit'] * per:.2f} ms per image)")
-        print(f"peak traced memory of one compute_suite call: {tracemalloc_peak / 2**20:.1f} MiB; peak RSS after "
+        for key, label in (("ours_pysaliency", "pysaliency profile"), ("ours_mit", "mit profile")):
+            c = t[key]
+            print(f"ours, {label}: {c.wall:.2f} s ({c.wall * per:.2f} ms per image, cpu {c.cpu * per:.2f} ms, "
+                  f"{c.faults / n_images:.0f} page faults)")
+        print(f"peak traced memory of one compute_suite call: {tracemalloc_peak / 2**10:.0f} KiB; peak RSS after "
               f"10 images {rss_early or 0:.0f} MiB, at the end {rss_mib():.0f} MiB")
         return 0
     print()
@@ -250,7 +354,7 @@ def main(argv=None) -> int:
     if any(inf_mismatch.values()):
         print(f"  non-finite disagreements: {inf_mismatch}")
     print()
-    print(f"time for {n_images} images (ms per image in brackets):")
+    print(f"time for {n_images} images (wall s; per image: wall ms, cpu ms, page faults):")
     rows = [
         ("ours, pysaliency profile (9 metrics)", t["ours_pysaliency"]),
         ("ours, mit profile (9 metrics)", t["ours_mit"]),
@@ -258,16 +362,18 @@ def main(argv=None) -> int:
         ("pysaliency model API (7 metrics)", t["pysaliency_api"]),
         ("pysaliency kernels (7 metrics)", t["pysaliency_kernels"]),
     ]
-    for label, secs in rows:
-        print(f"  {label:40s} {secs:8.2f} s  ({secs * per:7.2f})")
-    print(f"  speed-up over the pysaliency model API: {t['pysaliency_api'] / t['ours_pysaliency']:.1f}x "
-          f"(mit profile: {t['pysaliency_api'] / t['ours_mit']:.1f}x)")
-    print(f"  speed-up over the pysaliency kernels:   {t['pysaliency_kernels'] / t['ours_pysaliency']:.1f}x "
-          f"(mit profile: {t['pysaliency_kernels'] / t['ours_mit']:.1f}x)")
-    print(f"  same {len(names)} metrics on both sides: {t['pysaliency_api'] / t['ours_same']:.1f}x over the model API, "
-          f"{t['pysaliency_kernels'] / t['ours_same']:.1f}x over the kernels")
+    for label, c in rows:
+        print(f"  {label:40s} {c.wall:8.2f} s  {c.wall * per:8.2f} {c.cpu * per:8.2f} {c.faults / n_images:8.0f}")
+    api_s, kern_s = t["pysaliency_api"].wall, t["pysaliency_kernels"].wall
+    print(f"  speed-up over the pysaliency model API: {api_s / t['ours_pysaliency'].wall:.1f}x "
+          f"(mit profile: {api_s / t['ours_mit'].wall:.1f}x)")
+    print(f"  speed-up over the pysaliency kernels:   {kern_s / t['ours_pysaliency'].wall:.1f}x "
+          f"(mit profile: {kern_s / t['ours_mit'].wall:.1f}x)")
+    print(f"  same {len(names)} metrics on both sides: {api_s / t['ours_same'].wall:.1f}x over the model API, "
+          f"{kern_s / t['ours_same'].wall:.1f}x over the kernels")
     print()
-    print(f"peak traced memory of one compute_suite call: {tracemalloc_peak / 2**20:.1f} MiB")
+    print(f"peak traced memory of one compute_suite call: {tracemalloc_peak / 2**10:.0f} KiB "
+          "(numpy allocations; its work arrays are reused from call to call)")
     if rss_early is not None:
         print(f"peak RSS after 10 images: {rss_early:.0f} MiB")
     print(f"peak RSS at the end:      {rss_mib():.0f} MiB (whole process: datasets, pysaliency, both suites)")

@@ -150,3 +150,72 @@ def test_osie_record_density_and_human_ceiling_inputs(osie_dataset):
     s, d0 = out[0]
     keep = fx.subject != s
     np.testing.assert_allclose(d0, fixation_density(fx.x[keep], fx.y[keep], (600, 800), sigma), rtol=1e-10, atol=1e-20)
+
+
+def _loso_numpy(fixations, shape, sigma):
+    """loso_densities as it was written before the compiled sweep: whole-map products per subject,
+    then numpy additions of whole maps (prefix and suffix sums) and numpy's normalisation."""
+    height, width = shape
+    rows, cols = density._pixel_indices(fixations.x, fixations.y, shape)
+    ids, subject_index = np.unique(np.asarray(fixations.subject), return_inverse=True)
+    if ids.size < 2:
+        return []
+    r, c, inverse = density._positions(rows, cols, width)
+    own = np.zeros((ids.size, r.size))
+    np.add.at(own, (subject_index.ravel(), inverse), 1.0)
+    if r.size > density.MATMUL_MAX_POINTS:
+        per = [density._filtered_raw(w, r, c, shape, sigma) for w in own]
+    else:
+        gy, gx = density._axis_factors(r, height, sigma), density._axis_factors(c, width, sigma)
+        per = [(gy[np.flatnonzero(w)].T * w[np.flatnonzero(w)]) @ gx[np.flatnonzero(w)] for w in own]
+    prefix = [np.zeros(shape)]
+    for m in per[:-1]:
+        prefix.append(prefix[-1] + m)
+    out, suffix = [], np.zeros(shape)
+    for k in range(ids.size - 1, -1, -1):
+        others = prefix[k]
+        others += suffix
+        suffix += per[k]
+        out.append((int(ids[k]), density._normalise(others)))
+    return out[::-1]
+
+
+@pytest.mark.parametrize("shape, max_points", [((60, 80), None), ((37, 53), None), ((1, 40), None), ((60, 80), 5)])
+def test_loso_is_the_numpy_sum_of_whole_maps_to_the_bit(shape, max_points, monkeypatch):
+    """The compiled prefix/suffix sweep and the lazy normalisation give exactly the maps that
+    adding whole per-subject maps with numpy gives (the matrix product, then the filter path)."""
+    if max_points is not None:
+        monkeypatch.setattr(density, "MATMUL_MAX_POINTS", max_points)
+    rng = np.random.default_rng(sum(shape))
+    n = 70
+    h, w = shape
+    # subject 3 fixates one pixel only (a one-column product), subject 4 twice the same pixel
+    fx = _fixations(np.r_[rng.uniform(0, w - 1, n), 5.0, 7.0, 7.0], np.r_[rng.uniform(0, h - 1, n), 0.0, 0.0, 0.0],
+                    np.r_[rng.integers(0, 3, n), 3, 4, 4])
+    want = _loso_numpy(fx, shape, 3.0)
+    got = loso_densities(fx, shape, 3.0)
+    assert [s for s, _ in got] == [s for s, _ in want] == [0, 1, 2, 3, 4]
+    for (_, g), (_, wnt) in zip(got, want):
+        assert g.shape == shape and np.array_equal(g, wnt)
+    lazy = density.LeaveOneOut(fx, shape, 3.0, buffer=np.full(density.LeaveOneOut.buffer_size(6, shape), np.nan),
+                               lazy=True)
+    for k, (_, wnt) in enumerate(want):
+        assert np.array_equal(lazy.map(k), wnt) and np.array_equal(lazy.maps[k], wnt)
+        mine = fx.subject == lazy.subjects[k]
+        assert np.array_equal(lazy.own(k), fixation_density(fx.x[mine], fx.y[mine], shape, 3.0))
+
+
+def test_loso_on_osie_is_the_numpy_sum_of_whole_maps_to_the_bit(osie_dataset):
+    for i in (3, 400):
+        rec = osie_dataset[i]
+        fx = Fixations.from_record(rec)
+        shape = (int(rec["height"]), int(rec["width"]))
+        for (s, g), (t, wnt) in zip(loso_densities(fx, shape, 24.0), _loso_numpy(fx, shape, 24.0)):
+            assert s == t and np.array_equal(g, wnt)
+
+
+def test_leave_one_out_needs_two_subjects():
+    loo = density.LeaveOneOut(_fixations([1.0, 2.0], [1.0, 2.0], [0, 0]), (5, 5), 1.0)
+    assert loo.maps is None and list(loo.subjects) == [0]
+    with pytest.raises(ValueError, match="two subjects"):
+        loo.own(0)

@@ -220,3 +220,135 @@ def test_density_pass_matches_numpy(parts):
         np.testing.assert_allclose(out, d / ((s - 0.1) * 3.0 + 1e-13) + 2e-16, rtol=1e-15, atol=0)
     else:
         assert (out == -1.0).all()
+
+
+# --- wide value ranges, the kth-largest in the counting pass, shared inputs ------------------------
+
+
+def tail_map(shape=(150, 250)) -> np.ndarray:
+    """A leave-one-out-like density: a few narrow Gaussians, so most pixels are far tails (values
+    from ~1e-3 down to ~1e-200) that a linear bucketing would pile into its lowest bucket."""
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    m = np.zeros(shape)
+    for r, c in ((20, 30), (100, 150), (140, 10)):
+        m += np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / (2 * 3.0**2))
+    return (m / m.sum()).reshape(-1)
+
+
+@pytest.mark.parametrize("a", [tail_map(), -tail_map(), np.concatenate([[0.0], tail_map()[1:]]), tail_map() - 1e-3])
+def test_bucket_counts_over_many_orders_of_magnitude(a):
+    rng = np.random.default_rng(11)
+    members = rng.choice(a, 80)
+    q = np.unique(np.concatenate([members, np.nextafter(members, np.inf), np.nextafter(members, -np.inf),
+                                  [a.min(), a.max(), a.min() - 1, 0.0, 1e-150, -1e-150]]))
+    hist, below, equal = kernels.bucket_counts(a, NO_INDEX, False, a.min(), scale_of(a), kernels.N_BUCKETS, q)
+    want_below, want_equal = ref_counts(a, q)
+    assert np.array_equal(below, want_below) and np.array_equal(equal, want_equal)
+    assert hist.sum() == a.size
+    if a.min() >= 0:  # the lowest linear bucket is split: no bucket holds a large share of the pixels
+        assert hist.max() < a.size / 20
+
+
+@pytest.mark.parametrize("i", range(len(maps()) + 1))
+@pytest.mark.parametrize("frac", [0.001, 0.2, 0.9])
+def test_counting_pass_finds_the_kth_largest(i, frac):
+    """bucket_counts_into with a kth: the same counts, and the kth-largest value with its counts,
+    as a sort gives them; the marks are left all zero for the next call."""
+    from harness.metrics.inputs import _kth_bracket
+
+    a = np.tile(maps()[i], 40) if i < len(maps()) else tail_map()
+    k = max(1, int(frac * a.size))
+    q = np.unique(np.random.default_rng(i).choice(a, 30))
+    nbt = kernels.SUB_BUCKETS + kernels.N_BUCKETS - 1
+    mark = np.zeros(nbt, np.uint8)
+    klo, khi = _kth_bracket(a, k)
+    below, equal, found, v, greater, eq = kernels.bucket_counts_into(
+        a, NO_INDEX, False, a.min(), scale_of(a), kernels.N_BUCKETS, q, np.empty(nbt, np.int32),
+        np.empty(nbt + 1, np.int64), mark, np.empty(a.size + 1, np.int64), k, klo, khi)
+    assert np.array_equal(below, ref_counts(a, q)[0]) and np.array_equal(equal, ref_counts(a, q)[1])
+    assert found and (v, greater, eq) == ref_kth(a, k)
+    assert not mark.any()
+    # a bracket that misses is reported, not guessed
+    below, equal, found, *_ = kernels.bucket_counts_into(
+        a, NO_INDEX, False, a.min(), scale_of(a), kernels.N_BUCKETS, q, np.empty(nbt, np.int32),
+        np.empty(nbt + 1, np.int64), mark, np.empty(a.size + 1, np.int64), k, a.max(), a.max())
+    assert (not found or k <= np.count_nonzero(a == a.max())) and not mark.any()
+
+
+def test_counts_at_indices_by_comparison():
+    a = tail_map()
+    rng = np.random.default_rng(12)
+    idx = rng.integers(0, a.size, 5000)
+    q = np.unique(np.concatenate([rng.choice(a, 10), [a.min(), a.max()]]))
+    below, equal = kernels.gathered_counts(a, idx, q, np.empty(idx.size))
+    assert np.array_equal(below, ref_counts(a[idx], q)[0]) and np.array_equal(equal, ref_counts(a[idx], q)[1])
+    xs = np.sort(rng.choice(a, 11))
+    got = kernels.counts_at_or_above(a, idx, xs, np.empty(idx.size))
+    assert np.array_equal(got, [np.count_nonzero(a[idx] >= x) for x in xs])
+
+
+def test_leave_one_out_sums_are_numpy_additions_to_the_bit():
+    rng = np.random.default_rng(13)
+    maps_ = rng.random((7, 3001)) * 10.0 ** rng.integers(-80, 0, (7, 3001))
+    prefix, want = [np.zeros(3001)], [None] * 7
+    for m in maps_[:-1]:
+        prefix.append(prefix[-1] + m)
+    suffix = np.zeros(3001)
+    for k in range(6, -1, -1):
+        want[k] = prefix[k] + suffix
+        suffix += maps_[k]
+    got = maps_.copy()
+    kernels.leave_one_out_sums(got)
+    assert np.array_equal(got, np.array(want))
+    out = np.full((7, 5000), -1.0)
+    kernels.leave_one_out_sums_into(maps_, out, 1000)
+    assert np.array_equal(out[:, 1000:4001], np.array(want)) and (out[:, :1000] == -1).all()
+
+
+def _suite_inputs(seed: int):
+    rng = np.random.default_rng(seed)
+    shape = (120, 160)
+    density_ = smooth_map(seed + 1, shape).reshape(shape)
+    baseline = smooth_map(seed + 2, shape).reshape(shape) + 0.1
+    ox, oy = rng.uniform(-0.5, 159.5, 3000), rng.uniform(-0.5, 119.5, 3000)
+    maps_ = [smooth_map(seed, shape).reshape(shape), smooth_map(seed, shape).reshape(shape) - 0.5,
+             np.full(shape, 2.0), tail_map(shape).reshape(shape),
+             np.round(smooth_map(seed + 3, shape) * 20).reshape(shape)]
+    fixations = [(rng.uniform(0, 159, n), rng.uniform(0, 119, n)) for n in (1, 7, 30, 12, 5)]
+    return shape, density_, baseline, ox, oy, maps_, fixations
+
+
+@pytest.mark.parametrize("profile", ["mit", "pysaliency"])
+def test_shared_inputs_change_no_number(profile):
+    """compute_suite with the baseline and other-image fixations in SharedInputs (prepared once,
+    sorted and de-duplicated), and compute_suite_many, equal compute_suite given the arrays, to
+    the bit."""
+    from harness.metrics import SharedInputs, compute_suite_many
+
+    shape, density_, baseline, ox, oy, maps_, fixations = _suite_inputs(21)
+    plain = [compute_suite(m, x, y, density=density_, baseline=baseline, other_x=ox, other_y=oy,
+                           profile=profile, seed=4) for m, (x, y) in zip(maps_, fixations)]
+    shared = SharedInputs(shape, baseline=baseline, other_x=ox, other_y=oy, reused=True)
+    with_shared = [compute_suite(m, x, y, density=density_, profile=profile, seed=4, shared=shared)
+                   for m, (x, y) in zip(maps_, fixations)]
+    many = compute_suite_many(((m, x, y, density_) for m, (x, y) in zip(maps_, fixations)), baseline=baseline,
+                              other_x=ox, other_y=oy, profile=profile, seed=4)
+    for a, b, c in zip(plain, with_shared, many):
+        assert list(a) == list(b) == list(c)
+        for k in a:
+            assert a[k] == b[k] == c[k] or (np.isnan(a[k]) and np.isnan(b[k]) and np.isnan(c[k])), k
+
+
+def test_shared_inputs_are_checked():
+    from harness.metrics import MetricInputError, SharedInputs
+
+    shape, density_, baseline, ox, oy, maps_, _ = _suite_inputs(22)
+    shared = SharedInputs(shape, baseline=baseline, other_x=ox, other_y=oy)
+    with pytest.raises(MetricInputError, match="not both"):
+        compute_suite(maps_[0], [1.0], [1.0], baseline=baseline, shared=shared)
+    with pytest.raises(MetricInputError, match="shared inputs are for shape"):
+        compute_suite(maps_[0][:, :100], [1.0], [1.0], shared=shared)
+    with pytest.raises(MetricInputError, match="other_x and other_y"):
+        SharedInputs(shape, other_x=ox)
+    with pytest.raises(MetricInputError, match="outside"):
+        SharedInputs(shape, other_x=ox + 1000, other_y=oy)

@@ -27,10 +27,14 @@ prints the timings.
 
 Leave-one-subject-out (human ceiling)
 -------------------------------------
-:func:`loso_densities` builds each subject's unnormalised map from that subject's pixels only (the
-products together cost one full map) and forms "everyone but s" from prefix and suffix sums: only
-non-negative maps are added, never subtracted, so tails far from the other observers keep full
-precision (a ``total - own`` subtraction would round them to 0).
+:func:`loso_densities` (and :class:`LeaveOneOut`, which the human ceiling uses) builds each
+subject's unnormalised map from that subject's pixels only (the products together cost one full
+map) and forms "everyone but s" from prefix and suffix sums: only non-negative maps are added,
+never subtracted, so tails far from the other observers keep full precision (a ``total - own``
+subtraction would round them to 0). The sums run in one compiled sweep over blocks of pixels of
+all maps (in place, no temporary maps); every pixel gets the same products and the same additions
+in the same order as adding whole maps with numpy did, so the maps are the same to the bit
+(``tests/test_density.py``).
 """
 
 from __future__ import annotations
@@ -113,24 +117,37 @@ def _filtered_raw(weights: np.ndarray, r: np.ndarray, c: np.ndarray, shape: Sequ
     return gaussian_filter(hist, sigma, mode="constant", cval=0.0, truncate=_FILTER_TRUNCATE) if sigma else hist
 
 
-def _densities(weights: np.ndarray, r: np.ndarray, c: np.ndarray, shape: Sequence[int], sigma: float) -> np.ndarray:
-    """Normalised densities for each row of ``weights`` (m, k) over the k pixels (r, c): array (m, h, w).
+def _densities(weights: np.ndarray, r: np.ndarray, c: np.ndarray, shape: Sequence[int], sigma: float,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """Normalised densities for each row of ``weights`` (m, k) over the k pixels (r, c): array (m, h, w)
+    (into ``out``, C-contiguous, if given).
 
     ``D_j = Gy^T diag(w_j / Z_j) Gx``; the normaliser ``Z_j = sum_i w_ji * sum(gy_i) * sum(gx_i)`` is
     the map's total computed from the factors, so each map is written exactly once, already
     normalised, and all m maps come from one stacked matrix product ``(m*h, k) @ (k, w)``."""
     height, width = int(shape[0]), int(shape[1])
-    m = weights.shape[0]
     if r.size > MATMUL_MAX_POINTS:
-        return np.stack([_normalise(_filtered_raw(w, r, c, shape, sigma)) for w in weights])
-    gy = _axis_factors(r, height, sigma)  # (k, h)
-    gx = _axis_factors(c, width, sigma)  # (k, w)
+        maps = [_normalise(_filtered_raw(w, r, c, shape, sigma)) for w in weights]
+        if out is None:
+            return np.stack(maps)
+        out[...] = maps
+        return out
+    return _product_density(weights, _axis_factors(r, height, sigma), _axis_factors(c, width, sigma), out)
+
+
+def _product_density(weights: np.ndarray, gy: np.ndarray, gx: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`_densities` from the axis factors ``gy`` (k, h) and ``gx`` (k, w)."""
+    m, k = weights.shape
+    height, width = gy.shape[1], gx.shape[1]
     totals = weights @ (gy.sum(axis=1) * gx.sum(axis=1))  # (m,)
     if not np.all((totals > 0) & np.isfinite(totals)):
         raise ValueError("density is empty: the blur left no mass inside the image")
     scaled = weights / totals[:, None]  # (m, k)
-    left = (scaled[:, None, :] * gy.T[None, :, :]).reshape(m * height, r.size)  # (m*h, k)
-    return (left @ gx).reshape(m, height, width)
+    left = (scaled[:, None, :] * gy.T[None, :, :]).reshape(m * height, k)  # (m*h, k)
+    if out is None:
+        return (left @ gx).reshape(m, height, width)
+    np.matmul(left, gx, out=out.reshape(m * height, width))  # the same product, written in place
+    return out
 
 
 def _normalise(m: np.ndarray) -> np.ndarray:
@@ -162,46 +179,109 @@ def fixation_density(x, y, shape: Sequence[int], sigma_px: float) -> np.ndarray:
     return _densities(counts[None, :], r, c, shape, sigma)[0]
 
 
+class LeaveOneOut:
+    """The densities the human ceiling needs for one stimulus, from one blur per subject.
+
+    ``subjects``: the subject indices present, increasing. ``maps[k]`` (when there are at least two
+    subjects, else ``None``): the density of everyone's fixations but ``subjects[k]``'s, exactly the
+    array :func:`loso_densities` gives. :meth:`own` ``(k)``: subject ``subjects[k]``'s own density,
+    exactly what :func:`fixation_density` gives for that subject's fixations.
+
+    How: each subject's unnormalised map comes from one product over that subject's pixels only;
+    "everyone but k" is a prefix sum of those maps plus a suffix sum
+    (:func:`harness.metrics.kernels.leave_one_out_sums_into`), adding non-negative maps only.
+    (Subtracting a subject from the total would be cheaper to write but would cancel: far from the
+    other observers the left-out subject's own mass swamps the 1e-80 tail the metrics take
+    logarithms of.) The sums are formed in place, one compiled sweep over blocks of pixels of all
+    maps. A subject's own density is the same blur normalised, computed as
+    :func:`fixation_density` does, on the factors already built.
+    ``buffer``: a float64 array of at least :meth:`buffer_size` elements to hold the maps (reused
+    from one stimulus to the next: a fresh 4 MB array costs ~1000 page faults, ~2 ms on a virtual
+    machine).
+
+    ``lazy``: normalise map k only when :meth:`map` ``(k)`` asks for it (``maps[k]`` holds the
+    unnormalised sum until then), so that a caller scoring one map at a time reads each map from
+    memory once: the normalising pass brings it into the cache where its metrics find it."""
+
+    def __init__(self, fixations, shape: Sequence[int], sigma_px: float, buffer: np.ndarray | None = None,
+                 lazy: bool = False):
+        self.sigma = sigma = _check_sigma(sigma_px)
+        self.shape = height, width = int(shape[0]), int(shape[1])
+        rows, cols = _pixel_indices(fixations.x, fixations.y, shape)
+        ids, subject_index = np.unique(np.asarray(fixations.subject), return_inverse=True)
+        self.subjects = ids
+        self.maps: np.ndarray | None = None
+        if ids.size < 2:
+            return
+        r, c, inverse = _positions(rows, cols, width)
+        own = np.zeros((ids.size, r.size), dtype=np.float64)  # fixation counts per subject and pixel
+        np.add.at(own, (subject_index.ravel(), inverse), 1.0)
+        self._r, self._c, self._own = r, c, own
+        n, m = height * width, ids.size
+        if buffer is None or buffer.size < self.buffer_size(m, shape):
+            buffer = np.empty(self.buffer_size(m, shape))
+        buffer = buffer.reshape(-1)
+        maps = buffer[: m * n].reshape(m, height, width)
+        from ..metrics import kernels
+
+        self._gy = self._gx = None
+        if r.size > MATMUL_MAX_POINTS:
+            for k, w in enumerate(own):
+                maps[k] = _filtered_raw(w, r, c, shape, sigma)
+        else:
+            self._gy = gy = _axis_factors(r, height, sigma)
+            self._gx = gx = _axis_factors(c, width, sigma)
+            for k, w in enumerate(own):  # each subject's unnormalised map from its own pixels only
+                idx = np.flatnonzero(w)
+                # the whole map in one product, as before: BLAS may add up an edge row of a block
+                # of rows in another order, so products over blocks of rows would not give the bits
+                np.matmul(gy[idx].T * w[idx], gx[idx], out=maps[k])
+        kernels.leave_one_out_sums(maps.reshape(m, n))
+        self.maps = maps
+        self._normalised = np.zeros(ids.size, dtype=bool)
+        if not lazy:
+            for k in range(ids.size):
+                self.map(k)
+
+    @staticmethod
+    def buffer_size(n_subjects: int, shape: Sequence[int]) -> int:
+        """How many float64 values a ``buffer`` for ``n_subjects`` subjects needs."""
+        return n_subjects * int(shape[0]) * int(shape[1])
+
+    def map(self, k: int) -> np.ndarray:
+        """The density of everyone but ``subjects[k]`` (normalised now if it was not yet)."""
+        if self.maps is None:
+            raise ValueError("fewer than two subjects: no leave-one-out maps")
+        if not self._normalised[k]:
+            _normalise(self.maps[k])
+            self._normalised[k] = True
+        return self.maps[k]
+
+    def own(self, k: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Subject ``subjects[k]``'s own density (into ``out``, a C-contiguous (h, w) float64 array,
+        if given)."""
+        if self.maps is None:
+            raise ValueError("fewer than two subjects: no leave-one-out maps")
+        w = self._own[k]
+        idx = np.flatnonzero(w)
+        r, c = self._r[idx], self._c[idx]
+        if out is not None:
+            out = out.reshape(1, *self.shape)
+        if self._gy is None or r.size > MATMUL_MAX_POINTS:
+            return _densities(w[idx][None, :], r, c, self.shape, self.sigma, out)[0]
+        return _product_density(w[idx][None, :], self._gy[idx], self._gx[idx], out)[0]
+
+
 def loso_densities(fixations, shape: Sequence[int], sigma_px: float) -> list[tuple[int, np.ndarray]]:
     """For each subject ``s`` of ``fixations`` (a :class:`harness.schema.Fixations`), the density of
     everyone else's fixations: ``[(s, density_without_s), ...]`` in increasing subject index.
 
     Used for the human ceiling (how well the other observers predict one observer). Subjects whose
     removal leaves no fixation (the only observer) are omitted."""
-    sigma = _check_sigma(sigma_px)
-    height, width = int(shape[0]), int(shape[1])
-    rows, cols = _pixel_indices(fixations.x, fixations.y, shape)
-    subjects = np.asarray(fixations.subject)
-    ids, subject_index = np.unique(subjects, return_inverse=True)
-    if ids.size < 2:
+    loo = LeaveOneOut(fixations, shape, sigma_px)
+    if loo.maps is None:
         return []
-    r, c, inverse = _positions(rows, cols, width)
-    own = np.zeros((ids.size, r.size), dtype=np.float64)  # fixation counts per subject and pixel
-    np.add.at(own, (subject_index.ravel(), inverse), 1.0)
-    if r.size > MATMUL_MAX_POINTS:
-        per = [_filtered_raw(w, r, c, shape, sigma) for w in own]
-    else:
-        gy = _axis_factors(r, height, sigma)
-        gx = _axis_factors(c, width, sigma)
-        per = []
-        for w in own:  # each subject's unnormalised map from its own pixels only
-            idx = np.flatnonzero(w)
-            per.append((gy[idx].T * w[idx]) @ gx[idx])
-    # "all but k" = prefix[k] + suffix with prefix[k] = sum(per[:k]), suffix = sum(per[k+1:]):
-    # sums of non-negative maps only, so nothing cancels
-    prefix = [np.zeros((height, width), dtype=np.float64)]
-    for m in per[:-1]:
-        prefix.append(prefix[-1] + m)
-    out: list[tuple[int, np.ndarray]] = []
-    suffix = np.zeros((height, width), dtype=np.float64)
-    for k in range(ids.size - 1, -1, -1):
-        others = prefix[k]
-        others += suffix
-        suffix += per[k]
-        per[k] = None  # free as we go
-        out.append((int(ids[k]), _normalise(others)))
-    out.reverse()
-    return out
+    return [(int(s), m) for s, m in zip(loo.subjects, loo.maps)]
 
 
 def record_density(record: dict, sigma_px: float) -> np.ndarray:

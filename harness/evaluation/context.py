@@ -24,8 +24,11 @@ class DatasetContext:
         # normalised fixation pool for shuffled-AUC negatives (other images' fixations)
         sizes = [(int(r["width"]), int(r["height"])) for r in self.meta]
         self.sizes = sizes
-        counts = np.array([len(f) for f in fixations])
+        counts = np.array([len(f) for f in fixations], dtype=np.int64)
         self.owner = np.repeat(np.arange(n), counts)
+        # the pool holds the stimuli's fixations in stimulus order: stimulus i's are
+        # pool[offsets[i]:offsets[i + 1]], so the others are the two slices around them
+        self.offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         self.pool_x = np.concatenate([f.x / w for f, (w, h) in zip(fixations, sizes)]) if n else np.zeros(0)
         self.pool_y = np.concatenate([f.y / h for f, (w, h) in zip(fixations, sizes)]) if n else np.zeros(0)
 
@@ -33,9 +36,20 @@ class DatasetContext:
         return len(self.fixations)
 
     def others(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The fixations on every other stimulus, in stimulus i's pixel space (the shuffled-AUC
+        negatives), in pool order: the pool before stimulus i's fixations and after them, scaled
+        into fresh arrays (no mask over the pool: that took 3x as long, 0.11 ms on OSIE)."""
         w, h = self.sizes[i]
-        mask = self.owner != i
-        return self.pool_x[mask] * w, self.pool_y[mask] * h
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        return self._scaled(self.pool_x, a, b, w), self._scaled(self.pool_y, a, b, h)
+
+    @staticmethod
+    def _scaled(pool: np.ndarray, a: int, b: int, factor: int) -> np.ndarray:
+        """``pool`` without ``pool[a:b]``, times ``factor`` (as ``pool[mask] * factor`` computes it)."""
+        out = np.empty(pool.size - (b - a))
+        np.multiply(pool[:a], factor, out=out[:a])
+        np.multiply(pool[b:], factor, out=out[a:])
+        return out
 
     def density(self, i: int) -> np.ndarray:
         from ..data.density import fixation_density

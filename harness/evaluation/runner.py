@@ -151,6 +151,9 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                     reuse = False
             if missing:
                 writer.begin_session()
+                if spec.kind != "model" and cfg.progress:
+                    writer.note(f"{label}: a reference, computed once for this dataset, limit and metric "
+                                "settings and reused by every later model run")
         world.barrier()  # rank 0 holds the lock and has set damaged shards aside
         run_dir = Path(cfg.output) / run_id_for(settings)
         if writer is None:

@@ -122,10 +122,8 @@ def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, np.ndarray | None]:
     sid, fix = ctx.ids[i], ctx.fixations[i]
     w, h = ctx.sizes[i]
     if spec.kind == "ceiling":
-        try:
-            from .ceiling import ceiling_scores
-        except ImportError:  # TEMPORARY until ceiling.py lands
-            ceiling_scores = _ceiling_slow
+        from .ceiling import ceiling_scores
+
         scores = ceiling_scores(ctx, i, spec.profile, spec.seed)
         if scores is None:
             return row(sid, "failed", "fewer than two subjects", {}, {}, {}, time.perf_counter() - t0, len(fix)), None
@@ -230,19 +228,3 @@ class _Pending:
             out[k::self.stride] = part
         return out
 
-
-def _ceiling_slow(ctx, i, profile, seed):  # TEMPORARY
-    from ..data.density import fixation_density, loso_densities
-
-    w, h = ctx.sizes[i]
-    fix = ctx.fixations[i]
-    per_subject = []
-    for subj, loo in loso_densities(fix, (h, w), ctx.sigma_px):
-        held = fix.subset(fix.subject == subj)
-        if len(held) == 0:
-            continue
-        held_density = fixation_density(held.x, held.y, (h, w), ctx.sigma_px)
-        per_subject.append(score(loo, held, ctx, i, profile, seed, density=held_density))
-    if not per_subject:
-        return None
-    return {k: float(np.nanmean([s[k] for s in per_subject])) for k in per_subject[0]}

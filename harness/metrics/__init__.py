@@ -3,7 +3,7 @@
 Importing this package is cheap: numpy only.
 """
 
-from .inputs import MetricInputError, MetricInputs, pixel_indices
+from .inputs import MetricInputError, MetricInputs, SharedInputs, pixel_indices
 from .profiles import PROFILES, Profile, get_profile
 from .saliency import (
     METRICS,
@@ -12,6 +12,7 @@ from .saliency import (
     auc_judd,
     cc,
     compute_suite,
+    compute_suite_many,
     ig,
     iou_top20,
     iou_topk,
@@ -28,10 +29,12 @@ __all__ = [
     "MetricInputError",
     "MetricInputs",
     "Profile",
+    "SharedInputs",
     "auc_borji",
     "auc_judd",
     "cc",
     "compute_suite",
+    "compute_suite_many",
     "get_profile",
     "ig",
     "iou_top20",

@@ -94,6 +94,19 @@ def kth_largest(a: np.ndarray, k: int) -> float:
     return kth_largest_counts(a, k)[0]
 
 
+def _kth_bracket(a: np.ndarray, k: int) -> tuple[float, float] | None:
+    """Values ``lo <= hi`` that likely bracket the kth-largest value of ``a``, from a strided sample
+    (None for arrays of at most 2**15 values: sorting them is cheap)."""
+    n = a.size
+    if n <= 1 << 15:
+        return None
+    sample = np.sort(a[:: n >> 12])
+    m = sample.size
+    j = m - k * m / n  # where the answer sits in the sample
+    margin = 0.02 * m + 16
+    return float(sample[max(0, int(j - margin))]), float(sample[min(m - 1, int(j + margin) + 1)])
+
+
 def kth_largest_counts(a: np.ndarray, k: int, work: np.ndarray | None = None) -> tuple[float, int, int]:
     """The k-th largest value ``v`` of the 1-D array ``a`` (1 <= k <= a.size), exactly, with how
     many values are greater than ``v`` and how many equal it.
@@ -106,13 +119,9 @@ def kth_largest_counts(a: np.ndarray, k: int, work: np.ndarray | None = None) ->
     only decides the speed; when the bracket misses, the function falls back to sorting everything.
     """
     n = a.size
-    if n > 1 << 15:
-        sample = np.sort(a[:: n >> 12])
-        m = sample.size
-        j = m - k * m / n  # where the answer sits in the sample
-        margin = 0.02 * m + 16
-        lo = sample[max(0, int(j - margin))]
-        hi = sample[min(m - 1, int(j + margin) + 1)]
+    bracket = _kth_bracket(a, k)
+    if bracket is not None:
+        lo, hi = bracket
         if work is None or work.size < n:
             work = np.empty(n)
         found, v, greater, equal = kernels.kth_largest_bracketed(a, lo, hi, k, work)
@@ -178,6 +187,16 @@ class Workspace:
             buf = self._buffers[key] = np.empty(n, dtype=dtype)
         return buf
 
+    def zeros(self, name: str, n: int, dtype: type) -> np.ndarray:
+        """Like :meth:`get`, zero-filled when first made; its users leave it all zero again."""
+        key = (name, n, np.dtype(dtype).str)
+        buf = self._buffers.get(key)
+        if buf is None:
+            if len(self._buffers) > 16:
+                self._buffers.clear()
+            buf = self._buffers[key] = np.zeros(n, dtype=dtype)
+        return buf
+
     def marker(self, n: int) -> tuple[np.ndarray, int]:
         """A uint8 marker map of ``n`` pixels and a number that no earlier user of this map wrote
         into it: marking a pixel with that number needs no clearing between images (only every
@@ -204,6 +223,9 @@ class Workspace:
 
 
 _FREE = threading.local()
+#: up to this many query values, counting values at indices compares each value with each query
+#: (vectorised) instead of bucketing them
+_FEW_QUERIES = 24
 _NO_INDEX = np.empty(0, dtype=np.intp)
 
 
@@ -233,6 +255,67 @@ def rng_for(seed: int | np.random.Generator | None, stream: int) -> np.random.Ge
     return np.random.default_rng([int(seed), stream])
 
 
+class SharedInputs:
+    """What every metric call on one stimulus shares, validated and derived once: the map shape,
+    the baseline map (flat, min, max, sums) and the other images' fixations (pixel indices, and
+    for ``reused`` inputs also sorted and de-duplicated). :func:`harness.metrics.compute_suite_many`
+    builds one for many maps of a stimulus (the human ceiling: one leave-one-out map per subject);
+    a :class:`MetricInputs` without one builds its own. Nothing here depends on the saliency map,
+    so sharing it changes no number."""
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        *,
+        baseline: np.ndarray | None = None,
+        other_x: np.ndarray | None = None,
+        other_y: np.ndarray | None = None,
+        workspace: Workspace | None = None,
+        reused: bool = False,
+    ) -> None:
+        self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
+        self._baseline = baseline
+        if (other_x is None) != (other_y is None):
+            raise MetricInputError("give both other_x and other_y (fixations on other images) or neither")
+        self.other: np.ndarray | None = (
+            None if other_x is None else pixel_indices(other_x, other_y, self.shape, "other-image fixation", workspace)
+        )
+        # reused by many maps: sorting the other fixations once pays (in-order reads, distinct
+        # locations without the marker map); for one map it would not
+        self.reused = reused
+
+    @cached_property
+    def b(self) -> tuple[np.ndarray, float, float] | None:
+        """The baseline map (flat) with its min and max, or None (uniform)."""
+        return None if self._baseline is None else _map("baseline", self._baseline, self.shape)
+
+    @cached_property
+    def b_shifted_sum(self) -> float:
+        """``sum(baseline - min)``."""
+        b, bmin, _ = self.b
+        return float(kernels.shifted_sum(b, bmin))
+
+    @cached_property
+    def b_sum(self) -> float:
+        return float(kernels.sums(self.b[0])[0])
+
+    @cached_property
+    def other_sorted(self) -> np.ndarray:
+        """The other images' fixated pixels in increasing order (duplicates kept)."""
+        return np.sort(self.other)
+
+    @cached_property
+    def other_unique(self) -> np.ndarray:
+        """The distinct other-image fixated pixels, increasing."""
+        s = self.other_sorted
+        if s.size < 2:
+            return s
+        keep = np.empty(s.size, dtype=bool)
+        keep[0] = True
+        np.not_equal(s[1:], s[:-1], out=keep[1:])
+        return s[keep]
+
+
 class MetricInputs:
     """One image's inputs, validated, with the shared intermediate results as cached properties."""
 
@@ -249,9 +332,11 @@ class MetricInputs:
         profile: str | Profile = "mit",
         seed: int | np.random.Generator | None = 0,
         workspace: Workspace | None = None,
+        shared: SharedInputs | None = None,
     ) -> None:
         self._ws = workspace
         self._primed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._kth: dict[int, tuple[float, int, int]] = {}  # kth-largest values found by prime_counts
         # density metrics that compute_suite will ask for: the first one computes the others' sums
         # in the same pass (see saliency._density_pass)
         self.fuse: set[str] = set()
@@ -263,11 +348,18 @@ class MetricInputs:
         self.n = self.s.size
         self.fix = pixel_indices(fix_x, fix_y, self.shape)
         self._density = density
-        self._baseline = baseline
-        if (other_x is None) != (other_y is None):
-            raise MetricInputError("give both other_x and other_y (fixations on other images) or neither")
-        self._other = (None if other_x is None
-                       else pixel_indices(other_x, other_y, self.shape, "other-image fixation", workspace))
+        if shared is None:
+            shared = SharedInputs(self.shape, baseline=baseline, other_x=other_x, other_y=other_y, workspace=workspace)
+        else:
+            if baseline is not None or other_x is not None or other_y is not None:
+                raise MetricInputError(
+                    "give the baseline and other-image fixations either directly or in shared=, not both"
+                )
+            if shared.shape != self.shape:
+                raise MetricInputError(
+                    f"saliency map has shape {self.shape} but the shared inputs are for shape {shared.shape}"
+                )
+        self.shared = shared
 
     # --- the saliency map -------------------------------------------------------------------------
     @property
@@ -299,19 +391,51 @@ class MetricInputs:
             if np.array_equal(vals[j], q):
                 return below[j], equal[j]
         values, inverse = np.unique(q, return_inverse=True)
-        use = idx is not None
-        _, below, equal = kernels.bucket_counts(
-            self.s, idx if use else _NO_INDEX, use, self.smin, self._scale, kernels.N_BUCKETS, values
-        )
+        below, equal = self._bucket_counts(idx, values)
         return below[inverse], equal[inverse]
 
-    def prime_counts(self, q: np.ndarray) -> None:
-        """Count the pixels at all of ``q`` in one pass now, so that later :meth:`counts_of` calls
-        for any of these values (AUC-Judd's fixated values, AUC-Borji's thresholds) cost no pass."""
-        values = np.unique(np.asarray(q, dtype=np.float64))
-        _, below, equal = kernels.bucket_counts(
-            self.s, _NO_INDEX, False, self.smin, self._scale, kernels.N_BUCKETS, values
+    def _bucket_counts(self, idx: np.ndarray | None, values: np.ndarray,
+                       kth: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`.kernels.bucket_counts` of the map (or of ``s[idx]``), in the workspace's arrays;
+        for a few queries over ``s[idx]``, :func:`.kernels.gathered_counts` (the same integers).
+        ``kth``: also find the map's kth-largest value in the same pass (kept for
+        :meth:`s_kth_largest_counts`)."""
+        use = idx is not None
+        if use and values.size <= _FEW_QUERIES:
+            work = np.empty(idx.size) if self._ws is None else self._ws.part("other_values", idx.size, np.float64)
+            return kernels.gathered_counts(self.s, idx, values, work)
+        idx = idx if use else _NO_INDEX
+        nb = kernels.N_BUCKETS
+        nbt = kernels.SUB_BUCKETS + nb - 1
+        m = idx.size if use else self.n
+        klo = khi = 0.0
+        if kth and not use:
+            bracket = _kth_bracket(self.s, kth)
+            if bracket is None:
+                kth = 0
+            else:
+                klo, khi = bracket
+        else:
+            kth = 0
+        if self._ws is None:
+            work = (np.empty(nbt, np.int32), np.empty(nbt + 1, np.int64), np.zeros(nbt, np.uint8),
+                    np.empty(m + 1, np.int64))
+        else:
+            work = (self._ws.get("hist", nbt, np.int32), self._ws.get("starts", nbt + 1, np.int64),
+                    self._ws.zeros("marks", nbt, np.uint8), self._ws.part("candidates", m + 1, np.int64))
+        below, equal, found, v, greater, equal_v = kernels.bucket_counts_into(
+            self.s, idx, use, self.smin, self._scale, nb, values, *work, kth, klo, khi
         )
+        if found:
+            self._kth[kth] = (float(v), int(greater), int(equal_v))
+        return below, equal
+
+    def prime_counts(self, q: np.ndarray, kth: int = 0) -> None:
+        """Count the pixels at all of ``q`` in one pass now, so that later :meth:`counts_of` calls
+        for any of these values (AUC-Judd's fixated values, AUC-Borji's thresholds) cost no pass;
+        with ``kth``, find the kth-largest value (IoU's threshold) in the same pass."""
+        values = np.unique(np.asarray(q, dtype=np.float64))
+        below, equal = self._bucket_counts(None, values, kth)
         self._primed = (values, below, equal)
 
     def s_counts(self, q: np.ndarray, members: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -320,8 +444,9 @@ class MetricInputs:
         return self.counts_of(q)
 
     def s_kth_largest_counts(self, k: int) -> tuple[float, int, int]:
-        """:func:`kth_largest_counts` of the map."""
-        return kth_largest_counts(self.s, k, self.buffer("kth"))
+        """:func:`kth_largest_counts` of the map (found by :meth:`prime_counts` if it was asked)."""
+        found = self._kth.get(k)
+        return found if found is not None else kth_largest_counts(self.s, k, self.buffer("kth"))
 
     @cached_property
     def _s_sums(self) -> tuple[float, float]:
@@ -409,7 +534,7 @@ class MetricInputs:
     def require(self, what: str, metric: str) -> None:
         missing = {
             "density": self._density is None,
-            "other": self._other is None,
+            "other": self.shared.other is None,
         }[what]
         if missing:
             arg = {"density": "density=", "other": "other_x=/other_y="}[what]
@@ -421,7 +546,7 @@ class MetricInputs:
 
     @property
     def has_other(self) -> bool:
-        return self._other is not None
+        return self.shared.other is not None
 
     @cached_property
     def d(self) -> np.ndarray:
@@ -456,7 +581,9 @@ class MetricInputs:
 
     @property
     def other(self) -> np.ndarray:
-        return self._other
+        """The other images' fixated pixels (for shared inputs reused by many maps: sorted, so
+        that the map is read in order; counts do not depend on the order)."""
+        return self.shared.other_sorted if self.shared.reused else self.shared.other
 
     def other_minmax_counts(self, thresholds: np.ndarray) -> tuple[np.ndarray, int]:
         """Over the distinct other-image fixation locations (each location once, as in the binary
@@ -464,21 +591,29 @@ class MetricInputs:
         ascending threshold, and how many locations there are. One compiled pass; the marker map
         is reused from image to image (see :func:`.kernels.unique_minmax_counts`)."""
         thresholds = np.asarray(thresholds, dtype=np.float64)
+        if self.shared.reused:  # the distinct locations, found once for every map of the stimulus
+            u = self.shared.other_unique
+            if self.constant:
+                return np.where(thresholds <= 1.0, u.size, 0), int(u.size)
+            # a rescaled value reaches t exactly when the value reaches t's preimage: no division
+            work = np.empty(u.size) if self._ws is None else self._ws.part("other_values", u.size, np.float64)
+            return kernels.counts_at_or_above(self.s, u, self.minmax_queries(thresholds), work), int(u.size)
         if self._ws is None:
             seen, epoch = np.zeros(self.n, np.uint8), 1
         else:
             seen, epoch = self._ws.marker(self.n)
-        m = self._other.size
+        other = self.shared.other
+        m = other.size
         work = np.empty(m) if self._ws is None else self._ws.part("other_values", m, np.float64)
         if self.constant:  # every rescaled value is 1
-            _, count = kernels.unique_minmax_counts(self.s, self._other, seen, epoch, 0.0, 1.0, thresholds, work)
+            _, count = kernels.unique_minmax_counts(self.s, other, seen, epoch, 0.0, 1.0, thresholds, work)
             return np.where(thresholds <= 1.0, count, 0), int(count)
         counts, count = kernels.unique_minmax_counts(
-            self.s, self._other, seen, epoch, self.smin, self.smax - self.smin, thresholds, work
+            self.s, other, seen, epoch, self.smin, self.smax - self.smin, thresholds, work
         )
         return counts, int(count)
 
-    @cached_property
+    @property
     def b(self) -> tuple[np.ndarray, float, float] | None:
         """The baseline map (flat) with its min and max, or None (uniform)."""
-        return None if self._baseline is None else _map("baseline", self._baseline, self.shape)
+        return self.shared.b

@@ -35,12 +35,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
 from . import roc
-from .inputs import MetricInputError, MetricInputs, dot, kernels, rng_for, workspace
+from .inputs import MetricInputError, MetricInputs, SharedInputs, dot, kernels, rng_for, workspace
 
 # seed streams of the randomised metrics (see inputs.rng_for)
 _STREAM_JITTER, _STREAM_BORJI, _STREAM_SAUC = 1, 2, 3
@@ -212,9 +212,9 @@ def _ig(inp: MetricInputs) -> float:
     else:
         b, bmin, _ = inp.b
         if inp.profile.ig == "mit" or bmin < 0:  # (b - min) / sum(b - min)
-            pb = (b[pos] - bmin) / float(kernels.shifted_sum(b, bmin))
+            pb = (b[pos] - bmin) / inp.shared.b_shifted_sum
         else:  # pysaliency: b / sum(b)
-            pb = b[pos] / float(kernels.sums(b)[0])
+            pb = b[pos] / inp.shared.b_sum
     if inp.profile.ig == "mit":  # InfoGain.m: min-max, divide by sum, log2(eps + p)
         eps = np.finfo(np.float64).eps
         p = inp.mit_prob_at(pos)
@@ -444,6 +444,7 @@ def compute_suite(
     n_splits: int | None = N_SPLITS,
     step_size: float = STEP_SIZE,
     jitter: bool | None = None,
+    shared: SharedInputs | None = None,
 ) -> dict[str, float]:
     """Several metrics of one image at once, sharing the work (validation, min/max, one counting
     pass over the map for AUC-Judd and AUC-Borji, one pass over map and density for CC, SIM and
@@ -454,11 +455,50 @@ def compute_suite(
     ``metrics``: names from :data:`METRICS`, plus ``iou_top<k>`` for any k; ``None`` means every
     metric whose inputs were given (sAUC needs ``other_x``/``other_y``; CC, SIM, KLD, IoU need
     ``density``). Naming a metric whose input is missing raises :class:`MetricInputError`.
+
+    ``shared``: a :class:`SharedInputs` holding the baseline and the other images' fixations
+    (instead of ``baseline``/``other_x``/``other_y``), validated once for several maps of one
+    stimulus; the numbers are the same as with the arrays given directly.
     """
     with workspace() as ws:
         inp = MetricInputs(saliency_map, fix_x, fix_y, density=density, baseline=baseline,
-                           other_x=other_x, other_y=other_y, profile=profile, seed=seed, workspace=ws)
+                           other_x=other_x, other_y=other_y, profile=profile, seed=seed, workspace=ws,
+                           shared=shared)
         return _suite(inp, metrics, n_splits, step_size, jitter)
+
+
+def compute_suite_many(
+    items: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]],
+    *,
+    baseline: np.ndarray | None = None,
+    other_x: np.ndarray | None = None,
+    other_y: np.ndarray | None = None,
+    profile: str = "mit",
+    seed: int | np.random.Generator | None = 0,
+    metrics: list[str] | tuple[str, ...] | None = None,
+    n_splits: int | None = N_SPLITS,
+    step_size: float = STEP_SIZE,
+    jitter: bool | None = None,
+) -> list[dict[str, float]]:
+    """:func:`compute_suite` of several maps of one stimulus (the human ceiling's leave-one-out
+    maps, one per subject), each with its own fixations and density: ``items`` yields
+    ``(saliency_map, fix_x, fix_y, density)`` (it may be a generator that makes each map when
+    asked). The baseline and the other images' fixations are validated and prepared once
+    (:class:`SharedInputs`). Item j's dict equals ``compute_suite(saliency_map, fix_x, fix_y,
+    density=density, baseline=baseline, other_x=other_x, other_y=other_y, profile=profile,
+    seed=seed, ...)`` to the bit."""
+    out: list[dict[str, float]] = []
+    shared: SharedInputs | None = None
+    for saliency_map, fix_x, fix_y, density in items:
+        if shared is None:  # the first map's shape is checked before the shared inputs are made
+            shape = np.shape(saliency_map)
+            if len(shape) != 2:
+                raise MetricInputError(f"saliency map must be a 2-D (height, width) array, got shape {shape}")
+            shared = SharedInputs(shape, baseline=baseline, other_x=other_x, other_y=other_y, reused=True)
+        out.append(compute_suite(saliency_map, fix_x, fix_y, density=density, profile=profile, seed=seed,
+                                 metrics=metrics, n_splits=n_splits, step_size=step_size, jitter=jitter,
+                                 shared=shared))
+    return out
 
 
 def _suite(inp: MetricInputs, metrics, n_splits, step_size, jitter) -> dict[str, float]:
@@ -471,7 +511,10 @@ def _suite(inp: MetricInputs, metrics, n_splits, step_size, jitter) -> dict[str,
         if "auc_borji" in metrics and 0 < step_size <= 1:
             q.append(inp.minmax_queries(roc.step_thresholds(step_size)))
         if q:
-            inp.prime_counts(np.concatenate(q))
+            # and the threshold of the first top-k IoU, found in the same pass
+            iou = next((float(m.group(1)) for m in map(_IOU.match, metrics) if m), None)
+            kth = max(1, int(round(iou / 100.0 * inp.n))) if iou is not None and 0 < iou <= 100 else 0
+            inp.prime_counts(np.concatenate(q), kth)
     if inp.has_density:  # CC, SIM and KLD share one pass over the map and the density
         inp.fuse = {m for m in ("cc", "sim", "kld") if m in metrics}
     out: dict[str, float] = {}

@@ -1,0 +1,88 @@
+"""The human ceiling of one stimulus: how well the other observers predict each observer.
+
+For each subject ``s`` with fixations, the metric suite scores the density of everyone else's
+fixations (leave-one-subject-out, :func:`harness.data.density.loso_densities`) against ``s``'s
+fixations, with ``s``'s own density (:func:`harness.data.density.fixation_density`) as the human
+density of CC, SIM, KLD and IoU, the stimulus' centre-bias baseline, its other-image fixations and
+the seed ``seed + i``; the stimulus' score is the mean over subjects (NaN ignored).
+:func:`ceiling_scores` returns exactly, to the bit, what that computation written plainly returns
+(one :func:`harness.evaluation.scoring.score` call per subject; ``tests/test_ceiling.py`` holds that
+version), at a fraction of the cost (``benchmarks/ceiling.py``):
+
+- one blur per subject serves both the leave-one-out maps (prefix + suffix sums of the subjects'
+  unnormalised maps, one compiled sweep) and the subject's own density, which was blurred again
+  per subject (:class:`harness.data.density.LeaveOneOut`);
+- what the subjects' metric calls share is prepared once per stimulus
+  (:class:`harness.metrics.SharedInputs`): the other images' fixations (sliced from the dataset's
+  pool, converted to pixel indices, sorted and de-duplicated once), the baseline (validated and
+  summed once);
+- the maps live in buffers reused from one stimulus to the next (per thread): fresh 4 MB arrays
+  cost a thousand page faults each, ~2 ms on a virtual machine.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from ..errors import HarnessError
+
+_LOCAL = threading.local()
+
+
+def _buffers(n_subjects: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's work arrays: a :class:`~harness.data.density.LeaveOneOut` buffer for
+    ``n_subjects`` maps of h x w, and one more map."""
+    from ..data.density import LeaveOneOut
+
+    maps = getattr(_LOCAL, "maps", None)
+    if maps is None or maps.size < LeaveOneOut.buffer_size(n_subjects, (h, w)):
+        maps = _LOCAL.maps = np.empty(LeaveOneOut.buffer_size(n_subjects, (h, w)))
+    own = getattr(_LOCAL, "own", None)
+    if own is None or own.size < h * w:
+        own = _LOCAL.own = np.empty(h * w)
+    return maps, own[: h * w].reshape(h, w)
+
+
+def ceiling_scores(ctx, i: int, profile: str, seed: int) -> dict[str, float] | None:
+    """The human ceiling's scores of stimulus ``i`` of ``ctx`` (a
+    :class:`harness.evaluation.context.DatasetContext`), averaged over subjects; ``None`` when fewer
+    than two subjects have fixations. Plugin metrics (``ctx.extra_metrics``) are called per subject
+    with the same arguments as :func:`harness.evaluation.scoring.score` gives them."""
+    from ..data.density import LeaveOneOut
+    from ..metrics import SharedInputs, compute_suite
+    from .scoring import _baseline_map
+
+    fix = ctx.fixations[i]
+    w, h = ctx.sizes[i]
+    n_subjects = int(np.unique(fix.subject).size)
+    if n_subjects < 2:
+        LeaveOneOut(fix, (h, w), ctx.sigma_px)  # checks the fixations, as loso_densities did
+        return None
+    maps_buffer, own = _buffers(n_subjects, h, w)
+    loo = LeaveOneOut(fix, (h, w), ctx.sigma_px, buffer=maps_buffer, lazy=True)
+    ox, oy = ctx.others(i)
+    baseline = _baseline_map(h, w)
+    shared = SharedInputs((h, w), baseline=baseline, other_x=ox, other_y=oy, reused=True)
+    per_subject = []
+    for k, subject in enumerate(loo.subjects):
+        held = fix.subset(fix.subject == subject)
+        if len(held) == 0:
+            continue
+        smap = loo.map(k)  # normalised now: read from memory once, then from the cache
+        density = loo.own(k, out=own)
+        scores = compute_suite(smap, held.x, held.y, density=density, profile=profile, seed=seed + i, shared=shared)
+        if ctx.extra_metrics:
+            context = dict(density=density, baseline=baseline, other_x=ox, other_y=oy, profile=profile)
+            for name, fn in ctx.extra_metrics:
+                try:
+                    scores[name] = float(fn(smap, held.x, held.y, seed=seed + i, **context))
+                except HarnessError:
+                    raise
+                except Exception as exc:  # a broken third-party metric is named, not a traceback
+                    raise HarnessError(f"metric {name!r} failed: {type(exc).__name__}: {exc}") from exc
+        per_subject.append(scores)
+    if not per_subject:
+        return None
+    return {key: float(np.nanmean([s[key] for s in per_subject])) for key in per_subject[0]}

@@ -1,0 +1,177 @@
+"""The human ceiling's fast path (harness.evaluation.ceiling) against the plain computation it
+replaces: one leave-one-subject-out density, one own density and one ``score`` call per subject,
+then the mean over subjects. Equal to the bit, on real OSIE stimuli and on a hand-made case."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from harness.data.density import LeaveOneOut, fixation_density, loso_densities, sigma_px
+from harness.evaluation.ceiling import ceiling_scores
+from harness.evaluation.context import DatasetContext
+from harness.evaluation.scoring import score
+
+
+def slow_ceiling(ctx, i: int, profile: str, seed: int) -> dict[str, float] | None:
+    """The human ceiling as evaluate_ceiling computed it before harness.evaluation.ceiling."""
+    w, h = ctx.sizes[i]
+    fix = ctx.fixations[i]
+    per_subject = []
+    for subj, loo in loso_densities(fix, (h, w), ctx.sigma_px):
+        held = fix.subset(fix.subject == subj)
+        if len(held) == 0:
+            continue
+        held_density = fixation_density(held.x, held.y, (h, w), ctx.sigma_px)
+        per_subject.append(score(loo, held, ctx, i, profile, seed, density=held_density))
+    if not per_subject:
+        return None
+    return {k: float(np.nanmean([s[k] for s in per_subject])) for k in per_subject[0]}
+
+
+def assert_same(got: dict | None, want: dict | None) -> None:
+    if want is None:
+        assert got is None
+        return
+    assert got is not None and list(got) == list(want)
+    for k in want:  # to the bit (NaN equals NaN)
+        assert got[k] == want[k] or (math.isnan(got[k]) and math.isnan(want[k])), (k, got[k], want[k])
+
+
+def masked_others(ctx, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """``DatasetContext.others`` as it was: a mask over the whole pool."""
+    w, h = ctx.sizes[i]
+    mask = ctx.owner != i
+    return ctx.pool_x[mask] * w, ctx.pool_y[mask] * h
+
+
+@pytest.fixture(scope="module")
+def osie_ctx(osie, osie_dataset):
+    return DatasetContext(osie, osie_dataset, None, sigma_px(osie))
+
+
+@pytest.mark.parametrize("profile", ["mit", "pysaliency"])
+def test_equals_the_per_subject_computation_on_osie(osie_ctx, profile):
+    for i in (0, 1, 233, 699):
+        assert_same(ceiling_scores(osie_ctx, i, profile, seed=0), slow_ceiling(osie_ctx, i, profile, seed=0))
+    assert_same(ceiling_scores(osie_ctx, 5, profile, seed=17), slow_ceiling(osie_ctx, 5, profile, seed=17))
+
+
+def test_others_equal_the_masked_pool(osie_ctx):
+    n = len(osie_ctx)
+    for i in (0, n // 2, n - 1):
+        got, want = osie_ctx.others(i), masked_others(osie_ctx, i)
+        for g, wnt in zip(got, want):
+            assert g.dtype == wnt.dtype and np.array_equal(g, wnt)
+        assert got[0].size == osie_ctx.pool_x.size - len(osie_ctx.fixations[i])
+
+
+def test_own_densities_and_leave_one_out_maps_on_osie(osie_ctx):
+    """Each subject's own density is fixation_density of its fixations, to the bit; the
+    leave-one-out maps are those of loso_densities, to the bit, whatever buffer holds them."""
+    i = 42
+    fix, (w, h) = osie_ctx.fixations[i], osie_ctx.sizes[i]
+    loo = LeaveOneOut(fix, (h, w), osie_ctx.sigma_px, buffer=np.full(40 * h * w, np.nan))
+    reference = loso_densities(fix, (h, w), osie_ctx.sigma_px)
+    assert [int(s) for s in loo.subjects] == [s for s, _ in reference]
+    out = np.empty((h, w))
+    for k, (s, m) in enumerate(reference):
+        held = fix.subset(fix.subject == s)
+        assert np.array_equal(loo.maps[k], m)
+        assert np.array_equal(loo.own(k, out=out), fixation_density(held.x, held.y, (h, w), osie_ctx.sigma_px))
+        assert np.array_equal(loo.own(k), out)
+
+
+# --- a hand-made stimulus set: three subjects with known fixations ---------------------------------
+
+
+def hand_made_context() -> DatasetContext:
+    import datasets
+
+    def fixations(points):
+        return [{"x": x, "y": y, "subject": s, "duration_ms": 200.0} for s, x, y in points]
+
+    records = [
+        # stimulus 0: three subjects; "c" looked where nobody else did (the far right)
+        {"stimulus_id": "three", "width": 60, "height": 40, "image": None,
+         "fixations": fixations([("a", 10.0, 10.0), ("a", 12.2, 11.7), ("b", 10.4, 9.6), ("b", 30.0, 20.0),
+                                 ("b", 30.0, 20.0), ("c", 58.0, 35.0), ("c", 29.5, 19.5)])},
+        # stimulus 1: a single subject, no ceiling
+        {"stimulus_id": "one", "width": 50, "height": 30, "image": None,
+         "fixations": fixations([("a", 5.0, 5.0), ("a", 40.0, 20.0)])},
+        # stimulus 2: other-image fixations for the shuffled AUC, in another size
+        {"stimulus_id": "other", "width": 80, "height": 50, "image": None,
+         "fixations": fixations([("a", 7.0, 8.0), ("b", 70.0, 40.0), ("b", 20.5, 33.3), ("c", 40.0, 25.0)])},
+    ]
+    return DatasetContext(None, datasets.Dataset.from_list(records), None, 3.0)
+
+
+def test_hand_made_leave_one_out_maps_are_the_other_subjects_densities():
+    ctx = hand_made_context()
+    fix = ctx.fixations[0]
+    loo = LeaveOneOut(fix, (40, 60), 3.0)
+    assert list(loo.subjects) == [0, 1, 2]
+    for k in range(3):
+        others = fix.subject != k
+        direct = fixation_density(fix.x[others], fix.y[others], (40, 60), 3.0)
+        # summed in another order than the direct density: equal to round-off, tails included
+        np.testing.assert_allclose(loo.maps[k], direct, rtol=1e-12, atol=0)
+        assert loo.maps[k].sum() == pytest.approx(1.0, abs=1e-12)
+        mine = fix.subject == k
+        assert np.array_equal(loo.own(k), fixation_density(fix.x[mine], fix.y[mine], (40, 60), 3.0))
+    # far right, where only subject 2 looked: the leave-2-out map is a tiny tail, not 0 or noise
+    assert 0 < loo.maps[2][35, 58] < 1e-20
+
+
+@pytest.mark.parametrize("profile", ["mit", "pysaliency"])
+def test_hand_made_ceiling_equals_the_per_subject_computation(profile):
+    ctx = hand_made_context()
+    got = ceiling_scores(ctx, 0, profile, seed=3)
+    assert_same(got, slow_ceiling(ctx, 0, profile, seed=3))
+    assert set(got) >= {"auc_judd", "sauc", "nss", "cc", "sim", "kld", "ig", "iou_top20"}
+    assert ceiling_scores(ctx, 1, profile, seed=3) is None and slow_ceiling(ctx, 1, profile, seed=3) is None
+    assert_same(ceiling_scores(ctx, 2, profile, seed=3), slow_ceiling(ctx, 2, profile, seed=3))
+
+
+def test_plugin_metrics_get_the_same_arguments():
+    ctx = hand_made_context()
+    calls = []
+
+    def spread(smap, fix_x, fix_y, *, density, baseline, other_x, other_y, profile, seed):
+        calls.append(seed)
+        return float(np.std(smap) + density.max() + baseline.mean() + other_x.sum() + other_y.sum() + fix_x.sum())
+
+    ctx.extra_metrics = [("spread", spread)]
+    got = ceiling_scores(ctx, 0, "mit", seed=5)
+    assert calls == [5, 5, 5]
+    assert_same(got, slow_ceiling(ctx, 0, "mit", seed=5))
+    assert "spread" in got
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("nope")
+
+    from harness.errors import HarnessError
+
+    ctx.extra_metrics = [("broken", broken)]
+    with pytest.raises(HarnessError, match="metric 'broken' failed: ZeroDivisionError"):
+        ceiling_scores(ctx, 0, "mit", seed=5)
+
+
+def test_others_equal_the_masked_pool_hand_made():
+    ctx = hand_made_context()
+    for i in range(3):
+        for g, w in zip(ctx.others(i), masked_others(ctx, i)):
+            assert np.array_equal(g, w)
+
+
+def test_bad_fixations_fail_as_before():
+    """A fixation outside the image is an error in both computations, one subject or several."""
+    ctx = hand_made_context()
+    for i in (0, 1):
+        ctx.fixations[i].x[0] = 500.0
+        with pytest.raises(ValueError, match="outside"):
+            slow_ceiling(ctx, i, "mit", seed=0)
+        with pytest.raises(ValueError, match="outside"):
+            ceiling_scores(ctx, i, "mit", seed=0)
