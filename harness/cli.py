@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from typing import Callable
 
 import click
 
@@ -33,6 +35,132 @@ class HarnessGroup(click.Group):
             sys.exit(130)
 
 
+# --- shared options and helpers of the sub-commands -----------------------------------------------
+
+#: width assumed for tables when stdout is not a terminal and $COLUMNS is not set
+DEFAULT_WIDTH = 100
+
+
+def output_width(default: int | None = DEFAULT_WIDTH) -> int | None:
+    """Columns available for a table on stdout: ``$COLUMNS`` if set, else the terminal's width
+    when stdout is a terminal, else ``default`` (None: do not fit)."""
+    value = os.environ.get("COLUMNS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if tty:
+        import shutil
+
+        return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    return default
+
+
+class LazyHelpOption(click.Option):
+    """An option whose help text is computed only when ``--help`` is shown (``help_fn``), so that
+    building the CLI stays cheap (the registry is not read for ``harness --help``)."""
+
+    def __init__(self, *args, help_fn=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.help_fn = help_fn
+
+    def get_help_record(self, ctx):
+        if self.help_fn is not None:
+            self.help = self.help_fn()
+        return super().get_help_record(ctx)
+
+
+def registered_names(kind: str) -> list[str]:
+    """Names of one kind in the registry, or [] when the registry cannot be read."""
+    try:
+        from .plugins import get_registry
+
+        return get_registry(warn=False).names(kind)
+    except Exception:  # a help text must never fail
+        return []
+
+
+def task_help(prefix: str) -> Callable[[], str]:
+    """Help of a ``--task`` option: ``prefix`` and the registered tasks (read when shown)."""
+
+    def make() -> str:
+        names = registered_names("task")
+        listed = f"one of {', '.join(names)}" if names else "a registered task"
+        return f"{prefix}: {listed} (`harness tasks` describes them)."
+
+    return make
+
+
+def json_option(what: str = "Machine-readable output (JSON) instead of the table."):
+    return click.option("--json", "as_json", is_flag=True, help=what)
+
+
+wide_option = click.option("--wide", is_flag=True,
+                           help="Show every column in full, however wide (default: fit the terminal, "
+                                "or 100 columns when stdout is not a terminal and $COLUMNS is not set).")
+
+
+def fit_table(headers: list[str], table: list[list], width: int | None, *, flexible: set[str] = frozenset(),
+              droppable: tuple[str, ...] = (), min_width: int = 24) -> tuple[str, list[str]]:
+    """A ``tabulate`` table (``simple`` format) that fits ``width`` columns: the ``flexible``
+    columns (long text) are wrapped, each to the same largest width that fits; when a
+    ``droppable`` column would get fewer than ``min_width`` characters it is left out instead
+    (first named first). Returns the table and the names of the columns left out. ``width`` None
+    renders everything in full."""
+    import textwrap
+
+    from tabulate import tabulate
+
+    def cell(v) -> str:
+        return "" if v is None else str(v)
+
+    text = tabulate(table, headers=headers)
+    if width is None or _widest(text) <= width:
+        return text, []
+    headers, table = list(headers), [list(map(cell, r)) for r in table]
+    dropped: list[str] = []
+    while True:
+        # tabulate pads a header by 2 (MIN_PADDING) when it is the widest cell of its column
+        natural = [max([len(h) + 2] + [len(r[i]) for r in table]) for i, h in enumerate(headers)]
+        flex = [i for i, h in enumerate(headers) if h in flexible]
+        fixed = sum(n for i, n in enumerate(natural) if i not in flex) + 2 * (len(headers) - 1)
+        room = width - fixed
+
+        # a column is never narrower than its header, nor (when there is room) than its longest word
+        words = {i: max([len(w) for r in table for w in r[i].split()] or [0]) for i in flex}
+        floor = {i: len(headers[i]) + 2 for i in flex}
+        if sum(max(floor[i], min(words[i], natural[i])) for i in flex) <= room:
+            floor = {i: max(floor[i], min(words[i], natural[i])) for i in flex}
+
+        def used(cap: int) -> int:
+            return sum(max(min(natural[i], cap), floor[i]) for i in flex)
+
+        cap = max((c for c in range(1, max(natural) + 1) if used(c) <= room), default=1)
+        candidates = [h for h in droppable if h in headers and h not in dropped]
+        if candidates and cap < min(min_width, natural[headers.index(candidates[0])]):
+            i = headers.index(candidates[0])
+            dropped.append(headers.pop(i))
+            for r in table:
+                r.pop(i)
+            continue
+        break
+    while True:
+        wrapped = [[textwrap.fill(v, max(cap, floor[i]), break_on_hyphens=False) if i in flex and v else v
+                    for i, v in enumerate(r)] for r in table]
+        text = tabulate(wrapped, headers=headers)
+        over = _widest(text) - width
+        if over <= 0 or cap <= 8 or not flex:
+            return text, dropped
+        cap -= max(1, over // max(len(flex), 1))  # a column came out wider than planned
+        floor = {i: len(headers[i]) + 2 for i in flex}
+
+
+def _widest(text: str) -> int:
+    return max((len(line) for line in text.splitlines()), default=0)
+
+
 @click.group(cls=HarnessGroup)
 @click.version_option(__version__, prog_name="harness")
 def main() -> None:
@@ -40,8 +168,9 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(as_json: bool) -> None:
+@json_option()
+@wide_option
+def plugins(as_json: bool, wide: bool) -> None:
     """List loaded plugins: name, version, source and hooks; and what went wrong."""
     from .plugins import failures, get_registry, mark_reported, plugin_hooks, plugin_infos
 
@@ -61,19 +190,36 @@ def plugins(as_json: bool) -> None:
             {"plugins": rows, "failed": failed, "hook_failures": hook_failures, "conflicts": conflicts}, indent=2
         ))
         return
-    from tabulate import tabulate
-
     table = [[r["name"], r["version"], r["source"], ", ".join(r["hooks"])] for r in rows]
-    click.echo(tabulate(table, headers=["plugin", "version", "source", "hooks"]))
+    text, _ = fit_table(["plugin", "version", "source", "hooks"], table, None if wide else output_width(),
+                        flexible={"source", "hooks"})
+    click.echo(text)
     for f in failed:
         click.echo(f"failed to load plugin {f['name']!r} ({f['source']}): {f['error']}", err=True)
     for line in reg.problems():  # hooks that failed, names two plugins register
         click.echo(line, err=True)
 
 
-def _listing(kind: str, columns: list[tuple[str, str]], as_json: bool) -> None:
-    from tabulate import tabulate
+def catalogue_licences() -> dict[str, str]:
+    """Plugin name -> the ``licence`` its entry in registry.yaml names (built-in plugins)."""
+    try:
+        from .plugins import builtin_catalogue
 
+        return {e["name"]: e["licence"] for e in builtin_catalogue() if isinstance(e, dict) and e.get("licence")}
+    except Exception:
+        return {}
+
+
+def dataset_licence(spec, catalogue: dict[str, str] | None = None) -> str | None:
+    """A dataset's licence: what its plugin registered (``licence=``), else its registry.yaml entry."""
+    value = spec.get("licence") or spec.get("license")
+    if value:
+        return str(value)
+    return (catalogue if catalogue is not None else catalogue_licences()).get(spec.plugin)
+
+
+def _listing(kind: str, columns: list[tuple[str, str]], as_json: bool, wide: bool = False,
+             derived: dict[str, Callable] | None = None) -> None:
     from .plugins import failures, get_registry, mark_reported
 
     reg = get_registry(warn=False)
@@ -87,7 +233,7 @@ def _listing(kind: str, columns: list[tuple[str, str]], as_json: bool) -> None:
     for s in specs:
         row = {"name": s.name, "plugin": s.plugin}
         for key, _ in columns:
-            value = s.get(key)
+            value = derived[key](s) if derived and key in derived else s.get(key)
             row[key] = list(value) if isinstance(value, (tuple, list)) else value
         rows.append(row)
     if as_json:
@@ -99,44 +245,62 @@ def _listing(kind: str, columns: list[tuple[str, str]], as_json: bool) -> None:
         + [", ".join(map(str, r[k])) if isinstance(r[k], list) else ("" if r[k] is None else r[k]) for k, _ in columns]
         for r in rows
     ]
-    click.echo(tabulate(table, headers=headers))
+    width = None if wide else output_width()
+    # long text wraps; the description goes first when there is too little room to read it
+    text, dropped = fit_table(headers, table, width, flexible={"tasks", "attention", "requires", "licence",
+                                                               "description"},
+                              droppable=("description",))
+    click.echo(text)
+    if dropped:
+        import textwrap
+
+        click.echo(textwrap.fill(f"({', '.join(dropped)} left out to fit {width} columns; --wide or --json "
+                                 f"shows {'it' if len(dropped) == 1 else 'them'})", width))
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
-def models(as_json: bool) -> None:
+@json_option()
+@wide_option
+def models(as_json: bool, wide: bool) -> None:
     """List registered models (never imports torch)."""
-    _listing("model", [("tasks", "tasks"), ("attention", "attention"), ("description", "description")], as_json)
+    _listing("model", [("tasks", "tasks"), ("attention", "attention"), ("description", "description")], as_json,
+             wide)
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
-def metrics(as_json: bool) -> None:
+@json_option()
+@wide_option
+def metrics(as_json: bool, wide: bool) -> None:
     """List registered gaze-alignment metrics."""
-    _listing("metric", [("higher_is_better", "higher is better"), ("description", "description")], as_json)
+    _listing("metric", [("higher_is_better", "higher is better"), ("description", "description")], as_json, wide)
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
-def tasks(as_json: bool) -> None:
+@json_option()
+@wide_option
+def tasks(as_json: bool, wide: bool) -> None:
     """List registered tasks."""
-    _listing("task", [("requires", "requires"), ("description", "description")], as_json)
+    _listing("task", [("requires", "requires"), ("description", "description")], as_json, wide)
 
 
 @main.command("attention-methods")
-@click.option("--json", "as_json", is_flag=True)
-def attention_methods(as_json: bool) -> None:
+@json_option()
+@wide_option
+def attention_methods(as_json: bool, wide: bool) -> None:
     """List registered attention-extraction methods."""
-    _listing("attention", [("description", "description")], as_json)
+    _listing("attention", [("description", "description")], as_json, wide)
 
 
 @main.group(invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
+@wide_option
 @click.pass_context
-def datasets(ctx: click.Context, as_json: bool) -> None:
-    """List gaze datasets; `harness datasets info NAME` describes one."""
+def datasets(ctx: click.Context, as_json: bool, wide: bool) -> None:
+    """List gaze datasets and their licences; `harness datasets info NAME` describes one."""
     if ctx.invoked_subcommand is None:
-        _listing("dataset", [("tasks", "tasks"), ("description", "description")], as_json)
+        catalogue = catalogue_licences()
+        _listing("dataset", [("tasks", "tasks"), ("licence", "licence"), ("description", "description")], as_json,
+                 wide, derived={"licence": lambda s: dataset_licence(s, catalogue)})
 
 
 # Sub-command modules attach themselves to the groups above.

@@ -252,3 +252,28 @@ def test_report_nan_is_null_and_no_task_runs_is_said(tmp_path):
     r = CliRunner().invoke(main, ["report", "--results", str(tmp_path / "missing")])
     assert r.exit_code == 1 and r.output.strip().splitlines() == [f"Error: results folder {tmp_path / 'missing'} does not exist"]
     assert not (empty / "alignment_vs_task.json").exists()  # no runs there: nothing to store
+
+
+def test_report_on_free_viewing_runs_says_where_it_applies_and_writes_nothing(tmp_path):
+    from site_helpers import write_run
+
+    root = tmp_path / "runs"
+    write_run(root, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0})
+    write_run(root, model="net", metrics={"nss": 1.5})
+    before = _files(root)
+    r = CliRunner().invoke(main, ["report", "--results", str(root)])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0] == f"No run with a task metric in {root}: nothing to report, nothing written."
+    # the tasks that score a model's output, each with the datasets that serve it (from the registry)
+    listed = {line.split()[0]: line.split("datasets: ")[1].split(", ") for line in lines if "datasets: " in line}
+    assert set(listed) == {"classification", "detection", "captioning"}
+    assert {"cub-gha", "poet"} <= set(listed["classification"]) and "osie" not in listed["classification"]
+    assert "coco-search18" in listed["detection"] and "capgaze" in listed["captioning"]
+    assert _files(root) == before and not (root / "alignment_vs_task.json").exists()
+
+    r = CliRunner().invoke(main, ["report", "--results", str(root), "--json"])
+    assert r.exit_code == 0
+    assert json.loads(r.stdout) == {"runs": {}, "across_models": []}
+    assert "No run with a task metric" in r.stderr
+    assert _files(root) == before

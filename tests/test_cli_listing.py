@@ -26,7 +26,8 @@ class ListingPlugin:
 
     @hookimpl
     def register_datasets(self, register):
-        register("listing-data", "listing_pkg.data:Data", tasks=("free-viewing",), description="gaze data")
+        register("listing-data", "listing_pkg.data:Data", tasks=("free-viewing",), description="gaze data",
+                 licence="CC-BY-4.0")
 
     @hookimpl
     def register_metrics(self, register):
@@ -63,7 +64,7 @@ def row(text: str, name: str) -> list[str]:
 EXPECTED = {
     "models": ("listing-model", {"tasks": ["free-viewing", "classification"], "attention": ["gradcam", "rollout"],
                                  "description": "a model for the listing test"}),
-    "datasets": ("listing-data", {"tasks": ["free-viewing"], "description": "gaze data"}),
+    "datasets": ("listing-data", {"tasks": ["free-viewing"], "licence": "CC-BY-4.0", "description": "gaze data"}),
     "metrics": ("listing-metric", {"higher_is_better": False, "description": "lower wins"}),
     "tasks": ("listing-task", {"requires": ["label", "objects"], "description": "a task"}),
     "attention-methods": ("listing-attention", {"description": "an attention method"}),
@@ -80,18 +81,65 @@ def test_listing_json(listing_plugin, command):
 
 
 def test_listing_text(listing_plugin):
-    assert row(run("models").stdout, "listing-model") == [
+    assert row(run("models", "--wide").stdout, "listing-model") == [
         "listing-model", "listing-plugin", "free-viewing, classification", "gradcam, rollout",
         "a model for the listing test",
     ]
-    assert row(run("datasets").stdout, "listing-data") == ["listing-data", "listing-plugin", "free-viewing", "gaze data"]
-    assert row(run("metrics").stdout, "listing-metric") == ["listing-metric", "listing-plugin", "False", "lower wins"]
-    assert row(run("tasks").stdout, "listing-task") == ["listing-task", "listing-plugin", "label, objects", "a task"]
-    assert row(run("attention-methods").stdout, "listing-attention") == [
+    assert row(run("datasets", "--wide").stdout, "listing-data") == [
+        "listing-data", "listing-plugin", "free-viewing", "CC-BY-4.0", "gaze data"]
+    assert row(run("metrics", "--wide").stdout, "listing-metric") == [
+        "listing-metric", "listing-plugin", "False", "lower wins"]
+    assert row(run("tasks", "--wide").stdout, "listing-task") == ["listing-task", "listing-plugin", "label, objects",
+                                                                  "a task"]
+    assert row(run("attention-methods", "--wide").stdout, "listing-attention") == [
         "listing-attention", "listing-plugin", "an attention method",
     ]
-    header = run("models").stdout.splitlines()[0].split()
+    header = run("models", "--wide").stdout.splitlines()[0].split()
     assert header == ["name", "plugin", "tasks", "attention", "description"]
+    assert run("datasets", "--wide").stdout.splitlines()[0].split() == ["name", "plugin", "tasks", "licence",
+                                                                         "description"]
+
+
+LISTINGS = ("plugins", "models", "datasets", "metrics", "tasks", "attention-methods")
+
+
+@pytest.mark.parametrize("command", LISTINGS)
+def test_listings_fit_80_columns(listing_plugin, monkeypatch, command):
+    """COLUMNS=80: long text wraps and the description goes when it would be unreadable; every
+    name is still listed; --wide prints everything on one line per entry."""
+    monkeypatch.setenv("COLUMNS", "80")
+    text = run(command).stdout
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    wide = run(command, "--wide").stdout
+    names = [ln.split()[0] for ln in wide.splitlines()[2:] if ln.strip()]
+    assert [ln.split()[0] for ln in text.splitlines()[2:] if ln[:1].strip()][:len(names)] == names
+    if command == "models":  # ~300 columns in full
+        assert max(len(line) for line in wide.splitlines()) > 200
+        assert "description" not in text.splitlines()[0] and "description" in wide.splitlines()[0]
+        assert text.rstrip().endswith("(description left out to fit 80 columns; --wide or --json shows it)")
+        assert "a model for the listing test" in wide
+
+
+def test_listing_width_without_a_terminal(listing_plugin, monkeypatch):
+    """Not a terminal and no COLUMNS: 100 columns."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    for command in LISTINGS:
+        text = run(command).stdout
+        assert max(len(line) for line in text.splitlines()) <= 100, command
+
+
+def test_dataset_licences(monkeypatch):
+    """The licence a plugin registers, else its registry.yaml entry's; in the table and in --json."""
+    from harness.cli import dataset_licence
+    from harness.registry import Spec
+
+    rows = {r["name"]: r for r in json.loads(run("datasets", "--json").stdout)}
+    assert rows["osie"]["licence"] == "MIT"
+    assert all(r["licence"] for r in rows.values())
+    assert row(run("datasets", "--wide").stdout, "osie")[3] == "MIT"
+    bare = Spec(kind="dataset", name="x", factory="m:f", plugin="osie", metadata={})
+    assert dataset_licence(bare) == "MIT"  # from registry.yaml
+    assert dataset_licence(Spec(kind="dataset", name="x", factory="m:f", plugin="nowhere", metadata={})) is None
 
 
 def test_plugins_listing(listing_plugin):
@@ -110,7 +158,7 @@ def test_plugins_listing(listing_plugin):
         if p["source"] == "built-in":
             assert p["version"] == __version__
 
-    text = run("plugins").stdout
+    text = run("plugins", "--wide").stdout
     assert text.splitlines()[0].split() == ["plugin", "version", "source", "hooks"]
     cells = row(text, "listing-plugin")
     assert cells[:3] == ["listing-plugin", "?", "registered at run time"]

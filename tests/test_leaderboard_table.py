@@ -57,17 +57,18 @@ def test_formats_and_arrows(results):
     md = render_table(runs, "markdown").splitlines()
     assert all(line.startswith("|") for line in md) and set(md[1]) <= set("|:-")
     table = list(csv.reader(io.StringIO(render_table(runs, "csv"))))
-    assert table[0][:5] == ["model", "attention", "dataset", "task", "images"]
+    assert table[0][:8] == ["model", "kind", "attention", "dataset", "task", "n_images", "n_failed", "n_degenerate"]
     assert len(table) == 1 + 6
-    assert float(table[1][table[0].index("nss ↑")]) == pytest.approx(3.0)
+    assert float(table[1][table[0].index("nss")]) == pytest.approx(3.0)
 
 
 def test_cli_show_and_errors(results, tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["leaderboard", "show", "--results", str(results), "--dataset", "osie", "--format", "csv"])
     assert r.exit_code == 0, r.output
-    assert [line.split(",")[0] for line in r.output.strip().splitlines()[1:]] == [
-        "human-ceiling", "net-a", "center-bias (baseline)", "net-b", "uniform (baseline)"]
+    assert [line.split(",")[:2] for line in r.output.strip().splitlines()[1:]] == [
+        ["human-ceiling", "ceiling"], ["net-a", "model"], ["center-bias", "baseline"], ["net-b", "model"],
+        ["uniform", "baseline"]]
     r = runner.invoke(main, ["leaderboard", "show", "--results", str(results), "--primary", "nope"])
     assert r.exit_code == 1 and r.output.startswith("Error: unknown primary metric 'nope'")
     r = runner.invoke(main, ["leaderboard", "show", "--results", str(tmp_path / "missing")])
@@ -75,3 +76,76 @@ def test_cli_show_and_errors(results, tmp_path):
     (tmp_path / "empty").mkdir()
     r = runner.invoke(main, ["leaderboard", "show", "--results", str(tmp_path / "empty")])
     assert r.exit_code == 1 and "no finished runs" in r.output
+
+
+def test_csv_is_machine_readable(tmp_path):
+    """Plain column names, a kind column, plain model names, numeric image counts, no footnote;
+    the human formats keep arrows, labels and notes."""
+    import json
+
+    from harness.leaderboard import hub_table
+    from harness.leaderboard.table import render_rows
+
+    root = tmp_path / "runs"
+    write_run(root, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0, "kld": 1.2},
+              n_images=700, n_failed=3)
+    write_run(root, model="net", metrics={"nss": 1.5, "kld": 1.0}, n_images=700)
+    rows = hub_table.rows_from_runs(load_runs(root))
+    for r in rows:
+        r["n_degenerate"] = 2 if r["model"] == "net" else 0
+        r["nonfinite"] = json.dumps({"kld": 5}) if r["model"] == "net" else "{}"
+
+    text = render_rows(rows, "csv")
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert list(table[0]) == ["model", "kind", "attention", "dataset", "task", "n_images", "n_failed",
+                              "n_degenerate", "nss", "kld"]
+    by_model = {r["model"]: r for r in table}
+    assert set(by_model) == {"center-bias", "net"}
+    assert by_model["center-bias"]["kind"] == "baseline" and by_model["net"]["kind"] == "model"
+    assert [int(by_model["center-bias"][k]) for k in ("n_images", "n_failed", "n_degenerate")] == [700, 3, 0]
+    assert [int(by_model["net"][k]) for k in ("n_images", "n_failed", "n_degenerate")] == [700, 0, 2]
+    assert float(by_model["net"]["kld"]) == pytest.approx(1.0)
+    # nothing after the rows: the non-finite footnote belongs to the human formats only
+    assert len(text.strip().splitlines()) == 3 and "non-finite" not in text and "↑" not in text
+
+    human = render_rows(rows, "github")
+    assert "nss ↑" in human and "kld* ↓" in human and "center-bias (baseline)" in human
+    assert "700 (3 failed)" in human and "700 (2 constant)" in human
+    assert "kld*: non-finite values left out of the mean: net 5 of 700" in human
+
+
+def _show(results, *args, env=None):
+    return CliRunner().invoke(main, ["leaderboard", "show", "--results", str(results), *args], env=env)
+
+
+def test_show_fits_the_terminal(results, monkeypatch):
+    """COLUMNS=80: the github and plain tables leave out what does not fit, least needed first, and
+    say so under the table; --wide, markdown and csv keep everything."""
+    monkeypatch.setenv("COLUMNS", "80")
+    full = _show(results, "--dataset", "osie", "--wide")
+    assert full.exit_code == 0, full.output
+    assert max(len(line) for line in full.output.splitlines()) > 80
+    assert "osie" in full.output and "free-viewing" in full.output and "kld ↓" in full.output
+    for fmt in ("github", "plain"):
+        r = _show(results, "--dataset", "osie", "--format", fmt)
+        assert r.exit_code == 0, r.output
+        lines = r.output.splitlines()
+        assert max(len(line) for line in lines) <= 80, r.output
+        header = lines[0]
+        assert "model" in header and "attention" in header and "images" in header and "nss ↑" in header
+        # one dataset, one task: their columns go first, and the note says what they hold
+        assert "dataset" not in header and " task " not in header
+        note = " ".join(r.output.split("\n\n")[-1].split())
+        assert note.startswith("Not shown, to fit 80 columns (--wide shows all): dataset (osie in every row), "
+                               "task (free-viewing in every row)")
+        assert all(m in header or m in note for m in ("auc_judd", "kld"))
+    # two datasets: the dataset column is needed to read the rows, and stays
+    r = _show(results)
+    assert r.exit_code == 0 and "dataset" in r.output.splitlines()[0] and "dataset (" not in r.output
+    for fmt in ("markdown", "csv"):
+        r = _show(results, "--dataset", "osie", "--format", fmt)
+        assert r.exit_code == 0 and "Not shown" not in r.output
+        assert "free-viewing" in r.output and "kld" in r.output
+    # not a terminal and no COLUMNS: the whole table (redirected to a file, say)
+    monkeypatch.delenv("COLUMNS")
+    assert _show(results, "--dataset", "osie").output == full.output

@@ -75,6 +75,7 @@ def run_cli(args: list[str], pythonpath: list[Path]) -> subprocess.CompletedProc
     """``harness ARGS`` in a fresh interpreter that sees ``pythonpath``."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(p) for p in pythonpath] + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["COLUMNS"] = "1000"  # full-width tables: these tests compare whole cells
     return subprocess.run(
         [sys.executable, "-c", "from harness.cli import main; main()", *args],
         env=env,

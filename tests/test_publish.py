@@ -239,6 +239,11 @@ def hub(monkeypatch, tmp_path):
                                request=request)
 
     monkeypatch.setattr(httpx2.HTTPTransport, "handle_request", handle_request)
+
+    def probe(endpoint, timeout=3.0):  # harness.hub's quick reachability check (plain httpx)
+        return "ConnectError: [Errno 111] Connection refused" if fake.unreachable else None
+
+    monkeypatch.setattr("harness.hub.probe_endpoint", probe)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
@@ -310,6 +315,7 @@ def test_one_commit_with_the_whole_tree(hub, tmp_path):
     assert meta["configs"][0] == {"config_name": "leaderboard", "data_files": [{"split": "train", "path": LEADERBOARD_FILE}],
                                   "default": True}
     assert meta["configs"][1]["config_name"] == "per_image"
+    assert meta["license"] == "mit"  # every run is on OSIE (MIT)
     assert "| efficientnet-lite1" in card and "&lt;script&gt;alert(1)&lt;/script&gt;" in card and "<script>" not in card
 
 
@@ -488,9 +494,11 @@ def test_to_folder_is_the_committed_tree_and_loads_with_datasets(hub, tmp_path):
     assert set(per_image.column_names) >= {"run_id", "stimulus_id", "status", "error", "nss", "task:top1"}
 
 
-def test_real_eval_runs_publish_and_read_back(tmp_path):
+def test_real_eval_runs_publish_and_read_back(tmp_path, monkeypatch):
     """`harness eval` output (real OSIE stimuli) -> publish --to-folder -> load_dataset / show --from."""
     import datasets
+
+    monkeypatch.delenv("COLUMNS", raising=False)  # the whole table, as redirected to a file
 
     results = tmp_path / "runs"
     r = CliRunner().invoke(main, ["eval", "--model", "center-bias", "--dataset", "osie", "--limit", "3", "--output",
@@ -619,3 +627,50 @@ def test_unreachable_hub_is_one_line(hub, tmp_path):
     assert r.exit_code == 1
     assert r.output.strip() == (f"Error: cannot reach {ENDPOINT} while reading dataset repo {REPO}: ConnectError: "
                                 "[Errno 111] Connection refused; nothing was published")
+
+
+def card_meta(card: str) -> dict:
+    return yaml.safe_load(card.split("---\n")[1])
+
+
+def test_card_license_comes_from_the_datasets(tmp_path):
+    """One licence the Hub knows -> that id; datasets with different terms -> `other`, each named in
+    the card's text."""
+    write_run(tmp_path / "osie", model="m", metrics={"nss": 1.0})
+    pub.publish_to_folder(tmp_path / "osie", tmp_path / "one")
+    card = (tmp_path / "one" / "README.md").read_text()
+    assert card_meta(card)["license"] == "mit"
+    assert "- `osie`: MIT" in card
+
+    write_run(tmp_path / "osie", model="m", dataset="salicon", metrics={"nss": 1.0})
+    pub.publish_to_folder(tmp_path / "osie", tmp_path / "two")
+    card = (tmp_path / "two" / "README.md").read_text()
+    assert card_meta(card)["license"] == "other"
+    assert "- `osie`: MIT" in card
+    assert "- `salicon`: not stated in the SALICON API repository (see salicon.net); images: MS COCO terms" in card
+
+    # a dataset whose plugin is not installed here: its licence is unknown, and said so
+    assert pub.card_license({"elsewhere": None}) == "unknown"
+    assert pub.card_license({"osie": "MIT", "elsewhere": None}) == "other"
+    assert pub.card_license({"a": "Apache-2.0", "b": "apache-2.0"}) == "apache-2.0"
+
+
+def test_show_from_unreachable_hub_fails_fast(tmp_path):
+    """Nothing listens at the endpoint: one probe, one line, no retries (the Hub client alone
+    retries for ~20 s and prints a line per retry)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    env.update(HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf-home"))
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "harness", "leaderboard", "show", "--from", REPO],
+                          capture_output=True, text=True, env=env, timeout=60)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 1
+    assert elapsed < 5, f"took {elapsed:.1f} s"
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"Error: cannot reach http://127.0.0.1:9 to download {LEADERBOARD_FILE} of {REPO} (")

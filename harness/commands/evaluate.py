@@ -6,24 +6,31 @@ from pathlib import Path
 
 import click
 
-from ..cli import main
+from ..cli import LazyHelpOption, main, task_help
 
 
 @main.command("eval")
 @click.option("--model", "-m", "models", required=True, multiple=True,
               help="Registered model name, or hf:<checkpoint-or-folder>; repeat to evaluate several.")
 @click.option("--dataset", "-d", default="osie", show_default=True, help="Registered gaze dataset.")
-@click.option("--task", "-t", default="free-viewing", show_default=True)
+@click.option("--task", "-t", default="free-viewing", show_default=True, cls=LazyHelpOption,
+              help_fn=task_help("Task to evaluate and score the model on"))
 @click.option("--attention", "-a", default=None, help="Attention method (default: the model's first).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N stimuli.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Stimuli per model batch (part of a model run's identity: a model's arithmetic depends on it).")
-@click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Folder holding the dataset's files.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Results folder: one run folder per model x attention x dataset x task x settings; an "
+                   "unfinished run there is resumed.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder holding the dataset's files (default: $HARNESS_DATA_DIR/NAME, then the cache).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Cache root of the converted datasets (default: $HARNESS_CACHE_DIR or ~/.cache/gaze-harness).")
 @click.option("--profile", type=click.Choice(["mit", "pysaliency"]), default="mit", show_default=True,
               help="Metric definitions to follow (see docs/metrics.md).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the randomised metrics (AUC tie-breaking and sampling), per stimulus; part of a run's "
+                   "identity.")
 @click.option("--sigma-deg", type=float, default=1.0, show_default=True,
               help="Blur of the human fixation density, in degrees of visual angle.")
 @click.option("--sigma-px", type=float, default=None,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import main
+from ..cli import LazyHelpOption, main, output_width, task_help
 
 
 @main.group()
@@ -18,16 +18,26 @@ def leaderboard() -> None:
 @click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="Folder holding run folders (as written by `harness eval --output`).")
 @click.option("--from", "source", default=None, help="A published leaderboard: a Hub dataset repo ORG/NAME or a folder.")
-@click.option("--format", "fmt", type=click.Choice(["github", "markdown", "html", "csv", "plain"]), default="github", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["github", "markdown", "html", "csv", "plain"]), default="github",
+              show_default=True,
+              help="Table format; csv is machine-readable: plain column names, a kind column, plain model names "
+                   "and numeric n_images, n_failed, n_degenerate columns.")
 @click.option("--primary", default=None, help="Metric to sort by (default: nss).")
 @click.option("--dataset", default=None, help="Only rows of this dataset.")
-@click.option("--task", default=None, help="Only rows of this task.")
-def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, dataset: str | None, task: str | None) -> None:
+@click.option("--task", default=None, cls=LazyHelpOption, help_fn=task_help("Only rows of this task"))
+@click.option("--wide", is_flag=True,
+              help="Keep every column. By default the github and plain tables, on a terminal or with $COLUMNS "
+                   "set, leave out the columns that do not fit (a line under the table names them).")
+def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, dataset: str | None, task: str | None,
+         wide: bool) -> None:
     """Print the leaderboard: one row per model x attention x dataset x task."""
+    # on a terminal (or with $COLUMNS set) the github and plain tables fit it; markdown, html and csv never
+    # are cut, nor is a table redirected to a file
+    width = None if wide else output_width(default=None)
     if source is not None:
         from ..leaderboard.publish import render_published
 
-        click.echo(render_published(source, fmt=fmt, primary=primary))
+        click.echo(render_published(source, fmt=fmt, primary=primary, width=width))
         return
     from ..leaderboard.table import render_table
     from ..results import load_runs
@@ -37,4 +47,4 @@ def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, d
         runs = [r for r in runs if r.summary.get("dataset") == dataset]
     if task:
         runs = [r for r in runs if r.summary.get("task") == task]
-    click.echo(render_table(runs, fmt=fmt, primary=primary))
+    click.echo(render_table(runs, fmt=fmt, primary=primary, width=width))

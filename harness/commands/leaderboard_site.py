@@ -29,7 +29,8 @@ _examples = click.option("--examples", "n_examples", type=click.IntRange(min=0),
 @_cache_dir
 @_primary
 @_examples
-@click.option("--title", default="gaze-harness leaderboard", show_default=True)
+@click.option("--title", default="gaze-harness leaderboard", show_default=True,
+              help="Title of the page (its <title> and heading).")
 def build(results_dir: Path, output: Path, data_dir: Path | None, cache_dir: Path | None, primary: str | None,
           n_examples: int, title: str) -> None:
     """Build the static leaderboard site: open OUTPUT/index.html in a browser, or serve the folder."""

@@ -36,10 +36,41 @@ def _fmt(v) -> str:
     return "–" if v is None or (isinstance(v, float) and v != v) else f"{v:.4f}"
 
 
+def scored_tasks() -> dict[str, list[str]]:
+    """Task -> the datasets that serve it, for every registered task that scores the model's output
+    (its ``primary`` task metric is set: classification, detection, captioning; not free viewing)."""
+    from ..plugins import get_registry
+
+    reg = get_registry()
+    out: dict[str, list[str]] = {}
+    for spec in reg.in_order("task"):
+        try:
+            primary = getattr(spec.resolve(), "primary", None)
+        except Exception:  # a broken task plugin: left out here, named by `harness plugins`
+            continue
+        if primary:
+            out[spec.name] = sorted(d.name for d in reg.all("dataset") if spec.name in (d.get("tasks") or ()))
+    return out
+
+
+def _applies_to() -> str:
+    """Which tasks and datasets the report applies to, as lines to print."""
+    tasks = scored_tasks()
+    if not tasks:
+        return "It relates gaze alignment to task success, and no registered task scores a model's output."
+    width = max(len(t) for t in tasks)
+    lines = ["It relates gaze alignment to task success: it applies to runs of a task with a task metric,"]
+    lines += [f"  {t:<{width}}  datasets: {', '.join(ds) or 'none registered'}" for t, ds in tasks.items()]
+    lines.append("(harness eval --task TASK --dataset DATASET ...)")
+    return "\n".join(lines)
+
+
 @main.command()
 @click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Folder holding run folders (as written by `harness eval --output`); used when no RUN is given.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable output: the document also stored as <results>/alignment_vs_task.json.")
 def report(runs, results_dir, as_json) -> None:
     """Relate gaze alignment to task success for RUN folders (default: every run in --results)."""
     from tabulate import tabulate
@@ -68,13 +99,19 @@ def report(runs, results_dir, as_json) -> None:
     cross = across_models([r.summary for r in loaded])
     document = _jsonable({"runs": {r.run_id: r.summary["alignment_vs_task"] for r in per_run},
                           "across_models": cross})
+    if not per_run and not cross:  # nothing to relate: say where it applies, store nothing
+        where = "these runs" if runs else str(results_dir)
+        message = f"No run with a task metric in {where}: nothing to report, nothing written.\n" + _applies_to()
+        if as_json:
+            click.echo(json.dumps(document, indent=2, allow_nan=False))
+            click.echo(message, err=True)
+        else:
+            click.echo(message)
+        return
     if not runs and loaded:
         atomic_write_json(Path(results_dir) / REPORT_FILE, document)
     if as_json:
         click.echo(json.dumps(document, indent=2, allow_nan=False))
-        return
-    if not per_run and not cross:
-        click.echo("No run with a task metric: evaluate with --task classification|detection|captioning.")
         return
     for r in per_run:
         a = r.summary["alignment_vs_task"]

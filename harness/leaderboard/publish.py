@@ -161,8 +161,10 @@ def dataset_card(rows: Sequence[dict[str, Any]], repo: str | None, primary: str 
 
     from .. import __version__
 
+    licences = dataset_licences(rows)
     meta = {
         "pretty_name": "gaze-harness leaderboard",
+        "license": card_license(licences),
         "tags": ["gaze", "eye-tracking", "saliency", "attention", "leaderboard", "gaze-harness"],
         "configs": [
             {"config_name": "leaderboard", "data_files": [{"split": "train", "path": LEADERBOARD_FILE}],
@@ -197,6 +199,14 @@ def dataset_card(rows: Sequence[dict[str, Any]], repo: str | None, primary: str 
         "",
         hub_table.markdown_table(rows, primary),
         "",
+        "## Licences",
+        "",
+        "The results are computed on these gaze datasets, each under its own terms"
+        + (":" if card_license(licences) != "other" else " (so the card's `license` is `other`):"),
+        "",
+        *[f"- `{hub_table._md_escape(name)}`: {hub_table._md_escape(text or UNKNOWN_LICENCE)}"
+          for name, text in licences.items()],
+        "",
         "## Schema",
         "",
         f"`{LEADERBOARD_FILE}`: one row per run, key `run_id`.",
@@ -216,6 +226,44 @@ def dataset_card(rows: Sequence[dict[str, Any]], repo: str | None, primary: str 
         "",
     ]
     return "\n".join(lines)
+
+
+UNKNOWN_LICENCE = "unknown (its plugin was not installed where this was published)"
+#: licence identifiers the Hub knows (the card's ``license:`` field); anything else is ``other``
+HUB_LICENSES = frozenset({
+    "apache-2.0", "mit", "bsd", "bsd-2-clause", "bsd-3-clause", "bsd-3-clause-clear", "isc", "zlib", "unlicense",
+    "wtfpl", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0", "cc-by-sa-4.0",
+    "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0", "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0",
+    "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "gpl-2.0", "gpl-3.0", "lgpl-2.1", "lgpl-3.0",
+    "agpl-3.0", "mpl-2.0", "epl-1.0", "epl-2.0", "odc-by", "odbl", "pddl", "cdla-sharing-1.0",
+    "cdla-permissive-1.0", "cdla-permissive-2.0", "c-uda", "openrail", "afl-3.0", "artistic-2.0", "bsl-1.0",
+    "ecl-2.0", "eupl-1.1",
+})
+
+
+def dataset_licences(rows: Sequence[dict[str, Any]]) -> dict[str, str | None]:
+    """Dataset name -> its licence (as ``harness datasets`` lists it) for every dataset in ``rows``;
+    None for a dataset whose plugin is not installed here."""
+    from ..cli import catalogue_licences, dataset_licence
+    from ..plugins import get_registry
+
+    reg = get_registry()
+    catalogue = catalogue_licences()
+    out: dict[str, str | None] = {}
+    for name in sorted({str(r.get("dataset")) for r in rows if r.get("dataset")}):
+        out[name] = dataset_licence(reg.get("dataset", name), catalogue) if ("dataset", name) in reg else None
+    return out
+
+
+def card_license(licences: dict[str, str | None]) -> str:
+    """The card's ``license:``: the datasets' licence when they all have the same one the Hub
+    knows, else ``other`` (the card's text lists each; ``unknown`` when none is known)."""
+    if not licences or all(v is None for v in licences.values()):
+        return "unknown"
+    ids = {(v or "").strip().lower() for v in licences.values()}
+    if len(ids) == 1 and ids <= HUB_LICENSES:
+        return ids.pop()
+    return "other"
 
 
 def space_card(repo: str | None, space: str) -> str:
@@ -418,6 +466,13 @@ def load_published(source: str | Path) -> list[dict[str, Any]]:
     if is_offline():
         raise HarnessError(OFFLINE_MESSAGE.replace("use --to-folder DIR to write the files locally",
                                                    "read a local folder instead"))
+    from .. import hub
+
+    # one quick probe first: the Hub client retries an unreachable endpoint for ~20 s
+    problem = hub.probe_endpoint(hub_endpoint())
+    if problem is not None:
+        raise HarnessError(f"cannot reach {hub_endpoint()} to download {LEADERBOARD_FILE} of {repo} "
+                           f"({_scrub(problem)}); check the network or HF_ENDPOINT, or read a local folder instead")
     with tempfile.TemporaryDirectory(prefix="harness-show-") as tmp:
         file = _hub_call(f"downloading {LEADERBOARD_FILE} of {repo}", _download_or_missing_repo,
                          {"endpoint": hub_endpoint(), "token": hub_token()}, repo, LEADERBOARD_FILE, None, tmp,
@@ -427,11 +482,12 @@ def load_published(source: str | Path) -> list[dict[str, Any]]:
         return hub_table.table_to_rows(_read_parquet(file, "leaderboard"))
 
 
-def render_published(source: str | Path, fmt: str = "github", primary: str | None = None) -> str:
+def render_published(source: str | Path, fmt: str = "github", primary: str | None = None,
+                     width: int | None = None) -> str:
     """The table of a published leaderboard, rendered exactly like ``harness leaderboard show``."""
     from .table import render_rows
 
     rows = load_published(source)
     if not rows:
         raise HarnessError(f"{source}: the published leaderboard is empty")
-    return render_rows(rows, fmt=fmt, primary=primary)
+    return render_rows(rows, fmt=fmt, primary=primary, width=width)

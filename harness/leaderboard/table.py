@@ -19,6 +19,10 @@ KIND_ORDER = {"ceiling": 0, "model": 1, "baseline": 2}
 ARROW = {"higher": "↑", "lower": "↓"}
 FORMATS = {"github": "github", "markdown": "pipe", "html": "html", "csv": None, "plain": "simple"}
 LABEL = {"ceiling": "", "baseline": " (baseline)", "model": ""}
+#: formats whose tables ``render_rows(width=...)`` cuts to fit; markdown, html and csv never are
+FIT_FORMATS = ("github", "plain")
+#: the first columns of the csv format (then the gaze metrics, then the task metrics)
+CSV_IDENTITY = ("model", "kind", "attention", "dataset", "task", "n_images", "n_failed", "n_degenerate")
 
 
 def sorted_latest(rows: Sequence[dict[str, Any]], primary: str | None = None) -> tuple[list[dict[str, Any]], list[str], dict[str, str], str | None]:
@@ -49,53 +53,110 @@ def leaderboard_rows(runs: Sequence[Run], primary: str | None = None) -> tuple[l
     return rows, metric_cols, directions
 
 
-def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: str | None = None, escape=None) -> str:
-    """Flat leaderboard rows as a table; ``escape`` makes text cells safe for the target (Markdown)."""
+def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: str | None = None, escape=None,
+                width: int | None = None) -> str:
+    """Flat leaderboard rows as a table; ``escape`` makes text cells safe for the target (Markdown).
+
+    The human formats label reference rows (``center-bias (baseline)``), put each metric's
+    direction in its header (``nss ↑``) and note failed images in the images cell; ``csv`` is for
+    programs: plain column names, a ``kind`` column, plain model names and numeric ``n_images``,
+    ``n_failed``, ``n_degenerate`` columns, and no footnote. ``width`` (github and plain only)
+    leaves out the low-priority columns that do not fit in that many characters and says so in a
+    line under the table: a dataset or task column that holds one value, then the gaze metrics
+    after the primary one (last first), then the task metrics."""
     from tabulate import tabulate
 
     if fmt not in FORMATS:
         raise HarnessError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    rows, metric_cols, directions, _ = sorted_latest(rows, primary)
+    rows, metric_cols, directions, primary = sorted_latest(rows, primary)
     if not rows:
         raise HarnessError("no finished runs to show")
     task_cols = hub_table.task_columns(rows)
+    if fmt == "csv":
+        return _csv(rows, metric_cols, task_cols)
     text = escape or (lambda v: v)
     # a metric with non-finite values somewhere is flagged: its mean covers fewer stimuli
     flagged = {m: [(r, hub_table.nonfinite_of(r)[m]) for r in rows if hub_table.nonfinite_of(r).get(m)]
                for m in metric_cols}
     flagged = {m: v for m, v in flagged.items() if v}
-    headers = ["model", "attention", "dataset", "task", "images"]
-    headers += [f"{m}{'*' if m in flagged else ''} {ARROW.get(directions.get(m), '')}".strip() for m in metric_cols]
-    headers += task_cols
-    body = []
-    for r in rows:
-        notes = [f"{r.get('n_failed')} failed"] if r.get("n_failed") else []
-        notes += [f"{r.get('n_degenerate')} constant"] if r.get("n_degenerate") else []
-        images = f"{r.get('n_images')} ({', '.join(notes)})" if notes else r.get("n_images")
-        body.append(
-            [text(f"{r.get('model')}{LABEL.get(r.get('kind'), '')}"), text(r.get("attention")), text(r.get("dataset")),
-             text(r.get("task")), images]
-            + [r.get(m) for m in metric_cols]
-            + [r.get(t) for t in task_cols]
-        )
-    if fmt == "csv":
-        import csv
-        import io
+    columns: list[tuple[str, str, list[Any]]] = [  # (key, header, cells)
+        ("model", "model", [text(f"{r.get('model')}{LABEL.get(r.get('kind'), '')}") for r in rows]),
+        ("attention", "attention", [text(r.get("attention")) for r in rows]),
+        ("dataset", "dataset", [text(r.get("dataset")) for r in rows]),
+        ("task", "task", [text(r.get("task")) for r in rows]),
+        ("images", "images", [_images_cell(r) for r in rows]),
+    ]
+    columns += [(m, f"{m}{'*' if m in flagged else ''} {ARROW.get(directions.get(m), '')}".strip(),
+                 [r.get(m) for r in rows]) for m in metric_cols]
+    columns += [(t, t, [r.get(t) for r in rows]) for t in task_cols]
 
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(headers)
-        w.writerows(body)
-        return buf.getvalue()
-    table = tabulate(body, headers=headers, tablefmt=FORMATS[fmt], floatfmt=".4f", missingval="–")
+    def render(cols) -> str:
+        return tabulate([list(cells) for cells in zip(*(c[2] for c in cols))], headers=[c[1] for c in cols],
+                        tablefmt=FORMATS[fmt], floatfmt=".4f", missingval="–")
+
+    table = render(columns)
+    left_out: list[str] = []
+    if width is not None and fmt in FIT_FORMATS and _widest(table) > width:
+        for key in _drop_order(rows, metric_cols, task_cols, primary):
+            if _widest(table) <= width:
+                break
+            (col,) = [c for c in columns if c[0] == key]
+            values = {str(v) for v in col[2]}
+            left_out.append(f"{key} ({values.pop()} in every row)" if key in ("dataset", "task") else key)
+            columns.remove(col)
+            table = render(columns)
+    shown = {c[0] for c in columns}
+    flagged = {m: v for m, v in flagged.items() if m in shown}
     if flagged and fmt != "html":
         table += "\n\n" + "\n".join(
             f"{m}*: non-finite values left out of the mean: "
             + ", ".join(f"{text(str(r.get('model')))} {n} of {r.get('n_images')}" for r, n in found)
             for m, found in flagged.items())
+    if left_out:
+        import textwrap
+
+        table += "\n\n" + textwrap.fill(f"Not shown, to fit {width} columns (--wide shows all): "
+                                          f"{', '.join(left_out)}.", max(width, 40))
     return table
 
 
-def render_table(runs: Sequence[Run], fmt: str = "github", primary: str | None = None) -> str:
+def _images_cell(r: dict[str, Any]) -> Any:
+    notes = [f"{r.get('n_failed')} failed"] if r.get("n_failed") else []
+    notes += [f"{r.get('n_degenerate')} constant"] if r.get("n_degenerate") else []
+    return f"{r.get('n_images')} ({', '.join(notes)})" if notes else r.get("n_images")
+
+
+def _csv(rows: Sequence[dict[str, Any]], metric_cols: list[str], task_cols: list[str]) -> str:
+    import csv
+    import io
+
+    def plain(v: Any) -> Any:
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return ""
+        return v
+
+    headers = list(CSV_IDENTITY) + metric_cols + task_cols
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(headers)
+    for r in rows:
+        w.writerow([plain(r.get(k)) for k in headers])
+    return buf.getvalue()
+
+
+def _drop_order(rows, metric_cols: list[str], task_cols: list[str], primary: str | None) -> list[str]:
+    """Columns ``render_rows`` may leave out to fit a width, least needed first."""
+    order = [k for k in ("dataset", "task") if len({str(r.get(k)) for r in rows}) == 1]
+    order += [m for m in reversed(metric_cols) if m != primary]
+    order += list(reversed(task_cols))
+    return order
+
+
+def _widest(text: str) -> int:
+    return max((len(line) for line in text.splitlines()), default=0)
+
+
+def render_table(runs: Sequence[Run], fmt: str = "github", primary: str | None = None,
+                 width: int | None = None) -> str:
     """The table of local runs (``harness leaderboard show``, the end of ``harness eval``)."""
-    return render_rows(hub_table.rows_from_runs(runs), fmt=fmt, primary=primary)
+    return render_rows(hub_table.rows_from_runs(runs), fmt=fmt, primary=primary, width=width)

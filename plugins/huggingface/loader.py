@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl
 
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
+from harness.hub import PROBE_TIMEOUT_S, probe_endpoint  # noqa: F401  (shared with `leaderboard show --from`)
 
 PLUGIN = "huggingface"
 TASKS = ("free-viewing", "classification", "detection", "captioning")
@@ -40,7 +41,6 @@ OPTIONS = {
     "head_fusion": str, "discard_ratio": float, "threshold": float, "layers": str,
     "max_new_tokens": int, "num_beams": int, "device": str,
 }
-PROBE_TIMEOUT_S = 3.0
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -190,17 +190,6 @@ def cached_commit(repo_id: str, revision: str | None) -> str | None:
     path = try_to_load_from_cache(repo_id, "config.json", revision=revision, cache_dir=_cache_dir())
     if isinstance(path, str):
         return Path(path).parent.name
-    return None
-
-
-def probe_endpoint(endpoint: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
-    """None if the Hub endpoint answers within ``timeout`` seconds, else why not (one line)."""
-    import httpx
-
-    try:
-        httpx.head(endpoint, timeout=timeout, follow_redirects=False)
-    except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no answer'}"
     return None
 
 
