@@ -48,9 +48,12 @@ def plan(*, local_processes: int = 1, device: str = "cpu", n_stimuli: int = 0, s
         elif not model:
             score_workers = mine
         else:
-            score_workers = max(1, mine - threads)
+            # one spare core does not pay for a scoring process next to a one-thread model
+            # (measured on 2 cores, 700 OSIE stimuli: 33.9 s with it, 32.7 s inline)
+            spare = mine - threads
+            score_workers = spare if spare >= 2 else 0
     if loader_workers is None:
-        loader_workers = 1 if (model and mine >= 2 and n_stimuli >= POOL_MIN_STIMULI) else 0
+        loader_workers = 1 if (model and mine - threads >= 2 and n_stimuli >= POOL_MIN_STIMULI) else 0
     return Plan(model_threads=threads if model else 1, score_workers=max(0, score_workers),
                 loader_workers=max(0, loader_workers))
 
