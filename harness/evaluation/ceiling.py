@@ -26,7 +26,6 @@ import threading
 
 import numpy as np
 
-from ..errors import HarnessError
 
 _LOCAL = threading.local()
 
@@ -52,7 +51,7 @@ def ceiling_scores(ctx, i: int, profile: str, seed: int) -> dict[str, float] | N
     with the same arguments as :func:`harness.evaluation.scoring.score` gives them."""
     from ..data.density import LeaveOneOut
     from ..metrics import SharedInputs, compute_suite
-    from .scoring import _baseline_map
+    from .scoring import _baseline_map, plugin_scores
 
     fix = ctx.fixations[i]
     w, h = ctx.sizes[i]
@@ -75,13 +74,7 @@ def ceiling_scores(ctx, i: int, profile: str, seed: int) -> dict[str, float] | N
         scores = compute_suite(smap, held.x, held.y, density=density, profile=profile, seed=seed + i, shared=shared)
         if ctx.extra_metrics:
             context = dict(density=density, baseline=baseline, other_x=ox, other_y=oy, profile=profile)
-            for name, fn in ctx.extra_metrics:
-                try:
-                    scores[name] = float(fn(smap, held.x, held.y, seed=seed + i, **context))
-                except HarnessError:
-                    raise
-                except Exception as exc:  # a broken third-party metric is named, not a traceback
-                    raise HarnessError(f"metric {name!r} failed: {type(exc).__name__}: {exc}") from exc
+            scores.update(plugin_scores(ctx.extra_metrics, smap, held, seed + i, context))
         per_subject.append(scores)
     if not per_subject:
         return None

@@ -75,14 +75,21 @@ def score(smap, fix, ctx, i: int, profile: str, seed: int, density=None) -> dict
         profile=profile,
     )
     scores = compute_suite(smap, fix.x, fix.y, seed=seed + i, **context)
-    for name, fn in ctx.extra_metrics:
+    scores.update(plugin_scores(ctx.extra_metrics, smap, fix, seed + i, context))
+    return scores
+
+
+def plugin_scores(metrics, smap, fix, seed: int, context: dict) -> dict[str, float]:
+    """Third-party metrics of one map; a broken one is named in one line, not a traceback."""
+    out = {}
+    for name, fn in metrics:
         try:
-            scores[name] = float(fn(smap, fix.x, fix.y, seed=seed + i, **context))
+            out[name] = float(fn(smap, fix.x, fix.y, seed=seed, **context))
         except HarnessError:
             raise
-        except Exception as exc:  # a broken third-party metric is named, not a traceback
+        except Exception as exc:
             raise HarnessError(f"metric {name!r} failed: {type(exc).__name__}: {exc}") from exc
-    return scores
+    return out
 
 
 # --- the scoring stage: one stimulus' row, in this process or in a pool of worker processes ------
