@@ -41,26 +41,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("HARNESS_DATA_DIR", str(REPO.parent / "shared" / "data"))
 
-from metrics import Clock, machine_report  # noqa: E402
-
-
-def per_subject(ctx, i: int, profile: str, seed: int) -> dict[str, float] | None:
-    """The ceiling of stimulus i, one subject at a time (as evaluate_ceiling computed it)."""
-    from harness.data.density import fixation_density, loso_densities
-    from harness.evaluation.scoring import score
-
-    w, h = ctx.sizes[i]
-    fix = ctx.fixations[i]
-    scores = []
-    for subj, loo in loso_densities(fix, (h, w), ctx.sigma_px):
-        held = fix.subset(fix.subject == subj)
-        if len(held) == 0:
-            continue
-        held_density = fixation_density(held.x, held.y, (h, w), ctx.sigma_px)
-        scores.append(score(loo, held, ctx, i, profile, seed, density=held_density))
-    if not scores:
-        return None
-    return {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}
+from _machine import describe  # noqa: E402
+from metrics import Clock  # noqa: E402
 
 
 def same(a: dict | None, b: dict | None) -> bool:
@@ -110,14 +92,14 @@ def main(argv=None) -> int:
 
     from harness.data import load_gaze_dataset
     from harness.data.density import sigma_px
-    from harness.evaluation.ceiling import ceiling_scores
+    from harness.evaluation.ceiling import ceiling_per_subject as per_subject, ceiling_scores
     from harness.evaluation.context import DatasetContext
 
     gaze, ds = load_gaze_dataset("osie")
     ctx = DatasetContext(gaze, ds, args.limit or None, sigma_px(gaze))
     n = len(ctx)
     subjects = sum(int(np.unique(f.subject).size) for f in ctx.fixations)
-    print(machine_report())
+    print(describe())
     print(f"OSIE: {n} stimuli, {subjects / n:.1f} subjects per stimulus, {ctx.pool_x.size} fixations; "
           f"profile {args.profile}; sigma {ctx.sigma_px:g} px")
 

@@ -52,6 +52,9 @@ os.environ.setdefault("HARNESS_DATA_DIR", str(REPO.parent / "shared" / "data"))
 
 from harness.metrics import compute_suite  # noqa: E402
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _machine import describe  # noqa: E402
+
 PYSALIENCY_METRICS = ["auc_judd", "sauc", "nss", "cc", "sim", "kld", "ig"]  # what pysaliency computes
 PYSALIENCY_KLD = dict(minimum_value=0, log_regularization=2.2204e-16, quotient_regularization=2.2204e-16)
 
@@ -84,60 +87,6 @@ def saliency_map(image, centre: np.ndarray) -> np.ndarray:
 
 def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
-def machine_report() -> str:
-    """What the figures were measured under: CPU, usable cores, load, the thread pools loaded in
-    this process (threadpoolctl), numba's threading layer, and the thread variables. Figures from
-    different machines, loads or thread settings are not comparable (see docs/metrics.md)."""
-    import platform
-
-    model = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    try:
-        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        load = "?"
-    lines = [f"machine: {model}, {cores} usable cores (of {os.cpu_count()}), load average {load}, "
-             f"python {platform.python_version()}, numpy {np.__version__}"]
-    try:
-        from threadpoolctl import threadpool_info
-
-        pools = "; ".join(f"{p.get('internal_api')} {p.get('version', '')} {p.get('num_threads')} threads"
-                          + (f" ({p['architecture']})" if p.get("architecture") else "")
-                          for p in threadpool_info())
-        lines.append(f"thread pools: {pools or 'none loaded'}")
-    except ImportError:
-        lines.append("thread pools: threadpoolctl not installed")
-    try:
-        import numba
-
-        layer = numba.config.THREADING_LAYER
-        try:
-            layer = numba.threading_layer()  # only known once a parallel kernel has run
-        except ValueError:
-            layer += " (no parallel kernel run; ours are single-threaded)"
-        lines.append(f"numba {numba.__version__}: NUMBA_NUM_THREADS {numba.config.NUMBA_NUM_THREADS}, "
-                     f"threading layer {layer}")
-    except ImportError:
-        pass
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        lines.append(f"torch {torch.__version__}: {torch.get_num_threads()} intra-op threads")
-    env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                      "NUMBA_NUM_THREADS", "OPENBLAS_CORETYPE") if k in os.environ}
-    lines.append(f"environment: {env or 'no thread variables set'}")
-    return "\n".join(lines)
 
 
 class _CompileTimer:
@@ -264,7 +213,7 @@ def main(argv=None) -> int:
     all_y = np.concatenate([f.y for f in fix_all])
     all_n = np.concatenate([np.full(len(f), i) for i, f in enumerate(fix_all)])
     del fix_all
-    print(machine_report())
+    print(describe())
     print(f"OSIE: {n_images} of {len(ds)} images, {all_x.size} fixations in all; density sigma {sigma:g} px")
 
     names = PYSALIENCY_METRICS

@@ -10,25 +10,8 @@ import numpy as np
 import pytest
 
 from harness.data.density import LeaveOneOut, fixation_density, loso_densities, sigma_px
-from harness.evaluation.ceiling import ceiling_scores
+from harness.evaluation.ceiling import ceiling_per_subject, ceiling_scores
 from harness.evaluation.context import DatasetContext
-from harness.evaluation.scoring import score
-
-
-def slow_ceiling(ctx, i: int, profile: str, seed: int) -> dict[str, float] | None:
-    """The human ceiling as evaluate_ceiling computed it before harness.evaluation.ceiling."""
-    w, h = ctx.sizes[i]
-    fix = ctx.fixations[i]
-    per_subject = []
-    for subj, loo in loso_densities(fix, (h, w), ctx.sigma_px):
-        held = fix.subset(fix.subject == subj)
-        if len(held) == 0:
-            continue
-        held_density = fixation_density(held.x, held.y, (h, w), ctx.sigma_px)
-        per_subject.append(score(loo, held, ctx, i, profile, seed, density=held_density))
-    if not per_subject:
-        return None
-    return {k: float(np.nanmean([s[k] for s in per_subject])) for k in per_subject[0]}
 
 
 def assert_same(got: dict | None, want: dict | None) -> None:
@@ -55,8 +38,8 @@ def osie_ctx(osie, osie_dataset):
 @pytest.mark.parametrize("profile", ["mit", "pysaliency"])
 def test_equals_the_per_subject_computation_on_osie(osie_ctx, profile):
     for i in (0, 1, 233, 699):
-        assert_same(ceiling_scores(osie_ctx, i, profile, seed=0), slow_ceiling(osie_ctx, i, profile, seed=0))
-    assert_same(ceiling_scores(osie_ctx, 5, profile, seed=17), slow_ceiling(osie_ctx, 5, profile, seed=17))
+        assert_same(ceiling_scores(osie_ctx, i, profile, seed=0), ceiling_per_subject(osie_ctx, i, profile, seed=0))
+    assert_same(ceiling_scores(osie_ctx, 5, profile, seed=17), ceiling_per_subject(osie_ctx, 5, profile, seed=17))
 
 
 def test_others_equal_the_masked_pool(osie_ctx):
@@ -129,10 +112,10 @@ def test_hand_made_leave_one_out_maps_are_the_other_subjects_densities():
 def test_hand_made_ceiling_equals_the_per_subject_computation(profile):
     ctx = hand_made_context()
     got = ceiling_scores(ctx, 0, profile, seed=3)
-    assert_same(got, slow_ceiling(ctx, 0, profile, seed=3))
+    assert_same(got, ceiling_per_subject(ctx, 0, profile, seed=3))
     assert set(got) >= {"auc_judd", "sauc", "nss", "cc", "sim", "kld", "ig", "iou_top20"}
-    assert ceiling_scores(ctx, 1, profile, seed=3) is None and slow_ceiling(ctx, 1, profile, seed=3) is None
-    assert_same(ceiling_scores(ctx, 2, profile, seed=3), slow_ceiling(ctx, 2, profile, seed=3))
+    assert ceiling_scores(ctx, 1, profile, seed=3) is None and ceiling_per_subject(ctx, 1, profile, seed=3) is None
+    assert_same(ceiling_scores(ctx, 2, profile, seed=3), ceiling_per_subject(ctx, 2, profile, seed=3))
 
 
 def test_plugin_metrics_get_the_same_arguments():
@@ -146,7 +129,7 @@ def test_plugin_metrics_get_the_same_arguments():
     ctx.extra_metrics = [("spread", spread)]
     got = ceiling_scores(ctx, 0, "mit", seed=5)
     assert calls == [5, 5, 5]
-    assert_same(got, slow_ceiling(ctx, 0, "mit", seed=5))
+    assert_same(got, ceiling_per_subject(ctx, 0, "mit", seed=5))
     assert "spread" in got
 
     def broken(*args, **kwargs):
@@ -172,6 +155,6 @@ def test_bad_fixations_fail_as_before():
     for i in (0, 1):
         ctx.fixations[i].x[0] = 500.0
         with pytest.raises(ValueError, match="outside"):
-            slow_ceiling(ctx, i, "mit", seed=0)
+            ceiling_per_subject(ctx, i, "mit", seed=0)
         with pytest.raises(ValueError, match="outside"):
             ceiling_scores(ctx, i, "mit", seed=0)
