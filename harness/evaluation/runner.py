@@ -19,7 +19,6 @@ from typing import Any, Callable
 
 from ..errors import HarnessError
 from ..results import read_run, run_id_for
-from ..results.summary import canonical_order
 from ..results.writer import RunFollower, RunWriter, writable_folder
 from . import record
 from .config import CEILING, EvalConfig, EvalResult, blur_px
@@ -191,7 +190,7 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                 summary = writer.summary
                 result = EvalResult(writer.dir, summary, len(ctx), 0, reused=True)
             else:
-                frame = canonical_order(read_run(writer.dir).per_image())
+                frame = read_run(writer.dir).per_image()  # in stimulus-id order
                 summary = record.summarize(frame, settings, task_obj=spec.task, ctx=ctx, seed=cfg.seed)
                 summary["finished_at"] = record.now()
                 writer.finish(record.manifest(writer, cfg, settings, frame, summary["finished_at"],
