@@ -247,7 +247,7 @@ def _listing(kind: str, columns: list[tuple[str, str]], as_json: bool, wide: boo
     ]
     width = None if wide else output_width()
     # long text wraps; the description goes first when there is too little room to read it
-    text, dropped = fit_table(headers, table, width, flexible={"tasks", "attention", "requires", "licence",
+    text, dropped = fit_table(headers, table, width, flexible={"tasks", "attention", "requires", "needs", "licence",
                                                                "description"},
                               droppable=("description",))
     click.echo(text)
@@ -289,6 +289,14 @@ def tasks(as_json: bool, wide: bool) -> None:
 def attention_methods(as_json: bool, wide: bool) -> None:
     """List registered attention-extraction methods."""
     _listing("attention", [("description", "description")], as_json, wide)
+
+
+@main.command("alignment-losses")
+@json_option()
+@wide_option
+def alignment_losses(as_json: bool, wide: bool) -> None:
+    """List registered alignment losses (for `harness align --loss`)."""
+    _listing("alignment-loss", [("needs", "needs"), ("description", "description")], as_json, wide)
 
 
 @main.group(invoke_without_command=True)

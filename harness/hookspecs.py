@@ -66,3 +66,17 @@ def register_tasks(register):
     ``register(name, factory, *, requires=(), description="", **metadata)`` where ``requires`` names
     the dataset fields the task needs and ``factory`` returns a :class:`harness.tasks.Task`.
     """
+
+
+@hookspec
+def register_alignment_losses(register):
+    """Register alignment losses for ``harness align`` (training a model toward human gaze).
+
+    ``register(name, factory, *, needs=(), description="", citation="", **metadata)`` where ``factory``
+    names a plain function ``f(batch) -> torch.Tensor`` (a scalar, lower is better aligned) over a
+    :class:`harness.alignment.batch.AlignmentBatch`. ``needs`` names what the loss reads from the
+    batch, so a model that cannot provide it is refused before training: ``"attention"`` (the model's
+    own differentiable attention map) and/or ``"input_gradients"`` (gradients of its outputs with
+    respect to the input pixels). The task term (cross-entropy or distillation) is added by the
+    trainer; the loss returns the alignment term only. See ``docs/alignment.md``.
+    """

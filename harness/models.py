@@ -57,10 +57,36 @@ def check_request(model: Model, task: str, attention: str) -> None:
         )
 
 
-def load_model(name: str, **kwargs: Any) -> Model:
-    """Build a model by registered name, or ``hf:<checkpoint>`` for any transformers checkpoint."""
+def is_model_path(name: str) -> bool:
+    """``name`` names a folder written by ``harness align`` (an aligned model), not a registered name."""
+    from .alignment.model import checkpoint_path
+
+    return checkpoint_path(name) is not None
+
+
+def device_kwargs(name: str, device: str) -> dict[str, Any]:
+    """Where the model runs: models that take a ``device`` get this process' device."""
+    if device == "cpu":
+        return {}
+    if name.startswith("hf:") or is_model_path(name):
+        return {"device": device}
     from .plugins import get_registry
 
+    spec = get_registry().get("model", name)
+    return {"device": device} if spec.get("devices") else {}
+
+
+def load_model(name: str, **kwargs: Any) -> Model:
+    """Build a model by registered name, ``hf:<checkpoint>`` for any transformers checkpoint, or the
+    path of a folder written by ``harness align`` (``aligned:PATH`` also works)."""
+    from .alignment.model import checkpoint_path
+    from .plugins import get_registry
+
+    folder = checkpoint_path(name)
+    if folder is not None:
+        from .alignment.model import AlignedModel
+
+        return AlignedModel(folder, **kwargs)
     reg = get_registry()
     if name.startswith("hf:") and ("model", name) not in reg:
         spec = reg.get("model", "hf")

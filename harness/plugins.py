@@ -30,6 +30,7 @@ HOOK_KINDS = {
     "register_metrics": "metric",
     "register_attention_methods": "attention",
     "register_tasks": "task",
+    "register_alignment_losses": "alignment-loss",
 }
 
 pm = pluggy.PluginManager("harness")

@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 from .errors import HarnessError, PluginError
 
-KINDS = ("model", "dataset", "metric", "attention", "task")
+KINDS = ("model", "dataset", "metric", "attention", "task", "alignment-loss")
 PLURAL = {"model": "models", "dataset": "datasets", "metric": "metrics", "attention": "attention methods",
-          "task": "tasks"}
+          "task": "tasks", "alignment-loss": "alignment losses"}
 
 
 @dataclass(frozen=True)

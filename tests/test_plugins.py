@@ -969,7 +969,8 @@ def test_registry_yaml_catalogue_is_complete():
     """Every built-in plugin states what the catalogue promises, and registers what its kind says."""
     from harness.plugins import builtin_catalogue, get_registry
 
-    hook_of_kind = {"model": "model", "dataset": "dataset", "metric": "metric", "attention": "attention", "task": "task"}
+    hook_of_kind = {"model": "model", "dataset": "dataset", "metric": "metric", "attention": "attention", "task": "task",
+                    "alignment-loss": "alignment-loss"}
     reg = get_registry()
     for entry in builtin_catalogue():
         for key in ("name", "kind", "module", "tasks", "licence", "citation", "source"):

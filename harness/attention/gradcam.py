@@ -122,3 +122,40 @@ def _targets(targets: Tensor | Sequence[int] | None, logits: Tensor) -> Tensor:
     if bool(((used < 0) | (used >= classes)).any()):
         raise ValueError(f"Grad-CAM targets {used.tolist()} outside 0..{classes - 1}")
     return used
+
+
+def grad_cam_differentiable(
+    forward: Callable[[Tensor], Tensor],
+    layer: torch.nn.Module,
+    inputs: Tensor,
+    targets: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Grad-CAM that training can differentiate: ``(logits, maps (B, h, w))`` of one forward pass.
+
+    The same equations as :func:`grad_cam_with_logits`, but the activation is not detached and the
+    gradient of eq. 1 is built with ``create_graph=True``, so a loss on the maps reaches the
+    parameters both through the activations and through the channel weights alpha_k (as the map is
+    a function of both). Used by ``harness align``; for evaluation use :func:`grad_cam` (cheaper).
+    """
+    captured: list[Tensor] = []
+
+    def hook(module: torch.nn.Module, args: tuple, output: object) -> None:
+        first = output[0] if isinstance(output, (tuple, list)) else output
+        captured.append(first)
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        with torch.enable_grad():
+            logits = forward(inputs)
+    finally:
+        handle.remove()
+    if len(captured) != 1:
+        raise ValueError(f"Grad-CAM layer {type(layer).__name__} ran {len(captured)} times in one forward pass")
+    activation = captured[0]
+    used = _targets(targets, logits)
+    with torch.enable_grad():
+        score = logits.gather(1, used[:, None]).sum()
+        (gradient,) = torch.autograd.grad(score, activation, create_graph=True)
+        weights = gradient.mean(dim=(2, 3), keepdim=True)
+        maps = torch.relu((weights * activation).sum(dim=1))
+    return logits, maps

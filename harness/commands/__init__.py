@@ -3,7 +3,7 @@
 
 import importlib
 
-MODULES = ("datasets_info", "evaluate", "leaderboard", "leaderboard_site", "report", "verify")
+MODULES = ("align", "datasets_info", "evaluate", "leaderboard", "leaderboard_site", "report", "verify")
 
 
 def load_all() -> None:

@@ -11,7 +11,8 @@ from ..cli import LazyHelpOption, main, task_help
 
 @main.command("eval")
 @click.option("--model", "-m", "models", required=True, multiple=True,
-              help="Registered model name, or hf:<checkpoint-or-folder>; repeat to evaluate several.")
+              help="Registered model name, hf:<checkpoint-or-folder>, or the folder of a model trained by "
+                   "`harness align`; repeat to evaluate several.")
 @click.option("--dataset", "-d", default="osie", show_default=True, help="Registered gaze dataset.")
 @click.option("--task", "-t", default="free-viewing", show_default=True, cls=LazyHelpOption,
               help_fn=task_help("Task to evaluate and score the model on"))
@@ -45,11 +46,14 @@ from ..cli import LazyHelpOption, main, task_help
 @click.option("--model-threads", type=click.IntRange(min=1), default=None,
               help="torch threads for a model on CPU (default 1: results then do not depend on the machine or "
                    "the number of processes; more is recorded in the run's settings). Scale with torchrun instead.")
+@click.option("--in-sample", is_flag=True,
+              help="For a model trained by `harness align` on this dataset: score all stimuli, its training ones "
+                   "included (the run is marked in-sample). Default: only its held-out stimuli.")
 @click.option("--no-references", is_flag=True, help="Skip the human ceiling and baselines.")
 @click.option("--show/--no-show", default=True, show_default=True, help="Print the leaderboard afterwards.")
 def eval_command(models, dataset, task, attention, limit, batch_size, output, data_dir, cache_dir, profile, seed,
-                 sigma_deg, sigma_px, device, score_workers, decode_workers, model_threads, no_references,
-                 show) -> None:
+                 sigma_deg, sigma_px, device, score_workers, decode_workers, model_threads, in_sample,
+                 no_references, show) -> None:
     """Evaluate models' attention against human gaze (and their task performance)."""
     from ..evaluation import EvalConfig, check_model_name, run_eval
 
@@ -62,7 +66,7 @@ def eval_command(models, dataset, task, attention, limit, batch_size, output, da
                          batch_size=batch_size, output=output, data_dir=data_dir, cache_dir=cache_dir,
                          profile=profile, seed=seed, sigma_deg=sigma_deg, sigma_px=sigma_px,
                          device=None if device == "auto" else device, score_workers=score_workers,
-                         loader_workers=decode_workers, model_threads=model_threads)
+                         loader_workers=decode_workers, model_threads=model_threads, in_sample=in_sample)
         # the human ceiling and baselines once, with the first model
         results += run_eval(cfg, references=not no_references and i == 0)
     import os

@@ -39,6 +39,7 @@ class EvalConfig:
     loader_workers: int | None = None  # image-decoding processes; None: from the cores
     model_threads: int | None = None  # torch threads for a CPU model; None: 1 (results then do not
     # depend on the machine's size or the number of processes; see threads.plan)
+    in_sample: bool = False  # an aligned model scored on its training stimuli too (marked in-sample)
     resolved_device: str = "cpu"  # set by run_eval: the device type the models run on
     resolved_threads: int = 1  # set by run_eval: the CPU model's threads
     command: list[str] = field(default_factory=lambda: list(sys.argv))

@@ -33,7 +33,7 @@ REFERENCE_CHUNK = 16
 
 
 def _settings(cfg: EvalConfig, *, model_name, provenance, attention, kind, gaze, ctx,
-              batch_size: int | None = None) -> dict[str, Any]:
+              batch_size: int | None = None, stimuli: dict[str, Any] | None = None) -> dict[str, Any]:
     from ..results import SCHEMA_VERSION
 
     task_params = _task_params(gaze, cfg.task)
@@ -44,8 +44,11 @@ def _settings(cfg: EvalConfig, *, model_name, provenance, attention, kind, gaze,
         "model_provenance": provenance,
         "dataset": cfg.dataset,
         "dataset_fingerprint": gaze.fingerprint(),
-        "n_images": len(ctx),
+        "n_images": int(stimuli["n"]) if stimuli else len(ctx),
         "limit": cfg.limit,
+        # which stimuli, when not all of the dataset's (an aligned model's held-out ones), or all of
+        # them for an aligned model evaluated on its training stimuli too (in-sample)
+        **({"stimuli": stimuli} if stimuli else {}),
         "task": cfg.task,
         "attention": attention,
         "metric_profile": cfg.profile,
@@ -130,13 +133,17 @@ class Stage:
 def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: Stage, *, spec: RunSpec,
          label: str, batch_size: int, infer: Callable[[list[int], list[Any]], list[Job]] | None,
          pixels: bool = True, extra_manifest: dict[str, Any],
-         on_batch: Callable[[int], None] | None = None) -> EvalResult:
+         on_batch: Callable[[int], None] | None = None, subset: list[int] | None = None) -> EvalResult:
     """Fill one run folder. Rank 0 owns it (lock, damaged files, summary); every rank computes the
-    chunks it owns that are not done yet. A complete run is reused untouched."""
+    chunks it owns that are not done yet. A complete run is reused untouched. ``subset``: the
+    stimuli (indices into ``ctx``, in order) the run scores, when not all (an aligned model's
+    held-out stimuli); the context (shuffled-AUC pool, neighbours) stays the whole dataset's, so a
+    stimulus scores the same in a subset run as in a full one."""
     world = stage.world
     writer = RunWriter(Path(cfg.output), settings) if world.main else None
+    scored = list(range(len(ctx))) if subset is None else list(subset)
     try:
-        chunks = chunks_of(len(ctx), batch_size)
+        chunks = [scored[k:k + batch_size] for k in range(0, len(scored), batch_size)]
         if writer is not None:
             done = writer.done_ids()
             missing = [k for k, idx in enumerate(chunks) if any(ctx.ids[i] not in done for i in idx)]
@@ -188,20 +195,20 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
         if world.main:
             if reuse:
                 summary = writer.summary
-                result = EvalResult(writer.dir, summary, len(ctx), 0, reused=True)
+                result = EvalResult(writer.dir, summary, len(scored), 0, reused=True)
             else:
                 frame = read_run(writer.dir).per_image()  # in stimulus-id order
                 summary = record.summarize(frame, settings, task_obj=spec.task, ctx=ctx, seed=cfg.seed)
                 summary["finished_at"] = record.now()
                 writer.finish(record.manifest(writer, cfg, settings, frame, summary["finished_at"],
                                               {**extra_manifest, "processes": world.size}), summary)
-                n_done = sum(1 for sid in ctx.ids if sid in done)
-                result = EvalResult(writer.dir, summary, n_done, len(ctx) - n_done)
+                n_done = sum(1 for i in scored if ctx.ids[i] in done)
+                result = EvalResult(writer.dir, summary, n_done, len(scored) - n_done)
         world.barrier()  # the summary is written
         if not world.main:
             run = read_run(run_dir)
-            n_done = sum(1 for sid in ctx.ids if sid in done)
-            result = EvalResult(run_dir, run.summary, n_done, len(ctx) - n_done)
+            n_done = sum(1 for i in scored if ctx.ids[i] in done)
+            result = EvalResult(run_dir, run.summary, n_done, len(scored) - n_done)
         return result
     finally:
         if isinstance(writer, RunWriter):
@@ -210,15 +217,16 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
 
 def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, model_name: str | None = None,
                    kind: str | None = None, on_batch: Callable[[int], None] | None = None,
-                   gaze_only: bool = False, model=None, extra_manifest: dict | None = None) -> EvalResult:
+                   gaze_only: bool = False, model=None, extra_manifest: dict | None = None,
+                   subset: list[int] | None = None, stimuli: dict[str, Any] | None = None) -> EvalResult:
     """Evaluate one model. ``gaze_only`` (the baselines): score alignment under the dataset's task
     without asking the model to solve it; the run is still filed under ``cfg.task``."""
-    from ..models import load_model
+    from ..models import is_model_path, load_model
     from ..plugins import get_registry
 
     model_name = model_name or cfg.model
     reg = get_registry()
-    if not model_name.startswith("hf:"):
+    if not model_name.startswith("hf:") and not is_model_path(model_name):
         reg.get("model", model_name)  # unknown name: "did you mean" before anything heavy loads
     task_obj = None if gaze_only else resolve_task(cfg.task, gaze)
     predict_task = "free-viewing" if gaze_only else cfg.task
@@ -226,6 +234,8 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
     if predict_task not in model.tasks:
         raise HarnessError(f"model {model_name!r} does not do task {predict_task!r}; it does: {', '.join(model.tasks)}")
     attention = cfg.attention if (cfg.attention and model_name == cfg.model) else model.attention_methods[0]
+    if is_model_path(model_name):  # an aligned model's folder: results carry the name it was trained under
+        model_name = model.name
     if attention not in model.attention_methods:
         raise HarnessError(
             f"model {model_name!r} does not support attention {attention!r}; it supports: {', '.join(model.attention_methods)}"
@@ -234,7 +244,8 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
         kind = "baseline" if ("model", model_name) in reg and reg.get("model", model_name).get("baseline") else "model"
     batch_size = REFERENCE_CHUNK if kind == "baseline" else cfg.batch_size
     settings = _settings(cfg, model_name=model_name, provenance=model.provenance(), attention=attention,
-                         kind=kind, gaze=gaze, ctx=ctx, batch_size=None if kind == "baseline" else batch_size)
+                         kind=kind, gaze=gaze, ctx=ctx, batch_size=None if kind == "baseline" else batch_size,
+                         stimuli=stimuli)
     spec = RunSpec(kind=kind, profile=cfg.profile, seed=cfg.seed,
                    task=task_obj if getattr(task_obj, "primary", None) is not None else None,
                    save_maps=cfg.save_maps)
@@ -254,7 +265,8 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
         return [Job(i, attention=p.attention, output=p.output, infer_s=infer_s) for i, p in zip(idx, preds)]
 
     return _run(cfg, settings, ctx, stage, spec=spec, label=model_name, batch_size=batch_size, infer=infer,
-                pixels=getattr(model, "needs_pixels", True), extra_manifest=extra_manifest or {}, on_batch=on_batch)
+                pixels=getattr(model, "needs_pixels", True), extra_manifest=extra_manifest or {}, on_batch=on_batch,
+                subset=subset)
 
 
 def evaluate_ceiling(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage,
@@ -281,7 +293,9 @@ def check_model_name(name: str) -> None:
     are checked when loaded."""
     from ..plugins import get_registry
 
-    if name != CEILING and not name.startswith("hf:"):
+    from ..models import is_model_path
+
+    if name != CEILING and not name.startswith("hf:") and not is_model_path(name):
         get_registry().get("model", name)
 
 
@@ -303,7 +317,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list
     baselines exist for the same dataset, limit and metric settings (computed once, then reused).
     Under torchrun / accelerate launch every process calls this; each computes its share."""
     from ..data import load_gaze_dataset
-    from ..models import load_model
+    from ..models import device_kwargs, load_model
     from ..plugins import get_registry
 
     # user mistakes are reported before any long computation starts or any folder is made
@@ -322,7 +336,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list
     cfg.resolved_device = world.device.split(":")[0]
     cfg.resolved_threads = work.model_threads
     limit_this_process(work.model_threads)
-    model = load_model(cfg.model, **_device_kwargs(cfg.model, world.device)) if cfg.model != CEILING else None
+    model = load_model(cfg.model, **device_kwargs(cfg.model, world.device)) if cfg.model != CEILING else None
     if cfg.attention is not None:
         get_registry().get("attention", cfg.attention)  # a typo gets "did you mean"
     if model is not None:
@@ -347,19 +361,40 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list
                     results.append(evaluate_model(base_cfg, gaze, ctx, stage, model_name=name, kind="baseline",
                                                   gaze_only=True, extra_manifest=extra))
     if cfg.model != CEILING:
+        subset, stimuli = _aligned_subset(cfg, model, gaze, ctx, world.main)
         with Scorer(ctx, work.score_workers) as scorer:
             stage = Stage(world, scorer, loader_workers=work.loader_workers)
-            results.append(evaluate_model(cfg, gaze, ctx, stage, on_batch=on_batch, model=model, extra_manifest=extra))
+            results.append(evaluate_model(cfg, gaze, ctx, stage, on_batch=on_batch, model=model, extra_manifest=extra,
+                                          subset=subset, stimuli=stimuli))
     return results
 
 
-def _device_kwargs(name: str, device: str) -> dict[str, Any]:
-    """Where the model runs: models that take a ``device`` get this process' device."""
-    if device == "cpu":
-        return {}
-    if name.startswith("hf:"):
-        return {"device": device}
-    from ..plugins import get_registry
-
-    spec = get_registry().get("model", name)
-    return {"device": device} if spec.get("devices") else {}
+def _aligned_subset(cfg: EvalConfig, model, gaze, ctx: DatasetContext,
+                    main: bool) -> tuple[list[int] | None, dict[str, Any] | None]:
+    """An aligned model on the dataset it was trained on scores only the stimuli its training never
+    saw, and says so; ``--in-sample`` scores all of them and marks the run in-sample."""
+    held_out_ids = getattr(model, "held_out_ids", None)
+    if not callable(held_out_ids):
+        if cfg.in_sample:
+            raise HarnessError("--in-sample applies to aligned models (folders written by `harness align`) only")
+        return None, None
+    held = held_out_ids(cfg.dataset, gaze.fingerprint())
+    if held is None:  # another dataset: none of its stimuli were trained on
+        if cfg.in_sample:
+            raise HarnessError(f"--in-sample: {cfg.model} was not trained on {cfg.dataset!r}, so no stimulus is in-sample")
+        return None, None
+    sha = model.split.sha256
+    if cfg.in_sample:
+        if main:
+            print(f"note: {cfg.model}: scoring all {len(ctx)} stimuli, {len(ctx) - sum(s in set(held) for s in ctx.ids)} "
+                  "of them seen in training; the run is marked in-sample", file=sys.stderr)
+        return None, {"subset": "all", "in_sample": True, "n": len(ctx), "split_sha256": sha}
+    wanted = set(held)
+    subset = [i for i, sid in enumerate(ctx.ids) if sid in wanted]
+    if not subset:
+        raise HarnessError(f"{cfg.model}: none of its held-out stimuli is among the {len(ctx)} scored "
+                           "(raise --limit, or pass --in-sample to score training stimuli)")
+    if main:
+        print(f"note: {cfg.model}: scoring its {len(subset)} held-out stimuli of {len(ctx)} (never seen in "
+              "training); --in-sample scores all", file=sys.stderr)
+    return subset, {"subset": "held-out", "n": len(subset), "split_sha256": sha}

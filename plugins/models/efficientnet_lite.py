@@ -160,6 +160,14 @@ class EfficientNetLite:
             out.append(Prediction(attention=to_stimulus(maps[i].numpy(), height, width), output=output))
         return out
 
+    # -- training (harness align) -------------------------------------------------------------------
+
+    def trainable(self) -> "LiteTrainable":
+        """The network as :class:`harness.alignment.batch.Trainable`: the same module ``predict`` uses,
+        so a checkpoint's weights loaded into it are what evaluation then runs."""
+        self._network()
+        return LiteTrainable(self)
+
     def _network(self) -> tuple[Any, Any]:
         """``(forward, cam_layer)``: logits function and the module whose output Grad-CAM uses."""
         if self._net is None:
@@ -188,6 +196,34 @@ class EfficientNetLite:
         features = self._cam_layer(net.extract_features(x))
         pooled = net._avg_pooling(features).flatten(1)
         return net._fc(net._dropout(pooled))
+
+
+class LiteTrainable:
+    """EfficientNet-Lite for ``harness align``: whole-stimulus input, differentiable Grad-CAM of the
+    head. The network stays in ``eval()`` mode while training: BatchNorm keeps its ImageNet running
+    statistics (batches of a few stimuli would give noisy ones) and images in a batch do not interact,
+    as Grad-CAM's batching assumes."""
+
+    def __init__(self, model: EfficientNetLite) -> None:
+        from harness.imagenet_classes import WNIDS
+
+        self._model = model
+        self.module = model._net
+        self.input_size = (model.resolution, model.resolution)
+        self.class_names = WNIDS
+
+    def preprocess(self, images: Sequence[Any]) -> Any:
+        import torch
+
+        return torch.from_numpy(preprocess(images, self._model.resolution))
+
+    def logits(self, inputs: Any) -> Any:
+        return self._model._forward(inputs)
+
+    def attention(self, inputs: Any, targets: Any) -> tuple[Any, Any]:
+        from harness.attention.gradcam import grad_cam_differentiable
+
+        return grad_cam_differentiable(self._model._forward, self._model._cam_layer, inputs, targets)
 
 
 def preprocess(images: Sequence[Any], resolution: int) -> Any:

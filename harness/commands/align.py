@@ -1,0 +1,71 @@
+"""``harness align``: train a model toward human gaze (docs/alignment.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..cli import LazyHelpOption, main, registered_names
+
+
+def _loss_help() -> str:
+    names = registered_names("alignment-loss")
+    listed = f"one of {', '.join(names)}" if names else "a registered alignment loss"
+    return f"Alignment loss: {listed} (`harness alignment-losses` describes them)."
+
+
+@main.command("align")
+@click.option("--model", "-m", required=True, help="Registered model that can be trained (e.g. efficientnet-lite0).")
+@click.option("--dataset", "-d", default="osie", show_default=True, help="Registered gaze dataset to train toward.")
+@click.option("--loss", "-l", required=True, cls=LazyHelpOption, help_fn=_loss_help)
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="Folder of the aligned model (new or empty; an unfinished one with the same settings resumes). "
+                   "`harness eval --model FOLDER` evaluates it.")
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True, help="Passes over the training stimuli.")
+@click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Stimuli per step.")
+@click.option("--weight", type=float, default=None,
+              help="Weight of the alignment term against the task term (default: the loss' own default).")
+@click.option("--task-loss", type=click.Choice(["auto", "distill", "cross-entropy"]), default="auto", show_default=True,
+              help="How the task is kept: cross-entropy on the dataset's labels, or distillation from the original "
+                   "model; auto: labels when every training stimulus has one the model knows.")
+@click.option("--holdout", type=float, default=0.3, show_default=True,
+              help="Share of the stimuli held out of training (split by stimulus id and --split-seed).")
+@click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the batch order and initialisation.")
+@click.option("--limit", type=click.IntRange(min=2), default=None, help="Only the first N stimuli (split among them).")
+@click.option("--name", default=None, help="Name of the aligned model in results (default: MODEL+LOSS).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
+              help="Where to train; auto: a GPU when there is one (under torchrun, this process' GPU), else the CPU.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads on CPU (default: the cores, shared among local processes).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder holding the dataset's files (default: $HARNESS_DATA_DIR/NAME, then the cache).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Cache root of the converted datasets (default: $HARNESS_CACHE_DIR or ~/.cache/gaze-harness).")
+@click.option("--sigma-deg", type=float, default=1.0, show_default=True,
+              help="Blur of the human fixation density, in degrees of visual angle.")
+@click.option("--sigma-px", type=float, default=None, help="Blur in pixels instead (datasets without geometry).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def align_command(model, dataset, loss, output, epochs, lr, batch_size, weight, task_loss, holdout, split_seed, seed,
+                  limit, name, device, threads, data_dir, cache_dir, sigma_deg, sigma_px, progress) -> None:
+    """Train MODEL so that its attention moves toward human gaze on DATASET; evaluate the result with
+    `harness eval --model OUTPUT` (its held-out stimuli) and compare with `harness report`."""
+    from ..alignment.train import AlignConfig, run_align
+
+    cfg = AlignConfig(model=model, dataset=dataset, loss=loss, output=output, epochs=epochs, lr=lr,
+                      batch_size=batch_size, weight=weight, seed=seed, split_seed=split_seed, holdout=holdout,
+                      limit=limit, task_loss=task_loss, name=name, device=None if device == "auto" else device,
+                      data_dir=data_dir, cache_dir=cache_dir, sigma_deg=sigma_deg, sigma_px=sigma_px,
+                      threads=threads, progress=progress)
+    meta = run_align(cfg)
+    import os
+
+    if os.environ.get("RANK", "0") == "0":
+        last = meta["history"][-1]
+        click.echo(f"{meta['settings']['name']}: {meta['epochs_done']} epochs -> {output} "
+                   f"(held-out: {meta['split']['n_held_out']} stimuli; AUC-Judd {meta['history'][0].get('held_out_auc_judd') or float('nan'):.4f}"
+                   f" -> {last.get('held_out_auc_judd') or float('nan'):.4f}, NSS {meta['history'][0].get('held_out_nss') or float('nan'):.4f}"
+                   f" -> {last.get('held_out_nss') or float('nan'):.4f}, top-1 agreement {last.get('held_out_top1_agreement') or float('nan'):.3f})")
+        click.echo(f"evaluate: harness eval --model {output} --dataset {dataset}", err=True)

@@ -1,0 +1,235 @@
+"""``harness align``: the split, the checkpoint (atomic, resumable, checked), the trainer on a tiny
+real CNN registered as a third-party plugin (the opt-in protocol of docs/alignment.md), evaluation of
+an aligned model on its held-out stimuli only, and one slow test training the real EfficientNet-Lite0
+on real OSIE fixations."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from harness.alignment.split import key, split_stimuli
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.hookspecs import hookimpl
+from harness.plugins import pm
+
+
+# -- the split ---------------------------------------------------------------------------------------
+
+
+def test_split_depends_on_seed_and_ids_only():
+    ids = [f"{i:04d}" for i in range(100)]
+    a = split_stimuli(ids, 0.3, seed=0)
+    shuffled = ids[:]
+    random.Random(1).shuffle(shuffled)
+    b = split_stimuli(shuffled, 0.3, seed=0)
+    assert len(a.held_out) == 30 and len(a.train) == 70
+    assert set(a.held_out) == set(b.held_out) and a.sha256 == b.sha256
+    assert not set(a.held_out) & set(a.train)
+    # the rule, by hand: the 30 smallest sha256 keys
+    assert set(a.held_out) == set(sorted(ids, key=lambda s: key(0, s))[:30])
+    assert set(split_stimuli(ids, 0.3, seed=1).held_out) != set(a.held_out)
+    # lists keep the dataset's order
+    assert list(a.train) == [s for s in ids if s in set(a.train)]
+
+
+def test_split_refuses_what_cannot_split():
+    with pytest.raises(HarnessError, match="--holdout"):
+        split_stimuli(["a", "b"], 1.0, 0)
+    with pytest.raises(HarnessError, match="at least 2"):
+        split_stimuli(["a"], 0.5, 0)
+    s = split_stimuli(["a", "b", "c"], 0.01, 0)  # rounds to 0: still one held out
+    assert len(s.held_out) == 1 and len(s.train) == 2
+
+
+# -- a tiny real CNN that opts in to training --------------------------------------------------------
+
+
+class TinyCNN:
+    """A two-layer random CNN on 32x32 inputs with Grad-CAM, implementing predict and trainable()."""
+
+    name = "tiny-cnn"
+    tasks = ("free-viewing",)
+    attention_methods = ("grad-cam",)
+
+    def __init__(self):
+        import torch
+
+        torch.manual_seed(0)
+        self.net = torch.nn.ModuleDict({
+            "features": torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+                                            torch.nn.Conv2d(8, 8, 3, stride=2, padding=1), torch.nn.ReLU()),
+            "head": torch.nn.Linear(8, 5),
+        }).eval()
+        self.net.requires_grad_(False)
+        self.input_size = (32, 32)
+        self.class_names = ()
+        self.module = self.net
+
+    def provenance(self):
+        return {"model_id": self.name, "weights": "torch.manual_seed(0)"}
+
+    def _forward(self, x):
+        f = self.net["features"](x)
+        return self.net["head"](f.mean(dim=(2, 3)))
+
+    def preprocess(self, images):
+        import torch
+        from PIL import Image
+
+        arr = np.stack([np.asarray(im.convert("RGB").resize((32, 32), Image.Resampling.BILINEAR), dtype=np.float32)
+                        for im in images]) / 255.0
+        return torch.from_numpy(arr.transpose(0, 3, 1, 2).copy())
+
+    def logits(self, x):
+        return self._forward(x)
+
+    def attention(self, x, targets):
+        from harness.attention.gradcam import grad_cam_differentiable
+
+        return grad_cam_differentiable(self._forward, self.net["features"], x, targets)
+
+    def trainable(self):
+        return self
+
+    def predict(self, images, *, task, attention):
+        from harness.attention.gradcam import grad_cam_with_logits
+        from harness.attention.resize import to_stimulus
+        from harness.models import Prediction
+
+        maps, targets, _ = grad_cam_with_logits(self._forward, self.net["features"], self.preprocess(images))
+        return [Prediction(attention=to_stimulus(maps[i].numpy().astype(np.float64) + 1e-6, im.size[1], im.size[0]),
+                           output={"label": f"c{int(targets[i])}"}) for i, im in enumerate(images)]
+
+
+class TinyPlugin:
+    @hookimpl
+    def register_models(self, register):
+        register("tiny-cnn", TinyCNN, tasks=("free-viewing",), attention=("grad-cam",), description="test")
+
+
+@pytest.fixture
+def tiny_model():
+    pm.register(TinyPlugin(), name="tiny-align-test")
+    yield "tiny-cnn"
+    pm.unregister(name="tiny-align-test")
+
+
+def _align(out: Path, *extra: str, model: str = "tiny-cnn", loss: str = "density-kl", limit: str = "12"):
+    return CliRunner().invoke(main, ["align", "--model", model, "--dataset", "osie", "--loss", loss, "--limit", limit,
+                                     "--output", str(out), "--batch-size", "4", "--lr", "0.01", "--no-progress",
+                                     *extra])
+
+
+def _weights(folder: Path):
+    from harness.alignment.checkpoint import read_checkpoint
+
+    return read_checkpoint(folder).weights()
+
+
+def test_align_writes_a_checkpoint_with_provenance(tiny_model, tmp_path):
+    out = tmp_path / "ck"
+    r = _align(out, "--epochs", "2")
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "align.json").read_text())
+    assert meta["epochs_done"] == 2 and [h["epoch"] for h in meta["history"]] == [0, 1, 2]
+    assert meta["base"] == {"model": "tiny-cnn", "provenance": TinyCNN().provenance()}
+    s = meta["settings"]
+    assert (s["loss"], s["task_loss"], s["dataset"], s["limit"], s["holdout"]) == ("density-kl", "distill", "osie", 12, 0.3)
+    assert len(s["dataset_fingerprint"]) >= 16 and s["split_sha256"] == meta["split"]["sha256"]
+    assert len(meta["split"]["held_out"]) == 4 and len(meta["split"]["train"]) == 8  # round(0.3 * 12)
+    assert sorted(p.name for p in out.iterdir()) == ["align.json", "state-e002.pt", "weights-e002.pt"]
+    assert all(np.isfinite(h["train_total"]) for h in meta["history"][1:])
+    # training changed the weights, and moved the alignment term down from the first epoch
+    assert any(not np.array_equal(v.numpy(), TinyCNN().net.state_dict()[k].numpy()) for k, v in _weights(out).items())
+
+
+def test_resume_continues_exactly_where_it_stopped(tiny_model, tmp_path):
+    import torch
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert _align(straight, "--epochs", "2").exit_code == 0
+    assert _align(resumed, "--epochs", "1").exit_code == 0  # as if killed after epoch 1's checkpoint
+    r = _align(resumed, "--epochs", "2")
+    assert r.exit_code == 0 and "resuming after epoch 1" in r.output
+    a, b = _weights(straight), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    r = _align(resumed, "--epochs", "2")  # complete: reused, nothing trained
+    assert r.exit_code == 0 and "already trained" in r.output
+
+
+def test_checkpoint_mismatch_and_damage_are_one_line_errors(tiny_model, tmp_path):
+    out = tmp_path / "ck"
+    assert _align(out, "--epochs", "1").exit_code == 0
+    r = _align(out, "--epochs", "1", "--seed", "3")
+    assert r.exit_code != 0 and "other settings (differs in: seed)" in r.output and "Traceback" not in r.output
+    weights = next(out.glob("weights-*.pt"))
+    weights.write_bytes(weights.read_bytes()[:100])
+    r = CliRunner().invoke(main, ["eval", "--model", str(out), "--dataset", "osie", "--limit", "12",
+                                  "--output", str(tmp_path / "runs"), "--no-references", "--no-show"])
+    assert r.exit_code != 0 and "damaged" in r.output and weights.name in r.output and "Traceback" not in r.output
+    other = tmp_path / "full"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    r = _align(other)
+    assert r.exit_code != 0 and "holds other files" in r.output
+
+
+def test_unknown_loss_and_untrainable_model_are_refused(tiny_model, tmp_path):
+    r = _align(tmp_path / "a", loss="density-k")
+    assert r.exit_code != 0 and "density-kl" in r.output  # did you mean
+    r = _align(tmp_path / "b", model="center-bias")
+    assert r.exit_code != 0 and "baseline" in r.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_aligned_model_scores_only_its_held_out_stimuli(tiny_model, tmp_path):
+    from harness.results import load_runs
+
+    out, runs = tmp_path / "ck", tmp_path / "runs"
+    assert _align(out, "--epochs", "1", "--name", "tiny-aligned").exit_code == 0
+    held = json.loads((out / "align.json").read_text())["split"]["held_out"]
+    r = CliRunner().invoke(main, ["eval", "--model", str(out), "--dataset", "osie", "--limit", "12",
+                                  "--output", str(runs), "--no-references", "--no-show"])
+    assert r.exit_code == 0, r.output
+    assert "scoring its 4 held-out stimuli of 12" in r.output
+    (run,) = load_runs(runs)
+    assert run.summary["model"] == "tiny-aligned" and run.summary["n_images"] == 4
+    assert sorted(run.per_image()["stimulus_id"]) == sorted(held)
+    assert run.settings["stimuli"]["subset"] == "held-out"
+    prov = run.settings["model_provenance"]["aligned"]
+    assert prov["base_model"] == "tiny-cnn" and prov["loss"] == "density-kl"
+    # in-sample: every stimulus, marked, in a run of its own
+    r = CliRunner().invoke(main, ["eval", "--model", str(out), "--dataset", "osie", "--limit", "12",
+                                  "--output", str(runs), "--no-references", "--no-show", "--in-sample"])
+    assert r.exit_code == 0, r.output
+    insample = [x for x in load_runs(runs) if x.settings.get("stimuli", {}).get("in_sample")]
+    assert len(insample) == 1 and insample[0].summary["n_images"] == 12
+    # a held-out stimulus scores the same in both runs (same context, same model)
+    a = run.per_image().set_index("stimulus_id")
+    b = insample[0].per_image().set_index("stimulus_id").loc[a.index]
+    assert np.allclose(a["nss"], b["nss"], rtol=0, atol=1e-9)
+    # the base model's name is not a folder: --in-sample on it is a user mistake
+    r = CliRunner().invoke(main, ["eval", "--model", "tiny-cnn", "--dataset", "osie", "--limit", "4",
+                                  "--output", str(runs), "--no-references", "--no-show", "--in-sample"])
+    assert r.exit_code != 0 and "aligned models" in r.output
+
+
+@pytest.mark.slow
+def test_real_lite0_density_kl_moves_held_out_alignment_up(tmp_path):
+    """A handful of steps of efficientnet-lite0 (ImageNet weights) toward real OSIE fixations."""
+    out = tmp_path / "lite0"
+    r = _align(out, "--epochs", "2", model="efficientnet-lite0", limit="48", loss="density-kl")
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "align.json").read_text())
+    before, after = meta["history"][0], meta["history"][-1]
+    print("held-out before/after:", {k: (before[k], after[k]) for k in before if k.startswith("held_out")})
+    assert after["held_out_nss"] > before["held_out_nss"] + 0.05
+    assert after["held_out_auc_judd"] > before["held_out_auc_judd"]
+    assert after["held_out_top1_agreement"] >= 0.5
