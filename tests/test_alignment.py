@@ -233,3 +233,39 @@ def test_real_lite0_density_kl_moves_held_out_alignment_up(tmp_path):
     assert after["held_out_nss"] > before["held_out_nss"] + 0.05
     assert after["held_out_auc_judd"] > before["held_out_auc_judd"]
     assert after["held_out_top1_agreement"] >= 0.5
+
+
+def center_mass(batch):
+    """docs/alignment.md's example loss, verbatim."""
+    import torch
+
+    a = batch.attention()
+    h = batch.human
+    ys = torch.arange(a.shape[1], dtype=a.dtype)[:, None]
+    xs = torch.arange(a.shape[2], dtype=a.dtype)[None, :]
+    p = a / a.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+    dy = (p * ys).sum((1, 2)) - (h * ys).sum((1, 2))
+    dx = (p * xs).sum((1, 2)) - (h * xs).sum((1, 2))
+    return (dx ** 2 + dy ** 2).mean()
+
+
+class LossPlugin:
+    @hookimpl
+    def register_alignment_losses(self, register):
+        register("center-mass", center_mass, needs=("attention",), default_weight=1.0,
+                 description="Squared distance between the centres of mass.")
+
+
+def test_a_third_party_loss_trains(tiny_model, tmp_path):
+    pm.register(LossPlugin(), name="loss-test")
+    try:
+        listing = CliRunner().invoke(main, ["alignment-losses", "--json"])
+        assert "center-mass" in [r["name"] for r in json.loads(listing.output)]
+        out = tmp_path / "ck"
+        r = _align(out, "--epochs", "2", loss="center-mass")
+        assert r.exit_code == 0, r.output
+        meta = json.loads((out / "align.json").read_text())
+        assert meta["settings"]["loss"] == "center-mass" and meta["settings"]["loss_plugin"] == "loss-test"
+        assert all(np.isfinite(h["train_align"]) and h["train_align"] > 0 for h in meta["history"][1:])
+    finally:
+        pm.unregister(name="loss-test")

@@ -397,3 +397,41 @@ def test_baseline_on_the_same_settings():
     held = frame([{"id": f"s{i}", "auc": 0.8} for i in range(5, 10)])
     r = pair(base.settings, rows, aligned.settings, held, metrics=["auc_judd"], n_boot=500)
     assert r["n_shared"] == 5 and r["metrics"]["auc_judd"]["before"] == pytest.approx(0.67)
+
+
+def test_real_runs_of_a_small_osie(small_osie, tmp_path):
+    """Runs written by `harness eval` (the references of a 6-stimulus OSIE copy), read back: the
+    baseline is found for an aligned run made of one of them, and pairs on the real rows."""
+    import copy
+
+    from click.testing import CliRunner
+
+    from harness.cli import main
+    from harness.results import load_runs
+
+    data, out = small_osie(n=6), tmp_path / "runs"
+    r = CliRunner().invoke(main, ["eval", "--model", "center-bias", "--dataset", "osie", "--data-dir", str(data),
+                                  "--output", str(out), "--no-show"])
+    assert r.exit_code == 0, r.output
+    runs = load_runs(out)
+    by = {run.settings["model"]: run for run in runs}
+    assert {"uniform", "center-bias", "human-ceiling"} <= set(by)
+    cb = by["center-bias"]
+    # an "aligned" run scoring 3 held-out stimuli, as the real one's settings would say
+    settings = copy.deepcopy(cb.settings)
+    settings.update(model="cb-aligned", kind="model", stimuli={"subset": "held-out", "n": 3, "split_sha256": "0" * 64},
+                    model_provenance={"aligned": {"base_model": "center-bias",
+                                                  "base_provenance": cb.settings["model_provenance"]}})
+    held = cb.per_image().iloc[[1, 3, 5]].assign(nss=lambda f: f["nss"] + 0.5)
+    aligned = FakeRun("cb-aligned", settings, {"finished_at": "2099-01-01T00:00:00+00:00"}, tuple(held["stimulus_id"]))
+    aligned.per_image = lambda: held
+    assert baseline_on(runs, aligned).run_id == cb.run_id
+    assert baseline_on(runs, aligned, "human-ceiling").run_id == by["human-ceiling"].run_id
+    assert find_pairs([*runs, aligned]) == []  # center-bias is a baseline, not a model run
+    res = pair(cb.settings, cb.per_image(), aligned.settings, held, n_boot=1000,
+               directions=cb.summary["metric_directions"])
+    assert res["n_shared"] == 3 and res["n_paired"] == 3
+    assert set(res["metrics"]) == set(cb.summary["metrics"])  # every metric of the run
+    assert res["metrics"]["nss"]["diff"] == pytest.approx(0.5) and res["metrics"]["nss"]["better"] is True
+    assert res["metrics"]["auc_judd"]["diff"] == 0 and res["metrics"]["auc_judd"]["p"] == 1.0
+    assert res["metrics"]["auc_judd"]["before"] == pytest.approx(cb.per_image()["auc_judd"].iloc[[1, 3, 5]].mean())

@@ -19,9 +19,9 @@ intervals on the two means would suggest (Efron & Tibshirani 1993, ch. 2 and ch.
 
 References:
     B. Efron, R. J. Tibshirani (1993). *An Introduction to the Bootstrap*. Chapman & Hall.
-    Ch. 13 (percentile intervals), ch. 15-16 (tests; §15.4 relates an interval to a test).
+    Ch. 13 (percentile intervals); ch. 15-16 (tests, and how an interval gives one).
     A. C. Davison, D. V. Hinkley (1997). *Bootstrap Methods and their Application*. Cambridge
-    University Press, §4.2 (the ``(1 + count) / (B + 1)`` Monte-Carlo p-value).
+    University Press, ch. 4 (the ``(1 + count) / (B + 1)`` Monte-Carlo p-value).
     B. V. North, D. Curtis, P. C. Sham (2002). A note on the calculation of empirical p values from
     Monte Carlo procedures. *Am. J. Hum. Genet.* 71(2), 439-441.
 """
@@ -73,16 +73,16 @@ def paired_bootstrap(before, after, *, n_boot: int = 10000, seed: int = 0, level
     interpolation).
 
     The p-value, two-sided, for "the mean difference is 0", is the interval inverted (Efron &
-    Tibshirani 1993, §15.4): with ``B = n_boot``,
+    Tibshirani 1993, ch. 15-16): with ``B = n_boot``,
 
         p = min(1, 2 * (1 + min(#{d* <= 0}, #{d* >= 0})) / (B + 1))
 
     (a replicate within ``1e-10 * max|after - before|`` of 0, i.e. 0 up to rounding, counts as 0 and
     so in both tails), i.e. twice the bootstrap probability of the smaller tail, with the ``+1`` of an
-    empirical Monte-Carlo p-value (Davison & Hinkley 1997, §4.2; North et al. 2002) so that a finite
-    number of resamples never reports p = 0: the smallest p is ``2 / (B + 1)``. By construction
-    ``p < 1 - level`` exactly when the percentile interval at ``level`` excludes 0 (up to the ``+1``
-    and quantile interpolation), so the interval and the p-value never tell different stories. It is
+    empirical Monte-Carlo p-value (Davison & Hinkley 1997, ch. 4; North et al. 2002) so that a finite
+    number of resamples never reports p = 0: the smallest p is ``2 / (B + 1)``. By construction,
+    but for the ``+1`` and the quantile interpolation, ``p < 1 - level`` when and only when the
+    percentile interval at ``level`` excludes 0, so the interval and the p-value tell one story. It is
     a percentile-bootstrap test, not an exact one: for small ``n`` (below ~20 stimuli) the bootstrap
     distribution is too narrow and the p-value somewhat too small.
 

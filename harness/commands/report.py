@@ -65,6 +65,22 @@ def _applies_to() -> str:
     return "\n".join(lines)
 
 
+def _before_after(loaded) -> list[dict]:
+    """Each aligned model against its base (and the centre-bias baseline) on the stimuli they share."""
+    from ..alignment.compare import baseline_on, find_pairs, pair
+
+    out = []
+    for base, aligned in find_pairs(loaded):
+        frame, directions = aligned.per_image(), aligned.summary.get("metric_directions")
+        entry = {"base": base.run_id, "aligned": aligned.run_id,
+                 "model": pair(base.settings, base.per_image(), aligned.settings, frame, directions=directions)}
+        ref = baseline_on(loaded, aligned, "center-bias")
+        if ref is not None:  # the baseline the base model is far below, on the same held-out stimuli
+            entry["center_bias"] = pair(ref.settings, ref.per_image(), aligned.settings, frame, directions=directions)
+        out.append(entry)
+    return out
+
+
 @main.command()
 @click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
@@ -72,7 +88,8 @@ def _applies_to() -> str:
 @click.option("--json", "as_json", is_flag=True,
               help="Machine-readable output: the document also stored as <results>/alignment_vs_task.json.")
 def report(runs, results_dir, as_json) -> None:
-    """Relate gaze alignment to task success for RUN folders (default: every run in --results)."""
+    """Relate gaze alignment to task success for RUN folders (default: every run in --results), and
+    compare each model trained by `harness align` with its base on its held-out stimuli."""
     from tabulate import tabulate
 
     from ..analysis import across_models
@@ -97,9 +114,10 @@ def report(runs, results_dir, as_json) -> None:
         loaded = load_runs(results_dir)
     per_run = [r for r in loaded if r.summary.get("alignment_vs_task", {}).get("metrics")]
     cross = across_models([r.summary for r in loaded])
+    before_after = _before_after(loaded)
     document = _jsonable({"runs": {r.run_id: r.summary["alignment_vs_task"] for r in per_run},
-                          "across_models": cross})
-    if not per_run and not cross:  # nothing to relate: say where it applies, store nothing
+                          "across_models": cross, **({"before_after": before_after} if before_after else {})})
+    if not per_run and not cross and not before_after:  # nothing to relate: say where it applies, store nothing
         where = "these runs" if runs else str(results_dir)
         message = f"No run with a task metric in {where}: nothing to report, nothing written.\n" + _applies_to()
         if as_json:
@@ -129,3 +147,11 @@ def report(runs, results_dir, as_json) -> None:
                              for c in cross],
                             headers=["dataset", "task", "profile", "images", "metric", "task metric", "rho", "p",
                                      "models"]))
+    if before_after:
+        from ..alignment.compare import format_table
+
+        click.echo("\nBefore/after alignment (paired over the aligned model's stimuli, percentile bootstrap):")
+        for e in before_after:
+            click.echo("\n" + format_table(e["model"]))
+            if "center_bias" in e:
+                click.echo("\n" + format_table(e["center_bias"]))
