@@ -269,3 +269,39 @@ def test_a_third_party_loss_trains(tiny_model, tmp_path):
         assert all(np.isfinite(h["train_align"]) and h["train_align"] > 0 for h in meta["history"][1:])
     finally:
         pm.unregister(name="loss-test")
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_the_same_steps(tmp_path, osie_dir, osie_cache):
+    """Data-parallel training: two real processes (torchrun, gloo) split every batch and sum their
+    gradients; the weights match one process up to floating-point summation order."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    from harness.alignment.checkpoint import read_checkpoint
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "HARNESS_CACHE_DIR": str(osie_cache)}
+    args = ["-m", "harness", "align", "--model", "efficientnet-lite0", "--dataset", "osie", "--data-dir", str(osie_dir),
+            "--loss", "density-kl", "--limit", "12", "--epochs", "1", "--batch-size", "4", "--lr", "1e-4",
+            "--no-progress"]
+    two = subprocess.run([str(torchrun), "--nproc_per_node", "2", *args, "--output", str(tmp_path / "two")], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("1 epochs ->") == 1  # rank 0 reports for both
+    one = subprocess.run([sys.executable, *args, "--threads", "1", "--output", str(tmp_path / "one")], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    a, b = read_checkpoint(tmp_path / "two"), read_checkpoint(tmp_path / "one")
+    assert a.meta["settings"]["processes"] == 2 and b.meta["settings"]["processes"] == 1
+    assert a.meta["split"] == b.meta["split"]
+    wa, wb = a.weights(), b.weights()
+    base = torch.load(next(iter([__import__("plugins.models.efficientnet_lite", fromlist=["x"]).weights_path("lite0")])),
+                      map_location="cpu", weights_only=True)
+    moved = max(float((wb[k].float() - base[k].float()).abs().max()) for k in wb if wb[k].is_floating_point())
+    differ = max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa if wa[k].is_floating_point())
+    assert moved > 1e-5  # training moved the weights ...
+    assert differ < moved / 100  # ... and both runs moved them the same way
