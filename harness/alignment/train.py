@@ -54,6 +54,7 @@ class AlignConfig:
     sigma_deg: float = 1.0
     sigma_px: float | None = None
     threads: int | None = None
+    train_only: tuple[str, ...] = ()  # parameter-name prefixes to train; empty: every parameter
     progress: bool = True
     command: list[str] = field(default_factory=lambda: list(sys.argv))
 
@@ -176,6 +177,7 @@ def run_align(cfg: AlignConfig) -> dict[str, Any]:
         "split_seed": int(cfg.split_seed),
         "holdout": float(cfg.holdout),
         "split_sha256": split.sha256,
+        "train_only": sorted(cfg.train_only),
         "processes": world.size,
         "device": device.type,
     }
@@ -224,8 +226,16 @@ def run_align(cfg: AlignConfig) -> dict[str, Any]:
     base_provenance = model.provenance()
     prepared_s = time.perf_counter() - t0
 
-    module.requires_grad_(True)
-    params = [p for p in module.parameters() if p.requires_grad]
+    named = dict(module.named_parameters())
+    if cfg.train_only:
+        unknown = [p for p in cfg.train_only if not any(n == p or n.startswith(p + ".") or n.startswith(p) for n in named)]
+        if unknown:
+            raise HarnessError(f"--train-only {', '.join(unknown)}: no parameter of {cfg.model!r} has that name prefix "
+                               f"(first parameters: {', '.join(list(named)[:4])}, ...)")
+    chosen = [n for n in named if not cfg.train_only or any(n.startswith(p) for p in cfg.train_only)]
+    for n in chosen:
+        named[n].requires_grad_(True)
+    params = [named[n] for n in chosen]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
     history: list[dict[str, Any]] = [{"epoch": 0, **{f"held_out_{k}": v for k, v in base_held["scores"].items()},
                                       "held_out_top1_agreement": 1.0}]

@@ -47,9 +47,11 @@ def _loss_help() -> str:
 @click.option("--sigma-deg", type=float, default=1.0, show_default=True,
               help="Blur of the human fixation density, in degrees of visual angle.")
 @click.option("--sigma-px", type=float, default=None, help="Blur in pixels instead (datasets without geometry).")
+@click.option("--train-only", default="",
+              help="Comma-separated parameter-name prefixes to train (e.g. _conv_head,_fc); default: every parameter.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def align_command(model, dataset, loss, output, epochs, lr, batch_size, weight, task_loss, holdout, split_seed, seed,
-                  limit, name, device, threads, data_dir, cache_dir, sigma_deg, sigma_px, progress) -> None:
+                  limit, name, device, threads, data_dir, cache_dir, sigma_deg, sigma_px, train_only, progress) -> None:
     """Train MODEL so that its attention moves toward human gaze on DATASET; evaluate the result with
     `harness eval --model OUTPUT` (its held-out stimuli) and compare with `harness report`."""
     from ..alignment.train import AlignConfig, run_align
@@ -58,7 +60,8 @@ def align_command(model, dataset, loss, output, epochs, lr, batch_size, weight, 
                       batch_size=batch_size, weight=weight, seed=seed, split_seed=split_seed, holdout=holdout,
                       limit=limit, task_loss=task_loss, name=name, device=None if device == "auto" else device,
                       data_dir=data_dir, cache_dir=cache_dir, sigma_deg=sigma_deg, sigma_px=sigma_px,
-                      threads=threads, progress=progress)
+                      threads=threads, progress=progress,
+                      train_only=tuple(p.strip() for p in train_only.split(",") if p.strip()))
     meta = run_align(cfg)
     import os
 

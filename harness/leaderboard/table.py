@@ -8,6 +8,7 @@ table whichever way they were reached.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Sequence
 
@@ -120,8 +121,22 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
     return table
 
 
+def _stimuli_note(r: dict[str, Any]) -> str | None:
+    """``held-out`` / ``in-sample`` for an aligned model's run (its settings' ``stimuli``)."""
+    raw = r.get("settings")
+    try:
+        settings = json.loads(raw) if isinstance(raw, str) and raw else (raw if isinstance(raw, dict) else {})
+    except ValueError:
+        return None
+    stimuli = settings.get("stimuli") if isinstance(settings, dict) else None
+    if not isinstance(stimuli, dict):
+        return None
+    return "in-sample" if stimuli.get("in_sample") else str(stimuli.get("subset") or "") or None
+
+
 def _images_cell(r: dict[str, Any]) -> Any:
-    notes = [f"{r.get('n_failed')} failed"] if r.get("n_failed") else []
+    notes = [_stimuli_note(r)] if _stimuli_note(r) else []
+    notes += [f"{r.get('n_failed')} failed"] if r.get("n_failed") else []
     notes += [f"{r.get('n_degenerate')} constant"] if r.get("n_degenerate") else []
     return f"{r.get('n_images')} ({', '.join(notes)})" if notes else r.get("n_images")
 
