@@ -40,9 +40,12 @@ class Model(Protocol):
     def predict(self, images: Sequence[Any], *, task: str, attention: str) -> list[Prediction]:
         """Run on a batch of PIL images; return one :class:`Prediction` per image, in order.
 
-        A model with a class attribute ``needs_pixels = False`` gets objects with only ``.size``
-        (width, height) instead (no decoding); a factory registered with ``devices=True`` takes
-        ``device="cuda"`` etc."""
+        A model with a class attribute ``needs_pixels = False`` gets, instead of images (no
+        decoding), objects with only ``.size`` (width, height) and ``.stimulus_id`` (the dataset's
+        id of the stimulus, a string, e.g. ``"1001"`` for OSIE's ``1001.jpg``; ``None`` when the
+        caller does not know it): enough for a map that depends on the size only (the baselines)
+        or is looked up per stimulus (the mouse-tracking models). A factory registered with
+        ``devices=True`` takes ``device="cuda"`` etc."""
 
 
 def check_request(model: Model, task: str, attention: str) -> None:

@@ -20,6 +20,23 @@ Task fields are ``None`` when a dataset does not carry them:
 - ``objects``: list of ``{bbox: [x, y, w, h], category}`` in the same pixel coordinates (COCO style);
 - ``captions``: reference captions;
 - ``search_target``: the category searched for in visual search, and ``target_present``.
+
+Viewing geometry per stimulus (optional columns, :data:`GEOMETRY`)
+------------------------------------------------------------------
+A dataset whose stimuli were all seen at one scale states its pixels per degree once, as the class
+attribute ``GazeDataset.pixels_per_degree``. A dataset whose images have different sizes and were
+each scaled to the screen has no single value; its converter adds, per record:
+
+- ``pixels_per_degree`` (float64): pixels *of the stored image* per degree of visual angle for this
+  stimulus; NaN (or absent) = not known per stimulus;
+- ``display_scale`` (float64): display pixels per stored-image pixel, i.e. how much the image was
+  enlarged (> 1) or reduced (< 1) on the screen; NaN (or absent) = not known.
+
+Both are optional: a converter that never yields them produces a table without these columns
+(and every cached table converted before they existed keeps working, read as "not known");
+:func:`features_for` adds them to the table's features when any record carries one. How they set
+the density blur of each stimulus (and how ``--sigma-px`` and ``--sigma-deg`` use them) is
+:func:`harness.data.density.stimulus_sigma_px`.
 """
 
 from __future__ import annotations
@@ -55,6 +72,37 @@ FEATURES = Features(
 )
 
 TASK_FIELDS = ("label", "objects", "captions", "search_target", "target_present")
+
+#: optional per-record viewing geometry (see the module doc); NaN = not known for this record
+GEOMETRY = {
+    "pixels_per_degree": Value("float64"),
+    "display_scale": Value("float64"),
+}
+GEOMETRY_FIELDS = tuple(GEOMETRY)
+
+
+def features_for(records) -> Features:
+    """:data:`FEATURES`, plus the :data:`GEOMETRY` columns when any of ``records`` (dicts) has one.
+
+    The fingerprint of a converted table covers :data:`FEATURES` and the converter version, not the
+    optional columns: a converter that starts to yield them bumps its ``converter_version``."""
+    if not any(k in rec for rec in records for k in GEOMETRY_FIELDS):
+        return FEATURES
+    return Features({**FEATURES, **GEOMETRY})
+
+
+def record_geometry(record: dict) -> tuple[float, float]:
+    """``(pixels_per_degree, display_scale)`` of one record; NaN for what the record does not say
+    (also for a table without the columns)."""
+    out = []
+    for key in GEOMETRY_FIELDS:
+        value = record.get(key)
+        try:
+            value = float(value) if value is not None else float("nan")
+        except (TypeError, ValueError):
+            value = float("nan")
+        out.append(value)
+    return out[0], out[1]
 
 
 def empty_task_fields() -> dict:

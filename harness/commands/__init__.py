@@ -3,7 +3,7 @@
 
 import importlib
 
-MODULES = ("align", "datasets_info", "evaluate", "leaderboard", "leaderboard_site", "report", "verify")
+MODULES = ("align", "compare", "datasets_info", "evaluate", "leaderboard", "leaderboard_site", "report", "verify")
 
 
 def load_all() -> None:

@@ -28,13 +28,24 @@ def leaderboard() -> None:
 @click.option("--wide", is_flag=True,
               help="Keep every column. By default the github and plain tables, on a terminal or with $COLUMNS "
                    "set, leave out the columns that do not fit (a line under the table names them).")
+@click.option("--ci", is_flag=True,
+              help="Show each metric's 95% bootstrap interval over stimuli (csv: <metric>_lo/_hi columns) and mark "
+                   "primary cells not significantly different from the model above (†) or from center-bias (‡): "
+                   "paired bootstrap, Holm-corrected across the table. Computed from the runs' per-image rows.")
+@click.option("--n-boot", type=click.IntRange(min=1), default=10000, show_default=True,
+              help="Bootstrap resamples for --ci.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --ci bootstrap.")
 def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, dataset: str | None, task: str | None,
-         wide: bool) -> None:
+         wide: bool, ci: bool, n_boot: int, seed: int) -> None:
     """Print the leaderboard: one row per model x attention x dataset x task."""
     # on a terminal (or with $COLUMNS set) the github and plain tables fit it; markdown, html and csv never
     # are cut, nor is a table redirected to a file
     width = None if wide else output_width(default=None)
     if source is not None:
+        if ci:
+            from ..errors import HarnessError
+
+            raise HarnessError("--ci needs the runs' per-image rows: use it with --results, not --from")
         from ..leaderboard.publish import render_published
 
         click.echo(render_published(source, fmt=fmt, primary=primary, width=width))
@@ -47,4 +58,4 @@ def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, d
         runs = [r for r in runs if r.summary.get("dataset") == dataset]
     if task:
         runs = [r for r in runs if r.summary.get("task") == task]
-    click.echo(render_table(runs, fmt=fmt, primary=primary, width=width))
+    click.echo(render_table(runs, fmt=fmt, primary=primary, width=width, ci=ci, n_boot=n_boot, seed=seed))

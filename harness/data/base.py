@@ -72,8 +72,17 @@ class GazeDataset:
 
     #: registered name, also the folder name under ``$HARNESS_DATA_DIR`` and the cache
     name: ClassVar[str] = ""
-    #: pixels of the stored stimulus per degree of visual angle (document the source in the subclass)
+    #: pixels of the stored stimulus per degree of visual angle (document the source in the subclass);
+    #: for every stimulus, when all were seen at the same scale. A record's own ``pixels_per_degree``
+    #: (see :mod:`harness.schema`) overrides it for that stimulus
     pixels_per_degree: ClassVar[float] = float("nan")
+    #: display (screen) pixels per degree, for datasets whose images were each scaled to the screen:
+    #: a record with a ``display_scale`` (display pixels per image pixel) and no ``pixels_per_degree``
+    #: of its own has ``display_pixels_per_degree * display_scale`` image pixels per degree. NaN when
+    #: the viewing distance is not known (``--sigma-px`` then counts display pixels per image, see
+    #: :func:`harness.data.density.stimulus_sigma_px`). Not part of the cache key, like
+    #: ``pixels_per_degree``: the density depends on it, the converted table does not
+    display_pixels_per_degree: ClassVar[float] = float("nan")
     #: tasks the dataset supports, e.g. ("free-viewing",)
     tasks: ClassVar[tuple[str, ...]] = ()
     #: dataset class -> model labels that also name it (e.g. ImageNet WNIDs), for classifiers whose
@@ -276,7 +285,7 @@ class GazeDataset:
     def _build(self, final: Path) -> None:
         import datasets
 
-        from ..schema import FEATURES
+        from ..schema import GEOMETRY_FIELDS, features_for
 
         root = self.root()
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -287,7 +296,10 @@ class GazeDataset:
             records = list(self._checked(self.convert(root)))
             if not records:
                 raise DataError(f"{self.name}: no usable stimuli in {root}")
-            ds = datasets.Dataset.from_list(records, features=FEATURES)
+            features = features_for(records)
+            if set(GEOMETRY_FIELDS) <= set(features):  # a record without them: not known (NaN)
+                records = [{**{k: math.nan for k in GEOMETRY_FIELDS}, **r} for r in records]
+            ds = datasets.Dataset.from_list(records, features=features)
             was_enabled = datasets.is_progress_bar_enabled()
             datasets.disable_progress_bars()
             try:
@@ -325,7 +337,9 @@ class GazeDataset:
         ``stimulus_id``, fixations inside the image. Any violation is a one-line ``DataError``."""
         from ..schema import FEATURES, empty_task_fields
 
-        allowed = set(FEATURES)
+        from ..schema import GEOMETRY_FIELDS
+
+        allowed = set(FEATURES) | set(GEOMETRY_FIELDS)
         seen: set[str] = set()
         for rec in records:
             sid = rec.get("stimulus_id")
@@ -339,6 +353,9 @@ class GazeDataset:
             if sid in seen:
                 raise DataError(f"{self.name}: duplicate stimulus_id {sid!r}")
             seen.add(sid)
+            for key in GEOMETRY_FIELDS:
+                if key in rec:
+                    rec = {**rec, key: self._geometry_value(sid, key, rec[key])}
             w, h = int(rec["width"]), int(rec["height"])
             for f in rec["fixations"]:
                 if not (0 <= f["x"] <= w - 1 and 0 <= f["y"] <= h - 1):
@@ -349,6 +366,22 @@ class GazeDataset:
             out = empty_task_fields()
             out.update(rec)
             yield out
+
+    def _geometry_value(self, sid: str, key: str, value: Any) -> float:
+        """A record's ``pixels_per_degree`` / ``display_scale``: a positive finite number, or NaN
+        (None and NaN both mean "not known for this record")."""
+        if value is None:
+            return math.nan
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise DataError(f"{self.name}: record {sid!r}: {key} must be a number, got {value!r}") from None
+        if math.isnan(v):
+            return math.nan
+        if not (math.isfinite(v) and v > 0):
+            raise DataError(f"{self.name}: record {sid!r}: {key} must be positive and finite (or NaN: not known), "
+                            f"got {v}")
+        return v
 
     def _read_meta(self, folder: Path) -> dict:
         meta = json.loads((folder / META_FILE).read_text())
@@ -378,6 +411,8 @@ class GazeDataset:
             "description": self.description,
             "tasks": list(self.tasks),
             "pixels_per_degree": self.pixels_per_degree,
+            "display_pixels_per_degree": self.display_pixels_per_degree,
+            "per_stimulus_geometry": _geometry_summary(ds),
             "source_url": self.source_url,
             "images": len(ds),
             "subjects": subjects,
@@ -392,6 +427,24 @@ class GazeDataset:
             "converter_version": str(self.converter_version),
             "fingerprint": self.fingerprint(),
         }
+
+
+def _geometry_summary(ds) -> dict[str, Any]:
+    """For each per-record geometry column the table has: how many records state it, and the range."""
+    import numpy as np
+
+    from ..schema import GEOMETRY_FIELDS
+
+    out: dict[str, Any] = {}
+    for key in GEOMETRY_FIELDS:
+        if key not in ds.column_names:
+            continue
+        values = np.asarray(ds.data.column(key).to_numpy(zero_copy_only=False), dtype=np.float64)
+        known = values[np.isfinite(values)]
+        out[key] = {"records": int(known.size),
+                    "min": float(known.min()) if known.size else math.nan,
+                    "max": float(known.max()) if known.size else math.nan}
+    return out
 
 
 def _short_repr(value: Any, limit: int = 120) -> str:

@@ -25,6 +25,16 @@ error ~1e-14). All arithmetic is float64: leave-one-subject-out maps reach value
 the other observers (below float32's range) and metrics take logs. ``benchmarks/density.py``
 prints the timings.
 
+Blur per stimulus
+-----------------
+``sigma_px`` is one number per map. A dataset whose images were scaled to the screen each by its own
+factor has a different pixels-per-degree for every stimulus: :func:`stimulus_ppd` and
+:func:`stimulus_sigma_px` give one stimulus' value from its record's optional ``pixels_per_degree``
+and ``display_scale`` (:mod:`harness.schema`) and the dataset's ``display_pixels_per_degree`` /
+``pixels_per_degree``, in that order of precedence; ``--sigma-px`` counts display pixels on such a
+dataset. The evaluation resolves every stimulus' blur once
+(:func:`harness.evaluation.config.stimulus_blurs`).
+
 Leave-one-subject-out (human ceiling)
 -------------------------------------
 :func:`loso_densities` (and :class:`LeaveOneOut`, which the human ceiling uses) builds each
@@ -55,7 +65,8 @@ _FILTER_TRUNCATE = 8.0
 
 def sigma_px(dataset: Any, degrees: float = DEFAULT_SIGMA_DEGREES) -> float:
     """Blur width in pixels: ``degrees`` of visual angle times the dataset's ``pixels_per_degree``
-    (a :class:`harness.data.GazeDataset` instance or class, or anything with that attribute)."""
+    (a :class:`harness.data.GazeDataset` instance or class, or anything with that attribute).
+    The dataset-wide value; a dataset with per-stimulus geometry needs :func:`stimulus_sigma_px`."""
     ppd = getattr(dataset, "pixels_per_degree", None)
     name = getattr(dataset, "name", type(dataset).__name__)
     try:
@@ -67,6 +78,73 @@ def sigma_px(dataset: Any, degrees: float = DEFAULT_SIGMA_DEGREES) -> float:
     if not (math.isfinite(degrees) and degrees >= 0):
         raise ValueError(f"degrees must be a finite non-negative number, got {degrees}")
     return float(degrees) * ppd
+
+
+def _finite_positive(value: Any) -> float:
+    """``value`` as a float when it is a positive finite number, else NaN."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return v if math.isfinite(v) and v > 0 else math.nan
+
+
+def stimulus_ppd(record: dict, dataset: Any) -> tuple[float, str]:
+    """Pixels of the stored image per degree for one stimulus, and where the number comes from.
+
+    First that is known wins:
+
+    1. ``"record"``: the record's own ``pixels_per_degree``;
+    2. ``"display"``: the dataset's ``display_pixels_per_degree`` times the record's
+       ``display_scale`` (display pixels per image pixel);
+    3. ``"dataset"``: the dataset's ``pixels_per_degree`` (one value for every stimulus);
+
+    else ``(nan, "none")``. ``record``: a canonical record (or any mapping with those keys; absent
+    columns count as not known); ``dataset``: a :class:`harness.data.GazeDataset` instance or class."""
+    from ..schema import record_geometry
+
+    ppd, scale = record_geometry(record)
+    ppd, scale = _finite_positive(ppd), _finite_positive(scale)
+    if math.isfinite(ppd):
+        return ppd, "record"
+    display = _finite_positive(getattr(dataset, "display_pixels_per_degree", math.nan))
+    if math.isfinite(display) and math.isfinite(scale):
+        return display * scale, "display"
+    ppd = _finite_positive(getattr(dataset, "pixels_per_degree", math.nan))
+    if math.isfinite(ppd):
+        return ppd, "dataset"
+    return math.nan, "none"
+
+
+def stimulus_sigma_px(record: dict, dataset: Any, *, degrees: float = DEFAULT_SIGMA_DEGREES,
+                      sigma_px: float | None = None) -> tuple[float, str]:
+    """The density blur of one stimulus in pixels of its stored image, and its source.
+
+    ``sigma_px`` given (``--sigma-px``): a blur chosen in pixels. When the record has a
+    ``display_scale`` it is **display** pixels, converted to this image as ``sigma_px /
+    display_scale`` (source ``"display-px"``): every image was seen on the same screen, so a blur
+    that is one size on the screen is one visual angle on every image, whatever its stored size,
+    and no viewing distance is needed. Without a display scale it is image pixels as given
+    (``"image-px"``). It takes precedence over every pixels-per-degree value.
+
+    Otherwise ``degrees`` (``--sigma-deg``) times :func:`stimulus_ppd` (source ``"record"``,
+    ``"display"`` or ``"dataset"``); a :class:`DataError` when no pixels per degree is known."""
+    from ..schema import record_geometry
+
+    if sigma_px is not None:
+        sigma = float(sigma_px)
+        scale = _finite_positive(record_geometry(record)[1])
+        if math.isfinite(scale):
+            return sigma / scale, "display-px"
+        return sigma, "image-px"
+    if not (math.isfinite(degrees) and degrees >= 0):
+        raise ValueError(f"degrees must be a finite non-negative number, got {degrees}")
+    ppd, source = stimulus_ppd(record, dataset)
+    if source == "none":
+        name = getattr(dataset, "name", type(dataset).__name__)
+        raise DataError(f"dataset {name!r} has no valid pixels_per_degree for stimulus "
+                        f"{record.get('stimulus_id')!r}; cannot convert degrees to pixels")
+    return float(degrees) * ppd, source
 
 
 def _pixel_indices(x, y, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -285,7 +363,9 @@ def loso_densities(fixations, shape: Sequence[int], sigma_px: float) -> list[tup
 
 
 def record_density(record: dict, sigma_px: float) -> np.ndarray:
-    """The fixation density of one canonical record (all subjects), at the record's size."""
+    """The fixation density of one canonical record (all subjects), at the record's size, blurred by
+    ``sigma_px`` pixels of the record's image (for a dataset with per-stimulus geometry, take it from
+    :func:`stimulus_sigma_px`)."""
     from ..schema import Fixations
 
     fix = Fixations.from_record(record)

@@ -57,10 +57,10 @@ def ceiling_scores(ctx, i: int, profile: str, seed: int) -> dict[str, float] | N
     w, h = ctx.sizes[i]
     n_subjects = int(np.unique(fix.subject).size)
     if n_subjects < 2:
-        LeaveOneOut(fix, (h, w), ctx.sigma_px)  # checks the fixations, as loso_densities did
+        LeaveOneOut(fix, (h, w), ctx.sigma(i))  # checks the fixations, as loso_densities did
         return None
     maps_buffer, own = _buffers(n_subjects, h, w)
-    loo = LeaveOneOut(fix, (h, w), ctx.sigma_px, buffer=maps_buffer, lazy=True)
+    loo = LeaveOneOut(fix, (h, w), ctx.sigma(i), buffer=maps_buffer, lazy=True)
     ox, oy = ctx.others(i)
     baseline = _baseline_map(h, w)
     shared = SharedInputs((h, w), baseline=baseline, other_x=ox, other_y=oy, reused=True)
@@ -92,11 +92,11 @@ def ceiling_per_subject(ctx, i: int, profile: str, seed: int) -> dict[str, float
     w, h = ctx.sizes[i]
     fix = ctx.fixations[i]
     per_subject = []
-    for subj, loo in loso_densities(fix, (h, w), ctx.sigma_px):
+    for subj, loo in loso_densities(fix, (h, w), ctx.sigma(i)):
         held = fix.subset(fix.subject == subj)
         if len(held) == 0:
             continue
-        held_density = fixation_density(held.x, held.y, (h, w), ctx.sigma_px)
+        held_density = fixation_density(held.x, held.y, (h, w), ctx.sigma(i))
         per_subject.append(score(loo, held, ctx, i, profile, seed, density=held_density))
     if not per_subject:
         return None

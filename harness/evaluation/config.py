@@ -55,8 +55,131 @@ class EvalResult:
     reused: bool = False
 
 
+@dataclass(frozen=True)
+class Blur:
+    """The human density's Gaussian sigma of every stimulus a run scores (pixels of each stored image).
+
+    ``sigmas[i]``: stimulus i's sigma. ``params``: what the run's settings record under
+    ``metric_params`` (so that the run id changes whenever any stimulus' blur changes).
+    ``uniform``: one sigma for every stimulus, from the dataset-wide geometry or ``--sigma-px`` in
+    image pixels (``params`` then has exactly the form runs had before per-stimulus geometry, so
+    their ids are unchanged)."""
+
+    sigmas: Any  # np.ndarray (n,), float64
+    params: dict[str, Any]
+    uniform: bool
+
+    @property
+    def sigma_px(self) -> float | None:
+        """The one sigma of a uniform blur, else None."""
+        return float(self.sigmas[0]) if self.uniform and len(self.sigmas) else None
+
+
+#: where a stimulus' sigma came from (:func:`harness.data.density.stimulus_sigma_px`) when it is
+#: the same for every stimulus of any dataset: the dataset-wide pixels per degree, or --sigma-px
+#: on a stimulus without a display scale
+_DATASET_WIDE = frozenset({"dataset", "image-px"})
+
+
+def stimulus_blurs(cfg: EvalConfig, gaze, records) -> Blur:
+    """Every stimulus' blur (``records``: the scored records, in order, without their images), or a
+    one-line error when one is not a sane blur.
+
+    Precedence, per stimulus (:func:`harness.data.density.stimulus_sigma_px`): ``--sigma-px`` first
+    (display pixels, converted by the record's ``display_scale``, when it has one; image pixels
+    otherwise), else ``--sigma-deg`` times the record's ``pixels_per_degree``, else times the
+    dataset's ``display_pixels_per_degree`` x the record's ``display_scale``, else times the
+    dataset's ``pixels_per_degree``. Every sigma must lie in [0.5 px, the longest image side of the
+    scored stimuli]."""
+    import hashlib
+    from collections import Counter
+
+    import numpy as np
+
+    from ..data.density import stimulus_sigma_px
+    from ..errors import DataError
+    from ..schema import record_geometry
+
+    records = list(records)
+    degrees = float(cfg.sigma_deg)
+    if cfg.sigma_px is None and not math.isfinite(degrees):
+        raise HarnessError(f"the density blur --sigma-deg must be a finite number of degrees, got {cfg.sigma_deg}")
+    if cfg.sigma_px is not None and not math.isfinite(float(cfg.sigma_px)):
+        raise HarnessError(f"the density blur must be a finite number, got --sigma-px {cfg.sigma_px}")
+    longest = max((max(int(r["width"]), int(r["height"])) for r in records), default=0)
+    scaled = any(math.isfinite(record_geometry(r)[1]) for r in records)
+    sigmas = np.empty(len(records), dtype=np.float64)
+    sources: Counter = Counter()
+    for i, rec in enumerate(records):
+        try:
+            sigma, source = stimulus_sigma_px(rec, gaze, degrees=degrees, sigma_px=cfg.sigma_px)
+        except DataError:
+            unit = ("display pixels, converted to each image by its display scale" if scaled else "pixels")
+            raise HarnessError(
+                f"dataset {gaze.name!r} has no known viewing geometry (pixels per degree) for stimulus "
+                f"{rec.get('stimulus_id')!r}, so the human density blur cannot be set in degrees; pass "
+                f"--sigma-px N to choose it in {unit}") from None
+        except ValueError as exc:
+            raise HarnessError(f"the density blur --sigma-deg must be a non-negative number of degrees ({exc})") from None
+        if not MIN_SIGMA_PX <= sigma <= max(longest, MIN_SIGMA_PX):
+            if cfg.sigma_px is not None:
+                given = f"--sigma-px {cfg.sigma_px}"
+            else:
+                given = f"--sigma-deg {cfg.sigma_deg} ({sigma:g} px at {sigma / degrees if degrees else 0:g} px/deg)"
+            if source not in _DATASET_WIDE:
+                given += f": {sigma:g} px on stimulus {rec.get('stimulus_id')!r} ({_SOURCE_WORDS[source]})"
+            raise HarnessError(f"the density blur must lie between {MIN_SIGMA_PX} px and the longest image side "
+                               f"({longest} px) of {gaze.name!r}, got {given}")
+        sigmas[i] = sigma
+        sources[source] += 1
+    blur_deg = degrees if cfg.sigma_px is None else None
+    if set(sources) <= _DATASET_WIDE:
+        sigma = float(sigmas[0]) if len(sigmas) else (float(cfg.sigma_px) if cfg.sigma_px is not None else math.nan)
+        return Blur(sigmas, {"sigma_deg": blur_deg, "sigma_px": sigma}, uniform=True)
+    digest = hashlib.sha256("\n".join(repr(float(v)) for v in sigmas).encode()).hexdigest()
+    params = {
+        "sigma_deg": blur_deg,
+        # the number given with --sigma-px (display pixels where a stimulus has a display scale)
+        "sigma_px": float(cfg.sigma_px) if cfg.sigma_px is not None else None,
+        "sigma_per_stimulus": {"sources": dict(sorted(sources.items())), "min": float(sigmas.min()),
+                               "max": float(sigmas.max()), "sha256": digest},
+    }
+    return Blur(sigmas, params, uniform=False)
+
+
+_SOURCE_WORDS = {
+    "record": "its record's pixels_per_degree",
+    "display": "the dataset's display_pixels_per_degree x its display_scale",
+    "display-px": "display pixels divided by its display_scale",
+}
+
+
+def run_sigma_px(metric_params: dict[str, Any] | None, gaze, record: dict) -> float | None:
+    """The sigma a run's human density used for ``record`` (pixels of its image), from the run's
+    ``metric_params`` (see :class:`Blur`) and the dataset; None when it cannot be told."""
+    from ..data.density import stimulus_sigma_px
+    from ..errors import DataError
+
+    params = metric_params or {}
+    if "sigma_per_stimulus" not in params:
+        sigma = params.get("sigma_px")
+        if sigma is None and gaze is not None:
+            sigma = float(gaze.pixels_per_degree) * float(params.get("sigma_deg") or DEFAULT_SIGMA_DEG)
+        return None if sigma is None or not math.isfinite(float(sigma)) else float(sigma)
+    if gaze is None:
+        return None
+    try:
+        sigma, _ = stimulus_sigma_px(record, gaze, degrees=float(params.get("sigma_deg") or DEFAULT_SIGMA_DEG),
+                                     sigma_px=params.get("sigma_px"))
+    except (DataError, ValueError):
+        return None
+    return sigma
+
+
 def blur_px(cfg: EvalConfig, gaze, longest_side: int) -> float:
-    """The human density's Gaussian sigma in pixels, or a one-line error if it is not a sane blur."""
+    """One Gaussian sigma in pixels for the whole dataset from its dataset-wide ``pixels_per_degree``
+    (or ``--sigma-px`` as image pixels), or a one-line error if it is not a sane blur. Ignores
+    per-stimulus geometry: the evaluation uses :func:`stimulus_blurs`."""
     if cfg.sigma_px is not None:
         sigma, given = float(cfg.sigma_px), f"--sigma-px {cfg.sigma_px}"
     else:

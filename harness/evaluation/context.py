@@ -6,9 +6,15 @@ import numpy as np
 
 
 class DatasetContext:
-    """Metadata, fixations and the shuffled-AUC pool of the stimuli a run scores."""
+    """Metadata, fixations and the shuffled-AUC pool of the stimuli a run scores.
 
-    def __init__(self, gaze, ds, limit: int | None, sigma_px: float):
+    ``sigma_px``: the human density's blur, one number for every stimulus, or per stimulus (a
+    sequence of the scored stimuli's sigmas, or a :class:`harness.evaluation.config.Blur`).
+    :meth:`sigma` gives stimulus i's; the attribute ``sigma_px`` is the common value when every
+    stimulus has the same blur and None otherwise (so code that assumes one blur fails loudly on a
+    dataset with per-stimulus geometry instead of using a wrong one)."""
+
+    def __init__(self, gaze, ds, limit: int | None, sigma_px):
         from ..schema import Fixations
         from .scoring import plugin_metrics
 
@@ -16,7 +22,16 @@ class DatasetContext:
         n = len(ds) if limit is None else min(limit, len(ds))
         self.ds = ds.select(range(n)) if n < len(ds) else ds
         self.meta = self.ds.remove_columns(["image"])
-        self.sigma_px = float(sigma_px)
+        sigmas = np.asarray(getattr(sigma_px, "sigmas", sigma_px), dtype=np.float64)
+        if sigmas.ndim == 0:
+            sigmas = np.full(n, float(sigmas))
+        elif sigmas.shape != (n,):
+            raise ValueError(f"{sigmas.size} density blurs for {n} stimuli")
+        self.sigmas = sigmas
+        if n == 0:
+            self.sigma_px = float(sigma_px) if np.ndim(getattr(sigma_px, "sigmas", sigma_px)) == 0 else None
+        else:
+            self.sigma_px = float(sigmas[0]) if bool(np.all(sigmas == sigmas[0])) else None
         self.extra_metrics = plugin_metrics()
         fixations = [Fixations.from_record(r) for r in self.meta]
         self.fixations = fixations
@@ -51,12 +66,16 @@ class DatasetContext:
         np.multiply(pool[b:], factor, out=out[a:])
         return out
 
+    def sigma(self, i: int) -> float:
+        """Stimulus i's density blur, in pixels of its image."""
+        return float(self.sigmas[i])
+
     def density(self, i: int) -> np.ndarray:
         from ..data.density import fixation_density
 
         w, h = self.sizes[i]
         f = self.fixations[i]
-        return fixation_density(f.x, f.y, (h, w), self.sigma_px)
+        return fixation_density(f.x, f.y, (h, w), self.sigma(i))
 
     def __getstate__(self) -> dict:
         """What a scoring process gets: everything but the images and the dataset plugin."""

@@ -7,13 +7,19 @@ from typing import Any, Iterator
 
 
 class StimulusSize:
-    """What a model that does not look at pixels (``needs_pixels = False``: the baselines) gets
-    instead of an image: only ``size``, as PIL gives it, ``(width, height)``."""
+    """What a model that does not look at pixels (``needs_pixels = False``: the baselines, the
+    mouse-tracking models) gets instead of an image: ``size``, as PIL gives it, ``(width, height)``,
+    and ``stimulus_id``, the dataset's id of the stimulus (a string; ``None`` when unknown), for
+    models that look their map up per stimulus."""
 
-    __slots__ = ("size",)
+    __slots__ = ("size", "stimulus_id")
 
-    def __init__(self, width: int, height: int):
+    def __init__(self, width: int, height: int, stimulus_id: str | None = None):
         self.size = (int(width), int(height))
+        self.stimulus_id = None if stimulus_id is None else str(stimulus_id)
+
+    def __repr__(self) -> str:
+        return f"StimulusSize(size={self.size}, stimulus_id={self.stimulus_id!r})"
 
 
 def _decode(ds, idx: list[int]) -> list[Any]:
@@ -45,7 +51,7 @@ def batches(ctx, chunks: list[tuple[int, list[int]]], *, pixels: bool = True, wo
     """``(chunk, indices, images)`` for each chunk, in order."""
     if not pixels:
         for chunk, idx in chunks:
-            yield chunk, idx, [StimulusSize(*ctx.sizes[i]) for i in idx]
+            yield chunk, idx, [StimulusSize(*ctx.sizes[i], stimulus_id=ctx.ids[i]) for i in idx]
         return
     if workers <= 0 or len(chunks) < 2:
         for chunk, idx in chunks:

@@ -226,7 +226,7 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
 
     model_name = model_name or cfg.model
     reg = get_registry()
-    if not model_name.startswith("hf:") and not is_model_path(model_name):
+    if model is None and not model_name.startswith("hf:") and not is_model_path(model_name):
         reg.get("model", model_name)  # unknown name: "did you mean" before anything heavy loads
     task_obj = None if gaze_only else resolve_task(cfg.task, gaze)
     predict_task = "free-viewing" if gaze_only else cfg.task
@@ -312,7 +312,7 @@ def _skipped_note(gaze) -> dict[str, Any]:
     return {"dataset_skipped": skipped}
 
 
-def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list[EvalResult]:
+def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=None) -> list[EvalResult]:
     """Evaluate ``cfg.model``; unless told not to, also make sure the human ceiling and the
     baselines exist for the same dataset, limit and metric settings (computed once, then reused).
     Under torchrun / accelerate launch every process calls this; each computes its share."""
@@ -321,7 +321,9 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list
     from ..plugins import get_registry
 
     # user mistakes are reported before any long computation starts or any folder is made
-    check_model_name(cfg.model)
+    given = model  # a model object (harness.evaluate), used as is
+    if given is None:
+        check_model_name(cfg.model)
     if Path(cfg.output).exists() and not Path(cfg.output).is_dir():
         raise HarnessError(f"--output {cfg.output} is a file, not a folder")
     gaze, ds = load_gaze_dataset(cfg.dataset, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir)
@@ -336,7 +338,10 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None) -> list
     cfg.resolved_device = world.device.split(":")[0]
     cfg.resolved_threads = work.model_threads
     limit_this_process(work.model_threads)
-    model = load_model(cfg.model, **device_kwargs(cfg.model, world.device)) if cfg.model != CEILING else None
+    if given is not None:
+        model = given
+    else:
+        model = load_model(cfg.model, **device_kwargs(cfg.model, world.device)) if cfg.model != CEILING else None
     if cfg.attention is not None:
         get_registry().get("attention", cfg.attention)  # a typo gets "did you mean"
     if model is not None:

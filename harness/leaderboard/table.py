@@ -55,7 +55,7 @@ def leaderboard_rows(runs: Sequence[Run], primary: str | None = None) -> tuple[l
 
 
 def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: str | None = None, escape=None,
-                width: int | None = None) -> str:
+                width: int | None = None, stats=None) -> str:
     """Flat leaderboard rows as a table; ``escape`` makes text cells safe for the target (Markdown).
 
     The human formats label reference rows (``center-bias (baseline)``), put each metric's
@@ -64,7 +64,12 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
     ``n_failed``, ``n_degenerate`` columns, and no footnote. ``width`` (github and plain only)
     leaves out the low-priority columns that do not fit in that many characters and says so in a
     line under the table: a dataset or task column that holds one value, then the gaze metrics
-    after the primary one (last first), then the task metrics."""
+    after the primary one (last first), then the task metrics.
+
+    ``stats`` (a :class:`.significance.TableStats` of the same rows, from ``--ci``) adds each metric's
+    bootstrap interval to its cell (``0.6730 [0.667, 0.679]``; csv: ``<metric>_lo``/``<metric>_hi``
+    columns), marks the primary cells that are not significantly different from the model above
+    (``†``) or from centre-bias (``‡``), and explains both under the table (csv: p-value columns)."""
     from tabulate import tabulate
 
     if fmt not in FORMATS:
@@ -74,7 +79,7 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
         raise HarnessError("no finished runs to show")
     task_cols = hub_table.task_columns(rows)
     if fmt == "csv":
-        return _csv(rows, metric_cols, task_cols)
+        return _csv(rows, metric_cols, task_cols, stats)
     text = escape or (lambda v: v)
     # a metric with non-finite values somewhere is flagged: its mean covers fewer stimuli
     flagged = {m: [(r, hub_table.nonfinite_of(r)[m]) for r in rows if hub_table.nonfinite_of(r).get(m)]
@@ -88,12 +93,14 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
         ("images", "images", [_images_cell(r) for r in rows]),
     ]
     columns += [(m, f"{m}{'*' if m in flagged else ''} {ARROW.get(directions.get(m), '')}".strip(),
-                 [r.get(m) for r in rows]) for m in metric_cols]
+                 [r.get(m) if stats is None else _ci_cell(r, m, stats, primary) for r in rows]) for m in metric_cols]
     columns += [(t, t, [r.get(t) for r in rows]) for t in task_cols]
 
     def render(cols) -> str:
+        # with intervals, metric cells are text: keep them right-aligned like numbers
+        align = None if stats is None else ["right" if c[0] in metric_cols else "global" for c in cols]
         return tabulate([list(cells) for cells in zip(*(c[2] for c in cols))], headers=[c[1] for c in cols],
-                        tablefmt=FORMATS[fmt], floatfmt=".4f", missingval="–")
+                        tablefmt=FORMATS[fmt], floatfmt=".4f", missingval="–", colalign=align)
 
     table = render(columns)
     left_out: list[str] = []
@@ -113,12 +120,60 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
             f"{m}*: non-finite values left out of the mean: "
             + ", ".join(f"{text(str(r.get('model')))} {n} of {r.get('n_images')}" for r, n in found)
             for m, found in flagged.items())
+    if stats is not None:
+        notes = _ci_notes(stats, rows, text, primary in shown)
+        if fmt == "html":
+            import html
+
+            table += "\n" + "\n".join(f"<p>{html.escape(n, quote=False)}</p>" for n in notes)
+        elif width is not None:
+            import textwrap
+
+            table += "\n\n" + "\n".join(textwrap.fill(n, max(width, 40)) for n in notes)
+        else:
+            table += "\n\n" + "\n".join(notes)
     if left_out:
         import textwrap
 
         table += "\n\n" + textwrap.fill(f"Not shown, to fit {width} columns (--wide shows all): "
                                           f"{', '.join(left_out)}.", max(width, 40))
     return table
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _ci_cell(r: dict[str, Any], m: str, stats, primary: str | None) -> Any:
+    """``0.6730 [0.667, 0.679]`` (+ ``†``/``‡`` on the primary cell); None (shown as ``–``) for a
+    missing value; the bare value when there is no interval (fewer than two stimuli)."""
+    v = r.get(m)
+    if not _finite(v):
+        return None
+    iv = (stats.intervals.get(r.get("run_id")) or {}).get(m) or {}
+    cell = f"{v:.4f}"
+    if _finite(iv.get("lo")) and _finite(iv.get("hi")):
+        cell += f" [{iv['lo']:.3f}, {iv['hi']:.3f}]"
+    if m == primary:
+        cell += stats.marks(r.get("run_id"))
+    return cell
+
+
+def _ci_notes(stats, rows: Sequence[dict[str, Any]], text, primary_shown: bool) -> list[str]:
+    """The lines under a ``--ci`` table: how the intervals and the marks were computed."""
+    notes = [f"[lo, hi]: {stats.level:.0%} percentile-bootstrap interval of the mean over stimuli "
+             f"({stats.n_boot:,} resamples, seed {stats.seed})."]
+    if stats.comparisons and primary_shown:
+        notes.append(f"{stats.primary} †: not significantly different from the model ranked just above; "
+                     f"‡: not significantly different from center-bias (paired bootstrap over the stimuli both "
+                     f"runs scored, Holm-corrected across the "
+                     f"{len(stats.comparisons)} test{'' if len(stats.comparisons) == 1 else 's'} of this table, "
+                     f"alpha {stats.alpha:g}).")
+    names = {r.get("run_id"): r.get("model") for r in rows}
+    for run_id, why in stats.not_compared.items():
+        if run_id in names:
+            notes.append(f"{text(str(names[run_id]))}: not tested, {'; '.join(why)}.")
+    return notes
 
 
 def _stimuli_note(r: dict[str, Any]) -> str | None:
@@ -141,7 +196,11 @@ def _images_cell(r: dict[str, Any]) -> Any:
     return f"{r.get('n_images')} ({', '.join(notes)})" if notes else r.get("n_images")
 
 
-def _csv(rows: Sequence[dict[str, Any]], metric_cols: list[str], task_cols: list[str]) -> str:
+#: the columns ``--ci`` adds at the end of the csv format (p-values of the primary metric's tests)
+CSV_TESTS = ("above_model", "p_above", "p_above_holm", "p_center_bias", "p_center_bias_holm")
+
+
+def _csv(rows: Sequence[dict[str, Any]], metric_cols: list[str], task_cols: list[str], stats=None) -> str:
     import csv
     import io
 
@@ -150,12 +209,25 @@ def _csv(rows: Sequence[dict[str, Any]], metric_cols: list[str], task_cols: list
             return ""
         return v
 
-    headers = list(CSV_IDENTITY) + metric_cols + task_cols
+    if stats is None:
+        headers = list(CSV_IDENTITY) + metric_cols + task_cols
+    else:  # each metric followed by its interval; the tests' p-values last
+        headers = list(CSV_IDENTITY) + [c for m in metric_cols for c in (m, f"{m}_lo", f"{m}_hi")] + task_cols \
+            + list(CSV_TESTS)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(headers)
     for r in rows:
-        w.writerow([plain(r.get(k)) for k in headers])
+        values = dict(r)
+        if stats is not None:
+            for m, iv in (stats.intervals.get(r.get("run_id")) or {}).items():
+                values[f"{m}_lo"], values[f"{m}_hi"] = iv.get("lo"), iv.get("hi")
+            above = stats.comparison(r.get("run_id"), "above") or {}
+            ref = stats.comparison(r.get("run_id"), "reference") or {}
+            values.update(above_model=above.get("against_model"), p_above=above.get("p"),
+                          p_above_holm=above.get("p_holm"), p_center_bias=ref.get("p"),
+                          p_center_bias_holm=ref.get("p_holm"))
+        w.writerow([plain(values.get(k)) for k in headers])
     return buf.getvalue()
 
 
@@ -172,6 +244,19 @@ def _widest(text: str) -> int:
 
 
 def render_table(runs: Sequence[Run], fmt: str = "github", primary: str | None = None,
-                 width: int | None = None) -> str:
-    """The table of local runs (``harness leaderboard show``, the end of ``harness eval``)."""
-    return render_rows(hub_table.rows_from_runs(runs), fmt=fmt, primary=primary, width=width)
+                 width: int | None = None, ci: bool = False, n_boot: int | None = None,
+                 seed: int | None = None) -> str:
+    """The table of local runs (``harness leaderboard show``, the end of ``harness eval``); ``ci``
+    adds bootstrap intervals and significance marks (:func:`.significance.table_statistics`, with
+    ``n_boot`` resamples and ``seed``, 10,000 and 0 by default), computed from the runs' per-image rows."""
+    rows = hub_table.rows_from_runs(runs)
+    stats = None
+    if ci and rows:
+        from . import significance
+
+        if fmt not in FORMATS:
+            raise HarnessError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+        stats = significance.table_statistics(
+            runs, primary, n_boot=significance.N_BOOT if n_boot is None else n_boot,
+            seed=significance.SEED if seed is None else seed)
+    return render_rows(rows, fmt=fmt, primary=primary, width=width, stats=stats)
