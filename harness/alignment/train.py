@@ -8,7 +8,9 @@ checkpoint (:mod:`.checkpoint`).
 
 The task term keeps what the model was for: with labels (a classification dataset whose labels name
 the model's classes) cross-entropy; without (free viewing, e.g. OSIE) distillation from the frozen
-original model, KL(softmax(original logits) || softmax(logits)) (Hinton et al. 2015, temperature 1).
+original model, KL(softmax(original logits) || softmax(logits)) (Hinton et al. 2015, temperature 1),
+or (``logit-mse``) the mean squared difference of all logits (logit matching, Ba & Caruana 2014),
+which holds the unlikely classes too.
 
 Data-parallel under ``torchrun``/``accelerate launch`` like evaluation: every rank takes its share
 of each batch (positions ``rank, rank + N, ...``), gradients are summed across ranks after scaling
@@ -27,7 +29,7 @@ from typing import Any
 
 from ..errors import HarnessError
 
-TASK_LOSSES = ("auto", "distill", "cross-entropy")
+TASK_LOSSES = ("auto", "distill", "logit-mse", "cross-entropy")
 #: held-out alignment reported per epoch (quick: two metrics on the model's evaluation attention)
 HELD_OUT_METRICS = ("auc_judd", "nss")
 
@@ -108,7 +110,7 @@ def run_align(cfg: AlignConfig) -> dict[str, Any]:
     import torch
 
     from ..data import load_gaze_dataset
-    from ..evaluation.config import blur_px
+    from ..evaluation.config import geometry_rows, stimulus_blurs
     from ..evaluation.parallel import world as find_world
     from ..evaluation.threads import cores
     from ..models import device_kwargs, load_model
@@ -135,7 +137,7 @@ def run_align(cfg: AlignConfig) -> dict[str, Any]:
     meta_rows = ds.remove_columns(["image"])
     ids = [str(r["stimulus_id"]) for r in meta_rows]
     sizes = [(int(r["width"]), int(r["height"])) for r in meta_rows]
-    sigma = blur_px(cfg, gaze, max((max(s) for s in sizes), default=0))
+    blur = stimulus_blurs(cfg, gaze, geometry_rows(ds, n))  # per stimulus where the dataset's geometry is
     split = split_stimuli(ids, cfg.holdout, cfg.split_seed)
     world = find_world(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -164,7 +166,8 @@ def run_align(cfg: AlignConfig) -> dict[str, Any]:
         "dataset": cfg.dataset,
         "dataset_fingerprint": gaze.fingerprint(),
         "limit": cfg.limit,
-        "sigma_px": sigma,
+        # one number as before, or the per-stimulus blur's record (evaluation.config.Blur)
+        "sigma_px": blur.sigma_px if blur.uniform else blur.params,
         "loss": cfg.loss,
         "loss_plugin": loss_spec.plugin,
         "weight": weight,
@@ -213,7 +216,7 @@ def run_align(cfg: AlignConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     x_train = inputs_of(train_idx)
     human = torch.stack([density_on_grid(fixation_density(fixations[i].x, fixations[i].y,
-                                                          (sizes[i][1], sizes[i][0]), sigma),
+                                                          (sizes[i][1], sizes[i][0]), float(blur.sigmas[i])),
                                          trainable.input_size) for i in train_idx])
     module = trainable.module
     module.eval()  # see the model's trainable(): BatchNorm statistics stay those of the original
@@ -277,6 +280,8 @@ def run_align(cfg: AlignConfig) -> dict[str, Any]:
                     t_logp = torch.log_softmax(teacher[mine].to(device), dim=1)
                     task = torch.nn.functional.kl_div(torch.log_softmax(logits, dim=1), t_logp, log_target=True,
                                                       reduction="batchmean")
+                elif task_loss == "logit-mse":  # every logit held, not only the likely classes
+                    task = torch.nn.functional.mse_loss(logits, teacher[mine].to(device).to(logits.dtype))
                 else:
                     task = torch.nn.functional.cross_entropy(logits, targets[mine].to(device))
                 align = loss_fn(batch)

@@ -27,9 +27,11 @@ def _loss_help() -> str:
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Stimuli per step.")
 @click.option("--weight", type=float, default=None,
               help="Weight of the alignment term against the task term (default: the loss' own default).")
-@click.option("--task-loss", type=click.Choice(["auto", "distill", "cross-entropy"]), default="auto", show_default=True,
-              help="How the task is kept: cross-entropy on the dataset's labels, or distillation from the original "
-                   "model; auto: labels when every training stimulus has one the model knows.")
+@click.option("--task-loss", type=click.Choice(["auto", "distill", "logit-mse", "cross-entropy"]), default="auto",
+              show_default=True,
+              help="How the task is kept: cross-entropy on the dataset's labels, or the original model's outputs "
+                   "(distill: KL of the softmax; logit-mse: every logit); auto: labels when every training stimulus "
+                   "has one the model knows, else distill.")
 @click.option("--holdout", type=float, default=0.3, show_default=True,
               help="Share of the stimuli held out of training (split by stimulus id and --split-seed).")
 @click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the split.")
