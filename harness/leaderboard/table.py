@@ -129,7 +129,7 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
         elif width is not None:
             import textwrap
 
-            table += "\n\n" + "\n".join(textwrap.fill(n, max(width, 40)) for n in notes)
+            table += "\n\n" + "\n".join(textwrap.fill(n, max(width, 40), break_on_hyphens=False) for n in notes)
         else:
             table += "\n\n" + "\n".join(notes)
     if left_out:
