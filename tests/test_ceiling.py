@@ -24,9 +24,12 @@ def assert_same(got: dict | None, want: dict | None) -> None:
 
 
 def masked_others(ctx, i: int) -> tuple[np.ndarray, np.ndarray]:
-    """``DatasetContext.others`` as it was: a mask over the whole pool."""
+    """``DatasetContext.others`` as it was: a mask over the whole pool (whose positions are pixel
+    centres, shifted back by half a pixel, when the images differ in size)."""
     w, h = ctx.sizes[i]
     mask = ctx.owner != i
+    if ctx.centred:
+        return ctx.pool_x[mask] * w - 0.5, ctx.pool_y[mask] * h - 0.5
     return ctx.pool_x[mask] * w, ctx.pool_y[mask] * h
 
 

@@ -22,6 +22,13 @@ def _format(info: dict) -> str:
         f"  fixations per image: mean {per['mean']:.1f}, min {per['min']}, max {per['max']}",
         f"  pixels per degree:   {info['pixels_per_degree']}",
     ]
+    # images scaled to the screen each by its own factor: the geometry per stimulus (docs/schema.md)
+    geometry = info.get("per_stimulus_geometry") or {}
+    if geometry or str(info.get("display_pixels_per_degree", "nan")) != "nan":
+        lines.append(f"  display px/degree:   {info.get('display_pixels_per_degree')}")
+    for key, g in geometry.items():
+        if g["records"]:
+            lines.append(f"  {key + ':':<21}per stimulus, {g['records']} records, {g['min']:g} to {g['max']:g}")
     dropped = info["dropped"] or {}
     skipped = info["skipped"] or {}
     lines.append("  dropped fixations:   " + (", ".join(f"{k.removeprefix('dropped_')} {v}" for k, v in dropped.items()) or "none"))

@@ -35,7 +35,8 @@ from ..cli import LazyHelpOption, main, task_help
 @click.option("--sigma-deg", type=float, default=1.0, show_default=True,
               help="Blur of the human fixation density, in degrees of visual angle.")
 @click.option("--sigma-px", type=float, default=None,
-              help="Blur in pixels instead (for datasets whose viewing geometry is unknown).")
+              help="Blur in pixels instead (for datasets whose viewing geometry is unknown); display pixels, "
+                   "converted per image, on a dataset that declares each image's display scale.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
               help="Where models run; auto: a CUDA or Apple GPU when there is one (under torchrun/accelerate "
                    "launch, this process' GPU), else the CPU.")

@@ -27,6 +27,13 @@ A plugin subclasses :class:`GazeDataset`, sets the class attributes and implemen
 and optionally ``download(self, dest)``, which fills the empty folder ``dest`` from the original
 source (the base class installs it atomically).
 
+Images of different sizes, each scaled to the screen: add ``"display_scale"`` (display pixels per
+image pixel) to each record and set ``display_pixels_per_degree`` when the viewing distance is
+known (or add a record's own ``"pixels_per_degree"``); each stimulus is then blurred by the same
+visual angle (:mod:`harness.schema`, :func:`harness.data.density.stimulus_sigma_px`). Both fields
+are optional; :meth:`GazeDataset._checked` refuses a value that is not positive and finite (None or
+NaN mean "not known").
+
 The base class provides :meth:`root` (data folder resolution, see :mod:`harness.data.paths`),
 :meth:`load` (``datasets.Dataset`` in :data:`harness.schema.FEATURES`, cached), :meth:`fingerprint`
 and :meth:`info`.
@@ -78,7 +85,7 @@ class GazeDataset:
     pixels_per_degree: ClassVar[float] = float("nan")
     #: display (screen) pixels per degree, for datasets whose images were each scaled to the screen:
     #: a record with a ``display_scale`` (display pixels per image pixel) and no ``pixels_per_degree``
-    #: of its own has ``display_pixels_per_degree * display_scale`` image pixels per degree. NaN when
+    #: of its own has ``display_pixels_per_degree / display_scale`` image pixels per degree. NaN when
     #: the viewing distance is not known (``--sigma-px`` then counts display pixels per image, see
     #: :func:`harness.data.density.stimulus_sigma_px`). Not part of the cache key, like
     #: ``pixels_per_degree``: the density depends on it, the converted table does not

@@ -95,8 +95,9 @@ def stimulus_ppd(record: dict, dataset: Any) -> tuple[float, str]:
     First that is known wins:
 
     1. ``"record"``: the record's own ``pixels_per_degree``;
-    2. ``"display"``: the dataset's ``display_pixels_per_degree`` times the record's
-       ``display_scale`` (display pixels per image pixel);
+    2. ``"display"``: the dataset's ``display_pixels_per_degree`` divided by the record's
+       ``display_scale`` (display pixels per image pixel: an image enlarged 2x on the screen has
+       half as many of its own pixels per degree as the screen);
     3. ``"dataset"``: the dataset's ``pixels_per_degree`` (one value for every stimulus);
 
     else ``(nan, "none")``. ``record``: a canonical record (or any mapping with those keys; absent
@@ -109,7 +110,7 @@ def stimulus_ppd(record: dict, dataset: Any) -> tuple[float, str]:
         return ppd, "record"
     display = _finite_positive(getattr(dataset, "display_pixels_per_degree", math.nan))
     if math.isfinite(display) and math.isfinite(scale):
-        return display * scale, "display"
+        return display / scale, "display"
     ppd = _finite_positive(getattr(dataset, "pixels_per_degree", math.nan))
     if math.isfinite(ppd):
         return ppd, "dataset"

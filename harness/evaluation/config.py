@@ -88,7 +88,7 @@ def stimulus_blurs(cfg: EvalConfig, gaze, records) -> Blur:
     Precedence, per stimulus (:func:`harness.data.density.stimulus_sigma_px`): ``--sigma-px`` first
     (display pixels, converted by the record's ``display_scale``, when it has one; image pixels
     otherwise), else ``--sigma-deg`` times the record's ``pixels_per_degree``, else times the
-    dataset's ``display_pixels_per_degree`` x the record's ``display_scale``, else times the
+    dataset's ``display_pixels_per_degree`` / the record's ``display_scale``, else times the
     dataset's ``pixels_per_degree``. Every sigma must lie in [0.5 px, the longest image side of the
     scored stimuli]."""
     import hashlib
@@ -120,7 +120,8 @@ def stimulus_blurs(cfg: EvalConfig, gaze, records) -> Blur:
                 f"{rec.get('stimulus_id')!r}, so the human density blur cannot be set in degrees; pass "
                 f"--sigma-px N to choose it in {unit}") from None
         except ValueError as exc:
-            raise HarnessError(f"the density blur --sigma-deg must be a non-negative number of degrees ({exc})") from None
+            raise HarnessError(f"the density blur --sigma-deg must be a non-negative number of degrees "
+                               f"({exc})") from None
         if not MIN_SIGMA_PX <= sigma <= max(longest, MIN_SIGMA_PX):
             if cfg.sigma_px is not None:
                 given = f"--sigma-px {cfg.sigma_px}"
@@ -132,7 +133,7 @@ def stimulus_blurs(cfg: EvalConfig, gaze, records) -> Blur:
                                f"({longest} px) of {gaze.name!r}, got {given}")
         sigmas[i] = sigma
         sources[source] += 1
-    blur_deg = degrees if cfg.sigma_px is None else None
+    blur_deg = cfg.sigma_deg if cfg.sigma_px is None else None  # as given: these params name the run
     if set(sources) <= _DATASET_WIDE:
         sigma = float(sigmas[0]) if len(sigmas) else (float(cfg.sigma_px) if cfg.sigma_px is not None else math.nan)
         return Blur(sigmas, {"sigma_deg": blur_deg, "sigma_px": sigma}, uniform=True)
@@ -149,9 +150,18 @@ def stimulus_blurs(cfg: EvalConfig, gaze, records) -> Blur:
 
 _SOURCE_WORDS = {
     "record": "its record's pixels_per_degree",
-    "display": "the dataset's display_pixels_per_degree x its display_scale",
+    "display": "the dataset's display_pixels_per_degree / its display_scale",
     "display-px": "display pixels divided by its display_scale",
 }
+
+
+def geometry_rows(ds, n: int):
+    """The first ``n`` records of ``ds`` with only what their blur depends on: id, size and the
+    per-stimulus geometry columns the table has (no images, no fixations)."""
+    from ..schema import GEOMETRY_FIELDS
+
+    columns = ["stimulus_id", "width", "height", *(k for k in GEOMETRY_FIELDS if k in ds.column_names)]
+    return ds.select_columns(columns).select(range(n))
 
 
 def run_sigma_px(metric_params: dict[str, Any] | None, gaze, record: dict) -> float | None:

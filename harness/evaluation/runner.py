@@ -21,7 +21,7 @@ from ..errors import HarnessError
 from ..results import read_run, run_id_for
 from ..results.writer import RunFollower, RunWriter, writable_folder
 from . import record
-from .config import CEILING, EvalConfig, EvalResult, blur_px
+from .config import CEILING, EvalConfig, EvalResult, geometry_rows, stimulus_blurs
 from .context import DatasetContext
 from .loader import batches
 from .parallel import World, world as find_world
@@ -52,7 +52,9 @@ def _settings(cfg: EvalConfig, *, model_name, provenance, attention, kind, gaze,
         "task": cfg.task,
         "attention": attention,
         "metric_profile": cfg.profile,
-        "metric_params": {"sigma_deg": cfg.sigma_deg if cfg.sigma_px is None else None, "sigma_px": ctx.sigma_px,
+        # the blur: one sigma (as ever), or per stimulus (then a digest of them all; config.Blur)
+        "metric_params": {**(ctx.blur.params if getattr(ctx, "blur", None) is not None else
+                             {"sigma_deg": cfg.sigma_deg if cfg.sigma_px is None else None, "sigma_px": ctx.sigma_px}),
                           "ig_baseline": "center-bias"},
         "seed": cfg.seed,
         # only when present, so runs without them keep their ids
@@ -329,9 +331,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     gaze, ds = load_gaze_dataset(cfg.dataset, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir)
     resolve_task(cfg.task, gaze)
     n = len(ds) if cfg.limit is None else min(cfg.limit, len(ds))
-    sizes = ds.select_columns(["width", "height"]).select(range(n))
-    longest = max((max(int(w), int(h)) for w, h in zip(sizes["width"], sizes["height"])), default=0)
-    sigma_px = blur_px(cfg, gaze, longest)
+    sigma_px = stimulus_blurs(cfg, gaze, geometry_rows(ds, n))  # one blur per stimulus (config.Blur)
     world = find_world(cfg.device)
     work = plan(local_processes=world.local_size, device=world.device, n_stimuli=n // world.size,
                 score_workers=cfg.score_workers, loader_workers=cfg.loader_workers, model_threads=cfg.model_threads)

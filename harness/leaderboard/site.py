@@ -267,9 +267,9 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
         gaze, ds, index = opened
         order = sorted((sid for sid in maps if sid in index), key=index.get)[:n]
         note = None
-    sigma = (run.settings.get("metric_params") or {}).get("sigma_px")
-    if sigma is None and gaze is not None:
-        sigma = float(gaze.pixels_per_degree) * float((run.settings.get("metric_params") or {}).get("sigma_deg", 1.0))
+    from ..evaluation.config import run_sigma_px  # the run's blur of each stimulus (per-stimulus geometry)
+
+    params = run.settings.get("metric_params") or {}
     items = []
     run_folder = safe_component(run.run_id)
     run_dir = site / "assets" / "runs" / run_folder
@@ -283,15 +283,17 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
             record = ds[index[sid]]
             image = record["image"]
             w, h = int(record["width"]), int(record["height"])
-            key = (name, sid, round(float(sigma), 6))
-            if key not in human_done:
+            sigma = run_sigma_px(params, gaze, record)
+            key = (name, sid, round(float(sigma), 6) if sigma is not None else None)
+            if sigma is not None and key not in human_done:
                 fix = Fixations.from_record(record)
                 density = fixation_density(fix.x, fix.y, (h, w), float(sigma))
                 rel = f"assets/human/{safe_component(str(name))}/{len(human_done):03d}.png"
                 (site / rel).parent.mkdir(parents=True, exist_ok=True)
                 overlay(image, density, points=(fix.x, fix.y)).save(site / rel)
                 human_done[key] = rel
-            item["human"] = human_done[key]
+            if key in human_done:
+                item["human"] = human_done[key]
         else:
             from PIL import Image
 
