@@ -51,11 +51,12 @@ The authors' reader (``src/dataset/computeMouseFixationMaps.m``, same repository
   ceil(24 * 7), params.eye.radius = 24)`` (``src/common/config.m``), with zero padding
   (``imfilter(..., 0)``). OSIE's 24 px is its 1 degree (``plugins/datasets/osie.py``), so the map
   is :func:`harness.data.density.fixation_density` of the distinct pixels with sigma 24 px: the
-  same blur (zero padding, untruncated) the harness gives the human eye densities. Two documented
-  differences from the MATLAB output, neither of which moves a pixel's rank by more than the
-  kernel's tail: the MATLAB kernel is cut to a 168x168 window (3.5 sigma, and even-sized, so
-  centred half a pixel off) while this one is not truncated, and the map sums to 1 instead of
-  ``normalise``'s [0, 1] (the metrics normalise any scale).
+  same blur (zero padding, untruncated) the harness gives the human eye densities. Two differences
+  from the MATLAB output: its kernel is cut to a 168x168 window (3.5 sigma, and even-sized, so
+  centred half a pixel off) while this one is not truncated, and this map sums to 1 instead of
+  ``normalise``'s [0, 1] (the metrics normalise any scale). Measured on the first 20 OSIE images
+  (AMT data, against the eye fixations): a 168x168-window map scores mean NSS 2.7308 and
+  AUC-Judd 0.9116, this one 2.7299 and 0.9116.
 
 The model finds the data as the OSIE dataset plugin does (``harness/data/paths.py``): the
 ``data_dir`` factory argument (the OSIE folder, which holds ``mouse_amt/`` and ``mouse_lab/``),
