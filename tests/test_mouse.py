@@ -214,12 +214,14 @@ def test_eval_mouse_amt_on_osie(tmp_path, osie):
     folders = {json.loads(p.read_text())["model"]: p.parent for p in out.rglob("summary.json")}
     summaries = {m: json.loads((f / "summary.json").read_text()) for m, f in folders.items()}
     s = summaries["mouse-amt"]
-    assert s["kind"] == "model" and s["attention"] == "mouse-map"
+    assert s["kind"] == "proxy" and s["attention"] == "mouse-map"
     assert s["n_images"] == 8 and s["n_failed"] == 0
     assert s["metrics"]["nss"] > 1.5  # the uniform baseline scores 0
     assert s["metrics"]["nss"] > summaries["center-bias"]["metrics"]["nss"]
     prov = json.loads((folders["mouse-amt"] / "manifest.json").read_text())["model_provenance"]
     assert prov["revision"] == "mouse reader 1" and len(prov["data_sha256"]) == 64
+    shown = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(out), "--wide"])
+    assert "mouse-amt (human proxy)" in shown.output, shown.output
 
 
 def test_models_listing_has_both():

@@ -243,7 +243,9 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
             f"model {model_name!r} does not support attention {attention!r}; it supports: {', '.join(model.attention_methods)}"
         )
     if kind is None:
-        kind = "baseline" if ("model", model_name) in reg and reg.get("model", model_name).get("baseline") else "model"
+        registered = reg.get("model", model_name) if ("model", model_name) in reg else None
+        kind = ("baseline" if registered is not None and registered.get("baseline") else
+                "proxy" if registered is not None and registered.get("proxy") else "model")
     batch_size = REFERENCE_CHUNK if kind == "baseline" else cfg.batch_size
     settings = _settings(cfg, model_name=model_name, provenance=model.provenance(), attention=attention,
                          kind=kind, gaze=gaze, ctx=ctx, batch_size=None if kind == "baseline" else batch_size,

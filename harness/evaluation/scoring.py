@@ -111,7 +111,7 @@ class Job:
 class RunSpec:
     """What a run's scoring needs besides the stimulus: small, sent with each batch of jobs."""
 
-    kind: str  # "model", "baseline" or "ceiling"
+    kind: str  # "model", "proxy" (human data standing in for gaze, e.g. mouse tracking), "baseline" or "ceiling"
     profile: str
     seed: int
     task: Any = None  # a task object scoring each stimulus' output, or None

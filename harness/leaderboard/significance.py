@@ -260,8 +260,8 @@ def table_statistics(runs: Sequence[Any], primary: str | None = None, *, n_boot:
         kind = r.get("kind")
         if kind == "ceiling" or (kind == "baseline" and r.get("model") == REFERENCE):
             continue
-        if kind == "model":
-            above = next((o for o in reversed(rows[:i]) if group(o) == group(r) and o.get("kind") == "model"
+        if kind in ("model", "proxy"):
+            above = next((o for o in reversed(rows[:i]) if group(o) == group(r) and o.get("kind") in ("model", "proxy")
                           and _comparable(by_id[o["run_id"]].settings, run.settings)
                           and by_id[o["run_id"]].settings.get("limit") == run.settings.get("limit")), None)
             if above is not None:

@@ -16,10 +16,10 @@ from ..errors import HarnessError
 from ..results import Run
 from . import hub_table
 
-KIND_ORDER = {"ceiling": 0, "model": 1, "baseline": 2}
+KIND_ORDER = {"ceiling": 0, "proxy": 1, "model": 1, "baseline": 2}
 ARROW = {"higher": "↑", "lower": "↓"}
 FORMATS = {"github": "github", "markdown": "pipe", "html": "html", "csv": None, "plain": "simple"}
-LABEL = {"ceiling": "", "baseline": " (baseline)", "model": ""}
+LABEL = {"ceiling": "", "baseline": " (baseline)", "model": "", "proxy": " (human proxy)"}
 #: formats whose tables ``render_rows(width=...)`` cuts to fit; markdown, html and csv never are
 FIT_FORMATS = ("github", "plain")
 #: the first columns of the csv format (then the gaze metrics, then the task metrics)

@@ -277,6 +277,7 @@ def register_models(register):
         tasks=TASKS,
         attention=ATTENTION,
         datasets=("osie",),
+        proxy=True,  # human data standing in for eye tracking: its own kind of leaderboard row
         description=("mouse (crowdsourced): OSIE's mouse-tracking data of each image (AMT workers, "
                      "data/mouse_amt), blurred like the eye maps; OSIE only."),
     )
@@ -286,6 +287,7 @@ def register_models(register):
         tasks=TASKS,
         attention=ATTENTION,
         datasets=("osie",),
+        proxy=True,
         description=("mouse (lab): OSIE's mouse-tracking data of each image collected in the lab "
                      "(data/mouse_lab), blurred like the eye maps; OSIE only."),
     )
