@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-5)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--weight", nargs="*", default=[], help="LOSS=W overrides of the loss' default weight.")
+    parser.add_argument("--args", nargs="*", default=[], metavar="LOSS=ARGS",
+                        help="Extra `harness align` arguments for one loss, e.g. 'rrr=--epochs 2 --train-only _fc'.")
     parser.add_argument("--write", default=None, help="Write the Markdown report here (e.g. leaderboard/alignment-osie.md).")
     args = parser.parse_args()
     os.environ["HARNESS_DATA_DIR"] = args.data_dir
@@ -80,6 +82,9 @@ def main() -> None:
     work = Path(args.work)
     runs_dir = work / "runs"
     weights = dict(w.split("=", 1) for w in args.weight)
+    import shlex
+
+    extra = {k: shlex.split(v) for k, v in (a.split("=", 1) for a in args.args)}
     print(describe())
     trained: dict[str, dict] = {}
     for loss in args.losses:
@@ -88,6 +93,7 @@ def main() -> None:
                "--epochs", str(args.epochs), "--lr", str(args.lr), "--batch-size", str(args.batch_size), "--no-progress"]
         if loss in weights:
             cmd += ["--weight", weights[loss]]
+        cmd += extra.get(loss, [])
         seconds = _harness(*cmd)
         meta = json.loads((out / "align.json").read_text())
         trained[loss] = {"folder": out, "seconds": seconds, "meta": meta, "command": "harness " + " ".join(
@@ -134,9 +140,9 @@ def main() -> None:
         lines += [f"efficientnet-lite0 (real ImageNet weights) trained toward the human fixation density of OSIE with "
                   f"each built-in loss of `harness align` ([docs/alignment.md](../docs/alignment.md)), split 70/30 "
                   f"by stimulus (split seed 0: {first['split']['n_train']} training, {first['split']['n_held_out']} "
-                  f"held-out stimuli), {args.epochs} epochs, Adam lr {args.lr:g}, batch {args.batch_size}, the task kept "
-                  "by distillation from the original model (OSIE has no labels). Every number below is on the "
-                  "held-out stimuli only. Produced by `benchmarks/alignment_osie.py` on a 2-core CPU, no GPU:", ""]
+                  "held-out stimuli), Adam, the task kept by the original model's outputs (OSIE has no labels; "
+                  "settings per loss in the commands and the table below). Every number below is on the held-out "
+                  "stimuli only. Produced by `benchmarks/alignment_osie.py` on a 2-core CPU, no GPU:", ""]
         lines += ["```bash", "export HARNESS_DATA_DIR=../shared/data"]
         lines += [trained[l]["command"] for l in args.losses]
         lines += ["harness eval --model efficientnet-lite0 " + " ".join(f"--model ckpt/lite0-{l}" for l in args.losses)
@@ -150,10 +156,13 @@ def main() -> None:
                 b, c = row[m]
                 lines.append(f"| {row['loss']} ({row['weight']:g}) | {m} | {b['before']:.4f} | {b['after']:.4f} | {_fmt(b)} | "
                              f"{c['before']:.4f} | {_fmt(c)} |")
-        lines += ["", "| loss | top-1 agreement with the base model (held-out) | 12 hand-labelled stimuli: top-1 correct before → after "
-                  "(of them held out: before → after) | training time |", "|---|---|---|---|"]
+        lines += ["", "| loss | settings | top-1 agreement with the base model (held-out) | 12 hand-labelled stimuli: top-1 "
+                  "correct before → after (of them held out: before → after) | training time |", "|---|---|---|---|---|"]
         for row in table:
-            lines.append(f"| {row['loss']} | {row['top1_agreement']:.1%} of {row['n']} | {row['labelled_before']}/12 → "
+            st = trained[row["loss"]]["meta"]["settings"]
+            setting = (f"{st['epochs']} epochs, lr {st['lr']:g}, batch {st['batch_size']}, weight {st['weight']:g}, "
+                       f"task {st['task_loss']}, trains {', '.join(st.get('train_only') or []) or 'all parameters'}")
+            lines.append(f"| {row['loss']} | {setting} | {row['top1_agreement']:.1%} of {row['n']} | {row['labelled_before']}/12 → "
                          f"{row['labelled_after']}/12 ({row['labelled_held_out_before']}/{row['labelled_held_out']} → "
                          f"{row['labelled_held_out_after']}/{row['labelled_held_out']}) | {row['seconds'] / 60:.1f} min |")
         lines += ["", "Per-epoch held-out figures (AUC-Judd, NSS, top-1 agreement; epoch 0 is the base model) from each "

@@ -307,3 +307,48 @@ def test_torchrun_two_processes_train_the_same_steps(tmp_path, osie_dir, osie_ca
     differ = max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa if wa[k].is_floating_point())
     assert moved > 1e-5  # training moved the weights ...
     assert differ < moved / 100  # ... and both runs moved them the same way
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_to_the_same_weights(tmp_path, osie_dir, osie_cache):
+    """SIGKILL `harness align` once its first epoch is on disk; the same command resumes after that
+    epoch and ends with the weights of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    from harness.alignment.checkpoint import read_checkpoint
+
+    env = {**os.environ, "HARNESS_CACHE_DIR": str(osie_cache)}
+    args = [sys.executable, "-m", "harness", "align", "--model", "efficientnet-lite0", "--dataset", "osie",
+            "--data-dir", str(osie_dir), "--loss", "density-kl", "--limit", "12", "--epochs", "4", "--batch-size", "4",
+            "--lr", "1e-4", "--train-only", "_blocks.15,_conv_head,_bn1", "--threads", "1", "--no-progress"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*args, "--output", str(killed)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if read_checkpoint(killed).epochs_done >= 1:
+                break
+        except Exception:
+            pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = read_checkpoint(killed).epochs_done
+    assert 1 <= done < 4, f"killed after epoch {done}: too late to test resuming"
+    r = subprocess.run([*args, "--output", str(killed)], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and f"resuming after epoch {done}" in r.stderr, r.stderr[-2000:]
+    straight = tmp_path / "straight"
+    r = subprocess.run([*args, "--output", str(straight)], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = read_checkpoint(killed), read_checkpoint(straight)
+    assert a.epochs_done == b.epochs_done == 4
+    wa, wb = a.weights(), b.weights()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert [h["train_total"] for h in a.meta["history"][1:]] == [h["train_total"] for h in b.meta["history"][1:]]
