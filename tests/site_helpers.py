@@ -138,3 +138,44 @@ def page_data(index_html: Path) -> dict:
         '<script type="application/json" id="leaderboard-data">')
     end = text.index("</script>", start)
     return json.loads(text[start:end])
+
+
+#: every gaze metric of the OSIE leaderboard (README), so the page is as wide as a real one
+ALL_METRICS = ("auc_judd", "auc_borji", "sauc", "nss", "cc", "sim", "kld", "ig", "iou_top20")
+DIRECTIONS.update({m: "higher" for m in ALL_METRICS if m != "kld"})
+
+
+def _osie_like(nss: float) -> dict[str, float]:
+    """All nine metrics, loosely tied to NSS the way the README's OSIE table is."""
+    return {"auc_judd": 0.5 + 0.12 * nss, "auc_borji": 0.5 + 0.11 * nss, "sauc": 0.5 + 0.05 * nss, "nss": nss,
+            "cc": 0.18 * nss + 0.12, "sim": 0.28 + 0.08 * nss, "kld": 1.7 - 0.2 * nss, "ig": -0.5 + 0.6 * nss,
+            "iou_top20": 0.11 + 0.1 * nss}
+
+
+def wide_results(root: Path) -> dict[str, Path]:
+    """A leaderboard as wide as a real one: all nine gaze metrics and two task metrics, long model
+    names, references far from the models (the ceiling at NSS 3.7), several models whose points lie
+    close together, and the same models on 700 and on 50 images (two plots)."""
+    root = Path(root)
+    runs: dict[str, Path] = {}
+    models = [  # (model, attention, nss, top1): the first three within 0.01 NSS and 0.004 top-1
+        ("efficientnet-lite0", "grad-cam", 0.6316, 0.752),
+        ("efficientnet-lite1", "grad-cam", 0.6381, 0.755),
+        ("hf:microsoft/resnet-50", "grad-cam", 0.6352, 0.754),
+        ("hf:google/vit-base-patch16-224-in21k", "attention-rollout", 0.6690, 0.781),
+        ("efficientnet-lite2", "grad-cam", 0.7054, 0.768),
+        ("hf:facebook/deit-small-distilled-patch16-224", "attention-rollout", 0.6620, 0.779),
+    ]
+    for n, shift in ((700, 0.0), (50, 0.05)):
+        runs[f"ceiling-{n}"] = write_run(root, model="human-ceiling", kind="ceiling", attention="leave-one-subject-out",
+                                         metrics=_osie_like(3.7033 - shift), n_images=n)
+        runs[f"center-{n}"] = write_run(root, model="center-bias", kind="baseline", attention="prior",
+                                        metrics=_osie_like(0.8412 + shift), n_images=n)
+        runs[f"uniform-{n}"] = write_run(root, model="uniform", kind="baseline", attention="prior",
+                                         metrics=_osie_like(0.0), n_images=n)
+        for model, attention, nss, top1 in models:
+            runs[f"{model}-{n}"] = write_run(root, model=model, attention=attention, task="classification",
+                                             metrics=_osie_like(nss + shift), n_images=n,
+                                             task_metrics={"top1": top1 - shift, "top5": top1 + 0.15},
+                                             task_primary="top1", n_failed=3 if model.endswith("lite2") else 0)
+    return runs

@@ -455,6 +455,34 @@ def test_space_gets_the_static_page(hub, tmp_path):
     assert len(hub.commits) == 2 and hub.commits[0]["kind"] == "datasets" and hub.commits[1]["kind"] == "spaces"
 
 
+def test_space_page_and_card_hold_no_local_path_and_missing_data_is_said(hub, tmp_path, monkeypatch):
+    """The Space page is built like `leaderboard build`: a dataset it cannot open (here: no data,
+    empty cache) costs the human panels and gives one warning line on stderr; neither the page nor
+    the card shows a local path or an error message (a local hf: folder shows its last part)."""
+    import numpy as np
+
+    monkeypatch.delenv("HARNESS_DATA_DIR", raising=False)
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    run = write_run(tmp_path / "runs", model=f"hf:{tmp_path}/models/my-vit", metrics={"nss": 1.0},
+                    maps={"1001": np.ones((60, 80))})
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["command"] = [f"{tmp_path}/.venv/bin/harness", "eval", "--output", f"{tmp_path}/runs"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO, "--space", "gaze-org/board-page")
+    assert r.exit_code == 0, r.output
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: osie: the page shows no human fixation density")
+    page = hub.files("space", "gaze-org/board-page")
+    card = hub.files("dataset", REPO)["README.md"].decode()
+    assert "hf:\u2026/my-vit" in card
+    for name, data in [*page.items(), ("README.md (dataset)", card.encode())]:
+        if name.endswith((".html", ".md", ".js", ".css")) or name.startswith("README"):
+            text = data.decode()
+            for needle in (str(tmp_path), "Traceback", "Errno", "githubusercontent"):
+                assert needle not in text, (name, needle)
+    assert "the osie data was not available where this page was built" in page["index.html"].decode()
+
+
 def test_space_failure_after_data_landed_says_so(hub, tmp_path):
     write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
     hub.fail["create"] = 503

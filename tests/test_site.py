@@ -53,9 +53,15 @@ def test_embedded_data_rows_directions_and_latest(sample, tmp_path):
     results, runs = sample
     data = page_data(build_site(results, tmp_path / "site"))
     assert data["primary"] == "nss"
-    assert data["metrics"] == [{"name": "nss", "direction": "higher"}, {"name": "auc_judd", "direction": "higher"},
-                               {"name": "kld", "direction": "lower"}]
+    assert [(m["name"], m["direction"]) for m in data["metrics"]] == [("nss", "higher"), ("auc_judd", "higher"),
+                                                                       ("kld", "lower")]
+    # each column explained, in the metric registry's own words
+    from harness.plugins import get_registry
+
+    for m in data["metrics"]:
+        assert m["description"] == get_registry().get("metric", m["name"]).get("description")
     assert [m["name"] for m in data["task_metrics"]] == ["task:top1", "task:top5"]
+    assert data["task_metrics"][0]["description"].startswith("top-1 accuracy")
     by_id = {r["run_id"]: r for r in data["rows"]}
     assert len(by_id) == len(runs)
     lite1 = by_id[runs["lite1"].name]
@@ -139,37 +145,90 @@ def test_overlay_puts_heat_where_the_map_is():
 
 
 @pytest.mark.slow
-def test_example_overlays_from_maps_saved_by_harness_eval(tmp_path, osie_dir):
-    """Real runs: `harness eval` keeps the maps of its first stimuli; the site shows the human
-    density (recomputed from OSIE with the run's sigma) beside them, in dataset order."""
+def test_example_overlays_are_the_best_median_and_worst_stimuli(tmp_path, osie_dir):
+    """Real runs: `harness eval` keeps small maps of the stimuli the page shows (best, median, worst
+    by NSS, then evenly spaced ranks) and deletes the other candidates; the site shows the human
+    density (recomputed from OSIE with the run's sigma) beside each, with its per-stimulus scores."""
+    import harness
+
     results = tmp_path / "runs"
-    r = CliRunner().invoke(main, ["eval", "--model", "center-bias", "--dataset", "osie", "--limit", "4", "--output",
-                                  str(results), "--no-references", "--no-show"])
-    assert r.exit_code == 0, r.output
+    harness.evaluate("center-bias", dataset="osie", limit=10, output=results, references=False, example_maps=5,
+                     progress=False)
     (run,) = load_runs(results)
-    maps_index = run.path / "maps" / "index.json"
-    if maps_index.is_file():  # maps/<stimulus_filename(id)> named in maps/index.json
-        saved = sorted(json.loads(maps_index.read_text()).values())
-    else:  # runs written before the index: maps/<id>.npy
-        saved = sorted(p.stem for p in (run.path / "maps").glob("*.npy"))
-    assert len(saved) == 3
-    index = build_site(results, tmp_path / "site", n_examples=2)
-    row = page_data(index)["rows"][0]
+    frame = run.per_image()
+    order = frame.sort_values(["nss", "stimulus_id"], ascending=[False, True])["stimulus_id"].tolist()
+    best, median, worst = order[0], order[(len(order) - 1) // 2], order[-1]
+    index = json.loads((run.path / "maps" / "index.json").read_text())
+    small = {sid for name, sid in index.items() if name.endswith(".png")}
+    assert len(small) == 5 and {best, median, worst} <= small
+    assert not (run.path / "maps" / "candidates").exists()  # the other candidates are gone
+    for name in (n for n in index if n.endswith(".png")):
+        im = Image.open(run.path / "maps" / name)
+        assert im.mode == "L" and im.size == (200, 150) and (run.path / "maps" / name).stat().st_size < 30_000
+    assert sum(p.stat().st_size for p in (run.path / "maps").glob("*.png")) < 100_000
+
+    site = build_site(results, tmp_path / "site", n_examples=5, warn=pytest.fail)
+    row = page_data(site)["rows"][0]
     assert row["model"] == "center-bias" and row["examples_note"] is None
-    assert [e["stimulus_id"] for e in row["examples"]] == saved[:2]  # the first stimuli of OSIE, in order
-    for ex in row["examples"]:
-        human = Image.open(index.parent / ex["human"])
-        model = Image.open(index.parent / ex["model"])
+    items = row["examples"]
+    assert [e["stimulus_id"] for e in items[:3]] == [best, median, worst]
+    assert [e["role"] for e in items[:3]] == ["best", "median", "worst"] and items[3]["role"] is None
+    assert [e["rank"] for e in items[:3]] == [1, 5, 10]
+    assert [e["rank"] for e in items] == [order.index(e["stimulus_id"]) + 1 for e in items]
+    nss = dict(zip(frame["stimulus_id"], frame["nss"]))
+    auc = dict(zip(frame["stimulus_id"], frame["auc_judd"]))
+    for e in items:
+        assert e["of"] == 10
+        assert e["scores"]["nss"] == pytest.approx(nss[e["stimulus_id"]])
+        assert e["scores"]["auc_judd"] == pytest.approx(auc[e["stimulus_id"]])
+        human = Image.open(site.parent / e["human"])
+        model = Image.open(site.parent / e["model"])
         assert human.size == model.size == (360, 270)  # OSIE is 800x600
-        assert not ex["human"].startswith(("/", "http")) and not ex["model"].startswith(("/", "http"))
+        assert not e["human"].startswith(("/", "http")) and not e["model"].startswith(("/", "http"))
+    assert items[0]["scores"]["nss"] > items[1]["scores"]["nss"] > items[2]["scores"]["nss"]
+    assert page_data(site)["colour_scale"] == "assets/colour-scale.png"
+    scale = np.asarray(Image.open(site.parent / "assets" / "colour-scale.png").convert("RGB")).astype(float)
+    assert scale.shape[1] == 256 and scale[:, -1].sum() > scale[:, 0].sum() + 100  # dark/transparent -> bright
     # the centre-bias map is hottest in the middle of the image
-    m = np.asarray(Image.open(index.parent / row["examples"][0]["model"])).astype(float)
-    plain = np.asarray(Image.open(osie_dir / "stimuli" / f"{saved[0]}.jpg").convert("RGB").resize((360, 270))).astype(float)
+    m = np.asarray(Image.open(site.parent / items[0]["model"])).astype(float)
+    plain = np.asarray(Image.open(osie_dir / "stimuli" / f"{best}.jpg").convert("RGB").resize((360, 270))).astype(float)
     change = np.abs(m - plain).sum(axis=2)
     assert change[110:160, 155:205].mean() > 3 * change[:30, :30].mean()
     # human and model panels differ (one is fixations, the other the centre bias)
-    h = np.asarray(Image.open(index.parent / row["examples"][0]["human"])).astype(float)
+    h = np.asarray(Image.open(site.parent / items[0]["human"])).astype(float)
     assert np.abs(h - m).mean() > 5
+
+
+def test_example_choice_best_median_worst_then_evenly_spaced():
+    from harness.results.examples import example_positions, role_of
+
+    assert example_positions(700, 12) == [0, 349, 699, 70, 140, 210, 280, 350, 419, 489, 559, 629]
+    assert example_positions(10, 3) == [0, 4, 9]
+    assert example_positions(8, 12) == [0, 3, 7, 1, 2, 4, 5, 6]  # all of them, best/median/worst first
+    assert example_positions(2, 12) == [0, 1] and example_positions(1, 12) == [0] and example_positions(0, 12) == []
+    assert len(set(example_positions(13, 12))) == 12
+    assert [role_of(p, 700) for p in (0, 349, 699, 70)] == ["best", "median", "worst", None]
+
+
+def test_keep_examples_keeps_the_chosen_candidates_only(tmp_path):
+    import pandas as pd
+
+    from harness.ids import stimulus_filename
+    from harness.results.examples import keep_examples, save_candidate, small_map_png
+
+    run = tmp_path / "run"
+    ids = [f"s{i:02d}" for i in range(10)]
+    for i, sid in enumerate(ids):
+        save_candidate(run, sid, small_map_png(np.full((60, 80), float(i)) + np.eye(60, 80)))
+    frame = pd.DataFrame({"stimulus_id": ids, "status": ["ok"] * 8 + ["failed", "degenerate"],
+                          "nss": [0.5, 2.0, 1.0, -1.0, 0.0, 3.0, 1.5, 0.2, None, -2.0]})
+    kept = keep_examples(run, frame, 4)
+    # ranking: s05 3.0, s01 2.0, s06 1.5, s02 1.0, s00 0.5, s07 0.2, s04 0.0, s03 -1.0, s09 -2.0 (s08 failed)
+    assert kept[:3] == ["s05", "s00", "s09"] and len(kept) == 4
+    index = json.loads((run / "maps" / "index.json").read_text())
+    assert sorted(index.values()) == sorted(kept) and all(n == stimulus_filename(i, ".png") for n, i in index.items())
+    assert not (run / "maps" / "candidates").exists()
+    assert keep_examples(run, frame, 4) == kept  # finishing again (after a crash) keeps the same maps
 
 
 def test_missing_dataset_gives_a_note_not_a_failure(tmp_path, monkeypatch):
@@ -177,12 +236,16 @@ def test_missing_dataset_gives_a_note_not_a_failure(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     write_run(tmp_path / "runs", model="m", dataset="no-such-dataset", metrics={"nss": 1.0},
               maps={"1001": np.ones((60, 80))})
-    index = build_site(tmp_path / "runs", tmp_path / "site")
+    warnings: list[str] = []
+    index = build_site(tmp_path / "runs", tmp_path / "site", warn=warnings.append)
     row = page_data(index)["rows"][0]
-    assert row["examples_note"].startswith("Human fixation density unavailable: unknown dataset 'no-such-dataset'")
+    assert row["examples_note"] == ("Human fixation density unavailable: no no-such-dataset dataset plugin was "
+                                    "installed where this page was built.")
     assert [e["stimulus_id"] for e in row["examples"]] == ["1001"]
     assert "human" not in row["examples"][0]
     assert (index.parent / row["examples"][0]["model"]).is_file()
+    assert warnings == ["warning: no-such-dataset: the page shows no human fixation density for 1 run(s): no "
+                        "dataset plugin named 'no-such-dataset' is installed (`harness datasets` lists them)"]
 
 
 def _half_map(side: str) -> np.ndarray:
@@ -270,3 +333,174 @@ def test_rows_match_the_published_schema(sample):
     back = {r["run_id"]: r for r in hub_table.table_to_rows(table)}
     assert back[runs["uniform"].name]["task:top1"] is None
     assert json.loads(back[runs["lite1"].name]["packages"]) == {"numpy": "2.3.0", "torch": "2.13.0"}
+
+
+# --- the data behind the human panels: --data-dir, the Arrow cache, never a download, nothing local on the page
+
+
+def _cli(*args: str, env: dict[str, str]) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a new user: no $HARNESS_DATA_DIR."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "HARNESS_DATA_DIR"}
+    env.update(extra)
+    return env
+
+
+def _assert_nothing_local(site, *forbidden: str) -> None:
+    """No local path, machine error text or download host in any file of the built site."""
+    for path in site.rglob("*"):
+        if path.is_file() and path.suffix in {".html", ".js", ".css", ".md", ".json", ".svg"}:
+            text = path.read_text(encoding="utf-8")
+            for needle in (*forbidden, "Traceback", "Error", "Errno", "githubusercontent", "Name or service",
+                           "/tmp/", "/home/", "/root/"):
+                assert needle not in text, (path.name, needle)
+
+
+def test_data_dir_help_says_the_same_in_every_command():
+    import click
+
+    from harness.data.paths import DATA_DIR_HELP
+
+    ctx = click.Context(main)
+    commands = {"eval": main.get_command(ctx, "eval"), "align": main.get_command(ctx, "align")}
+    for group, names in (("datasets", ("info", "prune")), ("leaderboard", ("build", "publish"))):
+        g = main.get_command(ctx, group)
+        for name in names:
+            commands[f"{group} {name}"] = g.get_command(click.Context(g), name)
+    for name, cmd in commands.items():
+        (opt,) = [p for p in cmd.params if p.name == "data_dir"]
+        assert opt.help.startswith(DATA_DIR_HELP), name
+    assert "DIR/NAME is used when it exists, else DIR itself" in DATA_DIR_HELP
+
+
+def test_data_dir_is_the_dataset_folder_or_the_folder_holding_it(tmp_path):
+    from harness.data import get_gaze_dataset
+    from harness.data.paths import dataset_folder
+
+    (tmp_path / "data" / "osie").mkdir(parents=True)
+    assert dataset_folder("osie", tmp_path / "data") == tmp_path / "data" / "osie"
+    assert dataset_folder("osie", tmp_path / "data" / "osie") == tmp_path / "data" / "osie"
+    assert dataset_folder("osie", tmp_path / "elsewhere") == tmp_path / "elsewhere"  # a missing folder stays an error
+    assert dataset_folder("osie", None) is None
+    for given in (tmp_path / "data", tmp_path / "data" / "osie"):
+        assert get_gaze_dataset("osie", data_dir=given).data_dir == tmp_path / "data" / "osie"
+
+
+@pytest.mark.slow
+def test_every_command_takes_either_form_of_data_dir(tmp_path, small_osie):
+    """eval, datasets info, leaderboard build and publish --space each read a 4-stimulus OSIE copy
+    given as its own folder or as the folder holding ``osie/``; build draws the human panels from
+    the converted table in the cache when there is one, else from --data-dir, and never downloads."""
+    src = small_osie(name="osie", n=4)  # tmp_path/osie
+    parent = src.parent
+    cache = tmp_path / "cache"
+    env = _clean_env(HARNESS_CACHE_DIR=str(cache))
+    for given in (parent, src):
+        r = _cli("eval", "--model", "center-bias", "--dataset", "osie", "--data-dir", str(given), "--output",
+                 str(tmp_path / "runs"), "--no-references", "--no-show", env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        r = _cli("datasets", "info", "osie", "--data-dir", str(given), env=env)
+        assert r.returncode == 0, r.stderr
+        assert f"data:                {src}" in r.stdout and "images:              4" in r.stdout
+    (run,) = load_runs(tmp_path / "runs")  # both forms made the same run (same data, same fingerprint)
+
+    def build(*args: str, cache_dir) -> tuple[dict, str]:
+        site = tmp_path / f"site-{len(list(tmp_path.glob('site-*')))}"
+        r = _cli("leaderboard", "build", "--results", str(tmp_path / "runs"), "--output", str(site), *args,
+                 env=_clean_env(HARNESS_CACHE_DIR=str(cache_dir)))
+        assert r.returncode == 0, r.stderr
+        _assert_nothing_local(site, str(tmp_path))
+        return page_data(site / "index.html")["rows"][0], r.stderr
+
+    # the cache has the table the run scored: no source needed
+    row, err = build(cache_dir=cache)
+    assert err == "" and row["examples_note"] is None and all("human" in e for e in row["examples"])
+    # an empty cache: from --data-dir, either form (converted once into that cache)
+    for k, given in enumerate((parent, src)):
+        row, err = build("--data-dir", str(given), cache_dir=tmp_path / f"cache{k}")
+        assert err == "" and all("human" in e for e in row["examples"]), err
+        assert (tmp_path / f"cache{k}" / "arrow" / "osie").is_dir()
+    # neither: a loud warning, the page without human panels, exit 0, nothing downloaded
+    row, err = build(cache_dir=tmp_path / "empty")
+    (line,) = err.strip().splitlines()
+    assert line.startswith("warning: osie: the page shows no human fixation density for 1 run(s): the converted "
+                           "table these runs scored") and "nothing was downloaded" in line
+    assert row["examples_note"] == ("Human fixation density unavailable: the osie data was not available where "
+                                    "this page was built.")
+    assert row["examples"] and not any("human" in e for e in row["examples"])
+    assert not (tmp_path / "empty" / "data").exists()  # no download was started
+    # other data than the run scored (another stimulus set): not used for the run, said so
+    other = small_osie(name="other/osie", n=3)
+    row, err = build("--data-dir", str(other), cache_dir=tmp_path / "cache-other")
+    assert "is not the version this run scored" in row["examples_note"] and "fingerprint" in err
+
+
+def test_build_never_downloads_and_keeps_local_text_off_the_page(tmp_path, monkeypatch):
+    """A new user with no data and an empty cache: no download is attempted, one warning per
+    dataset, and neither the page nor its data holds a local path or an error message."""
+    import harness.data.download as download
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("leaderboard build tried to download a dataset")
+
+    monkeypatch.setattr(download, "install_atomically", no_download)
+    monkeypatch.setattr(download, "fetch_tree", no_download)
+    monkeypatch.delenv("HARNESS_DATA_DIR", raising=False)
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    run = write_run(tmp_path / "runs", model=f"hf:{tmp_path}/models/my-vit", metrics={"nss": 1.0},
+                    maps={"1001": np.ones((60, 80)), "1002": np.eye(60, 80)})
+    write_run(tmp_path / "runs", model="other", metrics={"nss": 0.5}, maps={"1001": np.ones((60, 80))})
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["command"] = [f"{tmp_path}/.venv/bin/harness", "eval", "--output", f"{tmp_path}/runs"]
+    manifest["dataset_skipped"] = [f"{tmp_path}/osie/stimuli/1009.jpg: unreadable image (OSError: truncated)"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    warnings: list[str] = []
+    index = build_site(tmp_path / "runs", tmp_path / "site", warn=warnings.append)
+    assert len(warnings) == 1 and warnings[0].startswith("warning: osie: the page shows no human fixation density "
+                                                         "for 2 run(s)")
+    assert str(tmp_path / "cache") in warnings[0]  # the terminal says where it looked; the page does not
+    _assert_nothing_local(index.parent, str(tmp_path))
+    row = next(r for r in page_data(index)["rows"] if r["run_id"] == run.name)
+    assert row["model"] == "hf:\u2026/my-vit"
+    assert row["manifest"]["command"] == ["\u2026/harness", "eval", "--output", "\u2026/runs"]
+    assert row["manifest"]["dataset_skipped"] == ["\u2026/1009.jpg: unreadable image"]
+
+
+def test_public_text_shortens_local_paths_only():
+    from harness.leaderboard.site import public_text
+
+    assert public_text("/work/main/.venv/bin/harness") == "\u2026/harness"
+    assert public_text("hf:/home/me/models/vit") == "hf:\u2026/vit"
+    assert public_text(r"C:\Users\me\runs") == "\u2026/runs"
+    assert public_text("see file:///tmp/x/page.html") == "see \u2026/page.html"
+    assert public_text("x.jpg: unreadable (OSError: [Errno 5] I/O error)") == "x.jpg: unreadable"
+    for kept in ("https://huggingface.co/datasets/org/board", "google/vit-base-patch16-224", "</script>",
+                 "<script>alert(1)</script>", "1/2/3", "Linux-6.1-x86_64-with-glibc2.36", "top-1 / top-5"):
+        assert public_text(kept) == kept
+
+
+@pytest.mark.slow
+def test_new_user_builds_the_page_from_the_arrow_cache(tmp_path, osie_dataset, osie_cache):
+    """The issue's case: `harness eval` ran with the data; later `leaderboard build` runs without
+    $HARNESS_DATA_DIR. The stimuli are in the converted table, so every panel is there, no warning."""
+    import harness
+
+    harness.evaluate("center-bias", dataset="osie", limit=6, output=tmp_path / "runs", references=False,
+                     progress=False)
+    r = _cli("leaderboard", "build", "--results", str(tmp_path / "runs"), "--output", str(tmp_path / "site"),
+             env=_clean_env(HARNESS_CACHE_DIR=str(osie_cache)))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.strip() == f"wrote {tmp_path / 'site' / 'index.html'}"
+    row = page_data(tmp_path / "site" / "index.html")["rows"][0]
+    assert row["examples_note"] is None and len(row["examples"]) == 6
+    assert all((tmp_path / "site" / e["human"]).is_file() for e in row["examples"])
+    _assert_nothing_local(tmp_path / "site", str(tmp_path), str(osie_cache))

@@ -1,7 +1,10 @@
 """The leaderboard page in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by
 Playwright, the site served from a local port. Sorting, filtering, the detail view, the scatter
-plots, escaping (no dialog fires) and the rule that the page requests nothing outside its folder.
-Screenshots land in test-artifacts/."""
+plots, escaping (no dialog fires) and the rule that the page requests nothing outside its folder;
+at 1400 pixels wide, a table as wide as a real one with no page-wide scrollbar, the metric
+glossary, the examples (best, median, worst, paged, with a colour scale) and scatter labels that do
+not collide. Screenshots are written under pytest's temporary folder (``screenshots*/``), never
+into the repository."""
 
 from __future__ import annotations
 
@@ -19,14 +22,13 @@ from harness.cli import main
 from harness.leaderboard.site import build_site
 
 try:
-    from tests.site_helpers import page_data, sample_results
+    from tests.site_helpers import ALL_METRICS, page_data, sample_results, wide_results
 except ImportError:  # tests/ is not a package: pytest put it on sys.path
-    from site_helpers import page_data, sample_results
+    from site_helpers import ALL_METRICS, page_data, sample_results, wide_results
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 XSS = "<script>alert(1)</script>"
 OSIE_PRESENT = (Path(os.environ["HARNESS_DATA_DIR"]) / "osie" / "eye" / "fixations.mat").is_file()
 
@@ -37,19 +39,40 @@ pytestmark = [
 ]
 
 
+N_REAL = 8  # stimuli of the real run: examples on three pages (3, 3, 2)
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
+def root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("browser")
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where the screenshots go (pytest's temporary folder: look at them, commit nothing)."""
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
+def site(root) -> Path:
     """Synthetic runs (ceiling, baselines, classification models, a superseded run, an XSS name)
-    plus, when the OSIE data is here, one real `harness eval` run whose saved maps give the example
-    overlays (the overlay test itself skips without the data)."""
-    root = tmp_path_factory.mktemp("browser")
+    plus, when the OSIE data is here, one real `harness eval` run whose kept maps give the example
+    overlays (the overlay tests themselves fail without the data)."""
     results = root / "runs"
     sample_results(results)
     if OSIE_PRESENT:
-        r = CliRunner().invoke(main, ["eval", "--model", "center-bias", "--dataset", "osie", "--limit", "3",
+        r = CliRunner().invoke(main, ["eval", "--model", "center-bias", "--dataset", "osie", "--limit", str(N_REAL),
                                       "--output", str(results / "real"), "--no-references", "--no-show"])
         assert r.exit_code == 0, r.output
     return build_site(results, root / "site").parent
+
+
+@pytest.fixture(scope="module")
+def wide_site(root) -> Path:
+    """A leaderboard as wide as a real one (all nine gaze metrics, two task metrics, long model
+    names), models close together, the same models on 700 and on 50 images (wide_results)."""
+    wide_results(root / "wide-runs")
+    return build_site(root / "wide-runs", root / "wide").parent
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -58,8 +81,9 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def server(site):
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
+def server(root, site, wide_site):
+    """Serves both sites: ``<server>site/`` and ``<server>wide/``."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/"
@@ -94,18 +118,27 @@ class Watch:
         dialog.dismiss()
 
 
-@pytest.fixture
-def page(browser, server):
+def _open(browser, url: str, prefix: str):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     pg = context.new_page()
     watch = Watch(pg)
-    pg.goto(server + "index.html")
+    pg.goto(url)
     pg.wait_for_selector("body[data-ready=true]")
     yield pg, watch
     context.close()
-    outside = [u for u in watch.requests if not u.startswith(server)]
-    assert outside == [], f"requests outside the local server: {outside}"
+    outside = [u for u in watch.requests if not u.startswith(prefix)]
+    assert outside == [], f"requests outside the site's folder: {outside}"
     assert watch.dialogs == [] and watch.errors == []
+
+
+@pytest.fixture
+def page(browser, server):
+    yield from _open(browser, server + "site/index.html", server + "site/")
+
+
+@pytest.fixture
+def wide_page(browser, server):
+    yield from _open(browser, server + "wide/index.html", server + "wide/")
 
 
 def wait_until(pg, expression: str, timeout_s: float = 10.0) -> None:
@@ -121,6 +154,7 @@ def wait_until(pg, expression: str, timeout_s: float = 10.0) -> None:
 
 IMAGES_LOADED = ("(imgs => imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0))"
                  "([...document.querySelectorAll('#detail .examples img')])")
+EXAMPLE_IMGS = "#detail .examples figure.example img"
 
 
 def column(pg, key: str) -> list:
@@ -164,8 +198,6 @@ def test_table_sorts_by_primary_then_by_clicked_column(page, site):
     pg.click('th[data-key="model"]')
     names = texts(pg, "#leaderboard tbody .model-name")
     assert names == sorted(names, key=lambda s: s.lower()) or names == sorted(names)
-    ARTIFACTS.mkdir(exist_ok=True)
-    pg.screenshot(path=str(ARTIFACTS / "leaderboard-table.png"), full_page=True)
 
 
 def test_filters_by_task_dataset_and_attention(page, site):
@@ -220,6 +252,7 @@ def test_scatter_plots_alignment_against_task(page):
     assert figs.count() == 1  # only classification has a task score; free viewing has none
     fig = figs.first
     assert fig.get_attribute("data-dataset") == "osie" and fig.get_attribute("data-task") == "classification"
+    assert fig.get_attribute("data-n-images") == "4" and "4 images" in fig.locator("figcaption").text_content()
     points = fig.locator("g.point")
     assert points.count() == 3
     labels = sorted(texts(pg, "figure.scatter g.point text.point-label"))
@@ -236,7 +269,12 @@ def test_scatter_plots_alignment_against_task(page):
     y_ratio = (pos[XSS][1] - pos["efficientnet-lite0"][1]) / (pos["efficientnet-lite0"][1] - pos["efficientnet-lite1"][1])
     assert x_ratio == pytest.approx(0.5 / 0.2) and y_ratio == pytest.approx(0.25 / 0.02)  # linear axes
     refs = texts(pg, "figure.scatter g.reference text.ref-label")
-    assert "human ceiling: human-ceiling" in refs and "baseline: uniform" in refs
+    # center-bias (1.2) lies among the models (0.9 to 1.6): a dashed line; the ceiling (2.5) and
+    # uniform (0.0) would squeeze them into a corner: marked at the edge with their values
+    assert "baseline: center-bias (nss 1.20)" in refs
+    assert "human ceiling: human-ceiling (nss 2.50, off the axis to the right)" in refs
+    assert "baseline: uniform (nss 0.00, off the axis to the left)" in refs
+    assert fig.locator("g.reference:not(.offscale) line").count() == 1
     # filtering to one attention method redraws the plot
     pg.select_option("#filter-attention", "rollout")
     assert pg.locator("figure.scatter g.point").count() == 1
@@ -268,22 +306,66 @@ def test_detail_view_shows_provenance(page, site):
     assert detail.is_hidden()
 
 
-def test_detail_view_overlays_human_density_beside_the_model(page, site, server, osie_dir):
-    """The real `harness eval` run: its saved maps beside the human density, served as PNGs."""
+def test_detail_view_overlays_human_density_beside_the_model(page, site, server, osie_dir, shots):
+    """The real `harness eval` run: its kept maps beside the human density, served as PNGs."""
     pg, watch = page
     detail = pg.locator("#detail")
     real = next(r for r in page_data(site / "index.html")["rows"] if r["examples"])
-    pg.goto(server + "index.html#run=" + quote(real["run_id"], safe=""))
+    assert len(real["examples"]) == N_REAL
+    pg.goto(server + "site/index.html#run=" + quote(real["run_id"], safe=""))
     detail.wait_for(state="visible")
-    imgs = detail.locator(".examples img")
-    assert imgs.count() == 2 * len(real["examples"]) == 6
+    imgs = detail.locator("figure.example img")
+    assert imgs.count() == 2 * 3  # the first page: three stimuli, human and model each
     wait_until(pg, IMAGES_LOADED)
-    widths = pg.eval_on_selector_all("#detail .examples img", "imgs => imgs.map(i => i.naturalWidth)")
+    widths = pg.eval_on_selector_all(EXAMPLE_IMGS, "imgs => imgs.map(i => i.naturalWidth)")
     assert widths == [360] * 6
-    assert texts(pg, "#detail figure.example > figcaption.stimulus") == [f"stimulus {e['stimulus_id']}" for e in real["examples"]]
-    ARTIFACTS.mkdir(exist_ok=True)
-    pg.screenshot(path=str(ARTIFACTS / "leaderboard-detail.png"), full_page=False)
-    assert (ARTIFACTS / "leaderboard-detail.png").stat().st_size > 10_000
+    assert texts(pg, "#detail figure.example .sid") == [f"stimulus {e['stimulus_id']}" for e in real["examples"][:3]]
+    pg.screenshot(path=str(shots / "leaderboard-detail.png"), full_page=False)
+    assert (shots / "leaderboard-detail.png").stat().st_size > 10_000
+
+
+def test_examples_show_best_median_worst_with_scores_a_colour_scale_and_pages(page, site, server, shots):
+    """Page 1: the best, median and worst stimuli by NSS with their per-stimulus NSS and AUC and
+    rank; a colour scale; next/previous walk through the other examples, three at a time."""
+    pg, watch = page
+    real = next(r for r in page_data(site / "index.html")["rows"] if r["examples"])
+    pg.goto(server + "site/index.html#run=" + quote(real["run_id"], safe=""))
+    pg.locator("#detail").wait_for(state="visible")
+    wait_until(pg, IMAGES_LOADED)
+    figs = pg.locator("#detail figure.example")
+    assert [figs.nth(i).get_attribute("data-role") for i in range(3)] == ["best", "median", "worst"]
+    assert texts(pg, "#detail figure.example .role") == ["best", "median", "worst"]
+    assert texts(pg, "#detail figure.example .rank") == [f"rank 1 of {N_REAL}", f"rank {(N_REAL - 1) // 2 + 1} of {N_REAL}",
+                                                         f"rank {N_REAL} of {N_REAL}"]
+    nss = [float(v) for v in pg.eval_on_selector_all("#detail figure.example .score[data-metric=nss]",
+                                                     "els => els.map(e => e.dataset.value)")]
+    assert nss == [e["scores"]["nss"] for e in real["examples"][:3]] and nss[0] > nss[1] > nss[2]
+    assert pg.locator("#detail figure.example .score[data-metric=auc_judd]").count() == 3
+    assert all(t.startswith("nss ") for t in texts(pg, "#detail figure.example .score[data-metric=nss]"))
+    # the colour scale of the maps, loaded, with its two ends named
+    scale = pg.locator("#detail .colour-scale")
+    assert scale.is_visible() and texts(pg, "#detail .colour-scale .end") == ["low", "high"]
+    assert pg.evaluate("(i => i.complete && i.naturalWidth === 256)(document.querySelector('#detail .colour-scale img'))")
+    pg.screenshot(path=str(shots / "examples-page-1.png"))
+    # paging
+    prev, nxt = pg.locator("#detail .pager button.prev"), pg.locator("#detail .pager button.next")
+    assert prev.is_disabled() and nxt.is_enabled()
+    assert texts(pg, "#detail .pager .page-info") == [f"page 1 of 3 \u00b7 examples 1\u20133 of {N_REAL}"]
+    seen = []
+    for page_no in (1, 2, 3):
+        ids = pg.eval_on_selector_all("#detail figure.example", "fs => fs.map(f => f.dataset.stimulusId)")
+        assert ids == [e["stimulus_id"] for e in real["examples"][3 * (page_no - 1): 3 * page_no]]
+        seen += ids
+        if page_no < 3:
+            nxt.click()
+            wait_until(pg, IMAGES_LOADED)
+    assert nxt.is_disabled() and prev.is_enabled() and len(set(seen)) == N_REAL
+    ranks = [int(t.split()[1]) for t in texts(pg, "#detail figure.example .rank")]
+    assert ranks == sorted(ranks)  # later pages walk down the ranking
+    pg.screenshot(path=str(shots / "examples-page-3.png"))
+    prev.click()
+    assert pg.eval_on_selector_all("#detail figure.example", "fs => fs.map(f => f.dataset.stimulusId)") == \
+        [e["stimulus_id"] for e in real["examples"][3:6]]
 
 
 def test_script_in_a_model_name_is_shown_as_text(page, site):
@@ -310,8 +392,88 @@ def test_page_works_from_file_url_without_any_request_outside_its_folder(browser
     if real:  # the overlay PNGs load from file:// too
         pg.evaluate(f"location.hash = {('run=' + quote(real[0]['run_id'], safe=''))!r}")
         wait_until(pg, IMAGES_LOADED)
-        assert pg.locator("#detail .examples img").count() == 2 * len(real[0]["examples"])
+        assert pg.locator(EXAMPLE_IMGS).count() == 2 * 3
     context.close()
     prefix = site.as_uri() + "/"
     assert watch.requests and all(u.startswith(prefix) for u in watch.requests), watch.requests
     assert watch.dialogs == [] and watch.errors == []
+
+
+# --- at 1400 pixels: a table as wide as a real one, the glossary, the scatter plots ----------------------
+
+OVERLAPS = """labels => {
+  const boxes = labels.map(t => t.getBoundingClientRect());
+  const hits = [];
+  for (let i = 0; i < boxes.length; i++)
+    for (let j = i + 1; j < boxes.length; j++) {
+      const a = boxes[i], b = boxes[j];
+      if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5)
+        hits.push([labels[i].textContent, labels[j].textContent]);
+    }
+  return hits;
+}"""
+
+
+def test_no_page_wide_scrollbar_at_1400_pixels(wide_page, wide_site, shots):
+    pg, watch = wide_page
+    assert pg.evaluate("innerWidth") == 1400
+    keys = pg.eval_on_selector_all("#leaderboard thead th[data-key]", "ths => ths.map(t => t.dataset.key)")
+    assert set(ALL_METRICS) | {"task:top1", "task:top5", "model", "attention", "n_images"} <= set(keys)
+    assert pg.evaluate("document.documentElement.scrollWidth") <= pg.evaluate("innerWidth")
+    # and the table itself fits: its own scroller (for narrow screens) has nothing to scroll
+    assert pg.evaluate("(w => w.scrollWidth <= w.clientWidth)(document.getElementById('table-wrap'))")
+    pg.screenshot(path=str(shots / "wide-1400.png"), full_page=True)
+    # a long model name wraps inside its cell instead of widening the table
+    cell = pg.locator("#leaderboard td[data-key=model]", has_text="deit-small-distilled").first
+    assert cell.bounding_box()["height"] > 25
+
+
+def test_every_column_is_explained(wide_page, wide_site):
+    """A tooltip on each metric header and a visible glossary, in the metric registry's words."""
+    from harness.plugins import get_registry
+
+    pg, watch = wide_page
+    for m in ALL_METRICS:
+        description = get_registry().get("metric", m).get("description")
+        title = pg.get_attribute(f'#leaderboard th[data-key="{m}"]', "title")
+        assert title.startswith(f"{m}: {description}") and "is better" in title
+        dd = pg.locator(f'#glossary-list dt[data-key="{m}"] + dd')
+        assert dd.text_content().startswith(description)
+    assert pg.get_attribute('#leaderboard th[data-key="kld"]', "title").endswith("(lower is better)")
+    assert pg.get_attribute('#leaderboard th[data-key="task:top1"]', "title").startswith("task:top1: top-1 accuracy")
+    assert pg.locator("#glossary").is_visible()
+    assert pg.locator("#glossary-list dt").count() == len(pg.locator("#leaderboard thead th[data-key]").all())
+
+
+def test_scatter_plots_one_per_dataset_task_and_image_count_labels_apart(wide_page, shots):
+    pg, watch = wide_page
+    figs = pg.locator("figure.scatter")
+    assert figs.count() == 2
+    assert [(figs.nth(i).get_attribute("data-dataset"), figs.nth(i).get_attribute("data-task"),
+             figs.nth(i).get_attribute("data-n-images")) for i in range(2)] == \
+        [("osie", "classification", "700"), ("osie", "classification", "50")]
+    for i in range(2):
+        fig = figs.nth(i)
+        assert fig.locator("g.point").count() == 6  # each model once: the 50-image runs are in the other plot
+        labels = fig.locator("text.point-label, text.ref-label")
+        assert fig.locator("text.point-label.unplaced").count() == 0 and fig.locator(".unplaced-note").count() == 0
+        assert pg.evaluate(OVERLAPS, labels.element_handles()) == []
+        svg_box = fig.locator("svg").bounding_box()
+        for handle in labels.element_handles():
+            b = handle.bounding_box()
+            assert svg_box["x"] - 0.5 <= b["x"] and b["x"] + b["width"] <= svg_box["x"] + svg_box["width"] + 0.5
+        # no point hidden under a label
+        circles = fig.locator("g.point circle").element_handles()
+        assert pg.evaluate("""([labels, circles]) => labels.some(t => circles.some(c => {
+            const a = t.getBoundingClientRect(), b = c.getBoundingClientRect();
+            return a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1; }))""",
+                           [fig.locator("text.point-label").element_handles(), circles]) is False
+        # the references far from the models (ceiling at NSS ~3.7, uniform at 0) sit at the edge with
+        # their values, so the models spread over the plot instead of a corner of it
+        offscale = texts(pg, f"figure.scatter:nth-of-type({i + 1}) g.reference.offscale text")
+        assert any(t.startswith("human ceiling: human-ceiling (nss 3.") for t in offscale)
+        xs = [c.bounding_box()["x"] for c in circles]
+        area = fig.locator("rect.plot-area").bounding_box()
+        assert (max(xs) - min(xs)) > 0.7 * area["width"]
+        assert fig.locator("svg").bounding_box()["width"] >= 600  # drawn at its size, for reading
+    pg.locator("#scatter-section").screenshot(path=str(shots / "scatter-1400.png"))

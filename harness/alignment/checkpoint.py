@@ -16,14 +16,15 @@ hashes, so a truncated or swapped weights file is named, not loaded.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import HarnessError
+from ..results.files import atomic_write_bytes
 
 META_FILE = "align.json"
 FORMAT = "gaze-harness aligned model"
@@ -96,24 +97,9 @@ def _load_tensor_file(folder: Path, entry: dict) -> dict:
 
 
 def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from ..data.download import sha256_file
 
-
-def _atomic_bytes(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return sha256_file(path)
 
 
 def write_epoch(folder: Path, meta: dict[str, Any], weights: dict, state: dict, epoch: int) -> dict[str, Any]:
@@ -124,11 +110,13 @@ def write_epoch(folder: Path, meta: dict[str, Any], weights: dict, state: dict, 
     files = {}
     for role, obj in (("weights", weights), ("state", state)):
         path = folder / f"{role}-e{epoch:03d}.pt"
-        _atomic_bytes(path, lambda f, obj=obj: torch.save(obj, f))
-        files[role] = {"name": path.name, "sha256": sha256_of(path)}
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        data = buffer.getvalue()
+        atomic_write_bytes(path, data)
+        files[role] = {"name": path.name, "sha256": hashlib.sha256(data).hexdigest()}
     meta = {**meta, "format": FORMAT, "format_version": FORMAT_VERSION, "epochs_done": epoch, "files": files}
-    text = json.dumps(meta, indent=2, sort_keys=False, allow_nan=False)
-    _atomic_bytes(folder / META_FILE, lambda f: f.write(text.encode()))
+    atomic_write_bytes(folder / META_FILE, json.dumps(meta, indent=2, sort_keys=False, allow_nan=False).encode())
     keep = {e["name"] for e in files.values()}
     for old in [*folder.glob("weights-e*.pt"), *folder.glob("state-e*.pt")]:
         if old.name not in keep:

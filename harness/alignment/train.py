@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HarnessError
+from ..results.files import jsonable as _jsonable
 
 TASK_LOSSES = ("auto", "distill", "logit-mse", "cross-entropy")
 #: held-out alignment reported per epoch (quick: two metrics on the model's evaluation attention)
@@ -59,16 +60,6 @@ class AlignConfig:
     train_only: tuple[str, ...] = ()  # parameter-name prefixes to train; empty: every parameter
     progress: bool = True
     command: list[str] = field(default_factory=lambda: list(sys.argv))
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
 
 
 def _check(cfg: AlignConfig) -> None:

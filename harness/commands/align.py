@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..cli import LazyHelpOption, main, registered_names
+from ..data.paths import DATA_DIR_HELP
 
 
 def _loss_help() -> str:
@@ -43,7 +44,7 @@ def _loss_help() -> str:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads on CPU (default: the cores, shared among local processes).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Folder holding the dataset's files (default: $HARNESS_DATA_DIR/NAME, then the cache).")
+              help=DATA_DIR_HELP)
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Cache root of the converted datasets (default: $HARNESS_CACHE_DIR or ~/.cache/gaze-harness).")
 @click.option("--sigma-deg", type=float, default=1.0, show_default=True,

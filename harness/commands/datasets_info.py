@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..cli import datasets
+from ..data.paths import DATA_DIR_HELP
 
 
 def _format(info: dict) -> str:
@@ -136,7 +137,7 @@ def _format_cache_only(info: dict) -> str:
 @datasets.command("info")
 @click.argument("name")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder holding the dataset's files (default: $HARNESS_DATA_DIR/NAME, then the cache).")
+              help=DATA_DIR_HELP)
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Cache root (default: $HARNESS_CACHE_DIR or ~/.cache/gaze-harness).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -166,7 +167,7 @@ def _size(path) -> int:
 @datasets.command("prune")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder holding the dataset's files (default: $HARNESS_DATA_DIR/NAME, then the cache).")
+              help=DATA_DIR_HELP)
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Cache root (default: $HARNESS_CACHE_DIR or ~/.cache/gaze-harness).")
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..cli import LazyHelpOption, main, task_help
+from ..data.paths import DATA_DIR_HELP
 
 
 @main.command("eval")
@@ -24,7 +25,7 @@ from ..cli import LazyHelpOption, main, task_help
               help="Results folder: one run folder per model x attention x dataset x task x settings; an "
                    "unfinished run there is resumed.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Folder holding the dataset's files (default: $HARNESS_DATA_DIR/NAME, then the cache).")
+              help=DATA_DIR_HELP)
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Cache root of the converted datasets (default: $HARNESS_CACHE_DIR or ~/.cache/gaze-harness).")
 @click.option("--profile", type=click.Choice(["mit", "pysaliency"]), default="mit", show_default=True,

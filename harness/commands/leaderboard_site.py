@@ -7,18 +7,34 @@ from pathlib import Path
 
 import click
 
+from ..data.paths import DATA_DIR_HELP
+from ..results.examples import EXAMPLE_MAPS as DEFAULT_EXAMPLES
 from .leaderboard import leaderboard
 
 _results = click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("runs"),
                         show_default=True, help="Folder holding run folders (as written by `harness eval --output`).")
 _data_dir = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-                         help="Folder holding one sub-folder per dataset (like $HARNESS_DATA_DIR), for the human "
-                              "fixation densities of the example overlays.")
+                         help=DATA_DIR_HELP + " Read only for a dataset whose converted table (the one its "
+                              "runs scored) is not in the cache; nothing is ever downloaded.")
 _cache_dir = click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
-                          help="Cache root of the converted datasets (default: $HARNESS_CACHE_DIR).")
+                          help="Cache root of the converted datasets (default: $HARNESS_CACHE_DIR or "
+                               "~/.cache/gaze-harness).")
 _primary = click.option("--primary", default=None, help="Headline gaze metric (default: nss).")
-_examples = click.option("--examples", "n_examples", type=click.IntRange(min=0), default=3, show_default=True,
-                         help="Example stimuli per run shown as overlays (from the maps each run saved).")
+_examples = click.option("--examples", "n_examples", type=click.IntRange(min=0), default=DEFAULT_EXAMPLES,
+                         show_default=True,
+                         help="Example stimuli per run, three to a page: best, median and worst by NSS, then evenly "
+                              "spaced NSS ranks (from the maps each run kept).")
+
+
+def _warnings():
+    """A ``warn`` for the site builder that prints each line on stderr at once and counts them."""
+    lines: list[str] = []
+
+    def warn(line: str) -> None:
+        lines.append(line)
+        click.secho(line, err=True, fg="yellow", bold=True)
+
+    return warn, lines
 
 
 @leaderboard.command("build")
@@ -33,12 +49,18 @@ _examples = click.option("--examples", "n_examples", type=click.IntRange(min=0),
               help="Title of the page (its <title> and heading).")
 def build(results_dir: Path, output: Path, data_dir: Path | None, cache_dir: Path | None, primary: str | None,
           n_examples: int, title: str) -> None:
-    """Build the static leaderboard site: open OUTPUT/index.html in a browser, or serve the folder."""
+    """Build the static leaderboard site: open OUTPUT/index.html in a browser, or serve the folder.
+
+    A dataset whose human fixation densities cannot be drawn (its converted table is not in the
+    cache and its files are not here) gets a warning line on stderr; the page is still written and
+    the exit status is 0."""
     from ..leaderboard.site import build_site
 
+    warn, lines = _warnings()
     index = build_site(results_dir, output, data_dir=data_dir, cache_dir=cache_dir, primary=primary,
-                       n_examples=n_examples, title=title)
-    click.echo(f"wrote {index}")
+                       n_examples=n_examples, title=title, warn=warn)
+    click.echo(f"wrote {index}" + (f" ({len(lines)} warning(s) above: examples without the human fixation "
+                                   "density)" if lines else ""))
 
 
 @leaderboard.command("publish")
@@ -72,5 +94,6 @@ def publish_command(results_dir: Path, repo: str | None, space: str | None, priv
         return
     if repo is None:
         raise HarnessError("--repo ORG/NAME is required (or --to-folder DIR to write the files locally)")
+    warn, _ = _warnings()
     pub.publish(results_dir, repo, space=space, private=private, primary=primary, data_dir=data_dir,
-                cache_dir=cache_dir, n_examples=n_examples, echo=lambda s: click.echo(s, err=True))
+                cache_dir=cache_dir, n_examples=n_examples, echo=lambda s: click.echo(s, err=True), warn=warn)

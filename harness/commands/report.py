@@ -16,20 +16,10 @@ from pathlib import Path
 import click
 
 from ..cli import main
+from ..results.files import jsonable as _jsonable
 
 
 REPORT_FILE = "alignment_vs_task.json"
-
-
-def _jsonable(obj):
-    """NaN and infinities -> None, recursively (``json`` would write the invalid token ``NaN``)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
 
 
 def _fmt(v) -> str:

@@ -21,11 +21,13 @@ __all__ = ["GazeDataset", "DataError", "get_gaze_dataset", "load_gaze_dataset"]
 
 def get_gaze_dataset(name: str, data_dir: str | os.PathLike | None = None,
                      cache_dir: str | os.PathLike | None = None) -> GazeDataset:
-    """Build the registered dataset plugin ``name`` (nothing is read or converted yet)."""
+    """Build the registered dataset plugin ``name`` (nothing is read or converted yet). ``data_dir``
+    is the dataset's own folder or a folder holding ``<name>/`` (:func:`paths.dataset_folder`)."""
     from ..plugins import get_registry
+    from .paths import dataset_folder
 
     spec = get_registry().get("dataset", name)
-    obj = spec.load(data_dir=data_dir, cache_dir=cache_dir)
+    obj = spec.load(data_dir=dataset_folder(name, data_dir), cache_dir=cache_dir)
     if not isinstance(obj, GazeDataset):
         raise PluginError(
             f"dataset {name!r} from plugin {spec.plugin!r}: factory {spec.factory_path!r} returned "

@@ -2,7 +2,9 @@
 
 Data folder resolution, first match wins:
 
-1. ``data_dir`` given explicitly (CLI ``--data-dir``): used as is, never second-guessed; missing -> error;
+1. ``data_dir`` given explicitly (CLI ``--data-dir``): ``data_dir/<name>`` when that folder exists (a
+   folder holding one folder per dataset, like ``$HARNESS_DATA_DIR``), else ``data_dir`` itself (the
+   dataset's own folder); see :func:`dataset_folder`. Missing -> error;
 2. ``$HARNESS_DATA_DIR/<name>``;
 3. ``<cache root>/data/<name>`` (where a previous download put it);
 4. otherwise the dataset is downloaded from its original source into 3 (atomically).
@@ -19,6 +21,22 @@ from pathlib import Path
 DATA_ENV = "HARNESS_DATA_DIR"
 CACHE_ENV = "HARNESS_CACHE_DIR"
 DEFAULT_CACHE = Path("~/.cache/gaze-harness")
+
+#: the help text of every command's ``--data-dir`` (eval, align, datasets info/prune, leaderboard
+#: build/publish): one rule, one wording
+DATA_DIR_HELP = ("Folder holding the dataset's files, or a folder holding one folder per dataset (like "
+                 "$HARNESS_DATA_DIR): DIR/NAME is used when it exists, else DIR itself "
+                 "(default: $HARNESS_DATA_DIR/NAME, then the cache).")
+
+
+def dataset_folder(name: str, data_dir: str | os.PathLike | None) -> Path | None:
+    """The data folder of dataset ``name`` given ``--data-dir DIR``: ``DIR/<name>`` when it is a
+    folder (DIR holds one folder per dataset, like ``$HARNESS_DATA_DIR``), else ``DIR`` itself (the
+    dataset's own folder). None when no folder was given."""
+    if data_dir is None or str(data_dir) == "":
+        return None
+    root = Path(data_dir).expanduser()
+    return root / name if (root / name).is_dir() else root
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:

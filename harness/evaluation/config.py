@@ -33,6 +33,7 @@ class EvalConfig:
     sigma_deg: float = DEFAULT_SIGMA_DEG
     sigma_px: float | None = None  # overrides sigma_deg x pixels per degree (datasets without geometry)
     save_maps: int = 3  # attention maps of the first N stimuli are kept for the leaderboard page
+    example_maps: int = 12  # small maps kept of best, median, worst by NSS, ... (harness.results.examples)
     progress: bool = True
     device: str | None = None  # cpu, cuda, mps; None: the best available
     score_workers: int | None = None  # scoring processes; None: from the cores (threads.plan)

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from ..errors import HarnessError
 from ..results import read_run, run_id_for
+from ..results.examples import EXAMPLE_SIDE, keep_examples, save_candidate
 from ..results.writer import RunFollower, RunWriter, writable_folder
 from . import record
 from .config import CEILING, EvalConfig, EvalResult, geometry_rows, stimulus_blurs
@@ -177,9 +178,12 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
             while len(pending) > keep:
                 k, idx, handle = pending.pop(0)
                 results = handle.result()
-                for (_, smap), i in zip(results, idx):
-                    if smap is not None:  # before the shard: a shard on disk implies its maps are there
-                        writer.save_map(ctx.ids[i], smap)
+                for (_, kept), i in zip(results, idx):
+                    if kept is not None:  # before the shard: a shard on disk implies its maps are there
+                        if kept.full is not None:
+                            writer.save_map(ctx.ids[i], kept.full)
+                        if kept.small is not None:  # an example candidate (results.examples)
+                            save_candidate(writer.dir, ctx.ids[i], kept.small)
                 writer.write_shard([r for r, _ in results], idx[0])
                 bar.update(len(idx))
                 if on_batch is not None:
@@ -202,6 +206,8 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                 frame = read_run(writer.dir).per_image()  # in stimulus-id order
                 summary = record.summarize(frame, settings, task_obj=spec.task, ctx=ctx, seed=cfg.seed)
                 summary["finished_at"] = record.now()
+                if spec.example_side > 0:  # the example maps of the page: best, median, worst by NSS, ...
+                    keep_examples(writer.dir, frame, cfg.example_maps)
                 writer.finish(record.manifest(writer, cfg, settings, frame, summary["finished_at"],
                                               {**extra_manifest, "processes": world.size}), summary)
                 n_done = sum(1 for i in scored if ctx.ids[i] in done)
@@ -252,7 +258,7 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
                          stimuli=stimuli)
     spec = RunSpec(kind=kind, profile=cfg.profile, seed=cfg.seed,
                    task=task_obj if getattr(task_obj, "primary", None) is not None else None,
-                   save_maps=cfg.save_maps)
+                   save_maps=cfg.save_maps, example_side=EXAMPLE_SIDE if cfg.example_maps > 0 else 0)
 
     def infer(idx: list[int], images: list[Any]) -> list[Job]:
         t0 = time.perf_counter()

@@ -116,10 +116,19 @@ class RunSpec:
     seed: int
     task: Any = None  # a task object scoring each stimulus' output, or None
     save_maps: int = 0  # keep the maps of stimuli with an index below this (for the page)
+    example_side: int = 0  # > 0: a small PNG of every scored map, for the page's examples (results.examples)
 
 
-def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, np.ndarray | None]:
-    """The per-image row of ``job`` and the map to keep for the page (or None)."""
+@dataclass
+class Kept:
+    """What a scored stimulus leaves for the leaderboard page besides its row."""
+
+    full: np.ndarray | None = None  # the map at stimulus resolution (the first ``save_maps`` stimuli)
+    small: bytes | None = None  # the map as a small PNG (harness.results.examples.small_map_png)
+
+
+def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, Kept | None]:
+    """The per-image row of ``job`` and what to keep of its map for the page (or None)."""
     import time
 
     from .record import row
@@ -149,8 +158,11 @@ def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, np.ndarray | None]:
                 task_scores = spec.task.score_image(output, ctx.meta[i])
         except HarnessError as exc:
             status, error, scores, task_scores = "failed", str(exc), {}, {}
-        if status != "failed" and i < spec.save_maps:
-            keep = smap
+        if status != "failed" and (i < spec.save_maps or spec.example_side > 0):
+            from ..results.examples import small_map_png
+
+            keep = Kept(full=smap if i < spec.save_maps else None,
+                        small=small_map_png(smap, spec.example_side) if spec.example_side > 0 else None)
     return row(sid, status, error, scores, task_scores, output, job.infer_s + time.perf_counter() - t0, len(fix)), keep
 
 
@@ -165,7 +177,7 @@ def _init_worker(ctx) -> None:
     limit_this_process(1)  # one core per scoring process: numba and BLAS must not spawn more
 
 
-def _score_batch(spec: RunSpec, jobs: list[Job]) -> list[tuple[dict, np.ndarray | None]]:
+def _score_batch(spec: RunSpec, jobs: list[Job]) -> list[tuple[dict, Kept | None]]:
     return [score_job(_WORKER_CTX, spec, job) for job in jobs]
 
 

@@ -197,7 +197,7 @@ def dataset_card(rows: Sequence[dict[str, Any]], repo: str | None, primary: str 
         "↑ higher is better, ↓ lower is better. The human ceiling (leave-one-subject-out) and the baselines "
         "are reference rows.",
         "",
-        hub_table.markdown_table(rows, primary),
+        hub_table.markdown_table(_card_rows(rows), primary),
         "",
         "## Licences",
         "",
@@ -226,6 +226,15 @@ def dataset_card(rows: Sequence[dict[str, Any]], repo: str | None, primary: str 
         "",
     ]
     return "\n".join(lines)
+
+
+def _card_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows as the card's table shows them: a model or attention named by a local path (a local
+    ``hf:`` folder) shows its last part only (:func:`harness.leaderboard.site.public_text`)."""
+    from .site import public_text
+
+    return [{**r, **{k: public_text(r[k]) for k in ("model", "attention") if isinstance(r.get(k), str)}}
+            for r in rows]
 
 
 UNKNOWN_LICENCE = "unknown (its plugin was not installed where this was published)"
@@ -364,7 +373,8 @@ def _download_or_missing_repo(api_kwargs, repo, filename, revision, cache_dir) -
 
 def publish(results_dir: Path | str, repo: str, *, space: str | None = None, private: bool = False,
             primary: str | None = None, data_dir: Path | None = None, cache_dir: Path | None = None,
-            n_examples: int = 3, echo: Callable[[str], None] = lambda s: None) -> PublishResult:
+            n_examples: int = 12, echo: Callable[[str], None] = lambda s: None,
+            warn: Callable[[str], None] | None = None) -> PublishResult:
     """Merge the finished runs under ``results_dir`` into the leaderboard of dataset repo ``repo``
     in one commit; optionally upload the static page to Space ``space`` (a second commit, after
     the data landed)."""
@@ -380,14 +390,14 @@ def publish(results_dir: Path | str, repo: str, *, space: str | None = None, pri
     disable_progress_bars()  # our own one-line messages say what happens; no bars in logs
     try:
         return _publish(runs, repo, space=space, private=private, primary=primary, data_dir=data_dir,
-                        cache_dir=cache_dir, n_examples=n_examples, echo=echo)
+                        cache_dir=cache_dir, n_examples=n_examples, echo=echo, warn=warn or echo)
     finally:
         if not quiet_before:
             enable_progress_bars()
 
 
 def _publish(runs: Sequence[Run], repo: str, *, space, private, primary, data_dir, cache_dir, n_examples,
-             echo) -> PublishResult:
+             echo, warn) -> PublishResult:
     from huggingface_hub import CommitOperationAdd, HfApi
 
     endpoint, token = hub_endpoint(), hub_token()
@@ -423,20 +433,20 @@ def _publish(runs: Sequence[Run], repo: str, *, space, private, primary, data_di
             done = f"the leaderboard data was published to {repo}, only the Space is not updated"
             result.space_url = _publish_space(api, space, rows, runs, tmp, private=private, repo=repo,
                                               data_dir=data_dir, cache_dir=cache_dir, primary=primary,
-                                              n_examples=n_examples, published=done)
+                                              n_examples=n_examples, published=done, warn=warn)
             echo(f"published the page to {result.space_url}")
     return result
 
 
 def _publish_space(api, space: str, rows, runs, tmp: str, *, private: bool, repo: str, data_dir, cache_dir,
-                   primary, n_examples: int, published: str) -> str:
+                   primary, n_examples: int, published: str, warn=None) -> str:
     from huggingface_hub import CommitOperationAdd
 
     from .site import MARKER, write_site
 
     site = Path(tmp) / "space"
     write_site(rows, site, runs=runs, data_dir=data_dir, cache_dir=cache_dir, primary=primary,
-               n_examples=n_examples)
+               n_examples=n_examples, warn=warn)
     (site / "README.md").write_text(space_card(repo, space), encoding="utf-8")
     operations = [CommitOperationAdd(path_in_repo=p.relative_to(site).as_posix(), path_or_fileobj=str(p))
                   for p in sorted(site.rglob("*")) if p.is_file() and p.name != MARKER]

@@ -7,14 +7,23 @@ Chromium), and example images are PNG files under ``assets/``. A Content-Securit
 forbids everything else. All data is inserted by the script as text (``textContent``), never as
 HTML, so a model named ``<script>...`` is shown, not run.
 
-Example overlays: for up to ``n_examples`` stimuli per run (the ones whose attention maps the run
-saved under ``<run>/maps/``, in dataset order) the page shows the human fixation density
-(recomputed from the dataset with the run's own ``sigma_px``) beside the model's map, each over the
-stimulus. Nothing is re-run. A run names its maps in ``maps/index.json`` (``{file name: stimulus
-id}``, files named by :func:`harness.ids.stimulus_filename`); the index is untrusted, so only plain
-``.npy`` files directly in ``maps/`` are read. Runs written before the index existed saved
-``maps/<stimulus_id>.npy`` and are read that way. Assets are written under folders named by
+Example overlays: for up to ``n_examples`` stimuli per run the page shows the human fixation density
+(recomputed from the dataset with the run's own blur) beside the model's map, each over the
+stimulus, with the stimulus' own scores. The stimuli are the best, median and worst of the run by
+NSS, then evenly spaced NSS ranks (:mod:`harness.results.examples`: ``harness eval`` keeps the small
+maps of exactly those), shown three to a page. Nothing is re-run. A run names its maps in
+``maps/index.json`` (``{file name: stimulus id}``, files named by
+:func:`harness.ids.stimulus_filename`); the index is untrusted, so only plain ``.npy``/``.png`` files
+directly in ``maps/`` are read. Runs written before the index existed saved ``maps/<stimulus_id>.npy``
+and are read that way. Assets are written under folders named by
 :func:`harness.ids.safe_component`, so distinct runs (and datasets) never share one.
+
+The dataset behind the human panels is opened from the converted Arrow table the run scored (the
+cache holds it, stimuli included, under the run's ``dataset_fingerprint``), else converted from its
+source files when they are here; it is never downloaded. A dataset that cannot be opened costs its
+runs their human panels and gives one warning line on the terminal (``warn``); the page itself gets
+a fixed sentence, never a local path or an error message (:func:`public_text` also shortens the
+local paths in the provenance the page shows).
 """
 
 from __future__ import annotations
@@ -28,15 +37,30 @@ import tempfile
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from ..errors import HarnessError
 from ..results import Run, load_runs
+from ..results.examples import EXAMPLE_MAPS, RANK_METRIC
 from . import hub_table
 
 ASSETS = ("app.js", "style.css", "favicon.svg")
 MARKER = ".gaze-harness-site"
 EXAMPLE_WIDTH = 360
+#: examples per run (three to a page on the site); ``harness eval`` keeps this many maps
+DEFAULT_EXAMPLES = EXAMPLE_MAPS
+COLOUR_SCALE = "assets/colour-scale.png"
+#: what the task-metric columns mean (a task plugin's own score falls back to a generic sentence)
+TASK_METRIC_TEXT = {
+    "top1": "top-1 accuracy: share of stimuli whose first predicted class is the label",
+    "top5": "top-5 accuracy: share of stimuli whose label is among the five first predictions",
+    "map": "COCO mean average precision over IoU 0.50:0.95 (pycocotools)",
+    "map50": "COCO mean average precision at IoU 0.50 (pycocotools)",
+    "recall50": "share of annotated objects found at IoU 0.50",
+    "bleu4": "BLEU-4 of the generated captions against the reference captions",
+    "cider": "CIDEr of the generated captions against the reference captions",
+    "rougeL": "ROUGE-L of the generated captions against the reference captions",
+}
 
 # Anchors of a magma-like colour map (dark -> bright), interpolated into a 256-entry table.
 _ANCHORS = [(0.0, (0, 0, 4)), (0.25, (80, 18, 123)), (0.5, (182, 54, 121)), (0.75, (251, 136, 97)),
@@ -64,8 +88,64 @@ def _parse_json(value: Any) -> Any:
     return value if value is not None else {}
 
 
+# --- what a page may say ------------------------------------------------------------------------
+
+# an absolute local path (POSIX, home or Windows) of two components or more; not a URL (``://``),
+# not a relative id (``org/model``), not markup (``</script>``)
+_LOCAL_PATH = re.compile(r"(?<![\w.\\/<>~-])(?:~?(?:/[\w.@+=~-]+){2,}/?|[A-Za-z]:(?:\\[\w.@+=~-]+){2,}\\?)")
+_FILE_URL = re.compile(r"file://[^\s'\"<>]+")
+# an exception's text in parentheses, as error messages quote it: "(OSError: [Errno 2] ...)"
+_ERROR_TEXT = re.compile(r"\s*\((?:[A-Z]\w*(?:Error|Exception|Warning)|\[?Errno)\b[^)]*\)")
+
+
+def public_text(text: str) -> str:
+    """``text`` as a published page or card may show it: every absolute local path shortened to
+    ``…/<last part>`` and exception texts in parentheses left out."""
+    def short(m: re.Match) -> str:
+        parts = [p for p in re.split(r"[/\\]", m.group(0)) if p]
+        return "\u2026/" + (parts[-1] if parts else "")
+
+    return _ERROR_TEXT.sub("", _LOCAL_PATH.sub(short, _FILE_URL.sub(short, text)))
+
+
+def public_value(value: Any) -> Any:
+    """:func:`public_text` applied to every string (keys included) of a JSON-like value."""
+    if isinstance(value, str):
+        return public_text(value)
+    if isinstance(value, dict):
+        return {public_text(k) if isinstance(k, str) else k: public_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [public_value(v) for v in value]
+    return value
+
+
+def metric_descriptions(names: Sequence[str]) -> dict[str, str]:
+    """One sentence per gaze metric, from the metric registry (``description``)."""
+    out: dict[str, str] = {}
+    try:
+        from ..plugins import get_registry
+
+        reg = get_registry()
+    except Exception:  # a broken plugin must not stop the page; the metric keeps its name only
+        reg = None
+    for name in names:
+        text = None
+        if reg is not None and ("metric", name) in reg:
+            try:
+                text = reg.get("metric", name).get("description")
+            except Exception:
+                text = None
+        out[name] = str(text) if text else f"gaze metric {name} (its plugin is not installed where this page was built)"
+    return out
+
+
+def task_metric_description(column: str) -> str:
+    name = column.removeprefix("task:")
+    return TASK_METRIC_TEXT.get(name, f"task score {name}, over the whole dataset")
+
+
 def page_rows(rows: Sequence[dict[str, Any]], examples: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Published rows -> the records the page script reads."""
+    """Published rows -> the records the page script reads (free text through :func:`public_value`)."""
     examples = examples or {}
     metrics = hub_table.metric_columns(rows)
     tasks = hub_table.task_columns(rows)
@@ -78,20 +158,22 @@ def page_rows(rows: Sequence[dict[str, Any]], examples: dict[str, dict[str, Any]
         ex = examples.get(row["run_id"], {})
         out.append({
             "run_id": row["run_id"],
-            "model": row.get("model"),
-            "attention": row.get("attention"),
+            "model": public_value(row.get("model")),
+            "attention": public_value(row.get("attention")),
             "dataset": row.get("dataset"),
             "task": row.get("task"),
             "kind": row.get("kind") or "model",
             "latest": bool(row.get("latest", True)),
             "n_images": row.get("n_images"),
             "n_failed": row.get("n_failed"),
+            "n_degenerate": row.get("n_degenerate") or 0,
+            "nonfinite": _parse_json(row.get("nonfinite")) or {},
             "task_primary": row.get("task_primary"),
             "values": {c: hub_table._clean(row.get(c)) for c in metrics + tasks if row.get(c) is not None},
-            "provenance": provenance,
-            "settings": _parse_json(row.get("settings")),
-            "manifest": _parse_json(row.get("manifest")),
-            "packages": _parse_json(row.get("packages")),
+            "provenance": public_value(provenance),
+            "settings": public_value(_parse_json(row.get("settings"))),
+            "manifest": public_value(_parse_json(row.get("manifest"))),
+            "packages": public_value(_parse_json(row.get("packages"))),
             "examples": ex.get("items", []),
             "examples_note": ex.get("note"),
         })
@@ -99,7 +181,7 @@ def page_rows(rows: Sequence[dict[str, Any]], examples: dict[str, dict[str, Any]
 
 
 def page_data(rows: Sequence[dict[str, Any]], *, examples=None, primary: str | None = None,
-              title: str = "gaze-harness leaderboard") -> dict[str, Any]:
+              title: str = "gaze-harness leaderboard", colour_scale: str | None = None) -> dict[str, Any]:
     from .. import __version__
 
     directions = hub_table.directions_of(rows)
@@ -108,13 +190,17 @@ def page_data(rows: Sequence[dict[str, Any]], *, examples=None, primary: str | N
     if primary in metrics:
         metrics.remove(primary)
         metrics.insert(0, primary)
+    described = metric_descriptions(metrics)
     return {
         "title": title,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "harness_version": __version__,
         "primary": primary,
-        "metrics": [{"name": m, "direction": directions.get(m)} for m in metrics],
-        "task_metrics": [{"name": t, "direction": "higher"} for t in hub_table.task_columns(rows)],
+        "metrics": [{"name": m, "direction": directions.get(m), "description": described[m]} for m in metrics],
+        "task_metrics": [{"name": t, "direction": "higher", "description": task_metric_description(t)}
+                         for t in hub_table.task_columns(rows)],
+        "examples_by": RANK_METRIC,
+        "colour_scale": colour_scale,
         "rows": page_rows(rows, examples),
     }
 
@@ -169,39 +255,120 @@ def overlay(image, heat, *, points=None):
     return out
 
 
+class _Unavailable(NamedTuple):
+    """Why a dataset's human panels are missing: ``note`` for the page (fixed words: no local path,
+    no error message), ``detail`` for the builder's terminal."""
+
+    note: str
+    detail: str
+
+
+def _source_here(gaze) -> bool:
+    """Whether the dataset's source files are on this machine (an explicit folder, ``$HARNESS_DATA_DIR``
+    or an earlier download in the cache), without downloading anything."""
+    from ..data import paths
+
+    if gaze.data_dir is not None:
+        return gaze.data_dir.is_dir()
+    return any(folder.is_dir() for folder, _ in paths.candidate_data_dirs(gaze.name, gaze.cache_dir))
+
+
+def _looked_in(gaze) -> str:
+    from ..data import paths
+
+    if gaze.data_dir is not None:
+        return f"{gaze.data_dir} (--data-dir)"
+    where = [f"{folder} ({origin})" for folder, origin in paths.candidate_data_dirs(gaze.name, gaze.cache_dir)]
+    if not os.environ.get(paths.DATA_ENV):
+        where.insert(0, f"${paths.DATA_ENV} (not set)")
+    return ", ".join(where)
+
+
 class _DatasetCache:
-    """Datasets opened for the overlays, once each; a dataset that cannot be opened is remembered
-    with its reason so every run of it gets the same note."""
+    """Datasets opened for the overlays, once per dataset and fingerprint. First the converted Arrow
+    table the run scored (``<cache>/arrow/<name>/<fingerprint[:16]>``: it holds the stimuli, so no
+    source file is needed), else the source files when they are here (converted once, and only used
+    when they give the run's fingerprint). Never a download. What cannot be opened is remembered as
+    :class:`_Unavailable`, and :meth:`warnings` says so, one line per dataset."""
 
     def __init__(self, data_dir: Path | None, cache_dir: Path | None):
         self.data_dir, self.cache_dir = data_dir, cache_dir
-        self._open: dict[str, Any] = {}
+        self._open: dict[tuple[str, str | None], Any] = {}
+        self._runs: dict[tuple[str, str | None], int] = {}
 
-    def get(self, name: str):
-        if name not in self._open:
+    def get(self, name: str, fingerprint: str | None = None):
+        key = (str(name), fingerprint or None)
+        if key not in self._open:
             try:
-                from ..data import load_gaze_dataset
-
-                explicit = None
-                if self.data_dir is not None and (self.data_dir / name).is_dir():
-                    explicit = self.data_dir / name
-                gaze, ds = load_gaze_dataset(name, data_dir=explicit, cache_dir=self.cache_dir)
-                ids = ds.select_columns(["stimulus_id"])["stimulus_id"]
-                self._open[name] = (gaze, ds, {sid: i for i, sid in enumerate(ids)})
-            except HarnessError as exc:
-                self._open[name] = str(exc)
+                self._open[key] = self._load(*key)
             except Exception as exc:  # a dataset that cannot be read must not stop the page; say why
-                self._open[name] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-        return self._open[name]
+                self._open[key] = _Unavailable(f"the {name} data could not be read where this page was built",
+                                               f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+        opened = self._open[key]
+        if isinstance(opened, _Unavailable):
+            self._runs[key] = self._runs.get(key, 0) + 1
+        return opened
+
+    def _load(self, name: str, fingerprint: str | None):
+        import datasets as hf_datasets
+
+        from ..data import get_gaze_dataset, paths
+        from ..data.base import DATA_SUBDIR, META_FILE
+        from ..plugins import get_registry
+
+        if ("dataset", name) not in get_registry():
+            return _Unavailable(f"no {name} dataset plugin was installed where this page was built",
+                                f"no dataset plugin named {name!r} is installed (`harness datasets` lists them)")
+        gaze = get_gaze_dataset(name, data_dir=self.data_dir, cache_dir=self.cache_dir)
+        parent = paths.arrow_cache_dir(name, gaze.cache_dir)
+        if fingerprint:
+            folder = parent / fingerprint[:16]
+            try:
+                meta = json.loads((folder / META_FILE).read_text())
+            except (OSError, ValueError):
+                meta = {}
+            if meta.get("fingerprint") == fingerprint:
+                return self._indexed(gaze, hf_datasets.load_from_disk(str(folder / DATA_SUBDIR)))
+        if not _source_here(gaze):
+            cached = sorted(p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+                if parent.is_dir() else []
+            held = (f"the cache {parent} holds other conversions ({', '.join(cached)})" if cached
+                    else f"the cache {parent} holds none")
+            return _Unavailable(
+                f"the {name} data was not available where this page was built",
+                f"the converted table these runs scored (fingerprint {(fingerprint or '?')[:16]}) is not in the cache "
+                f"({held}) and the {name} source files are not here (looked in {_looked_in(gaze)}); nothing was "
+                f"downloaded. Convert it once with `harness datasets info {name} --data-dir DIR` (same --cache-dir), "
+                "or pass --cache-dir or --data-dir")
+        ds = gaze.load()  # converted once (and cached); root() finds the local folder, so no download
+        if fingerprint and gaze.fingerprint() != fingerprint:
+            return _Unavailable(
+                f"the {name} data found where this page was built is not the version this run scored",
+                f"the {name} files in {gaze.root()} have fingerprint {gaze.fingerprint()[:16]}, the run scored "
+                f"{fingerprint[:16]}; pass the data the run used with --data-dir, or its cache with --cache-dir")
+        return self._indexed(gaze, ds)
+
+    @staticmethod
+    def _indexed(gaze, ds):
+        ids = ds.select_columns(["stimulus_id"])["stimulus_id"]
+        return gaze, ds, {sid: i for i, sid in enumerate(ids)}
+
+    def warnings(self) -> list[str]:
+        """One line per dataset (and fingerprint) whose human panels are missing from the page."""
+        out = []
+        for (name, fingerprint), n in sorted(self._runs.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+            why = self._open[(name, fingerprint)]
+            out.append(f"warning: {name}: the page shows no human fixation density for {n} run(s): {why.detail}")
+        return out
 
 
 MAPS_INDEX = "index.json"
 
 
 def _plain_map_file(maps_dir: Path, name: Any) -> Path | None:
-    """``maps_dir / name`` if ``name`` is one plain ``.npy`` file name of a regular file directly in
-    ``maps_dir`` (no folder, ``..``, backslash, hidden file or link), else None."""
-    if not isinstance(name, str) or not name.endswith(".npy") or name.startswith(".") or \
+    """``maps_dir / name`` if ``name`` is one plain ``.npy`` or ``.png`` file name of a regular file
+    directly in ``maps_dir`` (no folder, ``..``, backslash, hidden file or link), else None."""
+    if not isinstance(name, str) or not name.endswith((".npy", ".png")) or name.startswith(".") or \
             any(c in name for c in "/\\\0") or Path(name).name != name:
         return None
     path = maps_dir / name
@@ -212,7 +379,8 @@ def saved_maps(run_dir: Path) -> tuple[dict[str, Path], str | None]:
     """``({stimulus id: map file}, problem)`` of a run folder: through ``maps/index.json`` when the
     run has one (entries that are not a plain file name in ``maps/`` with a valid stimulus id are
     ignored; files it does not name too), else, for older runs, every plain ``maps/*.npy`` by its
-    stem. ``problem`` says why an index could not be read."""
+    stem. A stimulus with both a full-resolution ``.npy`` and a small ``.png`` example map gets the
+    ``.npy``. ``problem`` says why an index could not be read."""
     from ..ids import validate_stimulus_id
 
     maps_dir = run_dir / "maps"
@@ -227,8 +395,8 @@ def saved_maps(run_dir: Path) -> tuple[dict[str, Path], str | None]:
         return maps, None
     try:
         index = json.loads(index_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return {}, f"maps/{MAPS_INDEX} is unreadable ({type(exc).__name__})"
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}, f"maps/{MAPS_INDEX} is unreadable"
     if not isinstance(index, dict):
         return {}, f"maps/{MAPS_INDEX} is not a JSON object"
     for name in sorted(index, key=str):
@@ -243,11 +411,29 @@ def saved_maps(run_dir: Path) -> tuple[dict[str, Path], str | None]:
     return maps, None
 
 
-def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_done: dict) -> dict[str, Any]:
-    """Write the overlay PNGs of one run under ``site/assets`` and describe them for the page."""
+def _colour_scale(path: Path) -> None:
+    """The legend of the overlays: the colour map from low to high, blended over grey the way
+    :func:`overlay` blends it over a stimulus."""
+    import numpy as np
+    from PIL import Image
+
+    v = np.linspace(0.0, 1.0, 256)
+    colour = _colormap()
+    alpha = (0.85 * np.sqrt(v))[:, None]
+    row = np.clip(160.0 * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.repeat(row[None, :, :], 16, axis=0)).save(path)
+
+
+def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_done: dict,
+                 scores: Sequence[str] = (RANK_METRIC, "auc_judd")) -> dict[str, Any]:
+    """Write the overlay PNGs of one run under ``site/assets`` and describe them for the page: the
+    stimuli :func:`harness.results.examples.describe` picks (best, median, worst by NSS, ...), each
+    with its rank and its per-stimulus ``scores``."""
     import numpy as np
 
     from ..ids import safe_component
+    from ..results.examples import describe, read_map
 
     maps, problem = saved_maps(run.path)
     if not maps or n <= 0:
@@ -255,17 +441,23 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
             note = f"This run's attention maps cannot be shown: {problem}."
         else:
             note = None if run.summary.get("kind") == "ceiling" else \
-                "This run saved no attention maps (harness eval keeps the maps of its first stimuli under maps/)."
+                "This run saved no attention maps (harness eval keeps those of its best, median and worst " \
+                "stimuli by NSS, and more, under maps/)."
         return {"items": [], "note": note}
+    try:
+        frame = run.per_image()
+    except Exception:  # unreadable shards: the maps are still shown, without ranks
+        frame = None
+    picked = describe(frame, maps, n, tuple(dict.fromkeys(scores)))
     name = run.summary.get("dataset")
-    opened = datasets.get(name)
-    if isinstance(opened, str):
-        order = sorted(maps)[:n]
-        gaze = ds = index = None
-        note = f"Human fixation density unavailable: {opened}"
+    fingerprint = run.settings.get("dataset_fingerprint") or run.manifest.get("dataset_fingerprint")
+    opened = datasets.get(name, fingerprint)
+    if isinstance(opened, _Unavailable):
+        gaze = ds = None
+        index: dict[str, int] = {}
+        note = f"Human fixation density unavailable: {opened.note}."
     else:
         gaze, ds, index = opened
-        order = sorted((sid for sid in maps if sid in index), key=index.get)[:n]
         note = None
     from ..evaluation.config import run_sigma_px  # the run's blur of each stimulus (per-stimulus geometry)
 
@@ -273,10 +465,11 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
     items = []
     run_folder = safe_component(run.run_id)
     run_dir = site / "assets" / "runs" / run_folder
-    for k, sid in enumerate(order):
-        smap = np.load(maps[sid], allow_pickle=False)
-        item: dict[str, Any] = {"stimulus_id": sid}
-        if ds is not None:
+    for k, pick in enumerate(picked):
+        sid = pick["stimulus_id"]
+        smap = read_map(maps[sid])
+        item: dict[str, Any] = dict(pick)
+        if ds is not None and sid in index:
             from ..data.density import fixation_density
             from ..schema import Fixations
 
@@ -284,7 +477,7 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
             image = record["image"]
             w, h = int(record["width"]), int(record["height"])
             sigma = run_sigma_px(params, gaze, record)
-            key = (name, sid, round(float(sigma), 6) if sigma is not None else None)
+            key = (name, fingerprint, sid, round(float(sigma), 6) if sigma is not None else None)
             if sigma is not None and key not in human_done:
                 fix = Fixations.from_record(record)
                 density = fixation_density(fix.x, fix.y, (h, w), float(sigma))
@@ -332,13 +525,22 @@ def _swap_into_place(tmp: Path, output: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr)
+
+
 def write_site(rows: Sequence[dict[str, Any]], output: Path, *, runs: Sequence[Run] = (), data_dir: Path | None = None,
-               cache_dir: Path | None = None, primary: str | None = None, n_examples: int = 3,
-               title: str = "gaze-harness leaderboard") -> Path:
+               cache_dir: Path | None = None, primary: str | None = None, n_examples: int = DEFAULT_EXAMPLES,
+               title: str = "gaze-harness leaderboard", warn: Callable[[str], None] | None = _stderr) -> Path:
     """Write the site for ``rows`` (published rows, see :mod:`hub_table`) into ``output``;
-    ``runs`` are the run folders some rows came from, used for the example overlays.
+    ``runs`` are the run folders some rows came from, used for the example overlays. ``data_dir``
+    means what ``--data-dir`` means everywhere (:func:`harness.data.paths.dataset_folder`). Each
+    dataset whose human panels are missing gives ``warn`` one line (the page still gets written).
     The folder is built beside ``output`` and swapped in, so a failed build leaves the old site."""
     output = Path(output)
+    primary = hub_table.default_primary(rows, primary)  # an unknown --primary fails before any work
     tmp = _prepare_output(output)
     try:
         (tmp / MARKER).write_text("built by harness leaderboard build\n")
@@ -348,25 +550,33 @@ def write_site(rows: Sequence[dict[str, Any]], output: Path, *, runs: Sequence[R
         datasets = _DatasetCache(Path(data_dir) if data_dir else None, Path(cache_dir) if cache_dir else None)
         human_done: dict = {}
         wanted = {r["run_id"] for r in rows}
+        scores = tuple(dict.fromkeys(s for s in (RANK_METRIC, "auc_judd", primary) if s))
         for run in runs:
             if run.run_id in wanted:
-                examples[run.run_id] = run_examples(run, tmp, n_examples, datasets, human_done)
-        data = page_data(rows, examples=examples, primary=primary, title=title)
+                examples[run.run_id] = run_examples(run, tmp, n_examples, datasets, human_done, scores)
+        scale = None
+        if any(ex.get("items") for ex in examples.values()):
+            _colour_scale(tmp / COLOUR_SCALE)
+            scale = COLOUR_SCALE
+        data = page_data(rows, examples=examples, primary=primary, title=title, colour_scale=scale)
         (tmp / "index.html").write_text(render_page(data), encoding="utf-8")
         _swap_into_place(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if warn is not None:
+        for line in datasets.warnings():
+            warn(line)
     return output / "index.html"
 
 
 def build_site(results_dir: Path | str, output: Path | str, *, data_dir: Path | None = None,
-               cache_dir: Path | None = None, primary: str | None = None, n_examples: int = 3,
-               title: str = "gaze-harness leaderboard") -> Path:
+               cache_dir: Path | None = None, primary: str | None = None, n_examples: int = DEFAULT_EXAMPLES,
+               title: str = "gaze-harness leaderboard", warn: Callable[[str], None] | None = _stderr) -> Path:
     """Build the site of every finished run under ``results_dir``. Returns the ``index.html`` path."""
     runs = load_runs(results_dir)
     if not runs:
         raise HarnessError(f"no finished runs under {results_dir}")
     rows = hub_table.mark_latest(hub_table.rows_from_runs(runs))
     return write_site(rows, Path(output), runs=runs, data_dir=data_dir, cache_dir=cache_dir, primary=primary,
-                      n_examples=n_examples, title=title)
+                      n_examples=n_examples, title=title, warn=warn)

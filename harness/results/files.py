@@ -27,6 +27,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def jsonable(obj: Any) -> Any:
+    """NaN and infinities -> None, recursively (``json`` would write the invalid token ``NaN``)."""
+    import math
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
 

@@ -39,12 +39,25 @@
   ];
   (DATA.metrics || []).forEach(function (m) {
     COLUMNS.push({ key: m.name, label: m.name, type: "number", direction: m.direction, value: true,
-                   primary: m.name === DATA.primary });
+                   primary: m.name === DATA.primary, group: "gaze", description: m.description });
   });
   (DATA.task_metrics || []).forEach(function (m) {
-    COLUMNS.push({ key: m.name, label: m.name, type: "number", direction: m.direction, value: true });
+    COLUMNS.push({ key: m.name, label: m.name.replace(/^task:/, ""), type: "number", direction: m.direction,
+                   value: true, group: "task", description: m.description });
   });
-  COLUMNS.push({ key: "n_images", label: "images", type: "number", digits: 0 });
+  COLUMNS.push({ key: "n_images", label: "images", type: "number", digits: 0,
+                 description: "stimuli the run scored; failed stimuli and constant maps are noted" });
+  var TEXT_DESCRIPTIONS = {
+    model: "the model, or a reference: the human ceiling (each observer predicted by the others) and the baselines",
+    attention: "how the attention map was taken from the model (Grad-CAM, attention rollout, ...)",
+    dataset: "the eye-tracking dataset the maps were scored against",
+    task: "the task the model solved while its attention was recorded"
+  };
+  COLUMNS.forEach(function (c) { if (!c.description && TEXT_DESCRIPTIONS[c.key]) c.description = TEXT_DESCRIPTIONS[c.key]; });
+  function headerTitle(col) {
+    var dir = col.direction ? " (" + col.direction + " is better)" : "";
+    return (col.group === "task" ? col.key : col.label) + ": " + (col.description || "") + dir;
+  }
   var COL_BY_KEY = {};
   COLUMNS.forEach(function (c) { COL_BY_KEY[c.key] = c; });
 
@@ -106,9 +119,26 @@
   function renderHead() {
     var thead = document.querySelector("#leaderboard thead");
     thead.textContent = "";
+    // a first row names the column groups: gaze alignment metrics, task metrics
+    var groups = el("tr", { "class": "groups" });
+    var spans = [];
+    COLUMNS.forEach(function (col) {
+      var g = col.group || "";
+      var last = spans[spans.length - 1];
+      if (last && last.group === g) last.span += 1;
+      else spans.push({ group: g, span: 1 });
+    });
+    spans.forEach(function (sp) {
+      var attrs = { colspan: String(sp.span), "class": "group group-" + (sp.group || "none") };
+      if (sp.group) attrs.scope = "colgroup";
+      var th = el("th", attrs, sp.group === "gaze" ? "gaze alignment with human fixations (mean over stimuli)" :
+        sp.group === "task" ? "task performance" : "");
+      groups.appendChild(th);
+    });
+    thead.appendChild(groups);
     var tr = el("tr");
     COLUMNS.forEach(function (col) {
-      var th = el("th", { scope: "col", tabindex: "0" });
+      var th = el("th", { scope: "col", tabindex: "0", title: headerTitle(col) });
       th.dataset.key = col.key;
       th.classList.add(col.type === "number" ? "num" : "text");
       if (col.primary) th.classList.add("primary");
@@ -174,6 +204,22 @@
     try { return typeof r.nonfinite === "string" ? JSON.parse(r.nonfinite) : r.nonfinite; } catch (e) { return {}; }
   }
 
+  // ---- glossary: what each column means -------------------------------------------------------
+  function renderGlossary() {
+    var dl = document.getElementById("glossary-list");
+    if (!dl) return;
+    dl.textContent = "";
+    COLUMNS.forEach(function (col) {
+      if (!col.description) return;
+      var dt = el("dt");
+      dt.dataset.key = col.key;
+      dt.appendChild(el("span", { "class": "term" }, col.group === "task" ? col.key : col.label));
+      if (col.direction && ARROW[col.direction]) dt.appendChild(el("span", { "class": "dir" }, " " + ARROW[col.direction]));
+      dl.appendChild(dt);
+      dl.appendChild(el("dd", null, col.description + (col.direction ? "; " + col.direction + " is better" : "") + "."));
+    });
+  }
+
   // ---- rendering: scatter plots -----------------------------------------------------------------
   function niceTicks(lo, hi, n) {
     var span = hi - lo, step = Math.pow(10, Math.floor(Math.log10(span / n)));
@@ -196,6 +242,8 @@
       .filter(function (k) { return rows.some(function (r) { return isNum(r.values[k]); }); });
     return keys.length ? keys[0] : null;
   }
+  // One plot per dataset x task x number of images: runs on other stimuli are not comparable, and
+  // the references (ceiling, baselines) are those of the same dataset and number of images.
   function renderScatters(rows) {
     var box = document.getElementById("scatters");
     box.textContent = "";
@@ -203,36 +251,57 @@
     var groups = {}, order = [];
     rows.forEach(function (r) {
       if (isReference(r) || r.task === "free-viewing") return;
-      var k = JSON.stringify([r.dataset, r.task]);
+      var k = JSON.stringify([r.dataset, r.task, isNum(r.n_images) ? r.n_images : -1]);
       if (!groups[k]) { groups[k] = []; order.push(k); }
       groups[k].push(r);
     });
+    order.sort(function (a, b) {
+      var pa = JSON.parse(a), pb = JSON.parse(b);
+      return String(pa[0]).localeCompare(String(pb[0])) || String(pa[1]).localeCompare(String(pb[1])) || pb[2] - pa[2];
+    });
     var drawn = 0;
-    order.sort().forEach(function (k) {
-      var dt = JSON.parse(k), members = groups[k];
+    order.forEach(function (k) {
+      var key = JSON.parse(k), members = groups[k];
       var y = taskKey(members);
       if (!x || !y) return;
       var pts = members.filter(function (r) { return isNum(r.values[x]) && isNum(r.values[y]); });
       if (!pts.length) return;
-      var refs = rows.filter(function (r) { return isReference(r) && r.dataset === dt[0] && isNum(r.values[x]); });
-      box.appendChild(scatter(dt[0], dt[1], x, y, pts, refs));
+      var refs = rows.filter(function (r) {
+        return isReference(r) && r.dataset === key[0] && (isNum(r.n_images) ? r.n_images : -1) === key[2] && isNum(r.values[x]);
+      });
+      var fig = scatter(key[0], key[1], key[2], x, y, pts, refs);
+      box.appendChild(fig);
+      placeLabels(fig);  // needs the rendered text to measure it
       drawn += 1;
     });
     if (!drawn) box.appendChild(el("p", { "class": "empty" },
       "No shown run has both a gaze metric and a task metric (free viewing has no task score)."));
   }
-  function scatter(dataset, task, x, y, pts, refs) {
-    var W = 560, H = 380, M = { l: 64, r: 24, t: 52, b: 52 };
-    var xr = range(pts.map(function (r) { return r.values[x]; }).concat(refs.map(function (r) { return r.values[x]; })));
+
+  var FONT = 12, ASC = 10, DESC = 3;  // label font size and its extent above and below the baseline
+  function scatter(dataset, task, nImages, x, y, pts, refs) {
+    var xcol = COL_BY_KEY[x], ycol = COL_BY_KEY[y];
+    var xs = pts.map(function (r) { return r.values[x]; });
+    var lo = Math.min.apply(null, xs), hi = Math.max.apply(null, xs);
+    var span = hi - lo || Math.max(Math.abs(hi) * 0.2, 0.1);
+    // a reference far from the models would squeeze them into a corner: it is drawn at the edge
+    // of the plot with its value instead of as a line
+    var near = refs.filter(function (r) { return r.values[x] >= lo - 0.5 * span && r.values[x] <= hi + 0.5 * span; });
+    var far = refs.filter(function (r) { return near.indexOf(r) < 0; });
+    var W = 640, M = { l: 70, r: 28, t: 18 + 16 * refs.length, b: 52 }, PH = 330, H = M.t + PH + M.b;
+    var xr = range(xs.concat(near.map(function (r) { return r.values[x]; })));
     var yr = range(pts.map(function (r) { return r.values[y]; }));
     function sx(v) { return M.l + (v - xr[0]) / (xr[1] - xr[0]) * (W - M.l - M.r); }
     function sy(v) { return H - M.b - (v - yr[0]) / (yr[1] - yr[0]) * (H - M.t - M.b); }
     var fig = el("figure", { "class": "scatter" });
     fig.dataset.dataset = dataset;
     fig.dataset.task = task;
-    fig.appendChild(el("figcaption", null, dataset + " \u2014 " + task));
+    fig.dataset.nImages = String(nImages);
+    fig.appendChild(el("figcaption", null, dataset + " \u00b7 " + task + " \u00b7 " +
+      (nImages >= 0 ? nImages + " images" : "images unknown")));
     var s = svg("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img" });
-    s.appendChild(svg("title", null, "Gaze alignment (" + x + ") against task performance (" + y + ") on " + dataset + ", " + task));
+    s.appendChild(svg("title", null, "Gaze alignment (" + x + ") against task performance (" + y + ") on " + dataset +
+      ", " + task + ", " + nImages + " images"));
     s.appendChild(svg("rect", { x: M.l, y: M.t, width: W - M.l - M.r, height: H - M.t - M.b, "class": "plot-area" }));
     niceTicks(xr[0], xr[1], 6).forEach(function (t) {
       s.appendChild(svg("line", { x1: sx(t), x2: sx(t), y1: H - M.b, y2: H - M.b + 5, "class": "tick" }));
@@ -240,35 +309,110 @@
     });
     niceTicks(yr[0], yr[1], 5).forEach(function (t) {
       s.appendChild(svg("line", { x1: M.l - 5, x2: M.l, y1: sy(t), y2: sy(t), "class": "tick" }));
-      s.appendChild(svg("text", { x: M.l - 8, y: sy(t) + 4, "class": "tick-label", "text-anchor": "end" }, fmt(t, 2)));
+      s.appendChild(svg("text", { x: M.l - 8, y: sy(t) + 4, "class": "tick-label", "text-anchor": "end" }, fmt(t, 3)));
     });
-    var xcol = COL_BY_KEY[x], ycol = COL_BY_KEY[y];
-    s.appendChild(svg("text", { x: (M.l + W - M.r) / 2, y: H - 10, "class": "axis-label", "text-anchor": "middle" },
+    s.appendChild(svg("text", { x: (M.l + W - M.r) / 2, y: H - 12, "class": "axis-label", "text-anchor": "middle" },
       "gaze alignment: " + x + " " + (xcol && ARROW[xcol.direction] || "")));
-    s.appendChild(svg("text", { x: 14, y: (M.t + H - M.b) / 2, "class": "axis-label", "text-anchor": "middle",
-      transform: "rotate(-90 14 " + (M.t + H - M.b) / 2 + ")" }, "task: " + y.replace(/^task:/, "") + " " + (ycol && ARROW[ycol.direction] || "")));
-    refs.forEach(function (r, i) {
+    s.appendChild(svg("text", { x: 16, y: (M.t + H - M.b) / 2, "class": "axis-label", "text-anchor": "middle",
+      transform: "rotate(-90 16 " + (M.t + H - M.b) / 2 + ")" }, "task: " + y.replace(/^task:/, "") + " " + (ycol && ARROW[ycol.direction] || "")));
+    // references: each label on its own line above the plot, so none can cover another; the
+    // labels of the dashed lines on the lowest lines, next to the plot
+    refs.slice().sort(function (a, b) {
+      return (near.indexOf(b) >= 0) - (near.indexOf(a) >= 0) || a.values[x] - b.values[x];
+    }).forEach(function (r, i) {
+      var ly = M.t - 8 - i * 16;
       var g = svg("g", { "class": "reference reference-" + r.kind });
-      g.appendChild(svg("line", { x1: sx(r.values[x]), x2: sx(r.values[x]), y1: M.t, y2: H - M.b }));
-      var right = sx(r.values[x]) > (M.l + W - M.r) / 2;  // labels right of centre end at their line
-      g.appendChild(svg("text", { x: sx(r.values[x]) + (right ? -3 : 3), y: M.t - 6 - (i % 3) * 12, "class": "ref-label",
-        "text-anchor": right ? "end" : "start" }, (KIND_LABEL[r.kind] || r.kind) + ": " + r.model));
+      var name = (KIND_LABEL[r.kind] || r.kind) + ": " + r.model;
+      var value = x + " " + fmt(r.values[x], 2);
+      if (near.indexOf(r) >= 0) {
+        var rx = sx(r.values[x]);
+        g.appendChild(svg("line", { x1: rx, x2: rx, y1: i === 0 ? ly + 3 : M.t, y2: H - M.b }));
+        var right = rx > (M.l + W - M.r) / 2;  // labels right of centre end at their line
+        g.appendChild(svg("text", { x: rx + (right ? -4 : 4), y: ly, "class": "ref-label", "text-anchor": right ? "end" : "start" },
+          name + " (" + value + ")"));
+      } else {
+        g.classList.add("offscale");
+        var out = r.values[x] > hi;
+        var ex = out ? W - M.r : M.l;
+        g.appendChild(svg("path", { d: out ? "M" + (ex - 8) + " " + (ly - 8) + " l8 4 l-8 4 z" : "M" + (ex + 8) + " " + (ly - 8) + " l-8 4 l8 4 z",
+          "class": "arrow" }));
+        g.appendChild(svg("text", { x: out ? ex - 12 : ex + 12, y: ly, "class": "ref-label", "text-anchor": out ? "end" : "start" },
+          name + " (" + value + ", off the axis " + (out ? "to the right" : "to the left") + ")"));
+      }
       g.appendChild(svg("title", null, r.model + " (" + r.kind + "): " + x + " = " + fmt(r.values[x])));
       s.appendChild(g);
     });
     pts.forEach(function (r) {
       var g = svg("g", { "class": "point", tabindex: "0" });
       g.setAttribute("data-run-id", r.run_id);
-      g.appendChild(svg("circle", { cx: sx(r.values[x]), cy: sy(r.values[y]), r: 5 }));
-      var right = sx(r.values[x]) > (M.l + W - M.r) / 2;
-      g.appendChild(svg("text", { x: sx(r.values[x]) + (right ? -7 : 7), y: sy(r.values[y]) - 7, "class": "point-label",
-        "text-anchor": right ? "end" : "start" }, r.model + " [" + r.attention + "]"));
+      var cx = sx(r.values[x]), cy = sy(r.values[y]);
+      g.appendChild(svg("circle", { cx: cx, cy: cy, r: 5 }));
+      g.appendChild(svg("text", { x: cx + 8, y: cy + 4, "class": "point-label", "text-anchor": "start" }, r.model + " [" + r.attention + "]"));
       g.appendChild(svg("title", null, r.model + " [" + r.attention + "]: " + x + " = " + fmt(r.values[x]) + ", " + y + " = " + fmt(r.values[y])));
       g.addEventListener("click", function () { openRun(r.run_id); });
       s.appendChild(g);
     });
     fig.appendChild(s);
+    fig._plot = { W: W, H: H, M: M };
     return fig;
+  }
+
+  // Point labels without collisions: for each point (left to right), the first free spot among
+  // right, left, above, below, then further up or down with a leader line. Free means inside the
+  // plot area and clear of every label placed so far and of every point. A label with no free spot
+  // is left out (its point keeps its tooltip) and named under the plot.
+  function placeLabels(fig) {
+    var s = fig.querySelector("svg"), P = fig._plot;
+    var area = { x0: P.M.l + 2, y0: P.M.t + 2, x1: P.W - P.M.r - 2, y1: P.H - P.M.b - 2 };
+    var groups = Array.prototype.slice.call(s.querySelectorAll("g.point"));
+    var items = groups.map(function (g) {
+      var c = g.querySelector("circle"), t = g.querySelector("text.point-label");
+      var w = 0;
+      try { w = t.getComputedTextLength(); } catch (e) { w = 0; }
+      if (!w) w = t.textContent.length * FONT * 0.6;
+      return { g: g, t: t, cx: Number(c.getAttribute("cx")), cy: Number(c.getAttribute("cy")), w: w };
+    });
+    var taken = items.map(function (it) { return { x0: it.cx - 7, y0: it.cy - 7, x1: it.cx + 7, y1: it.cy + 7 }; });
+    function free(b) {
+      if (b.x0 < area.x0 || b.x1 > area.x1 || b.y0 < area.y0 || b.y1 > area.y1) return false;
+      return taken.every(function (o) { return b.x1 <= o.x0 || b.x0 >= o.x1 || b.y1 <= o.y0 || b.y0 >= o.y1; });
+    }
+    function box(x, y, anchor, w) {
+      var x0 = anchor === "start" ? x : anchor === "end" ? x - w : x - w / 2;
+      return { x0: x0 - 1, y0: y - ASC - 1, x1: x0 + w + 1, y1: y + DESC + 1 };
+    }
+    var left = [];
+    items.sort(function (a, b) { return a.cx - b.cx || a.cy - b.cy; }).forEach(function (it) {
+      // candidate spots: baselines from near to far, the label right of the point, left of it,
+      // centred on it, or against the plot's right or left edge; tried nearest first
+      var w = it.w, cands = [];
+      var dys = [4, -9, 18];
+      for (var k = 1; k <= 20; k++) dys.push(4 - (8 + k * 15), 4 + (8 + k * 15));
+      dys.forEach(function (dy) {
+        [it.cx + 8, it.cx - 8 - w, it.cx - w / 2, area.x1 - w - 1, area.x0 + 1].forEach(function (lx) {
+          var gap = it.cx < lx ? lx - it.cx : it.cx > lx + w ? it.cx - lx - w : 0;
+          cands.push({ x: lx, dy: dy, cost: Math.abs(dy - 4) + gap });
+        });
+      });
+      cands.sort(function (a, b) { return a.cost - b.cost; });
+      for (var i = 0; i < cands.length; i++) {
+        var lx = cands[i].x, dy = cands[i].dy, ly = it.cy + dy, b = box(lx, ly, "start", w);
+        if (!free(b)) continue;
+        it.t.setAttribute("x", lx);
+        it.t.setAttribute("y", ly);
+        it.t.setAttribute("text-anchor", "start");
+        if (cands[i].cost > 16) {  // away from its point: a leader line to the label's nearest side
+          var tx = Math.min(Math.max(it.cx, lx), lx + w), ty = dy < 0 ? ly + DESC : ly - ASC;
+          it.g.insertBefore(svg("line", { x1: it.cx, y1: it.cy, x2: tx, y2: ty, "class": "leader" }), it.t);
+        }
+        taken.push(b);
+        return;
+      }
+      it.t.classList.add("unplaced");
+      it.t.setAttribute("display", "none");
+      left.push(it.t.textContent);
+    });
+    if (left.length) fig.appendChild(el("p", { "class": "note unplaced-note" }, "Not labelled for lack of space (hover the points): " + left.join(", ")));
   }
 
   // ---- detail view -------------------------------------------------------------------------------
@@ -322,9 +466,10 @@
     panel.appendChild(el("p", { "class": "run-id" }, row.run_id));
     section(panel, "Run", kvTable([["attention", row.attention], ["dataset", row.dataset], ["task", row.task],
       ["kind", row.kind], ["images", row.n_images], ["failed", row.n_failed], ["latest", row.latest ? "yes" : "no (superseded)"]]));
-    section(panel, "Metrics", kvTable(COLUMNS.filter(function (c) { return c.value && row.values[c.key] !== undefined; })
-      .map(function (c) { return [c.label + (ARROW[c.direction] ? " " + ARROW[c.direction] : ""), fmt(row.values[c.key])]; })));
     section(panel, "Examples", examples(row));
+    section(panel, "Metrics", kvTable(COLUMNS.filter(function (c) { return c.value && row.values[c.key] !== undefined; })
+      .map(function (c) { return [(c.group === "task" ? c.key : c.label) + (ARROW[c.direction] ? " " + ARROW[c.direction] : ""),
+                                  fmt(row.values[c.key])]; })));
     section(panel, "Provenance", kvTable(flatten(row.provenance, "")));
     section(panel, "Packages", kvTable(Object.keys(row.packages || {}).sort().map(function (k) { return [k, row.packages[k]]; }), "packages"));
     section(panel, "Settings", kvTable(flatten(row.settings, ""), "settings"));
@@ -335,26 +480,88 @@
     panel.hidden = false;
     panel.scrollTop = 0;
   }
+  // Examples, three to a page: page 1 shows the run's best, median and worst stimuli by NSS, the
+  // next pages walk down its NSS ranking. Each with its id, rank and per-stimulus scores.
+  var PER_PAGE = 3;
+  var ROLE_TEXT = { best: "best", median: "median", worst: "worst" };
   function examples(row) {
     var box = el("div", { "class": "examples" });
+    var items = row.examples || [];
     if (row.examples_note) box.appendChild(el("p", { "class": "note" }, row.examples_note));
-    (row.examples || []).forEach(function (ex) {
-      var fig = el("figure", { "class": "example" });
-      fig.dataset.stimulusId = ex.stimulus_id;
-      [["human", "human fixation density"], ["model", "model attention"]].forEach(function (side) {
-        if (!ex[side[0]]) return;
-        var f = el("figure", { "class": "side side-" + side[0] });
-        var img = el("img", { alt: side[1] + " on " + ex.stimulus_id, loading: "lazy" });
-        img.src = ex[side[0]];
-        f.appendChild(img);
-        f.appendChild(el("figcaption", null, side[1]));
-        fig.appendChild(f);
-      });
-      fig.appendChild(el("figcaption", { "class": "stimulus" }, "stimulus " + ex.stimulus_id));
-      box.appendChild(fig);
-    });
-    if (!row.examples_note && !(row.examples || []).length) box.appendChild(el("p", { "class": "note" }, "No example maps for this run."));
+    if (!items.length) {
+      if (!row.examples_note) box.appendChild(el("p", { "class": "note" }, "No example maps for this run."));
+      return box;
+    }
+    var ranked = items.filter(function (ex) { return isNum(ex.rank); });
+    if (ranked.length) {
+      box.appendChild(el("p", { "class": "examples-intro" }, "Chosen by per-stimulus " + (DATA.examples_by || "nss") +
+        " among the run's " + ranked[0].of + " scored stimuli: the first page shows the best, the median and the " +
+        "worst; the next pages walk down the ranking."));
+    }
+    if (DATA.colour_scale) {
+      var legend = el("div", { "class": "colour-scale" });
+      legend.appendChild(el("span", { "class": "end low" }, "low"));
+      var img = el("img", { alt: "colour scale from low to high", "class": "scale" });
+      img.src = DATA.colour_scale;
+      legend.appendChild(img);
+      legend.appendChild(el("span", { "class": "end high" }, "high"));
+      legend.appendChild(el("span", { "class": "scale-text" }, "Each map is coloured from its own minimum " +
+        "(transparent) to its maximum (bright) over the stimulus; cyan dots are the observers' fixations."));
+      box.appendChild(legend);
+    }
+    var pages = Math.ceil(items.length / PER_PAGE);
+    var nav = el("div", { "class": "pager" });
+    var prev = el("button", { type: "button", "class": "prev" }, "\u2039 previous");
+    var info = el("span", { "class": "page-info", "aria-live": "polite" });
+    var next = el("button", { type: "button", "class": "next" }, "next \u203a");
+    nav.appendChild(prev);
+    nav.appendChild(info);
+    nav.appendChild(next);
+    if (pages > 1) box.appendChild(nav);
+    var list = el("div", { "class": "example-page" });
+    box.appendChild(list);
+    var page = 0;
+    function show() {
+      list.textContent = "";
+      list.dataset.page = String(page + 1);
+      items.slice(page * PER_PAGE, page * PER_PAGE + PER_PAGE).forEach(function (ex) { list.appendChild(example(ex)); });
+      info.textContent = "page " + (page + 1) + " of " + pages + " \u00b7 examples " + (page * PER_PAGE + 1) + "\u2013" +
+        Math.min(items.length, page * PER_PAGE + PER_PAGE) + " of " + items.length;
+      prev.disabled = page === 0;
+      next.disabled = page >= pages - 1;
+    }
+    prev.addEventListener("click", function () { if (page > 0) { page -= 1; show(); } });
+    next.addEventListener("click", function () { if (page < pages - 1) { page += 1; show(); } });
+    show();
     return box;
+  }
+  function example(ex) {
+    var fig = el("figure", { "class": "example" });
+    fig.dataset.stimulusId = ex.stimulus_id;
+    if (ex.role) fig.dataset.role = ex.role;
+    var cap = el("figcaption", { "class": "stimulus" });
+    if (ex.role) cap.appendChild(el("span", { "class": "role role-" + ex.role }, ROLE_TEXT[ex.role] || ex.role));
+    cap.appendChild(el("span", { "class": "sid" }, "stimulus " + ex.stimulus_id));
+    if (isNum(ex.rank)) cap.appendChild(el("span", { "class": "rank" }, "rank " + ex.rank + " of " + ex.of));
+    var scores = el("span", { "class": "scores" });
+    Object.keys(ex.scores || {}).forEach(function (k) {
+      var sc = el("span", { "class": "score" }, k + " " + fmt(ex.scores[k], 3));
+      sc.dataset.metric = k;
+      sc.dataset.value = String(ex.scores[k]);
+      scores.appendChild(sc);
+    });
+    cap.appendChild(scores);
+    fig.appendChild(cap);
+    [["human", "human fixation density"], ["model", "model attention"]].forEach(function (side) {
+      if (!ex[side[0]]) return;
+      var f = el("figure", { "class": "side side-" + side[0] });
+      var img = el("img", { alt: side[1] + " on " + ex.stimulus_id });
+      img.src = ex[side[0]];
+      f.appendChild(img);
+      f.appendChild(el("figcaption", null, side[1]));
+      fig.appendChild(f);
+    });
+    return fig;
   }
 
   // ---- wiring ----------------------------------------------------------------------------------
@@ -367,6 +574,7 @@
   }
   document.getElementById("subtitle").textContent = ROWS.length + " runs \u00b7 primary gaze metric: " +
     (DATA.primary || "none") + " \u00b7 built " + DATA.generated_at + " with gaze-harness " + DATA.harness_version;
+  renderGlossary();
   fillSelect("filter-task", "task");
   fillSelect("filter-dataset", "dataset");
   fillSelect("filter-attention", "attention");

@@ -1,0 +1,228 @@
+"""Example maps: the attention maps a run keeps for the leaderboard page's examples.
+
+The page shows, for each run, the stimuli on which the model agreed best, median and worst with
+human gaze by NSS, then more stimuli at evenly spaced NSS ranks for paging. Which stimuli those are
+is known only when the run is complete, so while it is computed the map of every scored stimulus
+is kept *small* (longest side at most :data:`EXAMPLE_SIDE` pixels, shrunk by a whole factor; an
+8-bit grayscale PNG of the map rescaled from its own minimum..maximum to 0..255, a few KB) under ``maps/candidates/``, written
+before the stimulus' shard. When the run finishes, :func:`keep_examples` moves the candidates of
+the chosen stimuli (:func:`example_positions` over :func:`ranked`, :data:`EXAMPLE_MAPS` of them) to
+``maps/<stimulus_filename(id, ".png")>``, names them in ``maps/index.json`` and deletes the rest, so
+a finished run folder holds a dozen small maps whatever its size. A resumed run keeps the
+candidates of its earlier sessions until it finishes; every rank of a launcher writes its own.
+
+The leaderboard page (:mod:`harness.leaderboard.site`) makes the same choice from the run's
+per-stimulus rows, so the maps it needs are the ones the run kept. Runs written before this kept
+full-resolution ``.npy`` maps of their first stimuli only; the page falls back to those.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+#: longest side, at most, in pixels, of a kept example map (the page draws them 360 pixels wide and
+#: attention maps are smooth; OSIE's 800x600 maps become 200x150, a smaller map keeps its size)
+EXAMPLE_SIDE = 256
+#: example maps a finished run keeps: best, median and worst by NSS, then evenly spaced ranks
+#: (four pages of three on the page)
+EXAMPLE_MAPS = 12
+#: the per-stimulus metric the examples are chosen by (higher is better)
+RANK_METRIC = "nss"
+CANDIDATES = "candidates"
+MAPS_INDEX = "index.json"
+SCORED = ("ok", "degenerate")
+
+
+def small_map_png(smap, side: int = EXAMPLE_SIDE) -> bytes:
+    """``smap`` (2-D, any scale) as an 8-bit grayscale PNG whose longest side is at most ``side``
+    pixels: shrunk by a whole factor with a box filter (an 800x600 map becomes 200x150), then its
+    minimum is 0 and its maximum 255 (a constant map is all 0). About 2 ms for an 800x600 map."""
+    import numpy as np
+    from PIL import Image
+
+    m = np.asarray(smap, dtype=np.float32)
+    if not np.isfinite(m).all():
+        m = np.where(np.isfinite(m), m, 0.0).astype(np.float32)
+    h, w = m.shape
+    factor = max(1, math.ceil(max(h, w) / side))
+    img = Image.fromarray(np.ascontiguousarray(m), mode="F")
+    if factor > 1:
+        img = img.reduce(factor)  # the mean of each factor x factor block
+    small = np.asarray(img, dtype=np.float64)
+    lo, hi = (float(small.min()), float(small.max())) if small.size else (0.0, 0.0)
+    out = np.zeros(small.shape, dtype=np.uint8) if not hi > lo else \
+        np.clip(np.round((small - lo) * (255.0 / (hi - lo))), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(out, mode="L").save(buf, format="PNG", compress_level=3)
+    return buf.getvalue()
+
+
+def read_map(path: Path):
+    """A kept map as a float array: a ``.npy`` as saved, a ``.png`` scaled to 0..1."""
+    import numpy as np
+
+    path = Path(path)
+    if path.suffix == ".png":
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return np.asarray(im.convert("L"), dtype=np.float64) / 255.0
+    return np.load(path, allow_pickle=False)
+
+
+def ranked(frame, metric: str = RANK_METRIC) -> list[tuple[str, float]]:
+    """``(stimulus id, value)`` of the scored stimuli (status ok or degenerate) with a finite
+    ``metric``, best (highest) first; ties by stimulus id. Empty when the run has no such column."""
+    if frame is None or not len(frame) or metric not in frame.columns or "stimulus_id" not in frame.columns:
+        return []
+    out = []
+    status = frame["status"] if "status" in frame.columns else None
+    for k, (sid, value) in enumerate(zip(frame["stimulus_id"], frame[metric])):
+        if status is not None and status.iloc[k] not in SCORED:
+            continue
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(v):
+            out.append((str(sid), v))
+    out.sort(key=lambda item: (-item[1], item[0]))
+    return out
+
+
+def median_position(n: int) -> int:
+    return (n - 1) // 2
+
+
+def example_positions(n: int, k: int = EXAMPLE_MAPS) -> list[int]:
+    """Positions (0 = best) in a ranking of ``n`` stimuli of the ``k`` examples, in the order the
+    page shows them: best, median, worst, then evenly spaced ranks from best to worst."""
+    if n <= 0 or k <= 0:
+        return []
+    first = list(dict.fromkeys([0, median_position(n), n - 1]))[:k]
+    if k >= n:
+        return first + [p for p in range(n) if p not in first]
+    extra: list[int] = []
+    for j in range(1, k - len(first) + 1):  # k - 3 points strictly between best and worst
+        p = round(j * (n - 1) / (k - len(first) + 1))
+        if p not in first and p not in extra:
+            extra.append(p)
+    for p in range(n):  # collisions on a short ranking: the next unused ranks
+        if len(first) + len(extra) >= k:
+            break
+        if p not in first and p not in extra:
+            extra.append(p)
+    return first + sorted(extra)
+
+
+def role_of(position: int, n: int) -> str | None:
+    """``best``, ``median`` or ``worst`` for those positions of a ranking of ``n``, else None."""
+    if n <= 0:
+        return None
+    if position == 0:
+        return "best"
+    if position == n - 1:
+        return "worst"
+    if position == median_position(n):
+        return "median"
+    return None
+
+
+def save_candidate(run_dir: Path, stimulus_id: str, png: bytes) -> None:
+    """Keep the small map of one scored stimulus until the run finishes (atomically)."""
+    from ..ids import stimulus_filename
+    from .files import atomic_write_bytes
+
+    atomic_write_bytes(Path(run_dir) / "maps" / CANDIDATES / stimulus_filename(stimulus_id, ".png"), png)
+
+
+def keep_examples(run_dir: Path, frame, k: int = EXAMPLE_MAPS) -> list[str]:
+    """When a run finishes: keep the candidate maps of its example stimuli (chosen from ``frame``,
+    its per-stimulus rows) as ``maps/<name>.png`` named in ``maps/index.json``, and delete the
+    other candidates. Idempotent (a run finished again after a crash keeps the same maps).
+    Returns the stimulus ids kept."""
+    from filelock import FileLock
+
+    from ..ids import stimulus_filename
+    from .files import atomic_write_json
+
+    maps = Path(run_dir) / "maps"
+    candidates = maps / CANDIDATES
+    order = ranked(frame)
+    if not order and frame is not None and len(frame) and "stimulus_id" in frame.columns:
+        # no NSS column (a metric set without it): the first scored stimuli, in order
+        status = frame["status"] if "status" in frame.columns else None
+        order = [(str(s), math.nan) for j, s in enumerate(frame["stimulus_id"])
+                 if status is None or status.iloc[j] in SCORED]
+    chosen = [order[p][0] for p in example_positions(len(order), k)]
+    kept = []
+    moved: dict[str, str] = {}
+    for sid in chosen:
+        name = stimulus_filename(sid, ".png")
+        source = candidates / name
+        if source.is_file():
+            os.replace(source, maps / name)
+        if (maps / name).is_file():
+            moved[name] = sid
+            kept.append(sid)
+    if moved:
+        with FileLock(str(maps / ".index.lock")):
+            index_file = maps / MAPS_INDEX
+            try:
+                index = json.loads(index_file.read_text()) if index_file.is_file() else {}
+            except (OSError, ValueError):
+                index = {}
+            if not isinstance(index, dict):
+                index = {}
+            index.update(moved)
+            atomic_write_json(index_file, index)
+    if candidates.is_dir():
+        shutil.rmtree(candidates, ignore_errors=True)
+    return kept
+
+
+def describe(frame, maps: dict[str, Any], k: int, scores: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The page's examples of one run: up to ``k`` stimuli that have a map in ``maps``, in
+    :func:`example_positions` order over :func:`ranked` (the stimuli the run kept), then, for runs
+    that kept other maps (older runs: their first stimuli), those by rank, then maps of stimuli
+    without a score by id. Each: ``stimulus_id``, ``rank`` (1 = best NSS) and ``of`` (scored
+    stimuli), ``role`` (best/median/worst or None) and ``scores`` (the per-stimulus values of
+    ``scores`` columns, finite ones only)."""
+    order = ranked(frame)
+    n = len(order)
+    position = {sid: p for p, (sid, _) in enumerate(order)}
+    picked: list[str] = []
+    for p in example_positions(n, k):
+        if order[p][0] in maps:
+            picked.append(order[p][0])
+    if len(picked) < k:
+        picked += [sid for sid, _ in order if sid in maps and sid not in picked][: k - len(picked)]
+    if len(picked) < k:
+        picked += sorted(sid for sid in maps if sid not in position)[: k - len(picked)]
+    rows = {}
+    if frame is not None and len(frame) and "stimulus_id" in frame.columns:
+        wanted = set(picked)
+        for rec in frame.to_dict("records"):
+            if str(rec["stimulus_id"]) in wanted:
+                rows[str(rec["stimulus_id"])] = rec
+    out = []
+    for sid in picked:
+        rec = rows.get(sid, {})
+        values = {}
+        for col in scores:
+            try:
+                v = float(rec.get(col))
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(v):
+                values[col] = v
+        p = position.get(sid)
+        out.append({"stimulus_id": sid, "rank": None if p is None else p + 1, "of": n,
+                    "role": None if p is None else role_of(p, n), "scores": values})
+    return out
