@@ -8,7 +8,8 @@ Layout of ``<results>/<run_id>/`` (documented in ``docs/results.md``)::
     shards/part-<first>-<sha256 prefix>.parquet
                            per-image rows, one file per finished batch (atomic rename); the name
                            carries the file's own hash, so damage is seen before the manifest exists
-    maps/                  attention maps of the first stimuli (index.json names their stimuli)
+    maps/                  attention maps of a few stimuli: the first ones in full, and small 8-bit
+                           ones of the examples the page shows (index.json names their stimuli)
     damaged/               shards set aside as unreadable or not matching their hash
     manifest.json          provenance, and the sha256 of every shard (written when the run finishes)
     summary.json           aggregate numbers (written last: its presence marks a finished run)
