@@ -89,15 +89,19 @@ def main() -> None:
     trained: dict[str, dict] = {}
     for loss in args.losses:
         out = work / f"lite0-{loss}"
+        given = set(extra.get(loss, []))
         cmd = ["align", "--model", "efficientnet-lite0", "--dataset", "osie", "--loss", loss, "--output", str(out),
-               "--epochs", str(args.epochs), "--lr", str(args.lr), "--batch-size", str(args.batch_size), "--no-progress"]
+               *(["--epochs", str(args.epochs)] if "--epochs" not in given else []),
+               *(["--lr", str(args.lr)] if "--lr" not in given else []),
+               "--batch-size", str(args.batch_size), "--no-progress"]
         if loss in weights:
             cmd += ["--weight", weights[loss]]
         cmd += extra.get(loss, [])
         seconds = _harness(*cmd)
         meta = json.loads((out / "align.json").read_text())
+        shown = [c for c in cmd if c != "--no-progress"]
         trained[loss] = {"folder": out, "seconds": seconds, "meta": meta, "command": "harness " + " ".join(
-            c if not c.startswith(str(work)) else f"ckpt/{Path(c).name}" for c in cmd)}
+            c if not c.startswith(str(work)) else f"ckpt/{Path(c).name}" for c in shown)}
         print(f"{loss}: trained in {seconds:.0f} s; history {meta['history'][-1]}", flush=True)
     _harness("eval", "--model", "efficientnet-lite0", *[a for l in args.losses for a in ("--model", str(work / f"lite0-{l}"))],
              "--dataset", "osie", "--output", str(runs_dir), "--no-show")
