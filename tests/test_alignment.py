@@ -352,3 +352,54 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path, osie_dir, osie_ca
     wa, wb = a.weights(), b.weights()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert [h["train_total"] for h in a.meta["history"][1:]] == [h["train_total"] for h in b.meta["history"][1:]]
+
+
+def test_page_pairs_an_aligned_model_with_its_base(tiny_model, tmp_path):
+    """`harness leaderboard build` shows each aligned model against its base on its held-out stimuli
+    (data in the page; rendered in headless Chromium when it is installed)."""
+    from site_helpers import page_data
+
+    out, runs, site = tmp_path / "ck", tmp_path / "runs", tmp_path / "site"
+    assert _align(out, "--epochs", "1", "--name", "tiny-aligned").exit_code == 0
+    for model in (str(out), "tiny-cnn"):
+        r = CliRunner().invoke(main, ["eval", "--model", model, "--dataset", "osie", "--limit", "12",
+                                      "--output", str(runs), "--no-show"])
+        assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["leaderboard", "build", "--results", str(runs), "--output", str(site)])
+    assert r.exit_code == 0, r.output
+    (entry,) = page_data(site / "index.html")["before_after"]
+    assert (entry["base"], entry["aligned"], entry["n"]) == ("tiny-cnn", "tiny-aligned", 4)
+    nss = next(m for m in entry["metrics"] if m["name"] == "nss")
+    assert nss["lo"] <= nss["diff"] <= nss["hi"]
+    assert nss["diff"] == pytest.approx(nss["after"] - nss["before"], abs=1e-12)
+
+    from pathlib import Path as _Path
+
+    if not _Path("/usr/bin/chromium").exists():
+        return
+    import functools
+    import http.server
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                        args=["--no-sandbox", "--disable-gpu"])
+            pg = browser.new_page(viewport={"width": 1400, "height": 900})
+            errors = []
+            pg.on("pageerror", lambda exc: errors.append(str(exc)))
+            pg.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+            pg.wait_for_selector("body[data-ready=true]")
+            assert pg.is_visible("#before-after")
+            heading = pg.text_content("#before-after h3")
+            assert "tiny-cnn" in heading and "tiny-aligned" in heading and "4 held-out stimuli" in heading
+            assert pg.eval_on_selector_all("#before-after tbody tr", "rows => rows.length") == len(entry["metrics"])
+            assert errors == []
+            browser.close()
+    finally:
+        server.shutdown()

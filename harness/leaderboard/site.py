@@ -205,6 +205,30 @@ def page_data(rows: Sequence[dict[str, Any]], *, examples=None, primary: str | N
     }
 
 
+def before_after(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Each model trained by ``harness align`` against its base on the stimuli both scored (its
+    held-out ones), as ``harness report`` pairs them: per metric the means, the mean paired
+    difference and its 95% paired-bootstrap CI, and the top-1 agreement."""
+    from ..alignment.compare import find_pairs, pair
+    from ..results.files import jsonable
+
+    out = []
+    for base, aligned in find_pairs(runs):
+        try:
+            res = pair(base.settings, base.per_image(), aligned.settings, aligned.per_image(),
+                       directions=aligned.summary.get("metric_directions"))
+        except Exception:  # a pair that cannot be compared is left out of the page, never half shown
+            continue
+        out.append(jsonable({
+            "base": res["before_model"], "aligned": res["after_model"], "dataset": res["dataset"],
+            "task": res["task_name"], "n": res["n_paired"], "aligned_run": aligned.run_id, "base_run": base.run_id,
+            "top1_agreement": res.get("top1_agreement"),
+            "metrics": [{"name": m, "before": v["before"], "after": v["after"], "diff": v["diff"], "lo": v["lo"],
+                         "hi": v["hi"], "better": v["better"]} for m, v in res["metrics"].items()],
+        }))
+    return out
+
+
 def render_page(data: dict[str, Any]) -> str:
     values = {"TITLE": html.escape(str(data.get("title", "")), quote=True), "DATA": json_for_script(data)}
     # one pass, so text inserted for one placeholder is never scanned for another
@@ -559,6 +583,7 @@ def write_site(rows: Sequence[dict[str, Any]], output: Path, *, runs: Sequence[R
             _colour_scale(tmp / COLOUR_SCALE)
             scale = COLOUR_SCALE
         data = page_data(rows, examples=examples, primary=primary, title=title, colour_scale=scale)
+        data["before_after"] = before_after([r for r in runs if r.run_id in wanted])
         (tmp / "index.html").write_text(render_page(data), encoding="utf-8")
         _swap_into_place(tmp, output)
     except BaseException:

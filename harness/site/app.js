@@ -220,6 +220,37 @@
     });
   }
 
+  // ---- before/after alignment training (harness align) -------------------------------------------
+  function renderBeforeAfter() {
+    var pairs = DATA.before_after || [];
+    var section = document.getElementById("before-after");
+    var box = document.getElementById("before-after-tables");
+    if (!section || !box || !pairs.length) return;
+    section.hidden = false;
+    box.textContent = "";
+    pairs.forEach(function (p) {
+      var agree = isNum(p.top1_agreement) ? "; top-1 agreement with " + p.base + ": " + fmt(100 * p.top1_agreement, 1) + "%" : "";
+      box.appendChild(el("h3", null, p.base + " \u2192 " + p.aligned + " on " + p.dataset + "/" + p.task + " (" + p.n +
+                         " held-out stimuli" + agree + ")"));
+      var table = el("table", { "class": "before-after" });
+      var head = el("tr");
+      ["metric", "before", "after", "after \u2212 before [95% CI]", ""].forEach(function (h) { head.appendChild(el("th", null, h)); });
+      table.appendChild(el("thead")).appendChild(head);
+      var body = el("tbody");
+      p.metrics.forEach(function (m) {
+        var tr = el("tr");
+        tr.appendChild(el("td", null, m.name));
+        tr.appendChild(el("td", null, fmt(m.before, 4)));
+        tr.appendChild(el("td", null, fmt(m.after, 4)));
+        tr.appendChild(el("td", null, (m.diff >= 0 ? "+" : "") + fmt(m.diff, 4) + " [" + fmt(m.lo, 4) + ", " + fmt(m.hi, 4) + "]"));
+        tr.appendChild(el("td", null, m.better === true ? "\u25b2" : m.better === false ? "\u25bc" : "n.s."));
+        body.appendChild(tr);
+      });
+      table.appendChild(body);
+      box.appendChild(table);
+    });
+  }
+
   // ---- rendering: scatter plots -----------------------------------------------------------------
   function niceTicks(lo, hi, n) {
     var span = hi - lo, step = Math.pow(10, Math.floor(Math.log10(span / n)));
@@ -575,6 +606,7 @@
   document.getElementById("subtitle").textContent = ROWS.length + " runs \u00b7 primary gaze metric: " +
     (DATA.primary || "none") + " \u00b7 built " + DATA.generated_at + " with gaze-harness " + DATA.harness_version;
   renderGlossary();
+  renderBeforeAfter();
   fillSelect("filter-task", "task");
   fillSelect("filter-dataset", "dataset");
   fillSelect("filter-attention", "attention");
