@@ -403,3 +403,21 @@ def test_page_pairs_an_aligned_model_with_its_base(tiny_model, tmp_path):
             browser.close()
     finally:
         server.shutdown()
+
+
+def test_differentiable_grad_cam_is_grad_cam_with_gradients():
+    """The training-time Grad-CAM gives the evaluation-time maps, and a loss on them reaches every
+    parameter before and after the layer (through the activations and the channel weights)."""
+    import torch
+
+    from harness.attention.gradcam import grad_cam_differentiable, grad_cam_with_logits
+
+    m = TinyCNN()
+    m.net.requires_grad_(True)
+    x = torch.rand(3, 3, 32, 32)
+    maps, targets, logits = grad_cam_with_logits(m._forward, m.net["features"], x)
+    logits2, maps2 = grad_cam_differentiable(m._forward, m.net["features"], x, targets)
+    assert torch.allclose(maps, maps2.detach(), atol=1e-6) and torch.allclose(logits, logits2.detach(), atol=1e-6)
+    maps2.sum().backward()
+    assert m.net["features"][0].weight.grad.abs().sum() > 0  # before the layer
+    assert m.net["head"].weight.grad.abs().sum() > 0  # the channel weights come from the head

@@ -61,35 +61,7 @@ def grad_cam_with_logits(
     targets: Tensor | Sequence[int] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """As :func:`grad_cam`, also returning the detached logits (B, num_classes) of the same pass."""
-    captured: list[Tensor] = []
-
-    def hook(module: torch.nn.Module, args: tuple, output: object) -> object:
-        first = output[0] if isinstance(output, (tuple, list)) else output
-        if not isinstance(first, Tensor):
-            raise TypeError(f"Grad-CAM layer {type(module).__name__} returned {type(first).__name__}, not a tensor")
-        leaf = first.detach().requires_grad_(True)
-        captured.append(leaf)
-        # A copy goes on downstream, so an in-place op after the layer cannot alter the leaf.
-        replacement = leaf.clone()
-        if isinstance(output, tuple):
-            return (replacement, *output[1:])
-        if isinstance(output, list):
-            return [replacement, *output[1:]]
-        return replacement
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.enable_grad():
-            logits = forward(inputs)
-    finally:
-        handle.remove()
-
-    if len(captured) != 1:
-        raise ValueError(
-            f"Grad-CAM layer {type(layer).__name__} ran {len(captured)} times in one forward pass; "
-            "pick a module that runs exactly once"
-        )
-    activation = captured[0]
+    logits, activation = _forward_capturing(forward, layer, inputs, detach=True)
     if activation.dim() != 4:
         raise ValueError(
             f"Grad-CAM layer {type(layer).__name__} output has shape {tuple(activation.shape)}; "
@@ -110,6 +82,44 @@ def grad_cam_with_logits(
         weights = gradient.mean(dim=(2, 3), keepdim=True)  # alpha_k, eq. 1
         maps = torch.relu((weights * activation).sum(dim=1))  # eq. 2
     return maps, used, logits.detach()
+
+
+def _forward_capturing(forward: Callable[[Tensor], Tensor], layer: torch.nn.Module, inputs: Tensor, *,
+                       detach: bool) -> tuple[Tensor, Tensor]:
+    """``(logits, the layer's output)`` of one forward pass. ``detach``: the output is swapped for a
+    leaf tensor (the graph then starts at the layer: nothing before it is kept for backward);
+    otherwise it stays in the graph, so training can differentiate through the whole network."""
+    captured: list[Tensor] = []
+
+    def hook(module: torch.nn.Module, args: tuple, output: object) -> object:
+        first = output[0] if isinstance(output, (tuple, list)) else output
+        if not isinstance(first, Tensor):
+            raise TypeError(f"Grad-CAM layer {type(module).__name__} returned {type(first).__name__}, not a tensor")
+        if not detach:
+            captured.append(first)
+            return None
+        leaf = first.detach().requires_grad_(True)
+        captured.append(leaf)
+        # A copy goes on downstream, so an in-place op after the layer cannot alter the leaf.
+        replacement = leaf.clone()
+        if isinstance(output, tuple):
+            return (replacement, *output[1:])
+        if isinstance(output, list):
+            return [replacement, *output[1:]]
+        return replacement
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        with torch.enable_grad():
+            logits = forward(inputs)
+    finally:
+        handle.remove()
+    if len(captured) != 1:
+        raise ValueError(
+            f"Grad-CAM layer {type(layer).__name__} ran {len(captured)} times in one forward pass; "
+            "pick a module that runs exactly once"
+        )
+    return logits, captured[0]
 
 
 def _targets(targets: Tensor | Sequence[int] | None, logits: Tensor) -> Tensor:
@@ -137,21 +147,7 @@ def grad_cam_differentiable(
     parameters both through the activations and through the channel weights alpha_k (as the map is
     a function of both). Used by ``harness align``; for evaluation use :func:`grad_cam` (cheaper).
     """
-    captured: list[Tensor] = []
-
-    def hook(module: torch.nn.Module, args: tuple, output: object) -> None:
-        first = output[0] if isinstance(output, (tuple, list)) else output
-        captured.append(first)
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.enable_grad():
-            logits = forward(inputs)
-    finally:
-        handle.remove()
-    if len(captured) != 1:
-        raise ValueError(f"Grad-CAM layer {type(layer).__name__} ran {len(captured)} times in one forward pass")
-    activation = captured[0]
+    logits, activation = _forward_capturing(forward, layer, inputs, detach=False)
     used = _targets(targets, logits)
     with torch.enable_grad():
         score = logits.gather(1, used[:, None]).sum()
