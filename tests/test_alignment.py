@@ -418,6 +418,10 @@ def test_differentiable_grad_cam_is_grad_cam_with_gradients():
     maps, targets, logits = grad_cam_with_logits(m._forward, m.net["features"], x)
     logits2, maps2 = grad_cam_differentiable(m._forward, m.net["features"], x, targets)
     assert torch.allclose(maps, maps2.detach(), atol=1e-6) and torch.allclose(logits, logits2.detach(), atol=1e-6)
-    maps2.sum().backward()
+    # a class whose map is not all zero (ReLU) on this random net, so the loss has a gradient
+    target = next(c for c in range(5)
+                  if grad_cam_differentiable(m._forward, m.net["features"], x, torch.full((3,), c))[1].sum() > 0)
+    _, maps3 = grad_cam_differentiable(m._forward, m.net["features"], x, torch.full((3,), target))
+    maps3.sum().backward()
     assert m.net["features"][0].weight.grad.abs().sum() > 0  # before the layer
     assert m.net["head"].weight.grad.abs().sum() > 0  # the channel weights come from the head
