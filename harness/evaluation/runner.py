@@ -397,12 +397,12 @@ def _aligned_subset(cfg: EvalConfig, model, gaze, ctx: DatasetContext,
             raise HarnessError(f"--in-sample: {cfg.model} was not trained on {cfg.dataset!r}, so no stimulus is in-sample")
         return None, None
     sha = model.split.sha256
+    wanted = set(held)
     if cfg.in_sample:
         if main:
-            print(f"note: {cfg.model}: scoring all {len(ctx)} stimuli, {len(ctx) - sum(s in set(held) for s in ctx.ids)} "
+            print(f"note: {cfg.model}: scoring all {len(ctx)} stimuli, {len(ctx) - sum(s in wanted for s in ctx.ids)} "
                   "of them seen in training; the run is marked in-sample", file=sys.stderr)
         return None, {"subset": "all", "in_sample": True, "n": len(ctx), "split_sha256": sha}
-    wanted = set(held)
     subset = [i for i, sid in enumerate(ctx.ids) if sid in wanted]
     if not subset:
         raise HarnessError(f"{cfg.model}: none of its held-out stimuli is among the {len(ctx)} scored "
