@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,6 @@ def _labels(gaze, ds, indices: list[int], class_names) -> list[int] | None:
 
 def run_align(cfg: AlignConfig) -> dict[str, Any]:
     """Train (or resume, or reuse) the checkpoint ``cfg.output``; returns its metadata."""
-    import numpy as np
     import torch
 
     from ..data import load_gaze_dataset
