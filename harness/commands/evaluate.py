@@ -51,11 +51,16 @@ from ..data.paths import DATA_DIR_HELP
 @click.option("--in-sample", is_flag=True,
               help="For a model trained by `harness align` on this dataset: score all stimuli, its training ones "
                    "included (the run is marked in-sample). Default: only its held-out stimuli.")
+@click.option("--scoring", type=click.Choice(["raw", "calibrated"]), default="raw", show_default=True,
+              help="raw: score the attention maps as they are. calibrated: first turn each model's maps into a "
+                   "fixation density with a calibration fitted by cross-validation on other stimuli (5 folds), "
+                   "then score log-likelihood, information gain and each metric on its optimal map "
+                   "(Kuemmerer et al., ECCV 2018; docs/metrics.md). Also makes the raw runs; a separate run id.")
 @click.option("--no-references", is_flag=True, help="Skip the human ceiling and baselines.")
 @click.option("--show/--no-show", default=True, show_default=True, help="Print the leaderboard afterwards.")
 def eval_command(models, dataset, task, attention, limit, batch_size, output, data_dir, cache_dir, profile, seed,
                  sigma_deg, sigma_px, device, score_workers, decode_workers, model_threads, in_sample,
-                 no_references, show) -> None:
+                 scoring, no_references, show) -> None:
     """Evaluate models' attention against human gaze (and their task performance)."""
     from ..evaluation import EvalConfig, check_model_name, run_eval
 
@@ -68,7 +73,8 @@ def eval_command(models, dataset, task, attention, limit, batch_size, output, da
                          batch_size=batch_size, output=output, data_dir=data_dir, cache_dir=cache_dir,
                          profile=profile, seed=seed, sigma_deg=sigma_deg, sigma_px=sigma_px,
                          device=None if device == "auto" else device, score_workers=score_workers,
-                         loader_workers=decode_workers, model_threads=model_threads, in_sample=in_sample)
+                         loader_workers=decode_workers, model_threads=model_threads, in_sample=in_sample,
+                         scoring=scoring)
         # the human ceiling and baselines once, with the first model
         results += run_eval(cfg, references=not no_references and i == 0)
     import os
@@ -96,5 +102,5 @@ def eval_command(models, dataset, task, attention, limit, batch_size, output, da
         runs = [r for r in load_runs(output) if r.summary.get("dataset") == dataset
                 and r.summary.get("n_images") == results[-1].summary["n_images"]
                 and r.summary.get("metric_profile") == profile
-                and r.summary.get("task") == task]
+                and r.summary.get("task") == task and r.summary.get("scoring", "raw") == scoring]
         click.echo(render_table(runs))

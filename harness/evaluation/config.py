@@ -41,6 +41,7 @@ class EvalConfig:
     model_threads: int | None = None  # torch threads for a CPU model; None: 1 (results then do not
     # depend on the machine's size or the number of processes; see threads.plan)
     in_sample: bool = False  # an aligned model scored on its training stimuli too (marked in-sample)
+    scoring: str = "raw"  # raw: the maps as they come; calibrated: as fixation densities (evaluation.calibrated)
     resolved_device: str = "cpu"  # set by run_eval: the device type the models run on
     resolved_threads: int = 1  # set by run_eval: the CPU model's threads
     command: list[str] = field(default_factory=lambda: list(sys.argv))

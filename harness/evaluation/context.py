@@ -35,6 +35,8 @@ class DatasetContext:
         else:
             self.sigma_px = float(sigmas[0]) if bool(np.all(sigmas == sigmas[0])) else None
         self.extra_metrics = plugin_metrics()
+        #: the fitted calibration while a calibrated run scores (evaluation.calibrated), else None
+        self.calibration = None
         fixations = [Fixations.from_record(r) for r in self.meta]
         self.fixations = fixations
         self.ids = [str(r["stimulus_id"]) for r in self.meta]

@@ -62,8 +62,11 @@ def summarize(frame, settings: dict[str, Any], *, task_obj, ctx, seed: int) -> d
 
     frame = canonical_order(frame)
     reg = get_registry()
-    names = metric_columns(frame, [s.name for s in reg.in_order("metric")])
-    directions = {m: "higher" if reg.get("metric", m).get("higher_is_better", True) else "lower" for m in names}
+    # a calibrated run adds the log-likelihood (bits per fixation over uniform) to the registered metrics
+    extra = ["ll"] if settings.get("scoring") == "calibrated" else []
+    names = metric_columns(frame, [s.name for s in reg.in_order("metric")] + extra)
+    directions = {m: "higher" if m in extra or reg.get("metric", m).get("higher_is_better", True) else "lower"
+                  for m in names}
     task_metrics: dict[str, float] = {}
     if task_obj is not None and getattr(task_obj, "primary", None) is not None:
         by_id = {r["stimulus_id"]: r for r in ctx.meta}
@@ -78,6 +81,7 @@ def summarize(frame, settings: dict[str, Any], *, task_obj, ctx, seed: int) -> d
         "dataset": settings["dataset"],
         "task": settings["task"],
         "metric_profile": settings["metric_profile"],
+        **({"scoring": settings["scoring"]} if "scoring" in settings else {}),
         **aggregate(frame, names),
         "metric_directions": directions,
         "task_metrics": task_metrics,
@@ -105,6 +109,7 @@ def manifest(writer, cfg, settings: dict[str, Any], frame, finished_at: str, ext
         "attention": settings["attention"],
         "metric_profile": settings["metric_profile"],
         "metric_params": settings["metric_params"],
+        **({"scoring": settings["scoring"]} if "scoring" in settings else {}),
         "seed": cfg.seed,
         "batch_size": cfg.batch_size,
         "wall_time_s": float(frame["seconds"].sum()) if len(frame) else 0.0,

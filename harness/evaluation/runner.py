@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,7 +21,7 @@ from ..errors import HarnessError
 from ..results import read_run, run_id_for
 from ..results.examples import EXAMPLE_SIDE, keep_examples, save_candidate
 from ..results.writer import RunFollower, RunWriter, writable_folder
-from . import record
+from . import calibrated, record
 from .config import CEILING, EvalConfig, EvalResult, geometry_rows, stimulus_blurs
 from .context import DatasetContext
 from .loader import batches
@@ -136,20 +136,35 @@ class Stage:
 def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: Stage, *, spec: RunSpec,
          label: str, batch_size: int, infer: Callable[[list[int], list[Any]], list[Job]] | None,
          pixels: bool = True, extra_manifest: dict[str, Any],
-         on_batch: Callable[[int], None] | None = None, subset: list[int] | None = None) -> EvalResult:
+         on_batch: Callable[[int], None] | None = None, subset: list[int] | None = None,
+         make_jobs: Callable[[list[int]], list[Job]] | None = None) -> EvalResult:
     """Fill one run folder. Rank 0 owns it (lock, damaged files, summary); every rank computes the
     chunks it owns that are not done yet. A complete run is reused untouched. ``subset``: the
     stimuli (indices into ``ctx``, in order) the run scores, when not all (an aligned model's
     held-out stimuli); the context (shuffled-AUC pool, neighbours) stays the whole dataset's, so a
-    stimulus scores the same in a subset run as in a full one."""
+    stimulus scores the same in a subset run as in a full one. ``make_jobs``: the jobs of a chunk
+    when there is no model (default: the bare stimuli). With ``spec.blocks_factor`` a chunk is also
+    computed again when its maps' block means are missing (a raw run made before a calibrated one
+    asked for them): same batch, same maps; only the block means are written then."""
     world = stage.world
     writer = RunWriter(Path(cfg.output), settings) if world.main else None
     scored = list(range(len(ctx))) if subset is None else list(subset)
     try:
         chunks = [scored[k:k + batch_size] for k in range(0, len(scored), batch_size)]
+        run_dir = Path(cfg.output) / run_id_for(settings)
+
+        def lacking(done_rows: set[str]) -> set[str]:
+            """Stimuli to compute: without a row, or (blocks wanted) without block means."""
+            need = {sid for sid in (ctx.ids[i] for i in scored) if sid not in done_rows}
+            if spec.blocks_factor > 0:
+                have = calibrated.blocks_done(run_dir)
+                need |= {ctx.ids[i] for i in scored if ctx.ids[i] not in have}
+            return need
+
         if writer is not None:
             done = writer.done_ids()
-            missing = [k for k, idx in enumerate(chunks) if any(ctx.ids[i] not in done for i in idx)]
+            need = lacking(done)
+            missing = [k for k, idx in enumerate(chunks) if any(ctx.ids[i] in need for i in idx)]
             reuse = not missing and writer.finished
             if reuse:
                 fresh = record.summarize(read_run(writer.dir).per_image(), settings, task_obj=spec.task, ctx=ctx,
@@ -164,11 +179,11 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                     writer.note(f"{label}: a reference, computed once for this dataset, limit and metric "
                                 "settings and reused by every later model run")
         world.barrier()  # rank 0 holds the lock and has set damaged shards aside
-        run_dir = Path(cfg.output) / run_id_for(settings)
         if writer is None:
             writer = RunFollower(run_dir)
             done = writer.done_ids()
-        mine = [(k, [i for i in idx if ctx.ids[i] not in done]) for k, idx in enumerate(chunks) if world.owns(k)]
+            need = lacking(done)
+        mine = [(k, [i for i in idx if ctx.ids[i] in need]) for k, idx in enumerate(chunks) if world.owns(k)]
         mine = [(k, idx) for k, idx in mine if idx]
         bar = _progress(sum(len(idx) for _, idx in mine), f"{label} on {cfg.dataset}",
                         cfg.progress and world.main)
@@ -178,20 +193,28 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
             while len(pending) > keep:
                 k, idx, handle = pending.pop(0)
                 results = handle.result()
-                for (_, kept), i in zip(results, idx):
-                    if kept is not None:  # before the shard: a shard on disk implies its maps are there
+                fresh = [ctx.ids[i] not in done for i in idx]  # False: only its block means were missing
+                for (_, kept), i, new in zip(results, idx, fresh):
+                    if kept is not None and new:  # before the shard: a shard on disk implies its maps are there
                         if kept.full is not None:
                             writer.save_map(ctx.ids[i], kept.full)
                         if kept.small is not None:  # an example candidate (results.examples)
                             save_candidate(writer.dir, ctx.ids[i], kept.small)
-                writer.write_shard([r for r, _ in results], idx[0])
+                if spec.blocks_factor > 0:  # every stimulus of the chunk listed, a failed one without blocks
+                    calibrated.save_blocks(writer.dir, idx[0], [ctx.ids[i] for i in idx],
+                                           [kept.blocks if kept is not None else None for _, kept in results],
+                                           [bool(kept is not None and kept.constant) for _, kept in results])
+                rows = [r for (r, _), new in zip(results, fresh) if new]
+                if rows:
+                    writer.write_shard(rows, idx[0])
                 bar.update(len(idx))
                 if on_batch is not None:
                     on_batch(k)
 
         for k, idx, images in batches(ctx, mine, pixels=pixels and infer is not None,
                                       workers=stage.loader_workers if infer is not None else 0):
-            jobs = infer(idx, images) if infer is not None else [Job(i) for i in idx]
+            jobs = (infer(idx, images) if infer is not None else
+                    make_jobs(idx) if make_jobs is not None else [Job(i) for i in idx])
             pending.append((k, idx, stage.scorer.submit(spec, jobs)))
             # one batch scored while the next is read and run through the model
             drain(keep=max(1, stage.scorer.workers))
@@ -274,9 +297,86 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
             return [Job(i, error=error, infer_s=infer_s) for i in idx]
         return [Job(i, attention=p.attention, output=p.output, infer_s=infer_s) for i, p in zip(idx, preds)]
 
-    return _run(cfg, settings, ctx, stage, spec=spec, label=model_name, batch_size=batch_size, infer=infer,
-                pixels=getattr(model, "needs_pixels", True), extra_manifest=extra_manifest or {}, on_batch=on_batch,
-                subset=subset)
+    if cfg.scoring == "calibrated":
+        spec = replace(spec, blocks_factor=calibrated.FACTOR)
+    result = _run(cfg, settings, ctx, stage, spec=spec, label=model_name, batch_size=batch_size, infer=infer,
+                  pixels=getattr(model, "needs_pixels", True), extra_manifest=extra_manifest or {}, on_batch=on_batch,
+                  subset=subset)
+    if cfg.scoring != "calibrated":
+        return result
+    return _calibrated_run(cfg, ctx, stage, raw=result, raw_settings=settings, spec=spec, label=model_name,
+                           subset=subset, extra_manifest=extra_manifest or {})
+
+
+def _calibrated_run(cfg: EvalConfig, ctx: DatasetContext, stage: Stage, *, raw: EvalResult,
+                    raw_settings: dict[str, Any], spec: RunSpec, label: str, subset: list[int] | None,
+                    extra_manifest: dict[str, Any]) -> EvalResult:
+    """The calibrated run of a finished raw run (see :mod:`.calibrated`): fit on rank 0 (or read the
+    fit an earlier session stored), then score every stimulus with its own fold's calibration."""
+    from ..results.files import sha256_file
+
+    world = stage.world
+    settings = {**raw_settings, "scoring": "calibrated", "calibration": calibrated.settings(cfg, spec.kind)}
+    run_dir = Path(cfg.output) / run_id_for(settings)
+    scored = list(range(len(ctx))) if subset is None else list(subset)
+    ids = [ctx.ids[i] for i in scored]
+    if spec.kind == "ceiling":
+        blocks, rows = None, {}
+    else:
+        rows = {str(r["stimulus_id"]): r for r in read_run(raw.run_dir).per_image().to_dict("records")}
+        blocks = calibrated.read_blocks(raw.run_dir, set(ids))
+    inputs = calibrated.inputs_sha256(blocks, ids)
+    cal = None
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cal = calibrated.load(run_dir, inputs)
+        if cal is None:
+            if cfg.progress:
+                print(f"{label}: fitting the calibration ({calibrated.FOLDS} folds by stimulus) on {cfg.dataset}",
+                      file=sys.stderr, flush=True)
+            cal = (calibrated.fit_gold(ctx, scored, cfg.seed) if spec.kind == "ceiling" else
+                   calibrated.fit_model(ctx, scored, blocks, cfg.seed, label))
+            calibrated.store(cal, run_dir, inputs)
+    world.barrier()  # the calibration is on disk
+    if cal is None:
+        cal = calibrated.load(run_dir, inputs)
+        if cal is None:
+            raise HarnessError(f"{run_dir}: rank 0 wrote no calibration for these inputs")
+    calibrated.leak_check(cal)
+    cspec = replace(spec, calibrated=True, save_maps=0, example_side=0, blocks_factor=0)
+
+    def make_jobs(idx: list[int]) -> list[Job]:
+        jobs = []
+        for i in idx:
+            b = blocks.get(ctx.ids[i]) if blocks is not None else None
+            jobs.append(Job(i, blocks=None if b is None else b[0], constant=bool(b is not None and b[1]),
+                            raw=_plain(rows.get(ctx.ids[i]))))
+        return jobs
+
+    refs = plan(local_processes=world.local_size, device="cpu", n_stimuli=len(scored) // world.size, model=False,
+                score_workers=cfg.score_workers, loader_workers=0)
+    ctx.calibration = cal  # what the scoring processes need besides the jobs (sent once, with the context)
+    try:
+        with Scorer(ctx, refs.score_workers) as scorer:
+            manifest = {**extra_manifest, "raw_run": raw.run_dir.name,
+                        "calibration_sha256": sha256_file(run_dir / "calibration.json")}
+            return _run(cfg, settings, ctx, Stage(world, scorer), spec=cspec, label=f"{label} (calibrated)",
+                        batch_size=REFERENCE_CHUNK, infer=None, pixels=False, extra_manifest=manifest,
+                        subset=subset, make_jobs=make_jobs)
+    finally:
+        ctx.calibration = None
+
+
+def _plain(r: dict | None) -> dict | None:
+    """A raw row as plain Python values (pandas gives NaN for a missing text)."""
+    if r is None:
+        return None
+    out = {}
+    for k, v in r.items():
+        if isinstance(v, float) and v != v and k in ("error", "output"):
+            v = None
+        out[k] = v.item() if hasattr(v, "item") else v
+    return out
 
 
 def evaluate_ceiling(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage,
@@ -287,8 +387,12 @@ def evaluate_ceiling(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage,
     settings = _settings(cfg, model_name=CEILING, provenance={"model_id": CEILING, "method": "leave-one-subject-out"},
                          attention="leave-one-subject-out", kind="ceiling", gaze=gaze, ctx=ctx)
     spec = RunSpec(kind="ceiling", profile=cfg.profile, seed=cfg.seed)
-    return _run(cfg, settings, ctx, stage, spec=spec, label=CEILING, batch_size=REFERENCE_CHUNK, infer=None,
-                extra_manifest=extra_manifest or {})
+    result = _run(cfg, settings, ctx, stage, spec=spec, label=CEILING, batch_size=REFERENCE_CHUNK, infer=None,
+                  extra_manifest=extra_manifest or {})
+    if cfg.scoring != "calibrated":
+        return result
+    return _calibrated_run(cfg, ctx, stage, raw=result, raw_settings=settings, spec=spec, label=CEILING,
+                           subset=None, extra_manifest=extra_manifest or {})
 
 
 def reference_models() -> list[str]:

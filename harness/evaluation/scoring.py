@@ -105,6 +105,11 @@ class Job:
     output: dict | None = None
     error: str | None = None  # the whole batch failed (model crash, wrong number of predictions)
     infer_s: float = 0.0
+    # calibrated scoring (evaluation.calibrated): the map's block means, whether it was constant, and
+    # the stimulus' row of the raw run (its status, task scores and output are carried over)
+    blocks: Any = None
+    constant: bool = False
+    raw: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,8 @@ class RunSpec:
     task: Any = None  # a task object scoring each stimulus' output, or None
     save_maps: int = 0  # keep the maps of stimuli with an index below this (for the page)
     example_side: int = 0  # > 0: a small PNG of every scored map, for the page's examples (results.examples)
+    blocks_factor: int = 0  # > 0: keep each scored map's block means (for a calibrated run)
+    calibrated: bool = False  # score jobs' block means as calibrated densities (ctx.calibration)
 
 
 @dataclass
@@ -125,6 +132,8 @@ class Kept:
 
     full: np.ndarray | None = None  # the map at stimulus resolution (the first ``save_maps`` stimuli)
     small: bytes | None = None  # the map as a small PNG (harness.results.examples.small_map_png)
+    blocks: np.ndarray | None = None  # the map's block means (RunSpec.blocks_factor)
+    constant: bool = False
 
 
 def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, Kept | None]:
@@ -137,6 +146,8 @@ def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, Kept | None]:
     i = job.i
     sid, fix = ctx.ids[i], ctx.fixations[i]
     w, h = ctx.sizes[i]
+    if spec.calibrated:
+        return _calibrated_row(ctx, spec, job, t0), None
     if spec.kind == "ceiling":
         from .ceiling import ceiling_scores
 
@@ -158,12 +169,47 @@ def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, Kept | None]:
                 task_scores = spec.task.score_image(output, ctx.meta[i])
         except HarnessError as exc:
             status, error, scores, task_scores = "failed", str(exc), {}, {}
-        if status != "failed" and (i < spec.save_maps or spec.example_side > 0):
+        if status != "failed" and (i < spec.save_maps or spec.example_side > 0 or spec.blocks_factor > 0):
+            from ..calibration.grid import block_mean
             from ..results.examples import small_map_png
 
             keep = Kept(full=smap if i < spec.save_maps else None,
-                        small=small_map_png(smap, spec.example_side) if spec.example_side > 0 else None)
+                        small=small_map_png(smap, spec.example_side) if spec.example_side > 0 else None,
+                        blocks=block_mean(smap, spec.blocks_factor) if spec.blocks_factor > 0 else None,
+                        constant=bool(smap.max() == smap.min()))
     return row(sid, status, error, scores, task_scores, output, job.infer_s + time.perf_counter() - t0, len(fix)), keep
+
+
+def _calibrated_row(ctx, spec: RunSpec, job: Job, t0: float) -> dict:
+    """A calibrated run's row: the raw run's status, task scores and output, the calibrated scores."""
+    import json
+    import time
+
+    from . import calibrated
+    from .record import row
+
+    i = job.i
+    sid, fix = ctx.ids[i], ctx.fixations[i]
+    raw = job.raw or {}
+    output = json.loads(raw["output"]) if isinstance(raw.get("output"), str) else {}
+    task_scores = {k[5:]: v for k, v in raw.items() if k.startswith("task:") and v is not None}
+    status, error = raw.get("status", "failed"), raw.get("error")
+    scores: dict = {}
+    try:
+        if spec.kind == "ceiling":
+            got = calibrated.ceiling_scores(ctx, i, spec.profile, spec.seed)
+            status, error, scores = ("ok", None, got) if got is not None else ("failed", "fewer than two subjects", {})
+        elif status != "failed":
+            if job.blocks is None:
+                status, error = "failed", "no block means kept for this stimulus"
+            else:
+                scores = calibrated.model_scores(ctx, i, job.blocks, job.constant, spec.profile, spec.seed)
+    except HarnessError as exc:
+        status, error, scores = "failed", str(exc), {}
+    if status == "failed":
+        task_scores, output = {}, {}
+    seconds = time.perf_counter() - t0 + float(raw.get("seconds") or 0.0) * (spec.kind != "ceiling")
+    return row(sid, status, error, scores, task_scores, output, seconds, len(fix))
 
 
 _WORKER_CTX = None

@@ -21,9 +21,11 @@ from ..results import Run, settings_hash
 LEADERBOARD_FILE = "data/leaderboard.parquet"
 PER_IMAGE_FILE = "data/per_image.parquet"
 
-IDENTITY = ("run_id", "model", "attention", "dataset", "task", "kind", "metric_profile", "n_images", "n_failed",
-            "n_degenerate")
-GROUP_KEY = ("model", "attention", "dataset", "task", "metric_profile", "n_images")
+IDENTITY = ("run_id", "model", "attention", "dataset", "task", "kind", "metric_profile", "scoring", "n_images",
+            "n_failed", "n_degenerate")
+GROUP_KEY = ("model", "attention", "dataset", "task", "metric_profile", "scoring", "n_images")
+#: the explained information gain of a calibrated row: 100 * ig / ig of the calibrated human ceiling
+EXPLAINED = "ig_explained"
 PROVENANCE = (
     "harness_version", "model_id", "weights_sha256", "revision", "dataset_fingerprint", "seed", "batch_size",
     "wall_time_s", "started_at", "finished_at", "settings_sha256", "task_primary", "metric_directions",
@@ -53,6 +55,8 @@ def run_row(run: Run) -> dict[str, Any]:
         "task": s.get("task", st.get("task")),
         "kind": s.get("kind", st.get("kind", "model")),
         "metric_profile": s.get("metric_profile", m.get("metric_profile", st.get("metric_profile"))),
+        # raw: the maps as they came; calibrated: as fixation densities (harness.evaluation.calibrated)
+        "scoring": s.get("scoring", st.get("scoring", "raw")),
         "n_images": s.get("n_images"),
         "n_failed": s.get("n_failed"),
         "n_degenerate": s.get("n_degenerate", 0),
@@ -86,7 +90,37 @@ def run_row(run: Run) -> dict[str, Any]:
 
 
 def rows_from_runs(runs: Iterable[Run]) -> list[dict[str, Any]]:
-    return [run_row(r) for r in runs if r.finished]
+    return add_explained([run_row(r) for r in runs if r.finished])
+
+
+def _group(row: dict[str, Any], key: str) -> Any:
+    return (row.get(key) or "raw") if key == "scoring" else row.get(key)
+
+
+def add_explained(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give every calibrated row its explained information gain (DeepGaze's measure): ``100 * ig /
+    ig`` of the calibrated human ceiling (the gold standard) of the same dataset, task, profile and
+    stimuli (the latest such ceiling); a row without one gets none. A ratio of means over the same
+    stimuli, as :func:`harness.calibration.explained_information_gain` computes it."""
+    ceilings: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        if row.get("kind") == "ceiling" and row.get("scoring") == "calibrated":
+            key = tuple(row.get(k) for k in ("dataset", "task", "metric_profile", "n_images"))
+            cur = ceilings.get(key)
+            if cur is None or str(row.get("finished_at") or "") > str(cur.get("finished_at") or ""):
+                ceilings[key] = row
+    for row in rows:
+        if row.get("scoring") != "calibrated":
+            continue
+        gold = ceilings.get(tuple(row.get(k) for k in ("dataset", "task", "metric_profile", "n_images")))
+        ig, ig_gold = row.get("ig"), (gold or {}).get("ig")
+        if isinstance(ig, (int, float)) and isinstance(ig_gold, (int, float)) and math.isfinite(ig) \
+                and math.isfinite(ig_gold) and ig_gold > 0:
+            row[EXPLAINED] = 100.0 * float(ig) / float(ig_gold)
+            directions = json.loads(row.get("metric_directions") or "{}")
+            directions[EXPLAINED] = "higher"
+            row["metric_directions"] = json.dumps(directions, sort_keys=True)
+    return rows
 
 
 def directions_of(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
@@ -113,6 +147,9 @@ def metric_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
             if k not in known and not k.startswith("task:") and (v is None or isinstance(v, (int, float))):
                 seen.add(k)
     order = {s.name: i for i, s in enumerate(get_registry().in_order("metric"))}
+    # a calibrated table's log-likelihood and explained IG sit beside IG
+    if "ig" in order:
+        order["ll"], order[EXPLAINED] = order["ig"] + 0.1, order["ig"] + 0.2
     return sorted(seen, key=lambda n: (order.get(n, len(order)), n))
 
 
@@ -144,7 +181,7 @@ def mark_latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Set ``latest`` on every row: True for the last finished run of its group."""
     best: dict[tuple, dict[str, Any]] = {}
     for row in rows:
-        key = tuple(row.get(k) for k in GROUP_KEY)
+        key = tuple(_group(row, k) for k in GROUP_KEY)
         cur = best.get(key)
         if cur is None or (str(row.get("finished_at") or ""), row["run_id"]) > (str(cur.get("finished_at") or ""), cur["run_id"]):
             best[key] = row

@@ -119,6 +119,13 @@ def public_value(value: Any) -> Any:
     return value
 
 
+#: the columns only calibrated scoring has (harness.evaluation.calibrated)
+CALIBRATED_METRICS = {
+    "ll": "log-likelihood of the fixations under the calibrated density, bits per fixation over the uniform density",
+    "ig_explained": "explained information gain: the model's ig as a percentage of the calibrated human ceiling's",
+}
+
+
 def metric_descriptions(names: Sequence[str]) -> dict[str, str]:
     """One sentence per gaze metric, from the metric registry (``description``)."""
     out: dict[str, str] = {}
@@ -135,6 +142,7 @@ def metric_descriptions(names: Sequence[str]) -> dict[str, str]:
                 text = reg.get("metric", name).get("description")
             except Exception:
                 text = None
+        text = text or CALIBRATED_METRICS.get(name)
         out[name] = str(text) if text else f"gaze metric {name} (its plugin is not installed where this page was built)"
     return out
 
@@ -163,6 +171,7 @@ def page_rows(rows: Sequence[dict[str, Any]], examples: dict[str, dict[str, Any]
             "dataset": row.get("dataset"),
             "task": row.get("task"),
             "kind": row.get("kind") or "model",
+            "scoring": row.get("scoring") or "raw",
             "latest": bool(row.get("latest", True)),
             "n_images": row.get("n_images"),
             "n_failed": row.get("n_failed"),

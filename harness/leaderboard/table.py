@@ -23,7 +23,36 @@ LABEL = {"ceiling": "", "baseline": " (baseline)", "model": "", "proxy": " (huma
 #: formats whose tables ``render_rows(width=...)`` cuts to fit; markdown, html and csv never are
 FIT_FORMATS = ("github", "plain")
 #: the first columns of the csv format (then the gaze metrics, then the task metrics)
-CSV_IDENTITY = ("model", "kind", "attention", "dataset", "task", "n_images", "n_failed", "n_degenerate")
+CSV_IDENTITY = ("model", "kind", "attention", "dataset", "task", "scoring", "n_images", "n_failed", "n_degenerate")
+#: what each scoring means, said above its table when a table holds more than one
+SCORING_TITLES = {
+    "raw": "Raw scoring: the attention maps as the models give them.",
+    "calibrated": "Calibrated scoring: each model as a fixation density, calibrated on other stimuli "
+                  "(5-fold cross-validation by stimulus; Kuemmerer et al., ECCV 2018); ll and ig in bits per "
+                  "fixation, ig_explained in % of the human ceiling's ig.",
+}
+
+
+def _scoring(r: dict[str, Any]) -> str:
+    return str(r.get("scoring") or "raw")
+
+
+def _by_scoring(items: Sequence[Any], scoring_of) -> list[tuple[str, list[Any]]]:
+    """Items grouped by scoring, raw first: raw and calibrated numbers never share a table."""
+    groups: dict[str, list[Any]] = {}
+    for item in items:
+        groups.setdefault(scoring_of(item), []).append(item)
+    return sorted(groups.items(), key=lambda kv: (kv[0] != "raw", kv[0]))
+
+
+def _titled(parts: list[tuple[str, str]], fmt: str) -> str:
+    if len(parts) == 1:
+        return parts[0][1]
+    if fmt == "html":
+        import html
+
+        return "\n".join(f"<p><strong>{html.escape(SCORING_TITLES.get(k, k))}</strong></p>\n{t}" for k, t in parts)
+    return "\n\n".join(f"{SCORING_TITLES.get(k, k)}\n\n{t}" for k, t in parts)
 
 
 def sorted_latest(rows: Sequence[dict[str, Any]], primary: str | None = None) -> tuple[list[dict[str, Any]], list[str], dict[str, str], str | None]:
@@ -74,6 +103,9 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
 
     if fmt not in FORMATS:
         raise HarnessError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    groups = _by_scoring(rows, _scoring)
+    if len(groups) > 1 and fmt != "csv":  # csv has a scoring column; a human table never mixes them
+        return _titled([(k, render_rows(g, fmt, primary, escape, width, stats)) for k, g in groups], fmt)
     rows, metric_cols, directions, primary = sorted_latest(rows, primary)
     if not rows:
         raise HarnessError("no finished runs to show")
@@ -250,6 +282,9 @@ def render_table(runs: Sequence[Run], fmt: str = "github", primary: str | None =
     adds bootstrap intervals and significance marks (:func:`.significance.table_statistics`, with
     ``n_boot`` resamples and ``seed``, 10,000 and 0 by default), computed from the runs' per-image rows."""
     rows = hub_table.rows_from_runs(runs)
+    groups = _by_scoring([r for r in runs if r.finished], lambda r: str(r.summary.get("scoring") or "raw"))
+    if ci and len(groups) > 1 and fmt != "csv":  # intervals and tests within one scoring
+        return _titled([(k, render_table(g, fmt, primary, width, ci, n_boot, seed)) for k, g in groups], fmt)
     stats = None
     if ci and rows:
         from . import significance

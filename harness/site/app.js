@@ -68,7 +68,10 @@
   var state = {
     sortKey: primaryCol ? primaryCol.key : "model",
     sortDir: primaryCol ? bestFirst(primaryCol) : "asc",
-    task: "", dataset: "", attention: "", superseded: false
+    task: "", dataset: "", attention: "", superseded: false,
+    // raw and calibrated numbers are never shown in one table: one scoring at a time, raw first
+    scoring: ROWS.some(function (r) { return (r.scoring || "raw") === "raw"; }) || !ROWS.length ? "raw" :
+      (ROWS[0].scoring || "raw")
   };
 
   // ---- filtering and sorting -----------------------------------------------------------------
@@ -77,6 +80,7 @@
     return ROWS.filter(function (r) {
       if (!state.superseded && r.latest === false) return false;
       if (state.dataset && r.dataset !== state.dataset) return false;
+      if ((r.scoring || "raw") !== state.scoring) return false;
       // references are the yardstick of every task and attention method of their dataset
       if (state.task && r.task !== state.task && !isReference(r)) return false;
       if (state.attention && r.attention !== state.attention && !isReference(r)) return false;
@@ -113,6 +117,19 @@
       select.appendChild(opt);
     });
     select.addEventListener("change", function () { state[key] = select.value; render(); });
+  }
+
+  function fillScoring() {
+    var select = document.getElementById("filter-scoring");
+    var values = {};
+    ROWS.forEach(function (r) { values[r.scoring || "raw"] = true; });
+    Object.keys(values).sort().forEach(function (v) {
+      var opt = el("option", null, v);
+      opt.value = v;
+      if (v === state.scoring) opt.selected = true;
+      select.appendChild(opt);
+    });
+    select.addEventListener("change", function () { state.scoring = select.value; render(); });
   }
 
   // ---- rendering: table ------------------------------------------------------------------------
@@ -610,6 +627,7 @@
   fillSelect("filter-task", "task");
   fillSelect("filter-dataset", "dataset");
   fillSelect("filter-attention", "attention");
+  fillScoring();
   var sup = document.getElementById("show-superseded");
   sup.addEventListener("change", function () { state.superseded = sup.checked; render(); });
   window.addEventListener("hashchange", showDetail);
