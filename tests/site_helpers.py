@@ -26,7 +26,7 @@ def write_run(root: Path, *, model: str, metrics: dict[str, float], attention: s
               task_metrics: dict[str, float] | None = None, task_primary: str | None = None, n_images: int = 4,
               n_failed: int = 0, seed: int = 0, profile: str = "mit",
               finished_at: str = "2025-03-01T12:00:00+00:00", maps: dict[str, np.ndarray] | None = None,
-              stimulus_ids: list[str] | None = None, legacy_maps: bool = False) -> Path:
+              stimulus_ids: list[str] | None = None, legacy_maps: bool = False, scoring: str = "raw") -> Path:
     """One finished run folder; per-image values average exactly to ``metrics``. ``maps`` are
     saved as ``maps/<stimulus_filename(id, ".npy")>`` named in ``maps/index.json``, or, with
     ``legacy_maps``, as the ``maps/<id>.npy`` of runs written before the index existed."""
@@ -38,6 +38,7 @@ def write_run(root: Path, *, model: str, metrics: dict[str, float], attention: s
         "dataset": dataset, "dataset_fingerprint": "f0" * 32, "n_images": n_images, "limit": n_images,
         "task": task, "attention": attention, "metric_profile": profile,
         "metric_params": {"sigma_deg": 1.0, "sigma_px": 24.0}, "seed": seed,
+        **({"scoring": scoring} if scoring != "raw" else {}),
     }
     run = Path(root) / run_id_for(settings)
     atomic_write_json(run / "settings.json", settings)
@@ -80,7 +81,8 @@ def write_run(root: Path, *, model: str, metrics: dict[str, float], attention: s
     atomic_write_json(run / "manifest.json", manifest)
     summary = {
         "schema_version": SCHEMA_VERSION, "model": model, "kind": kind, "attention": attention,
-        "dataset": dataset, "task": task, "metric_profile": profile, "n_images": n_images, "n_failed": n_failed,
+        "dataset": dataset, "task": task, "metric_profile": profile, **({"scoring": scoring} if scoring != "raw" else {}),
+        "n_images": n_images, "n_failed": n_failed,
         "metrics": metrics if ok else {m: float("nan") for m in metrics}, "metric_directions": {m: DIRECTIONS.get(m, "higher") for m in metrics},
         "task_metrics": task_metrics or {}, "task_primary": task_primary, "finished_at": finished_at,
     }

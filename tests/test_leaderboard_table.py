@@ -57,7 +57,9 @@ def test_formats_and_arrows(results):
     md = render_table(runs, "markdown").splitlines()
     assert all(line.startswith("|") for line in md) and set(md[1]) <= set("|:-")
     table = list(csv.reader(io.StringIO(render_table(runs, "csv"))))
-    assert table[0][:8] == ["model", "kind", "attention", "dataset", "task", "n_images", "n_failed", "n_degenerate"]
+    assert table[0][:9] == ["model", "kind", "attention", "dataset", "task", "scoring", "n_images", "n_failed",
+                            "n_degenerate"]
+    assert {row[5] for row in table[1:]} == {"raw"}
     assert len(table) == 1 + 6
     assert float(table[1][table[0].index("nss")]) == pytest.approx(3.0)
 
@@ -97,7 +99,7 @@ def test_csv_is_machine_readable(tmp_path):
 
     text = render_rows(rows, "csv")
     table = list(csv.DictReader(io.StringIO(text)))
-    assert list(table[0]) == ["model", "kind", "attention", "dataset", "task", "n_images", "n_failed",
+    assert list(table[0]) == ["model", "kind", "attention", "dataset", "task", "scoring", "n_images", "n_failed",
                               "n_degenerate", "nss", "kld"]
     by_model = {r["model"]: r for r in table}
     assert set(by_model) == {"center-bias", "net"}

@@ -22,9 +22,9 @@ from harness.cli import main
 from harness.leaderboard.site import build_site
 
 try:
-    from tests.site_helpers import ALL_METRICS, page_data, sample_results, wide_results
+    from tests.site_helpers import ALL_METRICS, page_data, sample_results, wide_results, write_run
 except ImportError:  # tests/ is not a package: pytest put it on sys.path
-    from site_helpers import ALL_METRICS, page_data, sample_results, wide_results
+    from site_helpers import ALL_METRICS, page_data, sample_results, wide_results, write_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -477,3 +477,23 @@ def test_scatter_plots_one_per_dataset_task_and_image_count_labels_apart(wide_pa
         assert (max(xs) - min(xs)) > 0.7 * area["width"]
         assert fig.locator("svg").bounding_box()["width"] >= 600  # drawn at its size, for reading
     pg.locator("#scatter-section").screenshot(path=str(shots / "scatter-1400.png"))
+
+
+def test_raw_and_calibrated_rows_are_never_in_one_table(browser, server, root):
+
+    runs = root / "scoring-runs"
+    for scoring, ig in (("raw", -0.7), ("calibrated", 0.06)):
+        write_run(runs, model="human-ceiling", kind="ceiling", attention="leave-one-subject-out",
+                  metrics={"nss": 3.7, "ig": 2.0 + (scoring == "calibrated") * 0.25}, scoring=scoring)
+        write_run(runs, model="efficientnet-lite0", metrics={"nss": 0.6 + (scoring == "calibrated") * 0.3, "ig": ig},
+                  scoring=scoring)
+    build_site(runs, root / "scoring")
+    for pg, watch in _open(browser, server + "scoring/index.html", server + "scoring/"):
+        assert pg.eval_on_selector_all("#filter-scoring option", "os => os.map(o => o.value)") == ["calibrated", "raw"]
+        assert pg.eval_on_selector("#filter-scoring", "s => s.value") == "raw"  # raw first
+        assert column(pg, "ig") == [2.0, -0.7] and column(pg, "ig_explained") == [None, None]
+        pg.select_option("#filter-scoring", "calibrated")
+        assert column(pg, "ig") == [2.25, 0.06]
+        assert column(pg, "ig_explained") == [100.0, pytest.approx(100 * 0.06 / 2.25)]
+        header = pg.get_attribute('#leaderboard thead th[data-key="ig_explained"]', "title")
+        assert "percentage of the calibrated human ceiling" in header

@@ -1,0 +1,219 @@
+"""``harness eval --scoring calibrated`` on real OSIE data with a real model (EfficientNet-Lite0).
+
+The proof that the calibration never sees the stimuli it scores: two datasets that differ only in
+one stimulus' fixations give that stimulus' fold the same fitted parameters, bit for bit, while the
+folds that fit on it change. Also: the raw run is the plain raw run (a raw run made earlier gets
+only its block means added), runs resume without refitting, 1 and 2 processes agree, the ceiling
+is the calibrated gold standard and the leaderboard never mixes raw and calibrated rows.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+from click.testing import CliRunner
+
+from harness.calibration import fold_of
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.evaluation import EvalConfig, run_eval
+from harness.results import load_runs, read_run
+from harness.results.files import sha256_file
+
+N = 12  # stimuli: every one of the 5 folds gets some (ids 1001..1012)
+
+
+def _osie_copy(src: Path, dest: Path, n: int = N, mirror: str | None = None) -> Path:
+    """The first ``n`` OSIE stimuli; ``mirror``: that stimulus' fixations mirrored left-right."""
+    (dest / "eye").mkdir(parents=True)
+    (dest / "stimuli").mkdir()
+    cell = scipy.io.loadmat(str(src / "eye" / "fixations.mat"))["fixations"][:n].copy()
+    for i in range(n):
+        entry = cell[i, 0][0, 0]
+        img = str(entry["img"][0])
+        shutil.copyfile(src / "stimuli" / img, dest / "stimuli" / img)
+        if mirror is not None and img.startswith(mirror):
+            for s in range(entry["subjects"].shape[0]):
+                subject = entry["subjects"][s, 0][0, 0]
+                subject["fix_x"][...] = 801.0 - subject["fix_x"].astype(np.float64)  # 1-based columns of 800
+    scipy.io.savemat(str(dest / "eye" / "fixations.mat"), {"fixations": cell})
+    return dest
+
+
+def _cfg(data: Path, out: Path, **kw) -> EvalConfig:
+    base = dict(model="efficientnet-lite0", dataset="osie", limit=N, batch_size=4, output=out, data_dir=data,
+                progress=False, scoring="calibrated", score_workers=0, loader_workers=0)
+    base.update(kw)
+    return EvalConfig(**base)
+
+
+def _calibration(run_dir: Path) -> dict:
+    return json.loads((run_dir / "calibration.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def two_datasets(osie_dir, tmp_path_factory):
+    """Calibrated runs on the first 12 OSIE stimuli, and on the same with stimulus 1001's fixations mirrored."""
+    root = tmp_path_factory.mktemp("calibrated")
+    runs = {}
+    for name, mirror in (("same", None), ("mirrored", "1001")):
+        data = _osie_copy(osie_dir, root / name / "osie", mirror=mirror)
+        (result,) = run_eval(_cfg(data, root / name / "runs"), references=False)
+        runs[name] = result
+    return runs
+
+
+@pytest.mark.slow
+def test_the_calibration_never_sees_the_stimuli_it_scores(two_datasets):
+    a, b = two_datasets["same"], two_datasets["mirrored"]
+    cal_a, cal_b = _calibration(a.run_dir), _calibration(b.run_dir)
+    seed = cal_a["folds"]["seed"]
+    k = fold_of("1001", 5, seed)
+    assert cal_a["assignment"]["1001"] == k
+    for cal in (cal_a, cal_b):
+        for fit in cal["fits"]:
+            members = {sid for sid, f in cal["assignment"].items() if f == fit["fold"]}
+            assert members.isdisjoint(fit["fit_ids"]), f"fold {fit['fold']} fitted on stimuli it scores"
+            assert set(fit["fit_ids"]) | members == set(cal["assignment"])
+    # the fold that scores 1001 did not see 1001's fixations: the same parameters to the bit
+    assert cal_a["fits"][k]["params"] == cal_b["fits"][k]["params"]
+    assert cal_a["fits"][k]["train_ll_bits"] == cal_b["fits"][k]["train_ll_bits"]
+    # every other fold fitted on 1001: its fixations moved, so did their fits
+    others = [f for f in range(5) if f != k and cal_a["fits"][f]["n_fit_stimuli"]]
+    assert others and all(cal_a["fits"][f]["train_ll_bits"] != cal_b["fits"][f]["train_ll_bits"] for f in others)
+    # and stimulus 1001's own scores changed only because its fixations did: the other stimuli of its
+    # fold are scored identically in both datasets except through the shuffled-AUC pool
+    fa = read_run(a.run_dir).per_image().set_index("stimulus_id")
+    fb = read_run(b.run_dir).per_image().set_index("stimulus_id")
+    same_fold = [s for s, f in cal_a["assignment"].items() if f == k and s != "1001"]
+    for sid in same_fold:
+        for m in ("ll", "ig", "auc_judd", "nss", "cc", "kld", "sim"):
+            assert fa.loc[sid, m] == fb.loc[sid, m], (sid, m)
+    assert fa.loc["1001", "nss"] != fb.loc["1001", "nss"]
+
+
+@pytest.mark.slow
+def test_a_calibrated_run_records_its_scoring_and_verifies(two_datasets):
+    result = two_datasets["same"]
+    run = read_run(result.run_dir)
+    assert run.settings["scoring"] == "calibrated" and run.summary["scoring"] == "calibrated"
+    assert run.settings["calibration"]["folds"] == 5 and run.settings["calibration"]["factor"] == 8
+    assert run.manifest["calibration_sha256"] == sha256_file(result.run_dir / "calibration.json")
+    frame = run.per_image()
+    assert len(frame) == N and (frame["status"] == "ok").all()
+    for m in ("ll", "ig", "auc_judd", "auc_borji", "sauc", "nss", "cc", "kld", "sim", "iou_top20"):
+        assert np.isfinite(frame[m]).all(), m
+        assert run.summary["metrics"][m] == pytest.approx(frame[m].mean())
+    assert run.summary["metric_directions"]["ll"] == "higher"
+    # the raw run of the same model is there too, under its own id, with the block means it kept
+    raw = [r for r in load_runs(result.run_dir.parent) if r.run_id != result.run_dir.name]
+    assert len(raw) == 1 and "scoring" not in raw[0].settings
+    assert run.manifest["raw_run"] == raw[0].run_id
+    assert sorted(p.name for p in (raw[0].path / "blocks").iterdir()) == [
+        "part-00000000.npz", "part-00000004.npz", "part-00000008.npz"]
+    r = CliRunner().invoke(main, ["verify", str(result.run_dir.parent)])
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.slow
+def test_a_raw_run_made_earlier_gets_its_block_means_and_the_same_numbers(two_datasets, osie_dir, tmp_path, capsys):
+    data = _osie_copy(osie_dir, tmp_path / "osie")
+    out = tmp_path / "runs"
+    (raw,) = run_eval(_cfg(data, out, scoring="raw"), references=False)
+    shards = {p.name: sha256_file(p) for p in (raw.run_dir / "shards").iterdir()}
+    assert not (raw.run_dir / "blocks").exists()
+    capsys.readouterr()
+    (cal,) = run_eval(_cfg(data, out, progress=True), references=False)
+    assert "fitting the calibration" in capsys.readouterr().err
+    # the raw run's rows were not written again; its block means were added (same batches: same maps)
+    assert {p.name: sha256_file(p) for p in (raw.run_dir / "shards").iterdir()} == shards
+    assert len(list((raw.run_dir / "blocks").iterdir())) == 3
+    # the same numbers as the calibrated run that computed everything in one go
+    fresh = read_run(two_datasets["same"].run_dir).per_image().drop(columns=["seconds"])
+    here = read_run(cal.run_dir).per_image().drop(columns=["seconds"])
+    assert here.equals(fresh)
+    untimed = (lambda run_dir: [{k: v for k, v in f.items() if k != "seconds"} for f in _calibration(run_dir)["fits"]])
+    assert untimed(cal.run_dir) == untimed(two_datasets["same"].run_dir)
+    # a second invocation reuses both runs: nothing is fitted or written again
+    (again,) = run_eval(_cfg(data, out, progress=True), references=False)
+    assert again.reused and "fitting" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_calibrated_numbers_of_one(osie_dir, osie_cache, tmp_path):
+    from test_parallel import TORCHRUN, _env, assert_identical
+
+    data = _osie_copy(osie_dir, tmp_path / "osie")
+    env = _env(osie_cache)
+    args = ["-m", "harness", "eval", "--model", "efficientnet-lite0", "--dataset", "osie", "--limit", str(N),
+            "--batch-size", "4", "--data-dir", str(data), "--no-references", "--no-show", "--scoring", "calibrated"]
+    two = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", *args, "--output", str(tmp_path / "two")],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = subprocess.run([sys.executable, *args, "--output", str(tmp_path / "one")], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert_identical(tmp_path / "two", tmp_path / "one")
+
+
+def test_too_few_stimuli_for_cross_validation_is_one_line(osie_dir, tmp_path):
+    data = _osie_copy(osie_dir, tmp_path / "osie", n=1)
+    with pytest.raises(HarnessError, match="all fall in one of the 5 cross-validation folds"):
+        run_eval(_cfg(data, tmp_path / "runs", limit=1, model="center-bias"), references=False)
+
+
+def test_a_calibration_that_saw_its_own_stimuli_is_refused():
+    from harness.calibration import Calibration, CalibrationParams, FoldFit, Folds
+    from harness.evaluation.calibrated import leak_check
+
+    folds = Folds.assign(["a", "b", "c", "d"], 2, 0)
+    params = CalibrationParams((0.0, 1.0), (1.0,), 1.0, 0.5, 8)
+    honest = [FoldFit(k, params, tuple(folds.fit_ids(k)), 1, 1, 0.0, 0.0, 1) for k in range(2)]
+    leak_check(Calibration(folds, honest, {}))
+    leaky = [FoldFit(k, params, tuple(folds.fit_ids(k)) + tuple(folds.members(k))[:1], 1, 1, 0.0, 0.0, 1)
+             for k in range(2)]
+    with pytest.raises(HarnessError, match="fitted on 1 of the stimuli it scores"):
+        leak_check(Calibration(folds, leaky, {}))
+
+
+@pytest.mark.slow
+def test_the_calibrated_references_and_the_leaderboard(osie_dir, tmp_path):
+    """Ceiling (calibrated gold standard) and baselines on 8 stimuli, with the raw ones beside."""
+    data = _osie_copy(osie_dir, tmp_path / "osie", n=8)
+    out = tmp_path / "runs"
+    run_eval(_cfg(data, out, limit=8, model="human-ceiling"), references=True)
+    runs = load_runs(out)
+    calibrated = {r.summary["model"]: r for r in runs if r.summary.get("scoring") == "calibrated"}
+    raw = {r.summary["model"]: r for r in runs if "scoring" not in r.summary}
+    assert set(calibrated) == set(raw) == {"human-ceiling", "center-bias", "uniform"}
+    gold = calibrated["human-ceiling"]
+    assert gold.settings["calibration"]["max_fit_maps"] == 2000
+    assert gold.summary["metrics"]["ig"] > 1.0  # the other observers predict far beyond the centre bias
+    # the uniform map calibrates to the prior itself: no gain over the centre bias (Kuemmerer et al.)
+    assert abs(calibrated["uniform"].summary["metrics"]["ig"]) < 0.02
+    # leaderboard: two tables, raw first; the calibrated one with ll and the explained IG
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(out), "--wide"])
+    assert r.exit_code == 0, r.output
+    raw_part, cal_part = r.output.split("Calibrated scoring:")
+    assert raw_part.startswith("Raw scoring:") and "ig_explained" not in raw_part and "ig_explained" in cal_part
+    csv = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(out), "--format", "csv"]).output
+    lines = [line.split(",") for line in csv.strip().splitlines()]
+    head = lines[0]
+    rows = {(line[head.index("model")], line[head.index("scoring")]): line for line in lines[1:]}
+    assert len(rows) == 6
+    ceiling = rows[("human-ceiling", "calibrated")]
+    assert float(ceiling[head.index("ig_explained")]) == pytest.approx(100.0)
+    cb = rows[("center-bias", "calibrated")]
+    expected = 100 * float(cb[head.index("ig")]) / float(ceiling[head.index("ig")])
+    assert float(cb[head.index("ig_explained")]) == pytest.approx(expected)
+    assert rows[("center-bias", "raw")][head.index("ig_explained")] == ""
+    # --ci intervals are computed within each scoring
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(out), "--ci", "--n-boot", "200", "--wide"])
+    assert r.exit_code == 0 and r.output.count("percentile-bootstrap interval") == 2, r.output
