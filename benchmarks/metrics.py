@@ -21,7 +21,12 @@ are timed too and taken out of the figures (and printed).
 
 It prints first what it runs under (CPU, usable cores, load, the thread pools of BLAS/OpenMP/torch
 via threadpoolctl, numba's threading layer, thread variables): figures from different machines or
-thread settings are not comparable. Then the largest absolute difference per metric between ours
+thread settings are not comparable. At the end (after the memory figures, which its test arrays
+would distort) it prints numba's compile target, the cache sizes and the single-thread bandwidth of
+one compiled pass over a map in cache and over data from memory: ours is a few passes over 4 MB
+maps per image and runs near that bandwidth, pysaliency mostly sorts and follows the core's speed,
+so the ratio between them depends on the machine's memory more than on its CPU's clock (on a
+2-core Xeon VM: ~20 GB/s in cache, ~7.5 GB/s from memory; see :func:`memory_profile`). Then the largest absolute difference per metric between ours
 and pysaliency, wall time, CPU time and page faults per image, the ratios, and the peak memory.
 CPU time above wall time means other threads ran during the timed calls (a threaded BLAS spinning);
 below it, that the process waited. Calls are interleaved image by image, so a busy machine slows all
@@ -83,6 +88,68 @@ def saliency_map(image, centre: np.ndarray) -> np.ndarray:
     gy, gx = np.gradient(grey)
     g = gaussian_filter(np.hypot(gx, gy), 2.0)
     return g / g.max() + 0.5 * centre
+
+
+def memory_profile() -> str:
+    """What explains figures that differ between machines more than the CPU's name does: numba's
+    compile target (CPU name, vector features), the cache sizes, and the single-thread bandwidth of
+    one compiled reading pass (:func:`harness.metrics.kernels.stats`, the pass every map needs) over
+    a map-sized array (800x600 float64, 3.7 MiB) that is in cache, and over arrays too large for any
+    cache. Ours is a few such passes per image, so it runs near the bandwidth of the pass (the last
+    level cache's, or memory's when a map is not in cache); pysaliency mostly sorts, and its time
+    follows the core's speed rather than memory's. A machine whose single core streams at a third of
+    another's runs ours about three times slower while pysaliency slows far less."""
+    parts = []
+    try:
+        import llvmlite.binding as llvm
+        from numba.core import config
+
+        target = config.CPU_NAME or llvm.get_host_cpu_name()
+        features = config.CPU_FEATURES or llvm.get_host_cpu_features().flatten()
+        flags = [f for f in ("avx2", "fma", "avx512f", "avx512dq", "avx512vl") if f"+{f}" in features.split(",")]
+        parts.append(f"numba target {target} ({' '.join(flags) or 'no AVX2/AVX-512'})")
+    except Exception as exc:  # pragma: no cover - numba internals moved
+        parts.append(f"numba target unknown ({type(exc).__name__})")
+    caches = []
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    for index in sorted(base.glob("index*")) if base.exists() else []:
+        try:
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if kind != "Instruction":
+            caches.append(f"L{level} {size}")
+    parts.append("caches " + (", ".join(caches) or "unknown"))
+    try:
+        from harness.metrics import kernels
+
+        def gbps(a: np.ndarray, reps: int) -> float:
+            kernels.stats(a)
+            best = float("inf")
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                kernels.stats(a)
+                best = min(best, time.perf_counter() - t0)
+            return a.nbytes / best / 1e9
+
+        warm = np.random.default_rng(0).random(600 * 800)
+        cold = [np.random.default_rng(i).random(16 << 20 >> 3) for i in range(16)]  # 16 x 16 MiB
+        cold_gbps = 0.0
+        for _ in range(3):  # each read once after the others pushed it out of the caches
+            t0 = time.perf_counter()
+            for a in cold:
+                kernels.stats(a)
+            cold_gbps = max(cold_gbps, sum(a.nbytes for a in cold) / (time.perf_counter() - t0) / 1e9)
+        del cold
+        warm_gbps = gbps(warm, 20)
+        parts.append(f"one reading pass: {warm_gbps:.1f} GB/s over a map in cache ({warm.nbytes / warm_gbps / 1e6:.2f} ms "
+                     f"per 800x600 map), {cold_gbps:.1f} GB/s from memory "
+                     f"({warm.nbytes / cold_gbps / 1e6:.2f} ms per map)")
+    except Exception as exc:  # pragma: no cover
+        parts.append(f"bandwidth not measured ({type(exc).__name__}: {exc})")
+    return "memory: " + "; ".join(parts)
 
 
 def rss_mib() -> float:
@@ -294,6 +361,7 @@ def main(argv=None) -> int:
                   f"{c.faults / n_images:.0f} page faults)")
         print(f"peak traced memory of one compute_suite call: {tracemalloc_peak / 2**10:.0f} KiB; peak RSS after "
               f"10 images {rss_early or 0:.0f} MiB, at the end {rss_mib():.0f} MiB")
+        print(memory_profile())  # last: its 256 MiB of test arrays must not count in the peak RSS above
         return 0
     print()
     print("max |ours (pysaliency profile) - pysaliency| per metric, over all images:")
@@ -326,6 +394,7 @@ def main(argv=None) -> int:
     if rss_early is not None:
         print(f"peak RSS after 10 images: {rss_early:.0f} MiB")
     print(f"peak RSS at the end:      {rss_mib():.0f} MiB (whole process: datasets, pysaliency, both suites)")
+    print(memory_profile())  # last: its 256 MiB of test arrays must not count in the peak RSS above
     worst = max(max(diff_api.values()), max(diff_kernels.values()))
     ok = worst <= 1e-4 and not any(inf_mismatch.values())
     print(f"agreement to 1e-4: {'yes' if ok else 'NO'} (worst {worst:.3e})")

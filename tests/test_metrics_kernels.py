@@ -352,3 +352,54 @@ def test_shared_inputs_are_checked():
         SharedInputs(shape, other_x=ox)
     with pytest.raises(MetricInputError, match="outside"):
         SharedInputs(shape, other_x=ox + 1000, other_y=oy)
+
+
+# --- one-pass statistics, chunked density pass, blocked pixel indices -----------------------------
+
+
+@pytest.mark.parametrize("a", [smooth_map(20) - 0.5, np.array([-0.0, 0.0, 1.0]), np.array([1e308, -1e308, 5e-324]),
+                               np.full(5000, -7.5), np.arange(4097, dtype=np.float64)])
+def test_stats_match_numpy(a):
+    lo, hi, total, squares, finite = kernels.stats(a)
+    assert finite and lo == a.min() and hi == a.max()
+    assert (total, squares) == kernels.sums(a)  # the same blocks, the same bits
+
+
+@pytest.mark.parametrize("bad", [np.nan, -np.nan, np.inf, -np.inf])
+def test_stats_flags_non_finite(bad):
+    a = smooth_map(21)
+    a[3001] = bad
+    assert not kernels.stats(a)[4]
+
+
+def test_chunked_density_pass_is_the_whole_pass():
+    s, d = smooth_map(22, (200, 300)) + 0.1, smooth_map(23, (200, 300))
+    whole = np.empty_like(s)
+    dt, sm = kernels.density_pass(s, d, True, True, 0.05, 0.0, 2.5, True, 0.1, 3.0, 1e-13, 2e-16, whole)
+    kl_whole = kernels.dot(d, np.log(whole))
+    out = np.empty_like(s)
+    cdt = csm = ckl = 0.0
+    step = 8 * 2048
+    for a in range(0, s.size, step):
+        b = min(a + step, s.size)
+        cdt, csm = kernels.density_pass_from(s[a:b], d[a:b], True, True, 0.05, 0.0, 2.5, True, 0.1, 3.0, 1e-13, 2e-16,
+                                             out[a:b], cdt, csm)
+        np.log(out[a:b], out=out[a:b])
+        ckl = kernels.dot_from(d[a:b], out[a:b], ckl)
+    assert (cdt, csm, ckl) == (dt, sm, kl_whole)
+
+
+def test_pixel_indices_blocks():
+    """Many points (several blocks): the first point outside is found in any block."""
+    h, w = 60, 80
+    rng = np.random.default_rng(24)
+    x, y = rng.uniform(-0.5, w - 0.5, 10000), rng.uniform(-0.5, h - 0.5, 10000)
+    want = np.minimum(np.floor(y + 0.5), h - 1).astype(int) * w + np.minimum(np.floor(x + 0.5), w - 1).astype(int)
+    out = np.empty(x.size, dtype=np.intp)
+    assert kernels.pixel_indices(x, y, h, w, out) == -1 and np.array_equal(out, want)
+    for i in (0, 2047, 2048, 9999):
+        for v in (np.nan, -0.51, w - 0.49, 1e300, -np.inf):
+            x2 = x.copy()
+            x2[i] = v
+            x2[min(i + 5, x.size - 1) if i < 9999 else i] = np.nan
+            assert kernels.pixel_indices(x2, y, h, w, out) == i

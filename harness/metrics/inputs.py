@@ -51,6 +51,14 @@ DENSITY_ROUNDOFF = 1e-9
 
 def _map(name: str, array: object, shape: tuple[int, int] | None = None) -> tuple[np.ndarray, float, float]:
     """A 2-D finite float64 copy-or-view of ``array``, flattened (C order), with its min and max."""
+    return _map_stats(name, array, shape)[:3]
+
+
+def _map_stats(name: str, array: object,
+               shape: tuple[int, int] | None = None) -> tuple[np.ndarray, float, float, float, float]:
+    """:func:`_map` with ``sum(a)`` and ``sum(a * a)`` (:func:`.kernels.sums`'s numbers): one
+    compiled pass (:func:`.kernels.stats`) validates the map and finds all four, where numpy's
+    ``min``, ``max`` and the sums read the 4 MB map three times."""
     a = np.asarray(array)
     if a.ndim != 2:
         raise MetricInputError(f"{name} must be a 2-D (height, width) array, got shape {a.shape}")
@@ -63,10 +71,10 @@ def _map(name: str, array: object, shape: tuple[int, int] | None = None) -> tupl
     if a.size < 2:
         raise MetricInputError(f"{name} must have at least 2 pixels, got shape {a.shape}")
     flat = np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
-    lo, hi = float(flat.min()), float(flat.max())  # NaN propagates through both: no isfinite pass
-    if not (math.isfinite(lo) and math.isfinite(hi)):
+    lo, hi, total, squares, finite = kernels.stats(flat)
+    if not finite:
         raise MetricInputError(f"{name} contains NaN or infinite values")
-    return flat, lo, hi
+    return flat, float(lo), float(hi), float(total), float(squares)
 
 
 def pixel_indices(
@@ -289,9 +297,13 @@ class SharedInputs:
         self.reused = reused
 
     @cached_property
+    def _b_stats(self) -> tuple[np.ndarray, float, float, float, float] | None:
+        return None if self._baseline is None else _map_stats("baseline", self._baseline, self.shape)
+
+    @cached_property
     def b(self) -> tuple[np.ndarray, float, float] | None:
         """The baseline map (flat) with its min and max, or None (uniform)."""
-        return None if self._baseline is None else _map("baseline", self._baseline, self.shape)
+        return None if self._b_stats is None else self._b_stats[:3]
 
     @cached_property
     def b_shifted_sum(self) -> float:
@@ -301,7 +313,7 @@ class SharedInputs:
 
     @cached_property
     def b_sum(self) -> float:
-        return float(kernels.sums(self.b[0])[0])
+        return self._b_stats[3]  # found with the min and max
 
     @cached_property
     def other_sorted(self) -> np.ndarray:
@@ -341,7 +353,8 @@ class MetricInputs:
         self.profile = get_profile(profile)
         self.seed = seed
         a = np.asarray(saliency_map)
-        self.s, self.smin, self.smax = _map("saliency map", a)
+        self.s, self.smin, self.smax, *sums = _map_stats("saliency map", a)
+        self._s_sums: tuple[float, float] = tuple(sums)  # sum and sum of squares, from the same pass
         self.shape: tuple[int, int] = a.shape
         self.n = self.s.size
         self.fix = pixel_indices(fix_x, fix_y, self.shape)
@@ -446,11 +459,6 @@ class MetricInputs:
         found = self._kth.get(k)
         return found if found is not None else kth_largest_counts(self.s, k, self.buffer("kth"))
 
-    @cached_property
-    def _s_sums(self) -> tuple[float, float]:
-        s, ss = kernels.sums(self.s)  # one pass for the sum and the sum of squares
-        return float(s), float(ss)
-
     @property
     def s_sum(self) -> float:
         return self._s_sums[0]
@@ -549,7 +557,7 @@ class MetricInputs:
     @cached_property
     def d(self) -> np.ndarray:
         """The human density, validated on first use; sets ``dmin``, ``dmax``, ``dsum``."""
-        d, self.dmin, self.dmax = _map("density", self._density, self.shape)
+        d, self.dmin, self.dmax, self.dsum, self._dsumsq = _map_stats("density", self._density, self.shape)
         if self.dmin < 0:
             # an FFT or separable blur leaves float noise around zero (-1e-18): that is round-off,
             # not a negative density, and is set to 0; anything larger is refused
@@ -558,7 +566,7 @@ class MetricInputs:
                                        "expected a fixation density")
             d = np.maximum(d, 0.0)
             self.dmin = 0.0
-        self.dsum, self._dsumsq = (float(x) for x in kernels.sums(d))
+            self.dsum, self._dsumsq = (float(x) for x in kernels.sums(d))
         return d
 
     @cached_property

@@ -88,6 +88,51 @@ def _buckets(x, bits, lo, scale, nb, top, out):
         out[i] = SUB_BUCKETS - 1 + lin if v >= 1.0 else sub
 
 
+#: in :func:`bucket_counts_into`, the histogram counter of a bucket that holds a query (or the
+#: kth-largest bracket) carries this bit during the counting pass: one load says both the count and
+#: whether the value must be compared exactly (at most 2**30 - 1 values are counted)
+_HIST_FLAG = 1 << 30
+
+
+@njit(cache=True, nogil=True)
+def _histogram_block(bucket, n, base, hist, cand, c):
+    """Pass 1 of :func:`bucket_counts_into` over one block of buckets: ``hist[b] += 1`` for each,
+    and the positions (``base + i``) of those whose counter carries :data:`_HIST_FLAG` appended
+    to ``cand`` from ``c`` on; returns the new ``c``. Neighbouring pixels of a smooth map mostly
+    share a bucket, and increments of one counter wait for each other (a store, then a load of the
+    same address: ~5 cycles each); so the block is walked as four interleaved quarters (rows ~600
+    pixels apart), whose increments hit different counters and overlap. The same counts;
+    candidates in another order (their order does not matter)."""
+    q = n >> 2
+    for t in range(q):
+        b0 = bucket[t]
+        b1 = bucket[t + q]
+        b2 = bucket[t + 2 * q]
+        b3 = bucket[t + 3 * q]
+        h0 = hist[b0] + 1
+        hist[b0] = h0
+        h1 = hist[b1] + 1
+        hist[b1] = h1
+        h2 = hist[b2] + 1
+        hist[b2] = h2
+        h3 = hist[b3] + 1
+        hist[b3] = h3
+        cand[c] = base + t
+        c += h0 >> 30
+        cand[c] = base + t + q
+        c += h1 >> 30
+        cand[c] = base + t + 2 * q
+        c += h2 >> 30
+        cand[c] = base + t + 3 * q
+        c += h3 >> 30
+    for i in range(4 * q, n):
+        h = hist[bucket[i]] + 1
+        hist[bucket[i]] = h
+        cand[c] = base + i
+        c += h >> 30
+    return c
+
+
 @njit(cache=True, nogil=True)
 def bucket_counts(a, idx, use_idx, lo, scale, nb, q):
     """Histogram of ``a`` (or of ``a[idx]`` with ``use_idx``) over ``SUB_BUCKETS + nb - 1`` buckets
@@ -110,9 +155,10 @@ def bucket_counts(a, idx, use_idx, lo, scale, nb, q):
 def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, cand, kth, klo, khi):
     """:func:`bucket_counts` in given work arrays, reused from call to call (a fresh array of a
     few hundred kB costs page faults every time): ``hist`` (int32) and ``start`` (int64, one more)
-    of ``SUB_BUCKETS + nb - 1`` elements, overwritten; ``mark`` (uint8, as many) all zero on entry
-    and left so; ``cand`` (int64) at least one more than the values counted. The histogram is
-    left in ``hist``.
+    of ``SUB_BUCKETS + nb - 1`` elements, overwritten (``start`` only where queries fall: it is
+    never cleared); ``mark`` (uint8, as many) is no longer used (kept for callers; left as given);
+    ``cand`` (int64) at least one more than the values counted. The histogram is left in ``hist``.
+    At most 2**30 - 1 values.
 
     With ``kth > 0``, the same pass also finds the kth-largest value (as
     :func:`kth_largest_bracketed` does, given a bracket ``klo <= v <= khi`` from a sample): the
@@ -121,7 +167,6 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
 
     Returns ``(below, equal, found, v, greater, equal_v)``; ``found`` is False when no kth was
     asked or the bracket missed (then the caller finds it otherwise)."""
-    nbt = SUB_BUCKETS + nb - 1
     ab = a.view(np.int64)
     fbuf = np.empty(1, np.float64)
     ibuf = fbuf.view(np.int64)
@@ -132,7 +177,7 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
         if top < 0:  # a negative upper end: keys fall with magnitude; keep it simple, no split
             top = -1
     nq = q.size
-    qb = np.empty(nq, np.int64)
+    qb = np.empty(nq, np.int64)  # each query's bucket; nondecreasing, as q is sorted
     skip = 0  # queries below lo: nothing is below or equal them
     for j in range(nq):
         if q[j] < lo:
@@ -141,27 +186,29 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
         else:
             fbuf[0] = q[j]
             qb[j] = _bucket2(q[j], ibuf[0], lo, scale, nb, top)
-    start[:] = 0  # queries of bucket b: start[b] .. start[b + 1]
-    for j in range(skip, nq):
-        start[qb[j] + 1] += 1
-        mark[qb[j]] = 1  # buckets that hold a query
+    hist[:] = 0
+    # flagged buckets: those that hold a query (start[b]: the first of them) and those of the
+    # kth-largest bracket (start[b]: the first query at or after b)
+    for j in range(nq - 1, skip - 1, -1):
+        hist[qb[j]] = _HIST_FLAG
+        start[qb[j]] = j
     bklo = 0
     bkhi = -1
-    if kth > 0:  # buckets of the kth-largest bracket: bit 2
+    if kth > 0:
         fbuf[0] = klo
         bklo = _bucket2(klo, ibuf[0], lo, scale, nb, top)
         fbuf[0] = khi
         bkhi = _bucket2(khi, ibuf[0], lo, scale, nb, top)
+        j = skip
         for b in range(bklo, bkhi + 1):
-            mark[b] |= 2
-    for b in range(nbt):
-        start[b + 1] += start[b]
-    start += skip
+            while j < nq and qb[j] < b:
+                j += 1
+            hist[b] = _HIST_FLAG
+            start[b] = j
     m = idx.size if use_idx else a.size
-    hist[:] = 0
     # pass 1: the histogram, and (without a branch: they are few and scattered) the positions
-    # of the values that share a bucket with a query; only the pages written are touched. Block by
-    # block: the buckets first (a loop LLVM vectorises), then the scattered increments
+    # of the values in a flagged bucket; only the pages written are touched. Block by block: the
+    # buckets first (a loop LLVM vectorises), then the scattered increments
     c = 0
     bucket = np.empty(_BLOCK, np.int64)
     if use_idx:
@@ -171,21 +218,18 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
             for i in range(s, e):
                 vals[i - s] = a[idx[i]]
             _buckets(vals[: e - s], vals.view(np.int64)[: e - s], lo, scale, nb, top, bucket)
-            for i in range(s, e):
-                b = bucket[i - s]
-                hist[b] += 1
-                cand[c] = i
-                c += mark[b] != 0
+            c = _histogram_block(bucket, e - s, s, hist, cand, c)
     else:
         for s in range(0, m, _BLOCK):
             e = min(s + _BLOCK, m)
             _buckets(a[s:e], ab[s:e], lo, scale, nb, top, bucket)
-            for i in range(s, e):
-                b = bucket[i - s]
-                hist[b] += 1
-                cand[c] = i
-                c += mark[b] != 0
+            c = _histogram_block(bucket, e - s, s, hist, cand, c)
+    for j in range(skip, nq):
+        hist[qb[j]] &= _HIST_FLAG - 1
+    for b in range(bklo, bkhi + 1):
+        hist[b] &= _HIST_FLAG - 1
     # the bucket holding the kth-largest value, and how many values lie in the buckets above it
+    nbt = SUB_BUCKETS + nb - 1
     bk = -1
     above = 0
     if kth > 0 and kth <= m:
@@ -213,20 +257,19 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
             if b == bk:
                 kvals[nk] = v
                 nk += 1
-            for j in range(start[b], start[b + 1]):
+            j = start[b]
+            while j < nq and qb[j] == b:
                 if v < q[j]:
                     below[j] += 1
                 elif v == q[j]:
                     equal[j] += 1
+                j += 1
+    under = 0  # values in buckets below the query's bucket
+    b0 = 0
     for j in range(skip, nq):
-        mark[qb[j]] = 0
-    for b in range(bklo, bkhi + 1):
-        mark[b] = 0
-    under = 0  # values in buckets below b
-    for b in range(nbt):
-        for j in range(start[b], start[b + 1]):
-            below[j] += under
-        under += hist[b]
+        under += _sum_counts(hist[b0 : qb[j]])
+        b0 = max(b0, qb[j])
+        below[j] += under
     if bk < 0:
         return below, equal, False, 0.0, 0, 0
     kvals.sort()
@@ -239,6 +282,14 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
         elif x == v:
             eq += 1
     return below, equal, True, v, above + gt, eq
+
+
+@njit(cache=True, nogil=True)
+def _sum_counts(h):
+    t = 0
+    for i in range(h.size):
+        t += h[i]
+    return t
 
 
 @njit(cache=True, nogil=True)
@@ -341,15 +392,35 @@ def pixel_indices(x, y, h, w, out):
     """Flat indices ``row * w + col`` of points ``(x, y)``, rounded to the nearest pixel centre
     (``floor(v + 0.5)``; the outer edge ``w - 0.5`` goes to the last pixel), into ``out``. Returns
     -1, or the position of the first point outside the map (NaN included) and stops there."""
+    # block by block: a branch-free pass that vectorises, which only counts the points outside;
+    # a block with any is then walked point by point to find the first
+    xmax = w - 0.5
+    ymax = h - 0.5
+    for start in range(0, x.size, _BLOCK):
+        stop = min(start + _BLOCK, x.size)
+        if _pixel_block(x[start:stop], y[start:stop], xmax, ymax, h, w, out[start:stop]):
+            for i in range(start, stop):
+                xi = x[i]
+                yi = y[i]
+                if not (xi >= -0.5 and xi <= xmax and yi >= -0.5 and yi <= ymax):
+                    return i
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _pixel_block(x, y, xmax, ymax, h, w, out):
+    outside = 0
     for i in range(x.size):
         xi = x[i]
         yi = y[i]
-        if not (xi >= -0.5 and xi <= w - 0.5 and yi >= -0.5 and yi <= h - 0.5):
-            return i
-        col = min(int(xi + 0.5), w - 1)  # x + 0.5 >= 0: truncation is the floor
-        row = min(int(yi + 0.5), h - 1)
+        inside = (xi >= -0.5) & (xi <= xmax) & (yi >= -0.5) & (yi <= ymax)  # False for NaN
+        outside += not inside
+        # x + 0.5 >= 0 inside: truncation is the floor; outside, a clipped placeholder (an index
+        # in the map, so that the conversion never sees NaN or a huge value)
+        col = np.int64(min(max(xi + 0.5, 0.0), w - 1.0)) if inside else 0
+        row = np.int64(min(max(yi + 0.5, 0.0), h - 1.0)) if inside else 0
         out[i] = row * w + col
-    return -1
+    return outside
 
 
 @njit(cache=True, nogil=True)
@@ -469,6 +540,54 @@ def sums(a):
     return s, ss
 
 
+#: order keys (see :func:`_order_key`) of the largest finite float64 and of its negative
+_KEY_MAX_FINITE = 0x7FEFFFFFFFFFFFFF
+_KEY_MIN_FINITE = -0x7FEFFFFFFFFFFFFF
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _stats_block(x, xb):
+    s = 0.0
+    ss = 0.0
+    lo = np.int64(0x7FFFFFFFFFFFFFFF)
+    hi = np.int64(-0x7FFFFFFFFFFFFFFF - 1)
+    for i in range(x.size):
+        v = x[i]
+        s += v
+        ss += v * v
+        b = xb[i]
+        k = b ^ ((b >> 63) & _MAGNITUDE)  # an integer ordered as the float (-0.0 just below 0.0)
+        lo = min(lo, k)
+        hi = max(hi, k)
+    return s, ss, lo, hi
+
+
+@njit(cache=True, nogil=True)
+def stats(a):
+    """``(min, max, sum(a), sum(a * a), finite)`` of a contiguous float64 array in one pass: what
+    validating a map and normalising it need, which numpy reads the array three times for. The
+    minimum and maximum are found exactly, as integer order keys of the bit patterns (a float
+    ``min`` does not vectorise: it must keep NaN); ``finite`` is False when any value is NaN or
+    infinite (then min and max are meaningless). The sums are :func:`sums`'s, block for block."""
+    ab = a.view(np.int64)
+    s = 0.0
+    ss = 0.0
+    lo = np.int64(0x7FFFFFFFFFFFFFFF)
+    hi = np.int64(-0x7FFFFFFFFFFFFFFF - 1)
+    for start in range(0, a.size, _BLOCK):
+        bs, bss, bl, bh = _stats_block(a[start : start + _BLOCK], ab[start : start + _BLOCK])
+        s += bs
+        ss += bss
+        lo = min(lo, bl)
+        hi = max(hi, bh)
+    finite = lo >= _KEY_MIN_FINITE and hi <= _KEY_MAX_FINITE
+    ibuf = np.empty(2, np.int64)
+    ibuf[0] = lo ^ ((lo >> 63) & _MAGNITUDE)  # the key back to the bit pattern (an involution)
+    ibuf[1] = hi ^ ((hi >> 63) & _MAGNITUDE)
+    fbuf = ibuf.view(np.float64)
+    return fbuf[0], fbuf[1], s, ss, finite
+
+
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def _dot_block(x, y):
     s = 0.0
@@ -480,6 +599,15 @@ def _dot_block(x, y):
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def dot(a, b):
     s = 0.0
+    for start in range(0, a.size, _BLOCK):
+        s += _dot_block(a[start : start + _BLOCK], b[start : start + _BLOCK])
+    return s
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def dot_from(a, b, s):
+    """``s + dot(a, b)``, added block by block as :func:`dot` adds: chunks of a multiple of
+    ``_BLOCK`` elements, each continuing from the last's sum, give :func:`dot`'s number to the bit."""
     for start in range(0, a.size, _BLOCK):
         s += _dot_block(a[start : start + _BLOCK], b[start : start + _BLOCK])
     return s
@@ -537,9 +665,17 @@ def density_pass(s, d, do_dot, do_sim, sim_poff, sim_doff, sim_c, do_kld, kld_po
     """CC's ``dot(s, d)``, SIM's :func:`sim_sum` and KLD's :func:`kld_ratio` (into ``out``) in one
     pass over the map and the density, block by block (each block is read from memory once and
     then from cache), each part only if asked. Returns the dot product and the SIM sum."""
+    return density_pass_from(s, d, do_dot, do_sim, sim_poff, sim_doff, sim_c, do_kld, kld_poff, kld_c, kld_add,
+                             kld_eps, out, 0.0, 0.0)
+
+
+@njit(cache=True, nogil=True)
+def density_pass_from(s, d, do_dot, do_sim, sim_poff, sim_doff, sim_c, do_kld, kld_poff, kld_c, kld_add, kld_eps,
+                      out, dt, sm):
+    """:func:`density_pass` continuing from the sums ``dt`` and ``sm``: run over chunks of a
+    multiple of ``_BLOCK`` elements in turn, it gives the whole pass's numbers to the bit (so
+    that the caller can take the logarithm of KLD's ratio chunk by chunk, while it is in cache)."""
     n = s.size
-    dt = 0.0
-    sm = 0.0
     for start in range(0, n, _BLOCK):
         stop = min(start + _BLOCK, n)
         x = s[start:stop]

@@ -45,6 +45,7 @@ from .inputs import MetricInputError, MetricInputs, SharedInputs, dot, kernels, 
 # seed streams of the randomised metrics (see inputs.rng_for)
 _STREAM_JITTER, _STREAM_BORJI, _STREAM_SAUC = 1, 2, 3
 N_SPLITS = 100  # AUC_Borji.m, AUC_shuffled.m default Nsplits
+_CHUNK = 64 * 2048  # elements per chunk of the density pass (a multiple of kernels._BLOCK): 1 MB
 STEP_SIZE = 0.1  # AUC_Borji.m, AUC_shuffled.m default stepSize
 
 
@@ -174,14 +175,27 @@ def _density_pass(inp: MetricInputs, metric: str) -> dict[str, float]:
     t = inp.scratch
     sim_args = (0.0, 0.0, 1.0) if sim is None else (sim[0], sim[1], sim[3] / sim[2])
     kld_args = (0.0, 1.0, 0.0, 0.0) if kld is None else (kld[0], sd / kld[1], eps * sd, eps)
-    dt, sm = kernels.density_pass(inp.s, inp.d, do_dot, sim is not None, *sim_args, kld is not None, *kld_args, t)
+    s, d = inp.s, inp.d
+    if kld is None:
+        dt, sm = kernels.density_pass(s, d, do_dot, sim is not None, *sim_args, False, *kld_args, t)
+    else:
+        # chunk by chunk, so that KLD's ratio is still in cache (L2) for numpy's logarithm and the
+        # inner product with the density: a whole-map ratio makes three more trips to memory
+        # (4 MB written, read and written by the log, read by the inner product). The sums
+        # continue from chunk to chunk: the same numbers as one pass
+        dt = sm = kl = 0.0
+        for a in range(0, inp.n, _CHUNK):
+            b = min(a + _CHUNK, inp.n)
+            tc = t[a:b]
+            dt, sm = kernels.density_pass_from(s[a:b], d[a:b], do_dot, sim is not None, *sim_args, True, *kld_args,
+                                               tc, dt, sm)
+            np.log(tc, out=tc)
+            kl = kernels.dot_from(d[a:b], tc, kl)
+        done["kld"] = float(kl)
     if do_dot:
         done["cc"] = float(dt)
     if sim is not None:
         done["sim"] = float(sm)
-    if kld is not None:
-        np.log(t, out=t)
-        done["kld"] = dot(inp.d, t)
     return done
 
 
