@@ -169,6 +169,12 @@ def test_too_few_stimuli_for_cross_validation_is_one_line(osie_dir, tmp_path):
         run_eval(_cfg(data, tmp_path / "runs", limit=1, model="center-bias"), references=False)
 
 
+def test_an_unknown_scoring_is_one_line(osie_dir, tmp_path):
+    with pytest.raises(HarnessError, match="unknown scoring 'calibrate'; use one of raw, calibrated"):
+        run_eval(_cfg(osie_dir, tmp_path / "runs", scoring="calibrate"), references=False)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_calibration_that_saw_its_own_stimuli_is_refused():
     from harness.calibration import Calibration, CalibrationParams, FoldFit, Folds
     from harness.evaluation.calibrated import leak_check

@@ -436,6 +436,8 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
 
     # user mistakes are reported before any long computation starts or any folder is made
     given = model  # a model object (harness.evaluate), used as is
+    if cfg.scoring not in calibrated.SCORINGS:
+        raise HarnessError(f"unknown scoring {cfg.scoring!r}; use one of {', '.join(calibrated.SCORINGS)}")
     if given is None:
         check_model_name(cfg.model)
     if Path(cfg.output).exists() and not Path(cfg.output).is_dir():
