@@ -274,7 +274,8 @@ def test_pair_without_labels_reports_no_agreement():
 def test_pair_refuses_runs_that_are_not_comparable(key):
     changed = {"dataset": "mit1003", "dataset_fingerprint": "fedcba9876543210", "task": "free-viewing",
                "task_params": {"label_aliases": {"x": ["y"]}}, "metric_profile": "pysaliency",
-               "metric_params": {"sigma_deg": 2.0, "sigma_px": 48.0, "ig_baseline": "center-bias"}, "seed": 1}[key]
+               "metric_params": {"sigma_deg": 2.0, "sigma_px": 48.0, "ig_baseline": "center-bias"}, "seed": 1,
+               "scoring": "calibrated", "calibration": {"folds": 5}}[key]
     with pytest.raises(ValueError) as info:
         pair(make_settings(), BEFORE, aligned_settings(**{key: changed}), AFTER, n_boot=100)
     message = str(info.value)

@@ -401,4 +401,6 @@ def test_compare_errors_are_one_line(real, tmp_path):
     a = write_run(tmp_path / "synthetic", model="net-a", metrics={"nss": 1.0})
     b = write_run(tmp_path / "synthetic", model="net-b", metrics={"nss": 1.2}, profile="pysaliency")
     assert error(a, b) == "Error: cannot compare 'net-a' with 'net-b': metric_profile differs, 'mit' vs 'pysaliency'"
+    c = write_run(tmp_path / "synthetic", model="net-c", metrics={"nss": 1.2}, scoring="calibrated")
+    assert error(a, c) == "Error: cannot compare 'net-a' with 'net-c': scoring differs, 'raw' vs 'calibrated'"
     assert error(a, cb).startswith("Error: cannot compare 'net-a' with 'center-bias': dataset_fingerprint differs")

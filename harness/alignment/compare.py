@@ -41,7 +41,8 @@ from ..errors import HarnessError
 #: and fixations (dataset and its fingerprint), the same task scoring (task, its dataset-given
 #: parameters), the same metric definitions and blur (profile, params) and the same random draws of
 #: the seeded metrics (sAUC's other-image fixations, ...). Model, attention, device are what differs.
-COMPARABLE = ("dataset", "dataset_fingerprint", "task", "task_params", "metric_profile", "metric_params", "seed")
+COMPARABLE = ("dataset", "dataset_fingerprint", "task", "task_params", "metric_profile", "metric_params", "seed",
+              "scoring", "calibration")
 
 #: resampled stimulus indices held in memory at once (int64 indices + float64 values: 64 MiB), so
 #: 10,000 resamples of 5,000 stimuli (5e7 indices) are drawn in a dozen chunks instead of 800 MiB
@@ -177,7 +178,13 @@ def _short(value: Any, limit: int = 60) -> str:
 
 def _mismatches(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     # a key absent from both (task_params of a free-viewing run) is equal: .get gives None twice
-    return [k for k in COMPARABLE if a.get(k) != b.get(k)]
+    return [k for k in COMPARABLE if _setting(a, k) != _setting(b, k)]
+
+
+def _setting(settings: Mapping[str, Any], key: str) -> Any:
+    """A setting as compared; a run without ``scoring`` (every raw run) is ``raw``."""
+    value = settings.get(key)
+    return "raw" if key == "scoring" and value is None else value
 
 
 def _by_stimulus(frame, which: str):
@@ -295,8 +302,8 @@ def pair(before_settings: Mapping[str, Any], before_frame, after_settings: Mappi
     if bad:
         k = bad[0]
         more = f" (and {', '.join(bad[1:])})" if len(bad) > 1 else ""
-        raise NotComparable(f"{what}: {k} differs, {_short(before_settings.get(k))} vs "
-                            f"{_short(after_settings.get(k))}{more}")
+        raise NotComparable(f"{what}: {k} differs, {_short(_setting(before_settings, k))} vs "
+                            f"{_short(_setting(after_settings, k))}{more}")
     fb, fa = _by_stimulus(before_frame, "before"), _by_stimulus(after_frame, "after")
     shared = sorted(set(fb.index) & set(fa.index))
     if not shared:
