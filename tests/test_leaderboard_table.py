@@ -151,3 +151,25 @@ def test_show_fits_the_terminal(results, monkeypatch):
     # not a terminal and no COLUMNS: the whole table (redirected to a file, say)
     monkeypatch.delenv("COLUMNS")
     assert _show(results, "--dataset", "osie").output == full.output
+
+
+def test_ceiling_normalised_scores(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, model="human-ceiling", kind="ceiling", attention="leave-one-subject-out",
+              metrics={"nss": 3.0, "kld": 1.0})
+    write_run(root, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0, "kld": 1.5})
+    write_run(root, model="net", metrics={"nss": 2.0, "kld": 2.0})
+    write_run(root, model="other", metrics={"nss": 1.5, "kld": 1.25}, dataset="cub-gha")  # no references there
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(root), "--normalise", "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    rows = {row["model"]: row for row in csv.DictReader(io.StringIO(r.output))}
+    assert float(rows["human-ceiling"]["nss"]) == 1.0 and float(rows["center-bias"]["nss"]) == 0.0
+    assert float(rows["net"]["nss"]) == pytest.approx(0.5)
+    # lower-is-better KLD: worse than the centre bias is negative, as for every other metric
+    assert float(rows["net"]["kld"]) == pytest.approx(-1.0)
+    assert rows["other"]["nss"] == "" and rows["other"]["kld"] == ""
+    text = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(root), "--normalise", "--wide"]).output
+    assert "kld ↑" in text and "Ceiling-normalised: each gaze metric as (model - center-bias)" in text
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(root), "--normalise", "--ci"])
+    assert r.exit_code == 1 and r.output.strip().splitlines() == [
+        "Error: --normalise and --ci cannot be combined: the intervals are in the metrics' own units"]

@@ -32,11 +32,15 @@ def leaderboard() -> None:
               help="Show each metric's 95% bootstrap interval over stimuli (csv: <metric>_lo/_hi columns) and mark "
                    "primary cells not significantly different from the model above (†) or from center-bias (‡): "
                    "paired bootstrap, Holm-corrected across the table. Computed from the runs' per-image rows.")
+@click.option("--normalise", "--normalize", "normalise", is_flag=True,
+              help="Show each gaze metric ceiling-normalised: (model - center-bias) / (human ceiling - center-bias) "
+                   "of the same dataset, task and stimuli (0: center-bias, 1: the ceiling; higher is better "
+                   "throughout).")
 @click.option("--n-boot", type=click.IntRange(min=1), default=10000, show_default=True,
               help="Bootstrap resamples for --ci.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --ci bootstrap.")
 def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, dataset: str | None, task: str | None,
-         wide: bool, ci: bool, n_boot: int, seed: int) -> None:
+         wide: bool, ci: bool, normalise: bool, n_boot: int, seed: int) -> None:
     """Print the leaderboard: one row per model x attention x dataset x task."""
     # on a terminal (or with $COLUMNS set) the github and plain tables fit it; markdown, html and csv never
     # are cut, nor is a table redirected to a file
@@ -48,7 +52,7 @@ def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, d
             raise HarnessError("--ci needs the runs' per-image rows: use it with --results, not --from")
         from ..leaderboard.publish import render_published
 
-        click.echo(render_published(source, fmt=fmt, primary=primary, width=width))
+        click.echo(render_published(source, fmt=fmt, primary=primary, width=width, normalise=normalise))
         return
     from ..leaderboard.table import render_table
     from ..results import load_runs
@@ -58,4 +62,5 @@ def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, d
         runs = [r for r in runs if r.summary.get("dataset") == dataset]
     if task:
         runs = [r for r in runs if r.summary.get("task") == task]
-    click.echo(render_table(runs, fmt=fmt, primary=primary, width=width, ci=ci, n_boot=n_boot, seed=seed))
+    click.echo(render_table(runs, fmt=fmt, primary=primary, width=width, ci=ci, n_boot=n_boot, seed=seed,
+                            normalise=normalise))

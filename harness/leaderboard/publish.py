@@ -493,11 +493,11 @@ def load_published(source: str | Path) -> list[dict[str, Any]]:
 
 
 def render_published(source: str | Path, fmt: str = "github", primary: str | None = None,
-                     width: int | None = None) -> str:
+                     width: int | None = None, normalise: bool = False) -> str:
     """The table of a published leaderboard, rendered exactly like ``harness leaderboard show``."""
     from .table import render_rows
 
     rows = load_published(source)
     if not rows:
         raise HarnessError(f"{source}: the published leaderboard is empty")
-    return render_rows(rows, fmt=fmt, primary=primary, width=width)
+    return render_rows(rows, fmt=fmt, primary=primary, width=width, normalise=normalise)

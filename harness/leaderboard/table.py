@@ -83,8 +83,37 @@ def leaderboard_rows(runs: Sequence[Run], primary: str | None = None) -> tuple[l
     return rows, metric_cols, directions
 
 
+#: the references a ceiling-normalised score is measured between: 0 and 1
+NORMALISE_LOW, NORMALISE_HIGH = "center-bias", "ceiling"
+NORMALISED_NOTE = ("Ceiling-normalised: each gaze metric as (model - center-bias) / (human ceiling - center-bias) "
+                   "of the same dataset, task, scoring and stimuli (center-bias 0, ceiling 1, higher is better for "
+                   "every metric, KLD included); – where either reference is missing or they are equal.")
+
+
+def ceiling_normalised(rows: list[dict[str, Any]], metric_cols: list[str]) -> list[dict[str, Any]]:
+    """``rows`` (latest rows; changed in place and returned) with every gaze metric replaced by
+    ``(v - center-bias) / (ceiling - center-bias)``, the references of the row's own dataset, task,
+    profile, scoring and number of stimuli."""
+    def group(r):
+        return tuple(hub_table._group(r, k) for k in ("dataset", "task", "metric_profile", "scoring", "n_images"))
+
+    low = {group(r): r for r in rows if r.get("model") == NORMALISE_LOW and r.get("kind") == "baseline"}
+    high = {group(r): r for r in rows if r.get("kind") == NORMALISE_HIGH}
+    refs = {g: (low.get(g), high.get(g)) for g in {group(r) for r in rows}}
+    out = []
+    for r in rows:
+        lo, hi = refs[group(r)]
+        new = dict(r)
+        for m in metric_cols:
+            a, b, v = (lo or {}).get(m), (hi or {}).get(m), r.get(m)
+            ok = all(_finite(x) for x in (a, b, v)) and b != a
+            new[m] = (v - a) / (b - a) if ok else None
+        out.append(new)
+    return out
+
+
 def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: str | None = None, escape=None,
-                width: int | None = None, stats=None) -> str:
+                width: int | None = None, stats=None, normalise: bool = False) -> str:
     """Flat leaderboard rows as a table; ``escape`` makes text cells safe for the target (Markdown).
 
     The human formats label reference rows (``center-bias (baseline)``), put each metric's
@@ -105,10 +134,15 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
         raise HarnessError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     groups = _by_scoring(rows, _scoring)
     if len(groups) > 1 and fmt != "csv":  # csv has a scoring column; a human table never mixes them
-        return _titled([(k, render_rows(g, fmt, primary, escape, width, stats)) for k, g in groups], fmt)
+        return _titled([(k, render_rows(g, fmt, primary, escape, width, stats, normalise)) for k, g in groups], fmt)
     rows, metric_cols, directions, primary = sorted_latest(rows, primary)
     if not rows:
         raise HarnessError("no finished runs to show")
+    if normalise:  # a monotone map per group with the direction folded in: the order stays
+        if stats is not None:
+            raise HarnessError("--normalise and --ci cannot be combined: the intervals are in the metrics' own units")
+        rows = ceiling_normalised(rows, metric_cols)
+        directions = {m: "higher" for m in metric_cols}
     task_cols = hub_table.task_columns(rows)
     if fmt == "csv":
         return _csv(rows, metric_cols, task_cols, stats)
@@ -164,6 +198,13 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
             table += "\n\n" + "\n".join(textwrap.fill(n, max(width, 40), break_on_hyphens=False) for n in notes)
         else:
             table += "\n\n" + "\n".join(notes)
+    if normalise and fmt != "csv":
+        if fmt == "html":
+            import html
+
+            table += f"\n<p>{html.escape(NORMALISED_NOTE, quote=False)}</p>"
+        else:
+            table += "\n\n" + NORMALISED_NOTE
     if left_out:
         import textwrap
 
@@ -277,14 +318,17 @@ def _widest(text: str) -> int:
 
 def render_table(runs: Sequence[Run], fmt: str = "github", primary: str | None = None,
                  width: int | None = None, ci: bool = False, n_boot: int | None = None,
-                 seed: int | None = None) -> str:
+                 seed: int | None = None, normalise: bool = False) -> str:
     """The table of local runs (``harness leaderboard show``, the end of ``harness eval``); ``ci``
     adds bootstrap intervals and significance marks (:func:`.significance.table_statistics`, with
     ``n_boot`` resamples and ``seed``, 10,000 and 0 by default), computed from the runs' per-image rows."""
     rows = hub_table.rows_from_runs(runs)
     groups = _by_scoring([r for r in runs if r.finished], lambda r: str(r.summary.get("scoring") or "raw"))
     if ci and len(groups) > 1 and fmt != "csv":  # intervals and tests within one scoring
-        return _titled([(k, render_table(g, fmt, primary, width, ci, n_boot, seed)) for k, g in groups], fmt)
+        return _titled([(k, render_table(g, fmt, primary, width, ci, n_boot, seed, normalise)) for k, g in groups],
+                       fmt)
+    if ci and normalise:
+        raise HarnessError("--normalise and --ci cannot be combined: the intervals are in the metrics' own units")
     stats = None
     if ci and rows:
         from . import significance
@@ -294,4 +338,4 @@ def render_table(runs: Sequence[Run], fmt: str = "github", primary: str | None =
         stats = significance.table_statistics(
             runs, primary, n_boot=significance.N_BOOT if n_boot is None else n_boot,
             seed=significance.SEED if seed is None else seed)
-    return render_rows(rows, fmt=fmt, primary=primary, width=width, stats=stats)
+    return render_rows(rows, fmt=fmt, primary=primary, width=width, stats=stats, normalise=normalise)
