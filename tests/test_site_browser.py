@@ -483,17 +483,28 @@ def test_raw_and_calibrated_rows_are_never_in_one_table(browser, server, root):
 
     runs = root / "scoring-runs"
     for scoring, ig in (("raw", -0.7), ("calibrated", 0.06)):
+        cal = scoring == "calibrated"
         write_run(runs, model="human-ceiling", kind="ceiling", attention="leave-one-subject-out",
-                  metrics={"nss": 3.7, "ig": 2.0 + (scoring == "calibrated") * 0.25}, scoring=scoring)
-        write_run(runs, model="efficientnet-lite0", metrics={"nss": 0.6 + (scoring == "calibrated") * 0.3, "ig": ig},
+                  metrics={"nss": 3.7, "ig": 2.0 + cal * 0.25, "kld": 1.0}, scoring=scoring)
+        write_run(runs, model="center-bias", kind="baseline", attention="prior",
+                  metrics={"nss": 0.8 + cal * 0.05, "ig": cal * 0.01, "kld": 1.3}, scoring=scoring)
+        write_run(runs, model="efficientnet-lite0", metrics={"nss": 0.6 + cal * 0.3, "ig": ig, "kld": 1.8 - cal * 0.6},
                   scoring=scoring)
     build_site(runs, root / "scoring")
     for pg, watch in _open(browser, server + "scoring/index.html", server + "scoring/"):
         assert pg.eval_on_selector_all("#filter-scoring option", "os => os.map(o => o.value)") == ["calibrated", "raw"]
         assert pg.eval_on_selector("#filter-scoring", "s => s.value") == "raw"  # raw first
-        assert column(pg, "ig") == [2.0, -0.7] and column(pg, "ig_explained") == [None, None]
+        assert column(pg, "ig") == [2.0, 0.0, -0.7] and column(pg, "ig_explained") == [None, None, None]
         pg.select_option("#filter-scoring", "calibrated")
-        assert column(pg, "ig") == [2.25, 0.06]
-        assert column(pg, "ig_explained") == [100.0, pytest.approx(100 * 0.06 / 2.25)]
+        assert column(pg, "ig") == [2.25, 0.06, 0.01]
+        assert column(pg, "ig_explained") == [100.0, pytest.approx(100 * 0.06 / 2.25), pytest.approx(100 * 0.01 / 2.25)]
         header = pg.get_attribute('#leaderboard thead th[data-key="ig_explained"]', "title")
         assert "percentage of the calibrated human ceiling" in header
+        # ceiling-normalised: centre bias 0, ceiling 1, KLD turned so that higher is better
+        pg.check("#normalised")
+        assert column(pg, "nss") == [1.0, pytest.approx((0.9 - 0.85) / (3.7 - 0.85)), 0.0]
+        assert column(pg, "kld") == [1.0, pytest.approx((1.2 - 1.3) / (1.0 - 1.3)), 0.0]  # 1/3: a third of the way
+        assert pg.get_attribute('#leaderboard thead th[data-key="kld"] .dir', "title") == "higher is better"
+        pg.uncheck("#normalised")
+        assert column(pg, "nss") == pytest.approx([3.7, 0.9, 0.85])
+        assert pg.get_attribute('#leaderboard thead th[data-key="kld"] .dir', "title") == "lower is better"

@@ -61,7 +61,29 @@
   var COL_BY_KEY = {};
   COLUMNS.forEach(function (c) { COL_BY_KEY[c.key] = c; });
 
-  function cell(row, col) { return col.value ? row.values[col.key] : row[col.key]; }
+  // ceiling-normalised scores (the "ceiling-normalised" box): (model - center-bias) / (ceiling -
+  // center-bias), the references of the row's own dataset, task, profile, scoring and stimuli
+  function groupKey(r) {
+    return [r.dataset, r.task, (r.provenance || {}).metric_profile, r.scoring || "raw", r.n_images].join("\u0000");
+  }
+  var REFS = {};
+  ROWS.forEach(function (r) {
+    if (r.latest === false) return;
+    var g = REFS[groupKey(r)] = REFS[groupKey(r)] || {};
+    if (r.kind === "ceiling") g.high = r;
+    else if (r.kind === "baseline" && r.model === "center-bias") g.low = r;
+  });
+  function normalised(row, key) {
+    var g = REFS[groupKey(row)] || {};
+    if (!g.low || !g.high) return null;
+    var a = g.low.values[key], b = g.high.values[key], v = row.values[key];
+    if (!isNum(a) || !isNum(b) || !isNum(v) || a === b) return null;
+    return (v - a) / (b - a);
+  }
+  function cell(row, col) {
+    if (col.value && col.group === "gaze" && state.normalised) return normalised(row, col.key);
+    return col.value ? row.values[col.key] : row[col.key];
+  }
   function bestFirst(col) { return col.direction === "lower" ? "asc" : "desc"; }
 
   var primaryCol = COL_BY_KEY[DATA.primary];
@@ -628,6 +650,17 @@
   fillSelect("filter-dataset", "dataset");
   fillSelect("filter-attention", "attention");
   fillScoring();
+  var norm = document.getElementById("normalised");
+  norm.addEventListener("change", function () {
+    state.normalised = norm.checked;
+    // normalised, every gaze metric is better higher (KLD too)
+    COLUMNS.forEach(function (c) {
+      if (c.group !== "gaze") return;
+      if (c.rawDirection === undefined) c.rawDirection = c.direction;
+      c.direction = norm.checked ? "higher" : c.rawDirection;
+    });
+    render();
+  });
   var sup = document.getElementById("show-superseded");
   sup.addEventListener("change", function () { state.superseded = sup.checked; render(); });
   window.addEventListener("hashchange", showDetail);
