@@ -93,7 +93,8 @@ def eval_command(models, dataset, task, attention, limit, batch_size, output, da
         degenerate = f", {s['n_degenerate']} constant maps" if s.get("n_degenerate") else ""
         nonfinite = {m: n for m, n in (s.get("nonfinite") or {}).items() if n}
         bad = ", non-finite values: " + ", ".join(f"{m} {n}" for m, n in nonfinite.items()) if nonfinite else ""
-        click.echo(f"{s['model']} [{s['attention']}] on {s['dataset']}/{s['task']}: {s['n_images']} images"
+        scored = ", calibrated scoring" if s.get("scoring") == "calibrated" else ""
+        click.echo(f"{s['model']} [{s['attention']}] on {s['dataset']}/{s['task']}{scored}: {s['n_images']} images"
                    f"{failed}{degenerate}{bad}{note} -> {r.run_dir}", err=True)
     if show:
         from ..leaderboard.table import render_table
