@@ -144,6 +144,12 @@ def test_a_raw_run_made_earlier_gets_its_block_means_and_the_same_numbers(two_da
     # a second invocation reuses both runs: nothing is fitted or written again
     (again,) = run_eval(_cfg(data, out, progress=True), references=False)
     assert again.reused and "fitting" not in capsys.readouterr().err
+    # a calibration fitted on other block means than the raw run holds is never mixed with a new one
+    doc = json.loads((cal.run_dir / "calibration.json").read_text())
+    doc["inputs_sha256"] = "0" * 64
+    (cal.run_dir / "calibration.json").write_text(json.dumps(doc))
+    with pytest.raises(HarnessError, match="fitted on other block means than the raw run"):
+        run_eval(_cfg(data, out), references=False)
 
 
 @pytest.mark.slow

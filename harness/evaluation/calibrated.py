@@ -186,6 +186,17 @@ def store(cal, run_dir: Path, inputs: str) -> None:
     atomic_write_json(Path(run_dir) / "calibration.json", doc)
 
 
+def stored_inputs(run_dir: Path) -> str | None:
+    """The ``inputs_sha256`` of a run's stored calibration (None without one; "" when unreadable)."""
+    path = Path(run_dir) / "calibration.json"
+    if not path.is_file():
+        return None
+    try:
+        return str(json.loads(path.read_text()).get("inputs_sha256", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
 def load(run_dir: Path, inputs: str | None = None):
     """The calibration a run stored (None when there is none, or, given ``inputs``, when it was
     fitted on other inputs); a damaged one is a one-line error naming the file."""

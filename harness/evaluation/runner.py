@@ -329,6 +329,10 @@ def _calibrated_run(cfg: EvalConfig, ctx: DatasetContext, stage: Stage, *, raw: 
     cal = None
     if world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        if calibrated.stored_inputs(run_dir) not in (None, inputs):
+            # its shards were scored with that calibration: refitting under them would mix two
+            raise HarnessError(f"{run_dir / 'calibration.json'}: fitted on other block means than the raw run "
+                               f"{raw.run_dir.name} now holds; remove {run_dir} and run again")
         cal = calibrated.load(run_dir, inputs)
         if cal is None:
             if cfg.progress:
