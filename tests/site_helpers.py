@@ -26,7 +26,8 @@ def write_run(root: Path, *, model: str, metrics: dict[str, float], attention: s
               task_metrics: dict[str, float] | None = None, task_primary: str | None = None, n_images: int = 4,
               n_failed: int = 0, seed: int = 0, profile: str = "mit",
               finished_at: str = "2025-03-01T12:00:00+00:00", maps: dict[str, np.ndarray] | None = None,
-              stimulus_ids: list[str] | None = None, legacy_maps: bool = False, scoring: str = "raw") -> Path:
+              stimulus_ids: list[str] | None = None, legacy_maps: bool = False, scoring: str = "raw",
+              shuffle: int | None = None) -> Path:
     """One finished run folder; per-image values average exactly to ``metrics``. ``maps`` are
     saved as ``maps/<stimulus_filename(id, ".npy")>`` named in ``maps/index.json``, or, with
     ``legacy_maps``, as the ``maps/<id>.npy`` of runs written before the index existed."""
@@ -45,6 +46,8 @@ def write_run(root: Path, *, model: str, metrics: dict[str, float], attention: s
     ids = stimulus_ids or [f"{1001 + i}" for i in range(n_images)]
     ok = n_images - n_failed
     offsets = np.linspace(-0.1, 0.1, ok) if ok > 1 else np.zeros(ok)
+    if shuffle is not None:  # the same mean, other stimuli high and low: paired differences that vary
+        offsets = 5 * np.random.default_rng(shuffle).permutation(offsets)
     rows = []
     for i, sid in enumerate(ids):
         if i < ok:

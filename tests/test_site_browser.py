@@ -442,7 +442,9 @@ def test_every_column_is_explained(wide_page, wide_site):
     assert pg.get_attribute('#leaderboard th[data-key="kld"]', "title").endswith("(lower is better)")
     assert pg.get_attribute('#leaderboard th[data-key="task:top1"]', "title").startswith("task:top1: top-1 accuracy")
     assert pg.locator("#glossary").is_visible()
-    assert pg.locator("#glossary-list dt").count() == len(pg.locator("#leaderboard thead th[data-key]").all())
+    # one entry per column, and one for the intervals and significance marks
+    assert pg.locator("#glossary-list dt[data-key]").count() == len(pg.locator("#leaderboard thead th[data-key]").all())
+    assert pg.locator("#glossary-list dt").count() == pg.locator("#glossary-list dt[data-key]").count() + 1
 
 
 def test_scatter_plots_one_per_dataset_task_and_image_count_labels_apart(wide_page, shots):
@@ -508,3 +510,53 @@ def test_raw_and_calibrated_rows_are_never_in_one_table(browser, server, root):
         pg.uncheck("#normalised")
         assert column(pg, "nss") == pytest.approx([3.7, 0.9, 0.85])
         assert pg.get_attribute('#leaderboard thead th[data-key="kld"] .dir', "title") == "lower is better"
+
+
+def test_intervals_on_hover_and_the_marks_of_show_ci(page, site, root):
+    from harness.leaderboard import significance
+    from harness.results import load_runs
+
+    data = page_data(site / "index.html")
+    runs = {r.run_id: r for r in load_runs(root / "runs")}
+    latest = [r for r in data["rows"] if r["latest"]]
+    tested = [r for r in latest if r["statistics"]]
+    assert tested and len(tested) == len([r for r in latest if r["run_id"] in runs])
+    stats = significance.table_statistics([runs[r["run_id"]] for r in tested], data["primary"])
+    for r in tested:  # the same numbers and marks as `leaderboard show --ci` of the same runs
+        want = stats.intervals[r["run_id"]]
+        assert r["statistics"]["intervals"] == {m: [iv["lo"], iv["hi"]] for m, iv in want.items()}
+        assert r["statistics"]["marks"] == stats.marks(r["run_id"])
+    pg, watch = page
+    first = next(r for r in tested if r["statistics"]["intervals"].get("nss", [None])[0] is not None)
+    td = pg.locator(f'#leaderboard tbody tr[data-run-id="{first["run_id"]}"] td[data-key="nss"]')
+    lo, hi = first["statistics"]["intervals"]["nss"]
+    assert td.get_attribute("title") == f"95% bootstrap interval over stimuli: [{lo:.3f}, {hi:.3f}]"
+    marked = [r for r in tested if r["statistics"]["marks"]]
+    for r in marked:
+        cell = pg.locator(f'#leaderboard tbody tr[data-run-id="{r["run_id"]}"] td[data-key="{data["primary"]}"] .mark')
+        assert cell.text_content() == r["statistics"]["marks"]
+        assert "not significantly different from" in cell.get_attribute("title")
+    assert "intervals, † and ‡" in texts(pg, "#glossary-list dt")
+
+
+def test_marks_for_differences_that_are_not_significant(browser, server, root):
+    from harness.leaderboard import significance
+    from harness.results import load_runs
+
+    runs_dir = root / "marks-runs"
+    write_run(runs_dir, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0}, n_images=8,
+              shuffle=1)
+    write_run(runs_dir, model="net-a", metrics={"nss": 1.05}, n_images=8, shuffle=2)  # within the noise
+    write_run(runs_dir, model="net-b", metrics={"nss": 1.6}, n_images=8, shuffle=3)
+    build_site(runs_dir, root / "marks")
+    data = page_data(root / "marks" / "index.html")
+    stats = significance.table_statistics(load_runs(runs_dir), "nss")
+    by_model = {r["model"]: r for r in data["rows"]}
+    assert by_model["net-a"]["statistics"]["marks"] == stats.marks(by_model["net-a"]["run_id"]) != ""
+    for pg, watch in _open(browser, server + "marks/index.html", server + "marks/"):
+        mark = pg.locator(f'#leaderboard tbody tr[data-run-id="{by_model["net-a"]["run_id"]}"] td[data-key="nss"] .mark')
+        assert mark.text_content() == by_model["net-a"]["statistics"]["marks"]
+        assert mark.get_attribute("title").startswith("not significantly different from ")
+        pg.check("#normalised")  # normalised values are not in the intervals' units: no interval, no mark
+        td = pg.locator(f'#leaderboard tbody tr[data-run-id="{by_model["net-a"]["run_id"]}"] td[data-key="nss"]')
+        assert td.get_attribute("title") is None and td.locator(".mark").count() == 0

@@ -152,9 +152,38 @@ def task_metric_description(column: str) -> str:
     return TASK_METRIC_TEXT.get(name, f"task score {name}, over the whole dataset")
 
 
-def page_rows(rows: Sequence[dict[str, Any]], examples: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def page_statistics(runs: Sequence[Run], primary: str | None) -> dict[str, dict[str, Any]]:
+    """Per run id: its metrics' 95% bootstrap intervals and, on the primary metric, the marks of
+    ``leaderboard show --ci`` (``†`` not significantly different from the model above, ``‡`` from
+    center-bias) with what each was tested against; computed per scoring, as the CLI's tables are."""
+    from . import significance
+    from .table import _by_scoring
+
+    out: dict[str, dict[str, Any]] = {}
+    finished = [r for r in runs if r.finished]
+    for _, group in _by_scoring(finished, lambda r: str(r.summary.get("scoring") or "raw")):
+        stats = significance.table_statistics(group, primary)
+        for run_id, intervals in stats.intervals.items():
+            tests = []
+            for role in ("above", "reference"):
+                c = stats.comparison(run_id, role)
+                if c is not None:
+                    tests.append({"role": role, "against": c["against_model"], "diff": c["diff"], "p_holm": c["p_holm"],
+                                  "significant": bool(c["significant"])})
+            out[run_id] = {
+                "intervals": {m: [iv.get("lo"), iv.get("hi")] for m, iv in intervals.items()},
+                "marks": stats.marks(run_id), "tests": tests, "n_boot": stats.n_boot, "alpha": stats.alpha,
+            }
+    return out
+
+
+def page_rows(rows: Sequence[dict[str, Any]], examples: dict[str, dict[str, Any]] | None = None,
+              statistics: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Published rows -> the records the page script reads (free text through :func:`public_value`)."""
+    from ..results.files import jsonable
+
     examples = examples or {}
+    statistics = statistics or {}
     metrics = hub_table.metric_columns(rows)
     tasks = hub_table.task_columns(rows)
     out = []
@@ -185,12 +214,15 @@ def page_rows(rows: Sequence[dict[str, Any]], examples: dict[str, dict[str, Any]
             "packages": public_value(_parse_json(row.get("packages"))),
             "examples": ex.get("items", []),
             "examples_note": ex.get("note"),
+            # built from run folders: intervals and significance marks (None from published rows only)
+            "statistics": public_value(jsonable(statistics[row["run_id"]])) if row["run_id"] in statistics else None,
         })
     return out
 
 
 def page_data(rows: Sequence[dict[str, Any]], *, examples=None, primary: str | None = None,
-              title: str = "gaze-harness leaderboard", colour_scale: str | None = None) -> dict[str, Any]:
+              title: str = "gaze-harness leaderboard", colour_scale: str | None = None,
+              statistics: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     from .. import __version__
 
     directions = hub_table.directions_of(rows)
@@ -210,7 +242,7 @@ def page_data(rows: Sequence[dict[str, Any]], *, examples=None, primary: str | N
                          for t in hub_table.task_columns(rows)],
         "examples_by": RANK_METRIC,
         "colour_scale": colour_scale,
-        "rows": page_rows(rows, examples),
+        "rows": page_rows(rows, examples, statistics),
     }
 
 
@@ -591,7 +623,9 @@ def write_site(rows: Sequence[dict[str, Any]], output: Path, *, runs: Sequence[R
         if any(ex.get("items") for ex in examples.values()):
             _colour_scale(tmp / COLOUR_SCALE)
             scale = COLOUR_SCALE
-        data = page_data(rows, examples=examples, primary=primary, title=title, colour_scale=scale)
+        statistics = page_statistics([r for r in runs if r.run_id in wanted], primary) if runs else None
+        data = page_data(rows, examples=examples, primary=primary, title=title, colour_scale=scale,
+                         statistics=statistics)
         data["before_after"] = before_after([r for r in runs if r.run_id in wanted])
         (tmp / "index.html").write_text(render_page(data), encoding="utf-8")
         _swap_into_place(tmp, output)

@@ -226,6 +226,23 @@
           if (col.key === "n_images" && r.n_degenerate) td.appendChild(el("span", { "class": "failed", "title": "constant attention maps: scored as a uniform prediction" }, " (" + r.n_degenerate + " constant)"));
           var nonfinite = nonfiniteOf(r)[col.key];
           if (nonfinite) td.appendChild(el("span", { "class": "failed", "title": nonfinite + " stimuli with a non-finite value, left out of this mean" }, "*"));
+          // intervals and significance marks (pages built from run folders), in the metric's own units
+          var st = r.statistics;
+          if (st && col.group === "gaze" && !state.normalised) {
+            var iv = (st.intervals || {})[col.key];
+            if (iv && isNum(iv[0]) && isNum(iv[1])) {
+              td.title = "95% bootstrap interval over stimuli: [" + fmt(iv[0], 3) + ", " + fmt(iv[1], 3) + "]";
+              td.dataset.lo = String(iv[0]);
+              td.dataset.hi = String(iv[1]);
+            }
+            if (col.primary && st.marks) {
+              var why = (st.tests || []).filter(function (t) { return !t.significant; }).map(function (t) {
+                return "not significantly different from " + t.against + " (paired bootstrap, Holm-corrected p = " +
+                  fmt(t.p_holm, 3) + ")";
+              }).join("; ");
+              td.appendChild(el("span", { "class": "mark", title: why }, st.marks));
+            }
+          }
         } else {
           td.textContent = v === null || v === undefined ? "\u2013" : String(v);
         }
@@ -257,6 +274,17 @@
       dl.appendChild(dt);
       dl.appendChild(el("dd", null, col.description + (col.direction ? "; " + col.direction + " is better" : "") + "."));
     });
+    var tested = ROWS.filter(function (r) { return r.statistics; })[0];
+    if (tested) {
+      var dt2 = el("dt");
+      dt2.appendChild(el("span", { "class": "term" }, "intervals, \u2020 and \u2021"));
+      dl.appendChild(dt2);
+      dl.appendChild(el("dd", null, "Hover a gaze metric for its 95% percentile-bootstrap interval of the mean over " +
+        "stimuli (" + tested.statistics.n_boot + " resamples). On the primary metric, \u2020 marks a model not " +
+        "significantly different from the model ranked just above it and \u2021 one not significantly different " +
+        "from center-bias (paired bootstrap over the stimuli both runs scored, Holm-corrected across the table's " +
+        "tests, alpha " + tested.statistics.alpha + "), as harness leaderboard show --ci prints them."));
+    }
   }
 
   // ---- before/after alignment training (harness align) -------------------------------------------
