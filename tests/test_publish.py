@@ -550,6 +550,28 @@ def test_real_eval_runs_publish_and_read_back(tmp_path, monkeypatch):
     assert local.output.strip() in (folder / "README.md").read_text()
 
 
+def test_published_rows_hold_no_local_path(tmp_path):
+    """The command line names local paths in a run's own manifest; what is published shortens
+    them as the page does."""
+    import pyarrow.parquet as pq
+
+    results = tmp_path / "runs"
+    run = write_run(results, model="my-net", metrics={"nss": 1.0})
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["command"] = ["harness", "eval", "--output", str(results), "--data-dir", str(tmp_path / "data")]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    folder = tmp_path / "pub"
+    assert publish_cli("--results", str(results), "--to-folder", str(folder)).exit_code == 0
+    texts = []
+    for name in ("data/leaderboard.parquet", "data/per_image.parquet"):
+        for column in pq.read_table(folder / name).to_pylist():
+            texts += [v for v in column.values() if isinstance(v, str)]
+    assert texts and not [t for t in texts if str(tmp_path) in t]
+    row = pq.read_table(folder / "data" / "leaderboard.parquet").to_pylist()[0]
+    assert json.loads(row["manifest"])["command"] == ["harness", "eval", "--output", "\u2026/runs", "--data-dir",
+                                                       "\u2026/data"]
+
+
 def test_load_published_from_folder_and_hub(hub, tmp_path):
     results = tmp_path / "runs"
     runs = sample_results(results)

@@ -235,10 +235,11 @@ def table_to_rows(table) -> list[dict[str, Any]]:
     return [{k: _clean(v) for k, v in r.items()} for r in rows]
 
 
-def per_image_table(runs: Iterable[Run], existing=None, replace_ids: Iterable[str] = ()):
+def per_image_table(runs: Iterable[Run], existing=None, replace_ids: Iterable[str] = (), clean=None):
     """Per-image rows of ``runs`` (one row per stimulus per run), merged with ``existing`` rows of
     other runs. Columns are the union; numbers float64, text strings (so files of different
-    tasks concatenate into one schema)."""
+    tasks concatenate into one schema). ``clean``: applied to the new rows' ``error`` texts and
+    ``model`` (a publish shortens local paths in them)."""
     import pandas as pd
     import pyarrow as pa
 
@@ -254,6 +255,10 @@ def per_image_table(runs: Iterable[Run], existing=None, replace_ids: Iterable[st
         s = run.summary
         ident = {"run_id": run.run_id, "model": s.get("model"), "attention": s.get("attention"),
                  "dataset": s.get("dataset"), "task": s.get("task"), "kind": s.get("kind", "model")}
+        if clean is not None:
+            ident["model"] = clean(ident["model"])
+            if "error" in frame.columns:
+                frame = frame.assign(error=[clean(v) for v in frame["error"]])
         frame = frame.drop(columns=[k for k in ident if k in frame.columns])
         for k in reversed(list(ident)):
             frame.insert(0, k, ident[k])

@@ -306,12 +306,37 @@ def _read_parquet(path: Path | None, what: str):
         raise HarnessError(f"{path}: unreadable {what} Parquet file ({type(exc).__name__}: {exc})") from exc
 
 
+def _public_text(value: Any) -> Any:
+    from .site import public_text
+
+    return public_text(value) if isinstance(value, str) else value
+
+
+def public_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A run's row as it is published: in its settings and manifest (the command line, a model
+    folder, data folders) every absolute local path shortened to ``…/<last part>`` and exception
+    texts left out, as the page and the card show them (``settings_sha256`` stays the hash of the
+    run's own settings.json)."""
+    import json
+
+    from .site import public_value
+
+    out = dict(row)
+    for key in ("settings", "manifest"):
+        if isinstance(out.get(key), str) and out[key]:
+            out[key] = json.dumps(public_value(json.loads(out[key])), sort_keys=True, default=str)
+    for key in ("model", "model_id", "revision"):
+        out[key] = _public_text(out.get(key))
+    return out
+
+
 def merged_tree(runs: Sequence[Run], existing_board, existing_per_image, repo: str | None,
                 primary: str | None) -> tuple[dict[str, bytes], list[dict[str, Any]], int]:
-    new_rows = hub_table.rows_from_runs(runs)
+    new_rows = [public_row(r) for r in hub_table.rows_from_runs(runs)]
     old_rows = hub_table.table_to_rows(existing_board) if existing_board is not None else []
     rows = hub_table.merge_rows(old_rows, new_rows)
-    per_image = hub_table.per_image_table(runs, existing_per_image, replace_ids=[r["run_id"] for r in new_rows])
+    per_image = hub_table.per_image_table(runs, existing_per_image, replace_ids=[r["run_id"] for r in new_rows],
+                                          clean=_public_text)
     return build_tree(rows, per_image, repo, primary), rows, len(new_rows)
 
 
