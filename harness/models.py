@@ -79,6 +79,25 @@ def device_kwargs(name: str, device: str) -> dict[str, Any]:
     return {"device": device} if spec.get("devices") else {}
 
 
+def data_kwargs(name: str, dataset: str, data_dir: Any) -> dict[str, Any]:
+    """Models that read data of their own (a factory with a ``data_dir`` argument: the OSIE
+    mouse-tracking models) get the folder ``--data-dir`` names for the evaluated dataset (the one
+    rule of :func:`harness.data.paths.dataset_folder`), so they read the same data as the dataset."""
+    import inspect
+
+    from .data.paths import dataset_folder
+    from .plugins import get_registry
+
+    folder = dataset_folder(dataset, data_dir)
+    if folder is None or name.startswith("hf:") or is_model_path(name):
+        return {}
+    try:
+        params = inspect.signature(get_registry().get("model", name).resolve()).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"data_dir": folder} if "data_dir" in params else {}
+
+
 def load_model(name: str, **kwargs: Any) -> Model:
     """Build a model by registered name, ``hf:<checkpoint>`` for any transformers checkpoint, or the
     path of a folder written by ``harness align`` (``aligned:PATH`` also works)."""

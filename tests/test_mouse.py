@@ -233,3 +233,18 @@ def test_models_listing_has_both():
     assert listed["mouse-amt"]["attention"] == ["mouse-map"] and listed["mouse-amt"]["tasks"] == ["free-viewing"]
     r = CliRunner().invoke(main, ["attention-methods", "--json"])
     assert "mouse-map" in [m["name"] for m in json.loads(r.stdout)]
+
+
+def test_eval_data_dir_reaches_the_mouse_model(osie_dir, tmp_path, monkeypatch):
+    """`harness eval --data-dir` names the OSIE folder for the dataset and for the mouse model alike."""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "elsewhere"))  # nothing there
+    args = ["eval", "--model", "mouse-amt", "--dataset", "osie", "--limit", "2", "--no-references", "--no-show",
+            "--output", str(tmp_path / "runs")]
+    r = CliRunner().invoke(main, [*args, "--data-dir", str(osie_dir)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, [*args, "--data-dir", str(osie_dir.parent)])  # DIR holding osie/: the same rule
+    assert r.exit_code == 0, r.output

@@ -435,7 +435,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     baselines exist for the same dataset, limit and metric settings (computed once, then reused).
     Under torchrun / accelerate launch every process calls this; each computes its share."""
     from ..data import load_gaze_dataset
-    from ..models import device_kwargs, load_model
+    from ..models import data_kwargs, device_kwargs, load_model
     from ..plugins import get_registry
 
     # user mistakes are reported before any long computation starts or any folder is made
@@ -459,7 +459,8 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     if given is not None:
         model = given
     else:
-        model = load_model(cfg.model, **device_kwargs(cfg.model, world.device)) if cfg.model != CEILING else None
+        model = (load_model(cfg.model, **device_kwargs(cfg.model, world.device),
+                            **data_kwargs(cfg.model, cfg.dataset, cfg.data_dir)) if cfg.model != CEILING else None)
     if cfg.attention is not None:
         get_registry().get("attention", cfg.attention)  # a typo gets "did you mean"
     if model is not None:

@@ -261,12 +261,13 @@ class MouseModel:
         return out
 
 
-def mouse_amt(**kwargs: Any) -> MouseModel:
-    return MouseModel("amt", **kwargs)
+def mouse_amt(data_dir: str | Path | None = None, **kwargs: Any) -> MouseModel:
+    # data_dir named: `harness eval --data-dir` reaches factories that take it (harness.models.data_kwargs)
+    return MouseModel("amt", data_dir=data_dir, **kwargs)
 
 
-def mouse_lab(**kwargs: Any) -> MouseModel:
-    return MouseModel("lab", **kwargs)
+def mouse_lab(data_dir: str | Path | None = None, **kwargs: Any) -> MouseModel:
+    return MouseModel("lab", data_dir=data_dir, **kwargs)
 
 
 @hookimpl
