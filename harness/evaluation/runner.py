@@ -27,7 +27,7 @@ from .context import DatasetContext
 from .loader import batches
 from .parallel import World, world as find_world
 from .scoring import Job, RunSpec, Scorer
-from .threads import limit_this_process, plan
+from .threads import keep_heap, limit_this_process, plan
 
 #: the chunk (shard) size of the references, whose numbers do not depend on any batch
 REFERENCE_CHUNK = 16
@@ -456,6 +456,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     cfg.resolved_device = world.device.split(":")[0]
     cfg.resolved_threads = work.model_threads
     limit_this_process(work.model_threads)
+    keep_heap()  # each stimulus' maps reuse the same pages (threads.keep_heap)
     if given is not None:
         model = given
     else:

@@ -216,11 +216,12 @@ _WORKER_CTX = None
 
 
 def _init_worker(ctx) -> None:
-    from .threads import limit_this_process
+    from .threads import keep_heap, limit_this_process
 
     global _WORKER_CTX
     _WORKER_CTX = ctx
     limit_this_process(1)  # one core per scoring process: numba and BLAS must not spawn more
+    keep_heap()  # maps of every stimulus reuse the same pages
 
 
 def _score_batch(spec: RunSpec, jobs: list[Job]) -> list[tuple[dict, Kept | None]]:
