@@ -133,19 +133,21 @@ def loso_items(fix, shape: tuple[int, int], sigma_px: float) -> Iterator[tuple[i
             yield int(subject), np.array(loo.map(k)), held
 
 
-def loso_inputs(fixations: Sequence, shapes: Sequence[tuple[int, int]], ids: Sequence[str], sigma_px: float,
-                factor: int = 8, prior=None):
+def loso_inputs(fixations: Sequence, shapes: Sequence[tuple[int, int]], ids: Sequence[str],
+                sigma_px: float | Sequence[float], factor: int = 8, prior=None):
     """The gold standard's fit inputs, prepared (:func:`harness.calibration.fit.prepare`): one map
     per (stimulus, subject), the leave-one-subject-out density, scored on that subject's fixations;
-    folds by stimulus. Maps are downsampled as they are made (memory: one stimulus at a time)."""
+    folds by stimulus. Maps are downsampled as they are made (memory: one stimulus at a time).
+    ``sigma_px``: one blur, or one per stimulus (datasets with per-stimulus geometry)."""
     from .fit import prepare
 
     map_ids: list[str] = []
     held_fix: list = []
+    sigmas = [float(sigma_px)] * len(ids) if np.ndim(sigma_px) == 0 else [float(v) for v in sigma_px]
 
     def maps():
-        for fix, shape, sid in zip(fixations, shapes, ids):
-            for _, dens, held in loso_items(fix, shape, sigma_px):
+        for fix, shape, sid, sigma in zip(fixations, shapes, ids, sigmas):
+            for _, dens, held in loso_items(fix, shape, sigma):
                 map_ids.append(str(sid))
                 held_fix.append(held)
                 yield dens

@@ -137,23 +137,11 @@ def fit_model(ctx, scored: list[int], blocks: dict[str, tuple[np.ndarray, bool]]
 
 def fit_gold(ctx, scored: list[int], seed: int):
     """The gold standard's calibration: leave-one-subject-out densities of the scored stimuli."""
-    from ..calibration import fit_calibration, prepare
-    from ..calibration.score import _Lazy, loso_items
+    from ..calibration import fit_calibration, loso_inputs
 
-    map_ids: list[str] = []
-    held: list = []
-
-    def maps():
-        for i in scored:
-            w, h = ctx.sizes[i]
-            for _, dens, fix in loso_items(ctx.fixations[i], (h, w), ctx.sigma(i)):
-                map_ids.append(ctx.ids[i])
-                held.append(fix)
-                yield dens
-
-    prep = prepare(maps(), _Lazy(held), None, factor=FACTOR)
-    prep.ids = list(map_ids)
-    _check_folds(list(dict.fromkeys(map_ids)), seed, "the human ceiling")
+    prep = loso_inputs([ctx.fixations[i] for i in scored], [(ctx.sizes[i][1], ctx.sizes[i][0]) for i in scored],
+                       [ctx.ids[i] for i in scored], [ctx.sigma(i) for i in scored], factor=FACTOR)
+    _check_folds(list(dict.fromkeys(prep.ids)), seed, "the human ceiling")
     return fit_calibration(prep, folds=FOLDS, seed=seed, factor=FACTOR, max_fit_maps=GOLD_MAX_FIT_MAPS)
 
 

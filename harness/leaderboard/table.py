@@ -34,7 +34,7 @@ SCORING_TITLES = {
 
 
 def _scoring(r: dict[str, Any]) -> str:
-    return str(r.get("scoring") or "raw")
+    return str(hub_table._group(r, "scoring"))
 
 
 def _by_scoring(items: Sequence[Any], scoring_of) -> list[tuple[str, list[Any]]]:
