@@ -73,10 +73,22 @@ def registry_yaml_path() -> Path:
     raise PluginError(f"registry.yaml not found (looked in {', '.join(map(str, candidates))})")
 
 
+_CATALOGUE: dict[tuple, list] = {}
+
+
 def builtin_catalogue() -> list[dict[str, Any]]:
+    """The entries of ``registry.yaml``, parsed once per version of the file (the Hugging Face
+    plugin reads its aliases from it each time the registry is built: 10 times in one eval)."""
+    import copy
+
     path = registry_yaml_path()
-    data = yaml.safe_load(path.read_text()) or {}
-    return list(data.get("plugins", []))
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _CATALOGUE:
+        data = yaml.safe_load(path.read_text()) or {}
+        _CATALOGUE.clear()
+        _CATALOGUE[key] = list(data.get("plugins", []))
+    return copy.deepcopy(_CATALOGUE[key])
 
 
 def _one_line(exc: BaseException) -> str:

@@ -27,7 +27,7 @@ from .context import DatasetContext
 from .loader import batches
 from .parallel import World, world as find_world
 from .scoring import Job, RunSpec, Scorer
-from .threads import keep_heap, limit_this_process, plan
+from .threads import cores, keep_heap, limit_this_process, plan
 
 #: the chunk (shard) size of the references, whose numbers do not depend on any batch
 REFERENCE_CHUNK = 16
@@ -83,13 +83,13 @@ def _aliases(gaze) -> dict[str, list[str]]:
     return {str(k): [str(v) for v in vs] for k, vs in sorted((getattr(gaze, "label_aliases", None) or {}).items())}
 
 
-def _progress(total: int, desc: str, enabled: bool):
+def _progress(total: int, desc: str, enabled: bool, position: int = 0):
     from tqdm.auto import tqdm
 
     # a log file (CI, nohup) gets a line every 30 s instead of every redraw of the bar
     interactive = getattr(sys.stderr, "isatty", lambda: False)()
     return tqdm(total=total, desc=desc, unit="img", disable=not enabled or total == 0, file=sys.stderr,
-                mininterval=0.1 if interactive else 30.0)
+                mininterval=0.1 if interactive else 30.0, position=position)
 
 
 def served_tasks(gaze) -> list[str]:
@@ -131,6 +131,7 @@ class Stage:
     world: World
     scorer: Scorer
     loader_workers: int = 0
+    bar_position: int = 0  # the references' bar sits below the model's while both run
 
 
 def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: Stage, *, spec: RunSpec,
@@ -186,7 +187,7 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
         mine = [(k, [i for i in idx if ctx.ids[i] in need]) for k, idx in enumerate(chunks) if world.owns(k)]
         mine = [(k, idx) for k, idx in mine if idx]
         bar = _progress(sum(len(idx) for _, idx in mine), f"{label} on {cfg.dataset}",
-                        cfg.progress and world.main)
+                        cfg.progress and world.main, stage.bar_position)
         pending: list[tuple[int, list[int], Any]] = []
 
         def drain(keep: int) -> None:
@@ -217,7 +218,7 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                     make_jobs(idx) if make_jobs is not None else [Job(i) for i in idx])
             pending.append((k, idx, stage.scorer.submit(spec, jobs)))
             # one batch scored while the next is read and run through the model
-            drain(keep=max(1, stage.scorer.workers))
+            drain(keep=stage.scorer.backlog)
         drain(keep=0)
         bar.close()
         world.barrier()  # every rank's shards are on disk
@@ -361,10 +362,10 @@ def _calibrated_run(cfg: EvalConfig, ctx: DatasetContext, stage: Stage, *, raw: 
                 score_workers=cfg.score_workers, loader_workers=0)
     ctx.calibration = cal  # what the scoring processes need besides the jobs (sent once, with the context)
     try:
-        with Scorer(ctx, refs.score_workers) as scorer:
+        with Scorer(ctx, refs.score_workers, gate=stage.scorer.gate) as scorer:
             manifest = {**extra_manifest, "raw_run": raw.run_dir.name,
                         "calibration_sha256": sha256_file(run_dir / "calibration.json")}
-            return _run(cfg, settings, ctx, Stage(world, scorer), spec=cspec, label=f"{label} (calibrated)",
+            return _run(cfg, settings, ctx, replace(stage, scorer=scorer), spec=cspec, label=f"{label} (calibrated)",
                         batch_size=REFERENCE_CHUNK, infer=None, pixels=False, extra_manifest=manifest,
                         subset=subset, make_jobs=make_jobs)
     finally:
@@ -473,25 +474,107 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     writable_folder(Path(cfg.output), "--output")
     ctx = DatasetContext(gaze, ds, cfg.limit, sigma_px)
     extra = _skipped_note(gaze) if world.main else {}
-    results = []
     refs = plan(local_processes=world.local_size, device="cpu", n_stimuli=n // world.size, model=False,
                 score_workers=cfg.score_workers, loader_workers=0)
-    if references:
-        with Scorer(ctx, refs.score_workers) as scorer:
-            stage = Stage(world, scorer)
-            results.append(evaluate_ceiling(cfg, gaze, ctx, stage, extra_manifest=extra))
-            for name in reference_models():
-                if name != cfg.model:
-                    base_cfg = EvalConfig(**{**cfg.__dict__, "attention": None})
-                    results.append(evaluate_model(base_cfg, gaze, ctx, stage, model_name=name, kind="baseline",
-                                                  gaze_only=True, extra_manifest=extra))
-    if cfg.model != CEILING:
-        subset, stimuli = _aligned_subset(cfg, model, gaze, ctx, world.main)
-        with Scorer(ctx, work.score_workers) as scorer:
-            stage = Stage(world, scorer, loader_workers=work.loader_workers)
-            results.append(evaluate_model(cfg, gaze, ctx, stage, on_batch=on_batch, model=model, extra_manifest=extra,
-                                          subset=subset, stimuli=stimuli))
-    return results
+
+    def reference_runs(stage: Stage, rctx: DatasetContext) -> list[EvalResult]:
+        out = [evaluate_ceiling(cfg, gaze, rctx, stage, extra_manifest=extra)]
+        for name in reference_models():
+            if name != cfg.model:
+                base_cfg = EvalConfig(**{**cfg.__dict__, "attention": None})
+                out.append(evaluate_model(base_cfg, gaze, rctx, stage, model_name=name, kind="baseline",
+                                          gaze_only=True, extra_manifest=extra))
+        return out
+
+    if cfg.model == CEILING or not references or world.size > 1:
+        # under a launcher the references come first: every rank must meet the same barriers in the
+        # same order, which two threads of one process would not guarantee
+        results = []
+        if references:
+            with Scorer(ctx, refs.score_workers) as scorer:
+                results += reference_runs(Stage(world, scorer), ctx)
+        if cfg.model == CEILING:
+            return results
+        return results + [_model_run(cfg, gaze, ctx, world, work, model, extra, on_batch)]
+    # One process: the references are scored beside the model run, on the cores the model leaves
+    # idle, then on every core once the model is done (measured on 2 cores: the model leaves one
+    # idle, and the README's first command took ceiling + baselines + model one after the other)
+    idle = max(1, cores() // max(1, world.local_size) - work.model_threads - work.score_workers - work.loader_workers)
+    beside = Beside(lambda stage, rctx: reference_runs(stage, rctx), ctx, world, refs.score_workers, idle)
+    beside.start()
+    try:
+        def batch_done(k: int) -> None:
+            beside.check()  # a reference that failed ends the model run too
+            if on_batch is not None:
+                on_batch(k)
+
+        result = _model_run(cfg, gaze, ctx, world, work, model, extra, batch_done)
+    except BaseException:
+        beside.stop()
+        raise
+    return beside.finish() + [result]
+
+
+def _model_run(cfg: EvalConfig, gaze, ctx: DatasetContext, world: World, work, model, extra,
+               on_batch) -> EvalResult:
+    subset, stimuli = _aligned_subset(cfg, model, gaze, ctx, world.main)
+    with Scorer(ctx, work.score_workers) as scorer:
+        stage = Stage(world, scorer, loader_workers=work.loader_workers)
+        return evaluate_model(cfg, gaze, ctx, stage, on_batch=on_batch, model=model, extra_manifest=extra,
+                              subset=subset, stimuli=stimuli)
+
+
+class Beside:
+    """The references, computed in a thread of this process while the model runs in the main one.
+
+    The thread only hands batches to its own scoring processes and writes their shards; a
+    :class:`~.scoring.Gate` lets ``idle`` of those processes work while the model runs (the cores
+    it leaves idle) and all of them once :meth:`finish` is called. The rows are the same as when
+    the references run first (they depend on no schedule). The thread scores a shallow copy of the
+    dataset context: a calibrated run sets an attribute on it (``calibration``)."""
+
+    def __init__(self, runs: Callable[[Stage, DatasetContext], list[EvalResult]], ctx: DatasetContext,
+                 world: World, workers: int, idle: int):
+        import copy
+        import threading
+
+        from .scoring import Gate
+
+        self.gate = Gate(min(idle, workers) if workers else None)
+        self._runs, self._ctx, self._world = runs, copy.copy(ctx), world
+        # made here, so that stop() always finds it (its processes start with the first batch)
+        self._scorer = Scorer(self._ctx, workers, gate=self.gate)
+        self._results: list[EvalResult] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="harness-references", daemon=True)
+
+    def _main(self) -> None:
+        try:
+            with self._scorer as scorer:
+                self._results = self._runs(Stage(self._world, scorer, bar_position=1), self._ctx)
+        except BaseException as exc:  # handed to the main thread
+            self._error = exc
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def check(self) -> None:
+        """Raise a reference's error in the calling (main) thread."""
+        if self._error is not None:
+            raise self._error
+
+    def finish(self) -> list[EvalResult]:
+        """Open every process to the references, wait for them, and return their results."""
+        self.gate.lanes = None
+        self._thread.join()
+        self.check()
+        return self._results
+
+    def stop(self) -> None:
+        """The model run failed or was interrupted: drop the references' queued work (finished
+        shards stay) and wait for the thread."""
+        self._scorer.stop()
+        self._thread.join(timeout=60)
 
 
 def _aligned_subset(cfg: EvalConfig, model, gaze, ctx: DatasetContext,

@@ -228,14 +228,26 @@ def _score_batch(spec: RunSpec, jobs: list[Job]) -> list[tuple[dict, Kept | None
     return [score_job(_WORKER_CTX, spec, job) for job in jobs]
 
 
+class Gate:
+    """How many of a scorer's processes may be busy at once (``None``: all of them). The references
+    scored beside a model run use the cores the model leaves idle, then every core once it is done;
+    the evaluation thread changes ``lanes`` while the scoring thread reads it."""
+
+    def __init__(self, lanes: int | None = None):
+        self.lanes = lanes
+
+
 class Scorer:
     """Scores batches of jobs, inline or in ``workers`` processes; :meth:`submit` returns a handle
     whose :meth:`result` gives the rows in job order. Rows do not depend on where they were
-    computed (every random choice is seeded by stimulus)."""
+    computed (every random choice is seeded by stimulus). ``gate``: at most ``gate.lanes`` of the
+    processes busy (a batch is split into that many parts, and only one batch is in flight)."""
 
-    def __init__(self, ctx, workers: int = 0):
+    def __init__(self, ctx, workers: int = 0, gate: Gate | None = None):
         self.ctx = ctx
         self.workers = workers
+        self.gate = gate
+        self._closed = False
         self._pool = None
         if workers > 0:
             import multiprocessing
@@ -245,12 +257,34 @@ class Scorer:
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_init_worker, initargs=(ctx,))
 
+    def _lanes(self) -> int:
+        lanes = None if self.gate is None else self.gate.lanes
+        return self.workers if lanes is None else max(1, min(self.workers, lanes))
+
+    @property
+    def backlog(self) -> int:
+        """Batches the caller may leave in flight while it prepares the next one: enough to keep
+        every process busy, none while the gate holds some processes back."""
+        if self._pool is None or self._lanes() >= self.workers:
+            return max(1, self.workers)
+        return 0
+
     def submit(self, spec: RunSpec, jobs: list[Job]):
+        if self._closed:
+            raise HarnessError("the scoring processes were stopped")
         if self._pool is None:
             return _Done([score_job(self.ctx, spec, job) for job in jobs])
         # split across the workers so one batch keeps every core busy; order is restored on collection
-        parts = [jobs[k::self.workers] for k in range(self.workers) if jobs[k::self.workers]]
-        return _Pending(len(jobs), self.workers, [self._pool.submit(_score_batch, spec, p) for p in parts])
+        n = self._lanes()
+        parts = [jobs[k::n] for k in range(n) if jobs[k::n]]
+        return _Pending(len(jobs), n, [self._pool.submit(_score_batch, spec, p) for p in parts])
+
+    def stop(self) -> None:
+        """Stop from another thread: queued batches are dropped, a caller waiting for one gets an
+        error (the finished shards stay; the same command resumes)."""
+        self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -283,12 +317,15 @@ class _Pending:
         return all(f.done() for f in self.futures)
 
     def result(self):
+        from concurrent.futures import CancelledError
         from concurrent.futures.process import BrokenProcessPool
 
         out: list = [None] * self.n
         for k, f in enumerate(self.futures):
             try:
                 part = f.result()
+            except CancelledError as exc:
+                raise HarnessError("the scoring processes were stopped") from exc
             except BrokenProcessPool as exc:
                 raise HarnessError(f"a scoring process died ({exc}); finished batches are kept, run again to resume") from exc
             out[k::self.stride] = part

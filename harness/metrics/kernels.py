@@ -329,8 +329,8 @@ def kth_largest_bracketed(a, lo, hi, k, work):
             if _bucket(inside[i], lo, scale, nb) == bk:
                 vals[m] = inside[i]
                 m += 1
-    else:
-        vals = inside.copy()
+    else:  # lo == hi: every value inside the bracket equals it (a constant map), nothing to sort
+        return True, lo, above, c
     vals.sort()
     v = vals[vals.size - (k - above)]
     gt = 0
