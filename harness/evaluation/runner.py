@@ -509,10 +509,10 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
                 on_batch(k)
 
         result = _model_run(cfg, gaze, ctx, world, work, model, extra, batch_done)
+        return beside.finish() + [result]
     except BaseException:
         beside.stop()
         raise
-    return beside.finish() + [result]
 
 
 def _model_run(cfg: EvalConfig, gaze, ctx: DatasetContext, world: World, work, model, extra,

@@ -1,0 +1,94 @@
+"""The references (human ceiling, baselines) scored in a thread beside a model run in one process:
+their scoring processes are gated to the cores the model leaves idle, a reference that fails ends
+the model run with its error, and an interrupted model run stops the references too, keeping what
+both finished (the same command then completes them, to the bit). That the rows are the same as
+when the references run first is tested against torchrun (which runs them first) in
+``test_parallel.py``."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from harness.data.density import sigma_px
+from harness.errors import HarnessError
+from harness.evaluation import run_eval
+from harness.evaluation.context import DatasetContext
+from harness.evaluation.scoring import Gate, Job, RunSpec, Scorer
+from harness.hookspecs import hookimpl
+from harness.plugins import pm
+from test_evaluate import _cfg, flaky  # noqa: F401  (a fixture)
+from test_parallel import assert_identical
+
+
+def _no_reference_thread() -> bool:
+    return not any(t.name == "harness-references" and t.is_alive() for t in threading.enumerate())
+
+
+def test_gated_scorer_keeps_to_its_lanes_then_opens(osie, osie_dataset):
+    ctx = DatasetContext(osie, osie_dataset, 20, sigma_px(osie))
+    spec = RunSpec(kind="ceiling", profile="mit", seed=0)
+    jobs = [Job(i) for i in range(6)]
+    inline = Scorer(ctx, 0).submit(spec, jobs).result()
+    gate = Gate(1)
+    with Scorer(ctx, 2, gate=gate) as scorer:
+        # one part per batch and no batch left in flight: one scoring process busy at a time
+        assert scorer.backlog == 0
+        handle = scorer.submit(spec, jobs)
+        assert len(handle.futures) == 1
+        gated = handle.result()
+        gate.lanes = None  # the model is done: every process
+        assert scorer.backlog == 2
+        handle = scorer.submit(spec, jobs)
+        assert len(handle.futures) == 2
+        opened = handle.result()
+    def timeless(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r, _ in rows]
+
+    assert timeless(gated) == timeless(inline) == timeless(opened)
+
+
+class _BrokenMetric:
+    @hookimpl
+    def register_metrics(self, register):
+        register("always_fails", _fails, higher_is_better=True, description="test metric")
+
+
+def _fails(saliency_map, fix_x, fix_y, **context):
+    raise RuntimeError("no good")
+
+
+def test_a_failing_reference_ends_the_model_run_with_its_error(tmp_path, osie_dir, flaky):  # noqa: F811
+    # a metric that raises fails the model's stimuli one by one (recorded), but the human ceiling
+    # stops: its error reaches the caller from the reference thread
+    pm.register(_BrokenMetric(), name="always-fails-test")
+    try:
+        with pytest.raises(HarnessError, match="metric 'always_fails' failed: RuntimeError: no good"):
+            run_eval(_cfg(tmp_path, osie_dir, limit=4))
+    finally:
+        pm.unregister(name="always-fails-test")
+    assert _no_reference_thread()
+
+
+def test_interrupted_model_run_stops_the_references_and_resumes(tmp_path, osie_dir, flaky):  # noqa: F811
+    class Stop(KeyboardInterrupt):
+        pass
+
+    def interrupt(k: int) -> None:
+        raise Stop
+
+    cfg = dict(limit=6, score_workers=2)
+    with pytest.raises(Stop):
+        run_eval(_cfg(tmp_path, osie_dir, **cfg), on_batch=interrupt)
+    assert _no_reference_thread()
+    runs = tmp_path / "runs"
+    # the model's first batch is on disk; the same call completes everything
+    assert len(list(runs.glob("flaky__*/shards/part-*.parquet"))) == 1
+    again = run_eval(_cfg(tmp_path, osie_dir, **cfg))
+    assert [r.summary["kind"] for r in again] == ["ceiling", "baseline", "baseline", "model"]
+    assert again[-1].resumed_images == 2 and again[-1].computed_images == 4
+    clean = run_eval(_cfg(tmp_path / "clean", osie_dir, **cfg))
+    assert all(np.isfinite(r.summary["metrics"]["nss"]) for r in clean)
+    assert_identical(runs, tmp_path / "clean" / "runs")
