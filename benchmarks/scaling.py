@@ -9,6 +9,13 @@ Variants, each a fresh `harness eval --no-references` into its own folder, one a
 - 1 process, default plan (model on one thread, scoring and decoding in worker processes).
 Prints wall time, the speed-ups, and whether every per-stimulus row (timings aside) and every
 summary (finish time aside) is bitwise identical across the three.
+
+Whole commands include each process' start: Python imports (torch, datasets, numba), loading the
+dataset and the model, and under torchrun the launcher's own start (it imports torch before it
+starts the workers) and the process group. To separate that fixed cost from the work, the 1- and
+2-process variants also run on 16 stimuli (one batch per rank); the difference to the full run is
+the evaluation work, whose speed-up is printed too, with the whole-command speed-up the same
+fixed costs and per-stimulus rates give for 10,000 stimuli (SALICON's size).
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+#: stimuli of the start-up runs: one batch of 8 per rank
+START = 16
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
@@ -67,6 +76,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         _eval([sys.executable], tmp / "warm", argparse.Namespace(**{**vars(args), "limit": 8}), inline)
+        small = argparse.Namespace(**{**vars(args), "limit": START})
+        one_start = _eval([sys.executable], tmp / "one-start", small, inline)
+        two_start = _eval([torchrun, "--nproc_per_node", "2"], tmp / "two-start", small, inline)
         one = _eval([sys.executable], tmp / "one", args, inline)
         two = _eval([torchrun, "--nproc_per_node", "2"], tmp / "two", args, inline)
         default = _eval([sys.executable], tmp / "default", args, [])
@@ -75,6 +87,19 @@ def main() -> None:
     print(f"1 process, single-thread, inline       {one:8.2f} s")
     print(f"2 processes (torchrun), single-thread   {two:8.2f} s   speed-up {one / two:.2f}x")
     print(f"1 process, default plan                 {default:8.2f} s   2 processes vs this: {default / two:.2f}x")
+    n = args.limit - START
+    if n > 0:
+        work1, work2 = one - one_start, two - two_start
+        print(f"\nstart (the same commands on {START} stimuli): 1 process {one_start:.2f} s, "
+              f"2 processes {two_start:.2f} s (torchrun's own start included)")
+        print(f"evaluation work of the other {n} stimuli: 1 process {work1:.2f} s, 2 processes {work2:.2f} s: "
+              f"speed-up {work1 / work2:.2f}x")
+        rate1, rate2 = work1 / n, work2 / n
+        big = 10_000
+        t1 = one_start + (big - START) * rate1
+        t2 = two_start + (big - START) * rate2
+        print(f"whole command on {big:,} stimuli from these figures (extrapolated): 1 process {t1:.0f} s, "
+              f"2 processes {t2:.0f} s: speed-up {t1 / t2:.2f}x")
     same = prints["one"] == prints["two"] == prints["default"]
     print(f"per-stimulus rows and summaries bitwise identical across the three: {same}")
     if not same:
