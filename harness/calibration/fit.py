@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-from scipy.optimize import minimize, minimize_scalar
 
 from . import grid
 from .folds import Folds
@@ -359,6 +358,8 @@ def _inner(d: _Data, init: np.ndarray, fixed_delta: bool, first: bool = True,
     def run(x0, w_bounds):
         bounds = [(0.0, top)] * K1 + [w_bounds]
         x0 = np.clip(x0, [lo for lo, _ in bounds], [hi for _, hi in bounds])
+        from scipy.optimize import minimize  # here: a raw eval imports this package, not the fit
+
         res = minimize(_nll, x0, args=(d,), jac=True, method="L-BFGS-B", bounds=bounds,
                        options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8})
         return float(res.fun), np.asarray(res.x, dtype=np.float64)
@@ -428,6 +429,8 @@ def fit_params(prep: Prepared, members: Sequence[int] | None = None, *, n_knots:
         i = int(np.argmin(vals))
         lo, hi = sigmas[max(i - 1, 0)], sigmas[min(i + 1, len(sigmas) - 1)]
         if refine and hi > lo:
+            from scipy.optimize import minimize_scalar
+
             minimize_scalar(profile, bounds=(lo, hi), method="bounded",
                             options={"xatol": max(0.05 * sigmas[i], 0.25), "maxiter": int(refine)})
     sigma = min(cache, key=lambda s: (cache[s][0], s))
