@@ -978,3 +978,21 @@ def test_registry_yaml_catalogue_is_complete():
         assert entry["kind"] in hook_of_kind, entry
         plugins_of_kind = {s.plugin for s in reg.all(hook_of_kind[entry["kind"]])}
         assert entry["name"] in plugins_of_kind, f"{entry['name']} registers no {entry['kind']}"
+
+
+def test_registry_yaml_is_parsed_once_per_version_of_the_file(tmp_path, monkeypatch):
+    # the Hugging Face plugin reads its aliases each time the registry is built
+    path = tmp_path / "registry.yaml"
+    path.write_text("plugins:\n  - {name: one, module: plugins.one}\n")
+    monkeypatch.setattr(plugins_mod, "registry_yaml_path", lambda: path)
+    parsed = []
+    real = plugins_mod.yaml.safe_load
+    monkeypatch.setattr(plugins_mod.yaml, "safe_load", lambda text: parsed.append(1) or real(text))
+    first = plugins_mod.builtin_catalogue()
+    first[0]["name"] = "changed by a caller"
+    assert plugins_mod.builtin_catalogue() == [{"name": "one", "module": "plugins.one"}]
+    assert len(parsed) == 1
+    path.write_text("plugins:\n  - {name: two, module: plugins.two}\n  - {name: three, module: plugins.three}\n")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
+    assert [e["name"] for e in plugins_mod.builtin_catalogue()] == ["two", "three"]
+    assert len(parsed) == 2
