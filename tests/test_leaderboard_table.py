@@ -173,3 +173,17 @@ def test_ceiling_normalised_scores(tmp_path):
     r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(root), "--normalise", "--ci"])
     assert r.exit_code == 1 and r.output.strip().splitlines() == [
         "Error: --normalise and --ci cannot be combined: the intervals are in the metrics' own units"]
+
+
+def test_a_value_that_rounds_to_zero_has_no_sign(tmp_path):
+    # the calibrated uniform map's IG comes out as -1e-17: "-0.0000" would read as a loss
+    root = tmp_path / "runs"
+    write_run(root, model="uniform", kind="baseline", attention="prior", metrics={"nss": -1e-17, "ig": -0.25})
+    write_run(root, model="net", metrics={"nss": 0.5, "ig": -0.00004})
+    text = render_table(load_runs(root))
+    assert "-0.0000" not in text and "0.0000" in text and "-0.2500" in text
+    assert float([r for r in csv.DictReader(io.StringIO(render_table(load_runs(root), "csv")))
+                  if r["model"] == "uniform"][0]["nss"]) == -1e-17  # machine-readable output keeps the value
+    ci = _show(root, "--ci")
+    assert ci.exit_code == 0, ci.output
+    assert "-0.0000" not in ci.output and "-0.000]" not in ci.output

@@ -488,15 +488,17 @@ def test_raw_and_calibrated_rows_are_never_in_one_table(browser, server, root):
         cal = scoring == "calibrated"
         write_run(runs, model="human-ceiling", kind="ceiling", attention="leave-one-subject-out",
                   metrics={"nss": 3.7, "ig": 2.0 + cal * 0.25, "kld": 1.0}, scoring=scoring)
+        # the raw centre bias' IG as a float sum gives it: -1e-17, shown without a sign
         write_run(runs, model="center-bias", kind="baseline", attention="prior",
-                  metrics={"nss": 0.8 + cal * 0.05, "ig": cal * 0.01, "kld": 1.3}, scoring=scoring)
+                  metrics={"nss": 0.8 + cal * 0.05, "ig": 0.01 if cal else -1e-17, "kld": 1.3}, scoring=scoring)
         write_run(runs, model="efficientnet-lite0", metrics={"nss": 0.6 + cal * 0.3, "ig": ig, "kld": 1.8 - cal * 0.6},
                   scoring=scoring)
     build_site(runs, root / "scoring")
     for pg, watch in _open(browser, server + "scoring/index.html", server + "scoring/"):
         assert pg.eval_on_selector_all("#filter-scoring option", "os => os.map(o => o.value)") == ["calibrated", "raw"]
         assert pg.eval_on_selector("#filter-scoring", "s => s.value") == "raw"  # raw first
-        assert column(pg, "ig") == [2.0, 0.0, -0.7] and column(pg, "ig_explained") == [None, None, None]
+        assert column(pg, "ig") == [2.0, -1e-17, -0.7] and column(pg, "ig_explained") == [None, None, None]
+        assert texts(pg, '#leaderboard tbody td[data-key="ig"]') == ["2.0000", "0.0000", "-0.7000"]
         pg.select_option("#filter-scoring", "calibrated")
         assert column(pg, "ig") == [2.25, 0.06, 0.01]
         assert column(pg, "ig_explained") == [100.0, pytest.approx(100 * 0.06 / 2.25), pytest.approx(100 * 0.01 / 2.25)]

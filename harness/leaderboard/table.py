@@ -159,8 +159,9 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
         ("images", "images", [_images_cell(r) for r in rows]),
     ]
     columns += [(m, f"{m}{'*' if m in flagged else ''} {ARROW.get(directions.get(m), '')}".strip(),
-                 [r.get(m) if stats is None else _ci_cell(r, m, stats, primary) for r in rows]) for m in metric_cols]
-    columns += [(t, t, [r.get(t) for r in rows]) for t in task_cols]
+                 [_unsigned_zero(r.get(m)) if stats is None else _ci_cell(r, m, stats, primary) for r in rows])
+                for m in metric_cols]
+    columns += [(t, t, [_unsigned_zero(r.get(t)) for r in rows]) for t in task_cols]
 
     def render(cols) -> str:
         # with intervals, metric cells are text: keep them right-aligned like numbers
@@ -217,6 +218,14 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _unsigned_zero(v: Any, digits: int = 4) -> Any:
+    """A number that rounds to zero at the shown precision, without a sign: the calibrated uniform
+    map's IG is -1e-17, and "-0.0000" reads as a loss. Other values are left as they are."""
+    if isinstance(v, float) and math.isfinite(v) and round(v, digits) == 0:
+        return 0.0
+    return v
+
+
 def _ci_cell(r: dict[str, Any], m: str, stats, primary: str | None) -> Any:
     """``0.6730 [0.667, 0.679]`` (+ ``†``/``‡`` on the primary cell); None (shown as ``–``) for a
     missing value; the bare value when there is no interval (fewer than two stimuli)."""
@@ -224,9 +233,9 @@ def _ci_cell(r: dict[str, Any], m: str, stats, primary: str | None) -> Any:
     if not _finite(v):
         return None
     iv = (stats.intervals.get(r.get("run_id")) or {}).get(m) or {}
-    cell = f"{v:.4f}"
+    cell = f"{_unsigned_zero(v):.4f}"
     if _finite(iv.get("lo")) and _finite(iv.get("hi")):
-        cell += f" [{iv['lo']:.3f}, {iv['hi']:.3f}]"
+        cell += f" [{_unsigned_zero(iv['lo'], 3):.3f}, {_unsigned_zero(iv['hi'], 3):.3f}]"
     if m == primary:
         cell += stats.marks(r.get("run_id"))
     return cell

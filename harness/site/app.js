@@ -27,7 +27,10 @@
   function isNum(v) { return typeof v === "number" && isFinite(v); }
   function fmt(v, digits) {
     if (!isNum(v)) return v === null || v === undefined ? "\u2013" : String(v);
-    return Number.isInteger(v) && digits === 0 ? String(v) : v.toFixed(digits === undefined ? 4 : digits);
+    if (Number.isInteger(v) && digits === 0) return String(v);
+    var text = v.toFixed(digits === undefined ? 4 : digits);
+    // a value that rounds to zero is shown without a sign (the calibrated uniform map's IG is -1e-17)
+    return /^-0(\.0*)?$/.test(text) ? text.slice(1) : text;
   }
 
   // ---- columns -------------------------------------------------------------------------------
