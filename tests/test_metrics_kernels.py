@@ -102,6 +102,18 @@ def test_kth_largest_matches_a_sort(i, frac):
     assert kth_largest_counts(a, k, np.empty(a.size)) == ref_kth(a, k)
 
 
+@pytest.mark.parametrize("n_top", [0, 10, 5000])
+def test_kth_largest_of_a_constant_block_needs_no_sort(n_top):
+    # a constant map (the uniform baseline), or one whose answer sits in a constant block: the sampled
+    # bracket is a single value, and everything inside it is the answer (was a sort of every pixel)
+    a = np.full(1 << 16, 0.25)
+    a[:n_top] = 1.0
+    for k in (1, 11, 4000, 6000, 1 << 16):
+        assert kth_largest_counts(a, k) == ref_kth(a, k)
+    found, v, greater, equal = kernels.kth_largest_bracketed(a, 0.25, 0.25, n_top + 1, np.empty(a.size))
+    assert found and (v, greater, equal) == (0.25, n_top, a.size - n_top) == ref_kth(a, n_top + 1)
+
+
 def test_kth_largest_bracket_miss_is_reported():
     a = smooth_map(3)
     found, *_ = kernels.kth_largest_bracketed(a, 2.0, 3.0, 10, np.empty(a.size))  # nothing inside
