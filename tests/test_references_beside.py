@@ -18,7 +18,9 @@ from harness.evaluation import run_eval
 from harness.evaluation.context import DatasetContext
 from harness.evaluation.scoring import Gate, Job, RunSpec, Scorer
 from harness.hookspecs import hookimpl
+from harness.models import Prediction
 from harness.plugins import pm
+from harness.results import read_run
 from test_evaluate import _cfg, flaky  # noqa: F401  (a fixture)
 from test_parallel import assert_identical
 
@@ -92,3 +94,36 @@ def test_interrupted_model_run_stops_the_references_and_resumes(tmp_path, osie_d
     clean = run_eval(_cfg(tmp_path / "clean", osie_dir, **cfg))
     assert all(np.isfinite(r.summary["metrics"]["nss"]) for r in clean)
     assert_identical(runs, tmp_path / "clean" / "runs")
+
+
+class _Brightness:
+    """A third-party baseline that reads the pixels: the image's grey levels as its map."""
+
+    name = "brightness"
+    tasks = ("free-viewing",)
+    attention_methods = ("grey",)
+
+    def provenance(self):
+        return {"model_id": "brightness", "revision": "test"}
+
+    def predict(self, images, *, task, attention):
+        return [Prediction(attention=np.asarray(im.convert("L"), dtype=np.float64) + 1.0, output={}) for im in images]
+
+
+class _BrightnessPlugin:
+    @hookimpl
+    def register_models(self, register):
+        register("brightness", _Brightness, tasks=("free-viewing",), attention=("grey",), baseline=True,
+                 description="test baseline reading pixels")
+
+
+def test_a_baseline_that_reads_pixels_is_scored_beside_the_model(tmp_path, osie_dir, flaky):  # noqa: F811
+    # the references' thread decodes images from the same dataset as the model
+    pm.register(_BrightnessPlugin(), name="brightness-test")
+    try:
+        results = run_eval(_cfg(tmp_path, osie_dir, limit=3))
+    finally:
+        pm.unregister(name="brightness-test")
+    grey = next(r for r in results if r.summary["model"] == "brightness")
+    assert grey.summary["kind"] == "baseline" and grey.summary["n_failed"] == 0
+    assert read_run(grey.run_dir).per_image()["nss"].notna().all()

@@ -92,6 +92,13 @@ class DatasetContext:
         f = self.fixations[i]
         return fixation_density(f.x, f.y, (h, w), self.sigma(i))
 
+    def copy(self) -> "DatasetContext":
+        """A shallow copy: the same dataset and arrays, its own attributes (``copy.copy`` would go
+        through :meth:`__getstate__` and drop the images)."""
+        other = object.__new__(DatasetContext)
+        other.__dict__.update(self.__dict__)
+        return other
+
     def __getstate__(self) -> dict:
         """What a scoring process gets: everything but the images and the dataset plugin."""
         state = dict(self.__dict__)

@@ -535,13 +535,12 @@ class Beside:
 
     def __init__(self, runs: Callable[[Stage, DatasetContext], list[EvalResult]], ctx: DatasetContext,
                  world: World, workers: int, idle: int):
-        import copy
         import threading
 
         from .scoring import Gate
 
         self.gate = Gate(min(idle, workers) if workers else None)
-        self._runs, self._ctx, self._world = runs, copy.copy(ctx), world
+        self._runs, self._ctx, self._world = runs, ctx.copy(), world
         # made here, so that stop() always finds it (its processes start with the first batch)
         self._scorer = Scorer(self._ctx, workers, gate=self.gate)
         self._results: list[EvalResult] = []
