@@ -500,7 +500,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     # idle, then on every core once the model is done (measured on 2 cores: the model leaves one
     # idle, and the README's first command took ceiling + baselines + model one after the other)
     idle = max(1, cores() // max(1, world.local_size) - work.model_threads - work.score_workers - work.loader_workers)
-    beside = Beside(lambda stage, rctx: reference_runs(stage, rctx), ctx, world, refs.score_workers, idle)
+    beside = Beside(reference_runs, ctx, world, refs.score_workers, idle)
     beside.start()
     try:
         def batch_done(k: int) -> None:

@@ -93,8 +93,13 @@ def rows_from_runs(runs: Iterable[Run]) -> list[dict[str, Any]]:
     return add_explained([run_row(r) for r in runs if r.finished])
 
 
+def scoring_of(record: Any) -> str:
+    """The scoring of a run's summary, settings or row: raw runs record it by absence."""
+    return str(record.get("scoring") or "raw")
+
+
 def _group(row: dict[str, Any], key: str) -> Any:
-    return (row.get(key) or "raw") if key == "scoring" else row.get(key)
+    return scoring_of(row) if key == "scoring" else row.get(key)
 
 
 def add_explained(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -161,7 +161,7 @@ def page_statistics(runs: Sequence[Run], primary: str | None) -> dict[str, dict[
 
     out: dict[str, dict[str, Any]] = {}
     finished = [r for r in runs if r.finished]
-    for _, group in _by_scoring(finished, lambda r: str(r.summary.get("scoring") or "raw")):
+    for _, group in _by_scoring(finished, lambda r: hub_table.scoring_of(r.summary)):
         stats = significance.table_statistics(group, primary)
         for run_id, intervals in stats.intervals.items():
             tests = []
@@ -200,7 +200,7 @@ def page_rows(rows: Sequence[dict[str, Any]], examples: dict[str, dict[str, Any]
             "dataset": row.get("dataset"),
             "task": row.get("task"),
             "kind": row.get("kind") or "model",
-            "scoring": row.get("scoring") or "raw",
+            "scoring": hub_table.scoring_of(row),
             "latest": bool(row.get("latest", True)),
             "n_images": row.get("n_images"),
             "n_failed": row.get("n_failed"),

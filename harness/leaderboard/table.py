@@ -33,10 +33,6 @@ SCORING_TITLES = {
 }
 
 
-def _scoring(r: dict[str, Any]) -> str:
-    return str(hub_table._group(r, "scoring"))
-
-
 def _by_scoring(items: Sequence[Any], scoring_of) -> list[tuple[str, list[Any]]]:
     """Items grouped by scoring, raw first: raw and calibrated numbers never share a table."""
     groups: dict[str, list[Any]] = {}
@@ -132,7 +128,7 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
 
     if fmt not in FORMATS:
         raise HarnessError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    groups = _by_scoring(rows, _scoring)
+    groups = _by_scoring(rows, hub_table.scoring_of)
     if len(groups) > 1 and fmt != "csv":  # csv has a scoring column; a human table never mixes them
         return _titled([(k, render_rows(g, fmt, primary, escape, width, stats, normalise)) for k, g in groups], fmt)
     rows, metric_cols, directions, primary = sorted_latest(rows, primary)
@@ -332,7 +328,7 @@ def render_table(runs: Sequence[Run], fmt: str = "github", primary: str | None =
     adds bootstrap intervals and significance marks (:func:`.significance.table_statistics`, with
     ``n_boot`` resamples and ``seed``, 10,000 and 0 by default), computed from the runs' per-image rows."""
     rows = hub_table.rows_from_runs(runs)
-    groups = _by_scoring([r for r in runs if r.finished], lambda r: str(r.summary.get("scoring") or "raw"))
+    groups = _by_scoring([r for r in runs if r.finished], lambda r: hub_table.scoring_of(r.summary))
     if ci and len(groups) > 1 and fmt != "csv":  # intervals and tests within one scoring
         return _titled([(k, render_table(g, fmt, primary, width, ci, n_boot, seed, normalise)) for k, g in groups],
                        fmt)
