@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     shapes = [(h, w) for (w, h) in ctx.sizes]
     sig = ctx.sigma_px
     print(describe())
-    print(f"OSIE: {n} stimuli, {ctx.pool_x.size} fixations ({ctx.pool_x.size / n:.1f} per stimulus); profile "
+    print(f"OSIE: {n} stimuli, {ctx.fixations.total} fixations ({ctx.fixations.total / n:.1f} per stimulus); profile "
           f"{args.profile}; human density sigma {sig:g} px; {args.folds} folds by stimulus id, seed {args.seed}; "
           f"factor {args.factor}")
 

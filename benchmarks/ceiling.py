@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     n = len(ctx)
     subjects = sum(int(np.unique(f.subject).size) for f in ctx.fixations)
     print(describe())
-    print(f"OSIE: {n} stimuli, {subjects / n:.1f} subjects per stimulus, {ctx.pool_x.size} fixations; "
+    print(f"OSIE: {n} stimuli, {subjects / n:.1f} subjects per stimulus, {ctx.fixations.total} fixations; "
           f"profile {args.profile}; sigma {ctx.sigma_px:g} px")
 
     t0 = time.perf_counter()

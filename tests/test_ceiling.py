@@ -24,13 +24,16 @@ def assert_same(got: dict | None, want: dict | None) -> None:
 
 
 def masked_others(ctx, i: int) -> tuple[np.ndarray, np.ndarray]:
-    """``DatasetContext.others`` as it was: a mask over the whole pool (whose positions are pixel
-    centres, shifted back by half a pixel, when the images differ in size)."""
+    """``DatasetContext.others`` as it was first written: a pool of every stimulus' fixations as
+    fractions of its image (pixel centres, shifted back by half a pixel, when the images differ in
+    size), built from each stimulus' float64 Fixations, and a mask over the whole pool."""
+    c = 0.5 if ctx.centred else 0.0
+    fix = list(ctx.fixations)
+    pool_x = np.concatenate([(f.x + c) / w for f, (w, h) in zip(fix, ctx.sizes)])
+    pool_y = np.concatenate([(f.y + c) / h for f, (w, h) in zip(fix, ctx.sizes)])
+    mask = np.repeat(np.arange(len(ctx)), [len(f) for f in fix]) != i
     w, h = ctx.sizes[i]
-    mask = ctx.owner != i
-    if ctx.centred:
-        return ctx.pool_x[mask] * w - 0.5, ctx.pool_y[mask] * h - 0.5
-    return ctx.pool_x[mask] * w, ctx.pool_y[mask] * h
+    return pool_x[mask] * w - c, pool_y[mask] * h - c
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +54,7 @@ def test_others_equal_the_masked_pool(osie_ctx):
         got, want = osie_ctx.others(i), masked_others(osie_ctx, i)
         for g, wnt in zip(got, want):
             assert g.dtype == wnt.dtype and np.array_equal(g, wnt)
-        assert got[0].size == osie_ctx.pool_x.size - len(osie_ctx.fixations[i])
+        assert got[0].size == osie_ctx.fixations.total - len(osie_ctx.fixations[i])
 
 
 def test_own_densities_and_leave_one_out_maps_on_osie(osie_ctx):
@@ -156,7 +159,8 @@ def test_bad_fixations_fail_as_before():
     """A fixation outside the image is an error in both computations, one subject or several."""
     ctx = hand_made_context()
     for i in (0, 1):
-        ctx.fixations[i].x[0] = 500.0
+        ctx.fixations.x = ctx.fixations.x.copy()  # read-only: a view of the Arrow column
+        ctx.fixations.x[ctx.offsets[i]] = 500.0  # the first fixation of stimulus i
         with pytest.raises(ValueError, match="outside"):
             ceiling_per_subject(ctx, i, "mit", seed=0)
         with pytest.raises(ValueError, match="outside"):

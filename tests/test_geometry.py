@@ -332,16 +332,16 @@ def test_other_image_fixations_stay_inside_a_smaller_image():
     pixel centre when sizes differ, so the last column of a 50-wide image is inside a 20-wide one."""
     from harness.evaluation.context import DatasetContext
 
+    from datasets import Dataset
+
+    from harness.schema import FEATURES, empty_task_fields
+
     def rec(sid, w, h, x, y):
-        return {"stimulus_id": sid, "width": w, "height": h,
+        return {"stimulus_id": sid, "image": None, "width": w, "height": h, **empty_task_fields(),
                 "fixations": [{"subject": "s", "x": x, "y": y, "start_ms": 0.0, "duration_ms": 0.0}]}
 
-    class Rows(list):
-        def select(self, idx):
-            return Rows(self[i] for i in idx)
-
-        def remove_columns(self, _):
-            return self
+    def Rows(records):  # a real canonical dataset (no images: the context does not read them)
+        return Dataset.from_list(records, features=FEATURES)
 
     ctx = DatasetContext(None, Rows([rec("a", 50, 40, 49.0, 0.0), rec("b", 20, 30, 0.0, 29.0)]), None, 2.0)
     x, y = ctx.others(1)

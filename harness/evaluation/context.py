@@ -15,7 +15,7 @@ class DatasetContext:
     dataset with per-stimulus geometry instead of using a wrong one)."""
 
     def __init__(self, gaze, ds, limit: int | None, sigma_px):
-        from ..schema import Fixations
+        from ..data.fixation_table import FixationTable
         from .scoring import plugin_metrics
 
         self.gaze = gaze
@@ -37,48 +37,60 @@ class DatasetContext:
         self.extra_metrics = plugin_metrics()
         #: the fitted calibration while a calibrated run scores (evaluation.calibrated), else None
         self.calibration = None
-        fixations = [Fixations.from_record(r) for r in self.meta]
-        self.fixations = fixations
-        self.ids = [str(r["stimulus_id"]) for r in self.meta]
-        # normalised fixation pool for shuffled-AUC negatives (other images' fixations)
-        sizes = [(int(r["width"]), int(r["height"])) for r in self.meta]
-        self.sizes = sizes
-        counts = np.array([len(f) for f in fixations], dtype=np.int64)
-        self.owner = np.repeat(np.arange(n), counts)
-        # the pool holds the stimuli's fixations in stimulus order: stimulus i's are
-        # pool[offsets[i]:offsets[i + 1]], so the others are the two slices around them
-        self.offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        # Positions as fractions of the image. Images of different sizes map pixel centre to pixel
-        # centre ((x + 0.5) / w, back as p * w' - 0.5): a fixation on the last column of a large
-        # image lands inside the last column of a smaller one (x / w * w' could land half a pixel
-        # beyond it, which the metrics refuse). When every image has one size, x / w * w as ever.
+        #: every scored stimulus' fixations, columnar (16 bytes a fixation; see FixationTable)
+        self.fixations = FixationTable.from_dataset(self.meta)
+        columns = self.meta.select_columns(["stimulus_id", "width", "height"]).with_format("arrow")[:] if n else None
+        self.ids = [str(v) for v in columns["stimulus_id"].to_pylist()] if n else []
+        sizes = list(zip(columns["width"].to_pylist(), columns["height"].to_pylist())) if n else []
+        self.sizes = [(int(w), int(h)) for w, h in sizes]
+        # the shuffled-AUC negatives of stimulus i are the other stimuli's fixations, as fractions of
+        # their image scaled to image i: rows offsets[i]:offsets[i + 1] of the table are left out
+        self.offsets = self.fixations.offsets
+        # Images of different sizes map pixel centre to pixel centre ((x + 0.5) / w, back as
+        # p * w' - 0.5): a fixation on the last column of a large image lands inside the last column
+        # of a smaller one (x / w * w' could land half a pixel beyond it, which the metrics refuse).
+        # When every image has one size, x / w * w as ever.
         #: images of more than one size: the pool maps pixel centres (others() subtracts 0.5)
-        self.centred = len(set(sizes)) > 1
-        c = 0.5 if self.centred else 0.0
-        self.pool_x = np.concatenate([(f.x + c) / w for f, (w, h) in zip(fixations, sizes)]) if n else np.zeros(0)
-        self.pool_y = np.concatenate([(f.y + c) / h for f, (w, h) in zip(fixations, sizes)]) if n else np.zeros(0)
+        self.centred = len(set(self.sizes)) > 1
+        #: the fractions, kept only when images differ in size (each fixation has its own divisor
+        #: then); with one size they are computed per call from the table's float32 columns
+        self.pool_x = self.pool_y = None
+        if self.centred:
+            counts = self.fixations.counts()
+            widths = np.repeat(np.array([w for w, _ in self.sizes], np.float64), counts)
+            heights = np.repeat(np.array([h for _, h in self.sizes], np.float64), counts)
+            self.pool_x = (self.fixations.x.astype(np.float64) + 0.5) / widths
+            self.pool_y = (self.fixations.y.astype(np.float64) + 0.5) / heights
 
     def __len__(self) -> int:
         return len(self.fixations)
 
     def others(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """The fixations on every other stimulus, in stimulus i's pixel space (the shuffled-AUC
-        negatives), in pool order: the pool before stimulus i's fixations and after them, scaled
-        into fresh arrays (no mask over the pool: that took 3x as long, 0.11 ms on OSIE)."""
+        negatives), in table order: the rows before stimulus i's fixations and after them, scaled
+        into fresh arrays (no mask over the table: that took 3x as long, 0.11 ms on OSIE)."""
         w, h = self.sizes[i]
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
-        x, y = self._scaled(self.pool_x, a, b, w), self._scaled(self.pool_y, a, b, h)
         if self.centred:
+            x, y = self._scaled(self.pool_x, a, b, w), self._scaled(self.pool_y, a, b, h)
             x -= 0.5
             y -= 0.5
-        return x, y
+            return x, y
+        w0, h0 = self.sizes[0]  # every image's size
+        return self._scaled(self.fixations.x, a, b, w, w0), self._scaled(self.fixations.y, a, b, h, h0)
 
     @staticmethod
-    def _scaled(pool: np.ndarray, a: int, b: int, factor: int) -> np.ndarray:
-        """``pool`` without ``pool[a:b]``, times ``factor`` (as ``pool[mask] * factor`` computes it)."""
-        out = np.empty(pool.size - (b - a))
-        np.multiply(pool[:a], factor, out=out[:a])
-        np.multiply(pool[b:], factor, out=out[a:])
+    def _scaled(values: np.ndarray, a: int, b: int, factor: int, divisor: int | None = None) -> np.ndarray:
+        """``values`` without ``values[a:b]``, in float64, divided by ``divisor`` (if given), times
+        ``factor``: ``float64(v) / divisor * factor`` for every value, as the fractions of the image
+        were computed and then scaled."""
+        out = np.empty(values.size - (b - a))
+        for src, dst in ((values[:a], out[:a]), (values[b:], out[a:])):
+            if divisor is None:
+                np.multiply(src, factor, out=dst)
+            else:  # in float64 (dtype=): float32 / int would otherwise divide in float32
+                np.divide(src, divisor, out=dst, dtype=np.float64)
+                np.multiply(dst, factor, out=dst)
         return out
 
     def sigma(self, i: int) -> float:

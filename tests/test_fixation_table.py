@@ -1,0 +1,68 @@
+"""FixationTable: the columnar fixations of a run equal, stimulus by stimulus, what
+Fixations.from_record reads from each row (the definition), on real OSIE and on edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from datasets import Dataset
+
+from harness.data.fixation_table import FixationTable
+from harness.schema import FEATURES, Fixations, empty_task_fields
+
+
+def assert_equal_to_rows(table: FixationTable, ds) -> None:
+    rows = [Fixations.from_record(r) for r in ds]
+    assert len(table) == len(rows)
+    for i, want in enumerate(rows):
+        got = table[i]
+        for field in ("x", "y", "subject", "duration_ms"):
+            g, w = getattr(got, field), getattr(want, field)
+            assert g.dtype == w.dtype and np.array_equal(g, w, equal_nan=True), (i, field, g, w)
+
+
+def test_osie_whole_and_selected(osie_dataset):
+    meta = osie_dataset.remove_columns(["image"])
+    table = FixationTable.from_dataset(meta)
+    assert_equal_to_rows(table, meta)
+    assert table.total == sum(len(f) for f in meta["fixations"])
+    assert table.nbytes < 17 * table.total  # 16 bytes a fixation, and the offsets
+    for sub in (meta.select(range(7, 90)), meta.select([650, 3, 3, 12])):  # an indices mapping is applied
+        assert_equal_to_rows(FixationTable.from_dataset(sub), sub)
+
+
+def _record(i: int, fixations) -> dict:
+    return {"stimulus_id": f"s{i}", "image": None, "width": 40, "height": 30, "fixations": fixations,
+            **empty_task_fields()}
+
+
+def test_subject_numbering_empty_and_missing_lists(tmp_path):
+    """Subjects are numbered within each stimulus in Python's order of their names (not Arrow's
+    dictionary order, not first appearance); an empty or a null fixation list is no fixations."""
+    def fix(subject, x, y, d=100.0):
+        return {"subject": subject, "x": x, "y": y, "start_ms": 0.0, "duration_ms": d}
+
+    records = [
+        _record(0, [fix("s9", 1.5, 2.25), fix("s10", 3.0, 4.0), fix("s9", 5.0, 6.0, float("nan")), fix("Zoe", 0, 0)]),
+        _record(1, []),
+        _record(2, None),
+        _record(3, [fix("é", 39.0, 29.0), fix("a", 0.1, 0.2), fix("s10", 7.0, 8.0)]),
+    ]
+    features = FEATURES.copy()
+    features.pop("image")
+    ds = Dataset.from_list([{k: v for k, v in r.items() if k != "image"} for r in records], features=features)
+    table = FixationTable.from_dataset(ds)
+    assert_equal_to_rows(table, ds)
+    assert table[0].subject.tolist() == [2, 1, 2, 0]  # Zoe < s10 < s9
+    assert table[3].subject.tolist() == [2, 0, 1]  # a < s10 < é
+    assert len(table[1]) == len(table[2]) == 0
+    assert [len(f) for f in table[1:3]] == [0, 0] and len(list(table)) == 4
+    with pytest.raises(IndexError):
+        table[4]
+
+
+def test_empty_dataset():
+    features = FEATURES.copy()
+    features.pop("image")
+    table = FixationTable.from_dataset(Dataset.from_dict({k: [] for k in features}, features=features))
+    assert len(table) == 0 and table.total == 0 and list(table) == []
