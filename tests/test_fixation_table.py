@@ -66,3 +66,23 @@ def test_empty_dataset():
     features.pop("image")
     table = FixationTable.from_dataset(Dataset.from_dict({k: [] for k in features}, features=features))
     assert len(table) == 0 and table.total == 0 and list(table) == []
+
+
+def test_a_pickled_context_reads_its_fixations_again(osie, osie_dataset):
+    """A scoring process gets the context by pickle: without the fixations (it reads them again
+    from the memory-mapped dataset), and with the same fixations and negatives."""
+    import pickle
+
+    from harness.data.density import sigma_px
+    from harness.evaluation.context import DatasetContext
+
+    ctx = DatasetContext(osie, osie_dataset, 300, sigma_px(osie))
+    data = pickle.dumps(ctx)
+    assert len(data) < ctx.fixations.nbytes / 10  # the fixations are not in it
+    back = pickle.loads(data)
+    assert back.ds is None and back.ids == ctx.ids and back.sizes == ctx.sizes
+    for name in ("x", "y", "subject", "duration_ms", "offsets"):
+        assert np.array_equal(getattr(back.fixations, name), getattr(ctx.fixations, name))
+    for i in (0, 299):
+        for got, want in zip(back.others(i), ctx.others(i)):
+            assert np.array_equal(got, want)

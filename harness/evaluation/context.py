@@ -15,7 +15,6 @@ class DatasetContext:
     dataset with per-stimulus geometry instead of using a wrong one)."""
 
     def __init__(self, gaze, ds, limit: int | None, sigma_px):
-        from ..data.fixation_table import FixationTable
         from .scoring import plugin_metrics
 
         self.gaze = gaze
@@ -37,21 +36,28 @@ class DatasetContext:
         self.extra_metrics = plugin_metrics()
         #: the fitted calibration while a calibrated run scores (evaluation.calibrated), else None
         self.calibration = None
-        #: every scored stimulus' fixations, columnar (16 bytes a fixation; see FixationTable)
-        self.fixations = FixationTable.from_dataset(self.meta)
         columns = self.meta.select_columns(["stimulus_id", "width", "height"]).with_format("arrow")[:] if n else None
         self.ids = [str(v) for v in columns["stimulus_id"].to_pylist()] if n else []
         sizes = list(zip(columns["width"].to_pylist(), columns["height"].to_pylist())) if n else []
         self.sizes = [(int(w), int(h)) for w, h in sizes]
-        # the shuffled-AUC negatives of stimulus i are the other stimuli's fixations, as fractions of
-        # their image scaled to image i: rows offsets[i]:offsets[i + 1] of the table are left out
-        self.offsets = self.fixations.offsets
         # Images of different sizes map pixel centre to pixel centre ((x + 0.5) / w, back as
         # p * w' - 0.5): a fixation on the last column of a large image lands inside the last column
         # of a smaller one (x / w * w' could land half a pixel beyond it, which the metrics refuse).
         # When every image has one size, x / w * w as ever.
         #: images of more than one size: the pool maps pixel centres (others() subtracts 0.5)
         self.centred = len(set(self.sizes)) > 1
+        self._read_fixations()
+
+    def _read_fixations(self) -> None:
+        """The fixations from ``meta``'s Arrow file (memory-mapped: a scoring process reads the
+        pages the parent has in the page cache instead of unpickling a copy)."""
+        from ..data.fixation_table import FixationTable
+
+        #: every scored stimulus' fixations, columnar (16 bytes a fixation; see FixationTable)
+        self.fixations = FixationTable.from_dataset(self.meta)
+        # the shuffled-AUC negatives of stimulus i are the other stimuli's fixations, as fractions of
+        # their image scaled to image i: rows offsets[i]:offsets[i + 1] of the table are left out
+        self.offsets = self.fixations.offsets
         #: the fractions, kept only when images differ in size (each fixation has its own divisor
         #: then); with one size they are computed per call from the table's float32 columns
         self.pool_x = self.pool_y = None
@@ -112,8 +118,16 @@ class DatasetContext:
         return other
 
     def __getstate__(self) -> dict:
-        """What a scoring process gets: everything but the images and the dataset plugin."""
+        """What a scoring process gets: everything but the images and the dataset plugin; the
+        fixations it reads again from ``meta`` (a memory-mapped dataset pickles as its file's path:
+        the parent does not build a pickle of every fixation, and the child shares the file's pages)."""
         state = dict(self.__dict__)
         state["ds"] = None
         state["gaze"] = None
+        for key in ("fixations", "offsets", "pool_x", "pool_y"):
+            state.pop(key, None)
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._read_fixations()
