@@ -86,3 +86,46 @@ def test_a_pickled_context_reads_its_fixations_again(osie, osie_dataset):
     for i in (0, 299):
         for got, want in zip(back.others(i), ctx.others(i)):
             assert np.array_equal(got, want)
+
+
+def test_other_pixels_are_the_pixel_indices_of_others(osie, osie_dataset):
+    """The negatives as pixel indices straight from the table equal pixel_indices of others(i),
+    to the bit, on OSIE (one image size) and on images of three sizes (the centred pool)."""
+    from datasets import Dataset
+
+    from harness.data.density import sigma_px
+    from harness.evaluation.context import DatasetContext
+    from harness.metrics import MetricInputError, pixel_indices
+    from harness.schema import FEATURES
+
+    ctx = DatasetContext(osie, osie_dataset, None, sigma_px(osie))
+    for i in (0, 1, 350, 699):
+        w, h = ctx.sizes[i]
+        want = pixel_indices(*ctx.others(i), (h, w))
+        got = ctx.other_pixels(i)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+
+    def rec(sid, w, h, points):
+        return {"stimulus_id": sid, "image": None, "width": w, "height": h, **empty_task_fields(),
+                "fixations": [{"subject": s, "x": x, "y": y, "start_ms": 0.0, "duration_ms": 0.0} for s, x, y in points]}
+
+    rng = np.random.default_rng(3)
+    records = [rec(f"s{k}", w, h, [(f"p{j % 3}", float(rng.uniform(-0.5, w - 0.5)), float(rng.uniform(-0.5, h - 0.5)))
+                                   for j in range(40)] + [("p0", w - 1.0, h - 1.0), ("p1", -0.5, 0.0)])
+               for k, (w, h) in enumerate([(50, 40), (20, 30), (33, 17), (50, 40)])]
+    mixed = DatasetContext(None, Dataset.from_list(records, features=FEATURES), None, 2.0)
+    assert mixed.centred
+    for i in range(4):
+        w, h = mixed.sizes[i]
+        assert np.array_equal(mixed.other_pixels(i), pixel_indices(*mixed.others(i), (h, w)))
+
+    # a point outside the map is named as pixel_indices names it
+    mixed.pool_x = mixed.pool_x.copy()
+    mixed.pool_x[5] = 3.0  # three image widths to the right
+    for i in (1, 2):
+        w, h = mixed.sizes[i]
+        with pytest.raises(MetricInputError) as want:
+            pixel_indices(*mixed.others(i), (h, w), "other-image fixation")
+        with pytest.raises(MetricInputError) as got:
+            mixed.other_pixels(i)
+        assert str(got.value) == str(want.value)

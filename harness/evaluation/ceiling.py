@@ -61,9 +61,12 @@ def ceiling_scores(ctx, i: int, profile: str, seed: int) -> dict[str, float] | N
         return None
     maps_buffer, own = _buffers(n_subjects, h, w)
     loo = LeaveOneOut(fix, (h, w), ctx.sigma(i), buffer=maps_buffer, lazy=True)
-    ox, oy = ctx.others(i)
     baseline = _baseline_map(h, w)
-    shared = SharedInputs((h, w), baseline=baseline, other_x=ox, other_y=oy, reused=True)
+    if ctx.extra_metrics:
+        ox, oy = ctx.others(i)
+        shared = SharedInputs((h, w), baseline=baseline, other_x=ox, other_y=oy, reused=True)
+    else:
+        shared = SharedInputs((h, w), baseline=baseline, other_index=ctx.other_pixels(i), reused=True)
     per_subject = []
     for k, subject in enumerate(loo.subjects):
         held = fix.subset(fix.subject == subject)

@@ -63,17 +63,15 @@ def check_map(smap: Any, h: int, w: int, *, constant_expected: bool = False) -> 
 
 def score(smap, fix, ctx, i: int, profile: str, seed: int, density=None) -> dict[str, float]:
     """Every registered gaze metric of ``smap`` for stimulus ``i``."""
-    from ..metrics import compute_suite
+    from ..metrics import SharedInputs, compute_suite
 
     w, h = ctx.sizes[i]
-    ox, oy = ctx.others(i)
-    context = dict(
-        density=ctx.density(i) if density is None else density,
-        baseline=_baseline_map(h, w),
-        other_x=ox,
-        other_y=oy,
-        profile=profile,
-    )
+    density = ctx.density(i) if density is None else density
+    if not ctx.extra_metrics:  # the negatives as pixel indices only: no float64 copy of every fixation
+        shared = SharedInputs((h, w), baseline=_baseline_map(h, w), other_index=ctx.other_pixels(i))
+        return compute_suite(smap, fix.x, fix.y, seed=seed + i, density=density, profile=profile, shared=shared)
+    ox, oy = ctx.others(i)  # plugin metrics get the other images' fixations as coordinates
+    context = dict(density=density, baseline=_baseline_map(h, w), other_x=ox, other_y=oy, profile=profile)
     scores = compute_suite(smap, fix.x, fix.y, seed=seed + i, **context)
     scores.update(plugin_scores(ctx.extra_metrics, smap, fix, seed + i, context))
     return scores

@@ -270,7 +270,8 @@ def rng_for(seed: int | np.random.Generator | None, stream: int) -> np.random.Ge
 class SharedInputs:
     """What every metric call on one stimulus shares, validated and derived once: the map shape,
     the baseline map (flat, min, max, sums) and the other images' fixations (pixel indices, and
-    for ``reused`` inputs also sorted and de-duplicated). :func:`harness.metrics.compute_suite_many`
+    for ``reused`` inputs also sorted and de-duplicated; given as coordinates ``other_x``/``other_y``
+    or as the pixel indices :func:`pixel_indices` makes of them, ``other_index``). :func:`harness.metrics.compute_suite_many`
     builds one for many maps of a stimulus (the human ceiling: one leave-one-out map per subject);
     a :class:`MetricInputs` without one builds its own. Nothing here depends on the saliency map,
     so sharing it changes no number."""
@@ -284,12 +285,19 @@ class SharedInputs:
         other_y: np.ndarray | None = None,
         workspace: Workspace | None = None,
         reused: bool = False,
+        other_index: np.ndarray | None = None,
     ) -> None:
         self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
         self._baseline = baseline
         if (other_x is None) != (other_y is None):
             raise MetricInputError("give both other_x and other_y (fixations on other images) or neither")
+        if other_index is not None and other_x is not None:
+            raise MetricInputError("give the other-image fixations as other_x/other_y or as other_index, not both")
+        #: flat pixel indices of the other images' fixations; ``other_index`` gives them already
+        #: computed and checked (as :func:`pixel_indices` computes them, e.g. by
+        #: ``harness.evaluation.context.DatasetContext.other_pixels``)
         self.other: np.ndarray | None = (
+            np.asarray(other_index) if other_index is not None else
             None if other_x is None else pixel_indices(other_x, other_y, self.shape, "other-image fixation", workspace)
         )
         # reused by many maps: sorting the other fixations once pays (in-order reads, distinct

@@ -408,6 +408,35 @@ def pixel_indices(x, y, h, w, out):
 
 
 @njit(cache=True, nogil=True)
+def scaled_pixel_indices(vx, vy, a, b, dx, fx, dy, fy, shift, h, w, out):
+    """:func:`pixel_indices` of the points ``(vx[j] / dx * fx - shift, vy[j] / dy * fy - shift)``
+    (in float64, each operation rounded as numpy rounds it) for every ``j`` outside ``[a, b)``, in
+    order, into ``out``: the other images' fixations of a shuffled AUC straight from the table of
+    every stimulus' fixations, without their float64 coordinates in memory. The rounding and the
+    bounds are :func:`_pixel_block`'s, block by block. Returns -1, or the position in ``out`` of
+    the first point outside the map."""
+    xmax = w - 0.5
+    ymax = h - 0.5
+    bx = np.empty(_BLOCK, np.float64)
+    by = np.empty(_BLOCK, np.float64)
+    n = vx.size
+    o = 0
+    for lo, hi in ((0, a), (b, n)):
+        for start in range(lo, hi, _BLOCK):
+            stop = min(start + _BLOCK, hi)
+            m = stop - start
+            for j in range(m):
+                bx[j] = np.float64(vx[start + j]) / dx * fx - shift
+                by[j] = np.float64(vy[start + j]) / dy * fy - shift
+            if _pixel_block(bx[:m], by[:m], xmax, ymax, h, w, out[o : o + m]):
+                for j in range(m):
+                    if not (bx[j] >= -0.5 and bx[j] <= xmax and by[j] >= -0.5 and by[j] <= ymax):
+                        return o + j
+            o += m
+    return -1
+
+
+@njit(cache=True, nogil=True)
 def _pixel_block(x, y, xmax, ymax, h, w, out):
     outside = 0
     for i in range(x.size):
