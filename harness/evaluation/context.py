@@ -71,54 +71,53 @@ class DatasetContext:
     def __len__(self) -> int:
         return len(self.fixations)
 
+    def _negatives(self) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+        """``(vx, vy, dx, dy, shift)``: the other stimuli's fixations in image ``(w, h)``'s pixels are
+        ``vx / dx * w - shift`` and ``vy / dy * h - shift``. One size: the table's columns over that
+        size (``x / w0 * w``); sizes that differ: the kept fractions of pixel centres, shifted back."""
+        if self.centred:
+            return self.pool_x, self.pool_y, 1.0, 1.0, 0.5  # v / 1 is v, exactly
+        w0, h0 = self.sizes[0]
+        return self.fixations.x, self.fixations.y, float(w0), float(h0), 0.0
+
     def others(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """The fixations on every other stimulus, in stimulus i's pixel space (the shuffled-AUC
         negatives), in table order: the rows before stimulus i's fixations and after them, scaled
         into fresh arrays (no mask over the table: that took 3x as long, 0.11 ms on OSIE)."""
         w, h = self.sizes[i]
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
-        if self.centred:
-            x, y = self._scaled(self.pool_x, a, b, w), self._scaled(self.pool_y, a, b, h)
-            x -= 0.5
-            y -= 0.5
-            return x, y
-        w0, h0 = self.sizes[0]  # every image's size
-        return self._scaled(self.fixations.x, a, b, w, w0), self._scaled(self.fixations.y, a, b, h, h0)
+        vx, vy, dx, dy, shift = self._negatives()
+        x, y = self._scaled(vx, a, b, dx, w), self._scaled(vy, a, b, dy, h)
+        if shift:
+            x -= shift
+            y -= shift
+        return x, y
 
     def other_pixels(self, i: int) -> np.ndarray:
         """The flat pixel indices of :meth:`others` (``harness.metrics.pixel_indices`` of them, to
         the bit) in one compiled pass over the table's columns, without the two float64 arrays
         (16 bytes per fixation of the whole dataset, per stimulus scored)."""
-        from ..metrics import MetricInputError
+        from ..metrics.inputs import outside_error
         from ..metrics.kernels import scaled_pixel_indices
 
         w, h = self.sizes[i]
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
-        if self.centred:  # the fractions kept: v / 1 * w - 0.5 is others()' v * w - 0.5
-            vx, vy, dx, dy, shift = self.pool_x, self.pool_y, 1.0, 1.0, 0.5
-        else:  # x / w0 * w - 0 is others()' x / w0 * w
-            vx, vy, shift = self.fixations.x, self.fixations.y, 0.0
-            dx, dy = (float(v) for v in self.sizes[0])
+        vx, vy, dx, dy, shift = self._negatives()
         out = np.empty(vx.size - (b - a), dtype=np.intp)
         bad = int(scaled_pixel_indices(vx, vy, a, b, dx, float(w), dy, float(h), shift, h, w, out))
         if bad >= 0:
             x, y = self.others(i)
-            raise MetricInputError(f"other-image fixation {bad} at (x={x[bad]:g}, y={y[bad]:g}) lies outside "
-                                   f"the {w}x{h} map (0-indexed pixel coordinates expected)")
+            raise outside_error("other-image fixation", bad, x[bad], y[bad], (h, w))
         return out
 
     @staticmethod
-    def _scaled(values: np.ndarray, a: int, b: int, factor: int, divisor: int | None = None) -> np.ndarray:
-        """``values`` without ``values[a:b]``, in float64, divided by ``divisor`` (if given), times
-        ``factor``: ``float64(v) / divisor * factor`` for every value, as the fractions of the image
-        were computed and then scaled."""
+    def _scaled(values: np.ndarray, a: int, b: int, divisor: float, factor: int) -> np.ndarray:
+        """``values`` without ``values[a:b]``, in float64, ``float64(v) / divisor * factor``: as the
+        fractions of the image were computed, then scaled."""
         out = np.empty(values.size - (b - a))
         for src, dst in ((values[:a], out[:a]), (values[b:], out[a:])):
-            if divisor is None:
-                np.multiply(src, factor, out=dst)
-            else:  # in float64 (dtype=): float32 / int would otherwise divide in float32
-                np.divide(src, divisor, out=dst, dtype=np.float64)
-                np.multiply(dst, factor, out=dst)
+            np.divide(src, divisor, out=dst, dtype=np.float64)  # dtype=: float32 / int divides in float32
+            np.multiply(dst, factor, out=dst)
         return out
 
     def sigma(self, i: int) -> float:

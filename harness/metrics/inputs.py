@@ -90,11 +90,15 @@ def pixel_indices(
     flat = np.empty(x.size, dtype=np.intp) if ws is None else ws.part(what, x.size, np.intp)
     i = int(kernels.pixel_indices(x, y, h, w, flat))  # one compiled pass, bounds checked
     if i >= 0:
-        raise MetricInputError(
-            f"{what} {i} at (x={x[i]:g}, y={y[i]:g}) lies outside the {w}x{h} map "
-            "(0-indexed pixel coordinates expected)"
-        )
+        raise outside_error(what, i, x[i], y[i], shape)
     return flat
+
+
+def outside_error(what: str, i: int, x: float, y: float, shape: tuple[int, int]) -> MetricInputError:
+    """The error for point ``i`` of ``what``, at ``(x, y)``, outside a map of ``shape``."""
+    h, w = shape
+    return MetricInputError(f"{what} {i} at (x={x:g}, y={y:g}) lies outside the {w}x{h} map "
+                            "(0-indexed pixel coordinates expected)")
 
 
 def kth_largest(a: np.ndarray, k: int) -> float:
