@@ -61,6 +61,22 @@ def test_subject_numbering_empty_and_missing_lists(tmp_path):
         table[4]
 
 
+def test_wider_floats_are_kept_not_rounded():
+    """A table written with float64 coordinates (not the canonical float32) is read without
+    rounding: the same numbers as from_record."""
+    from datasets import Features, List, Value
+
+    features = FEATURES.copy()
+    features.pop("image")
+    features["fixations"] = List({"subject": Value("string"), "x": Value("float64"), "y": Value("float64"),
+                                  "start_ms": Value("float32"), "duration_ms": Value("float64")})
+    fix = [{"subject": "a", "x": 1.0 + 2 ** -40, "y": 0.1, "start_ms": 0.0, "duration_ms": 1 / 3}]
+    ds = Dataset.from_list([{k: v for k, v in _record(0, fix).items() if k != "image"}], features=Features(features))
+    table = FixationTable.from_dataset(ds)
+    assert table.x.dtype == np.float64 and table[0].x[0] == 1.0 + 2 ** -40
+    assert_equal_to_rows(table, ds)
+
+
 def test_empty_dataset():
     features = FEATURES.copy()
     features.pop("image")

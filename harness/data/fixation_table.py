@@ -21,9 +21,9 @@ from ..schema import Fixations
 
 class FixationTable(Sequence):
     """The fixations of ``n`` stimuli: stimulus i's are rows ``offsets[i]:offsets[i + 1]`` of the
-    columns ``x``, ``y`` (float32, pixels of stimulus i), ``subject`` (int32: the index of the
-    subject's name among the names on stimulus i, sorted, as :meth:`Fixations.from_record` numbers
-    them) and ``duration_ms`` (float32). ``table[i]`` is stimulus i's :class:`Fixations`, float64
+    columns ``x``, ``y`` (pixels of stimulus i; float32 as the canonical schema stores them),
+    ``subject`` (int32: the index of the subject's name among the names on stimulus i, sorted, as
+    :meth:`Fixations.from_record` numbers them) and ``duration_ms`` (float32). ``table[i]`` is stimulus i's :class:`Fixations`, float64
     and int64 like :meth:`Fixations.from_record`'s, equal to it value for value."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, subject: np.ndarray, duration_ms: np.ndarray,
@@ -50,12 +50,15 @@ class FixationTable(Sequence):
             parts["lengths"].append(lists.value_lengths().fill_null(0).to_numpy(zero_copy_only=False))
             fields = dict(zip([f.name for f in lists.type.value_type], lists.flatten().flatten()))
             for name in ("x", "y", "duration_ms"):
-                # float32 as stored; a null field reads NaN, as np.asarray([None], float) does
-                parts[name].append(fields[name].cast(pa.float32()).to_numpy(zero_copy_only=False))
+                # as stored (float32 in the canonical schema; a table written with wider floats keeps
+                # them as float64, never rounded); a null field reads NaN, as np.asarray([None], float)
+                field = fields[name]
+                kind = pa.float32() if pa.types.is_float32(field.type) else pa.float64()
+                parts[name].append(field.cast(kind).to_numpy(zero_copy_only=False))
             parts["subject"].append(fields["subject"])
         lengths = np.concatenate(parts["lengths"]).astype(np.int64)
         offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-        x, y, duration = (np.concatenate(parts[k]).astype(np.float32, copy=False) for k in ("x", "y", "duration_ms"))
+        x, y, duration = (np.concatenate(parts[k]) for k in ("x", "y", "duration_ms"))
         # chunk by chunk: a row (a stimulus) never spans two chunks, and the work arrays stay small
         # (arrays of the whole column, freed, would stay in the C heap: 40 MB for 700k fixations)
         subject = np.concatenate([_subject_indices(names, chunk_lengths)
