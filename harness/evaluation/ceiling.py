@@ -62,11 +62,8 @@ def ceiling_scores(ctx, i: int, profile: str, seed: int) -> dict[str, float] | N
     maps_buffer, own = _buffers(n_subjects, h, w)
     loo = LeaveOneOut(fix, (h, w), ctx.sigma(i), buffer=maps_buffer, lazy=True)
     baseline = _baseline_map(h, w)
-    if ctx.extra_metrics:
-        ox, oy = ctx.others(i)
-        shared = SharedInputs((h, w), baseline=baseline, other_x=ox, other_y=oy, reused=True)
-    else:
-        shared = SharedInputs((h, w), baseline=baseline, other_index=ctx.other_pixels(i), reused=True)
+    negatives = ctx.negatives(i)
+    shared = SharedInputs((h, w), baseline=baseline, reused=True, **negatives)
     per_subject = []
     for k, subject in enumerate(loo.subjects):
         held = fix.subset(fix.subject == subject)
@@ -76,7 +73,7 @@ def ceiling_scores(ctx, i: int, profile: str, seed: int) -> dict[str, float] | N
         density = loo.own(k, out=own)
         scores = compute_suite(smap, held.x, held.y, density=density, profile=profile, seed=seed + i, shared=shared)
         if ctx.extra_metrics:
-            context = dict(density=density, baseline=baseline, other_x=ox, other_y=oy, profile=profile)
+            context = dict(density=density, baseline=baseline, profile=profile, **negatives)
             scores.update(plugin_scores(ctx.extra_metrics, smap, held, seed + i, context))
         per_subject.append(scores)
     if not per_subject:

@@ -93,6 +93,15 @@ class DatasetContext:
             y -= shift
         return x, y
 
+    def negatives(self, i: int) -> dict[str, np.ndarray]:
+        """Stimulus i's shuffled-AUC negatives as :class:`harness.metrics.SharedInputs` takes them:
+        ``other_x``/``other_y`` when a plugin metric is registered (plugin metrics get coordinates),
+        else only their pixel indices, ``other_index`` (no float64 copy of every fixation)."""
+        if self.extra_metrics:
+            ox, oy = self.others(i)
+            return {"other_x": ox, "other_y": oy}
+        return {"other_index": self.other_pixels(i)}
+
     def other_pixels(self, i: int) -> np.ndarray:
         """The flat pixel indices of :meth:`others` (``harness.metrics.pixel_indices`` of them, to
         the bit) in one compiled pass over the table's columns, without the two float64 arrays

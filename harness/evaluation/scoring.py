@@ -67,13 +67,12 @@ def score(smap, fix, ctx, i: int, profile: str, seed: int, density=None) -> dict
 
     w, h = ctx.sizes[i]
     density = ctx.density(i) if density is None else density
-    if not ctx.extra_metrics:  # the negatives as pixel indices only: no float64 copy of every fixation
-        shared = SharedInputs((h, w), baseline=_baseline_map(h, w), other_index=ctx.other_pixels(i))
-        return compute_suite(smap, fix.x, fix.y, seed=seed + i, density=density, profile=profile, shared=shared)
-    ox, oy = ctx.others(i)  # plugin metrics get the other images' fixations as coordinates
-    context = dict(density=density, baseline=_baseline_map(h, w), other_x=ox, other_y=oy, profile=profile)
-    scores = compute_suite(smap, fix.x, fix.y, seed=seed + i, **context)
-    scores.update(plugin_scores(ctx.extra_metrics, smap, fix, seed + i, context))
+    negatives = ctx.negatives(i)
+    shared = SharedInputs((h, w), baseline=_baseline_map(h, w), **negatives)
+    scores = compute_suite(smap, fix.x, fix.y, seed=seed + i, density=density, profile=profile, shared=shared)
+    if ctx.extra_metrics:
+        context = dict(density=density, baseline=_baseline_map(h, w), profile=profile, **negatives)
+        scores.update(plugin_scores(ctx.extra_metrics, smap, fix, seed + i, context))
     return scores
 
 
