@@ -561,6 +561,34 @@ def test_suite_equals_the_single_functions(scene, profile):
         assert suite[name] == info.function(*args, profile=profile, seed=11, **kw), name
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("shift", [0.0, -0.6])
+def test_suite_equals_the_single_functions_on_a_large_map(profile, shift):
+    """Above 2**15 pixels the suite fuses passes the single functions make apart (sum(map - min)
+    in the counting pass, the density's sum(d - min) in its top-k pass, the IoU overlap in the
+    CC/SIM/KLD pass): every value must still be the single function's, to the bit; with a map that
+    has negative values too (pysaliency then normalises by sum(map - min))."""
+    rng = np.random.default_rng(17)
+    h, w = 240, 320
+    yy, xx = np.mgrid[:h, :w]
+    smap = _blur(rng.normal(size=(h, w)), 6) + np.exp(-((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (2 * 60.0**2)) + shift
+    fx, fy = rng.uniform(0, w - 1, 60), rng.uniform(0, h - 1, 60)
+    density = np.zeros((h, w))
+    np.add.at(density, (np.floor(fy + 0.5).astype(int), np.floor(fx + 0.5).astype(int)), 1)
+    density = _blur(density, 10)
+    density /= density.sum()
+    kw = dict(density=density, baseline=smap - smap.min() + 0.1, other_x=rng.uniform(0, w - 1, 900),
+              other_y=rng.uniform(0, h - 1, 900))
+    metrics = list(METRICS) + ["iou_top5"]
+    for chosen in (metrics, ["sim", "ig", "iou_top20", "kld"], ["iou_top10", "cc", "auc_borji"]):
+        suite = compute_suite(smap, fx, fy, profile=profile, seed=3, metrics=chosen, **kw)
+        for name in chosen:
+            single = (iou_topk(smap, fx, fy, profile=profile, k=5.0 if name == "iou_top5" else 10.0, **kw)
+                      if name in ("iou_top5", "iou_top10") else
+                      METRICS[name].function(smap, fx, fy, profile=profile, seed=3, **kw))
+            assert suite[name] == single, (chosen, name)
+
+
 def test_suite_picks_the_metrics_its_inputs_allow(scene):
     args = (scene["smap"], scene["fx"], scene["fy"])
     assert list(compute_suite(*args)) == ["auc_judd", "auc_borji", "nss", "ig"]

@@ -222,7 +222,10 @@ def test_density_pass_matches_numpy(parts):
     do_dot, do_sim, do_kld = parts
     s, d = smooth_map(12) + 0.1, smooth_map(13)
     out = np.full_like(s, -1.0)
-    dt, sm = kernels.density_pass(s, d, do_dot, do_sim, 0.05, d.min(), 2.5, do_kld, 0.1, 3.0, 1e-13, 2e-16, out)
+    ts, td = np.quantile(s, 0.8), np.quantile(d, 0.7)
+    dt, sm, both = kernels.density_pass(s, d, do_dot, do_sim, 0.05, d.min(), 2.5, do_kld, 0.1, 3.0, 1e-13, 2e-16, out,
+                                        not do_dot, ts, td)
+    assert both == (0 if do_dot else np.count_nonzero((s >= ts) & (d >= td)))
     close = {"rel": 1e-12, "abs": 0}
     if do_dot:
         assert dt == pytest.approx((s * d).sum(), **close)
@@ -274,17 +277,45 @@ def test_counting_pass_finds_the_kth_largest(i, frac):
     nbt = kernels.SUB_BUCKETS + kernels.N_BUCKETS - 1
     mark = np.zeros(nbt, np.uint8)
     klo, khi = _kth_bracket(a, k)
-    below, equal, found, v, greater, eq = kernels.bucket_counts_into(
+    below, equal, found, v, greater, eq, shifted = kernels.bucket_counts_into(
         a, NO_INDEX, False, a.min(), scale_of(a), kernels.N_BUCKETS, q, np.empty(nbt, np.int32),
-        np.empty(nbt + 1, np.int64), mark, np.empty(a.size + 1, np.int64), k, klo, khi)
+        np.empty(nbt + 1, np.int64), mark, np.empty(a.size + 1, np.int64), k, klo, khi, i % 2 == 0)
     assert np.array_equal(below, ref_counts(a, q)[0]) and np.array_equal(equal, ref_counts(a, q)[1])
     assert found and (v, greater, eq) == ref_kth(a, k)
     assert not mark.any()
+    # sum(a - min) from the same pass: shifted_sum's number to the bit
+    assert shifted == (kernels.shifted_sum(a, a.min()) if i % 2 == 0 else 0.0)
     # a bracket that misses is reported, not guessed
     below, equal, found, *_ = kernels.bucket_counts_into(
         a, NO_INDEX, False, a.min(), scale_of(a), kernels.N_BUCKETS, q, np.empty(nbt, np.int32),
-        np.empty(nbt + 1, np.int64), mark, np.empty(a.size + 1, np.int64), k, a.max(), a.max())
+        np.empty(nbt + 1, np.int64), mark, np.empty(a.size + 1, np.int64), k, a.max(), a.max(), False)
     assert (not found or k <= np.count_nonzero(a == a.max())) and not mark.any()
+
+
+@pytest.mark.parametrize("n", [1, 7, 2047, 2048, 2049, 6000, 480_000, 480_001])
+def test_fused_shifted_sums_equal_their_own_pass_to_the_bit(n):
+    """sum(a - off) found inside the counting pass and inside the kth-largest pass is
+    shifted_sum's number exactly (the same blocks added in the same order), so fusing the passes
+    changes no metric's value."""
+    rng = np.random.default_rng(n)
+    a = np.exp(rng.normal(size=n) * 3.0)  # values spanning many orders of magnitude: rounding shows
+    off = float(a.min())
+    want = kernels.shifted_sum(a, off)
+    nbt = kernels.SUB_BUCKETS + kernels.N_BUCKETS - 1
+    q = np.unique(rng.choice(a, min(n, 20)))
+    *_, shifted = kernels.bucket_counts_into(
+        a, NO_INDEX, False, off, scale_of(a), kernels.N_BUCKETS, q, np.empty(nbt, np.int32),
+        np.empty(nbt + 1, np.int64), np.zeros(nbt, np.uint8), np.empty(n + 1, np.int64), 0, 0.0, 0.0, True)
+    assert shifted == want
+    k = max(1, n // 5)
+    srt = np.sort(a)
+    found, v, greater, equal, shifted = kernels.kth_largest_bracketed_shifted(
+        a, srt[max(0, n - k - 3)], srt[min(n - 1, n - k + 3)], k, np.empty(n), True, off)
+    assert shifted == want and found and (v, greater, equal) == ref_kth(a, k)
+    # a missed bracket still gives the sum
+    found, *_, shifted = kernels.kth_largest_bracketed_shifted(a, 2 * srt[-1] + 1, 3 * srt[-1] + 2, k, np.empty(n),
+                                                               True, off)
+    assert not found and shifted == want
 
 
 def test_counts_at_indices_by_comparison():
@@ -387,18 +418,23 @@ def test_stats_flags_non_finite(bad):
 def test_chunked_density_pass_is_the_whole_pass():
     s, d = smooth_map(22, (200, 300)) + 0.1, smooth_map(23, (200, 300))
     whole = np.empty_like(s)
-    dt, sm = kernels.density_pass(s, d, True, True, 0.05, 0.0, 2.5, True, 0.1, 3.0, 1e-13, 2e-16, whole)
+    ts, td = np.quantile(s, 0.8), np.quantile(d, 0.7)
+    dt, sm, both = kernels.density_pass(s, d, True, True, 0.05, 0.0, 2.5, True, 0.1, 3.0, 1e-13, 2e-16, whole,
+                                        True, ts, td)
     kl_whole = kernels.dot(d, np.log(whole))
     out = np.empty_like(s)
     cdt = csm = ckl = 0.0
+    cboth = 0
     step = 8 * 2048
     for a in range(0, s.size, step):
         b = min(a + step, s.size)
-        cdt, csm = kernels.density_pass_from(s[a:b], d[a:b], True, True, 0.05, 0.0, 2.5, True, 0.1, 3.0, 1e-13, 2e-16,
-                                             out[a:b], cdt, csm)
+        cdt, csm, cboth = kernels.density_pass_from(s[a:b], d[a:b], True, True, 0.05, 0.0, 2.5, True, 0.1, 3.0, 1e-13,
+                                                    2e-16, out[a:b], cdt, csm, True, ts, td, cboth)
         np.log(out[a:b], out=out[a:b])
         ckl = kernels.dot_from(d[a:b], out[a:b], ckl)
-    assert (cdt, csm, ckl) == (dt, sm, kl_whole)
+    assert (cdt, csm, ckl, cboth) == (dt, sm, kl_whole, kernels.count_both_ge(s, ts, d, td))
+    # each part alone gives the same number as in the fused pass
+    assert kernels.dot(s, d) == dt and kernels.sim_sum(s, 0.05, d, 0.0, 2.5) == sm
 
 
 def test_pixel_indices_blocks():

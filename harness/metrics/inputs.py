@@ -130,18 +130,33 @@ def kth_largest_counts(a: np.ndarray, k: int, work: np.ndarray | None = None) ->
     few of those near the answer are sorted (:func:`.kernels.kth_largest_bracketed`). The sample
     only decides the speed; when the bracket misses, the function falls back to sorting everything.
     """
+    return _kth_largest_counts(a, k, work)[0]
+
+
+def _kth_largest_counts(a: np.ndarray, k: int, work: np.ndarray | None = None,
+                        shift_off: float | None = None) -> tuple[tuple[float, int, int], float | None]:
+    """:func:`kth_largest_counts`, and with ``shift_off`` also ``sum(a - shift_off)`` as
+    :func:`.kernels.shifted_sum` adds it up, from the same pass over ``a`` where there is one."""
     n = a.size
     bracket = _kth_bracket(a, k)
+    shifted = None
     if bracket is not None:
         lo, hi = bracket
         if work is None or work.size < n:
             work = np.empty(n)
-        found, v, greater, equal = kernels.kth_largest_bracketed(a, lo, hi, k, work)
+        found, v, greater, equal, total = kernels.kth_largest_bracketed_shifted(
+            a, lo, hi, k, work, shift_off is not None, 0.0 if shift_off is None else shift_off)
+        if shift_off is not None:
+            shifted = float(total)
         if found:
-            return float(v), int(greater), int(equal)
-        above, inside = 0, np.sort(a)
-    else:
-        above, inside = 0, np.sort(a)
+            return (float(v), int(greater), int(equal)), shifted
+    if shift_off is not None and shifted is None:
+        shifted = float(kernels.shifted_sum(a, shift_off))
+    return _kth_by_sorting(a, k), shifted
+
+
+def _kth_by_sorting(a: np.ndarray, k: int) -> tuple[float, int, int]:
+    above, inside = 0, np.sort(a)
     v = inside[inside.size - (k - above)]
     left = int(np.searchsorted(inside, v, side="left"))
     right = int(np.searchsorted(inside, v, side="right"))
@@ -359,9 +374,14 @@ class MetricInputs:
         self._ws = workspace
         self._primed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._kth: dict[int, tuple[float, int, int]] = {}  # kth-largest values found by prime_counts
+        self._d_kth: dict[int, tuple[float, int, int]] = {}  # the density's, by d_kth_largest_counts
         # density metrics that compute_suite will ask for: the first one computes the others' sums
         # in the same pass (see saliency._density_pass)
         self.fuse: set[str] = set()
+        #: the region size of a top-k IoU whose overlap the density pass counts too (0: none), and
+        #: the counts it found, by region size
+        self.fuse_iou = 0
+        self.iou_counts: dict[int, int] = {}
         self.profile = get_profile(profile)
         self.seed = seed
         a = np.asarray(saliency_map)
@@ -418,11 +438,12 @@ class MetricInputs:
         return below[inverse], equal[inverse]
 
     def _bucket_counts(self, idx: np.ndarray | None, values: np.ndarray,
-                       kth: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                       kth: int = 0, shift: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """:func:`.kernels.bucket_counts` of the map (or of ``s[idx]``), in the workspace's arrays;
         for a few queries over ``s[idx]``, :func:`.kernels.gathered_counts` (the same integers).
         ``kth``: also find the map's kth-largest value in the same pass (kept for
-        :meth:`s_kth_largest_counts`)."""
+        :meth:`s_kth_largest_counts`); ``shift`` (the map, not ``s[idx]``): also
+        :attr:`s_shifted_sum`, the same number as its own pass gives."""
         use = idx is not None
         if use and values.size <= _FEW_QUERIES:
             work = np.empty(idx.size) if self._ws is None else self._ws.part("other_values", idx.size, np.float64)
@@ -446,19 +467,23 @@ class MetricInputs:
         else:
             work = (self._ws.get("hist", nbt, np.int32), self._ws.get("starts", nbt + 1, np.int64),
                     self._ws.zeros("marks", nbt, np.uint8), self._ws.part("candidates", m + 1, np.int64))
-        below, equal, found, v, greater, equal_v = kernels.bucket_counts_into(
-            self.s, idx, use, self.smin, self._scale, nb, values, *work, kth, klo, khi
+        shift = shift and not use and "s_shifted_sum" not in self.__dict__
+        below, equal, found, v, greater, equal_v, shifted = kernels.bucket_counts_into(
+            self.s, idx, use, self.smin, self._scale, nb, values, *work, kth, klo, khi, shift
         )
         if found:
             self._kth[kth] = (float(v), int(greater), int(equal_v))
+        if shift:
+            self.__dict__["s_shifted_sum"] = float(shifted)  # the cached property, from this pass
         return below, equal
 
-    def prime_counts(self, q: np.ndarray, kth: int = 0) -> None:
+    def prime_counts(self, q: np.ndarray, kth: int = 0, shift: bool = False) -> None:
         """Count the pixels at all of ``q`` in one pass now, so that later :meth:`counts_of` calls
         for any of these values (AUC-Judd's fixated values, AUC-Borji's thresholds) cost no pass;
-        with ``kth``, find the kth-largest value (IoU's threshold) in the same pass."""
+        with ``kth``, find the kth-largest value (IoU's threshold) in the same pass; with
+        ``shift``, :attr:`s_shifted_sum` too."""
         values = np.unique(np.asarray(q, dtype=np.float64))
-        below, equal = self._bucket_counts(None, values, kth)
+        below, equal = self._bucket_counts(None, values, kth, shift)
         self._primed = (values, below, equal)
 
     def s_counts(self, q: np.ndarray, members: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -469,7 +494,9 @@ class MetricInputs:
     def s_kth_largest_counts(self, k: int) -> tuple[float, int, int]:
         """:func:`kth_largest_counts` of the map (found by :meth:`prime_counts` if it was asked)."""
         found = self._kth.get(k)
-        return found if found is not None else kth_largest_counts(self.s, k, self.buffer("kth"))
+        if found is None:
+            found = self._kth[k] = kth_largest_counts(self.s, k, self.buffer("kth"))
+        return found
 
     @property
     def s_sum(self) -> float:
@@ -591,11 +618,26 @@ class MetricInputs:
     def d_sumsq(self) -> tuple[float, bool]:
         return sum_sq_dev(self.d, self.dsum / self.n, self._dsumsq)
 
+    @cached_property
+    def d_shifted_sum(self) -> float:
+        """``sum(density - min)`` (SIM's MIT normalisation; asked by the fused density pass and by
+        SIM itself: computed once, or found by :meth:`d_kth_largest_counts`'s pass)."""
+        return float(kernels.shifted_sum(self.d, self.dmin))
+
     def d_kth_largest(self, k: int) -> float:
         return kth_largest(self.d, k)
 
-    def d_kth_largest_counts(self, k: int) -> tuple[float, int, int]:
-        return kth_largest_counts(self.d, k, self.buffer("kth"))
+    def d_kth_largest_counts(self, k: int, shift: bool = False) -> tuple[float, int, int]:
+        """:func:`kth_largest_counts` of the density (kept per k); ``shift``: find
+        :attr:`d_shifted_sum` in the same pass if it is not known yet."""
+        found = self._d_kth.get(k)
+        if found is None:
+            shift = shift and "d_shifted_sum" not in self.__dict__
+            found, shifted = _kth_largest_counts(self.d, k, self.buffer("kth"), self.dmin if shift else None)
+            self._d_kth[k] = found
+            if shifted is not None:
+                self.__dict__["d_shifted_sum"] = shifted
+        return found
 
     @property
     def other(self) -> np.ndarray:

@@ -146,13 +146,13 @@ def bucket_counts(a, idx, use_idx, lo, scale, nb, q):
     start = np.empty(nbt + 1, np.int64)
     mark = np.zeros(nbt, np.uint8)
     cand = np.empty(m + 1, np.int64)
-    below, equal, _, _, _, _ = bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, cand,
-                                                  0, 0.0, 0.0)
+    below, equal, _, _, _, _, _ = bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, cand,
+                                                     0, 0.0, 0.0, False)
     return hist, below, equal
 
 
 @njit(cache=True, nogil=True)
-def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, cand, kth, klo, khi):
+def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, cand, kth, klo, khi, shift):
     """:func:`bucket_counts` in given work arrays, reused from call to call (a fresh array of a
     few hundred kB costs page faults every time): ``hist`` (int32) and ``start`` (int64, one more)
     of ``SUB_BUCKETS + nb - 1`` elements, overwritten (``start`` only where queries fall: it is
@@ -165,8 +165,13 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
     values in the bracket's buckets are collected with the query candidates, the histogram says
     which bucket holds the answer, and only that bucket's values are sorted.
 
-    Returns ``(below, equal, found, v, greater, equal_v)``; ``found`` is False when no kth was
-    asked or the bracket missed (then the caller finds it otherwise)."""
+    With ``shift`` (and no ``idx``), the same pass also adds up ``sum(a - lo)`` exactly as
+    :func:`shifted_sum` does (the same blocks, in the same order: the same number), so that the MIT
+    normalisation of the map costs no pass of its own.
+
+    Returns ``(below, equal, found, v, greater, equal_v, shifted)``; ``found`` is False when no kth
+    was asked or the bracket missed (then the caller finds it otherwise); ``shifted`` is 0.0
+    unless asked."""
     ab = a.view(np.int64)
     fbuf = np.empty(1, np.float64)
     ibuf = fbuf.view(np.int64)
@@ -210,6 +215,7 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
     # of the values in a flagged bucket; only the pages written are touched. Block by block: the
     # buckets first (a loop LLVM vectorises), then the scattered increments
     c = 0
+    shifted = 0.0
     bucket = np.empty(_BLOCK, np.int64)
     if use_idx:
         vals = np.empty(_BLOCK, np.float64)
@@ -222,6 +228,8 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
     else:
         for s in range(0, m, _BLOCK):
             e = min(s + _BLOCK, m)
+            if shift:
+                shifted += _shifted_block(a[s:e], lo)
             _buckets(a[s:e], ab[s:e], lo, scale, nb, top, bucket)
             c = _histogram_block(bucket, e - s, s, hist, cand, c)
     for j in range(skip, nq):
@@ -271,7 +279,7 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
         b0 = max(b0, qb[j])
         below[j] += under
     if bk < 0:
-        return below, equal, False, 0.0, 0, 0
+        return below, equal, False, 0.0, 0, 0, shifted
     kvals.sort()
     v = kvals[kvals.size - (kth - above)]
     gt = 0
@@ -281,7 +289,7 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
             gt += 1
         elif x == v:
             eq += 1
-    return below, equal, True, v, above + gt, eq
+    return below, equal, True, v, above + gt, eq, shifted
 
 
 @njit(cache=True, nogil=True)
@@ -299,17 +307,31 @@ def kth_largest_bracketed(a, lo, hi, k, work):
     copies those inside the bracket to ``work`` (float64, a's size); those are split again into
     buckets, and only the bucket that holds ``v`` is sorted. Returns ``found=False`` when the
     bracket misses (the caller then sorts everything)."""
+    found, v, greater, equal, _ = kth_largest_bracketed_shifted(a, lo, hi, k, work, False, 0.0)
+    return found, v, greater, equal
+
+
+@njit(cache=True, nogil=True)
+def kth_largest_bracketed_shifted(a, lo, hi, k, work, shift, off):
+    """:func:`kth_largest_bracketed`, and with ``shift`` also ``sum(a - off)`` added up in the same
+    pass exactly as :func:`shifted_sum` does (same blocks, same order: the same number). Returns
+    ``(found, v, greater, equal, shifted)``; ``shifted`` is computed even when the bracket misses."""
     above = 0
     c = 0
-    for i in range(a.size):
-        v = a[i]
-        if v > hi:
-            above += 1
-        elif v >= lo:
-            work[c] = v
-            c += 1
+    shifted = 0.0
+    for start in range(0, a.size, _BLOCK):
+        stop = min(start + _BLOCK, a.size)
+        if shift:
+            shifted += _shifted_block(a[start:stop], off)
+        for i in range(start, stop):
+            v = a[i]
+            if v > hi:
+                above += 1
+            elif v >= lo:
+                work[c] = v
+                c += 1
     if not (above < k <= above + c):
-        return False, 0.0, 0, 0
+        return False, 0.0, 0, 0, shifted
     inside = work[:c]
     if hi > lo:  # buckets over [lo, hi], as in bucket_counts (monotone, so exact)
         nb = 1024
@@ -330,7 +352,7 @@ def kth_largest_bracketed(a, lo, hi, k, work):
                 vals[m] = inside[i]
                 m += 1
     else:  # lo == hi: every value inside the bracket equals it (a constant map), nothing to sort
-        return True, lo, above, c
+        return True, lo, above, c, shifted
     vals.sort()
     v = vals[vals.size - (k - above)]
     gt = 0
@@ -340,7 +362,7 @@ def kth_largest_bracketed(a, lo, hi, k, work):
             gt += 1
         elif x == v:
             eq += 1
-    return True, v, above + gt, eq
+    return True, v, above + gt, eq, shifted
 
 
 @njit(cache=True, nogil=True)
@@ -455,6 +477,11 @@ def _pixel_block(x, y, xmax, ymax, h, w, out):
 @njit(cache=True, nogil=True)
 def count_both_ge(s, ts, d, td):
     """How many pixels have ``s >= ts`` and ``d >= td``."""
+    return _both_block(s, ts, d, td)
+
+
+@njit(cache=True, nogil=True)
+def _both_block(s, ts, d, td):
     c = 0
     for i in range(s.size):
         c += (s[i] >= ts) & (d[i] >= td)
@@ -690,20 +717,23 @@ def _kld_block(p, poff, c, add, d, eps, out):
 
 
 @njit(cache=True, nogil=True)
-def density_pass(s, d, do_dot, do_sim, sim_poff, sim_doff, sim_c, do_kld, kld_poff, kld_c, kld_add, kld_eps, out):
-    """CC's ``dot(s, d)``, SIM's :func:`sim_sum` and KLD's :func:`kld_ratio` (into ``out``) in one
-    pass over the map and the density, block by block (each block is read from memory once and
-    then from cache), each part only if asked. Returns the dot product and the SIM sum."""
+def density_pass(s, d, do_dot, do_sim, sim_poff, sim_doff, sim_c, do_kld, kld_poff, kld_c, kld_add, kld_eps, out,
+                 do_both, ts, td):
+    """CC's ``dot(s, d)``, SIM's :func:`sim_sum`, KLD's :func:`kld_ratio` (into ``out``) and the
+    top-k IoU's :func:`count_both_ge` in one pass over the map and the density, block by block
+    (each block is read from memory once and then from cache), each part only if asked. Returns
+    the dot product, the SIM sum and the count."""
     return density_pass_from(s, d, do_dot, do_sim, sim_poff, sim_doff, sim_c, do_kld, kld_poff, kld_c, kld_add,
-                             kld_eps, out, 0.0, 0.0)
+                             kld_eps, out, 0.0, 0.0, do_both, ts, td, 0)
 
 
 @njit(cache=True, nogil=True)
 def density_pass_from(s, d, do_dot, do_sim, sim_poff, sim_doff, sim_c, do_kld, kld_poff, kld_c, kld_add, kld_eps,
-                      out, dt, sm):
-    """:func:`density_pass` continuing from the sums ``dt`` and ``sm``: run over chunks of a
-    multiple of ``_BLOCK`` elements in turn, it gives the whole pass's numbers to the bit (so
-    that the caller can take the logarithm of KLD's ratio chunk by chunk, while it is in cache)."""
+                      out, dt, sm, do_both, ts, td, both):
+    """:func:`density_pass` continuing from the sums ``dt``, ``sm`` and the count ``both``: run
+    over chunks of a multiple of ``_BLOCK`` elements in turn, it gives the whole pass's numbers to
+    the bit (so that the caller can take the logarithm of KLD's ratio chunk by chunk, while it is
+    in cache)."""
     n = s.size
     for start in range(0, n, _BLOCK):
         stop = min(start + _BLOCK, n)
@@ -715,7 +745,9 @@ def density_pass_from(s, d, do_dot, do_sim, sim_poff, sim_doff, sim_c, do_kld, k
             sm += _sim_block(x, sim_poff, y, sim_doff, sim_c)
         if do_kld:
             _kld_block(x, kld_poff, kld_c, kld_add, y, kld_eps, out[start:stop])
-    return dt, sm
+        if do_both:
+            both += _both_block(x, ts, y, td)
+    return dt, sm, both
 
 
 # --- leave-one-subject-out sums (the human ceiling) ------------------------------------------------

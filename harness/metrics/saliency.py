@@ -135,7 +135,7 @@ def _sim_params(inp: MetricInputs) -> tuple[float, float, float, float] | None:
     if inp.profile.sim_normalisation == "minmax":  # similarity.m: rescale both to [0, 1] first
         if inp.constant or inp.dmax == inp.dmin:
             return None
-        return inp.smin, inp.dmin, float(kernels.shifted_sum(inp.d, inp.dmin)), inp.s_shifted_sum
+        return inp.smin, inp.dmin, inp.d_shifted_sum, inp.s_shifted_sum
     if inp.prob_offset is None:
         return None
     poff, sp = inp.prob_offset
@@ -168,6 +168,8 @@ def _density_pass(inp: MetricInputs, metric: str) -> dict[str, float]:
     if metric in done:
         return done
     want = {metric} | (inp.fuse - done.keys())
+    # first the IoU's thresholds: the density's pass finds SIM's sum(d - min) too
+    iou = _iou_thresholds(inp, inp.fuse_iou, "sim" in want) if inp.fuse_iou else None
     sim = _sim_params(inp) if "sim" in want else None
     kld = inp.prob_offset if "kld" in want else None
     do_dot = "cc" in want
@@ -175,20 +177,22 @@ def _density_pass(inp: MetricInputs, metric: str) -> dict[str, float]:
     t = inp.scratch
     sim_args = (0.0, 0.0, 1.0) if sim is None else (sim[0], sim[1], sim[3] / sim[2])
     kld_args = (0.0, 1.0, 0.0, 0.0) if kld is None else (kld[0], sd / kld[1], eps * sd, eps)
+    both_args = (False, 0.0, 0.0) if iou is None else (True, iou[0], iou[1])
     s, d = inp.s, inp.d
     if kld is None:
-        dt, sm = kernels.density_pass(s, d, do_dot, sim is not None, *sim_args, False, *kld_args, t)
+        dt, sm, both = kernels.density_pass(s, d, do_dot, sim is not None, *sim_args, False, *kld_args, t, *both_args)
     else:
         # chunk by chunk, so that KLD's ratio is still in cache (L2) for numpy's logarithm and the
         # inner product with the density: a whole-map ratio makes three more trips to memory
         # (4 MB written, read and written by the log, read by the inner product). The sums
         # continue from chunk to chunk: the same numbers as one pass
         dt = sm = kl = 0.0
+        both = 0
         for a in range(0, inp.n, _CHUNK):
             b = min(a + _CHUNK, inp.n)
             tc = t[a:b]
-            dt, sm = kernels.density_pass_from(s[a:b], d[a:b], do_dot, sim is not None, *sim_args, True, *kld_args,
-                                               tc, dt, sm)
+            dt, sm, both = kernels.density_pass_from(s[a:b], d[a:b], do_dot, sim is not None, *sim_args, True,
+                                                     *kld_args, tc, dt, sm, *both_args, both)
             np.log(tc, out=tc)
             kl = kernels.dot_from(d[a:b], tc, kl)
         done["kld"] = float(kl)
@@ -196,7 +200,21 @@ def _density_pass(inp: MetricInputs, metric: str) -> dict[str, float]:
         done["cc"] = float(dt)
     if sim is not None:
         done["sim"] = float(sm)
+    if iou is not None:
+        inp.iou_counts[inp.fuse_iou] = int(both)
     return done
+
+
+def _iou_thresholds(inp: MetricInputs, n_top: int, sim: bool) -> tuple[float, float] | None:
+    """The top-``n_top`` thresholds of map and density when both regions are plain (no partial
+    ties), so that the density pass can count the pixels in both (:func:`_iou_topk`); else None.
+    The density's threshold comes from a pass that also adds up SIM's ``sum(d - min)`` if the MIT
+    normalisation will ask for it (``sim``: SIM is computed)."""
+    td, above_d, tied_d = inp.d_kth_largest_counts(n_top, shift=sim and inp.profile.sim_normalisation == "minmax")
+    ts, above_s, tied_s = inp.s_kth_largest_counts(n_top)
+    if (n_top - above_s) != tied_s or (n_top - above_d) != tied_d:
+        return None
+    return ts, td
 
 
 def _kld(inp: MetricInputs) -> float:
@@ -256,7 +274,9 @@ def _iou_topk(inp: MetricInputs, k: float = 20.0) -> float:
     td, above_d, tied_d = inp.d_kth_largest_counts(n_top)
     f_d = (n_top - above_d) / tied_d
     if f_s == 1 and f_d == 1:  # no partial ties (the usual case): two plain regions
-        inter = int(kernels.count_both_ge(inp.s, ts, inp.d, td))
+        inter = inp.iou_counts.get(n_top)  # counted by the density pass?
+        if inter is None:
+            inter = int(kernels.count_both_ge(inp.s, ts, inp.d, td))
         return inter / (2 * n_top - inter)
     d_above, d_tied = inp.d > td, inp.d == td
     s_above, s_tied = inp.s > ts, inp.s == ts
@@ -519,18 +539,25 @@ def _suite(inp: MetricInputs, metrics, n_splits, step_size, jitter) -> dict[str,
     if metrics is None:
         available = {"density": inp.has_density, "other": inp.has_other}
         metrics = [m.name for m in METRICS.values() if all(available[n] for n in m.needs)]
+    # the first top-k IoU's region size, if its k is valid
+    iou = next((float(m.group(1)) for m in map(_IOU.match, metrics) if m), None)
+    n_top = max(1, int(round(iou / 100.0 * inp.n))) if iou is not None and 0 < iou <= 100 else 0
     if ("auc_judd" in metrics or "auc_borji" in metrics) and inp.pos.size and not inp.constant:
         # one counting pass over the map for both: the fixated values and Borji's thresholds
         q = [inp.s[inp.pos]] if "auc_judd" in metrics else []
         if "auc_borji" in metrics and 0 < step_size <= 1:
             q.append(inp.minmax_queries(roc.step_thresholds(step_size)))
         if q:
-            # and the threshold of the first top-k IoU, found in the same pass
-            iou = next((float(m.group(1)) for m in map(_IOU.match, metrics) if m), None)
-            kth = max(1, int(round(iou / 100.0 * inp.n))) if iou is not None and 0 < iou <= 100 else 0
-            inp.prime_counts(np.concatenate(q), kth)
-    if inp.has_density:  # CC, SIM and KLD share one pass over the map and the density
+            # and in the same pass the threshold of the first top-k IoU, and sum(map - min) where
+            # a metric will normalise the map with it
+            p = inp.profile
+            shift = (("sim" in metrics and p.sim_normalisation == "minmax") or ("ig" in metrics and p.ig == "mit")
+                     or (inp.smin < 0 and any(m in metrics for m in ("sim", "kld", "ig"))))
+            inp.prime_counts(np.concatenate(q), n_top, shift=shift)
+    if inp.has_density:  # CC, SIM, KLD and the first IoU's overlap share one pass over map and density
         inp.fuse = {m for m in ("cc", "sim", "kld") if m in metrics}
+        if inp.fuse and n_top:
+            inp.fuse_iou = n_top
     out: dict[str, float] = {}
     for name in metrics:
         iou = _IOU.match(name)
