@@ -302,6 +302,38 @@ def test_score_calibrated_of_the_prior():
     assert s["ll"] == pytest.approx(log_likelihood_bits(c, x, y))
 
 
+@pytest.mark.parametrize("profile", ["mit", "pysaliency"])
+def test_negatives_as_pixel_indices_give_the_same_scores(profile):
+    """The evaluation hands the shuffled negatives over as pixel indices (no float64 coordinates of
+    every other fixation); score_gold converts and sorts them once for all its subjects: every
+    score is the one the coordinates give, to the bit."""
+    from harness.calibration import score_gold
+    from harness.metrics import pixel_indices
+    from harness.schema import Fixations
+
+    rng = np.random.default_rng(21)
+    c = center_bias_map(H, W)
+    x, y = rng.uniform(0, W - 1, 60), rng.uniform(0, H - 1, 60)
+    ox, oy = rng.uniform(0, W - 1, 500), rng.uniform(0, H - 1, 500)
+    idx = pixel_indices(ox, oy, (H, W))
+    dens = _blurred_hist(x, y)
+    kw = dict(sigma_px=4.0, baseline=c, human_density=dens, sim_fixations=len(x), profile=profile, seed=3, factor=4)
+    a = score_calibrated(c ** 1.5 / (c ** 1.5).sum(), x, y, other_x=ox, other_y=oy, **kw)
+    b = score_calibrated(c ** 1.5 / (c ** 1.5).sum(), x, y, other_index=idx, **kw)
+    assert a == b and "sauc" in a
+    fix = Fixations(x=x, y=y, subject=np.repeat(np.arange(4), 15), duration_ms=np.full(60, 200.0))
+    params = fit_params(prepare([c] * 3, [(x, y)] * 3, factor=4)).params
+    ga = score_gold(fix, (H, W), params, sigma_px=4.0, prior=c, other_x=ox, other_y=oy, profile=profile, seed=3)
+    gb = score_gold(fix, (H, W), params, sigma_px=4.0, prior=c, other_index=idx, profile=profile, seed=3)
+    assert ga == gb and "sauc" in ga and np.isfinite(ga["sauc"])
+
+
+def _blurred_hist(x, y, sigma=4.0):
+    from harness.data.density import fixation_density
+
+    return fixation_density(x, y, (H, W), sigma)
+
+
 def test_stimulus_independent_model_has_chance_shuffled_auc():
     """Its sAUC baseline (the mean calibrated density of fit stimuli) is its own density, so the
     sAUC map is constant: chance, in both profiles."""

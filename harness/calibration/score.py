@@ -50,7 +50,7 @@ def log_likelihood_bits(density: np.ndarray, fix_x, fix_y, baseline: np.ndarray 
 
 
 def score_calibrated(density: np.ndarray, fix_x, fix_y, *, sigma_px: float, baseline: np.ndarray | None = None,
-                     human_density: np.ndarray | None = None, other_x=None, other_y=None,
+                     human_density: np.ndarray | None = None, other_x=None, other_y=None, other_index=None,
                      shuffled: np.ndarray | None = None, sim_fixations: int | None = None,
                      profile: str = "mit", seed: int = 0, factor: int = 8, metrics: Sequence[str] | None = None,
                      equalize: bool | None = None, sim_samples: int = 256) -> dict[str, float]:
@@ -68,10 +68,33 @@ def score_calibrated(density: np.ndarray, fix_x, fix_y, *, sigma_px: float, base
     ``profile``: the harness metric profile (``mit`` or ``pysaliency``); ``equalize``: histogram-equalise
     the AUC-Borji and sAUC maps (default: for the ``mit`` profile, whose AUC-Borji and sAUC threshold at
     fixed steps; the pysaliency profile's exact ROC areas do not change under it).
-    ``baseline``: the IG baseline (default the harness's centre bias)."""
+    ``baseline``: the IG baseline (default the harness's centre bias). ``other_index``: the
+    shuffled negatives as flat pixel indices instead of coordinates (as
+    :func:`harness.metrics.pixel_indices` makes them, e.g.
+    ``harness.evaluation.context.DatasetContext.other_pixels``)."""
+    p = np.asarray(density, dtype=np.float64)
+    return _score_calibrated(p, fix_x, fix_y, _negatives(p.shape, other_x, other_y, other_index), sigma_px=sigma_px,
+                             baseline=baseline, human_density=human_density, shuffled=shuffled,
+                             sim_fixations=sim_fixations, profile=profile, seed=seed, factor=factor, metrics=metrics,
+                             equalize=equalize, sim_samples=sim_samples)
+
+
+def _negatives(shape: tuple[int, int], other_x, other_y, other_index, reused: bool = False):
+    """The shuffled negatives, validated and converted to pixel indices once (a
+    :class:`harness.metrics.SharedInputs`), or None without any."""
+    from ..metrics import SharedInputs
+
+    if other_index is None and (other_x is None or other_y is None):
+        return None
+    return SharedInputs(shape, other_x=other_x, other_y=other_y, other_index=other_index, reused=reused)
+
+
+def _score_calibrated(p: np.ndarray, fix_x, fix_y, negatives, *, sigma_px: float, baseline, human_density, shuffled,
+                      sim_fixations, profile, seed, factor, metrics, equalize, sim_samples) -> dict[str, float]:
+    """:func:`score_calibrated` with its negatives prepared (``negatives``: a
+    :class:`harness.metrics.SharedInputs` or None), so that several maps of a stimulus share them."""
     from ..metrics import compute_suite
 
-    p = np.asarray(density, dtype=np.float64)
     shape = p.shape
     if baseline is None:
         from plugins.models.baselines import center_bias_map
@@ -81,7 +104,7 @@ def score_calibrated(density: np.ndarray, fix_x, fix_y, *, sigma_px: float, base
     if equalize is None:
         equalize = profile == "mit"
     wanted = ["auc_judd", "auc_borji", "nss"]
-    if other_x is not None and other_y is not None:
+    if negatives is not None:
         wanted.append("sauc")
     if human_density is not None:
         wanted += ["cc", "kld", "iou_top20"]
@@ -97,12 +120,12 @@ def score_calibrated(density: np.ndarray, fix_x, fix_y, *, sigma_px: float, base
     for m in wanted:
         by_map.setdefault(METRIC_MAP[m], []).append(m)
     for key, names in by_map.items():
-        extra = {}
-        if "sauc" in names:
-            extra = dict(other_x=other_x, other_y=other_y)
+        # no metric here reads the baseline (IG is computed on the density above): only the
+        # shuffled AUC's map needs the shared inputs, for its negatives
+        shared = negatives if "sauc" in names else None
         dens = human_density if any(n in DISTRIBUTION_METRICS for n in names) else None
-        out.update(compute_suite(maps[key], fix_x, fix_y, density=dens, baseline=baseline, profile=profile,
-                                 seed=seed, metrics=names, **extra))
+        out.update(compute_suite(maps[key], fix_x, fix_y, density=dens, profile=profile, seed=seed, metrics=names,
+                                 shared=shared))
     return out
 
 
@@ -176,18 +199,21 @@ class _Lazy:
 
 
 def score_gold(fix, shape: tuple[int, int], params, *, sigma_px: float, prior=None, other_x=None, other_y=None,
-               shuffled: np.ndarray | None = None, profile: str = "mit", seed: int = 0,
+               other_index=None, shuffled: np.ndarray | None = None, profile: str = "mit", seed: int = 0,
                metrics: Sequence[str] | None = None, sim_fixations: int | None = None,
                sim_samples: int = 256) -> dict[str, float] | None:
     """The calibrated gold standard of one stimulus: for each subject, the leave-one-out density
     calibrated with ``params`` (the stimulus' fold), scored on the subject's fixations with the
     subject's own density as the human density (as the harness's human ceiling does). ``ll`` and
     ``ig`` pool every fixation of the stimulus (comparable with a model's per-stimulus values);
-    the other metrics are means over subjects. ``metrics=()`` computes only ``ll`` and ``ig``."""
+    the other metrics are means over subjects. ``metrics=()`` computes only ``ll`` and ``ig``.
+    The shuffled negatives (``other_x``/``other_y`` or ``other_index``, as for
+    :func:`score_calibrated`) are converted and sorted once for all subjects."""
     from ..data.density import fixation_density
     from .model import _prior, calibrated_log_density
 
     c = _prior(prior, shape)
+    negatives = _negatives(tuple(shape), other_x, other_y, other_index, reused=True)
     lp_all, lc_all, per_subject = [], [], []
     for _, dens, held in loso_items(fix, shape, sigma_px):
         logp = calibrated_log_density(dens, params, c)
@@ -199,10 +225,9 @@ def score_gold(fix, shape: tuple[int, int], params, *, sigma_px: float, prior=No
         own = fixation_density(held.x, held.y, shape, sigma_px)
         p = np.exp(logp)
         p /= p.sum()
-        s = score_calibrated(p, held.x, held.y, sigma_px=sigma_px, baseline=c, human_density=own, other_x=other_x,
-                             other_y=other_y, shuffled=shuffled, sim_fixations=sim_fixations or len(held),
-                             profile=profile, seed=seed, factor=params.factor, metrics=metrics,
-                             sim_samples=sim_samples)
+        s = _score_calibrated(p, held.x, held.y, negatives, sigma_px=sigma_px, baseline=c, human_density=own,
+                              shuffled=shuffled, sim_fixations=sim_fixations or len(held), profile=profile, seed=seed,
+                              factor=params.factor, metrics=metrics, equalize=None, sim_samples=sim_samples)
         per_subject.append(s)
     if not lp_all:
         return None

@@ -10,7 +10,6 @@ over no stimulus) are ``null`` in both, so the JSON is valid for any reader.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import click

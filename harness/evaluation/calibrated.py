@@ -239,13 +239,13 @@ def model_scores(ctx, i: int, blocks: np.ndarray, constant: bool, profile: str, 
     fix = ctx.fixations[i]
     prior = _baseline_map(h, w)
     p = calibrated_density_from_blocks(blocks, (h, w), fit.params, prior, constant=constant)
-    ox, oy = ctx.others(i)
+    negatives = ctx.negatives(i)
     scores = score_calibrated(p, fix.x, fix.y, sigma_px=ctx.sigma(i), baseline=prior, human_density=ctx.density(i),
-                              other_x=ox, other_y=oy, shuffled=shuffled_density(fit, (h, w)),
+                              shuffled=shuffled_density(fit, (h, w)),
                               sim_fixations=max(1, int(round(fit.fixations_per_map))), profile=profile,
-                              seed=seed + i, factor=fit.params.factor)
+                              seed=seed + i, factor=fit.params.factor, **negatives)
     if ctx.extra_metrics:  # third-party metrics see the model as what it now is: its density
-        context = dict(density=ctx.density(i), baseline=prior, other_x=ox, other_y=oy, profile=profile)
+        context = dict(density=ctx.density(i), baseline=prior, profile=profile, **negatives)
         scores.update(plugin_scores(ctx.extra_metrics, p, fix, seed + i, context))
     return scores
 
@@ -260,6 +260,5 @@ def ceiling_scores(ctx, i: int, profile: str, seed: int) -> dict[str, float] | N
         return None
     fit = ctx.calibration.fit_for(ctx.ids[i])
     w, h = ctx.sizes[i]
-    ox, oy = ctx.others(i)
-    return score_gold(fix, (h, w), fit.params, sigma_px=ctx.sigma(i), prior=_baseline_map(h, w), other_x=ox,
-                      other_y=oy, shuffled=shuffled_density(fit, (h, w)), profile=profile, seed=seed + i)
+    return score_gold(fix, (h, w), fit.params, sigma_px=ctx.sigma(i), prior=_baseline_map(h, w),
+                      shuffled=shuffled_density(fit, (h, w)), profile=profile, seed=seed + i, **ctx.negatives(i))

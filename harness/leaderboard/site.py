@@ -495,8 +495,6 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
     """Write the overlay PNGs of one run under ``site/assets`` and describe them for the page: the
     stimuli :func:`harness.results.examples.describe` picks (best, median, worst by NSS, ...), each
     with its rank and its per-stimulus ``scores``."""
-    import numpy as np
-
     from ..ids import safe_component
     from ..results.examples import describe, read_map
 

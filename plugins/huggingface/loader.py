@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl
 
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
-from harness.hub import PROBE_TIMEOUT_S, probe_endpoint  # noqa: F401  (shared with `leaderboard show --from`)
+from harness.hub import probe_endpoint  # shared with `leaderboard show --from`
 
 PLUGIN = "huggingface"
 TASKS = ("free-viewing", "classification", "detection", "captioning")
