@@ -376,10 +376,17 @@ def test_shared_inputs_change_no_number(profile):
                    for m, (x, y) in zip(maps_, fixations)]
     many = compute_suite_many(((m, x, y, density_) for m, (x, y) in zip(maps_, fixations)), baseline=baseline,
                               other_x=ox, other_y=oy, profile=profile, seed=4)
-    for a, b, c in zip(plain, with_shared, many):
-        assert list(a) == list(b) == list(c)
+    # the evaluation's way: one baseline per image size, each stimulus' negatives added to it
+    base = SharedInputs(shape, baseline=baseline)
+    per_stimulus = [compute_suite(m, x, y, density=density_, profile=profile, seed=4,
+                                  shared=base.with_negatives(other_x=ox, other_y=oy))
+                    for m, (x, y) in zip(maps_, fixations)]
+    for a, b, c, d in zip(plain, with_shared, many, per_stimulus):
+        assert list(a) == list(b) == list(c) == list(d)
         for k in a:
-            assert a[k] == b[k] == c[k] or (np.isnan(a[k]) and np.isnan(b[k]) and np.isnan(c[k])), k
+            assert a[k] == b[k] == c[k] == d[k] or all(np.isnan(v[k]) for v in (a, b, c, d)), k
+    # the baseline's validation and sums were done once, on the shared base, for every stimulus
+    assert "_b_stats" in base.__dict__ and ("b_shifted_sum" in base.__dict__) == (profile == "mit")
 
 
 def test_shared_inputs_are_checked():

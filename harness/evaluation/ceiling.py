@@ -50,8 +50,8 @@ def ceiling_scores(ctx, i: int, profile: str, seed: int) -> dict[str, float] | N
     than two subjects have fixations. Plugin metrics (``ctx.extra_metrics``) are called per subject
     with the same arguments as :func:`harness.evaluation.scoring.score` gives them."""
     from ..data.density import LeaveOneOut
-    from ..metrics import SharedInputs, compute_suite
-    from .scoring import _baseline_map, plugin_scores
+    from ..metrics import compute_suite
+    from .scoring import _baseline_inputs, _baseline_map, plugin_scores
 
     fix = ctx.fixations[i]
     w, h = ctx.sizes[i]
@@ -63,7 +63,7 @@ def ceiling_scores(ctx, i: int, profile: str, seed: int) -> dict[str, float] | N
     loo = LeaveOneOut(fix, (h, w), ctx.sigma(i), buffer=maps_buffer, lazy=True)
     baseline = _baseline_map(h, w)
     negatives = ctx.negatives(i)
-    shared = SharedInputs((h, w), baseline=baseline, reused=True, **negatives)
+    shared = _baseline_inputs(h, w).with_negatives(reused=True, **negatives)
     per_subject = []
     for k, subject in enumerate(loo.subjects):
         held = fix.subset(fix.subject == subject)

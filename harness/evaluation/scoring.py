@@ -25,6 +25,15 @@ def _baseline_map(h: int, w: int) -> np.ndarray:
     return m
 
 
+@functools.lru_cache(maxsize=8)
+def _baseline_inputs(h: int, w: int):
+    """The baseline as the metrics share it (:class:`harness.metrics.SharedInputs`), one per stimulus
+    size: validated and summed for the first stimulus of that size, not again for every one."""
+    from ..metrics import SharedInputs
+
+    return SharedInputs((h, w), baseline=_baseline_map(h, w))
+
+
 def plugin_metrics() -> list[tuple[str, Callable[..., float]]]:
     """Registered metrics that the built-in suite does not compute (third-party plugins)."""
     from ..metrics import METRICS
@@ -63,12 +72,12 @@ def check_map(smap: Any, h: int, w: int, *, constant_expected: bool = False) -> 
 
 def score(smap, fix, ctx, i: int, profile: str, seed: int, density=None) -> dict[str, float]:
     """Every registered gaze metric of ``smap`` for stimulus ``i``."""
-    from ..metrics import SharedInputs, compute_suite
+    from ..metrics import compute_suite
 
     w, h = ctx.sizes[i]
     density = ctx.density(i) if density is None else density
     negatives = ctx.negatives(i)
-    shared = SharedInputs((h, w), baseline=_baseline_map(h, w), **negatives)
+    shared = _baseline_inputs(h, w).with_negatives(**negatives)
     scores = compute_suite(smap, fix.x, fix.y, seed=seed + i, density=density, profile=profile, shared=shared)
     if ctx.extra_metrics:
         context = dict(density=density, baseline=_baseline_map(h, w), profile=profile, **negatives)

@@ -322,9 +322,23 @@ class SharedInputs:
         # reused by many maps: sorting the other fixations once pays (in-order reads, distinct
         # locations without the marker map); for one map it would not
         self.reused = reused
+        self._base: SharedInputs | None = None  # whose baseline work this one shares (with_negatives)
+
+    def with_negatives(self, *, other_x: np.ndarray | None = None, other_y: np.ndarray | None = None,
+                       other_index: np.ndarray | None = None, reused: bool = False,
+                       workspace: Workspace | None = None) -> "SharedInputs":
+        """Inputs with this one's baseline and the given other-image fixations: the baseline's
+        validation and sums are done once, by whichever of them asks first, for every stimulus of
+        this size (the evaluation keeps one per size; its baseline array must not change)."""
+        new = SharedInputs(self.shape, baseline=self._baseline, other_x=other_x, other_y=other_y,
+                           workspace=workspace, reused=reused, other_index=other_index)
+        new._base = self if self._base is None else self._base
+        return new
 
     @cached_property
     def _b_stats(self) -> tuple[np.ndarray, float, float, float, float] | None:
+        if self._base is not None:
+            return self._base._b_stats
         return None if self._baseline is None else _map_stats("baseline", self._baseline, self.shape)
 
     @cached_property
@@ -335,6 +349,8 @@ class SharedInputs:
     @cached_property
     def b_shifted_sum(self) -> float:
         """``sum(baseline - min)``."""
+        if self._base is not None:
+            return self._base.b_shifted_sum
         b, bmin, _ = self.b
         return float(kernels.shifted_sum(b, bmin))
 
