@@ -117,3 +117,34 @@ def load_model(name: str, **kwargs: Any) -> Model:
     factory_kwargs = dict(spec.get("kwargs", {}) or {})
     factory_kwargs.update(kwargs)
     return spec.load(**factory_kwargs)
+
+
+def batch_invariant_linears(module: Any) -> Any:
+    """Make every ``torch.nn.Linear`` in ``module`` compute a one-row input as two rows (itself
+    twice, the copy's output dropped), so that a stimulus' numbers do not depend on the batch it is
+    in. BLAS computes a one-row product with a matrix-vector routine that adds in another order
+    than the matrix product of two or more rows, while convolutions and the products over tokens
+    give each stimulus the same numbers in any batch: so without this a classifier head's logits
+    (and a caption decoder's, one token at a time) move by a few ulps when the stimulus is alone in
+    its batch (``--batch-size 1``, or a run's last batch). Gradients are unchanged (the copy's
+    output is unused: its gradient is zero). Subclasses of ``Linear`` are left alone. Returns
+    ``module``; calling it twice is harmless."""
+    import torch
+
+    for sub in module.modules():
+        # exactly Linear: a subclass (a quantised layer, say) computes its own way
+        if type(sub) is torch.nn.Linear and not getattr(sub, "_harness_two_rows", False):
+            sub.forward = _two_row_linear.__get__(sub)
+            sub._harness_two_rows = True
+    return module
+
+
+def _two_row_linear(self: Any, x: Any) -> Any:
+    import torch
+    import torch.nn.functional as F
+
+    if x.numel() != x.shape[-1]:  # more than one row: the matrix product already
+        return F.linear(x, self.weight, self.bias)
+    row = x.reshape(1, -1)
+    out = F.linear(torch.cat([row, row]), self.weight, self.bias)[:1]
+    return out.reshape(*x.shape[:-1], self.out_features)

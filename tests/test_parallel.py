@@ -146,3 +146,59 @@ def test_killed_two_process_run_resumes_only_the_missing_stimuli(tmp_path, osie_
     assert r.returncode == 0, r.stderr[-3000:]
     assert_identical(out, ref)
     shutil.rmtree(dist, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["efficientnet-lite0", "tiny-vit"])
+def test_any_batch_size_gives_the_same_rows(tmp_path, osie_dir, osie_cache, model, monkeypatch):
+    """The batch size is part of a run's settings, but a stimulus' numbers do not depend on it: the
+    same rows (scores and the model's outputs) with batches of 1, 3 (the last one a single stimulus)
+    and 7, for the default model and for a Hugging Face ViT with attention rollout."""
+    from harness.evaluation import EvalConfig, run_eval
+    from tiny_models import make_tiny_vit
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(osie_cache))
+    name = f"hf:{make_tiny_vit(tmp_path / 'vit')}" if model == "tiny-vit" else model
+    frames = {}
+    for batch in (1, 3, 7):
+        (result,) = run_eval(EvalConfig(model=name, dataset="osie", limit=7, batch_size=batch, data_dir=osie_dir,
+                                        output=tmp_path / f"b{batch}", progress=False), references=False)
+        frames[batch] = read_run_rows(result.run_dir)
+    assert frames[1]["output"].notna().all()
+    assert frames[1].equals(frames[7]) and frames[3].equals(frames[7])
+
+
+def read_run_rows(run_dir: Path):
+    from harness.results import read_run
+
+    return read_run(run_dir).per_image().drop(columns=["seconds"]).reset_index(drop=True)
+
+
+def test_one_row_linear_computes_as_in_a_batch():
+    """batch_invariant_linears: a one-row input (2-D, 1-D or one token) gets the numbers it gets as
+    a row of a larger batch, and the same gradient (to rounding); a subclass of Linear is left alone."""
+    import torch
+
+    from harness.models import batch_invariant_linears
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(1280, 1000)
+    x = torch.randn(5, 1280, requires_grad=True)
+    batch = lin(x)
+    plain = torch.nn.Linear(1280, 1000)
+    plain.load_state_dict(lin.state_dict())
+
+    class Quantised(torch.nn.Linear):
+        pass
+
+    net = torch.nn.Sequential(lin, torch.nn.Sequential(Quantised(4, 4)))
+    assert batch_invariant_linears(batch_invariant_linears(net)) is net
+    assert not getattr(net[1][0], "_harness_two_rows", False)
+    assert torch.equal(lin(x), batch)  # more rows: the plain product
+    one = x[2:3].detach().clone().requires_grad_(True)
+    assert torch.equal(lin(one), batch[2:3])
+    assert torch.equal(lin(one[0]), batch[2]) and torch.equal(lin(one[None]), batch[2:3][None])
+    lin(one).sum().backward()
+    ref = x[2:3].detach().clone().requires_grad_(True)
+    plain(ref).sum().backward()
+    assert torch.allclose(one.grad, ref.grad, rtol=1e-5, atol=1e-6) and one.grad.shape == (1, 1280)

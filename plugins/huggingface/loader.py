@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from harness.errors import HarnessError
+from harness.models import batch_invariant_linears
 from harness.hookspecs import hookimpl
 from harness.hub import probe_endpoint  # shared with `leaderboard show --from`
 
@@ -333,6 +334,7 @@ def load(checkpoint: str, revision: str | None = None, name: str | None = None, 
     provenance["transformers"] = transformers.__version__
     device = options.pop("device", None) or "cpu"
     model.to(device).eval()
+    batch_invariant_linears(model)  # a stimulus alone in its batch gets the same numbers as in any other
 
     from .models import HFCaptioner, HFClassifier, HFDetector
 

@@ -40,7 +40,7 @@ from typing import Any, Sequence
 from harness.data.download import sha256_file
 from harness.errors import PluginError
 from harness.hookspecs import hookimpl
-from harness.models import Prediction, check_request
+from harness.models import Prediction, batch_invariant_linears, check_request
 
 TASKS = ("free-viewing", "classification")
 ATTENTION = ("grad-cam",)
@@ -184,6 +184,7 @@ class EfficientNetLite:
                 ) from exc
             net.to(self.device).eval()
             net.requires_grad_(False)  # Grad-CAM needs gradients w.r.t. activations only
+            batch_invariant_linears(net)  # a stimulus alone in its batch gets the same logits
             self._net = net
             # Identity marks the head's output: EfficientNet reuses one ReLU6 module for stem and
             # head, so no existing module runs exactly once at that point.
