@@ -127,24 +127,44 @@ def batch_invariant_linears(module: Any) -> Any:
     give each stimulus the same numbers in any batch: so without this a classifier head's logits
     (and a caption decoder's, one token at a time) move by a few ulps when the stimulus is alone in
     its batch (``--batch-size 1``, or a run's last batch). Gradients are unchanged (the copy's
-    output is unused: its gradient is zero). Subclasses of ``Linear`` are left alone. Returns
-    ``module``; calling it twice is harmless."""
+    output is unused: its gradient is zero). The layers become :class:`TwoRowLinear` (a ``Linear``
+    subclass: same parameters and state dict, picklable); subclasses of ``Linear`` (a quantised
+    layer, say) are left alone. Returns ``module``; calling it twice is harmless."""
     import torch
 
+    cls = _two_row_linear_class()
     for sub in module.modules():
-        # exactly Linear: a subclass (a quantised layer, say) computes its own way
-        if type(sub) is torch.nn.Linear and not getattr(sub, "_harness_two_rows", False):
-            sub.forward = _two_row_linear.__get__(sub)
-            sub._harness_two_rows = True
+        if type(sub) is torch.nn.Linear:
+            sub.__class__ = cls
     return module
 
 
-def _two_row_linear(self: Any, x: Any) -> Any:
-    import torch
-    import torch.nn.functional as F
+_TWO_ROW: list[Any] = []
 
-    if x.numel() != x.shape[-1]:  # more than one row: the matrix product already
-        return F.linear(x, self.weight, self.bias)
-    row = x.reshape(1, -1)
-    out = F.linear(torch.cat([row, row]), self.weight, self.bias)[:1]
-    return out.reshape(*x.shape[:-1], self.out_features)
+
+def _two_row_linear_class() -> Any:
+    """:class:`TwoRowLinear`, made on first use (importing this module does not import torch)."""
+    if not _TWO_ROW:
+        import torch
+        import torch.nn.functional as F
+
+        class TwoRowLinear(torch.nn.Linear):
+            """A ``Linear`` that computes a single row as two (see :func:`batch_invariant_linears`)."""
+
+            def forward(self, x: Any) -> Any:
+                if x.numel() != x.shape[-1]:  # more than one row: the matrix product already
+                    return F.linear(x, self.weight, self.bias)
+                row = x.reshape(1, -1)
+                out = F.linear(torch.cat([row, row]), self.weight, self.bias)[:1]
+                return out.reshape(*x.shape[:-1], self.out_features)
+
+        TwoRowLinear.__module__ = __name__  # pickled by name: harness.models.TwoRowLinear
+        TwoRowLinear.__qualname__ = "TwoRowLinear"
+        _TWO_ROW.append(TwoRowLinear)
+    return _TWO_ROW[0]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TwoRowLinear":  # for pickle and for readers: made on first use
+        return _two_row_linear_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
