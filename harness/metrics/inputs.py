@@ -156,11 +156,12 @@ def _kth_largest_counts(a: np.ndarray, k: int, work: np.ndarray | None = None,
 
 
 def _kth_by_sorting(a: np.ndarray, k: int) -> tuple[float, int, int]:
-    above, inside = 0, np.sort(a)
-    v = inside[inside.size - (k - above)]
-    left = int(np.searchsorted(inside, v, side="left"))
-    right = int(np.searchsorted(inside, v, side="right"))
-    return float(v), above + inside.size - right, right - left
+    """:func:`kth_largest_counts` by sorting all of ``a`` (small arrays, or a missed bracket)."""
+    ordered = np.sort(a)
+    v = ordered[ordered.size - k]
+    left = int(np.searchsorted(ordered, v, side="left"))
+    right = int(np.searchsorted(ordered, v, side="right"))
+    return float(v), ordered.size - right, right - left
 
 
 def dot(a: np.ndarray, b: np.ndarray) -> float:
