@@ -7,6 +7,9 @@
 >>> res = harness.evaluate(my_resnet, layer="layer4", dataset="osie", limit=50)     # Grad-CAM of layer4
 >>> res = harness.evaluate(lambda image: my_map(image), name="my-map", dataset="osie", limit=50)
 
+In a script, call it under ``if __name__ == "__main__":`` (the scoring processes import the
+script again when they start; an unguarded call stops with that advice).
+
 It runs exactly what ``harness eval`` runs (same run folders under ``output``, same resumption, same
 references: the human ceiling and the baselines), so a notebook result and a command-line result of
 the same model and settings are the same run.

@@ -118,6 +118,29 @@ def test_scoring_pool_and_decoders_give_the_inline_numbers(tmp_path, osie_dir, o
 
 
 @pytest.mark.slow
+def test_a_script_without_a_main_guard_stops_with_a_message_instead_of_hanging(tmp_path, osie_dir, osie_cache):
+    # Python starts the scoring processes with "spawn", which imports the parent's script again: an
+    # unguarded harness.evaluate() at its top level ran again in the worker and waited forever for
+    # the parent's run-folder lock (the README's Python example, saved as a script, hung)
+    call = (f"res = harness.evaluate('efficientnet-lite0', dataset='osie', limit=8, batch_size=4, references=False, "
+            f"score_workers=1, data_dir={str(osie_dir)!r}, output={str(tmp_path / 'runs')!r})\n")
+    bare = tmp_path / "bare.py"
+    bare.write_text("import harness\n" + call + "print('nss', res.summary['metrics']['nss'])\n")
+    r = subprocess.run([sys.executable, str(bare)], env=_env(osie_cache), capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert 'put the code that calls harness under `if __name__ == "__main__":`' in r.stderr
+    assert "a scoring process died" in r.stderr
+    # guarded, the same call uses its scoring process and finishes
+    guarded = tmp_path / "guarded.py"
+    guarded.write_text("import harness\nif __name__ == '__main__':\n    " + call
+                       + "    print('processes', res.summary.get('processes'), 'rows', len(res.per_stimulus))\n")
+    r = subprocess.run([sys.executable, str(guarded)], env=_env(osie_cache), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "rows 8" in r.stdout
+
+
+@pytest.mark.slow
 def test_killed_two_process_run_resumes_only_the_missing_stimuli(tmp_path, osie_dir, osie_cache):
     dist = _install_dist(tmp_path / "dist")
     env = _env(osie_cache, PYTHONPATH=f"{dist}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", FLAKY_DELAY="0.3")

@@ -27,7 +27,7 @@ from .context import DatasetContext
 from .loader import batches
 from .parallel import World, world as find_world
 from .scoring import Job, RunSpec, Scorer
-from .threads import cores, keep_heap, limit_this_process, plan
+from .threads import check_not_starting_worker, cores, keep_heap, limit_this_process, plan
 
 #: the chunk (shard) size of the references, whose numbers do not depend on any batch
 REFERENCE_CHUNK = 16
@@ -439,6 +439,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     from ..models import data_kwargs, device_kwargs, load_model
     from ..plugins import get_registry
 
+    check_not_starting_worker()  # a script without a __main__ guard, re-run in a worker: stop, do not hang
     # user mistakes are reported before any long computation starts or any folder is made
     given = model  # a model object (harness.evaluate), used as is
     if cfg.scoring not in calibrated.SCORINGS:

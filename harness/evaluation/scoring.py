@@ -333,7 +333,8 @@ class _Pending:
             except CancelledError as exc:
                 raise HarnessError("the scoring processes were stopped") from exc
             except BrokenProcessPool as exc:
-                raise HarnessError(f"a scoring process died ({exc}); finished batches are kept, run again to resume") from exc
+                raise HarnessError(f"a scoring process died ({exc} Its own message, if it left one, is above); "
+                                  "finished batches are kept, run again to resume") from exc
             out[k::self.stride] = part
         return out
 

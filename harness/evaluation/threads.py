@@ -58,6 +58,25 @@ def plan(*, local_processes: int = 1, device: str = "cpu", n_stimuli: int = 0, s
                 loader_workers=max(0, loader_workers))
 
 
+def check_not_starting_worker() -> None:
+    """Stop a scoring or decoding process that is re-running the caller's script.
+
+    Python starts worker processes with ``spawn`` (here, and everywhere on macOS and Windows): the
+    new process imports the parent's main script again before it becomes a worker. A script that
+    calls ``harness.evaluate`` at its top level then evaluates again inside the worker, which waits
+    for the parent's run-folder lock while the parent waits for the worker: a silent hang (the
+    README's Python example, saved as a script, did this). Such a process exits here with one line
+    that says how to fix the script."""
+    import multiprocessing
+
+    # multiprocessing sets this private flag while a new process imports the parent's main module
+    # (spawn and forkserver); its own "bootstrapping phase" check reads the same flag
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SystemExit("harness: this script started again inside one of the evaluation's worker processes "
+                         "(Python re-imports the main script there); put the code that calls harness under "
+                         "`if __name__ == \"__main__\":`")
+
+
 def limit_this_process(threads: int) -> None:
     """torch, BLAS/OpenMP and numba use at most ``threads`` threads in this process."""
     try:
