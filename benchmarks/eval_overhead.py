@@ -15,7 +15,9 @@ waited for: scoring and decoding workers included) are printed with their ratios
 - harness eval: `harness eval --no-references` with its default plan (model on one thread, scoring
   in a worker process on the other cores, decoding ahead), writing a real run folder; and the same
   with scoring and decoding inline (one process, one thread).
-Every variant is timed from before the dataset and the model are loaded to the end.
+Every variant is timed from before the dataset and the model are loaded to the end; torch is
+imported before the timing in all of them (until this was so, harness eval's figures carried torch's
+import, ~1.6 s here, and the bare loops' did not).
 
 ``--repeat N``: N rounds of the four variants, one round after the other, every round printed; each
 variant's figures are from its fastest round (a shared machine's other tenants only add time).
@@ -91,6 +93,7 @@ BARE_VIT = RUSAGE + textwrap.dedent("""
 
 EVAL = RUSAGE + textwrap.dedent("""
     import sys, time
+    import torch  # imported before the timing, as the bare loops do (harness imports it on first use)
     from pathlib import Path
     from harness.evaluation import EvalConfig, run_eval
     cfg = EvalConfig(model=sys.argv[4], dataset="osie", limit=int(sys.argv[2]), batch_size=int(sys.argv[3]),
