@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from harness.evaluation import threads
@@ -51,3 +53,54 @@ def test_keep_heap_reuses_pages_for_map_sized_arrays():
                                        check=True).stdout) for mode in ("keep", "default")}
     assert faults["default"] > 50 * 2 * 900  # glibc trims the freed heap: every page faults again
     assert faults["keep"] < 0.01 * faults["default"]
+
+
+def test_cuda_runs_pin_deterministic_full_precision_kernels_and_put_the_settings_back(monkeypatch):
+    # a CUDA model run computes with cuDNN's deterministic algorithms, no autotuning, no TF32 and
+    # torch's deterministic implementations (else two runs, or 1 and N GPUs, may differ in the
+    # bits); the flags are the process' own, so the Python API restores what it found
+    import torch
+
+    from harness.evaluation.parallel import CUDA_KERNELS, deterministic_kernels
+
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32, matmul.allow_tf32 = True, False, True, True
+    assert not torch.are_deterministic_algorithms_enabled()
+    deterministic_kernels("cpu")()  # CPU (and MPS): nothing changes
+    assert (cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32, matmul.allow_tf32) == (True, False, True, True)
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    try:
+        restore = deterministic_kernels("cuda:1")
+        assert (cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32, matmul.allow_tf32) == (False, True, False, False)
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        restore()
+        assert (cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32, matmul.allow_tf32) == (True, False, True, True)
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+        cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32, matmul.allow_tf32 = False, False, True, False
+    assert CUDA_KERNELS == "deterministic-fp32"
+
+
+def test_only_cuda_model_runs_carry_the_kernel_setting_in_their_id(osie_dir, osie_cache):
+    from harness.data import load_gaze_dataset
+    from harness.data.density import sigma_px
+    from harness.evaluation import EvalConfig
+    from harness.evaluation.context import DatasetContext
+    from harness.evaluation.runner import _settings
+    from harness.results.store import run_id_for
+
+    gaze, ds = load_gaze_dataset("osie", data_dir=osie_dir)
+    ctx = DatasetContext(gaze, ds, 4, sigma_px(gaze))
+    ids = {}
+    for device in ("cpu", "cuda"):
+        cfg = EvalConfig(model="efficientnet-lite0", dataset="osie", limit=4)
+        cfg.resolved_device, cfg.resolved_threads = device, 1
+        settings = _settings(cfg, model_name="efficientnet-lite0", provenance={"model_id": "x"}, attention="grad-cam",
+                             kind="model", gaze=gaze, ctx=ctx, batch_size=8)
+        assert settings.get("cuda_kernels") == ("deterministic-fp32" if device == "cuda" else None)
+        assert settings["device"] == device
+        ids[device] = run_id_for(settings)
+    assert ids["cpu"] != ids["cuda"]

@@ -56,6 +56,39 @@ def best_device() -> str:
     return "cpu"
 
 
+#: what a CUDA model run computes with (:func:`deterministic_kernels`); part of such a run's id
+CUDA_KERNELS = "deterministic-fp32"
+
+
+def deterministic_kernels(device: str):
+    """On a CUDA device, make the model's numbers depend only on its inputs and batches: cuDNN's
+    deterministic convolutions (its default lets it pick algorithms that add with atomics, whose
+    order changes from run to run: Grad-CAM's backward pass meets them), no cuDNN autotuning,
+    torch's deterministic implementations where an op has one (a warning where it has none:
+    ``torch.use_deterministic_algorithms(warn_only=True)``), cuBLAS with a fixed workspace
+    (``CUBLAS_WORKSPACE_CONFIG``, unless set), and float32 arithmetic in full (no TF32, which
+    cuDNN allows by default and which depends on the GPU generation). Without this, two runs on the
+    same GPU, let alone 1 and N GPUs, need not give the same bits. Returns a function that puts the
+    previous settings back (the Python API leaves a notebook's torch as it found it); on CPU and
+    MPS it changes nothing. Not measured on a GPU in this project's CI (none is lent to it)."""
+    if not str(device).startswith("cuda"):
+        return lambda: None
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    import torch
+
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = (cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32, matmul.allow_tf32,
+              torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32, matmul.allow_tf32 = False, True, False, False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+    def restore() -> None:
+        cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32, matmul.allow_tf32 = before[:4]
+        torch.use_deterministic_algorithms(before[4], warn_only=before[5])
+
+    return restore
+
+
 def world(device: str | None = None) -> World:
     """This process' place in the job. ``device``: ``cpu``, ``cuda``, ``mps`` or None (the best
     available; under a launcher, the GPU of this process' local rank)."""

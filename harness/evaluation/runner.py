@@ -25,7 +25,7 @@ from . import calibrated, record
 from .config import CEILING, EvalConfig, EvalResult, geometry_rows, stimulus_blurs
 from .context import DatasetContext
 from .loader import batches
-from .parallel import World, world as find_world
+from .parallel import CUDA_KERNELS, World, deterministic_kernels, world as find_world
 from .scoring import Job, RunSpec, Scorer
 from .threads import check_not_starting_worker, cores, keep_heap, limit_this_process, plan
 
@@ -65,7 +65,10 @@ def _settings(cfg: EvalConfig, *, model_name, provenance, attention, kind, gaze,
         # and, on CPU, on the number of threads, so a model run is one of each; references depend on none
         **({"batch_size": batch_size, "device": cfg.resolved_device,
             **({"model_threads": cfg.resolved_threads} if cfg.resolved_device == "cpu" and cfg.resolved_threads != 1
-               else {})} if batch_size is not None else {}),
+               else {}),
+            # CUDA runs made before the kernels were pinned (TF32 convolutions) computed other numbers
+            **({"cuda_kernels": CUDA_KERNELS} if cfg.resolved_device == "cuda" else {})}
+           if batch_size is not None else {}),
     }
 
 
@@ -436,8 +439,6 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     baselines exist for the same dataset, limit and metric settings (computed once, then reused).
     Under torchrun / accelerate launch every process calls this; each computes its share."""
     from ..data import load_gaze_dataset
-    from ..models import data_kwargs, device_kwargs, load_model
-    from ..plugins import get_registry
 
     check_not_starting_worker()  # a script without a __main__ guard, re-run in a worker: stop, do not hang
     # user mistakes are reported before any long computation starts or any folder is made
@@ -453,6 +454,19 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     n = len(ds) if cfg.limit is None else min(cfg.limit, len(ds))
     sigma_px = stimulus_blurs(cfg, gaze, geometry_rows(ds, n))  # one blur per stimulus (config.Blur)
     world = find_world(cfg.device)
+    restore = deterministic_kernels(world.device)  # on GPUs: the same numbers for any number of them
+    try:
+        return _run_eval_in(cfg, world, gaze, ds, n, sigma_px, given, references, on_batch)
+    finally:
+        restore()
+
+
+def _run_eval_in(cfg: EvalConfig, world: World, gaze, ds, n: int, sigma_px, given, references: bool,
+                 on_batch) -> list[EvalResult]:
+    """:func:`run_eval` once the dataset is loaded and this process' place is known."""
+    from ..models import data_kwargs, device_kwargs, load_model
+    from ..plugins import get_registry
+
     work = plan(local_processes=world.local_size, device=world.device, n_stimuli=n // world.size,
                 score_workers=cfg.score_workers, loader_workers=cfg.loader_workers, model_threads=cfg.model_threads)
     cfg.resolved_device = world.device.split(":")[0]
