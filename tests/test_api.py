@@ -84,3 +84,26 @@ def test_a_torch_module_with_a_named_layer(tmp_path, data_dir):
         harness.evaluate(net, dataset="osie", limit=2, output=tmp_path, data_dir=data_dir)
     with pytest.raises(HarnessError, match="unknown option"):
         harness.evaluate("center-bias", dataset="osie", limit=2, output=tmp_path, data_dir=data_dir, batchsize=3)
+
+
+def test_evaluate_leaves_the_callers_thread_counts_as_it_found_them(tmp_path, data_dir):
+    # the evaluation runs its model on one thread and limits BLAS and numba; a notebook that
+    # trains afterwards must get its own thread counts back, not one thread
+    import numba
+    import torch
+    from threadpoolctl import threadpool_info
+
+    def counts(libraries=None):  # the pools of the libraries loaded before (the eval may load more)
+        pools = {p["filepath"]: p["num_threads"] for p in threadpool_info()}
+        return torch.get_num_threads(), numba.get_num_threads(), {k: pools[k] for k in (libraries or pools)}
+
+    before_torch = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        before = counts()
+        res = harness.evaluate("efficientnet-lite0", dataset="osie", limit=4, references=False,
+                               output=tmp_path / "runs", data_dir=data_dir)
+        assert res.summary["n_images"] == 4
+        assert counts(before[2]) == before
+    finally:
+        torch.set_num_threads(before_torch)

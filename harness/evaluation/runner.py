@@ -454,24 +454,26 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     n = len(ds) if cfg.limit is None else min(cfg.limit, len(ds))
     sigma_px = stimulus_blurs(cfg, gaze, geometry_rows(ds, n))  # one blur per stimulus (config.Blur)
     world = find_world(cfg.device)
-    restore = deterministic_kernels(world.device)  # on GPUs: the same numbers for any number of them
-    try:
-        return _run_eval_in(cfg, world, gaze, ds, n, sigma_px, given, references, on_batch)
-    finally:
-        restore()
-
-
-def _run_eval_in(cfg: EvalConfig, world: World, gaze, ds, n: int, sigma_px, given, references: bool,
-                 on_batch) -> list[EvalResult]:
-    """:func:`run_eval` once the dataset is loaded and this process' place is known."""
-    from ..models import data_kwargs, device_kwargs, load_model
-    from ..plugins import get_registry
-
     work = plan(local_processes=world.local_size, device=world.device, n_stimuli=n // world.size,
                 score_workers=cfg.score_workers, loader_workers=cfg.loader_workers, model_threads=cfg.model_threads)
     cfg.resolved_device = world.device.split(":")[0]
     cfg.resolved_threads = work.model_threads
-    limit_this_process(work.model_threads)
+    # process-wide settings for the evaluation, put back after it (a notebook keeps its own)
+    undo = [limit_this_process(work.model_threads),
+            deterministic_kernels(world.device)]  # on GPUs: the same numbers for any number of them
+    try:
+        return _run_eval_in(cfg, world, work, gaze, ds, n, sigma_px, given, references, on_batch)
+    finally:
+        for restore in reversed(undo):
+            restore()
+
+
+def _run_eval_in(cfg: EvalConfig, world: World, work, gaze, ds, n: int, sigma_px, given, references: bool,
+                 on_batch) -> list[EvalResult]:
+    """:func:`run_eval` once the dataset is loaded and this process' place and threads are set."""
+    from ..models import data_kwargs, device_kwargs, load_model
+    from ..plugins import get_registry
+
     keep_heap()  # each stimulus' maps reuse the same pages (threads.keep_heap)
     if given is not None:
         model = given

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 #: below this many stimuli a scoring pool costs more to start (about a second a worker) than it saves
 POOL_MIN_STIMULI = 48
@@ -77,18 +78,23 @@ def check_not_starting_worker() -> None:
                          "`if __name__ == \"__main__\":`")
 
 
-def limit_this_process(threads: int) -> None:
-    """torch, BLAS/OpenMP and numba use at most ``threads`` threads in this process."""
+def limit_this_process(threads: int) -> Callable[[], None]:
+    """torch, BLAS/OpenMP and numba use at most ``threads`` threads in this process. Returns a
+    function that puts the previous counts back (``harness.evaluate`` in a notebook must not leave
+    the user's torch on one thread)."""
+    undo: list[Callable[[], None]] = []
     try:
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(threads)
+        undo.append(threadpool_limits(threads).restore_original_limits)
     except ImportError:  # pragma: no cover - a declared dependency
         pass
     try:
         import numba
 
+        before = numba.get_num_threads()
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        undo.append(lambda: numba.set_num_threads(before))
     except Exception:  # numba's threading layer may refuse after its first parallel call
         pass
     import sys
@@ -96,7 +102,18 @@ def limit_this_process(threads: int) -> None:
     if "torch" in sys.modules:
         import torch
 
+        torch_before = torch.get_num_threads()
         torch.set_num_threads(threads)
+        undo.append(lambda: torch.set_num_threads(torch_before))
+
+    def restore() -> None:
+        for step in reversed(undo):
+            try:
+                step()
+            except Exception:  # best effort: a pool that refuses keeps the evaluation's count
+                pass
+
+    return restore
 
 
 #: glibc mallopt parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
