@@ -137,6 +137,9 @@ def test_manifest_has_full_provenance(tmp_path, osie_dir, flaky):
     assert len(m["dataset_fingerprint"]) == 64
     assert m["packages"]["numpy"] == np.__version__
     assert m["metric_params"]["sigma_px"] > 0 and m["wall_time_s"] > 0
+    # the machine: a CPU model's last bits depend on the vector instructions its kernels use
+    assert isinstance(m["hardware"]["cpu"], str) and m["hardware"]["cpu"] and m["hardware"]["cores"] >= 1
+    assert "gpu" not in m["hardware"]  # a CPU run
 
 
 def test_references_are_computed_once_per_dataset(tmp_path, osie_dir, flaky):

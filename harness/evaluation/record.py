@@ -31,6 +31,25 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def hardware(device: str | None) -> dict[str, Any]:
+    """The machine that finished the run: its CPU (a CPU model's last bits depend on the vector
+    instructions its kernels pick) and, for a CUDA run, the GPU and the CUDA and cuDNN versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:  # not Linux
+        pass
+    from .threads import cores
+
+    out: dict[str, Any] = {"cpu": cpu, "cores": cores()}
+    if device == "cuda":
+        import torch
+
+        out.update(gpu=torch.cuda.get_device_name(), cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+    return out
+
+
 def row(stimulus_id: str, status: str, error: str | None, scores: dict, task_scores: dict, output: dict,
         seconds: float, n_fix: int) -> dict:
     out: dict[str, Any] = {
@@ -115,6 +134,7 @@ def manifest(writer, cfg, settings: dict[str, Any], frame, finished_at: str, ext
         "wall_time_s": float(frame["seconds"].sum()) if len(frame) else 0.0,
         "packages": package_versions(),
         "platform": platform.platform(),
+        "hardware": hardware(getattr(cfg, "resolved_device", None)),
         "command": cfg.command,
         "started_at": writer.sessions[0] if writer.sessions else None,
         "sessions": len(writer.sessions),
