@@ -140,6 +140,50 @@ def test_a_script_without_a_main_guard_stops_with_a_message_instead_of_hanging(t
     assert "rows 8" in r.stdout
 
 
+def _scoring_processes(pid: int) -> list[int]:
+    """The scoring processes (multiprocessing spawn workers) started by process ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_a_killed_scoring_process_ends_the_run_with_one_line_and_the_rerun_resumes(tmp_path, osie_dir, osie_cache):
+    # a scoring process killed from outside (the out-of-memory killer) broke the pool; the next
+    # batch handed to it raised a raw BrokenProcessPool traceback
+    dist = _install_dist(tmp_path / "dist")
+    env = _env(osie_cache, PYTHONPATH=f"{dist}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", FLAKY_DELAY="0.3")
+    out = tmp_path / "runs"
+    args = _eval_args(out, osie_dir, "flaky", 24, 2, "--no-references", "--score-workers", "1")
+    proc = subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list(out.glob("*/shards/part-*.parquet"))) < 2:
+        time.sleep(0.05)
+    workers = _scoring_processes(proc.pid)
+    assert workers, "the run should score in a worker process"
+    for w in workers:
+        os.kill(w, signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    assert "a scoring process died" in stderr and "run again to resume" in stderr
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert not list(out.glob("*/summary.json"))
+    env["FLAKY_DELAY"] = "0"
+    r = _single(args, env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "reused from an earlier session" in r.stderr, r.stderr[-1500:]
+    (run,) = load_runs(out)
+    assert len(run.per_image()) == 24 and run.manifest["sessions"] == 2
+    shutil.rmtree(dist, ignore_errors=True)
+
+
 @pytest.mark.slow
 def test_killed_two_process_run_resumes_only_the_missing_stimuli(tmp_path, osie_dir, osie_cache):
     dist = _install_dist(tmp_path / "dist")

@@ -281,9 +281,14 @@ class Scorer:
         if self._pool is None:
             return _Done([score_job(self.ctx, spec, job) for job in jobs])
         # split across the workers so one batch keeps every core busy; order is restored on collection
+        from concurrent.futures.process import BrokenProcessPool
+
         n = self._lanes()
         parts = [jobs[k::n] for k in range(n) if jobs[k::n]]
-        return _Pending(len(jobs), n, [self._pool.submit(_score_batch, spec, p) for p in parts])
+        try:
+            return _Pending(len(jobs), n, [self._pool.submit(_score_batch, spec, p) for p in parts])
+        except BrokenProcessPool as exc:  # a process died (killed, out of memory) since the last batch
+            raise _died(exc) from exc
 
     def stop(self) -> None:
         """Stop from another thread: queued batches are dropped, a caller waiting for one gets an
@@ -302,6 +307,11 @@ class Scorer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _died(exc: BaseException) -> HarnessError:
+    return HarnessError(f"a scoring process died ({exc}); finished batches are kept, run again to resume "
+                        "(the process' own message, if it left one, is above)")
 
 
 class _Done:
@@ -333,8 +343,7 @@ class _Pending:
             except CancelledError as exc:
                 raise HarnessError("the scoring processes were stopped") from exc
             except BrokenProcessPool as exc:
-                raise HarnessError(f"a scoring process died ({exc} Its own message, if it left one, is above); "
-                                  "finished batches are kept, run again to resume") from exc
+                raise _died(exc) from exc
             out[k::self.stride] = part
         return out
 
