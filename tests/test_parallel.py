@@ -140,17 +140,44 @@ def test_a_script_without_a_main_guard_stops_with_a_message_instead_of_hanging(t
     assert "rows 8" in r.stdout
 
 
-def _scoring_processes(pid: int) -> list[int]:
-    """The scoring processes (multiprocessing spawn workers) started by process ``pid``."""
+def _children(pid: int, scoring: bool = True) -> list[int]:
+    """The scoring processes (multiprocessing spawn workers) or, with ``scoring=False``, the decoding
+    processes (torch DataLoader workers, named pt_data_worker) started by process ``pid``."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == pid and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
+            if ppid != pid:
+                continue
+            if (b"spawn_main" in (stat.parent / "cmdline").read_bytes() if scoring else
+                    (stat.parent / "comm").read_text().strip() == "pt_data_worker"):
                 found.append(int(stat.parent.name))
         except (OSError, IndexError, ValueError):
             continue
     return found
+
+
+def _kill_a_worker_mid_run(args, env, out: Path, scoring: bool) -> str:
+    """Start ``harness eval`` with ``args``, SIGKILL its scoring (or decoding) processes once two
+    shards are written, and return its stderr; it must fail with one line, no traceback."""
+    proc = subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list(out.glob("*/shards/part-*.parquet"))) < 2:
+        time.sleep(0.05)
+    workers = _children(proc.pid, scoring)
+    assert workers, "the run should have its worker processes"
+    for w in workers:
+        os.kill(w, signal.SIGKILL)
+    try:
+        _, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc.pid)
+        pytest.fail("the run hung after its worker process was killed")
+    assert proc.returncode == 1, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert not list(out.glob("*/summary.json"))
+    return stderr
 
 
 @pytest.mark.slow
@@ -161,26 +188,38 @@ def test_a_killed_scoring_process_ends_the_run_with_one_line_and_the_rerun_resum
     env = _env(osie_cache, PYTHONPATH=f"{dist}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", FLAKY_DELAY="0.3")
     out = tmp_path / "runs"
     args = _eval_args(out, osie_dir, "flaky", 24, 2, "--no-references", "--score-workers", "1")
-    proc = subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.time() + 180
-    while time.time() < deadline and len(list(out.glob("*/shards/part-*.parquet"))) < 2:
-        time.sleep(0.05)
-    workers = _scoring_processes(proc.pid)
-    assert workers, "the run should score in a worker process"
-    for w in workers:
-        os.kill(w, signal.SIGKILL)
-    _, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 1
+    stderr = _kill_a_worker_mid_run(args, env, out, scoring=True)
     assert "a scoring process died" in stderr and "run again to resume" in stderr
-    assert "Traceback" not in stderr, stderr[-3000:]
-    assert not list(out.glob("*/summary.json"))
     env["FLAKY_DELAY"] = "0"
     r = _single(args, env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "reused from an earlier session" in r.stderr, r.stderr[-1500:]
     (run,) = load_runs(out)
     assert len(run.per_image()) == 24 and run.manifest["sessions"] == 2
+    shutil.rmtree(dist, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_killed_decoding_process_ends_the_run_with_one_line_and_no_failed_rows(tmp_path, osie_dir, osie_cache):
+    # a decoding process killed while it wrote a batch's pixels into its pipe left the main process
+    # waiting forever for the rest of the message; and torch's SIGCHLD handler raises its error
+    # wherever the main thread is, inside the model too, where it was taken for a model crash
+    dist = _install_dist(tmp_path / "dist")
+    env = _env(osie_cache, PYTHONPATH=f"{dist}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", FLAKY_DELAY="0.3")
+    out = tmp_path / "runs"
+    args = _eval_args(out, osie_dir, "flaky", 24, 2, "--no-references", "--score-workers", "0",
+                      "--decode-workers", "1")
+    stderr = _kill_a_worker_mid_run(args, env, out, scoring=False)
+    assert "a decoding process died" in stderr and "run again to resume" in stderr
+    import pandas as pd
+
+    shards = list(out.glob("*/shards/part-*.parquet"))
+    assert shards and all((pd.read_parquet(p)["status"] == "ok").all() for p in shards), "no row may blame the model"
+    env["FLAKY_DELAY"] = "0"
+    r = _single(args, env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run,) = load_runs(out)
+    assert len(run.per_image()) == 24 and (run.per_image()["status"] == "ok").all()
     shutil.rmtree(dist, ignore_errors=True)
 
 

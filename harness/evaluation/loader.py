@@ -36,8 +36,27 @@ class _Chunks:
         return len(self.chunks)
 
     def __getitem__(self, k: int):
+        import numpy as np
+        import torch
+
         chunk, idx = self.chunks[k]
-        return chunk, idx, _decode(self.ds, idx)
+        # as tensors, which the DataLoader hands over in shared memory: a few bytes through the pipe
+        # instead of each image's pixels pickled into it (a worker killed while writing those, by
+        # the out-of-memory killer, left the reader waiting forever for the rest of the message)
+        return chunk, idx, [torch.from_numpy(np.asarray(image)) for image in _decode(self.ds, idx)]
+
+
+def worker_died(exc: BaseException) -> bool:
+    """``exc`` is torch's report of a dead decoding process. Its DataLoader raises it at the next
+    batch fetched, or from a SIGCHLD handler wherever the main thread happens to be (in the
+    model, in scoring): never a model's error or a stimulus' failure."""
+    return isinstance(exc, RuntimeError) and "DataLoader worker" in str(exc)
+
+
+def decoder_died(exc: BaseException):
+    from ..errors import HarnessError
+
+    return HarnessError(f"a decoding process died ({exc}); finished batches are kept, run again to resume")
 
 
 def _worker_init(_):
@@ -57,8 +76,18 @@ def batches(ctx, chunks: list[tuple[int, list[int]]], *, pixels: bool = True, wo
         for chunk, idx in chunks:
             yield chunk, idx, _decode(ctx.ds, idx)
         return
+    from PIL import Image
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(_Chunks(ctx.ds, chunks), batch_size=None, shuffle=False, num_workers=workers,
-                        prefetch_factor=2, worker_init_fn=_worker_init, collate_fn=lambda x: x)
-    yield from loader
+    loader = iter(DataLoader(_Chunks(ctx.ds, chunks), batch_size=None, shuffle=False, num_workers=workers,
+                             prefetch_factor=2, worker_init_fn=_worker_init, collate_fn=lambda x: x))
+    while True:
+        try:
+            chunk, idx, pixels = next(loader)
+        except StopIteration:
+            return
+        except RuntimeError as exc:  # torch: "DataLoader worker (pid(s) ...) exited unexpectedly"
+            if not worker_died(exc):
+                raise
+            raise decoder_died(exc) from exc
+        yield chunk, idx, [Image.fromarray(p.numpy()) for p in pixels]  # the same RGB pixels

@@ -24,7 +24,7 @@ from ..results.writer import RunFollower, RunWriter, writable_folder
 from . import calibrated, record
 from .config import CEILING, EvalConfig, EvalResult, geometry_rows, stimulus_blurs
 from .context import DatasetContext
-from .loader import batches
+from .loader import batches, decoder_died, worker_died
 from .parallel import CUDA_KERNELS, World, deterministic_kernels, world as find_world
 from .scoring import Job, RunSpec, Scorer
 from .threads import check_not_starting_worker, cores, keep_heap, limit_this_process, plan
@@ -215,14 +215,19 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                 if on_batch is not None:
                     on_batch(k)
 
-        for k, idx, images in batches(ctx, mine, pixels=pixels and infer is not None,
-                                      workers=stage.loader_workers if infer is not None else 0):
-            jobs = (infer(idx, images) if infer is not None else
-                    make_jobs(idx) if make_jobs is not None else [Job(i) for i in idx])
-            pending.append((k, idx, stage.scorer.submit(spec, jobs)))
-            # one batch scored while the next is read and run through the model
-            drain(keep=stage.scorer.backlog)
-        drain(keep=0)
+        try:
+            for k, idx, images in batches(ctx, mine, pixels=pixels and infer is not None,
+                                          workers=stage.loader_workers if infer is not None else 0):
+                jobs = (infer(idx, images) if infer is not None else
+                        make_jobs(idx) if make_jobs is not None else [Job(i) for i in idx])
+                pending.append((k, idx, stage.scorer.submit(spec, jobs)))
+                # one batch scored while the next is read and run through the model
+                drain(keep=stage.scorer.backlog)
+            drain(keep=0)
+        except RuntimeError as exc:  # torch's SIGCHLD handler raises wherever this thread was
+            if worker_died(exc):
+                raise decoder_died(exc) from exc
+            raise
         bar.close()
         world.barrier()  # every rank's shards are on disk
         if world.main:
@@ -295,6 +300,8 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
         except HarnessError:
             raise
         except Exception as exc:  # a model crash on one batch is recorded, the run goes on
+            if worker_died(exc):  # a decoding process died while the model ran: not the model's failure
+                raise decoder_died(exc) from exc
             preds, error = [None] * len(images), f"{type(exc).__name__}: {exc}"
         infer_s = (time.perf_counter() - t0) / max(len(images), 1)
         if error is not None:
