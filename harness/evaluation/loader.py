@@ -43,7 +43,7 @@ class _Chunks:
         # as tensors, which the DataLoader hands over in shared memory: a few bytes through the pipe
         # instead of each image's pixels pickled into it (a worker killed while writing those, by
         # the out-of-memory killer, left the reader waiting forever for the rest of the message)
-        return chunk, idx, [torch.from_numpy(np.asarray(image)) for image in _decode(self.ds, idx)]
+        return chunk, idx, [torch.from_numpy(np.array(image)) for image in _decode(self.ds, idx)]
 
 
 def worker_died(exc: BaseException) -> bool:
