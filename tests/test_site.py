@@ -231,6 +231,33 @@ def test_keep_examples_keeps_the_chosen_candidates_only(tmp_path):
     assert keep_examples(run, frame, 4) == kept  # finishing again (after a crash) keeps the same maps
 
 
+def test_candidates_wait_as_arrays_and_the_kept_ones_become_the_same_pngs(tmp_path):
+    # encoding every scored map as PNG cost ~1.5 ms a stimulus; now only the kept dozen are encoded,
+    # to the same bytes, and PNG candidates left by an earlier session of a resumed run still count
+    import pandas as pd
+
+    from harness.ids import stimulus_filename
+    from harness.results.examples import keep_examples, save_candidate, small_map, small_map_png
+
+    run = tmp_path / "run"
+    ids = [f"s{i:02d}" for i in range(6)]
+    maps = {sid: np.add.outer(np.arange(600.0), np.arange(800.0) * (i + 1)) for i, sid in enumerate(ids)}
+    for sid in ids[:4]:
+        save_candidate(run, sid, small_map(maps[sid]))  # this session: arrays
+    for sid in ids[4:]:
+        save_candidate(run, sid, small_map_png(maps[sid]))  # an earlier session: PNG bytes
+    names = sorted(p.name for p in (run / "maps" / "candidates").iterdir())
+    assert names == sorted([stimulus_filename(s, ".npy") for s in ids[:4]] + [stimulus_filename(s, ".png") for s in ids[4:]])
+    frame = pd.DataFrame({"stimulus_id": ids, "status": ["ok"] * 6, "nss": [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]})
+    kept = keep_examples(run, frame, 6)
+    assert sorted(kept) == ids
+    for sid in ids:
+        assert (run / "maps" / stimulus_filename(sid, ".png")).read_bytes() == small_map_png(maps[sid])
+        with Image.open(run / "maps" / stimulus_filename(sid, ".png")) as im:
+            assert im.mode == "L" and im.size == (200, 150)
+    assert not (run / "maps" / "candidates").exists()
+
+
 def test_missing_dataset_gives_a_note_not_a_failure(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "nowhere"))
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))

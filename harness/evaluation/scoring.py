@@ -127,7 +127,7 @@ class RunSpec:
     seed: int
     task: Any = None  # a task object scoring each stimulus' output, or None
     save_maps: int = 0  # keep the maps of stimuli with an index below this (for the page)
-    example_side: int = 0  # > 0: a small PNG of every scored map, for the page's examples (results.examples)
+    example_side: int = 0  # > 0: a small 8-bit copy of every scored map, for the page's examples (results.examples)
     blocks_factor: int = 0  # > 0: keep each scored map's block means (for a calibrated run)
     calibrated: bool = False  # score jobs' block means as calibrated densities (ctx.calibration)
 
@@ -137,7 +137,7 @@ class Kept:
     """What a scored stimulus leaves for the leaderboard page besides its row."""
 
     full: np.ndarray | None = None  # the map at stimulus resolution (the first ``save_maps`` stimuli)
-    small: bytes | None = None  # the map as a small PNG (harness.results.examples.small_map_png)
+    small: np.ndarray | None = None  # the map shrunk to 8 bits (harness.results.examples.small_map)
     blocks: np.ndarray | None = None  # the map's block means (RunSpec.blocks_factor)
     constant: bool = False
 
@@ -177,10 +177,10 @@ def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, Kept | None]:
             status, error, scores, task_scores = "failed", str(exc), {}, {}
         if status != "failed" and (i < spec.save_maps or spec.example_side > 0 or spec.blocks_factor > 0):
             from ..calibration.grid import block_mean
-            from ..results.examples import small_map_png
+            from ..results.examples import small_map
 
             keep = Kept(full=smap if i < spec.save_maps else None,
-                        small=small_map_png(smap, spec.example_side) if spec.example_side > 0 else None,
+                        small=small_map(smap, spec.example_side) if spec.example_side > 0 else None,
                         blocks=block_mean(smap, spec.blocks_factor) if spec.blocks_factor > 0 else None,
                         constant=bool(smap.max() == smap.min()))
     return row(sid, status, error, scores, task_scores, output, job.infer_s + time.perf_counter() - t0, len(fix)), keep

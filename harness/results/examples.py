@@ -4,11 +4,12 @@ The page shows, for each run, the stimuli on which the model agreed best, median
 human gaze by NSS, then more stimuli at evenly spaced NSS ranks for paging. Which stimuli those are
 is known only when the run is complete, so while it is computed the map of every scored stimulus
 is kept *small* (longest side at most :data:`EXAMPLE_SIDE` pixels, shrunk by a whole factor; an
-8-bit grayscale PNG of the map rescaled from its own minimum..maximum to 0..255, a few KB) under ``maps/candidates/``, written
-before the stimulus' shard. When the run finishes, :func:`keep_examples` moves the candidates of
-the chosen stimuli (:func:`example_positions` over :func:`ranked`, :data:`EXAMPLE_MAPS` of them) to
-``maps/<stimulus_filename(id, ".png")>``, names them in ``maps/index.json`` and deletes the rest, so
-a finished run folder holds a dozen small maps whatever its size. A resumed run keeps the
+8-bit grayscale map rescaled from its own minimum..maximum to 0..255) under ``maps/candidates/``,
+as a raw array (tens of KB; encoding every one as PNG cost more than shrinking it), written before
+the stimulus' shard. When the run finishes, :func:`keep_examples` encodes the candidates of the
+chosen stimuli (:func:`example_positions` over :func:`ranked`, :data:`EXAMPLE_MAPS` of them) as
+``maps/<stimulus_filename(id, ".png")>`` (a few KB each), names them in ``maps/index.json`` and
+deletes the rest, so a finished run folder holds a dozen small maps whatever its size. A resumed run keeps the
 candidates of its earlier sessions until it finishes; every rank of a launcher writes its own.
 
 The leaderboard page (:mod:`harness.leaderboard.site`) makes the same choice from the run's
@@ -39,10 +40,10 @@ MAPS_INDEX = "index.json"
 SCORED = ("ok", "degenerate")
 
 
-def small_map_png(smap, side: int = EXAMPLE_SIDE) -> bytes:
-    """``smap`` (2-D, any scale) as an 8-bit grayscale PNG whose longest side is at most ``side``
+def small_map(smap, side: int = EXAMPLE_SIDE):
+    """``smap`` (2-D, any scale) as an 8-bit grayscale array whose longest side is at most ``side``
     pixels: shrunk by a whole factor with a box filter (an 800x600 map becomes 200x150), then its
-    minimum is 0 and its maximum 255 (a constant map is all 0). About 2 ms for an 800x600 map."""
+    minimum is 0 and its maximum 255 (a constant map is all 0). About 1 ms for an 800x600 map."""
     import numpy as np
     from PIL import Image
 
@@ -56,11 +57,23 @@ def small_map_png(smap, side: int = EXAMPLE_SIDE) -> bytes:
         img = img.reduce(factor)  # the mean of each factor x factor block
     small = np.asarray(img, dtype=np.float64)
     lo, hi = (float(small.min()), float(small.max())) if small.size else (0.0, 0.0)
-    out = np.zeros(small.shape, dtype=np.uint8) if not hi > lo else \
+    return np.zeros(small.shape, dtype=np.uint8) if not hi > lo else \
         np.clip(np.round((small - lo) * (255.0 / (hi - lo))), 0, 255).astype(np.uint8)
+
+
+def png_bytes(small) -> bytes:
+    """A :func:`small_map` array as PNG bytes (~1.5 ms: PNG's row filters cost more than the
+    compression, which is why candidates wait as raw arrays and only the kept ones are encoded)."""
+    from PIL import Image
+
     buf = io.BytesIO()
-    Image.fromarray(out, mode="L").save(buf, format="PNG", compress_level=3)
+    Image.fromarray(small, mode="L").save(buf, format="PNG", compress_level=3)
     return buf.getvalue()
+
+
+def small_map_png(smap, side: int = EXAMPLE_SIDE) -> bytes:
+    """:func:`small_map` as PNG bytes."""
+    return png_bytes(small_map(smap, side))
 
 
 def read_map(path: Path):
@@ -134,12 +147,22 @@ def role_of(position: int, n: int) -> str | None:
     return None
 
 
-def save_candidate(run_dir: Path, stimulus_id: str, png: bytes) -> None:
-    """Keep the small map of one scored stimulus until the run finishes (atomically)."""
+def save_candidate(run_dir: Path, stimulus_id: str, small) -> None:
+    """Keep the small map of one scored stimulus until the run finishes (atomically): a
+    :func:`small_map` array as a raw ``.npy`` (encoded as PNG by :func:`keep_examples` only if it
+    is kept, a dozen of a run's maps), or PNG bytes as given."""
+    import numpy as np
+
     from ..ids import stimulus_filename
     from .files import atomic_write_bytes
 
-    atomic_write_bytes(Path(run_dir) / "maps" / CANDIDATES / stimulus_filename(stimulus_id, ".png"), png)
+    folder = Path(run_dir) / "maps" / CANDIDATES
+    if isinstance(small, (bytes, bytearray)):
+        atomic_write_bytes(folder / stimulus_filename(stimulus_id, ".png"), bytes(small))
+        return
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(small, dtype=np.uint8), allow_pickle=False)
+    atomic_write_bytes(folder / stimulus_filename(stimulus_id, ".npy"), buf.getvalue())
 
 
 def keep_examples(run_dir: Path, frame, k: int = EXAMPLE_MAPS) -> list[str]:
@@ -166,7 +189,19 @@ def keep_examples(run_dir: Path, frame, k: int = EXAMPLE_MAPS) -> list[str]:
     for sid in chosen:
         name = stimulus_filename(sid, ".png")
         source = candidates / name
-        if source.is_file():
+        raw = candidates / stimulus_filename(sid, ".npy")
+        if raw.is_file():  # written as an array (a run's earlier sessions may have written PNGs)
+            import numpy as np
+
+            from .files import atomic_write_bytes
+
+            try:
+                small = np.load(raw, allow_pickle=False)
+            except (OSError, ValueError):  # a damaged candidate: this stimulus has no example map
+                small = None
+            if small is not None and small.dtype == np.uint8 and small.ndim == 2:
+                atomic_write_bytes(maps / name, png_bytes(small))
+        elif source.is_file():
             os.replace(source, maps / name)
         if (maps / name).is_file():
             moved[name] = sid
