@@ -14,18 +14,10 @@ def describe() -> str:
     loads or thread settings are not comparable (see docs/metrics.md)."""
     import numpy as np
 
-    model = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
+    from harness.evaluation.record import hardware
+
+    machine = hardware(None)  # what a run's manifest records: the CPU's model name, usable cores
+    model, cores = machine["cpu"] or "?", machine["cores"]
     try:
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:

@@ -165,6 +165,20 @@ def save_candidate(run_dir: Path, stimulus_id: str, small) -> None:
     atomic_write_bytes(folder / stimulus_filename(stimulus_id, ".npy"), buf.getvalue())
 
 
+def _encode_candidate(raw: Path, target: Path) -> None:
+    """A raw candidate (:func:`save_candidate`) as the PNG ``target``; a damaged one gives none."""
+    import numpy as np
+
+    from .files import atomic_write_bytes
+
+    try:
+        small = np.load(raw, allow_pickle=False)
+    except (OSError, ValueError):
+        return
+    if small.dtype == np.uint8 and small.ndim == 2:
+        atomic_write_bytes(target, png_bytes(small))
+
+
 def keep_examples(run_dir: Path, frame, k: int = EXAMPLE_MAPS) -> list[str]:
     """When a run finishes: keep the candidate maps of its example stimuli (chosen from ``frame``,
     its per-stimulus rows) as ``maps/<name>.png`` named in ``maps/index.json``, and delete the
@@ -191,16 +205,7 @@ def keep_examples(run_dir: Path, frame, k: int = EXAMPLE_MAPS) -> list[str]:
         source = candidates / name
         raw = candidates / stimulus_filename(sid, ".npy")
         if raw.is_file():  # written as an array (a run's earlier sessions may have written PNGs)
-            import numpy as np
-
-            from .files import atomic_write_bytes
-
-            try:
-                small = np.load(raw, allow_pickle=False)
-            except (OSError, ValueError):  # a damaged candidate: this stimulus has no example map
-                small = None
-            if small is not None and small.dtype == np.uint8 and small.ndim == 2:
-                atomic_write_bytes(maps / name, png_bytes(small))
+            _encode_candidate(raw, maps / name)
         elif source.is_file():
             os.replace(source, maps / name)
         if (maps / name).is_file():
