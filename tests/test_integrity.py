@@ -200,6 +200,76 @@ def test_rerun_of_finished_run_is_reused_without_rewriting(two_runs, osie_dir):
 
 
 # --------------------------------------------------------------------------------------------
+# one environment per run
+
+
+def _unfinish(run: Path) -> str:
+    """Make a finished run unfinished with one batch missing, as an interrupted session leaves it;
+    returns the name of the removed shard."""
+    shard = sorted((run / "shards").glob("part-*.parquet"))[-1]
+    shard.unlink()
+    (run / "summary.json").unlink()
+    (run / "manifest.json").unlink()
+    return shard.name
+
+
+def test_a_run_is_not_resumed_in_another_environment(two_runs, osie_dir):
+    from harness.evaluation.record import environment
+
+    run = _run_dir(two_runs, "uniform")
+    here = environment("cpu")
+    recorded = json.loads((run / "environment.json").read_text())
+    assert recorded == here and recorded["packages"]["numpy"] == np.__version__ and recorded["cpu"]
+    assert read_run(run).manifest["packages"] == here["packages"]
+    _unfinish(run)
+    kept = sorted((run / "shards").glob("*.parquet"))
+    n_kept = len(read_run(run).per_image())
+    # the first session ran under another numpy and on another processor
+    (run / "environment.json").write_text(json.dumps(
+        {**recorded, "packages": {**recorded["packages"], "numpy": "1.26.4"}, "cpu": "Some Other CPU"}))
+    r = _eval(two_runs, osie_dir, "--no-references")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    line = r.output.strip()
+    assert "\n" not in line and str(run) in line and f"its {n_kept} rows were computed with" in line
+    assert f"numpy 1.26.4 (here {np.__version__})" in line and f"cpu 'Some Other CPU' (here {here['cpu']!r})" in line
+    assert not (run / "summary.json").exists() and sorted((run / "shards").glob("*.parquet")) == kept
+    # in its own environment it resumes, and its rows are those of a run computed in one session
+    (run / "environment.json").write_text(json.dumps(recorded))
+    r = _eval(two_runs, osie_dir, "--no-references")
+    assert r.exit_code == 0, r.output
+    assert read_run(run).manifest["sessions"] == 2 and _verify(two_runs).exit_code == 0
+
+
+def test_finished_runs_of_another_environment_are_reused_and_old_folders_resume_with_a_note(two_runs, osie_dir):
+    run, other = _run_dir(two_runs, "uniform"), _run_dir(two_runs, "center-bias")
+    recorded = json.loads((run / "environment.json").read_text())
+    # finished: nothing is computed, nothing mixed; the manifest keeps its provenance
+    (run / "environment.json").write_text(json.dumps({**recorded, "cpu": "Some Other CPU"}))
+    r = _eval(two_runs, osie_dir, "--no-references")
+    assert r.exit_code == 0 and "already complete, reused" in r.output, r.output
+    # a folder written before environments were recorded resumes, saying so, and records this one
+    _unfinish(other)
+    (other / "environment.json").unlink()
+    r = _eval(two_runs, osie_dir, "--no-references", model="center-bias")
+    assert r.exit_code == 0, r.output
+    assert "the environment of its earlier sessions was not recorded; resuming it in this one" in r.output
+    assert json.loads((other / "environment.json").read_text()) == recorded
+
+
+def test_a_rank_in_another_environment_stops_with_one_line(tmp_path):
+    from harness.errors import HarnessError
+    from harness.evaluation.record import environment
+    from harness.results.writer import RunFollower
+
+    here = environment("cpu")
+    (tmp_path / "environment.json").write_text(json.dumps({**here, "cpu": "Rank Zero CPU"}))
+    with pytest.raises(HarnessError, match=r"rank 0's rows are computed with cpu 'Rank Zero CPU' \(here .*machines of one type"):
+        RunFollower(tmp_path, here)
+    (tmp_path / "environment.json").write_text(json.dumps(here))
+    RunFollower(tmp_path, here)  # the same machine type: fine
+
+
+# --------------------------------------------------------------------------------------------
 # degenerate and non-finite numbers
 
 

@@ -14,7 +14,7 @@ from .. import __version__
 from ..results import SCHEMA_VERSION, settings_hash
 from ..results.summary import aggregate, metric_columns
 
-PACKAGES = ("torch", "transformers", "datasets", "numpy", "scipy", "pyarrow", "pillow", "huggingface-hub")
+PACKAGES = ("torch", "transformers", "datasets", "numpy", "numba", "scipy", "pyarrow", "pillow", "huggingface-hub")
 
 
 def now() -> str:
@@ -48,6 +48,15 @@ def hardware(device: str | None) -> dict[str, Any]:
 
         out.update(gpu=torch.cuda.get_device_name(), cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
     return out
+
+
+def environment(device: str | None) -> dict[str, Any]:
+    """What a run's numbers depend on besides its settings: the package versions and the processor
+    (the CPU model; for a CUDA run the GPU, CUDA and cuDNN). Every session that computes rows of a
+    run must have the same (:meth:`harness.results.writer.RunWriter.begin_session` checks), so that
+    a run's rows, and the manifest's provenance, come from one environment."""
+    machine = {k: v for k, v in hardware(device).items() if k != "cores"}  # threads are set, not taken
+    return {"packages": package_versions(), **machine}
 
 
 def row(stimulus_id: str, status: str, error: str | None, scores: dict, task_scores: dict, output: dict,
@@ -134,7 +143,7 @@ def manifest(writer, cfg, settings: dict[str, Any], frame, finished_at: str, ext
         "wall_time_s": float(frame["seconds"].sum()) if len(frame) else 0.0,
         "packages": package_versions(),
         "platform": platform.platform(),
-        "hardware": hardware(getattr(cfg, "resolved_device", None)),
+        "hardware": hardware(settings.get("device", "cpu")),  # references run on CPU whatever the model did
         "command": cfg.command,
         "started_at": writer.sessions[0] if writer.sessions else None,
         "sessions": len(writer.sessions),

@@ -178,13 +178,13 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                                 "(edited, or written by an older version); written again")
                     reuse = False
             if missing:
-                writer.begin_session()
+                writer.begin_session(record.environment(settings.get("device", "cpu")))
                 if spec.kind != "model" and cfg.progress:
                     writer.note(f"{label}: a reference, computed once for this dataset, limit and metric "
                                 "settings and reused by every later model run")
         world.barrier()  # rank 0 holds the lock and has set damaged shards aside
         if writer is None:
-            writer = RunFollower(run_dir)
+            writer = RunFollower(run_dir, record.environment(settings.get("device", "cpu")))
             done = writer.done_ids()
             need = lacking(done)
         mine = [(k, [i for i in idx if ctx.ids[i] in need]) for k, idx in enumerate(chunks) if world.owns(k)]

@@ -5,6 +5,7 @@ Layout of ``<results>/<run_id>/`` (documented in ``docs/results.md``)::
 
     settings.json          what determines the numbers; its hash is part of run_id
     sessions.json          the start of each session that computed rows
+    environment.json       package versions and processor of those sessions (one for all of them)
     shards/part-<first>-<sha256 prefix>.parquet
                            per-image rows, one file per finished batch (atomic rename); the name
                            carries the file's own hash, so damage is seen before the manifest exists

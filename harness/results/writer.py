@@ -86,12 +86,56 @@ class _RunFiles:
             atomic_write_json(index_file, index)
 
 
+ENVIRONMENT = "environment.json"
+
+
+def read_environment(run_dir: Path, set_aside: Callable[[Path, str], None] | None = None) -> dict[str, Any] | None:
+    """The environment recorded in ``run_dir`` (see :meth:`RunWriter.begin_session`), or None; an
+    unreadable record is set aside by ``set_aside`` if given (the owner), else ignored."""
+    path = Path(run_dir) / ENVIRONMENT
+    if not path.is_file():
+        return None
+    try:
+        recorded = json.loads(path.read_text())
+        if isinstance(recorded, dict):
+            return recorded
+        problem = "not an object"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problem = type(exc).__name__
+    if set_aside is not None:
+        set_aside(path, f"unreadable ({problem}); the environment of the earlier sessions is no longer known")
+    return None
+
+
+def check_same_environment(run_dir: Path, recorded: dict[str, Any], current: dict[str, Any], whose: str,
+                           advice: str = "finish it where it was started, or write to another --output") -> None:
+    """A one-line error naming what differs between the recorded environment and this process'."""
+    if recorded == current:
+        return
+    diffs = []
+    for key in sorted(set(recorded) | set(current)):
+        a, b = recorded.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += [f"{k} {a.get(k)} (here {b.get(k)})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            diffs.append(f"{key} {a!r} (here {b!r})")
+    shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
+    raise HarnessError(f"{run_dir}: {whose} computed with {shown}: one run must not mix the numbers of two "
+                       f"environments; {advice}")
+
+
 class RunFollower(_RunFiles):
     """A rank other than 0 under a launcher: writes its own stimuli into a run folder that rank 0
-    holds locked (and has already checked: damaged shards are set aside before the ranks start)."""
+    holds locked (and has already checked: damaged shards are set aside before the ranks start).
+    With ``environment``, it must be rank 0's (machines of one type: docs/scaling.md)."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, environment: dict[str, Any] | None = None):
         self.dir = Path(run_dir)
+        if environment is not None:
+            recorded = read_environment(self.dir)
+            if recorded is not None:
+                check_same_environment(self.dir, recorded, environment, "rank 0's rows are",
+                                       "run every rank on machines of one type, with the same packages")
         self._done = {}
         for path in shard_files(self.dir):
             self._done.update((i, path.name) for i in read_shard(path)["stimulus_id"].astype(str))
@@ -205,10 +249,29 @@ class RunWriter(_RunFiles):
         return bool(self.summary)
 
     # --- writing ----------------------------------------------------------------------------------
-    def begin_session(self) -> None:
-        """Record that this run computes rows (a run that is only reused gets no session)."""
+    def begin_session(self, environment: dict[str, Any] | None = None) -> None:
+        """Record that this run computes rows (a run that is only reused gets no session). With
+        ``environment`` (package versions and processor, ``harness.evaluation.record.environment``):
+        refuse to add rows to rows computed in another one (a resumed run would otherwise mix the
+        numbers of two torch or numpy versions, or of two processor types, and its manifest would
+        name only the last); the first session records it in ``environment.json``."""
+        if environment is not None:
+            self._check_environment(environment)
         self.sessions.append(_now())
         atomic_write_json(self.dir / "sessions.json", self.sessions)
+
+    def _check_environment(self, environment: dict[str, Any]) -> None:
+        path = self.dir / ENVIRONMENT
+        recorded = read_environment(self.dir, self._set_aside)
+        if self._done:
+            if recorded is None:
+                if not path.exists():  # a folder of a version that did not record it
+                    self.note(f"note: {self.dir.name}: the environment of its earlier sessions was not recorded; "
+                              "resuming it in this one")
+            else:
+                check_same_environment(self.dir, recorded, environment, f"its {len(self._done)} rows were")
+                return
+        atomic_write_json(path, environment)
 
     def shard_hashes(self) -> dict[str, str]:
         return {p.name: sha256_file(p) for p in shard_files(self.dir)}
