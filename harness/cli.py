@@ -24,10 +24,14 @@ class HarnessGroup(click.Group):
             sys.exit(1)
         except OSError as exc:
             # a folder the user named that cannot be written (read-only, full, not a folder): name
-            # it in one line; an OSError without a file name is a bug and keeps its traceback
-            if exc.filename is None:
+            # it in one line; a full disk or quota is never a bug, even where no file is named;
+            # any other OSError without a file name is a bug and keeps its traceback
+            import errno
+
+            if exc.filename is None and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            click.echo(f"Error: {exc.filename}: {exc.strerror or exc}", err=True)
+            where = f"{exc.filename}: " if exc.filename is not None else ""
+            click.echo(f"Error: {where}{exc.strerror or exc}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             # results are written batch by batch: nothing finished is lost

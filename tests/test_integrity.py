@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 from pathlib import Path
 
@@ -452,3 +453,76 @@ def test_map_files_stay_inside_the_run_folder(tmp_path):
     # nothing was written anywhere else
     assert sorted(p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file()) == \
         ["runs"] * len([p for p in tmp_path.rglob("*") if p.is_file()])
+
+
+# --------------------------------------------------------------------------------------------
+# what the harness writes is readable as the user's umask says (a shared results folder, data
+# cache or a site served by a web server's user), and a full disk is one line
+
+
+def _modes(root: Path) -> dict[str, set[str]]:
+    import stat
+
+    out: dict[str, set[str]] = {"files": set(), "folders": {oct(stat.S_IMODE(root.stat().st_mode))}}
+    for p in root.rglob("*"):
+        if p.name == ".lock":  # filelock's own file (0644 under umask 022 anyway)
+            continue
+        out["folders" if p.is_dir() else "files"].add(oct(stat.S_IMODE(p.stat().st_mode)))
+    return out
+
+
+@pytest.mark.parametrize("umask, files, folders", [(0o022, "0o644", "0o755"), (0o077, "0o600", "0o700")])
+def test_written_files_and_folders_follow_the_umask(tmp_path, osie_dir, umask, files, folders):
+    from harness.data import load_gaze_dataset
+    from harness.data.download import install_atomically
+    from test_formats_mit1003 import write_mit1003
+
+    old = os.umask(umask)
+    try:
+        out, site = tmp_path / "runs", tmp_path / "site"
+        r = _eval(out, osie_dir, "--no-references", limit=4)
+        assert r.exit_code == 0, r.output
+        r = CliRunner().invoke(main, ["leaderboard", "build", "--results", str(out), "--output", str(site),
+                                      "--data-dir", str(osie_dir)])
+        assert r.exit_code == 0, r.output
+        write_mit1003(tmp_path / "mit1003")
+        load_gaze_dataset("mit1003", data_dir=tmp_path / "mit1003", cache_dir=tmp_path / "cache")
+        (converted,) = (tmp_path / "cache" / "arrow" / "mit1003").iterdir()
+        installed = install_atomically(tmp_path / "data" / "d", lambda tmp: (tmp / "a.txt").write_text("x"))
+        for root in (_run_dir(out, "uniform"), site, converted, installed):
+            assert _modes(root) == {"files": {files}, "folders": {folders}}, root
+    finally:
+        os.umask(old)
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path, osie_dir):
+    full = tmp_path / "full"
+    full.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(full)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        # the first stimuli's full maps (1.9 MB each, for the page's overlays) do not fit
+        r = _eval(full / "runs", osie_dir, "--no-references", limit=8)
+        assert r.exit_code == 1 and "Traceback" not in r.output
+        errors = [x[x.index("Error:"):] for x in r.output.splitlines() if "Error:" in x]
+        assert len(errors) == 1 and errors[0].endswith(".npy: No space left on device"), r.output
+        assert str(full / "runs") in errors[0]
+        assert not list((full / "runs").rglob(".*.tmp")), "a failed write leaves no temporary file"
+        # a site on a disk with no room left: one line naming the folder, nothing half-built left
+        r = _eval(tmp_path / "runs", osie_dir, "--no-references", limit=4)
+        assert r.exit_code == 0, r.output
+        with open(full / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"x" * 4096)
+            except OSError:
+                pass
+        before = sorted(p.name for p in full.iterdir())
+        r = CliRunner().invoke(main, ["leaderboard", "build", "--results", str(tmp_path / "runs"),
+                                      "--output", str(full / "site"), "--data-dir", str(osie_dir)])
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        assert r.output.strip().splitlines()[-1] == f"Error: {full / 'site'}: No space left on device"
+        assert sorted(p.name for p in full.iterdir()) == before
+    finally:
+        subprocess.run(["umount", str(full)], check=False)

@@ -68,6 +68,7 @@ from typing import Any, ClassVar, Iterator
 
 from ..errors import DataError, HarnessError
 from ..ids import validate_stimulus_id
+from ..modes import as_if_created
 from . import paths
 
 META_FILE = "meta.json"
@@ -298,6 +299,7 @@ class GazeDataset:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
         try:
+            as_if_created(tmp, folder=True)  # not mkdtemp's 0700: a cache shared by a lab stays readable
             self.stats, self.skipped = {}, []
             t0 = time.perf_counter()
             records = list(self._checked(self.convert(root)))

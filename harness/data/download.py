@@ -21,6 +21,8 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from ..modes import as_if_created
 from typing import Callable, Iterable
 
 from ..errors import DataError
@@ -102,6 +104,7 @@ def install_atomically(target: str | os.PathLike, populate: Callable[[Path], Non
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.download-", dir=target.parent))
     try:
+        as_if_created(tmp, folder=True)  # not mkdtemp's 0700: a shared data folder stays readable
         populate(tmp)
         try:
             os.rename(tmp, target)

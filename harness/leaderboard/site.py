@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
 from ..errors import HarnessError
+from ..modes import as_if_created
 from ..results import Run, load_runs
 from ..results.examples import EXAMPLE_MAPS, RANK_METRIC
 from . import hub_table
@@ -575,7 +576,9 @@ def _prepare_output(output: Path) -> Path:
         if any(output.iterdir()) and not (output / MARKER).exists():
             raise HarnessError(f"{output} is not empty and is not a leaderboard site built by harness; choose another --output")
     output.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    as_if_created(tmp, folder=True)  # mkdtemp's 0700 would hide the site from a web server's user
+    return tmp
 
 
 def _swap_into_place(tmp: Path, output: Path) -> None:
@@ -627,8 +630,10 @@ def write_site(rows: Sequence[dict[str, Any]], output: Path, *, runs: Sequence[R
         data["before_after"] = before_after([r for r in runs if r.run_id in wanted])
         (tmp / "index.html").write_text(render_page(data), encoding="utf-8")
         _swap_into_place(tmp, output)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a full disk while PIL or numpy wrote
+            raise OSError(exc.errno, exc.strerror or str(exc), str(output)) from exc
         raise
     if warn is not None:
         for line in datasets.warnings():

@@ -10,20 +10,26 @@ from pathlib import Path
 from typing import Any
 
 from ..data.download import sha256_file  # noqa: F401  (one implementation, re-exported for the store)
+from ..modes import file_mode
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and rename: readers never see half a file."""
+    """Write via a temp file in the same folder and rename: readers never see half a file. A
+    failed write (a full disk, a quota) leaves nothing behind and raises an ``OSError`` that names
+    ``path`` (the CLI prints it as one line): ``write`` and ``fsync`` errors name no file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp's 0600 would make shared results unreadable to others
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
 
 
