@@ -13,12 +13,31 @@ from . import __version__
 from .errors import HarnessError
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler's time limit), raised where the main thread is, so that
+    it ends a command as Ctrl-C does: the scoring processes are stopped, nothing half-written is
+    left. Without it Python dies on the spot and leaves its worker processes behind."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 class HarnessGroup(click.Group):
     """Turns user errors into one line on stderr and exit status 1, never a traceback."""
 
     def invoke(self, ctx: click.Context):
+        import signal
+        import threading
+
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             return super().invoke(ctx)
+        except Terminated:
+            click.echo("\nTerminated. Finished batches are kept; run the same command again to resume.", err=True)
+            sys.exit(143)
         except HarnessError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(1)
@@ -37,6 +56,9 @@ class HarnessGroup(click.Group):
             # results are written batch by batch: nothing finished is lost
             click.echo("\nInterrupted. Finished batches are kept; run the same command again to resume.", err=True)
             sys.exit(130)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
 
 # --- shared options and helpers of the sub-commands -----------------------------------------------

@@ -157,6 +157,15 @@ def _children(pid: int, scoring: bool = True) -> list[int]:
     return found
 
 
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` still runs (an orphan that ended waits as a zombie until the
+    container's init reaps it, if it ever does)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
 def _kill_a_worker_mid_run(args, env, out: Path, scoring: bool) -> str:
     """Start ``harness eval`` with ``args``, SIGKILL its scoring (or decoding) processes once two
     shards are written, and return its stderr; it must fail with one line, no traceback."""
@@ -220,6 +229,44 @@ def test_a_killed_decoding_process_ends_the_run_with_one_line_and_no_failed_rows
     assert r.returncode == 0, r.stderr[-3000:]
     (run,) = load_runs(out)
     assert len(run.per_image()) == 24 and (run.per_image()["status"] == "ok").all()
+    shutil.rmtree(dist, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_a_killed_evaluation_leaves_no_scoring_process_behind(tmp_path, osie_dir, osie_cache, sig):
+    # `kill <pid>` (or a scheduler's time limit) ended Python on the spot; its scoring processes,
+    # waiting for work on a pipe they hold both ends of, stayed forever, holding its stdout and
+    # stderr open: whatever read them (a pipe, a job scheduler) never saw the end
+    dist = _install_dist(tmp_path / "dist")
+    env = _env(osie_cache, PYTHONPATH=f"{dist}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", FLAKY_DELAY="0.3")
+    out = tmp_path / "runs"
+    args = _eval_args(out, osie_dir, "flaky", 24, 2, "--no-references", "--score-workers", "2")
+    proc = subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list(out.glob("*/shards/part-*.parquet"))) < 2:
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert len(workers) == 2, "the run should have its two scoring processes"
+    proc.send_signal(getattr(signal, sig))
+    try:
+        _, stderr = proc.communicate(timeout=60)  # returns only once every holder of its pipes is gone
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc.pid)
+        for w in workers:
+            _kill_tree(w)
+        pytest.fail(f"after {sig} of the evaluation its output stayed open: scoring processes left behind")
+    assert not [w for w in workers if _running(w)]
+    if sig == "SIGTERM":  # ended as Ctrl-C ends it
+        assert proc.returncode == 143 and "Traceback" not in stderr, stderr[-3000:]
+        assert "Terminated. Finished batches are kept; run the same command again to resume." in stderr
+    assert not list(out.glob("*/summary.json")) and not list(out.rglob(".*.tmp"))
+    env["FLAKY_DELAY"] = "0"
+    r = _single(args, env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run,) = load_runs(out)
+    assert len(run.per_image()) == 24 and run.manifest["sessions"] == 2
     shutil.rmtree(dist, ignore_errors=True)
 
 

@@ -221,13 +221,32 @@ def _calibrated_row(ctx, spec: RunSpec, job: Job, t0: float) -> dict:
 _WORKER_CTX = None
 
 
-def _init_worker(ctx) -> None:
+def _init_worker(ctx, parent: int | None = None) -> None:
     from .threads import keep_heap, limit_this_process
 
     global _WORKER_CTX
     _WORKER_CTX = ctx
+    if parent is not None:
+        _exit_with(parent)
     limit_this_process(1)  # one core per scoring process: numba and BLAS must not spawn more
     keep_heap()  # maps of every stimulus reuse the same pages
+
+
+def _exit_with(parent: int, every_s: float = 0.5) -> None:
+    """End this scoring process once ``parent`` is gone. A process pool's workers wait for work on
+    a pipe they hold both ends of, so they never see their parent die: after ``kill`` or SIGKILL of
+    the evaluation they stayed, idle, holding its stdout and stderr open (a job scheduler or a
+    pipe reading them waited forever). A sleeping thread that checks the parent's pid costs nothing."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(1)  # nothing to hand results to; a pool's own shutdown is not waited for
+
+    threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
 
 
 def _score_batch(spec: RunSpec, jobs: list[Job]) -> list[tuple[dict, Kept | None]]:
@@ -260,8 +279,10 @@ class Scorer:
             from concurrent.futures import ProcessPoolExecutor
 
             # spawn, not fork: the parent has torch's and OpenBLAS' thread pools running
+            import os
+
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init_worker, initargs=(ctx,))
+                                             initializer=_init_worker, initargs=(ctx, os.getpid()))
 
     def _lanes(self) -> int:
         lanes = None if self.gate is None else self.gate.lanes
