@@ -23,6 +23,12 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+def _kept(ctx: click.Context) -> str:
+    # an evaluation writes batch by batch, a training epoch by epoch: nothing finished is lost
+    unit = "epochs" if ctx.invoked_subcommand == "align" else "batches"
+    return f"Finished {unit} are kept; run the same command again to resume."
+
+
 class HarnessGroup(click.Group):
     """Turns user errors into one line on stderr and exit status 1, never a traceback."""
 
@@ -36,7 +42,7 @@ class HarnessGroup(click.Group):
         try:
             return super().invoke(ctx)
         except Terminated:
-            click.echo("\nTerminated. Finished batches are kept; run the same command again to resume.", err=True)
+            click.echo(f"\nTerminated. {_kept(ctx)}", err=True)
             sys.exit(143)
         except HarnessError as exc:
             click.echo(f"Error: {exc}", err=True)
@@ -54,7 +60,7 @@ class HarnessGroup(click.Group):
             sys.exit(1)
         except KeyboardInterrupt:
             # results are written batch by batch: nothing finished is lost
-            click.echo("\nInterrupted. Finished batches are kept; run the same command again to resume.", err=True)
+            click.echo(f"\nInterrupted. {_kept(ctx)}", err=True)
             sys.exit(130)
         finally:
             if previous is not None:

@@ -164,6 +164,31 @@ def test_resume_continues_exactly_where_it_stopped(tiny_model, tmp_path):
     assert r.exit_code == 0 and "already trained" in r.output
 
 
+def test_sigterm_ends_training_with_one_line_and_it_resumes(tiny_model, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from harness.alignment import checkpoint
+
+    write_epoch = checkpoint.write_epoch
+
+    def then_terminated(folder, meta, weights, state, epoch):
+        out = write_epoch(folder, meta, weights, state, epoch)
+        if epoch == 1:  # a scheduler's time limit, right after the first epoch's checkpoint
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(checkpoint, "write_epoch", then_terminated)
+    out = tmp_path / "ck"
+    r = _align(out, "--epochs", "2")
+    assert r.exit_code == 143 and "Traceback" not in r.output, r.output
+    assert r.output.strip().splitlines()[-1] == "Terminated. Finished epochs are kept; run the same command again to resume."
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the CLI put the handler back
+    monkeypatch.setattr(checkpoint, "write_epoch", write_epoch)
+    r = _align(out, "--epochs", "2")
+    assert r.exit_code == 0 and "resuming after epoch 1" in r.output, r.output
+
+
 def test_checkpoint_mismatch_and_damage_are_one_line_errors(tiny_model, tmp_path):
     out = tmp_path / "ck"
     assert _align(out, "--epochs", "1").exit_code == 0
