@@ -354,6 +354,73 @@ def test_degenerate_negative_and_nonfinite_are_counted(tmp_path, osie_dir, osie_
     assert _verify(tmp_path / "runs").exit_code == 0
 
 
+class _OtherForms:
+    """Maps as a plugin may hand them back, per stimulus index: a torch tensor still attached to its
+    graph, the same in bfloat16, nested lists, complex numbers, a string, an object that is not a
+    Prediction, then the plain numpy blob."""
+
+    name = "other-forms"
+    tasks = ("free-viewing",)
+    attention_methods = ("odd",)
+
+    def __init__(self):
+        self.calls = 0
+
+    def provenance(self):
+        return {"model_id": "other-forms", "weights_sha256": "2" * 64}
+
+    def predict(self, images, *, task, attention):
+        import torch
+
+        out = []
+        for im in images:
+            k, self.calls = self.calls, self.calls + 1
+            w, h = im.size
+            yy, xx = np.mgrid[0:h, 0:w]
+            blob = np.exp(-(((xx - w / 3) / (w / 5)) ** 2 + ((yy - h / 2) / (h / 5)) ** 2)).astype(np.float32)
+            weight = torch.ones(1, requires_grad=True)
+            forms = {0: torch.from_numpy(blob) * weight, 1: (torch.from_numpy(blob) * weight).bfloat16(),
+                     2: blob.tolist(), 3: blob + 1j, 4: "map", 5: None}
+            if k == 5:
+                out.append({"attention": blob})
+            else:
+                out.append(Prediction(attention=forms.get(k, blob), output={}))
+        return out
+
+
+class _OtherFormsPlugin:
+    @hookimpl
+    def register_models(self, register):
+        register("other-forms", _OtherForms, tasks=("free-viewing",), attention=("odd",), description="test")
+
+
+def test_maps_in_other_forms_are_converted_or_failed_with_a_reason(tmp_path, osie_dir):
+    import torch
+
+    pm.register(_OtherFormsPlugin(), name="other-forms-test")
+    try:
+        # one scoring process: the maps must also travel to it (a tensor attached to a graph cannot)
+        cfg = EvalConfig(model="other-forms", dataset="osie", limit=7, batch_size=7, output=tmp_path / "runs",
+                         data_dir=osie_dir, progress=False, score_workers=1)
+        (result,) = run_eval(cfg, references=False)
+    finally:
+        pm.unregister(name="other-forms-test")
+    frame = read_run(result.run_dir).per_image().set_index("stimulus_id")
+    assert list(frame["status"]) == ["ok", "ok", "ok", "failed", "failed", "failed", "ok"]
+    assert frame.loc["1004", "error"] == "attention map has dtype complex64, not real numbers"
+    assert frame.loc["1005", "error"] == "attention map has dtype <U3, not real numbers"
+    assert frame.loc["1006", "error"] == "model returned a dict, not a harness.models.Prediction"
+    # the tensor and the lists are converted to the map itself, the numbers the numpy map gives
+    from harness.evaluation.scoring import as_array
+
+    blob = _OtherForms().predict([type("I", (), {"size": (80, 60)})()] * 7, task="free-viewing", attention="odd")
+    plain = blob[6].attention
+    assert np.array_equal(as_array(blob[0].attention)[0], plain)
+    assert np.array_equal(as_array(blob[1].attention)[0], torch.from_numpy(plain).bfloat16().float().numpy())
+    assert np.array_equal(as_array(blob[2].attention)[0], plain.astype(np.float64))
+    assert np.isfinite(frame.loc[["1001", "1002", "1003"], "nss"]).all()
+
+
 def test_density_round_off_is_tolerated_real_negatives_are_not(osie_dataset):
     from harness.data.density import fixation_density
     from harness.metrics import compute_suite

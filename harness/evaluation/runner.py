@@ -306,7 +306,7 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
         infer_s = (time.perf_counter() - t0) / max(len(images), 1)
         if error is not None:
             return [Job(i, error=error, infer_s=infer_s) for i in idx]
-        return [Job(i, attention=p.attention, output=p.output, infer_s=infer_s) for i, p in zip(idx, preds)]
+        return [_job(i, p, infer_s) for i, p in zip(idx, preds)]
 
     if cfg.scoring == "calibrated":
         spec = replace(spec, blocks_factor=calibrated.FACTOR)
@@ -317,6 +317,17 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
         return result
     return _calibrated_run(cfg, ctx, stage, raw=result, raw_settings=settings, spec=spec, label=model_name,
                            subset=subset, extra_manifest=extra_manifest or {})
+
+
+def _job(i: int, pred: Any, infer_s: float) -> Job:
+    """Stimulus ``i``'s job from what the model returned for it: its map as a numpy array (see
+    :func:`.scoring.as_array`), or the reason it has none, recorded as that stimulus' failure."""
+    from .scoring import as_array
+
+    if not hasattr(pred, "attention"):
+        return Job(i, error=f"model returned a {type(pred).__name__}, not a harness.models.Prediction", infer_s=infer_s)
+    attention, why = as_array(pred.attention)
+    return Job(i, attention=attention, output=getattr(pred, "output", None), error=why, infer_s=infer_s)
 
 
 def _calibrated_run(cfg: EvalConfig, ctx: DatasetContext, stage: Stage, *, raw: EvalResult,

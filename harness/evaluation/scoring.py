@@ -42,6 +42,30 @@ def plugin_metrics() -> list[tuple[str, Callable[..., float]]]:
     return [(s.name, s.resolve()) for s in get_registry().in_order("metric") if s.name not in METRICS]
 
 
+def as_array(smap: Any) -> tuple[np.ndarray | None, str | None]:
+    """A model's attention map as a numpy array, or None and why it is not one. A plugin may hand
+    back a torch tensor (on any device, still attached to its graph, in bfloat16) or nested lists:
+    converted here, in the evaluating process, before the map travels to a scoring process. A
+    string, an object or complex numbers are the plugin's mistake, recorded as that stimulus'
+    failure with this reason (numpy would have dropped the imaginary part without a word)."""
+    if smap is None:
+        return None, "model returned no attention map"
+    try:
+        if hasattr(smap, "detach") and hasattr(smap, "cpu"):  # a torch tensor
+            import torch
+
+            smap = smap.detach().cpu()
+            if smap.dtype == torch.bfloat16:  # numpy has no bfloat16; float32 holds it exactly
+                smap = smap.float()
+            smap = smap.numpy()
+        arr = np.asarray(smap)
+    except Exception as exc:
+        return None, f"attention map is a {type(smap).__name__}, not an array ({type(exc).__name__}: {exc})"
+    if arr.dtype.kind not in "biuf":
+        return None, f"attention map has dtype {arr.dtype}, not real numbers"
+    return arr, None
+
+
 def check_map(smap: Any, h: int, w: int, *, constant_expected: bool = False) -> tuple[str, str | None, np.ndarray | None]:
     """``(status, reason, map)`` for a model's attention map.
 
@@ -51,8 +75,9 @@ def check_map(smap: Any, h: int, w: int, *, constant_expected: bool = False) -> 
     the usual sign of a broken method), scored as the uniform prediction it is and counted; not for
     a reference that is constant by design (``constant_expected``: the ``uniform`` baseline).
     ``ok``: scorable; negative round-off is set to 0."""
+    smap, why = as_array(smap)
     if smap is None:
-        return "failed", "model returned no attention map", None
+        return "failed", why, None
     arr = np.asarray(smap, dtype=np.float64)
     if arr.shape != (h, w):
         return "failed", f"attention map has shape {tuple(arr.shape)}, expected {(h, w)}", None
@@ -109,7 +134,8 @@ class Job:
     i: int
     attention: Any = None
     output: dict | None = None
-    error: str | None = None  # the whole batch failed (model crash, wrong number of predictions)
+    error: str | None = None  # no map to score: the batch failed (model crash, wrong number of
+    # predictions), or this stimulus' map is not an array of real numbers (scoring.as_array)
     infer_s: float = 0.0
     # calibrated scoring (evaluation.calibrated): the map's block means, whether it was constant, and
     # the stimulus' row of the raw run (its status, task scores and output are carried over)
