@@ -48,6 +48,44 @@ class Model(Protocol):
         ``devices=True`` takes ``device="cuda"`` etc."""
 
 
+def checked_model(model: Any, name: str, provenance: bool = True) -> dict[str, Any] | None:
+    """Check that ``model`` (what a plugin's factory returned, or an object given to
+    ``harness.evaluate``) is a model, and return its provenance (None when not asked: computing it
+    may hash a weights file): a one-line
+    :class:`~harness.errors.PluginError` naming the model and what is wrong, never a traceback
+    from deep inside the evaluation (plugins are not trusted to follow :class:`Model`)."""
+    from .errors import PluginError
+
+    what = f"model {name!r} ({type(model).__name__})"
+    missing = [a for a in ("tasks", "attention_methods", "predict", "provenance") if not hasattr(model, a)]
+    if missing:
+        raise PluginError(f"{what} has no {', '.join(missing)}: a model needs tasks, attention_methods, "
+                          "predict() and provenance() (docs/plugins.md)")
+    for attr in ("tasks", "attention_methods"):
+        value = getattr(model, attr)
+        if isinstance(value, str) or not all(isinstance(v, str) for v in _items(value)) or not _items(value):
+            raise PluginError(f"{what}: {attr} must be a non-empty sequence of names, got {value!r}")
+    if not callable(model.predict) or not callable(model.provenance):
+        raise PluginError(f"{what}: predict and provenance must be methods")
+    if not provenance:
+        return None
+    try:
+        provenance = model.provenance()
+    except Exception as exc:
+        raise PluginError(f"{what}: provenance() failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(provenance, dict):
+        raise PluginError(f"{what}: provenance() must return a dict (model_id, revision or weights_sha256), "
+                          f"got {type(provenance).__name__}")
+    return provenance
+
+
+def _items(value: Any) -> list[Any]:
+    try:
+        return list(value)
+    except TypeError:
+        return []
+
+
 def check_request(model: Model, task: str, attention: str) -> None:
     """One-line errors for a task or attention method the model does not offer."""
     from .errors import HarnessError

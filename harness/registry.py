@@ -56,8 +56,16 @@ class Spec:
         return obj
 
     def load(self, **kwargs: Any) -> Any:
-        """Resolve the factory and call it (for functions registered as-is, use :meth:`resolve`)."""
-        return self.resolve()(**kwargs)
+        """Resolve the factory and call it (for functions registered as-is, use :meth:`resolve`). A
+        factory that fails is named in one line (its own one-line errors pass through as they are)."""
+        factory = self.resolve()
+        try:
+            return factory(**kwargs)
+        except (HarnessError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise PluginError(f"{self.kind} {self.name!r} from plugin {self.plugin!r} failed to load: "
+                              f"{type(exc).__name__}: {exc}") from exc
 
 
 @dataclass(frozen=True)

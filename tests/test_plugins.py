@@ -28,6 +28,7 @@ from harness.errors import HarnessError, PluginError
 from harness.hookspecs import hookimpl
 from harness.models import Prediction, load_model
 from harness.plugins import get_registry, pm, reset_for_tests
+from harness.results import load_runs
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "plugins.md"
@@ -787,6 +788,79 @@ def test_factory_import_failure_at_use_time(tmp_path, fresh):
             reg.get("model", "lazy-missing-attr").resolve()
     finally:
         pm.unregister(name="lazy-plugin")
+
+
+class _NoTasks:
+    """A model without ``tasks``."""
+
+    name = "no-tasks"
+    attention_methods = ("native",)
+    provenance = CentreModel.provenance
+    predict = CentreModel.predict
+
+
+class _BadProvenance(CentreModel):
+    def provenance(self):
+        raise ValueError("weights file not found")
+
+
+class _ListProvenance(CentreModel):
+    def provenance(self):
+        return ["not", "a", "dict"]
+
+
+class _GeneratorPredictions(CentreModel):
+    def predict(self, images, *, task="free-viewing", attention="native"):
+        return iter(super().predict(images, task=task, attention=attention))
+
+
+class _NonePredictions(CentreModel):
+    def predict(self, images, *, task="free-viewing", attention="native"):
+        return None
+
+
+def _failing_factory():
+    raise RuntimeError("CUDA out of memory")
+
+
+def test_a_model_plugin_that_breaks_the_protocol_is_named_in_one_line(tmp_path, fresh, osie_dir):
+    pm.register(make_plugin(models=[(name, factory, {"tasks": ("free-viewing",), "attention": ("native",)})
+                                    for name, factory in [("fails-to-load", _failing_factory), ("no-tasks", _NoTasks),
+                                                          ("bad-provenance", _BadProvenance),
+                                                          ("list-provenance", _ListProvenance),
+                                                          ("generator", _GeneratorPredictions),
+                                                          ("returns-none", _NonePredictions)]]),
+                name="protocol-plugin")
+    try:
+        def run(model):
+            return CliRunner().invoke(main, ["eval", "--model", model, "--dataset", "osie", "--limit", "2",
+                                             "--data-dir", str(osie_dir), "--output", str(tmp_path / model),
+                                             "--no-references", "--no-show"])
+
+        expected = {
+            "fails-to-load": "Error: model 'fails-to-load' from plugin 'protocol-plugin' failed to load: "
+                             "RuntimeError: CUDA out of memory",
+            "no-tasks": "Error: model 'no-tasks' (_NoTasks) has no tasks: a model needs tasks, attention_methods, "
+                        "predict() and provenance() (docs/plugins.md)",
+            "bad-provenance": "Error: model 'bad-provenance' (_BadProvenance): provenance() failed: ValueError: "
+                              "weights file not found",
+            "list-provenance": "Error: model 'list-provenance' (_ListProvenance): provenance() must return a dict "
+                               "(model_id, revision or weights_sha256), got list",
+        }
+        for model, line in expected.items():
+            r = run(model)
+            assert r.exit_code == 1 and r.output.strip() == line, r.output
+        r = run("generator")  # any iterable of predictions will do
+        assert r.exit_code == 0, r.output
+        (done,) = load_runs(tmp_path / "generator")
+        assert done.summary["n_failed"] == 0 and done.summary["n_images"] == 2
+        r = run("returns-none")  # the batch fails with its reason; the run goes on and says so
+        assert r.exit_code == 0, r.output
+        (done,) = load_runs(tmp_path / "returns-none")
+        assert done.summary["n_failed"] == 2
+        assert done.summary["failures"][0]["error"] == "TypeError: 'NoneType' object is not iterable"
+    finally:
+        pm.unregister(name="protocol-plugin")
 
 
 def test_hook_that_raises_names_plugin(fresh):

@@ -261,7 +261,7 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
                    subset: list[int] | None = None, stimuli: dict[str, Any] | None = None) -> EvalResult:
     """Evaluate one model. ``gaze_only`` (the baselines): score alignment under the dataset's task
     without asking the model to solve it; the run is still filed under ``cfg.task``."""
-    from ..models import is_model_path, load_model
+    from ..models import checked_model, is_model_path, load_model
     from ..plugins import get_registry
 
     model_name = model_name or cfg.model
@@ -271,6 +271,7 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
     task_obj = None if gaze_only else resolve_task(cfg.task, gaze)
     predict_task = "free-viewing" if gaze_only else cfg.task
     model = model if model is not None else load_model(model_name)
+    provenance = checked_model(model, model_name)
     if predict_task not in model.tasks:
         raise HarnessError(f"model {model_name!r} does not do task {predict_task!r}; it does: {', '.join(model.tasks)}")
     attention = cfg.attention if (cfg.attention and model_name == cfg.model) else model.attention_methods[0]
@@ -285,7 +286,7 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
         kind = ("baseline" if registered is not None and registered.get("baseline") else
                 "proxy" if registered is not None and registered.get("proxy") else "model")
     batch_size = REFERENCE_CHUNK if kind == "baseline" else cfg.batch_size
-    settings = _settings(cfg, model_name=model_name, provenance=model.provenance(), attention=attention,
+    settings = _settings(cfg, model_name=model_name, provenance=provenance, attention=attention,
                          kind=kind, gaze=gaze, ctx=ctx, batch_size=None if kind == "baseline" else batch_size,
                          stimuli=stimuli)
     spec = RunSpec(kind=kind, profile=cfg.profile, seed=cfg.seed,
@@ -296,6 +297,8 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
         t0 = time.perf_counter()
         try:
             preds = model.predict(images, task=predict_task, attention=attention)
+            if not isinstance(preds, (list, tuple)):
+                preds = list(preds)  # a generator is fine; None or a single Prediction is not (TypeError)
             error = None if len(preds) == len(images) else f"model returned {len(preds)} predictions for {len(images)} images"
         except HarnessError:
             raise
@@ -489,7 +492,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
 def _run_eval_in(cfg: EvalConfig, world: World, work, gaze, ds, n: int, sigma_px, given, references: bool,
                  on_batch) -> list[EvalResult]:
     """:func:`run_eval` once the dataset is loaded and this process' place and threads are set."""
-    from ..models import data_kwargs, device_kwargs, load_model
+    from ..models import checked_model, data_kwargs, device_kwargs, load_model
     from ..plugins import get_registry
 
     keep_heap()  # each stimulus' maps reuse the same pages (threads.keep_heap)
@@ -501,6 +504,7 @@ def _run_eval_in(cfg: EvalConfig, world: World, work, gaze, ds, n: int, sigma_px
     if cfg.attention is not None:
         get_registry().get("attention", cfg.attention)  # a typo gets "did you mean"
     if model is not None:
+        checked_model(model, cfg.model, provenance=False)  # a plugin's object is not trusted to be a model
         if cfg.task not in model.tasks:
             raise HarnessError(f"model {cfg.model!r} does not do task {cfg.task!r}; it does: {', '.join(model.tasks)}")
         if cfg.attention is not None and cfg.attention not in model.attention_methods:
