@@ -241,6 +241,35 @@ def test_a_run_is_not_resumed_in_another_environment(two_runs, osie_dir):
     assert read_run(run).manifest["sessions"] == 2 and _verify(two_runs).exit_code == 0
 
 
+class _ExtraMetricPlugin:
+    @hookimpl
+    def register_metrics(self, register):
+        register("centre_mass", _centre_mass, higher_is_better=True, description="test")
+
+
+def _centre_mass(saliency_map, fix_x, fix_y, **context):
+    h, w = saliency_map.shape
+    return float(saliency_map[h // 4: 3 * h // 4, w // 4: 3 * w // 4].sum() / saliency_map.sum())
+
+
+def test_a_metric_plugin_installed_between_sessions_stops_the_resume(two_runs, osie_dir):
+    # the rows of the first session would lack the new metric's column, and its mean would be
+    # taken over the second session's rows only
+    run = _run_dir(two_runs, "center-bias")
+    _unfinish(run)
+    pm.register(_ExtraMetricPlugin(), name="extra-metric-test")
+    try:
+        r = _eval(two_runs, osie_dir, "--no-references", model="center-bias")
+        assert r.exit_code == 1 and "Traceback" not in r.output
+        assert "computed with plugin extra-metric-test absent (here ?)" in r.output, r.output
+    finally:
+        pm.unregister(name="extra-metric-test")
+    r = _eval(two_runs, osie_dir, "--no-references", model="center-bias")  # as it was: resumes
+    assert r.exit_code == 0, r.output
+    assert "centre_mass" not in read_run(run).per_image().columns
+    assert read_run(run).manifest["plugins"] == {}
+
+
 def test_finished_runs_of_another_environment_are_reused_and_old_folders_resume_with_a_note(two_runs, osie_dir):
     run, other = _run_dir(two_runs, "uniform"), _run_dir(two_runs, "center-bias")
     recorded = json.loads((run / "environment.json").read_text())

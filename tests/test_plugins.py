@@ -1037,6 +1037,11 @@ def test_docs_example_installs_with_pip_and_evaluates(tmp_path):
     (summary,) = summaries
     assert summary["model"] == "mylab-edges" and summary["attention"] == "edge-density"
     assert summary["n_images"] == 2 and summary["n_failed"] == 0
+    # the plugin's version is part of the run's provenance and of its one environment
+    (manifest,) = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("manifest.json")]
+    (environment,) = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("environment.json")]
+    version = next(target.glob("harness_mylab-*.dist-info")).name.split("-")[1].removesuffix(".dist")
+    assert manifest["plugins"] == environment["plugins"] == {"mylab": version}
 
 
 def test_registry_yaml_catalogue_is_complete():

@@ -50,13 +50,30 @@ def hardware(device: str | None) -> dict[str, Any]:
     return out
 
 
-def environment(device: str | None) -> dict[str, Any]:
-    """What a run's numbers depend on besides its settings: the package versions and the processor
-    (the CPU model; for a CUDA run the GPU, CUDA and cuDNN). Every session that computes rows of a
-    run must have the same (:meth:`harness.results.writer.RunWriter.begin_session` checks), so that
-    a run's rows, and the manifest's provenance, come from one environment."""
+def plugin_versions(settings: dict[str, Any], metrics: list[str]) -> dict[str, str]:
+    """Versions of the third-party plugins whose code computes a run's numbers: those that provide
+    its model, attention method and dataset, and every metric it computes beyond the built-in ones
+    (``metrics``: their names). Built-in plugins are the harness' own version."""
+    from ..plugins import get_registry, plugin_infos
+
+    reg = get_registry()
+    model = settings["model"]
+    wanted = [("model", "hf" if model.startswith("hf:") and ("model", model) not in reg else model),
+              ("attention", settings["attention"]), ("dataset", settings["dataset"])]
+    wanted += [("metric", m) for m in metrics]
+    names = {reg.get(kind, name).plugin for kind, name in wanted if (kind, name) in reg}
+    return {i.name: i.version for i in plugin_infos() if i.name in names and i.source != "built-in"}
+
+
+def environment(device: str | None, plugins: dict[str, str] | None = None) -> dict[str, Any]:
+    """What a run's numbers depend on besides its settings: the package versions, the versions of
+    the third-party plugins that compute them (:func:`plugin_versions`; a metric plugin installed
+    between two sessions would leave the earlier rows without its column) and the processor (the
+    CPU model; for a CUDA run the GPU, CUDA and cuDNN). Every session that computes rows of a run
+    must have the same (:meth:`harness.results.writer.RunWriter.begin_session` checks), so that a
+    run's rows, and the manifest's provenance, come from one environment."""
     machine = {k: v for k, v in hardware(device).items() if k != "cores"}  # threads are set, not taken
-    return {"packages": package_versions(), **machine}
+    return {"packages": package_versions(), "plugins": dict(plugins or {}), **machine}
 
 
 def row(stimulus_id: str, status: str, error: str | None, scores: dict, task_scores: dict, output: dict,
@@ -123,7 +140,8 @@ def summarize(frame, settings: dict[str, Any], *, task_obj, ctx, seed: int) -> d
     return summary
 
 
-def manifest(writer, cfg, settings: dict[str, Any], frame, finished_at: str, extra: dict[str, Any]) -> dict[str, Any]:
+def manifest(writer, cfg, settings: dict[str, Any], frame, finished_at: str, extra: dict[str, Any],
+             plugins: dict[str, str]) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "harness_version": __version__,
@@ -142,6 +160,7 @@ def manifest(writer, cfg, settings: dict[str, Any], frame, finished_at: str, ext
         "batch_size": cfg.batch_size,
         "wall_time_s": float(frame["seconds"].sum()) if len(frame) else 0.0,
         "packages": package_versions(),
+        "plugins": plugins,
         "platform": platform.platform(),
         "hardware": hardware(settings.get("device", "cpu")),  # references run on CPU whatever the model did
         "command": cfg.command,

@@ -151,6 +151,8 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
     computed again when its maps' block means are missing (a raw run made before a calibrated one
     asked for them): same batch, same maps; only the block means are written then."""
     world = stage.world
+    plugins = record.plugin_versions(settings, [name for name, _ in ctx.extra_metrics])
+    environment = record.environment(settings.get("device", "cpu"), plugins)
     writer = RunWriter(Path(cfg.output), settings) if world.main else None
     scored = list(range(len(ctx))) if subset is None else list(subset)
     try:
@@ -178,13 +180,13 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                                 "(edited, or written by an older version); written again")
                     reuse = False
             if missing:
-                writer.begin_session(record.environment(settings.get("device", "cpu")))
+                writer.begin_session(environment)
                 if spec.kind != "model" and cfg.progress:
                     writer.note(f"{label}: a reference, computed once for this dataset, limit and metric "
                                 "settings and reused by every later model run")
         world.barrier()  # rank 0 holds the lock and has set damaged shards aside
         if writer is None:
-            writer = RunFollower(run_dir, record.environment(settings.get("device", "cpu")))
+            writer = RunFollower(run_dir, environment)
             done = writer.done_ids()
             need = lacking(done)
         mine = [(k, [i for i in idx if ctx.ids[i] in need]) for k, idx in enumerate(chunks) if world.owns(k)]
@@ -241,7 +243,7 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                 if spec.example_side > 0:  # the example maps of the page: best, median, worst by NSS, ...
                     keep_examples(writer.dir, frame, cfg.example_maps)
                 writer.finish(record.manifest(writer, cfg, settings, frame, summary["finished_at"],
-                                              {**extra_manifest, "processes": world.size}), summary)
+                                              {**extra_manifest, "processes": world.size}, plugins), summary)
                 n_done = sum(1 for i in scored if ctx.ids[i] in done)
                 result = EvalResult(writer.dir, summary, n_done, len(scored) - n_done)
         world.barrier()  # the summary is written

@@ -116,7 +116,9 @@ def check_same_environment(run_dir: Path, recorded: dict[str, Any], current: dic
     for key in sorted(set(recorded) | set(current)):
         a, b = recorded.get(key), current.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            diffs += [f"{k} {a.get(k)} (here {b.get(k)})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            diffs += [f"{key[:-1]} {k} {a.get(k, 'absent')} (here {b.get(k, 'absent')})" if key == "plugins" else
+                      f"{k} {a.get(k, 'absent')} (here {b.get(k, 'absent')})"
+                      for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         elif a != b:
             diffs.append(f"{key} {a!r} (here {b!r})")
     shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
