@@ -141,6 +141,30 @@ class _Counting(OSIE):
         yield from super().convert(root)
 
 
+def test_processes_loading_a_fresh_cache_at_once_convert_once(small_osie, tmp_path):
+    # every rank of torchrun loads the dataset at the same moment: one converts, the others wait
+    # and read its conversion (each used to convert the whole dataset itself)
+    import threading
+    import time
+
+    class Slow(_Counting):
+        def convert(self, root):
+            time.sleep(0.5)  # long enough for every loader to arrive while the first converts
+            yield from super().convert(root)
+
+    root = small_osie(n=4)
+    _Counting.calls = 0
+    loaded = []
+    threads = [threading.Thread(target=lambda: loaded.append(Slow(data_dir=root, cache_dir=tmp_path / "cache").load()))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert _Counting.calls == 1 and len(loaded) == 3
+    assert all(ds["stimulus_id"] == loaded[0]["stimulus_id"] and len(ds) == 4 for ds in loaded)
+
+
 def test_cache_is_invalidated_by_source_or_converter_changes(small_osie, tmp_path):
     root = small_osie(n=4)
     cache = tmp_path / "cache"

@@ -273,22 +273,46 @@ class GazeDataset:
         return sorted(p for p in parent.iterdir() if p.is_dir() and p.name != current)
 
     def load(self):
-        """The dataset as a ``datasets.Dataset`` in the canonical schema, converted once and cached."""
-        import datasets
+        """The dataset as a ``datasets.Dataset`` in the canonical schema, converted once and cached.
+
+        One process converts, the others wait for it (a lock file under the cache's ``locks/``): every rank of
+        ``torchrun --nproc_per_node 8`` on a fresh cache used to convert the whole dataset at once.
+        A converted cache is read without the lock (a shared read-only cache works)."""
+        from filelock import FileLock
 
         final = self.cache_path()
-        if (final / META_FILE).is_file():
-            try:
-                ds = datasets.load_from_disk(str(final / DATA_SUBDIR))
-                _check_cached_ids(ds)
-                self._read_meta(final)
-                return ds
-            except Exception:  # an unreadable or invalid cache is rebuilt, never trusted
-                shutil.rmtree(final, ignore_errors=True)
-        self._build(final)
-        ds = datasets.load_from_disk(str(final / DATA_SUBDIR))
-        self._read_meta(final)
+        ds = self._cached(final)
+        if ds is not None:
+            return ds
+        final.parent.mkdir(parents=True, exist_ok=True)
+        locks = paths.cache_root(self.cache_dir) / "locks"  # lock files are never deleted: kept apart
+        locks.mkdir(exist_ok=True)
+        with FileLock(str(locks / f"{self.name}-{final.name}.lock")):
+            ds = self._cached(final, repair=True)  # converted by another process meanwhile?
+            if ds is None:
+                self._build(final)
+                ds = self._cached(final)
+                if ds is None:
+                    raise DataError(f"{self.name}: the converted dataset in {final} cannot be read back")
         return ds
+
+    def _cached(self, final: Path, repair: bool = False):
+        """The converted dataset in ``final``, or None when absent or unreadable; with ``repair``
+        (under the conversion lock) an unreadable or invalid one is removed, to be rebuilt: never
+        trusted."""
+        import datasets
+
+        if not (final / META_FILE).is_file():
+            return None
+        try:
+            ds = datasets.load_from_disk(str(final / DATA_SUBDIR))
+            _check_cached_ids(ds)
+            self._read_meta(final)
+            return ds
+        except Exception:
+            if repair:
+                shutil.rmtree(final, ignore_errors=True)
+            return None
 
     def _build(self, final: Path) -> None:
         import datasets
