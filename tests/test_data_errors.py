@@ -293,6 +293,38 @@ def test_download_installs_the_verified_data(osie_dir, tmp_path, serve, monkeypa
     assert OSIE(cache_dir=cache).root() == root  # found in the cache next time, no download
 
 
+@pytest.mark.slow
+def test_processes_missing_the_data_at_once_download_it_once(osie_dir, tmp_path, monkeypatch):
+    # every rank of a launcher finds the data missing at the same moment: one downloads, the others
+    # wait and use its folder (each used to download everything, then all but one threw it away)
+    requests = []
+
+    class Counting(_Quiet):
+        def do_GET(self):
+            requests.append(self.path)
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Counting, directory=str(_mirror(osie_dir, tmp_path / "mirror"))))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "empty"))
+        monkeypatch.setattr(OSIE, "download_base_url", f"http://127.0.0.1:{server.server_address[1]}/")
+        roots = []
+        threads = [threading.Thread(target=lambda: roots.append(OSIE(cache_dir=tmp_path / "cache").root()))
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert roots == [tmp_path / "cache" / "data" / "osie"] * 3
+    assert sorted(requests) == sorted(set(requests)) and len(requests) == len(OSIE.data_files())
+    assert _leftovers(tmp_path / "cache" / "data") == ["osie"]
+
+
 def test_download_checksum_mismatch_installs_nothing(osie_dir, tmp_path, serve, monkeypatch):
     mirror = _mirror(osie_dir, tmp_path / "mirror")
     tampered = mirror / "stimuli" / "1500.jpg"

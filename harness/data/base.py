@@ -217,10 +217,15 @@ class GazeDataset:
                 f"{self.name}: data not found (looked in {looked}); get it from {self.source_url} "
                 f"and pass --data-dir or set ${paths.DATA_ENV}"
             )
+        from filelock import FileLock
+
         from .download import install_atomically
 
         try:
-            install_atomically(target, self.download)
+            # one process downloads, the others (ranks of a launcher) wait and use its folder
+            with FileLock(str(self._lock_path(f"download-{self.name}"))):
+                if not target.is_dir():
+                    install_atomically(target, self.download)
         except HarnessError as exc:
             raise DataError(f"{self.name}: data not found (looked in {looked}) and download failed: {exc}") from exc
         except Exception as exc:
@@ -285,9 +290,7 @@ class GazeDataset:
         if ds is not None:
             return ds
         final.parent.mkdir(parents=True, exist_ok=True)
-        locks = paths.cache_root(self.cache_dir) / "locks"  # lock files are never deleted: kept apart
-        locks.mkdir(exist_ok=True)
-        with FileLock(str(locks / f"{self.name}-{final.name}.lock")):
+        with FileLock(str(self._lock_path(f"convert-{self.name}-{final.name}"))):
             ds = self._cached(final, repair=True)  # converted by another process meanwhile?
             if ds is None:
                 self._build(final)
@@ -295,6 +298,13 @@ class GazeDataset:
                 if ds is None:
                     raise DataError(f"{self.name}: the converted dataset in {final} cannot be read back")
         return ds
+
+    def _lock_path(self, name: str) -> Path:
+        """A lock file under the cache's ``locks/`` (lock files are never deleted, lest a process
+        waiting on one race a third: kept apart from the data)."""
+        locks = paths.cache_root(self.cache_dir) / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        return locks / f"{name}.lock"
 
     def _cached(self, final: Path, repair: bool = False):
         """The converted dataset in ``final``, or None when absent or unreadable; with ``repair``
