@@ -367,3 +367,64 @@ def test_captioning_end_to_end(tmp_path, caption_data):
     for sid, value in zip(gts, per_image):
         assert by_id.loc[sid, "task:rougeL"] == pytest.approx(value)
         assert by_id.loc[sid, "task:solved"] == float(value >= 0.5)
+
+
+class _MalformedDetector:
+    """A detection model plugin whose outputs are, per call order: not a dict, a box of three
+    numbers, then a well-formed detection."""
+
+    name = "malformed-detector"
+    tasks = ("detection", "free-viewing")
+    attention_methods = ("blob",)
+
+    def __init__(self):
+        self.calls = 0
+
+    def provenance(self):
+        return {"model_id": "malformed-detector", "weights_sha256": "3" * 64}
+
+    def predict(self, images, *, task, attention):
+        from harness.models import Prediction
+
+        out = []
+        for im in images:
+            k, self.calls = self.calls, self.calls + 1
+            w, h = im.size
+            yy, xx = np.mgrid[0:h, 0:w]
+            blob = np.exp(-(((xx - w / 2) / (w / 4)) ** 2 + ((yy - h / 2) / (h / 4)) ** 2))
+            good = {"boxes": [list(BOX_HIT)], "scores": [0.9], "categories": ["bottle"]}
+            output = {0: ["bottle"], 1: {"boxes": [[1, 2, 3]], "scores": [0.9], "categories": ["bottle"]}}.get(k, good)
+            out.append(Prediction(attention=blob, output=output))
+        return out
+
+
+def test_a_malformed_task_output_fails_its_stimulus_with_the_reason(tmp_path):
+    from harness.hookspecs import hookimpl
+    from harness.plugins import pm
+    from harness.results import load_runs
+
+    class Plugin:
+        @hookimpl
+        def register_models(self, register):
+            register("malformed-detector", _MalformedDetector, tasks=_MalformedDetector.tasks, attention=("blob",),
+                     description="test")
+
+    data = write_search_fixture(tmp_path / "coco-search18")
+    pm.register(Plugin(), name="malformed-test")
+    try:
+        r = CliRunner().invoke(main, ["eval", "--model", "malformed-detector", "--dataset", "coco-search18",
+                                      "--task", "detection", "--data-dir", str(data), "--cache-dir",
+                                      str(tmp_path / "cache"), "--output", str(tmp_path / "runs"), "--sigma-px",
+                                      SIGMA_PX, "--batch-size", "3", "--no-references", "--no-show"])
+    finally:
+        pm.unregister(name="malformed-test")
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    (run,) = load_runs(tmp_path / "runs")
+    frame = run.per_image().set_index("stimulus_id")
+    first, second, third = sorted(frame.index)  # the order the model saw them in
+    assert frame.loc[first, "status"] == frame.loc[second, "status"] == "failed"
+    assert frame.loc[first, "error"] == ("the model's output cannot be scored for task 'detection': TypeError: "
+                                         "the output is a list, not a dict")
+    assert frame.loc[second, "error"].startswith("the model's output cannot be scored for task 'detection': ")
+    assert frame.loc[third, "status"] == "ok" and run.summary["n_failed"] == 2
+    assert set(run.summary["task_metrics"]) >= {"map", "map50"}  # the dataset-level metrics still computed

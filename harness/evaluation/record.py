@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..errors import HarnessError
 from ..results import SCHEMA_VERSION, settings_hash
 from ..results.summary import aggregate, metric_columns
 
@@ -117,7 +118,14 @@ def summarize(frame, settings: dict[str, Any], *, task_obj, ctx, seed: int) -> d
         by_id = {r["stimulus_id"]: r for r in ctx.meta}
         rows = frame.to_dict("records")
         outputs = [json.loads(r["output"]) if isinstance(r.get("output"), str) else {} for r in rows]
-        task_metrics = dict(task_obj.score_dataset(outputs, [by_id[r["stimulus_id"]] for r in rows]))
+        try:
+            task_metrics = dict(task_obj.score_dataset(outputs, [by_id[r["stimulus_id"]] for r in rows]))
+        except HarnessError:
+            raise
+        except Exception as exc:  # a task plugin's dataset metric: named in one line, the rows stay
+            name = getattr(task_obj, "name", type(task_obj).__name__)
+            raise HarnessError(f"task {name!r}: scoring the run's outputs failed: {type(exc).__name__}: {exc}; "
+                               "the run's rows are kept") from exc
     summary = {
         "schema_version": SCHEMA_VERSION,
         "model": settings["model"],

@@ -198,7 +198,9 @@ def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, Kept | None]:
         try:
             scores = score(smap, fix, ctx, i, spec.profile, spec.seed)
             if spec.task is not None:
-                task_scores = spec.task.score_image(output, ctx.meta[i])
+                task_scores = _task_scores(spec.task, output, ctx.meta[i])
+        except _UnscorableOutput as exc:  # kept out of the run's dataset-level task metrics too
+            status, error, scores, task_scores, output = "failed", str(exc), {}, {}, {}
         except HarnessError as exc:
             status, error, scores, task_scores = "failed", str(exc), {}, {}
         if status != "failed" and (i < spec.save_maps or spec.example_side > 0 or spec.blocks_factor > 0):
@@ -210,6 +212,24 @@ def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, Kept | None]:
                         blocks=block_mean(smap, spec.blocks_factor) if spec.blocks_factor > 0 else None,
                         constant=bool(smap.max() == smap.min()))
     return row(sid, status, error, scores, task_scores, output, job.infer_s + time.perf_counter() - t0, len(fix)), keep
+
+
+class _UnscorableOutput(HarnessError):
+    """A model's task output that its task cannot score (a plugin's malformed output)."""
+
+
+def _task_scores(task, output: Any, record: dict) -> dict[str, float]:
+    """The task's per-stimulus scores of a model's output; an output the task cannot read (not a
+    dict, a box of three numbers...) fails that stimulus with the reason, not the run."""
+    try:
+        if not isinstance(output, dict):
+            raise TypeError(f"the output is a {type(output).__name__}, not a dict")
+        return task.score_image(output, record)
+    except HarnessError:
+        raise
+    except Exception as exc:
+        name = getattr(task, "name", type(task).__name__)
+        raise _UnscorableOutput(f"the model's output cannot be scored for task {name!r}: {type(exc).__name__}: {exc}") from exc
 
 
 def _calibrated_row(ctx, spec: RunSpec, job: Job, t0: float) -> dict:
