@@ -187,3 +187,22 @@ def test_a_value_that_rounds_to_zero_has_no_sign(tmp_path):
     ci = _show(root, "--ci")
     assert ci.exit_code == 0, ci.output
     assert "-0.0000" not in ci.output and "-0.000]" not in ci.output
+
+
+def test_rows_scored_on_different_stimuli_are_said_not_to_compare(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0}, n_images=40)
+    write_run(root, model="net-a", metrics={"nss": 1.4}, n_images=20)
+    write_run(root, model="net-b", metrics={"nss": 1.2}, n_images=20)
+    write_run(root, model="net-c", dataset="salicon", metrics={"nss": 2.0}, n_images=8)
+    table = render_table(load_runs(root))
+    assert table.splitlines()[-1] == (
+        "osie/free-viewing: rows scored on different stimuli (40 images: center-bias; 20 images: net-a, net-b): "
+        "their means are over different images and do not compare; evaluate every model with the same --limit")
+    assert "salicon" not in table.splitlines()[-1]  # one run there: nothing to compare
+    assert "different stimuli" not in render_table(load_runs(root), fmt="csv")
+    # runs of one limit: no note
+    same = tmp_path / "same"
+    write_run(same, model="net-a", metrics={"nss": 1.4}, n_images=20)
+    write_run(same, model="net-b", metrics={"nss": 1.2}, n_images=20)
+    assert "different stimuli" not in render_table(load_runs(same))

@@ -183,6 +183,18 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
             f"{m}*: non-finite values left out of the mean: "
             + ", ".join(f"{text(str(r.get('model')))} {n} of {r.get('n_images')}" for r, n in found)
             for m, found in flagged.items())
+    mixed = _mixed_stimuli_notes(rows, text)
+    if mixed:
+        if fmt == "html":
+            import html
+
+            table += "\n" + "\n".join(f"<p>{html.escape(n, quote=False)}</p>" for n in mixed)
+        elif width is not None:
+            import textwrap
+
+            table += "\n\n" + "\n".join(textwrap.fill(n, max(width, 40), break_on_hyphens=False) for n in mixed)
+        else:
+            table += "\n\n" + "\n".join(mixed)
     if stats is not None:
         notes = _ci_notes(stats, rows, text, primary in shown)
         if fmt == "html":
@@ -265,6 +277,30 @@ def _stimuli_note(r: dict[str, Any]) -> str | None:
     if not isinstance(stimuli, dict):
         return None
     return "in-sample" if stimuli.get("in_sample") else str(stimuli.get("subset") or "") or None
+
+
+def _mixed_stimuli_notes(rows: Sequence[dict[str, Any]], text) -> list[str]:
+    """One line per dataset and task whose rows were scored on different stimuli (another
+    ``--limit``, an aligned model's held-out subset): their means are over different images, and
+    the shuffled-AUC negatives of a stimulus come from the other stimuli its run scored, so the
+    rows do not compare. The images column shows the counts; this says what they mean."""
+    groups: dict[tuple[str, str], dict[tuple[Any, str], list[str]]] = {}
+    for r in rows:
+        which = (r.get("n_images"), _stimuli_note(r) or "")
+        groups.setdefault((str(r.get("dataset")), str(r.get("task"))), {}).setdefault(which, []).append(
+            text(str(r.get("model"))))
+
+    def label(which: tuple[Any, str]) -> str:
+        return f"{which[0]} images" + (f" ({which[1]})" if which[1] else "")
+
+    def larger_first(item) -> tuple:
+        n = item[0][0]
+        return (-n if isinstance(n, int) else 0, item[0][1])
+
+    return [f"{dataset}/{task}: rows scored on different stimuli ("
+            + "; ".join(f"{label(which)}: {', '.join(models)}" for which, models in sorted(sets.items(), key=larger_first))
+            + "): their means are over different images and do not compare; evaluate every model with the "
+            "same --limit" for (dataset, task), sets in groups.items() if len(sets) > 1]
 
 
 def _images_cell(r: dict[str, Any]) -> Any:
