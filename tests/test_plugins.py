@@ -1042,6 +1042,7 @@ def test_docs_example_installs_with_pip_and_evaluates(tmp_path):
     (environment,) = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("environment.json")]
     version = next(target.glob("harness_mylab-*.dist-info")).name.split("-")[1].removesuffix(".dist")
     assert manifest["plugins"] == environment["plugins"] == {"mylab": version}
+    assert environment["packages"] == manifest["packages"] and "torch" in environment["packages"]  # a model run
 
 
 def test_registry_yaml_catalogue_is_complete():

@@ -66,15 +66,24 @@ def plugin_versions(settings: dict[str, Any], metrics: list[str]) -> dict[str, s
     return {i.name: i.version for i in plugin_infos() if i.name in names and i.source != "built-in"}
 
 
-def environment(device: str | None, plugins: dict[str, str] | None = None) -> dict[str, Any]:
+#: the packages the numbers of a run without a network depend on (the human ceiling, the baselines,
+#: mouse-tracking proxies: maps and metrics in numpy, numba and scipy); a model run depends on all
+REFERENCE_PACKAGES = ("python", "gaze-harness", "numpy", "numba", "scipy")
+
+
+def environment(device: str | None, plugins: dict[str, str] | None = None, kind: str = "model") -> dict[str, Any]:
     """What a run's numbers depend on besides its settings: the package versions, the versions of
     the third-party plugins that compute them (:func:`plugin_versions`; a metric plugin installed
     between two sessions would leave the earlier rows without its column) and the processor (the
     CPU model; for a CUDA run the GPU, CUDA and cuDNN). Every session that computes rows of a run
     must have the same (:meth:`harness.results.writer.RunWriter.begin_session` checks), so that a
-    run's rows, and the manifest's provenance, come from one environment."""
+    run's rows, and the manifest's provenance, come from one environment. A run of ``kind`` other
+    than ``model`` runs no network: upgrading torch does not stop it from resuming."""
     machine = {k: v for k, v in hardware(device).items() if k != "cores"}  # threads are set, not taken
-    return {"packages": package_versions(), "plugins": dict(plugins or {}), **machine}
+    packages = package_versions()
+    if kind != "model":
+        packages = {k: v for k, v in packages.items() if k in REFERENCE_PACKAGES}
+    return {"packages": packages, "plugins": dict(plugins or {}), **machine}
 
 
 def row(stimulus_id: str, status: str, error: str | None, scores: dict, task_scores: dict, output: dict,

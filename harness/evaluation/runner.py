@@ -152,7 +152,7 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
     asked for them): same batch, same maps; only the block means are written then."""
     world = stage.world
     plugins = record.plugin_versions(settings, [name for name, _ in ctx.extra_metrics])
-    environment = record.environment(settings.get("device", "cpu"), plugins)
+    environment = record.environment(settings.get("device", "cpu"), plugins, spec.kind)
     writer = RunWriter(Path(cfg.output), settings) if world.main else None
     scored = list(range(len(ctx))) if subset is None else list(subset)
     try:
