@@ -51,9 +51,9 @@ class Model(Protocol):
 def checked_model(model: Any, name: str, provenance: bool = True) -> dict[str, Any] | None:
     """Check that ``model`` (what a plugin's factory returned, or an object given to
     ``harness.evaluate``) is a model, and return its provenance (None when not asked: computing it
-    may hash a weights file): a one-line
-    :class:`~harness.errors.PluginError` naming the model and what is wrong, never a traceback
-    from deep inside the evaluation (plugins are not trusted to follow :class:`Model`)."""
+    may hash a weights file). What is wrong is a one-line :class:`~harness.errors.PluginError`
+    naming the model, never a traceback from deep inside the evaluation (plugins are not trusted
+    to follow :class:`Model`)."""
     from .errors import PluginError
 
     what = f"model {name!r} ({type(model).__name__})"

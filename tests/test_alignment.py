@@ -182,7 +182,8 @@ def test_sigterm_ends_training_with_one_line_and_it_resumes(tiny_model, tmp_path
     out = tmp_path / "ck"
     r = _align(out, "--epochs", "2")
     assert r.exit_code == 143 and "Traceback" not in r.output, r.output
-    assert r.output.strip().splitlines()[-1] == "Terminated. Finished epochs are kept; run the same command again to resume."
+    last = r.output.strip().splitlines()[-1]
+    assert last == "Terminated. Finished epochs are kept; run the same command again to resume."
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the CLI put the handler back
     monkeypatch.setattr(checkpoint, "write_epoch", write_epoch)
     r = _align(out, "--epochs", "2")

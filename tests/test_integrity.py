@@ -295,7 +295,8 @@ def test_a_rank_in_another_environment_stops_with_one_line(tmp_path):
 
     here = environment("cpu")
     (tmp_path / "environment.json").write_text(json.dumps({**here, "cpu": "Rank Zero CPU"}))
-    with pytest.raises(HarnessError, match=r"rank 0's rows are computed with cpu 'Rank Zero CPU' \(here .*machines of one type"):
+    with pytest.raises(HarnessError,
+                       match=r"rank 0's rows are computed with cpu 'Rank Zero CPU' \(here .*machines of one type"):
         RunFollower(tmp_path, here)
     (tmp_path / "environment.json").write_text(json.dumps(here))
     RunFollower(tmp_path, here)  # the same machine type: fine

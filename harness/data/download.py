@@ -21,11 +21,10 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-from ..modes import as_if_created
 from typing import Callable, Iterable
 
 from ..errors import DataError
+from ..modes import as_if_created
 
 CHUNK = 1 << 20
 USER_AGENT = "gaze-harness (+https://github.com/) python-urllib"

@@ -229,7 +229,8 @@ def _task_scores(task, output: Any, record: dict) -> dict[str, float]:
         raise
     except Exception as exc:
         name = getattr(task, "name", type(task).__name__)
-        raise _UnscorableOutput(f"the model's output cannot be scored for task {name!r}: {type(exc).__name__}: {exc}") from exc
+        raise _UnscorableOutput(f"the model's output cannot be scored for task {name!r}: "
+                                f"{type(exc).__name__}: {exc}") from exc
 
 
 def _calibrated_row(ctx, spec: RunSpec, job: Job, t0: float) -> dict:
@@ -324,9 +325,10 @@ class Scorer:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            # spawn, not fork: the parent has torch's and OpenBLAS' thread pools running
             import os
 
+            # spawn, not fork: the parent has torch's and OpenBLAS' thread pools running; each
+            # process is told its parent, so as to end with it (_exit_with)
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_init_worker, initargs=(ctx, os.getpid()))
 

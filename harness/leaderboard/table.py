@@ -298,7 +298,8 @@ def _mixed_stimuli_notes(rows: Sequence[dict[str, Any]], text) -> list[str]:
         return (-n if isinstance(n, int) else 0, item[0][1])
 
     return [f"{dataset}/{task}: rows scored on different stimuli ("
-            + "; ".join(f"{label(which)}: {', '.join(models)}" for which, models in sorted(sets.items(), key=larger_first))
+            + "; ".join(f"{label(which)}: {', '.join(models)}"
+                        for which, models in sorted(sets.items(), key=larger_first))
             + "): their means are over different images and do not compare; evaluate every model with the "
             "same --limit" for (dataset, task), sets in groups.items() if len(sets) > 1]
 
