@@ -28,6 +28,7 @@ from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 import tiny_models  # noqa: E402  (tests/ is on sys.path under pytest's rootdir conftest)
+from model_helpers import ByCall, blob
 from harness.cli import main
 from harness.results import load_runs
 
@@ -369,7 +370,7 @@ def test_captioning_end_to_end(tmp_path, caption_data):
         assert by_id.loc[sid, "task:solved"] == float(value >= 0.5)
 
 
-class _MalformedDetector:
+class _MalformedDetector(ByCall):
     """A detection model plugin whose outputs are, per call order: not a dict, a box of three
     numbers, then a well-formed detection."""
 
@@ -377,25 +378,12 @@ class _MalformedDetector:
     tasks = ("detection", "free-viewing")
     attention_methods = ("blob",)
 
-    def __init__(self):
-        self.calls = 0
-
-    def provenance(self):
-        return {"model_id": "malformed-detector", "weights_sha256": "3" * 64}
-
-    def predict(self, images, *, task, attention):
+    def prediction(self, k, w, h):
         from harness.models import Prediction
 
-        out = []
-        for im in images:
-            k, self.calls = self.calls, self.calls + 1
-            w, h = im.size
-            yy, xx = np.mgrid[0:h, 0:w]
-            blob = np.exp(-(((xx - w / 2) / (w / 4)) ** 2 + ((yy - h / 2) / (h / 4)) ** 2))
-            good = {"boxes": [list(BOX_HIT)], "scores": [0.9], "categories": ["bottle"]}
-            output = {0: ["bottle"], 1: {"boxes": [[1, 2, 3]], "scores": [0.9], "categories": ["bottle"]}}.get(k, good)
-            out.append(Prediction(attention=blob, output=output))
-        return out
+        good = {"boxes": [list(BOX_HIT)], "scores": [0.9], "categories": ["bottle"]}
+        output = {0: ["bottle"], 1: {"boxes": [[1, 2, 3]], "scores": [0.9], "categories": ["bottle"]}}.get(k, good)
+        return Prediction(attention=blob(w, h, spread=4.0), output=output)
 
 
 def test_a_malformed_task_output_fails_its_stimulus_with_the_reason(tmp_path):

@@ -20,6 +20,7 @@ from harness.hookspecs import hookimpl
 from harness.models import Prediction
 from harness.plugins import pm
 from harness.results import load_runs, read_run
+from model_helpers import ByCall, blob
 
 # --------------------------------------------------------------------------------------------
 # helpers
@@ -306,30 +307,15 @@ def test_a_rank_in_another_environment_stops_with_one_line(tmp_path):
 # degenerate and non-finite numbers
 
 
-class _OddMaps:
+class _OddMaps(ByCall):
     """A model whose maps are, per stimulus index: constant 0, constant 5, slightly negative
     round-off, truly negative, then a proper blob."""
 
     name = "odd-maps"
-    tasks = ("free-viewing",)
-    attention_methods = ("odd",)
 
-    def __init__(self):
-        self.calls = 0
-
-    def provenance(self):
-        return {"model_id": "odd-maps", "weights_sha256": "1" * 64}
-
-    def predict(self, images, *, task, attention):
-        out = []
-        for im in images:
-            k, self.calls = self.calls, self.calls + 1
-            w, h = im.size
-            yy, xx = np.mgrid[0:h, 0:w]
-            blob = np.exp(-(((xx - w / 2) / (w / 5)) ** 2 + ((yy - h / 2) / (h / 5)) ** 2))
-            maps = {0: np.zeros((h, w)), 1: np.full((h, w), 5.0), 2: blob - 1e-12, 3: blob - 0.5}
-            out.append(Prediction(attention=maps.get(k, blob), output={}))
-        return out
+    def prediction(self, k, w, h):
+        maps = {0: np.zeros((h, w)), 1: np.full((h, w), 5.0), 2: blob(w, h) - 1e-12, 3: blob(w, h) - 0.5}
+        return Prediction(attention=maps.get(k, blob(w, h)), output={})
 
 
 class _OddPlugin:
@@ -386,38 +372,23 @@ def test_degenerate_negative_and_nonfinite_are_counted(tmp_path, osie_dir, osie_
     assert _verify(tmp_path / "runs").exit_code == 0
 
 
-class _OtherForms:
+class _OtherForms(ByCall):
     """Maps as a plugin may hand them back, per stimulus index: a torch tensor still attached to its
     graph, the same in bfloat16, nested lists, complex numbers, a string, an object that is not a
     Prediction, then the plain numpy blob."""
 
     name = "other-forms"
-    tasks = ("free-viewing",)
-    attention_methods = ("odd",)
 
-    def __init__(self):
-        self.calls = 0
-
-    def provenance(self):
-        return {"model_id": "other-forms", "weights_sha256": "2" * 64}
-
-    def predict(self, images, *, task, attention):
+    def prediction(self, k, w, h):
         import torch
 
-        out = []
-        for im in images:
-            k, self.calls = self.calls, self.calls + 1
-            w, h = im.size
-            yy, xx = np.mgrid[0:h, 0:w]
-            blob = np.exp(-(((xx - w / 3) / (w / 5)) ** 2 + ((yy - h / 2) / (h / 5)) ** 2)).astype(np.float32)
-            weight = torch.ones(1, requires_grad=True)
-            forms = {0: torch.from_numpy(blob) * weight, 1: (torch.from_numpy(blob) * weight).bfloat16(),
-                     2: blob.tolist(), 3: blob + 1j, 4: "map", 5: None}
-            if k == 5:
-                out.append({"attention": blob})
-            else:
-                out.append(Prediction(attention=forms.get(k, blob), output={}))
-        return out
+        plain = blob(w, h, cx=1 / 3).astype(np.float32)
+        weight = torch.ones(1, requires_grad=True)
+        forms = {0: torch.from_numpy(plain) * weight, 1: (torch.from_numpy(plain) * weight).bfloat16(),
+                 2: plain.tolist(), 3: plain + 1j, 4: "map", 5: None}
+        if k == 5:
+            return {"attention": plain}
+        return Prediction(attention=forms.get(k, plain), output={})
 
 
 class _OtherFormsPlugin:
@@ -445,11 +416,11 @@ def test_maps_in_other_forms_are_converted_or_failed_with_a_reason(tmp_path, osi
     # the tensor and the lists are converted to the map itself, the numbers the numpy map gives
     from harness.evaluation.scoring import as_array
 
-    blob = _OtherForms().predict([type("I", (), {"size": (80, 60)})()] * 7, task="free-viewing", attention="odd")
-    plain = blob[6].attention
-    assert np.array_equal(as_array(blob[0].attention)[0], plain)
-    assert np.array_equal(as_array(blob[1].attention)[0], torch.from_numpy(plain).bfloat16().float().numpy())
-    assert np.array_equal(as_array(blob[2].attention)[0], plain.astype(np.float64))
+    preds = _OtherForms().predict([type("I", (), {"size": (80, 60)})()] * 7, task="free-viewing", attention="odd")
+    plain = preds[6].attention
+    assert np.array_equal(as_array(preds[0].attention)[0], plain)
+    assert np.array_equal(as_array(preds[1].attention)[0], torch.from_numpy(plain).bfloat16().float().numpy())
+    assert np.array_equal(as_array(preds[2].attention)[0], plain.astype(np.float64))
     assert np.isfinite(frame.loc[["1001", "1002", "1003"], "nss"]).all()
 
 

@@ -183,30 +183,9 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
             f"{m}*: non-finite values left out of the mean: "
             + ", ".join(f"{text(str(r.get('model')))} {n} of {r.get('n_images')}" for r, n in found)
             for m, found in flagged.items())
-    mixed = _mixed_stimuli_notes(rows, text)
-    if mixed:
-        if fmt == "html":
-            import html
-
-            table += "\n" + "\n".join(f"<p>{html.escape(n, quote=False)}</p>" for n in mixed)
-        elif width is not None:
-            import textwrap
-
-            table += "\n\n" + "\n".join(textwrap.fill(n, max(width, 40), break_on_hyphens=False) for n in mixed)
-        else:
-            table += "\n\n" + "\n".join(mixed)
+    table += _notes(_mixed_stimuli_notes(rows, text), fmt, width)
     if stats is not None:
-        notes = _ci_notes(stats, rows, text, primary in shown)
-        if fmt == "html":
-            import html
-
-            table += "\n" + "\n".join(f"<p>{html.escape(n, quote=False)}</p>" for n in notes)
-        elif width is not None:
-            import textwrap
-
-            table += "\n\n" + "\n".join(textwrap.fill(n, max(width, 40), break_on_hyphens=False) for n in notes)
-        else:
-            table += "\n\n" + "\n".join(notes)
+        table += _notes(_ci_notes(stats, rows, text, primary in shown), fmt, width)
     if normalise and fmt != "csv":
         if fmt == "html":
             import html
@@ -277,6 +256,21 @@ def _stimuli_note(r: dict[str, Any]) -> str | None:
     if not isinstance(stimuli, dict):
         return None
     return "in-sample" if stimuli.get("in_sample") else str(stimuli.get("subset") or "") or None
+
+
+def _notes(notes: list[str], fmt: str, width: int | None) -> str:
+    """Lines to put under a table: paragraphs in html, wrapped to ``width`` if given."""
+    if not notes:
+        return ""
+    if fmt == "html":
+        import html
+
+        return "\n" + "\n".join(f"<p>{html.escape(n, quote=False)}</p>" for n in notes)
+    if width is not None:
+        import textwrap
+
+        return "\n\n" + "\n".join(textwrap.fill(n, max(width, 40), break_on_hyphens=False) for n in notes)
+    return "\n\n" + "\n".join(notes)
 
 
 def _mixed_stimuli_notes(rows: Sequence[dict[str, Any]], text) -> list[str]:
