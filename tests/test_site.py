@@ -247,7 +247,8 @@ def test_candidates_wait_as_arrays_and_the_kept_ones_become_the_same_pngs(tmp_pa
     for sid in ids[4:]:
         save_candidate(run, sid, small_map_png(maps[sid]))  # an earlier session: PNG bytes
     names = sorted(p.name for p in (run / "maps" / "candidates").iterdir())
-    assert names == sorted([stimulus_filename(s, ".npy") for s in ids[:4]] + [stimulus_filename(s, ".png") for s in ids[4:]])
+    assert names == sorted([stimulus_filename(s, ".npy") for s in ids[:4]]
+                           + [stimulus_filename(s, ".png") for s in ids[4:]])
     frame = pd.DataFrame({"stimulus_id": ids, "status": ["ok"] * 6, "nss": [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]})
     kept = keep_examples(run, frame, 6)
     assert sorted(kept) == ids

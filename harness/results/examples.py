@@ -9,8 +9,9 @@ as a raw array (tens of KB; encoding every one as PNG cost more than shrinking i
 the stimulus' shard. When the run finishes, :func:`keep_examples` encodes the candidates of the
 chosen stimuli (:func:`example_positions` over :func:`ranked`, :data:`EXAMPLE_MAPS` of them) as
 ``maps/<stimulus_filename(id, ".png")>`` (a few KB each), names them in ``maps/index.json`` and
-deletes the rest, so a finished run folder holds a dozen small maps whatever its size. A resumed run keeps the
-candidates of its earlier sessions until it finishes; every rank of a launcher writes its own.
+deletes the rest, so a finished run folder holds a dozen small maps whatever its size. A resumed
+run keeps the candidates of its earlier sessions until it finishes; every rank of a launcher writes
+its own.
 
 The leaderboard page (:mod:`harness.leaderboard.site`) makes the same choice from the run's
 per-stimulus rows, so the maps it needs are the ones the run kept. Runs written before this kept
