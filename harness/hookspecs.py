@@ -43,7 +43,8 @@ def register_metrics(register):
     ``factory`` names a plain function ``f(saliency_map, fix_x, fix_y, *, density=None, baseline=None,
     other_x=None, other_y=None, profile="mit", seed=0) -> float`` over numpy arrays (fixations in
     0-indexed pixel coordinates; ``needs`` names the context it cannot do without: ``"density"``,
-    ``"other"``). The direction decides sorting and the arrows in leaderboards.
+    ``"other"``). The direction decides sorting and the arrows in leaderboards. A metric that
+    raises is NaN for that stimulus, with the reason in the row's ``error``; no other number changes.
     """
 
 

@@ -138,14 +138,22 @@ def test_plugin_metrics_get_the_same_arguments():
     assert_same(got, ceiling_per_subject(ctx, 0, "mit", seed=5))
     assert "spread" in got
 
-    def broken(*args, **kwargs):
-        raise ZeroDivisionError("nope")
+    # a plugin metric that raises for one subject is NaN for the stimulus (not the mean of the
+    # others), with one line naming the subject; the other metrics keep their values
+    seen = []
 
-    from harness.errors import HarnessError
+    def broken(smap, fix_x, fix_y, **kwargs):
+        seen.append(1)
+        if len(seen) == 2:
+            raise ZeroDivisionError("nope")
+        return 1.0
 
-    ctx.extra_metrics = [("broken", broken)]
-    with pytest.raises(HarnessError, match="metric 'broken' failed: ZeroDivisionError"):
-        ceiling_scores(ctx, 0, "mit", seed=5)
+    ctx.extra_metrics = [("spread", spread), ("broken", broken)]
+    notes = []
+    got_broken = ceiling_scores(ctx, 0, "mit", seed=5, notes=notes)
+    assert np.isnan(got_broken.pop("broken")) and got_broken == got
+    subject = np.unique(ctx.fixations[0].subject)[1]
+    assert notes == [f"metric 'broken' failed: ZeroDivisionError: nope (subject {subject}; recorded as NaN)"]
 
 
 def test_others_equal_the_masked_pool_hand_made():

@@ -59,18 +59,54 @@ class _BrokenMetric:
 
 
 def _fails(saliency_map, fix_x, fix_y, **context):
-    raise RuntimeError("no good")
+    raise RuntimeError("no good\n(second line)")
+
+
+def test_a_failing_plugin_metric_is_nan_and_changes_no_other_number(tmp_path, osie_dir, flaky):  # noqa: F811
+    # in the model's run and in every reference's alike: that metric is NaN with the reason in the
+    # row, every other column the same bits as without the plugin
+    plain = {r.summary["model"]: r for r in run_eval(_cfg(tmp_path / "plain", osie_dir, limit=4))}
+    pm.register(_BrokenMetric(), name="always-fails-test")
+    try:
+        broken = {r.summary["model"]: r for r in run_eval(_cfg(tmp_path / "broken", osie_dir, limit=4))}
+    finally:
+        pm.unregister(name="always-fails-test")
+    assert _no_reference_thread()
+    assert set(broken) == set(plain) and {"flaky", "human-ceiling", "uniform"} <= set(broken)
+    for name, result in broken.items():
+        s, frame = result.summary, read_run(result.run_dir).per_image()
+        assert s["n_failed"] == plain[name].summary["n_failed"] == 0, name
+        assert s["nonfinite"]["always_fails"] == 4 and frame["always_fails"].isna().all(), name
+        assert {k: v for k, v in s["metrics"].items() if k != "always_fails"} == plain[name].summary["metrics"]
+        before = read_run(plain[name].run_dir).per_image()
+        columns = [c for c in before.columns if c not in ("seconds", "error")]
+        assert frame[columns].equals(before[columns]), name
+        why = "metric 'always_fails' failed: RuntimeError: no good (second line) ("
+        assert all(why in e and e.endswith("recorded as NaN)") and "\n" not in e for e in frame["error"]), name
+        if name == "human-ceiling":  # one line per stimulus, naming the subjects it raised for
+            assert all(e.count(why) == 1 and "(subjects " in e for e in frame["error"])
+
+
+class _BrokenBaseline:
+    @hookimpl
+    def register_models(self, register):
+        register("broken-baseline", _no_baseline, tasks=("free-viewing",), attention=("grey",), baseline=True,
+                 description="test baseline that cannot be made")
+
+
+def _no_baseline(**kwargs):
+    raise RuntimeError("no weights")
 
 
 def test_a_failing_reference_ends_the_model_run_with_its_error(tmp_path, osie_dir, flaky):  # noqa: F811
-    # a metric that raises fails the model's stimuli one by one (recorded), but the human ceiling
-    # stops: its error reaches the caller from the reference thread
-    pm.register(_BrokenMetric(), name="always-fails-test")
+    # a baseline that cannot be made stops the whole command: its error reaches the caller from
+    # the reference thread, which ends
+    pm.register(_BrokenBaseline(), name="broken-baseline-test")
     try:
-        with pytest.raises(HarnessError, match="metric 'always_fails' failed: RuntimeError: no good"):
+        with pytest.raises(HarnessError, match="broken-baseline.*RuntimeError: no weights"):
             run_eval(_cfg(tmp_path, osie_dir, limit=4))
     finally:
-        pm.unregister(name="always-fails-test")
+        pm.unregister(name="broken-baseline-test")
     assert _no_reference_thread()
 
 

@@ -229,8 +229,10 @@ def leak_check(cal) -> None:
 # --- 3. scoring ----------------------------------------------------------------------------------
 
 
-def model_scores(ctx, i: int, blocks: np.ndarray, constant: bool, profile: str, seed: int) -> dict[str, float]:
-    """Stimulus i's calibrated scores from its block means and its fold's calibration (``ctx.calibration``)."""
+def model_scores(ctx, i: int, blocks: np.ndarray, constant: bool, profile: str, seed: int,
+                 notes: list[str] | None = None) -> dict[str, float]:
+    """Stimulus i's calibrated scores from its block means and its fold's calibration (``ctx.calibration``;
+    ``notes``: see :func:`harness.evaluation.scoring.plugin_scores`)."""
     from ..calibration import calibrated_density_from_blocks, score_calibrated, shuffled_density
     from .scoring import _baseline_map, plugin_scores
 
@@ -246,7 +248,7 @@ def model_scores(ctx, i: int, blocks: np.ndarray, constant: bool, profile: str, 
                               seed=seed + i, factor=fit.params.factor, **negatives)
     if ctx.extra_metrics:  # third-party metrics see the model as what it now is: its density
         context = dict(density=ctx.density(i), baseline=prior, profile=profile, **negatives)
-        scores.update(plugin_scores(ctx.extra_metrics, p, fix, seed + i, context))
+        scores.update(plugin_scores(ctx.extra_metrics, p, fix, seed + i, context, notes))
     return scores
 
 

@@ -22,6 +22,7 @@ version), at a fraction of the cost (``benchmarks/ceiling.py``):
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -44,11 +45,13 @@ def _buffers(n_subjects: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return maps, own[: h * w].reshape(h, w)
 
 
-def ceiling_scores(ctx, i: int, profile: str, seed: int) -> dict[str, float] | None:
+def ceiling_scores(ctx, i: int, profile: str, seed: int, notes: list[str] | None = None) -> dict[str, float] | None:
     """The human ceiling's scores of stimulus ``i`` of ``ctx`` (a
     :class:`harness.evaluation.context.DatasetContext`), averaged over subjects; ``None`` when fewer
     than two subjects have fixations. Plugin metrics (``ctx.extra_metrics``) are called per subject
-    with the same arguments as :func:`harness.evaluation.scoring.score` gives them."""
+    with the same arguments as :func:`harness.evaluation.scoring.score` gives them; one that raises
+    for any subject is NaN for the stimulus (a mean over the other subjects would be another
+    quantity), and why goes to ``notes``."""
     from ..data.density import LeaveOneOut
     from ..metrics import compute_suite
     from .scoring import _baseline_inputs, _baseline_map, plugin_scores
@@ -65,6 +68,7 @@ def ceiling_scores(ctx, i: int, profile: str, seed: int) -> dict[str, float] | N
     negatives = ctx.negatives(i)
     shared = _baseline_inputs(h, w).with_negatives(reused=True, **negatives)
     per_subject = []
+    broken: dict[tuple[str, str], list] = {}  # (metric, why) -> the subjects it raised for
     for k, subject in enumerate(loo.subjects):
         held = fix.subset(fix.subject == subject)
         if len(held) == 0:
@@ -74,11 +78,22 @@ def ceiling_scores(ctx, i: int, profile: str, seed: int) -> dict[str, float] | N
         scores = compute_suite(smap, held.x, held.y, density=density, profile=profile, seed=seed + i, shared=shared)
         if ctx.extra_metrics:
             context = dict(density=density, baseline=baseline, profile=profile, **negatives)
-            scores.update(plugin_scores(ctx.extra_metrics, smap, held, seed + i, context))
+            failures: dict[str, str] = {}
+            scores.update(plugin_scores(ctx.extra_metrics, smap, held, seed + i, context, failures=failures))
+            for name, why in failures.items():
+                broken.setdefault((name, why), []).append(subject)
         per_subject.append(scores)
     if not per_subject:
         return None
-    return {key: float(np.nanmean([s[key] for s in per_subject])) for key in per_subject[0]}
+    if notes is not None:
+        from .scoring import metric_failure
+
+        for (name, why), subjects in broken.items():
+            word = "subject" if len(subjects) == 1 else "subjects"
+            notes.append(metric_failure(name, why, f"{word} {', '.join(str(s) for s in subjects)}; "))
+    nan = {name for name, _ in broken}
+    return {key: math.nan if key in nan else float(np.nanmean([s[key] for s in per_subject]))
+            for key in per_subject[0]}
 
 
 def ceiling_per_subject(ctx, i: int, profile: str, seed: int) -> dict[str, float] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -95,8 +96,9 @@ def check_map(smap: Any, h: int, w: int, *, constant_expected: bool = False) -> 
     return "ok", None, arr
 
 
-def score(smap, fix, ctx, i: int, profile: str, seed: int, density=None) -> dict[str, float]:
-    """Every registered gaze metric of ``smap`` for stimulus ``i``."""
+def score(smap, fix, ctx, i: int, profile: str, seed: int, density=None,
+          notes: list[str] | None = None) -> dict[str, float]:
+    """Every registered gaze metric of ``smap`` for stimulus ``i`` (``notes``: see :func:`plugin_scores`)."""
     from ..metrics import compute_suite
 
     w, h = ctx.sizes[i]
@@ -106,21 +108,41 @@ def score(smap, fix, ctx, i: int, profile: str, seed: int, density=None) -> dict
     scores = compute_suite(smap, fix.x, fix.y, seed=seed + i, density=density, profile=profile, shared=shared)
     if ctx.extra_metrics:
         context = dict(density=density, baseline=_baseline_map(h, w), profile=profile, **negatives)
-        scores.update(plugin_scores(ctx.extra_metrics, smap, fix, seed + i, context))
+        scores.update(plugin_scores(ctx.extra_metrics, smap, fix, seed + i, context, notes))
     return scores
 
 
-def plugin_scores(metrics, smap, fix, seed: int, context: dict) -> dict[str, float]:
-    """Third-party metrics of one map; a broken one is named in one line, not a traceback."""
+def plugin_scores(metrics, smap, fix, seed: int, context: dict, notes: list[str] | None = None,
+                  failures: dict[str, str] | None = None) -> dict[str, float]:
+    """Third-party metrics of one map. One that raises (or returns no number) is NaN for this map,
+    and why is appended to ``notes`` in one line (and to ``failures``, metric -> exception, if
+    given): the built-in metrics and the other plugins' keep their values, so installing a broken
+    plugin changes no other number of a run (the NaN is counted in the summary's ``nonfinite``,
+    the reason is the row's ``error``)."""
     out = {}
     for name, fn in metrics:
         try:
             out[name] = float(fn(smap, fix.x, fix.y, seed=seed, **context))
-        except HarnessError:
-            raise
         except Exception as exc:
-            raise HarnessError(f"metric {name!r} failed: {type(exc).__name__}: {exc}") from exc
+            out[name] = math.nan
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line, whatever the message holds
+            if notes is not None:
+                notes.append(metric_failure(name, why))
+            if failures is not None:
+                failures[name] = why
     return out
+
+
+def metric_failure(name: str, why: str, where: str = "") -> str:
+    """The one line a row's ``error`` says about a plugin metric that raised (``where``: e.g. the
+    subjects of a human ceiling's stimulus it raised for)."""
+    return f"metric {name!r} failed: {why} ({where}recorded as NaN)"
+
+
+def join_notes(error: str | None, notes: list[str]) -> str | None:
+    """A row's ``error``: its own reason (a degenerate map's) and the notes, each once, in order."""
+    parts = ([error] if error else []) + list(dict.fromkeys(notes))
+    return "; ".join(parts) if parts else None
 
 
 # --- the scoring stage: one stimulus' row, in this process or in a pool of worker processes ------
@@ -183,10 +205,11 @@ def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, Kept | None]:
     if spec.kind == "ceiling":
         from .ceiling import ceiling_scores
 
-        scores = ceiling_scores(ctx, i, spec.profile, spec.seed)
+        notes: list[str] = []
+        scores = ceiling_scores(ctx, i, spec.profile, spec.seed, notes)
         if scores is None:
             return row(sid, "failed", "fewer than two subjects", {}, {}, {}, time.perf_counter() - t0, len(fix)), None
-        return row(sid, "ok", None, scores, {}, {}, time.perf_counter() - t0, len(fix)), None
+        return row(sid, "ok", join_notes(None, notes), scores, {}, {}, time.perf_counter() - t0, len(fix)), None
     if job.error is not None:
         status, error, smap = "failed", job.error, None
     else:
@@ -195,8 +218,10 @@ def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, Kept | None]:
     keep = None
     if smap is not None:
         output = job.output or {}
+        notes: list[str] = []
         try:
-            scores = score(smap, fix, ctx, i, spec.profile, spec.seed)
+            scores = score(smap, fix, ctx, i, spec.profile, spec.seed, notes=notes)
+            error = join_notes(error, notes)
             if spec.task is not None:
                 task_scores = _task_scores(spec.task, output, ctx.meta[i])
         except _UnscorableOutput as exc:  # kept out of the run's dataset-level task metrics too
@@ -256,7 +281,9 @@ def _calibrated_row(ctx, spec: RunSpec, job: Job, t0: float) -> dict:
             if job.blocks is None:
                 status, error = "failed", "no block means kept for this stimulus"
             else:
-                scores = calibrated.model_scores(ctx, i, job.blocks, job.constant, spec.profile, spec.seed)
+                notes: list[str] = []
+                scores = calibrated.model_scores(ctx, i, job.blocks, job.constant, spec.profile, spec.seed, notes)
+                error = join_notes(error, notes)
     except HarnessError as exc:
         status, error, scores = "failed", str(exc), {}
     if status == "failed":
