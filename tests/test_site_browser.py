@@ -481,6 +481,45 @@ def test_scatter_plots_one_per_dataset_task_and_image_count_labels_apart(wide_pa
     pg.locator("#scatter-section").screenshot(path=str(shots / "scatter-1400.png"))
 
 
+def _stimulus_sets(line: str) -> tuple[str, dict[str, list[str]]]:
+    """``osie/free-viewing: rows scored on different stimuli (700 images: a, b; 50 images: c): ...``
+    -> ``("osie/free-viewing", {"700 images": ["a", "b"], "50 images": ["c"]})`` (models sorted)."""
+    group, rest = line.split(": rows scored on different stimuli (", 1)
+    sets = rest.split("): their means are over different images", 1)[0]
+    return group, {label: sorted(models.split(", ")) for label, models in (s.split(": ", 1) for s in sets.split("; "))}
+
+
+def _page_and_cli_notes(pg, runs: Path) -> tuple[list[str], list[str]]:
+    import html
+    import re
+
+    from harness.leaderboard.table import render_table
+    from harness.results import load_runs
+
+    cli = [html.unescape(p) for p in re.findall(r"<p>(.*?)</p>", render_table(load_runs(runs), fmt="html"))
+           if "different stimuli" in p]
+    return texts(pg, "#table-notes p.mixed-stimuli"), cli
+
+
+def test_rows_on_different_stimuli_are_said_not_to_compare(wide_page, page, root):
+    """The line `harness leaderboard show` prints under its table, under the page's table too: the
+    same groups, the same image counts, the same models (in the page's row order)."""
+    pg, _ = wide_page
+    lines, cli = _page_and_cli_notes(pg, root / "wide-runs")
+    assert len(lines) == len(cli) == 2
+    assert sorted(map(_stimulus_sets, lines)) == sorted(map(_stimulus_sets, cli))
+    free = dict(map(_stimulus_sets, lines))["osie/free-viewing"]
+    assert list(free) == ["700 images", "50 images"] and free["50 images"] == ["center-bias", "human-ceiling", "uniform"]
+    assert all(line.endswith("evaluate every model with the same --limit") for line in lines)
+    # the other site: groups of one set of stimuli say nothing; the same lines as the command line
+    pg, _ = page
+    lines, cli = _page_and_cli_notes(pg, root / "runs")
+    assert sorted(map(_stimulus_sets, lines)) == sorted(map(_stimulus_sets, cli))
+    groups = set(pg.eval_on_selector_all("#leaderboard tbody tr", """trs => trs.map(tr =>
+        tr.querySelector('td[data-key=dataset]').textContent + '/' + tr.querySelector('td[data-key=task]').textContent)"""))
+    assert [_stimulus_sets(line)[0] for line in lines] == ["osie/free-viewing"] and len(groups) > 1
+
+
 def test_raw_and_calibrated_rows_are_never_in_one_table(browser, server, root):
 
     runs = root / "scoring-runs"

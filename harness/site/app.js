@@ -258,6 +258,43 @@
     document.getElementById("row-count").textContent = rows.length + (rows.length === 1 ? " run" : " runs") + " shown";
   }
 
+  // Rows of one dataset and task scored on different stimuli (another --limit, an aligned model's
+  // held-out subset) do not compare: their means are over other images, and each stimulus' sAUC
+  // negatives come from the other stimuli of its run. The line under the table says which, in the
+  // words of `harness leaderboard show`.
+  function stimuliLabel(r) {
+    var s = (r.settings || {}).stimuli;
+    if (!s || typeof s !== "object") return "";
+    return s.in_sample ? "in-sample" : String(s.subset || "");
+  }
+  function mixedStimuliNotes(rows) {
+    var groups = {}, order = [];
+    rows.forEach(function (r) {
+      var key = r.dataset + "/" + r.task;
+      if (!groups[key]) { groups[key] = { sets: {}, order: [] }; order.push(key); }
+      var n = isNum(r.n_images) ? r.n_images : null, label = stimuliLabel(r);
+      var which = JSON.stringify([n, label]);
+      var g = groups[key];
+      if (!g.sets[which]) { g.sets[which] = { n: n, label: label, models: [] }; g.order.push(which); }
+      g.sets[which].models.push(String(r.model));
+    });
+    return order.filter(function (key) { return groups[key].order.length > 1; }).map(function (key) {
+      var sets = groups[key].order.map(function (w) { return groups[key].sets[w]; });
+      sets.sort(function (a, b) {  // the larger first, as the command line does
+        return (b.n === null ? 0 : b.n) - (a.n === null ? 0 : a.n) || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0);
+      });
+      return key + ": rows scored on different stimuli (" + sets.map(function (s) {
+        return s.n + " images" + (s.label ? " (" + s.label + ")" : "") + ": " + s.models.join(", ");
+      }).join("; ") + "): their means are over different images and do not compare; evaluate every model " +
+        "with the same --limit";
+    });
+  }
+  function renderNotes(rows) {
+    var box = document.getElementById("table-notes");
+    box.textContent = "";
+    mixedStimuliNotes(rows).forEach(function (line) { box.appendChild(el("p", { "class": "mixed-stimuli" }, line)); });
+  }
+
   function nonfiniteOf(r) {
     if (!r.nonfinite) return {};
     try { return typeof r.nonfinite === "string" ? JSON.parse(r.nonfinite) : r.nonfinite; } catch (e) { return {}; }
@@ -670,6 +707,7 @@
     renderHead();
     var rows = visibleRows().sort(compareRows);
     renderBody(rows);
+    renderNotes(rows);
     renderScatters(rows);
     showDetail();
   }
