@@ -45,3 +45,34 @@ def test_prune_unknown_dataset_is_one_line(tmp_path):
     r = CliRunner().invoke(main, ["datasets", "prune", "osei", "--cache-dir", str(tmp_path)])
     assert r.exit_code == 1 and r.output.startswith("Error: unknown dataset 'osei'")
     assert len(r.output.strip().splitlines()) == 1
+
+
+def test_prune_removes_a_killed_conversions_folder_unless_it_is_being_converted(tmp_path):
+    import subprocess
+    import sys
+
+    root, cache = tmp_path / "cub-gha", tmp_path / "cache"
+    write_cub(root)
+    obj, _ = load_gaze_dataset("cub-gha", data_dir=root, cache_dir=cache)
+    current = obj.cache_path()
+    leftover = current.with_name(f".{current.name}.tmp-abc123")  # as a conversion killed mid-way leaves it
+    (leftover / "data").mkdir(parents=True)
+    (leftover / "data" / "part.arrow").write_bytes(b"x" * 1000)
+    args = ["datasets", "prune", "cub-gha", "--data-dir", str(root), "--cache-dir", str(cache)]
+    # another process converting that table holds its lock: the folder is its work, kept
+    lock = obj._lock_path(f"convert-cub-gha-{current.name}")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom filelock import FileLock\n"
+                               f"held = FileLock({str(lock)!r})\nheld.acquire()\nprint('held', flush=True)\ntime.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 0, r.output
+        assert f"kept {leftover}: another process is converting it" in r.output and leftover.is_dir()
+    finally:
+        holder.kill()
+        holder.wait()
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert f"removed {leftover}" in r.output and not leftover.exists()
+    assert list(current.parent.iterdir()) == [current]

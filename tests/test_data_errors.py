@@ -325,6 +325,23 @@ def test_processes_missing_the_data_at_once_download_it_once(osie_dir, tmp_path,
     assert _leftovers(tmp_path / "cache" / "data") == ["osie"]
 
 
+@pytest.mark.slow
+def test_a_download_killed_midway_is_cleared_by_the_next(osie_dir, tmp_path, serve, monkeypatch):
+    from test_integrity import killed_at_rename
+
+    base = serve(_mirror(osie_dir, tmp_path / "mirror"))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "empty"))
+    # killed with every file fetched, at the rename into place: the temporary folder stays
+    killed_at_rename("from plugins.datasets.osie import OSIE\n"
+                     f"OSIE.download_base_url = {base!r}\nOSIE(cache_dir={str(cache)!r}).root()", match=".download-")
+    (left,) = _leftovers(cache / "data")
+    assert left.startswith(".osie.download-")
+    monkeypatch.setattr(OSIE, "download_base_url", base)
+    assert OSIE(cache_dir=cache).root() == cache / "data" / "osie"
+    assert _leftovers(cache / "data") == ["osie"]
+
+
 def test_download_checksum_mismatch_installs_nothing(osie_dir, tmp_path, serve, monkeypatch):
     mirror = _mirror(osie_dir, tmp_path / "mirror")
     tampered = mirror / "stimuli" / "1500.jpg"

@@ -596,3 +596,61 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path, osie_dir):
         assert sorted(p.name for p in full.iterdir()) == before
     finally:
         subprocess.run(["umount", str(full)], check=False)
+
+
+# --------------------------------------------------------------------------------------------
+# what a killed process leaves
+
+
+def killed_at_rename(code: str, match: str, env: dict[str, str] | None = None) -> None:
+    """Run ``code`` in a fresh Python process that SIGKILLs itself at the first rename of a path
+    containing ``match``: what an out-of-memory kill or ``kill -9`` mid-write leaves on disk."""
+    import sys
+
+    prelude = ("import os, signal\n"
+               "for _name in ('rename', 'replace'):\n"
+               "    def _make(real):\n"
+               "        def die_first(src, dst, *a, **k):\n"
+               f"            if {match!r} in str(src):\n"
+               "                os.kill(os.getpid(), signal.SIGKILL)\n"
+               "            return real(src, dst, *a, **k)\n"
+               "        return die_first\n"
+               "    setattr(os, _name, _make(getattr(os, _name)))\n")
+    r = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, **(env or {})})
+    assert r.returncode == -9, r.stderr[-3000:]
+
+
+def test_temporary_files_of_a_killed_session_are_removed_on_resume(tmp_path, osie_dir):
+    out = tmp_path / "runs"
+    args = ["eval", "--model", "center-bias", "--dataset", "osie", "--limit", "6", "--batch-size", "2",
+            "--data-dir", str(osie_dir), "--output", str(out), "--no-references", "--no-show"]
+    # killed while renaming its shard into place: a hidden .tmp in shards/
+    killed_at_rename(f"from harness.cli import main\nmain({args!r})", match="/shards/.part-")
+    run = _run_dir(out, "center-bias")
+    left = sorted(p.relative_to(run).as_posix() for p in run.rglob(".*.tmp"))
+    assert len(left) == 1 and left[0].startswith("shards/.part-"), left
+    outside = tmp_path / "outside.tmp"  # a link among the leftovers is removed, never followed
+    outside.write_text("keep me")
+    (run / "maps" / ".link.tmp").symlink_to(outside)
+    (run / ".notes").write_text("not ours")  # hidden, but not a temporary of ours: kept
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "removed 2 temporary file(s) an interrupted session left" in r.output
+    assert not list(run.rglob(".*.tmp")) and outside.read_text() == "keep me" and (run / ".notes").is_file()
+    assert _summary(run)["n_images"] == 6 and _verify(run).exit_code == 0
+
+
+def test_a_conversion_killed_midway_leaves_nothing_the_next_one_keeps(tmp_path):
+    from harness.data import load_gaze_dataset
+    from test_formats_mit1003 import write_mit1003
+
+    write_mit1003(tmp_path / "mit1003")
+    cache = tmp_path / "cache"
+    killed_at_rename("from harness.data import load_gaze_dataset\n"
+                     f"load_gaze_dataset('mit1003', data_dir={str(tmp_path / 'mit1003')!r}, cache_dir={str(cache)!r})",
+                     match=".tmp-")
+    (arrow,) = (cache / "arrow").iterdir()
+    assert [p.name.split(".tmp-")[0] for p in arrow.iterdir()] != [] and all(".tmp-" in p.name for p in arrow.iterdir())
+    gaze, ds = load_gaze_dataset("mit1003", data_dir=tmp_path / "mit1003", cache_dir=cache)
+    assert len(ds) > 0 and not [p for p in arrow.iterdir() if ".tmp-" in p.name] and len(list(arrow.iterdir())) == 1

@@ -177,7 +177,6 @@ def datasets_prune(names: tuple[str, ...], data_dir: str | None, cache_dir: str 
     Each conversion is cached under its data's fingerprint and embeds the images, so every change
     of the data or of a converter leaves a full copy behind; the current table is kept.
     """
-    import shutil
 
     from ..data import get_gaze_dataset
 
@@ -194,9 +193,10 @@ def datasets_prune(names: tuple[str, ...], data_dir: str | None, cache_dir: str 
         stale = obj.stale_caches()
         for path in stale:
             size = _size(path)
+            if not dry_run and not obj.remove_stale(path):
+                click.echo(f"kept {path}: another process is converting it")
+                continue
             total += size
-            if not dry_run:
-                shutil.rmtree(path)
             click.echo(f"{'would remove' if dry_run else 'removed'} {path} ({size / 2**20:.1f} MiB)")
         if not stale:
             click.echo(f"{name}: nothing to prune")

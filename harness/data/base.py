@@ -219,12 +219,14 @@ class GazeDataset:
             )
         from filelock import FileLock
 
-        from .download import install_atomically
+        from .download import install_atomically, remove_leftovers
 
         try:
             # one process downloads, the others (ranks of a launcher) wait and use its folder
             with FileLock(str(self._lock_path(f"download-{self.name}"))):
                 if not target.is_dir():
+                    if target.parent.is_dir():  # what a download killed mid-way left
+                        remove_leftovers(target.parent, lambda name: name.startswith(f".{target.name}.download-"))
                     install_atomically(target, self.download)
         except HarnessError as exc:
             raise DataError(f"{self.name}: data not found (looked in {looked}) and download failed: {exc}") from exc
@@ -270,12 +272,27 @@ class GazeDataset:
 
     def stale_caches(self) -> list[Path]:
         """Converted tables of this dataset that the current data no longer produces (older
-        converter versions or changed source files); :meth:`load` never reads them again."""
+        converter versions or changed source files), and the temporary folders of conversions
+        killed mid-way; :meth:`load` never reads them again. Remove one with :meth:`remove_stale`."""
         parent = paths.arrow_cache_dir(self.name, self.cache_dir)
         if not parent.is_dir():
             return []
         current = self.fingerprint()[:16]
         return sorted(p for p in parent.iterdir() if p.is_dir() and p.name != current)
+
+    def remove_stale(self, path: Path) -> bool:
+        """Remove ``path``, one of :meth:`stale_caches`, holding the lock its conversion holds (the
+        leftover folder of a killed conversion is its table's); False, and nothing removed, while
+        another process converts it."""
+        from filelock import FileLock, Timeout
+
+        table = path.name[1:].split(".tmp-", 1)[0] if path.name.startswith(".") else path.name
+        try:
+            with FileLock(str(self._lock_path(f"convert-{self.name}-{table}")), timeout=0):
+                shutil.rmtree(path)
+        except Timeout:
+            return False
+        return True
 
     def load(self):
         """The dataset as a ``datasets.Dataset`` in the canonical schema, converted once and cached.
@@ -293,6 +310,10 @@ class GazeDataset:
         with FileLock(str(self._lock_path(f"convert-{self.name}-{final.name}"))):
             ds = self._cached(final, repair=True)  # converted by another process meanwhile?
             if ds is None:
+                from .download import remove_leftovers
+
+                # a conversion killed mid-way left its temporary folder (this lock is every converter's)
+                remove_leftovers(final.parent, lambda name: name.startswith(f".{final.name}.tmp-"))
                 self._build(final)
                 ds = self._cached(final)
                 if ds is None:

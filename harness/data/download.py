@@ -96,6 +96,30 @@ def fetch_tree(base_url: str, relpaths: Iterable[str], dest: str | os.PathLike, 
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def remove_leftovers(folder: str | os.PathLike, match: Callable[[str], bool], recursive: bool = False) -> int:
+    """Remove what atomic writes killed mid-way (SIGKILL, out of memory, power loss) left in
+    ``folder``: the temporary files and folders whose names ``match``, in ``folder`` only or, with
+    ``recursive``, in its subfolders too (symbolic links are removed, never followed). Call it only
+    holding the lock that every writer of those names holds, so that none of them is in use.
+    Returns how many were removed; one that cannot be (a read-only folder) stays, harmless."""
+    removed = 0
+    for where, dirs, files in os.walk(folder, followlinks=False):
+        for name in [*files, *dirs]:
+            if not match(name):
+                continue
+            path = Path(where) / name
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                removed += 1
+            except OSError:
+                pass
+        dirs[:] = [d for d in dirs if recursive and not match(d)]
+    return removed
+
+
 def install_atomically(target: str | os.PathLike, populate: Callable[[Path], None]) -> Path:
     """Run ``populate(tmp)`` on a fresh temporary folder beside ``target``, then rename it to
     ``target``. On any failure the temporary folder is removed and ``target`` is left untouched."""

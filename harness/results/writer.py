@@ -169,6 +169,13 @@ class RunWriter(_RunFiles):
             raise
 
     def _open(self) -> None:
+        from ..data.download import remove_leftovers
+
+        # the hidden temporary files of atomic writes a killed session left (SIGKILL, out of
+        # memory): this process holds the lock and no rank has started, so none is being written
+        left = remove_leftovers(self.dir, lambda name: name.startswith(".") and name.endswith(".tmp"), recursive=True)
+        if left:
+            self.note(f"{self.dir.name}: removed {left} temporary file(s) an interrupted session left")
         try:
             existing = read_run(self.dir)
         except DataError as exc:
