@@ -150,6 +150,25 @@ def test_align_writes_a_checkpoint_with_provenance(tiny_model, tmp_path):
     assert any(not np.array_equal(v.numpy(), TinyCNN().net.state_dict()[k].numpy()) for k, v in _weights(out).items())
 
 
+def test_training_takes_its_devices_deterministic_kernels_and_puts_them_back(tiny_model, tmp_path, monkeypatch):
+    # the same switch as a CUDA evaluation's (what it sets on CUDA: test_threads.py); no GPU is
+    # lent to this project's CI, so here the device is the CPU, where it changes nothing
+    from harness.evaluation import parallel
+
+    calls, real = [], parallel.deterministic_kernels
+
+    def spy(device):
+        restore = real(device)
+        calls.append(device)
+        return lambda: (calls.append("put back"), restore())
+
+    monkeypatch.setattr(parallel, "deterministic_kernels", spy)
+    r = _align(tmp_path / "ck", "--epochs", "1")
+    assert r.exit_code == 0, r.output
+    assert calls == ["cpu", "put back"]
+    assert "kernels" not in json.loads((tmp_path / "ck" / "align.json").read_text())["settings"]  # a CUDA-only key
+
+
 def test_resume_continues_exactly_where_it_stopped(tiny_model, tmp_path):
     import torch
 

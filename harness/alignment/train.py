@@ -96,11 +96,24 @@ def _labels(gaze, ds, indices: list[int], class_names) -> list[int] | None:
 
 
 def run_align(cfg: AlignConfig) -> dict[str, Any]:
-    """Train (or resume, or reuse) the checkpoint ``cfg.output``; returns its metadata."""
+    """Train (or resume, or reuse) the checkpoint ``cfg.output``; returns its metadata. On a CUDA
+    device with deterministic kernels (:func:`harness.evaluation.parallel.deterministic_kernels`:
+    without them two trainings, or a resumed one, need not give the same weights), put back as
+    they were afterwards."""
+    undo: list = []
+    try:
+        return _run_align(cfg, undo)
+    finally:
+        for restore in reversed(undo):
+            restore()
+
+
+def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
     import torch
 
     from ..data import load_gaze_dataset
     from ..evaluation.config import geometry_rows, stimulus_blurs
+    from ..evaluation.parallel import CUDA_KERNELS, deterministic_kernels
     from ..evaluation.parallel import world as find_world
     from ..evaluation.threads import cores
     from ..models import device_kwargs, load_model
@@ -130,6 +143,7 @@ def run_align(cfg: AlignConfig) -> dict[str, Any]:
     blur = stimulus_blurs(cfg, gaze, geometry_rows(ds, n))  # per stimulus where the dataset's geometry is
     split = split_stimuli(ids, cfg.holdout, cfg.split_seed)
     world = find_world(cfg.device)
+    undo.append(deterministic_kernels(world.device))
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads or max(1, cores() // max(world.local_size, 1)))
 
@@ -174,6 +188,8 @@ def run_align(cfg: AlignConfig) -> dict[str, Any]:
         "processes": world.size,
         "device": device.type,
     }
+    if device.type == "cuda":  # as a CUDA evaluation's id does: the kernels its numbers come from
+        settings["kernels"] = CUDA_KERNELS
     out = Path(cfg.output)
     previous = None
     if is_checkpoint(out):
