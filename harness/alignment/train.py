@@ -127,7 +127,8 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
     _check(cfg)
     reg = get_registry()
     loss_spec = reg.get("alignment-loss", cfg.loss)
-    model_spec = reg.get("model", cfg.model)
+    hf = cfg.model.startswith("hf:") and ("model", cfg.model) not in reg  # any transformers checkpoint
+    model_spec = reg.get("model", "hf" if hf else cfg.model)
     if model_spec.get("baseline"):
         raise HarnessError(f"model {cfg.model!r} is a baseline with no parameters to train")
     loss_fn = loss_spec.resolve()

@@ -118,6 +118,9 @@ class HFClassifier(HFModel):
             self.attention_methods = tuple(dict.fromkeys(["grad-cam", *cnn_layer_methods()]))
         self.names, self.wnids = _labels(self.model.config)
         self._cam_layer = None
+        # evaluation needs gradients w.r.t. activations only; set once, not per batch, so that the
+        # parameters `harness align` makes trainable stay so when it scores held-out stimuli
+        self.model.requires_grad_(False)
 
     def predict(self, images: Sequence[Any], *, task: str, attention: str) -> list[Prediction]:
         self._check(task, attention)
@@ -176,8 +179,6 @@ class HFClassifier(HFModel):
         from harness.attention import run_cnn_layer_method
         from harness.attention.gradcam import grad_cam_with_logits
 
-        self.model.requires_grad_(False)  # gradients w.r.t. the activation only
-
         def forward(x):
             return self.model(pixel_values=x).logits
 
@@ -194,6 +195,85 @@ class HFClassifier(HFModel):
         if self._cam_layer is None:
             self._cam_layer = last_conv_layer(self.model, pixel_values[:1])
         return run(self._cam_layer)
+
+
+    # -- training (harness align) -------------------------------------------------------------------
+
+    def trainable(self) -> "HFTrainable":
+        """The network as :class:`harness.alignment.batch.Trainable`: the same module ``predict``
+        uses, trained on the attention :meth:`predict` gives by default (CLS attention of the last
+        layer for ViT-like models, Grad-CAM for CNNs and Swin). Only for a processor that shows the
+        model the whole stimulus (a plain resize): the human density must map onto its input."""
+        return HFTrainable(self)
+
+
+class HFTrainable:
+    """A Hugging Face image classifier for ``harness align`` (see :meth:`HFClassifier.trainable`).
+    The network stays in ``eval()`` mode while training, as for EfficientNet-Lite: no dropout, and
+    BatchNorm (the CNNs) keeps its statistics."""
+
+    def __init__(self, owner: HFClassifier) -> None:
+        from PIL import Image
+
+        self._owner = owner
+        self.module = owner.model
+        shapes = set()
+        for height, width in ((600, 800), (800, 600)):
+            if owner._box(height, width) != (0.0, 0.0, float(width), float(height)):
+                raise HarnessError(f"model {owner.name!r} cannot be trained by `harness align`: its image processor "
+                                   "crops the stimulus (a centre crop), and training needs an input that shows the "
+                                   "whole stimulus, so that the human density maps onto it")
+            shapes.add(tuple(self.preprocess([Image.new("RGB", (width, height))]).shape[-2:]))
+        if len(shapes) != 1:
+            raise HarnessError(f"model {owner.name!r} cannot be trained by `harness align`: its input size depends "
+                               "on the stimulus' shape")
+        (self.input_size,) = shapes
+        self.class_names = tuple(owner.wnids or owner.names)
+        self._method = owner.attention_methods[0]
+
+    def preprocess(self, images: Sequence[Any]) -> Any:
+        return self._owner._pixels(images)["pixel_values"].float().cpu()
+
+    def logits(self, inputs: Any) -> Any:
+        return self.module(pixel_values=inputs).logits
+
+    def attention(self, inputs: Any, targets: Any) -> tuple[Any, Any]:
+        from harness.attention.gradcam import grad_cam_differentiable
+
+        owner = self._owner
+        if owner.family == "vit":
+            out = self.module(pixel_values=inputs, output_attentions=True)
+            return out.logits, cls_attention_maps(out.attentions, owner.model.config, inputs.shape[-2:],
+                                                  owner.options.get("head_fusion", "mean"))
+
+        def forward(x):
+            return self.module(pixel_values=x).logits
+
+        if owner.family == "swin":
+            with token_grid_layer(self.module, inputs.shape[-2:]) as layer:
+                return grad_cam_differentiable(forward, layer, inputs, targets)
+        if owner._cam_layer is None:
+            owner._cam_layer = last_conv_layer(self.module, inputs[:1].detach())
+        return grad_cam_differentiable(forward, owner._cam_layer, inputs, targets)
+
+
+def cls_attention_maps(attentions: Sequence[Any], config: Any, input_hw: Sequence[int], fusion: str = "mean") -> Any:
+    """The last layer's CLS attention over the patch grid, ``(B, rows, cols)``, in torch and
+    differentiable: what :func:`harness.attention.rollout.cls_attention` and
+    :func:`~harness.attention.rollout.tokens_to_grid` compute for evaluation (which also scales
+    each map to sum 1: no matter to a loss on the map's distribution)."""
+    last = attentions[-1]  # (B, heads, T, T)
+    if fusion == "mean":
+        fused = last.mean(dim=1)
+    elif fusion == "max":
+        fused = last.amax(dim=1)
+    elif fusion == "min":
+        fused = last.amin(dim=1)
+    else:
+        raise HarnessError(f"head_fusion must be one of mean, max, min, got {fusion!r}")
+    row = fused[:, 0, :]
+    rows, cols = patch_grid(config, row.shape[1], int(input_hw[0]), int(input_hw[1]))
+    return row[:, row.shape[1] - rows * cols:].reshape(row.shape[0], rows, cols)
 
 
 def patch_grid(config: Any, n_tokens: int, height: int, width: int) -> tuple[int, int]:
