@@ -116,6 +116,39 @@ def test_mean_interval_edge_cases():
         mean_interval([1.0, 2.0], n_boot=0)
 
 
+def test_explained_information_gain_gets_the_interval_of_its_ratio(tmp_path):
+    """ig_explained = 100 * mean(ig) / mean(ig of the calibrated ceiling): each resample draws
+    stimuli with both runs' values, the ratio of its two means is one replicate (computed here by
+    hand from the per-stimulus rows and the same draws)."""
+    root = tmp_path / "runs"
+    n, n_boot = 30, 2000
+    write_run(root, model="human-ceiling", kind="ceiling", attention="leave-one-subject-out",
+              metrics={"ig": 2.0, "nss": 2.5}, n_images=n, scoring="calibrated", shuffle=1)
+    model = write_run(root, model="net-a", metrics={"ig": 0.8, "nss": 1.0}, n_images=n, scoring="calibrated",
+                      shuffle=2)
+    runs = load_runs(root)
+    stats = table_statistics(runs, "nss", n_boot=n_boot, seed=4)
+    got = stats.intervals[model.name]["ig_explained"]
+    frames = {r.summary["model"]: r.per_image().set_index("stimulus_id") for r in runs}
+    ig, gold = frames["net-a"]["ig"].to_numpy(), frames["human-ceiling"].loc[frames["net-a"].index, "ig"].to_numpy()
+    draws = np.random.default_rng(4).integers(0, n, size=(n_boot, n))
+    ratios = 100 * ig[draws].mean(axis=1) / gold[draws].mean(axis=1)
+    lo, hi = np.quantile(ratios, [0.025, 0.975])
+    assert got["mean"] == pytest.approx(100 * ig.mean() / gold.mean(), rel=1e-12) == pytest.approx(40.0)
+    assert got["lo"] == pytest.approx(lo, rel=1e-12) and got["hi"] == pytest.approx(hi, rel=1e-12)
+    assert got["lo"] < 40.0 < got["hi"] and got["n"] == n and got["n_dropped"] == 0
+    # the ceiling against itself: exactly 100 in every resample
+    ceiling = next(r for r in runs if r.summary["model"] == "human-ceiling")
+    assert stats.intervals[ceiling.run_id]["ig_explained"]["lo"] == stats.intervals[ceiling.run_id]["ig_explained"]["hi"] == 100.0
+    table = render_table(runs, ci=True, n_boot=n_boot, seed=4, width=400)
+    assert f"40.0000 [{got['lo']:.3f}, {got['hi']:.3f}]" in table
+    assert "for ig_explained, of the ratio of the run's mean ig to the human ceiling's" in table
+    # raw scoring has no explained information gain, and its notes say nothing of it
+    raw = tmp_path / "raw"
+    write_run(raw, model="net-a", metrics={"ig": 0.8}, n_images=n)
+    assert "ig_explained" not in render_table(load_runs(raw), ci=True, n_boot=200)
+
+
 def test_run_intervals_count_what_the_summary_counts():
     """Failed rows and non-finite values are left out, as the summary leaves them out; metrics with
     values on other stimuli get their own resamples."""

@@ -102,22 +102,31 @@ def _group(row: dict[str, Any], key: str) -> Any:
     return scoring_of(row) if key == "scoring" else row.get(key)
 
 
-def add_explained(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give every calibrated row its explained information gain (DeepGaze's measure): ``100 * ig /
-    ig`` of the calibrated human ceiling (the gold standard) of the same dataset, task, profile and
-    stimuli (the latest such ceiling); a row without one gets none. A ratio of means over the same
-    stimuli, as :func:`harness.calibration.explained_information_gain` computes it."""
+def explained_gold(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Run id of each calibrated row -> the calibrated human ceiling (gold standard) row its
+    explained information gain is relative to: the same dataset, task, profile and number of
+    stimuli, the latest such ceiling. Rows without one are left out."""
+    def key(row: dict[str, Any]) -> tuple:
+        return tuple(row.get(k) for k in ("dataset", "task", "metric_profile", "n_images"))
+
     ceilings: dict[tuple, dict[str, Any]] = {}
     for row in rows:
         if row.get("kind") == "ceiling" and row.get("scoring") == "calibrated":
-            key = tuple(row.get(k) for k in ("dataset", "task", "metric_profile", "n_images"))
-            cur = ceilings.get(key)
+            cur = ceilings.get(key(row))
             if cur is None or str(row.get("finished_at") or "") > str(cur.get("finished_at") or ""):
-                ceilings[key] = row
+                ceilings[key(row)] = row
+    return {row["run_id"]: ceilings[key(row)] for row in rows
+            if row.get("scoring") == "calibrated" and key(row) in ceilings}
+
+
+def add_explained(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give every calibrated row its explained information gain (DeepGaze's measure): ``100 * ig /
+    ig`` of the calibrated human ceiling (the gold standard) of the same dataset, task, profile and
+    stimuli (:func:`explained_gold`); a row without one gets none. A ratio of means over the same
+    stimuli, as :func:`harness.calibration.explained_information_gain` computes it."""
+    gold_of = explained_gold(rows)
     for row in rows:
-        if row.get("scoring") != "calibrated":
-            continue
-        gold = ceilings.get(tuple(row.get(k) for k in ("dataset", "task", "metric_profile", "n_images")))
+        gold = gold_of.get(row.get("run_id"))
         ig, ig_gold = row.get("ig"), (gold or {}).get("ig")
         if isinstance(ig, (int, float)) and isinstance(ig_gold, (int, float)) and math.isfinite(ig) \
                 and math.isfinite(ig_gold) and ig_gold > 0:

@@ -136,6 +136,42 @@ def run_intervals(frame, metrics: Iterable[str] | None = None, *, n_boot: int = 
     return {m: out[m] for m in names}
 
 
+def explained_interval(frame, gold_frame, *, n_boot: int = N_BOOT, seed: int = SEED,
+                       level: float = LEVEL) -> dict[str, Any]:
+    """Percentile-bootstrap interval of the explained information gain ``100 * mean(ig) /
+    mean(ig of the ceiling)`` (a ratio of means, :func:`harness.leaderboard.hub_table.add_explained`)
+    over the stimuli both runs scored with a finite ``ig``: each resample draws stimuli, the run's
+    and the ceiling's values of a stimulus together (the resamples :func:`mean_interval` draws), and
+    its ratio is one replicate. ``mean`` is the ratio over those stimuli (the table's value when
+    both runs scored the same ones); ``n_dropped``: the run's scored stimuli left out (no finite
+    ``ig`` in one of the two). A resample whose ceiling mean is not positive makes the interval
+    NaN: the ratio means nothing there."""
+    from ..results.summary import SCORED, canonical_order
+
+    _check(n_boot, level)
+
+    def scored(f) -> dict[str, float]:
+        if not len(f) or "ig" not in f.columns:
+            return {}
+        f = canonical_order(f)
+        keep = np.isin(f["status"].astype(str).to_numpy(), SCORED)
+        ids = f["stimulus_id"].astype(str).to_numpy()[keep]
+        return dict(zip(ids, f["ig"].to_numpy(dtype=np.float64, na_value=np.nan)[keep]))
+
+    mine, gold = scored(frame), scored(gold_frame)
+    both = [sid for sid, v in mine.items() if math.isfinite(v) and math.isfinite(gold.get(sid, math.nan))]
+    values = np.array([[mine[sid], gold[sid]] for sid in both], dtype=np.float64).reshape(len(both), 2)
+    out = {"mean": math.nan, "lo": math.nan, "hi": math.nan, "n": len(both), "n_dropped": len(mine) - len(both),
+           "n_boot": int(n_boot), "seed": int(seed), "level": float(level)}
+    if len(both) and values[:, 1].mean() > 0:
+        out["mean"] = float(100.0 * values[:, 0].mean() / values[:, 1].mean())
+    if len(both) >= 2:
+        reps = _resample_means(values, n_boot, seed)
+        if np.all(reps[:, 1] > 0):
+            out["lo"], out["hi"] = _interval(100.0 * reps[:, 0] / reps[:, 1], level)
+    return out
+
+
 # --- multiple tests -----------------------------------------------------------------------------------
 
 def holm(pvalues: Sequence[float], alpha: float = ALPHA) -> tuple[list[bool], list[float]]:
@@ -248,6 +284,13 @@ def table_statistics(runs: Sequence[Any], primary: str | None = None, *, n_boot:
     for r in rows:
         stats.intervals[r["run_id"]] = run_intervals(frame(r["run_id"]), metric_cols, n_boot=n_boot, seed=seed,
                                                      level=level)
+    # the explained information gain is a ratio to the ceiling's mean: resampled with the ceiling's
+    gold = hub_table.explained_gold(rows)
+    for r in rows:
+        g = gold.get(r["run_id"])
+        if hub_table.EXPLAINED in r and g is not None and g["run_id"] in by_id:
+            stats.intervals[r["run_id"]][hub_table.EXPLAINED] = explained_interval(
+                frame(r["run_id"]), frame(g["run_id"]), n_boot=n_boot, seed=seed, level=level)
     if primary is None:
         return stats
 

@@ -232,6 +232,9 @@ def _ci_notes(stats, rows: Sequence[dict[str, Any]], text, primary_shown: bool) 
     """The lines under a ``--ci`` table: how the intervals and the marks were computed."""
     notes = [f"[lo, hi]: {stats.level:.0%} percentile-bootstrap interval of the mean over stimuli "
              f"({stats.n_boot:,} resamples, seed {stats.seed})."]
+    if any(hub_table.EXPLAINED in iv for iv in stats.intervals.values()):
+        notes[0] = notes[0][:-1] + (f"; for {hub_table.EXPLAINED}, of the ratio of the run's mean ig to the human "
+                                    "ceiling's, the two resampled together over the stimuli both scored.")
     if stats.comparisons and primary_shown:
         notes.append(f"{stats.primary} †: not significantly different from the model ranked just above; "
                      f"‡: not significantly different from center-bias (paired bootstrap over the stimuli both "
