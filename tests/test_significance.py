@@ -143,6 +143,10 @@ def test_explained_information_gain_gets_the_interval_of_its_ratio(tmp_path):
     table = render_table(runs, ci=True, n_boot=n_boot, seed=4, width=400)
     assert f"40.0000 [{got['lo']:.3f}, {got['hi']:.3f}]" in table
     assert "for ig_explained, of the ratio of the run's mean ig to the human ceiling's" in table
+    from harness.leaderboard.site import page_statistics  # the page's hover intervals: the same
+
+    default = table_statistics(runs, "nss").intervals[model.name]["ig_explained"]
+    assert page_statistics(runs, "nss")[model.name]["intervals"]["ig_explained"] == [default["lo"], default["hi"]]
     # raw scoring has no explained information gain, and its notes say nothing of it
     raw = tmp_path / "raw"
     write_run(raw, model="net-a", metrics={"ig": 0.8}, n_images=n)
