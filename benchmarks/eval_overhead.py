@@ -12,9 +12,10 @@ waited for: scoring and decoding workers included) are printed with their ratios
   or forward with attentions (ViT) in one loop, torch's default thread count; nothing upsampled,
   scored or written. This is the "bare sequential loop".
 - bare (1 thread): the same on one torch thread, the arithmetic `harness eval` uses by default.
-- harness eval: `harness eval --no-references` with its default plan (model on one thread, scoring
-  in a worker process on the other cores, decoding ahead), writing a real run folder; and the same
-  with scoring and decoding inline (one process, one thread).
+- harness eval: `harness eval --no-references` with its default plan (on 2 cores: two copies of the
+  model, each on one thread, running batches side by side, and scoring between their batches; on
+  more cores scoring and decoding in worker processes too), writing a real run folder; and the same
+  with one copy and scoring and decoding inline (one process, one thread).
 Every variant is timed from before the dataset and the model are loaded to the end; torch is
 imported before the timing in all of them (until this was so, harness eval's figures carried torch's
 import, ~1.6 s here, and the bare loops' did not).
@@ -104,7 +105,7 @@ EVAL = RUSAGE + textwrap.dedent("""
 """)
 
 
-EVAL_INLINE = EVAL.replace("progress=False)", "progress=False, score_workers=0, loader_workers=0)")
+EVAL_INLINE = EVAL.replace("progress=False)", "progress=False, score_workers=0, loader_workers=0, model_copies=1)")
 
 
 def _run(code: str, *args: str) -> dict:
@@ -154,7 +155,7 @@ def main() -> None:
             rounds.append([("bare loop, default threads", _run(bare, osie, n, b, "0", *extra)),
                            ("bare loop, 1 thread", _run(bare, osie, n, b, "1", *extra)),
                            ("harness eval (default plan)", _run(EVAL, osie, n, b, name, str(Path(tmp) / f"runs{r}"))),
-                           ("harness eval, scoring inline",
+                           ("harness eval, 1 copy, inline",
                             _run(EVAL_INLINE, osie, n, b, name, str(Path(tmp) / f"inline{r}")))])
             if args.repeat > 1:
                 print(f"round {r + 1}: " + ", ".join(f"{label} {res['wall']:.2f} s (CPU {res['cpu']:.2f} s)"

@@ -4,10 +4,11 @@ Run:  .venv/bin/python benchmarks/scaling.py [--limit 200] [--batch-size 8] [--m
                                               [--repeat 1]
 
 Variants, each a fresh `harness eval --no-references` into its own folder, one after the other:
-- 1 process, single-thread: model on one thread, scoring and decoding inline (--score-workers 0
-  --decode-workers 0);
+- 1 process, single-thread: one copy of the model on one thread, scoring and decoding inline
+  (--score-workers 0 --decode-workers 0 --model-copies 1);
 - 2 processes (torchrun --nproc_per_node 2), each single-thread the same way;
-- 1 process, default plan (model on one thread, scoring and decoding in worker processes).
+- 1 process, default plan (on 2 cores: two copies of the model, one thread each, scoring between
+  their batches; on more cores scoring and decoding in worker processes too).
 Prints wall time, the speed-ups, and whether every per-stimulus row (timings aside) and every
 summary (finish time aside) is bitwise identical across the three.
 
@@ -79,7 +80,7 @@ def main() -> None:
 
     print(describe())
     torchrun = str(Path(sys.executable).with_name("torchrun"))
-    inline = ["--score-workers", "0", "--decode-workers", "0"]
+    inline = ["--score-workers", "0", "--decode-workers", "0", "--model-copies", "1"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         _eval([sys.executable], tmp / "warm", argparse.Namespace(**{**vars(args), "limit": 8}), inline)

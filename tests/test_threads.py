@@ -10,23 +10,25 @@ from harness.evaluation import threads
 
 
 @pytest.mark.parametrize("cores, local, model, n, expected", [
-    (2, 1, True, 700, (1, 0, 0)),   # one spare core: score inline (measured faster)
-    (2, 1, False, 700, (1, 2, 0)),  # references: every core scores
-    (2, 2, True, 700, (1, 0, 0)),   # two processes on two cores: one core each
-    (8, 1, True, 700, (1, 7, 1)),   # the model keeps one thread, the rest score
-    (8, 2, False, 700, (1, 4, 0)),
-    (8, 1, True, 10, (1, 0, 0)),    # too few stimuli to pay for a pool
+    (2, 1, True, 700, (1, 2, 0, 0)),   # two one-thread copies of the model, scoring inline between batches
+    (2, 1, False, 700, (1, 1, 2, 0)),  # references: every core scores
+    (2, 2, True, 700, (1, 1, 0, 0)),   # two processes on two cores: one core each
+    (8, 1, True, 700, (1, 6, 2, 1)),   # three quarters of the cores run the model, the rest score
+    (8, 2, False, 700, (1, 1, 4, 0)),
+    (8, 1, True, 10, (1, 1, 0, 0)),    # too few stimuli to pay for a pool or more copies
+    (64, 1, True, 700, (1, 8, 56, 1)),  # at most 8 copies by default (each holds the weights)
 ])
 def test_plan_shares_the_cores(monkeypatch, cores, local, model, n, expected):
     monkeypatch.setattr(threads, "cores", lambda: cores)
     p = threads.plan(local_processes=local, n_stimuli=n, model=model)
-    assert (p.model_threads, p.score_workers, p.loader_workers) == expected
+    assert (p.model_threads, p.model_copies, p.score_workers, p.loader_workers) == expected
+    assert threads.plan(local_processes=local, n_stimuli=n, model=model, device="cuda").model_copies == 1
 
 
 def test_explicit_choices_win(monkeypatch):
     monkeypatch.setattr(threads, "cores", lambda: 2)
-    p = threads.plan(n_stimuli=5, score_workers=3, loader_workers=1, model_threads=2)
-    assert (p.model_threads, p.score_workers, p.loader_workers) == (2, 3, 1)
+    p = threads.plan(n_stimuli=5, score_workers=3, loader_workers=1, model_threads=2, model_copies=3)
+    assert (p.model_threads, p.model_copies, p.score_workers, p.loader_workers) == (2, 3, 3, 1)
 
 
 def test_keep_heap_reuses_pages_for_map_sized_arrays():

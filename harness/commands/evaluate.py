@@ -48,6 +48,10 @@ from ..data.paths import DATA_DIR_HELP
 @click.option("--model-threads", type=click.IntRange(min=1), default=None,
               help="torch threads for a model on CPU (default 1: results then do not depend on the machine or "
                    "the number of processes; more is recorded in the run's settings). Scale with torchrun instead.")
+@click.option("--model-copies", type=click.IntRange(min=1), default=None,
+              help="Instances of a CPU model, each on its own threads, running batches side by side (default: "
+                   "from the cores). The numbers are the same for any count: each batch is computed as one "
+                   "instance computes it.")
 @click.option("--in-sample", is_flag=True,
               help="For a model trained by `harness align` on this dataset: score all stimuli, its training ones "
                    "included (the run is marked in-sample). Default: only its held-out stimuli.")
@@ -59,8 +63,8 @@ from ..data.paths import DATA_DIR_HELP
 @click.option("--no-references", is_flag=True, help="Skip the human ceiling and baselines.")
 @click.option("--show/--no-show", default=True, show_default=True, help="Print the leaderboard afterwards.")
 def eval_command(models, dataset, task, attention, limit, batch_size, output, data_dir, cache_dir, profile, seed,
-                 sigma_deg, sigma_px, device, score_workers, decode_workers, model_threads, in_sample,
-                 scoring, no_references, show) -> None:
+                 sigma_deg, sigma_px, device, score_workers, decode_workers, model_threads, model_copies,
+                 in_sample, scoring, no_references, show) -> None:
     """Evaluate models' attention against human gaze (and their task performance)."""
     from ..evaluation import EvalConfig, check_model_name, run_eval
 
@@ -73,7 +77,8 @@ def eval_command(models, dataset, task, attention, limit, batch_size, output, da
                          batch_size=batch_size, output=output, data_dir=data_dir, cache_dir=cache_dir,
                          profile=profile, seed=seed, sigma_deg=sigma_deg, sigma_px=sigma_px,
                          device=None if device == "auto" else device, score_workers=score_workers,
-                         loader_workers=decode_workers, model_threads=model_threads, in_sample=in_sample,
+                         loader_workers=decode_workers, model_threads=model_threads, model_copies=model_copies,
+                         in_sample=in_sample,
                          scoring=scoring)
         # the human ceiling and baselines once, with the first model
         results += run_eval(cfg, references=not no_references and i == 0)

@@ -42,6 +42,9 @@ class EvalConfig:
     # depend on the machine's size or the number of processes; see threads.plan)
     in_sample: bool = False  # an aligned model scored on its training stimuli too (marked in-sample)
     scoring: str = "raw"  # raw: the maps as they come; calibrated: as fixation densities (evaluation.calibrated)
+    model_copies: int | None = None  # CPU: instances of the model, each on one thread, running batches
+    # side by side in threads of this process (the same numbers as one: each batch is computed as
+    # one instance computes it); None: from the cores (threads.plan)
     resolved_device: str = "cpu"  # set by run_eval: the device type the models run on
     resolved_threads: int = 1  # set by run_eval: the CPU model's threads
     command: list[str] = field(default_factory=lambda: list(sys.argv))

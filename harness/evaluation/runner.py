@@ -10,12 +10,13 @@ another process asking for the same run waits, then reuses it.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..errors import HarnessError
 from ..results import read_run, run_id_for
@@ -127,6 +128,53 @@ def chunks_of(n: int, size: int) -> list[list[int]]:
     return [list(range(start, min(start + size, n))) for start in range(0, n, size)]
 
 
+class ModelThreads:
+    """Several instances of one model, each running whole chunks in a thread of its own.
+
+    :meth:`submit` hands a chunk to the next free instance and returns the chunks that are done, in
+    the order they were submitted (so shards are written in order and at most one chunk per
+    instance waits); :meth:`finish` waits for the rest. A chunk is computed by one instance from
+    start to end, as a single instance computes it: the numbers do not depend on how many run (on
+    CPU each is on its own torch thread; torch releases the GIL in its kernels, so they overlap).
+    An exception in a chunk is raised in the caller's thread when that chunk is collected."""
+
+    def __init__(self, infers: Sequence[Callable[[list[int], list[Any]], list[Job]]]):
+        import queue
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        for f in infers:
+            self._free.put(f)
+        self.size = len(infers)
+        self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="harness-model")
+        self._inflight: list[tuple[int, list[int], Any]] = []
+
+    def _one(self, idx: list[int], images: list[Any]) -> list[Job]:
+        infer = self._free.get()
+        try:
+            return infer(idx, images)
+        finally:
+            self._free.put(infer)
+
+    def submit(self, k: int, idx: list[int], images: list[Any]) -> list[tuple[int, list[int], list[Job]]]:
+        self._inflight.append((k, idx, self._pool.submit(self._one, idx, images)))
+        out = []
+        while len(self._inflight) > self.size or (self._inflight and self._inflight[0][2].done()):
+            k0, idx0, future = self._inflight.pop(0)
+            out.append((k0, idx0, future.result()))
+        return out
+
+    def finish(self) -> list[tuple[int, list[int], list[Job]]]:
+        out = [(k, idx, future.result()) for k, idx, future in self._inflight]
+        self._inflight = []
+        return out
+
+    def close(self) -> None:
+        """Stop: chunks not started are dropped, those running finish (a second or so)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._inflight = []
+
+
 @dataclass
 class Stage:
     """The processes and settings one invocation of ``harness eval`` shares between its runs."""
@@ -138,7 +186,8 @@ class Stage:
 
 
 def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: Stage, *, spec: RunSpec,
-         label: str, batch_size: int, infer: Callable[[list[int], list[Any]], list[Job]] | None,
+         label: str, batch_size: int,
+         infer: Callable[[list[int], list[Any]], list[Job]] | Sequence[Callable[[list[int], list[Any]], list[Job]]] | None,
          pixels: bool = True, extra_manifest: dict[str, Any],
          on_batch: Callable[[int], None] | None = None, subset: list[int] | None = None,
          make_jobs: Callable[[list[int]], list[Job]] | None = None) -> EvalResult:
@@ -146,7 +195,9 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
     chunks it owns that are not done yet. A complete run is reused untouched. ``subset``: the
     stimuli (indices into ``ctx``, in order) the run scores, when not all (an aligned model's
     held-out stimuli); the context (shuffled-AUC pool, neighbours) stays the whole dataset's, so a
-    stimulus scores the same in a subset run as in a full one. ``make_jobs``: the jobs of a chunk
+    stimulus scores the same in a subset run as in a full one. ``infer``: the model's function from
+    a chunk to its jobs, or several (one per instance of the model), which then run chunks side by
+    side in threads, each chunk whole on one instance. ``make_jobs``: the jobs of a chunk
     when there is no model (default: the bare stimuli). With ``spec.blocks_factor`` a chunk is also
     computed again when its maps' block means are missing (a raw run made before a calibrated one
     asked for them): same batch, same maps; only the block means are written then."""
@@ -217,19 +268,32 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                 if on_batch is not None:
                     on_batch(k)
 
+        infers = [infer] if callable(infer) else list(infer or [])
+        models = ModelThreads(infers) if len(infers) > 1 else None
         try:
-            for k, idx, images in batches(ctx, mine, pixels=pixels and infer is not None,
-                                          workers=stage.loader_workers if infer is not None else 0):
-                jobs = (infer(idx, images) if infer is not None else
+            for k, idx, images in batches(ctx, mine, pixels=pixels and bool(infers),
+                                          workers=stage.loader_workers if infers else 0):
+                if models is not None:  # the chunk goes to a free instance; the oldest finished one on
+                    for done_k, done_idx, jobs in models.submit(k, idx, images):
+                        pending.append((done_k, done_idx, stage.scorer.submit(spec, jobs)))
+                        drain(keep=stage.scorer.backlog)
+                    continue
+                jobs = (infers[0](idx, images) if infers else
                         make_jobs(idx) if make_jobs is not None else [Job(i) for i in idx])
                 pending.append((k, idx, stage.scorer.submit(spec, jobs)))
                 # one batch scored while the next is read and run through the model
+                drain(keep=stage.scorer.backlog)
+            for done_k, done_idx, jobs in models.finish() if models is not None else ():
+                pending.append((done_k, done_idx, stage.scorer.submit(spec, jobs)))
                 drain(keep=stage.scorer.backlog)
             drain(keep=0)
         except RuntimeError as exc:  # torch's SIGCHLD handler raises wherever this thread was
             if worker_died(exc):
                 raise decoder_died(exc) from exc
             raise
+        finally:
+            if models is not None:
+                models.close()
         bar.close()
         world.barrier()  # every rank's shards are on disk
         if world.main:
@@ -260,9 +324,11 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
 def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, model_name: str | None = None,
                    kind: str | None = None, on_batch: Callable[[int], None] | None = None,
                    gaze_only: bool = False, model=None, extra_manifest: dict | None = None,
-                   subset: list[int] | None = None, stimuli: dict[str, Any] | None = None) -> EvalResult:
+                   subset: list[int] | None = None, stimuli: dict[str, Any] | None = None,
+                   replicas: Sequence[Any] = ()) -> EvalResult:
     """Evaluate one model. ``gaze_only`` (the baselines): score alignment under the dataset's task
-    without asking the model to solve it; the run is still filed under ``cfg.task``."""
+    without asking the model to solve it; the run is still filed under ``cfg.task``. ``replicas``:
+    more instances of ``model`` (the same weights), which run batches beside it in threads."""
     from ..models import checked_model, is_model_path, load_model
     from ..plugins import get_registry
 
@@ -295,7 +361,7 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
                    task=task_obj if getattr(task_obj, "primary", None) is not None else None,
                    save_maps=cfg.save_maps, example_side=EXAMPLE_SIDE if cfg.example_maps > 0 else 0)
 
-    def infer(idx: list[int], images: list[Any]) -> list[Job]:
+    def infer(idx: list[int], images: list[Any], model=model) -> list[Job]:
         t0 = time.perf_counter()
         try:
             preds = model.predict(images, task=predict_task, attention=attention)
@@ -315,7 +381,10 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
 
     if cfg.scoring == "calibrated":
         spec = replace(spec, blocks_factor=calibrated.FACTOR)
-    result = _run(cfg, settings, ctx, stage, spec=spec, label=model_name, batch_size=batch_size, infer=infer,
+    infers = [infer] + [functools.partial(infer, model=r) for r in replicas]
+    if kind == "model":
+        extra_manifest = {**(extra_manifest or {}), "model_copies": len(infers)}
+    result = _run(cfg, settings, ctx, stage, spec=spec, label=model_name, batch_size=batch_size, infer=infers,
                   pixels=getattr(model, "needs_pixels", True), extra_manifest=extra_manifest or {}, on_batch=on_batch,
                   subset=subset)
     if cfg.scoring != "calibrated":
@@ -478,7 +547,8 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     sigma_px = stimulus_blurs(cfg, gaze, geometry_rows(ds, n))  # one blur per stimulus (config.Blur)
     world = find_world(cfg.device)
     work = plan(local_processes=world.local_size, device=world.device, n_stimuli=n // world.size,
-                score_workers=cfg.score_workers, loader_workers=cfg.loader_workers, model_threads=cfg.model_threads)
+                score_workers=cfg.score_workers, loader_workers=cfg.loader_workers, model_threads=cfg.model_threads,
+                model_copies=cfg.model_copies)
     cfg.resolved_device = world.device.split(":")[0]
     cfg.resolved_threads = work.model_threads
     # process-wide settings for the evaluation, put back after it (a notebook keeps its own)
@@ -505,6 +575,11 @@ def _run_eval_in(cfg: EvalConfig, world: World, work, gaze, ds, n: int, sigma_px
                             **data_kwargs(cfg.model, cfg.dataset, cfg.data_dir)) if cfg.model != CEILING else None)
     if cfg.attention is not None:
         get_registry().get("attention", cfg.attention)  # a typo gets "did you mean"
+    replicas = []
+    if model is not None and given is None and work.model_copies > 1:
+        # more instances of the same model, each running its own batches on its own thread
+        replicas = [load_model(cfg.model, **device_kwargs(cfg.model, world.device),
+                               **data_kwargs(cfg.model, cfg.dataset, cfg.data_dir)) for _ in range(work.model_copies - 1)]
     if model is not None:
         checked_model(model, cfg.model, provenance=False)  # a plugin's object is not trusted to be a model
         if cfg.task not in model.tasks:
@@ -536,11 +611,12 @@ def _run_eval_in(cfg: EvalConfig, world: World, work, gaze, ds, n: int, sigma_px
                 results += reference_runs(Stage(world, scorer), ctx)
         if cfg.model == CEILING:
             return results
-        return results + [_model_run(cfg, gaze, ctx, world, work, model, extra, on_batch)]
+        return results + [_model_run(cfg, gaze, ctx, world, work, model, replicas, extra, on_batch)]
     # One process: the references are scored beside the model run, on the cores the model leaves
     # idle, then on every core once the model is done (measured on 2 cores: the model leaves one
     # idle, and the README's first command took ceiling + baselines + model one after the other)
-    idle = max(1, cores() // max(1, world.local_size) - work.model_threads - work.score_workers - work.loader_workers)
+    idle = max(1, cores() // max(1, world.local_size) - work.model_threads * (1 + len(replicas)) - work.score_workers
+               - work.loader_workers)
     beside = Beside(reference_runs, ctx, world, refs.score_workers, idle)
     beside.start()
     try:
@@ -549,20 +625,20 @@ def _run_eval_in(cfg: EvalConfig, world: World, work, gaze, ds, n: int, sigma_px
             if on_batch is not None:
                 on_batch(k)
 
-        result = _model_run(cfg, gaze, ctx, world, work, model, extra, batch_done)
+        result = _model_run(cfg, gaze, ctx, world, work, model, replicas, extra, batch_done)
         return beside.finish() + [result]
     except BaseException:
         beside.stop()
         raise
 
 
-def _model_run(cfg: EvalConfig, gaze, ctx: DatasetContext, world: World, work, model, extra,
+def _model_run(cfg: EvalConfig, gaze, ctx: DatasetContext, world: World, work, model, replicas, extra,
                on_batch) -> EvalResult:
     subset, stimuli = _aligned_subset(cfg, model, gaze, ctx, world.main)
     with Scorer(ctx, work.score_workers) as scorer:
         stage = Stage(world, scorer, loader_workers=work.loader_workers)
-        return evaluate_model(cfg, gaze, ctx, stage, on_batch=on_batch, model=model, extra_manifest=extra,
-                              subset=subset, stimuli=stimuli)
+        return evaluate_model(cfg, gaze, ctx, stage, on_batch=on_batch, model=model, replicas=replicas,
+                              extra_manifest=extra, subset=subset, stimuli=stimuli)
 
 
 class Beside:
