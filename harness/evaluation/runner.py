@@ -146,7 +146,7 @@ class ModelThreads:
         for f in infers:
             self._free.put(f)
         self.size = len(infers)
-        self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="harness-model")
+        self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="harness-model", initializer=_torch_threads_here)
         self._inflight: list[tuple[int, list[int], Any]] = []
 
     def _one(self, idx: list[int], images: list[Any]) -> list[Job]:
@@ -173,6 +173,16 @@ class ModelThreads:
         """Stop: chunks not started are dropped, those running finish (a second or so)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._inflight = []
+
+
+def _torch_threads_here() -> None:
+    """Give this new thread the process' torch thread count: OpenMP keeps the count per thread, and
+    a thread's first kernel (a convolution through oneDNN, say) could otherwise run on every core,
+    with other numbers and threads fighting over the cores."""
+    if "torch" in sys.modules:
+        import torch
+
+        torch.set_num_threads(torch.get_num_threads())
 
 
 @dataclass
