@@ -115,3 +115,34 @@ def test_an_error_or_an_interrupt_in_a_copy_stops_the_run_and_it_resumes(tmp_pat
     run_eval(_cfg(tmp_path / "whole", osie_dir, model="by-content", limit=12, batch_size=2, model_copies=1),
              references=False)
     assert_identical(tmp_path / "runs", tmp_path / "whole")
+
+
+def test_copies_run_side_by_side_up_to_what_is_allowed():
+    """Chunks run on as many instances at once as ``allowed`` says when each is handed over (the
+    model leaves a core to the references while they run beside it), and come back in order."""
+    import time
+
+    from harness.evaluation.runner import ModelThreads
+
+    running, peak = [0], []
+    lock = threading.Lock()
+
+    def infer(idx, images):
+        with lock:
+            running[0] += 1
+            peak.append(running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return [f"job {i}" for i in idx]
+
+    for allowed, most in ((1, 1), (3, 3)):
+        peak.clear()
+        models = ModelThreads([infer] * 3, allowed=lambda: allowed)
+        try:
+            out = [done for k in range(9) for done in models.submit(k, [k], [None])] + models.finish()
+        finally:
+            models.close()
+        assert [k for k, _, _ in out] == list(range(9)) and [jobs for _, _, jobs in out][4] == ["job 4"]
+        assert max(peak) == most
+    assert _no_model_threads()
