@@ -128,18 +128,22 @@ def chunks_of(n: int, size: int) -> list[list[int]]:
     return [list(range(start, min(start + size, n))) for start in range(0, n, size)]
 
 
+#: a model's function from a chunk (stimulus indices, their images) to its jobs
+Infer = Callable[[list[int], list[Any]], list[Job]]
+
+
 class ModelThreads:
     """Several instances of one model, each running whole chunks in a thread of its own.
 
     :meth:`submit` hands a chunk to a free instance (first waiting for the oldest chunk when as
-    many run as are allowed) and returns the chunks that are done, in the order they were submitted
-    (so shards are written in order); :meth:`finish` waits for the rest. A chunk is computed by one instance from
-    start to end, as a single instance computes it: the numbers do not depend on how many run (on
-    CPU each is on its own torch thread; torch releases the GIL in its kernels, so they overlap).
-    An exception in a chunk is raised in the caller's thread when that chunk is collected."""
+    many run as are allowed) and returns the chunks that are done, in the order they were
+    submitted (so shards are written in order); :meth:`finish` waits for the rest. A chunk is
+    computed by one instance from start to end, as a single instance computes it: the numbers do
+    not depend on how many run (on CPU each is on its own torch thread; torch releases the GIL in
+    its kernels, so they overlap). An exception in a chunk is raised in the caller's thread when
+    that chunk is collected."""
 
-    def __init__(self, infers: Sequence[Callable[[list[int], list[Any]], list[Job]]],
-                 allowed: Callable[[], int] | None = None):
+    def __init__(self, infers: Sequence[Infer], allowed: Callable[[], int] | None = None):
         """``allowed``: how many instances may run chunks now (default all), asked at each chunk:
         one leaves a core to the references while they run beside the model."""
         import queue
@@ -150,7 +154,8 @@ class ModelThreads:
         for f in infers:
             self._free.put(f)
         self.size = len(infers)
-        self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="harness-model", initializer=_torch_threads_here)
+        self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="harness-model",
+                                        initializer=_torch_threads_here)
         self._inflight: list[tuple[int, list[int], Any]] = []
 
     def _one(self, idx: list[int], images: list[Any]) -> list[Job]:
@@ -203,7 +208,7 @@ class Stage:
 
 def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: Stage, *, spec: RunSpec,
          label: str, batch_size: int,
-         infer: Callable[[list[int], list[Any]], list[Job]] | Sequence[Callable[[list[int], list[Any]], list[Job]]] | None,
+         infer: Infer | Sequence[Infer] | None,
          pixels: bool = True, extra_manifest: dict[str, Any],
          on_batch: Callable[[int], None] | None = None, subset: list[int] | None = None,
          make_jobs: Callable[[list[int]], list[Job]] | None = None) -> EvalResult:
@@ -289,7 +294,7 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
         try:
             for k, idx, images in batches(ctx, mine, pixels=pixels and bool(infers),
                                           workers=stage.loader_workers if infers else 0):
-                if models is not None:  # the chunk goes to a free instance; the oldest finished one on
+                if models is not None:  # to a free instance; the chunks done come back in order
                     for done_k, done_idx, jobs in models.submit(k, idx, images):
                         pending.append((done_k, done_idx, stage.scorer.submit(spec, jobs)))
                         drain(keep=stage.scorer.backlog)
@@ -595,7 +600,8 @@ def _run_eval_in(cfg: EvalConfig, world: World, work, gaze, ds, n: int, sigma_px
     if model is not None and given is None and work.model_copies > 1:
         # more instances of the same model, each running its own batches on its own thread
         replicas = [load_model(cfg.model, **device_kwargs(cfg.model, world.device),
-                               **data_kwargs(cfg.model, cfg.dataset, cfg.data_dir)) for _ in range(work.model_copies - 1)]
+                               **data_kwargs(cfg.model, cfg.dataset, cfg.data_dir))
+                    for _ in range(work.model_copies - 1)]
     if model is not None:
         checked_model(model, cfg.model, provenance=False)  # a plugin's object is not trusted to be a model
         if cfg.task not in model.tasks:

@@ -38,13 +38,13 @@ class Plan:
 def plan(*, local_processes: int = 1, device: str = "cpu", n_stimuli: int = 0, score_workers: int | None = None,
          loader_workers: int | None = None, model_threads: int | None = None, model: bool = True,
          model_copies: int | None = None) -> Plan:
-    """Share this process' cores. On CPU the model runs on ``model_threads`` threads (default 1:
-    a CPU model's arithmetic depends on its thread count, so one thread per process makes results
-    the same for any number of processes and any machine size), in ``model_copies`` instances that
-    run batches side by side (default: one per core for three quarters of this process' cores, up
-    to :data:`COPIES_MAX`, when there are enough stimuli; each batch is computed whole by one
-    instance, so the numbers do not depend on the count either), and the scorers get the cores left. On a GPU the model needs
-    one core to feed it. References (no model) score on every core."""
+    """Share this process' cores. On CPU the model runs on ``model_threads`` threads (default 1: a CPU
+    model's arithmetic depends on its thread count, so one thread per process makes results the
+    same for any number of processes and any machine size), in ``model_copies`` instances that run
+    batches side by side (default: one per core for three quarters of this process' cores, up to
+    :data:`COPIES_MAX`, when there are enough stimuli; each batch is computed whole by one
+    instance, so the numbers do not depend on the count either), and the scorers get the cores
+    left. On a GPU the model needs one core to feed it. References (no model) score on every core."""
     mine = max(1, cores() // max(1, local_processes))
     threads = max(1, model_threads or 1)
     copies = 1
