@@ -150,14 +150,21 @@ def _sim(inp: MetricInputs) -> float:
     if params is not None:
         return _density_pass(inp, "sim")["sim"] / params[3]
     n = inp.n
+    t = inp.scratch  # the same operations as on fresh arrays, in a reused one (no page faults)
     if inp.profile.sim_normalisation == "minmax":
         if inp.constant:  # uniform map against the rescaled density (all ones if constant)
-            g = np.ones(n) if inp.dmax == inp.dmin else inp.d - inp.dmin
-            return float(np.minimum(g * (n / float(g.sum())), 1.0).sum()) / n
+            if inp.dmax == inp.dmin:
+                t.fill(1.0)
+            else:
+                np.subtract(inp.d, inp.dmin, out=t)
+            np.multiply(t, n / float(t.sum()), out=t)
+            return float(np.minimum(t, 1.0, out=t).sum()) / n
         # a constant density, rescaled, is all ones: g = 1 / n everywhere
-        return float(np.minimum(inp.s - inp.smin, inp.s_shifted_sum / n).sum()) / inp.s_shifted_sum
+        np.subtract(inp.s, inp.smin, out=t)
+        return float(np.minimum(t, inp.s_shifted_sum / n, out=t).sum()) / inp.s_shifted_sum
     # a constant map is uniform: sum(min(1 / n, g))
-    return float(np.minimum(inp.d * (n / inp.dsum), 1.0).sum()) / n
+    np.multiply(inp.d, n / inp.dsum, out=t)
+    return float(np.minimum(t, 1.0, out=t).sum()) / n
 
 
 def _density_pass(inp: MetricInputs, metric: str) -> dict[str, float]:
@@ -226,13 +233,20 @@ def _kld(inp: MetricInputs) -> float:
     eps, sd = inp.profile.kld_eps, inp.dsum
     if inp.prob_offset is not None:  # the ratio in one compiled pass (shared with CC and SIM)
         return _density_pass(inp, "kld")["kld"] / sd
-    t = inp.scratch  # a constant map is uniform
-    t.fill(sd / inp.n)
-    t += eps * sd
-    np.divide(inp.d, t, out=t)
-    t += eps
-    np.log(t, out=t)
-    return dot(inp.d, t) / sd
+    # a constant map is uniform: the denominator is one number, sd / n + eps * sd; chunk by chunk,
+    # so that the ratio is still in cache for the logarithm and the product (the same numbers as
+    # whole-map operations: dot_from continues dot's blocks)
+    t, d = inp.scratch, inp.d
+    denominator = sd / inp.n + eps * sd
+    kl = 0.0
+    for a in range(0, inp.n, _CHUNK):
+        b = min(a + _CHUNK, inp.n)
+        tc = t[a:b]
+        np.divide(d[a:b], denominator, out=tc)
+        tc += eps
+        np.log(tc, out=tc)
+        kl = kernels.dot_from(d[a:b], tc, kl)
+    return float(kl) / sd
 
 
 def _ig(inp: MetricInputs) -> float:
@@ -269,7 +283,8 @@ def _iou_topk(inp: MetricInputs, k: float = 20.0) -> float:
     n_top = max(1, int(round(k / 100.0 * n)))
     # each region holds exactly n_top pixels: those above the n_top-th largest value, plus the
     # share of the pixels tied with it that is needed to reach n_top (fractional membership)
-    ts, above_s, tied_s = inp.s_kth_largest_counts(n_top)
+    # (a constant map: every pixel ties at its value, found without a pass)
+    ts, above_s, tied_s = (inp.smax, 0, n) if inp.constant else inp.s_kth_largest_counts(n_top)
     f_s = (n_top - above_s) / tied_s
     td, above_d, tied_d = inp.d_kth_largest_counts(n_top)
     f_d = (n_top - above_d) / tied_d
@@ -277,6 +292,9 @@ def _iou_topk(inp: MetricInputs, k: float = 20.0) -> float:
         inter = inp.iou_counts.get(n_top)  # counted by the density pass?
         if inter is None:
             inter = int(kernels.count_both_ge(inp.s, ts, inp.d, td))
+        return inter / (2 * n_top - inter)
+    if inp.constant:  # every pixel is tied in the map's region: no pass over the maps needed
+        inter = f_d * 0 + f_s * above_d + min(f_s, f_d) * tied_d  # the general case's sum below
         return inter / (2 * n_top - inter)
     d_above, d_tied = inp.d > td, inp.d == td
     s_above, s_tied = inp.s > ts, inp.s == ts
