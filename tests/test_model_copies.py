@@ -117,6 +117,21 @@ def test_an_error_or_an_interrupt_in_a_copy_stops_the_run_and_it_resumes(tmp_pat
     assert_identical(tmp_path / "runs", tmp_path / "whole")
 
 
+def test_copies_load_only_when_the_run_has_stimuli_to_compute(tmp_path, osie_dir, by_content, monkeypatch):
+    """The extra instances are loaded by a run with chunks to compute, not by one found complete
+    (a rerun of a finished sweep loaded every copy's weights for nothing)."""
+    by_content.crash_on = set()
+    made = []
+    monkeypatch.setattr(by_content, "__init__", lambda self: made.append(self))
+    cfg = _cfg(tmp_path / "runs", osie_dir, model="by-content", limit=8, batch_size=2, model_copies=3)
+    (first,) = run_eval(cfg, references=False)
+    assert len(made) == 3 and first.computed_images == 8
+    (again,) = run_eval(cfg, references=False)
+    assert len(made) == 4 and again.computed_images == 0 and again.run_dir == first.run_dir  # the model, no copy
+    manifest = json.loads((first.run_dir / "manifest.json").read_text())
+    assert manifest["model_copies"] == 3
+
+
 def test_copies_run_side_by_side_up_to_what_is_allowed():
     """Chunks run on as many instances at once as ``allowed`` says when each is handed over (the
     model leaves a core to the references while they run beside it), and come back in order."""

@@ -185,6 +185,25 @@ class ModelThreads:
         self._inflight = []
 
 
+class ModelCopies:
+    """``count`` more instances of a model, loaded by ``factory`` when :meth:`load` is first
+    called: by a run that has chunks to compute, not by one found complete (rerunning a finished
+    sweep loaded every copy's weights for nothing: ~1 s each for EfficientNet-Lite0, more for a
+    large Hugging Face model)."""
+
+    def __init__(self, factory: Callable[[], Any], count: int):
+        self._factory, self._count = factory, count
+        self._loaded: list[Any] | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def load(self) -> list[Any]:
+        if self._loaded is None:
+            self._loaded = [self._factory() for _ in range(self._count)]
+        return self._loaded
+
+
 def _torch_threads_here() -> None:
     """Give this new thread the process' torch thread count: OpenMP keeps the count per thread, and
     a thread's first kernel (a convolution through oneDNN, say) could otherwise run on every core,
@@ -209,6 +228,7 @@ class Stage:
 def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: Stage, *, spec: RunSpec,
          label: str, batch_size: int,
          infer: Infer | Sequence[Infer] | None,
+         copies: Callable[[], list[Infer]] | None = None,
          pixels: bool = True, extra_manifest: dict[str, Any],
          on_batch: Callable[[int], None] | None = None, subset: list[int] | None = None,
          make_jobs: Callable[[list[int]], list[Job]] | None = None) -> EvalResult:
@@ -290,6 +310,8 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                     on_batch(k)
 
         infers = [infer] if callable(infer) else list(infer or [])
+        if copies is not None and mine:  # more instances, loaded only for a run with chunks to compute
+            infers += copies()
         models = ModelThreads(infers, stage.copies_now) if len(infers) > 1 else None
         try:
             for k, idx, images in batches(ctx, mine, pixels=pixels and bool(infers),
@@ -346,10 +368,11 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
                    kind: str | None = None, on_batch: Callable[[int], None] | None = None,
                    gaze_only: bool = False, model=None, extra_manifest: dict | None = None,
                    subset: list[int] | None = None, stimuli: dict[str, Any] | None = None,
-                   replicas: Sequence[Any] = ()) -> EvalResult:
+                   replicas: Sequence[Any] | ModelCopies = ()) -> EvalResult:
     """Evaluate one model. ``gaze_only`` (the baselines): score alignment under the dataset's task
     without asking the model to solve it; the run is still filed under ``cfg.task``. ``replicas``:
-    more instances of ``model`` (the same weights), which run batches beside it in threads."""
+    more instances of ``model`` (the same weights), which run batches beside it in threads (a
+    :class:`ModelCopies` loads them only if the run has stimuli to compute)."""
     from ..models import checked_model, is_model_path, load_model
     from ..plugins import get_registry
 
@@ -402,11 +425,15 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
 
     if cfg.scoring == "calibrated":
         spec = replace(spec, blocks_factor=calibrated.FACTOR)
-    infers = [infer] + [functools.partial(infer, model=r) for r in replicas]
+    def copies() -> list[Infer]:
+        load = getattr(replicas, "load", None)
+        return [functools.partial(infer, model=r) for r in (load() if load is not None else replicas)]
+
     if kind == "model":
-        extra_manifest = {**(extra_manifest or {}), "model_copies": len(infers)}
-    result = _run(cfg, settings, ctx, stage, spec=spec, label=model_name, batch_size=batch_size, infer=infers,
-                  pixels=getattr(model, "needs_pixels", True), extra_manifest=extra_manifest or {}, on_batch=on_batch,
+        extra_manifest = {**(extra_manifest or {}), "model_copies": 1 + len(replicas)}
+    result = _run(cfg, settings, ctx, stage, spec=spec, label=model_name, batch_size=batch_size, infer=infer,
+                  copies=copies if len(replicas) else None, pixels=getattr(model, "needs_pixels", True),
+                  extra_manifest=extra_manifest or {}, on_batch=on_batch,
                   subset=subset)
     if cfg.scoring != "calibrated":
         return result
@@ -596,12 +623,12 @@ def _run_eval_in(cfg: EvalConfig, world: World, work, gaze, ds, n: int, sigma_px
                             **data_kwargs(cfg.model, cfg.dataset, cfg.data_dir)) if cfg.model != CEILING else None)
     if cfg.attention is not None:
         get_registry().get("attention", cfg.attention)  # a typo gets "did you mean"
-    replicas = []
+    replicas: Sequence[Any] | ModelCopies = []
     if model is not None and given is None and work.model_copies > 1:
         # more instances of the same model, each running its own batches on its own thread
-        replicas = [load_model(cfg.model, **device_kwargs(cfg.model, world.device),
-                               **data_kwargs(cfg.model, cfg.dataset, cfg.data_dir))
-                    for _ in range(work.model_copies - 1)]
+        replicas = ModelCopies(lambda: load_model(cfg.model, **device_kwargs(cfg.model, world.device),
+                                                  **data_kwargs(cfg.model, cfg.dataset, cfg.data_dir)),
+                               work.model_copies - 1)
     if model is not None:
         checked_model(model, cfg.model, provenance=False)  # a plugin's object is not trusted to be a model
         if cfg.task not in model.tasks:
