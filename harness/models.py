@@ -117,6 +117,20 @@ def device_kwargs(name: str, device: str) -> dict[str, Any]:
     return {"device": device} if spec.get("devices") else {}
 
 
+def copies_allowed(name: str) -> bool:
+    """Whether several instances of the model may run batches side by side in threads of one
+    process by default (``harness eval --model-copies``): the built-in models, Hugging Face
+    checkpoints, aligned folders, and plugins registered with ``copies=True``. Not assumed of other
+    plugins: two instances that share state (a module-level cache handing both the same torch
+    module, a hook that stores activations on it) would race and give wrong maps without an error."""
+    if name.startswith("hf:") or is_model_path(name):
+        return True
+    from .plugins import get_registry
+
+    reg = get_registry()
+    return ("model", name) in reg and bool(reg.get("model", name).get("copies"))
+
+
 def data_kwargs(name: str, dataset: str, data_dir: Any) -> dict[str, Any]:
     """Models that read data of their own (a factory with a ``data_dir`` argument: the OSIE
     mouse-tracking models) get the folder ``--data-dir`` names for the evaluated dataset (the one

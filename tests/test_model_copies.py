@@ -132,6 +132,41 @@ def test_copies_load_only_when_the_run_has_stimuli_to_compute(tmp_path, osie_dir
     assert manifest["model_copies"] == 3
 
 
+def test_only_models_registered_with_copies_run_as_copies_by_default(tmp_path, osie_dir, by_content, monkeypatch):
+    """A plugin's instances may share state (a module-level cache handing both the same torch
+    module): by default a plugin model runs as one instance unless it is registered with
+    ``copies=True``; ``--model-copies`` still asks for more."""
+    from harness.evaluation import threads
+    from harness.models import copies_allowed
+
+    by_content.crash_on = set()
+    monkeypatch.setattr(threads, "cores", lambda: 4)  # the default plan: 3 copies if allowed
+
+    def copies(name: str, **kw) -> int:
+        cfg = _cfg(tmp_path / name, osie_dir, model="by-content", limit=48, batch_size=8, **kw)
+        (result,) = run_eval(cfg, references=False)
+        return json.loads((result.run_dir / "manifest.json").read_text())["model_copies"]
+
+    assert not copies_allowed("by-content") and copies_allowed("efficientnet-lite0") and copies_allowed("hf:x")
+    assert copies("plain") == 1
+    assert copies("asked", model_copies=2) == 2
+
+    class Declared:
+        @hookimpl
+        def register_models(self, register):
+            register("by-content-copies", ByContent, tasks=("free-viewing",), attention=("blob",), copies=True)
+
+    pm.register(Declared(), name="by-content-copies-test")
+    try:
+        assert copies_allowed("by-content-copies")
+        cfg = _cfg(tmp_path / "declared", osie_dir, model="by-content-copies", limit=48, batch_size=8)
+        (result,) = run_eval(cfg, references=False)
+        assert json.loads((result.run_dir / "manifest.json").read_text())["model_copies"] == 3
+    finally:
+        pm.unregister(name="by-content-copies-test")
+    assert_identical(tmp_path / "plain", tmp_path / "asked")
+
+
 def test_copies_run_side_by_side_up_to_what_is_allowed():
     """Chunks run on as many instances at once as ``allowed`` says when each is handed over (the
     model leaves a core to the references while they run beside it), and come back in order."""

@@ -31,6 +31,13 @@ def test_explicit_choices_win(monkeypatch):
     assert (p.model_threads, p.model_copies, p.score_workers, p.loader_workers) == (2, 3, 3, 1)
 
 
+def test_a_model_not_known_to_run_as_copies_gets_one_unless_asked(monkeypatch):
+    monkeypatch.setattr(threads, "cores", lambda: 8)
+    p = threads.plan(n_stimuli=700, copies_ok=False)
+    assert (p.model_threads, p.model_copies, p.score_workers, p.loader_workers) == (1, 1, 7, 1)
+    assert threads.plan(n_stimuli=700, copies_ok=False, model_copies=3).model_copies == 3
+
+
 def test_keep_heap_reuses_pages_for_map_sized_arrays():
     """After keep_heap, a freed 4 MB map's pages are reused: allocating and filling another costs
     (almost) no new page faults, where glibc's default mmap threshold would fault every page again."""

@@ -50,8 +50,9 @@ from ..data.paths import DATA_DIR_HELP
                    "the number of processes; more is recorded in the run's settings). Scale with torchrun instead.")
 @click.option("--model-copies", type=click.IntRange(min=1), default=None,
               help="Instances of a CPU model, each on its own threads, running batches side by side (default: "
-                   "from the cores). The numbers are the same for any count: each batch is computed as one "
-                   "instance computes it.")
+                   "from the cores, for the built-in models, hf: checkpoints and plugins registered with "
+                   "copies=True; else 1). The numbers are the same for any count: each batch is computed as "
+                   "one instance computes it.")
 @click.option("--in-sample", is_flag=True,
               help="For a model trained by `harness align` on this dataset: score all stimuli, its training ones "
                    "included (the run is marked in-sample). Default: only its held-out stimuli.")

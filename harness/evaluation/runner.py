@@ -579,6 +579,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     baselines exist for the same dataset, limit and metric settings (computed once, then reused).
     Under torchrun / accelerate launch every process calls this; each computes its share."""
     from ..data import load_gaze_dataset
+    from ..models import copies_allowed
 
     check_not_starting_worker()  # a script without a __main__ guard, re-run in a worker: stop, do not hang
     # user mistakes are reported before any long computation starts or any folder is made
@@ -596,7 +597,8 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     world = find_world(cfg.device)
     work = plan(local_processes=world.local_size, device=world.device, n_stimuli=n // world.size,
                 score_workers=cfg.score_workers, loader_workers=cfg.loader_workers, model_threads=cfg.model_threads,
-                model_copies=cfg.model_copies)
+                model_copies=cfg.model_copies,
+                copies_ok=given is None and cfg.model != CEILING and copies_allowed(cfg.model))
     cfg.resolved_device = world.device.split(":")[0]
     cfg.resolved_threads = work.model_threads
     # process-wide settings for the evaluation, put back after it (a notebook keeps its own)

@@ -37,21 +37,22 @@ class Plan:
 
 def plan(*, local_processes: int = 1, device: str = "cpu", n_stimuli: int = 0, score_workers: int | None = None,
          loader_workers: int | None = None, model_threads: int | None = None, model: bool = True,
-         model_copies: int | None = None) -> Plan:
+         model_copies: int | None = None, copies_ok: bool = True) -> Plan:
     """Share this process' cores. On CPU the model runs on ``model_threads`` threads (default 1: a CPU
     model's arithmetic depends on its thread count, so one thread per process makes results the
     same for any number of processes and any machine size), in ``model_copies`` instances that run
     batches side by side (default: one per core for three quarters of this process' cores, up to
     :data:`COPIES_MAX`, when there are enough stimuli; each batch is computed whole by one
-    instance, so the numbers do not depend on the count either), and the scorers get the cores
-    left. On a GPU the model needs one core to feed it. References (no model) score on every core."""
+    instance, so the numbers do not depend on the count either; ``copies_ok`` False, a model not
+    known to run safely as several instances: one unless ``model_copies`` says otherwise), and the
+    scorers get the cores left. On a GPU the model needs one core to feed it. References (no model) score on every core."""
     mine = max(1, cores() // max(1, local_processes))
     threads = max(1, model_threads or 1)
     copies = 1
     if model and device == "cpu":
         if model_copies is not None:
             copies = max(1, model_copies)
-        elif n_stimuli >= POOL_MIN_STIMULI:
+        elif copies_ok and n_stimuli >= POOL_MIN_STIMULI:
             # a quarter of the cores (from 4) left to scoring, which costs a model like
             # EfficientNet-Lite0 about a fifth of its own time; on 2 cores both run the model
             # and score inline between its batches (measured: 1.3-1.5x the one-copy command)

@@ -83,6 +83,7 @@ def register_models(register):
             "plugins.huggingface.loader:load",
             kwargs=kwargs,
             devices=True,  # takes device="cuda" etc. (harness eval --device)
+            copies=True,  # instances share nothing: several may run batches side by side (--model-copies)
             checkpoint=alias["checkpoint"],
             tasks=tuple(["free-viewing"] + list(alias.get("tasks", ()))),
             attention=tuple(alias.get("attention", ())),

@@ -258,6 +258,7 @@ def register_models(register):
             "plugins.models.efficientnet_lite:EfficientNetLite",
             kwargs={"variant": variant},
             devices=True,  # takes device="cuda" etc. (harness eval --device)
+            copies=True,  # instances share nothing: several may run batches side by side (--model-copies)
             tasks=TASKS,
             attention=ATTENTION,
             description=f"EfficientNet-Lite{variant[-1]} ImageNet classifier ({spec.resolution}px), Grad-CAM attention.",

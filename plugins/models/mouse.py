@@ -279,6 +279,7 @@ def register_models(register):
         attention=ATTENTION,
         datasets=("osie",),
         proxy=True,  # human data standing in for eye tracking: its own kind of leaderboard row
+        copies=True,  # instances share nothing: several may run batches side by side (--model-copies)
         description=("mouse (crowdsourced): OSIE's mouse-tracking data of each image (AMT workers, "
                      "data/mouse_amt), blurred like the eye maps; OSIE only."),
     )
@@ -289,6 +290,7 @@ def register_models(register):
         attention=ATTENTION,
         datasets=("osie",),
         proxy=True,
+        copies=True,
         description=("mouse (lab): OSIE's mouse-tracking data of each image collected in the lab "
                      "(data/mouse_lab), blurred like the eye maps; OSIE only."),
     )
