@@ -123,6 +123,31 @@ def test_rebuild_replaces_an_earlier_build_but_never_a_foreign_folder(sample, tm
     assert sorted(p.name for p in foreign.iterdir()) == ["thesis.tex"]
 
 
+def test_a_build_killed_midway_leaves_nothing_the_next_one_keeps(sample, tmp_path):
+    """A build killed while swapping its folder into place leaves hidden folders beside the site
+    (its own, and the old site it moved aside); the next build (under the same lock) removes them
+    and says so, and keeps a hidden folder that is not a build's."""
+    from test_integrity import killed_at_rename
+
+    results, _ = sample
+    site = tmp_path / "site"
+    build_site(results, site)
+    killed_at_rename(f"from harness.leaderboard.site import build_site\nbuild_site({str(results)!r}, {str(site)!r})",
+                     match=f"/.{site.name}.")
+    # killed between its two renames: the old site moved aside, the new one not yet in place
+    left = sorted(p.name for p in tmp_path.glob(".site.*") if p.is_dir())
+    assert len(left) == 2 and left[1].startswith(".site.old-") and not site.exists(), left
+    assert all((tmp_path / name / "index.html").is_file() for name in left)
+    foreign = tmp_path / ".site.notmine1"  # named like a build's folder, but not holding a site
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    result = CliRunner().invoke(main, ["leaderboard", "build", "--results", str(results), "--output", str(site)])
+    assert result.exit_code == 0, result.output
+    assert "removed 2 folder(s) an interrupted build" in result.output
+    assert sorted(p.name for p in tmp_path.glob(".site.*") if p.is_dir()) == [".site.notmine1"]
+    assert (site / "index.html").is_file() and (foreign / "notes.txt").read_text() == "keep"
+
+
 def test_build_cli_errors_are_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     r = CliRunner().invoke(main, ["leaderboard", "build", "--results", str(tmp_path / "empty"), "--output", str(tmp_path / "s")])

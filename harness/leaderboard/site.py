@@ -28,6 +28,7 @@ local paths in the provenance the page shows).
 
 from __future__ import annotations
 
+import glob
 import html
 import json
 import os
@@ -581,6 +582,36 @@ def _prepare_output(output: Path) -> Path:
     return tmp
 
 
+def _build_lock(output: Path):
+    """The lock every build of ``output`` holds from start to swap (``.<name>.lock`` beside it;
+    kept, as every lock file of the harness: deleting one a process waits on lets a third lock
+    beside it): two builds of one site no longer swap folders under each other, and whatever a
+    killed build left can be removed by the next."""
+    from filelock import FileLock
+
+    return FileLock(str(output.with_name(f".{output.name}.lock")))
+
+
+#: what a build of ``output`` makes beside it: its temporary folder (``tempfile.mkdtemp``'s eight
+#: characters) and the old site while it is swapped out (``old-<pid>``)
+_LEFTOVER = re.compile(r"[a-z0-9_]{8}|old-\d+")
+
+
+def _remove_leftovers(output: Path) -> int:
+    """Remove the folders a killed build of ``output`` left beside it; called under the build's
+    lock, so no build is using them. Only folders named as a build names them, holding a built
+    site's marker or nothing, and never through a link. Returns how many."""
+    removed = 0
+    prefix = f".{output.name}."
+    for path in output.parent.glob(f".{glob.escape(output.name)}.*"):
+        if not _LEFTOVER.fullmatch(path.name[len(prefix):]) or path.is_symlink() or not path.is_dir():
+            continue
+        if (path / MARKER).is_file() or not any(path.iterdir()):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def _swap_into_place(tmp: Path, output: Path) -> None:
     old = None
     if output.exists():
@@ -607,6 +638,18 @@ def write_site(rows: Sequence[dict[str, Any]], output: Path, *, runs: Sequence[R
     The folder is built beside ``output`` and swapped in, so a failed build leaves the old site."""
     output = Path(output)
     primary = hub_table.default_primary(rows, primary)  # an unknown --primary fails before any work
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with _build_lock(output):
+        removed = _remove_leftovers(output)
+        if removed and warn is not None:
+            warn(f"removed {removed} folder(s) an interrupted build of {output} left beside it")
+        index = _write_site(rows, output, runs=runs, data_dir=data_dir, cache_dir=cache_dir, primary=primary,
+                            n_examples=n_examples, title=title, warn=warn)
+    return index
+
+
+def _write_site(rows, output: Path, *, runs, data_dir, cache_dir, primary, n_examples, title, warn) -> Path:
+    """:func:`write_site` under the build's lock."""
     tmp = _prepare_output(output)
     try:
         (tmp / MARKER).write_text("built by harness leaderboard build\n")
