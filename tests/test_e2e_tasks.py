@@ -131,12 +131,12 @@ CUB_IMAGES = [  # (image id, class index, (width, height))
 CUB_TOP1, CUB_TOP5 = 1 / 4, 3 / 4
 
 
-def write_cub_fixture(root: Path) -> Path:
+def write_cub_fixture(root: Path, cub_images=CUB_IMAGES) -> Path:
     """CUB-GHA's layout: ``Fixation.txt`` (display coordinates) and ``CUB_200_2011/``. Each image is
     shown 1:1 at display position (100, 50), so display (100 + x, 50 + y) is image pixel (x, y)."""
     cub = root / "CUB_200_2011"
     images, labels, lines = [], [], []
-    for image_id, cls, (w, h) in CUB_IMAGES:
+    for image_id, cls, (w, h) in cub_images:
         rel = f"{cls + 1:03d}.{CUB_CLASSES[cls]}/{CUB_CLASSES[cls]}_{image_id:04d}.jpg"
         (cub / "images" / rel).parent.mkdir(parents=True, exist_ok=True)
         _image((w, h), image_id).save(cub / "images" / rel, quality=95)
@@ -195,6 +195,36 @@ def test_classification_end_to_end(tmp_path):
     assert tm == Classification().score_dataset(outputs, records)
     a = run.summary["alignment_vs_task"]
     assert (a["n_solved"], a["n_unsolved"]) == (1, 3)
+
+
+def test_a_calibrated_classification_run_keeps_the_raw_runs_task_scores(tmp_path):
+    """``--scoring calibrated`` with a task: the calibrated run carries each stimulus' task scores
+    and output over from its raw run (the model is not run again), its task metrics are the raw
+    run's, and its alignment-vs-task split is the raw run's solved/unsolved split, with the
+    calibrated gaze scores."""
+    images = [(i + 1, (9, 6, 0, 7)[i % 4], ((48, 40), (40, 48), (44, 44))[i % 3]) for i in range(10)]
+    data = write_cub_fixture(tmp_path / "cub-gha", images)
+    model = make_ranked_vit(tmp_path / "vit")
+    out = tmp_path / "runs"
+    _cli(["eval", "--model", f"hf:{model}", "--dataset", "cub-gha", "--task", "classification", "--output", str(out),
+          "--cache-dir", str(tmp_path / "cache"), "--data-dir", str(data), "--batch-size", "2", "--no-show",
+          "--no-references", "--sigma-px", SIGMA_PX, "--scoring", "calibrated"])
+    runs = [r for r in load_runs(out) if r.summary["kind"] == "model"]
+    (raw,) = [r for r in runs if r.settings.get("scoring", "raw") == "raw"]
+    (cal,) = [r for r in runs if r.settings.get("scoring") == "calibrated"]
+    assert cal.summary["n_images"] == raw.summary["n_images"] == 10 and cal.summary["n_failed"] == 0
+    a, b = raw.per_image().set_index("stimulus_id"), cal.per_image().set_index("stimulus_id")
+    assert sorted(a.index) == sorted(b.index)
+    for column in ("task:top1", "task:top5", "task:solved", "output"):
+        assert a[column].to_dict() == b[column].reindex(a.index).to_dict(), column
+    expected = {"top1": 3 / 10, "top5": 8 / 10}  # classes 9, 6, 0, 7 repeating: 9 top-1, all but 0 top-5
+    assert raw.summary["task_metrics"] == cal.summary["task_metrics"] == expected
+    ra, ca = raw.summary["alignment_vs_task"], cal.summary["alignment_vs_task"]
+    assert (ca["n_solved"], ca["n_unsolved"]) == (ra["n_solved"], ra["n_unsolved"]) == (3, 7)
+    solved = b["task:solved"] >= 0.5
+    for m in ("nss", "auc_judd"):
+        assert ca["metrics"][m]["solved"]["mean"] == pytest.approx(b.loc[solved, m].mean())
+    assert not np.allclose(a["nss"].reindex(b.index), b["nss"])  # calibrated numbers, not the raw ones
 
 
 # ---------------------------------------------------------------------------------------- detection
