@@ -425,6 +425,7 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
 
     if cfg.scoring == "calibrated":
         spec = replace(spec, blocks_factor=calibrated.FACTOR)
+
     def copies() -> list[Infer]:
         load = getattr(replicas, "load", None)
         return [functools.partial(infer, model=r) for r in (load() if load is not None else replicas)]

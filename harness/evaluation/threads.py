@@ -45,7 +45,8 @@ def plan(*, local_processes: int = 1, device: str = "cpu", n_stimuli: int = 0, s
     :data:`COPIES_MAX`, when there are enough stimuli; each batch is computed whole by one
     instance, so the numbers do not depend on the count either; ``copies_ok`` False, a model not
     known to run safely as several instances: one unless ``model_copies`` says otherwise), and the
-    scorers get the cores left. On a GPU the model needs one core to feed it. References (no model) score on every core."""
+    scorers get the cores left. On a GPU the model needs one core to feed it. References (no model)
+    score on every core."""
     mine = max(1, cores() // max(1, local_processes))
     threads = max(1, model_threads or 1)
     copies = 1
