@@ -19,6 +19,14 @@ starts the workers) and the process group. To separate that fixed cost from the 
 the evaluation work, whose speed-up is printed too, with the whole-command speed-up the same
 fixed costs and per-stimulus rates give for 10,000 stimuli (SALICON's size).
 
+What two processes can gain on this machine at all is measured beside them, in every round: the
+model's bare single-thread loop (``predict`` on the same batch of 8 stimuli, over and over: no
+reading, scoring or writing) timed alone, then as two processes at once, each doing the same
+number of batches; twice the time alone over the time of the pair is the throughput two
+independent single-thread processes get here (2.00x on two free cores; less when the cores share a
+physical core, caches or memory, or other tenants take a share). The evaluation's speed-up is to be
+read against it.
+
 ``--repeat N`` runs the five commands N times, round after round (so a busy spell slows one round,
 not one variant), prints every round and computes the figures from each variant's fastest round: on
 a shared virtual machine other tenants only ever add time, so the minimum is the machine's figure.
@@ -53,6 +61,48 @@ def _eval(prefix: list[str], out: Path, args, extra: list[str]) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     return wall
+
+
+#: the machine reference: the model's bare loop on one thread, started when every process is ready
+REFERENCE = r"""
+import sys, time
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from harness.data import load_gaze_dataset
+from harness.models import load_model
+_, ds = load_gaze_dataset("osie", data_dir=sys.argv[1])
+images = [r["image"].convert("RGB") for r in ds.select(range(8))]
+model = load_model(sys.argv[2])
+method = model.attention_methods[0]
+model.predict(images, task="free-viewing", attention=method)  # warm-up, not timed
+ready, me, n = Path(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+(ready / me).touch()
+while len(list(ready.iterdir())) < n:  # every process starts its timed loop at the same moment
+    time.sleep(0.002)
+t0 = time.perf_counter()
+for _ in range(int(sys.argv[3])):
+    model.predict(images, task="free-viewing", attention=method)
+print("RESULT", time.perf_counter() - t0)
+"""
+REFERENCE_BATCHES = 10
+
+
+def _reference(args, folder: Path, processes: int) -> float:
+    """Seconds until the last of ``processes`` bare single-thread loops (started together) ends."""
+    folder.mkdir(parents=True)
+    cmd = [sys.executable, "-c", REFERENCE, str(Path(args.data_dir) / "osie"), args.model, str(REFERENCE_BATCHES),
+           str(folder)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([*cmd, str(k), str(processes)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, cwd=REPO, env=env) for k in range(processes)]
+    times = []
+    for proc in procs:
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"the reference loop failed:\n{err[-3000:]}")
+        times.append(float([ln for ln in out.splitlines() if ln.startswith("RESULT ")][-1].split()[1]))
+    return max(times)
 
 
 def _fingerprint(folder: Path) -> str:
@@ -93,13 +143,16 @@ def main() -> None:
                          two_start=_eval([torchrun, "--nproc_per_node", "2"], d / "two-start", small, inline),
                          one=_eval([sys.executable], d / "one", args, inline),
                          two=_eval([torchrun, "--nproc_per_node", "2"], d / "two", args, inline),
-                         default=_eval([sys.executable], d / "default", args, []))
+                         default=_eval([sys.executable], d / "default", args, []),
+                         ref_one=_reference(args, d / "ref-one", 1),
+                         ref_two=_reference(args, d / "ref-two", 2))
             rounds.append(times)
             prints.update({f"{name} (round {r + 1})": _fingerprint(d / name) for name in ("one", "two", "default")})
             if args.repeat > 1:
                 print(f"round {r + 1}: " + ", ".join(f"{k} {v:.2f} s" for k, v in times.items()), flush=True)
         best = {k: min(t[k] for t in rounds) for k in rounds[0]}
         one_start, two_start, one, two, default = (best[k] for k in ("one_start", "two_start", "one", "two", "default"))
+        ref_one, ref_two = best["ref_one"], best["ref_two"]
     which = f"the fastest of {len(rounds)} rounds each" if len(rounds) > 1 else "one round"
     print(f"\n{args.model}, {args.limit} OSIE stimuli, batch {args.batch_size} (wall time of the whole command; "
           f"{which})")
@@ -119,6 +172,9 @@ def main() -> None:
         t2 = two_start + (big - START) * rate2
         print(f"whole command on {big:,} stimuli from these figures (extrapolated): 1 process {t1:.0f} s, "
               f"2 processes {t2:.0f} s: speed-up {t1 / t2:.2f}x")
+    print(f"\nthe machine itself: the model's bare single-thread loop ({REFERENCE_BATCHES} batches of 8) alone "
+          f"{ref_one:.2f} s, as two processes at once {ref_two:.2f} s each: two independent processes get "
+          f"{2 * ref_one / ref_two:.2f}x the throughput of one here (2.00x: two free cores)")
     same = len(set(prints.values())) == 1
     print(f"per-stimulus rows and summaries bitwise identical across the three"
           f"{' and every round' if len(rounds) > 1 else ''}: {same}")
