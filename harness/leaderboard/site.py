@@ -567,15 +567,20 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
 # --- building -----------------------------------------------------------------------------------
 
 
-def _prepare_output(output: Path) -> Path:
-    """A fresh temporary folder beside ``output``; refuses to later replace a folder that is not
-    empty and was not made by this command (so a typo cannot wipe someone's files)."""
-    output = Path(output)
+def _check_output(output: Path) -> None:
+    """Refuse to later replace a folder that is not empty and was not made by this command (so a
+    typo cannot wipe someone's files)."""
     if output.exists():
         if not output.is_dir():
             raise HarnessError(f"{output} exists and is not a folder")
         if any(output.iterdir()) and not (output / MARKER).exists():
             raise HarnessError(f"{output} is not empty and is not a leaderboard site built by harness; choose another --output")
+
+
+def _prepare_output(output: Path) -> Path:
+    """A fresh temporary folder beside ``output`` (checked by :func:`_check_output` first)."""
+    output = Path(output)
+    _check_output(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     as_if_created(tmp, folder=True)  # mkdtemp's 0700 would hide the site from a web server's user
@@ -638,6 +643,7 @@ def write_site(rows: Sequence[dict[str, Any]], output: Path, *, runs: Sequence[R
     The folder is built beside ``output`` and swapped in, so a failed build leaves the old site."""
     output = Path(output)
     primary = hub_table.default_primary(rows, primary)  # an unknown --primary fails before any work
+    _check_output(output)  # a refused build writes nothing, not even the lock (checked again under it)
     output.parent.mkdir(parents=True, exist_ok=True)
     with _build_lock(output):
         removed = _remove_leftovers(output)
