@@ -965,6 +965,9 @@ def test_docs_example_plugin(tmp_path, fresh):
     models = {r["name"]: r for r in invoke_json("models")}
     assert models["mylab-edges"]["tasks"] == ["free-viewing"]
     assert models["mylab-edges"]["attention"] == ["edge-density"]
+    from harness.models import copies_allowed
+
+    assert copies_allowed("mylab-edges")  # declared with copies=True: several instances by default on CPU
     assert "mylab-gaze" in [r["name"] for r in invoke_json("datasets")]
     assert "edge-density" in [r["name"] for r in invoke_json("attention-methods")]
     assert "harness_mylab.model" not in sys.modules  # registering imported nothing
