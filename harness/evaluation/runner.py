@@ -227,7 +227,7 @@ class Stage:
 
 def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: Stage, *, spec: RunSpec,
          label: str, batch_size: int,
-         infer: Infer | Sequence[Infer] | None,
+         infer: Infer | None,
          copies: Callable[[], list[Infer]] | None = None,
          pixels: bool = True, extra_manifest: dict[str, Any],
          on_batch: Callable[[int], None] | None = None, subset: list[int] | None = None,
@@ -237,8 +237,9 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
     stimuli (indices into ``ctx``, in order) the run scores, when not all (an aligned model's
     held-out stimuli); the context (shuffled-AUC pool, neighbours) stays the whole dataset's, so a
     stimulus scores the same in a subset run as in a full one. ``infer``: the model's function from
-    a chunk to its jobs, or several (one per instance of the model), which then run chunks side by
-    side in threads, each chunk whole on one instance. ``make_jobs``: the jobs of a chunk
+    a chunk to its jobs; ``copies``: the same for more instances of the model, made only if there
+    are chunks to compute, which then run chunks side by side in threads, each chunk whole on one
+    instance. ``make_jobs``: the jobs of a chunk
     when there is no model (default: the bare stimuli). With ``spec.blocks_factor`` a chunk is also
     computed again when its maps' block means are missing (a raw run made before a calibrated one
     asked for them): same batch, same maps; only the block means are written then."""
@@ -309,7 +310,7 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                 if on_batch is not None:
                     on_batch(k)
 
-        infers = [infer] if callable(infer) else list(infer or [])
+        infers = [infer] if infer is not None else []
         if copies is not None and mine:  # more instances, loaded only for a run with chunks to compute
             infers += copies()
         models = ModelThreads(infers, stage.copies_now) if len(infers) > 1 else None
