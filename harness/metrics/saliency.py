@@ -45,7 +45,6 @@ from .inputs import MetricInputError, MetricInputs, SharedInputs, dot, kernels, 
 # seed streams of the randomised metrics (see inputs.rng_for)
 _STREAM_JITTER, _STREAM_BORJI, _STREAM_SAUC = 1, 2, 3
 N_SPLITS = 100  # AUC_Borji.m, AUC_shuffled.m default Nsplits
-_CHUNK = 64 * 2048  # elements per chunk of the density pass (a multiple of kernels._BLOCK): 1 MB
 STEP_SIZE = 0.1  # AUC_Borji.m, AUC_shuffled.m default stepSize
 
 
@@ -181,27 +180,12 @@ def _density_pass(inp: MetricInputs, metric: str) -> dict[str, float]:
     kld = inp.prob_offset if "kld" in want else None
     do_dot = "cc" in want
     eps, sd = inp.profile.kld_eps, inp.dsum
-    t = inp.scratch
     sim_args = (0.0, 0.0, 1.0) if sim is None else (sim[0], sim[1], sim[3] / sim[2])
     kld_args = (0.0, 1.0, 0.0, 0.0) if kld is None else (kld[0], sd / kld[1], eps * sd, eps)
     both_args = (False, 0.0, 0.0) if iou is None else (True, iou[0], iou[1])
-    s, d = inp.s, inp.d
-    if kld is None:
-        dt, sm, both = kernels.density_pass(s, d, do_dot, sim is not None, *sim_args, False, *kld_args, t, *both_args)
-    else:
-        # chunk by chunk, so that KLD's ratio is still in cache (L2) for numpy's logarithm and the
-        # inner product with the density: a whole-map ratio makes three more trips to memory
-        # (4 MB written, read and written by the log, read by the inner product). The sums
-        # continue from chunk to chunk: the same numbers as one pass
-        dt = sm = kl = 0.0
-        both = 0
-        for a in range(0, inp.n, _CHUNK):
-            b = min(a + _CHUNK, inp.n)
-            tc = t[a:b]
-            dt, sm, both = kernels.density_pass_from(s[a:b], d[a:b], do_dot, sim is not None, *sim_args, True,
-                                                     *kld_args, tc, dt, sm, *both_args, both)
-            np.log(tc, out=tc)
-            kl = kernels.dot_from(d[a:b], tc, kl)
+    dt, sm, kl, both = kernels.density_pass(inp.s, inp.d, do_dot, sim is not None, *sim_args, kld is not None,
+                                            *kld_args, *both_args)
+    if kld is not None:
         done["kld"] = float(kl)
     if do_dot:
         done["cc"] = float(dt)
@@ -228,25 +212,14 @@ def _kld(inp: MetricInputs) -> float:
     inp.require("density", "kld")
     if inp.d_empty:
         return math.nan
-    # sum(g * log(eps + g / (p + eps))) with g = d / sd, p = P / sp, in one work array, folding
-    # the 1 / sd into the denominator: g / (p + eps) = d / (sd * (p + eps))
+    # sum(g * log(eps + g / (p + eps))) with g = d / sd, p = P / sp, folding the 1 / sd into the
+    # denominator: g / (p + eps) = d / (sd * (p + eps)); one compiled pass (.kernels.kld_sum)
     eps, sd = inp.profile.kld_eps, inp.dsum
     if inp.prob_offset is not None:  # the ratio in one compiled pass (shared with CC and SIM)
         return _density_pass(inp, "kld")["kld"] / sd
-    # a constant map is uniform: the denominator is one number, sd / n + eps * sd; chunk by chunk,
-    # so that the ratio is still in cache for the logarithm and the product (the same numbers as
-    # whole-map operations: dot_from continues dot's blocks)
-    t, d = inp.scratch, inp.d
-    denominator = sd / inp.n + eps * sd
-    kl = 0.0
-    for a in range(0, inp.n, _CHUNK):
-        b = min(a + _CHUNK, inp.n)
-        tc = t[a:b]
-        np.divide(d[a:b], denominator, out=tc)
-        tc += eps
-        np.log(tc, out=tc)
-        kl = kernels.dot_from(d[a:b], tc, kl)
-    return float(kl) / sd
+    # a constant map is uniform: the denominator is one number, sd / n + eps * sd (the kernel's
+    # (p - poff) * c + add with c = 0)
+    return float(kernels.kld_sum(inp.d, 0.0, 0.0, sd / inp.n + eps * sd, inp.d, eps)) / sd
 
 
 def _ig(inp: MetricInputs) -> float:
