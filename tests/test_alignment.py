@@ -321,7 +321,14 @@ def test_a_third_party_loss_trains(tiny_model, tmp_path):
 @pytest.mark.slow
 def test_torchrun_two_processes_train_the_same_steps(tmp_path, osie_dir, osie_cache):
     """Data-parallel training: two real processes (torchrun, gloo) split every batch and sum their
-    gradients; the weights match one process up to floating-point summation order."""
+    gradients; the weights match one process up to floating-point summation order.
+
+    Compared as whole updates, not weight by weight: Adam divides each gradient coordinate by its
+    own magnitude, so a weight whose gradient is summation-order noise (terms that cancel to ~1e-8)
+    moves by about +-lr in either run, whichever sign the rounding gave it (measured on an AMD EPYC:
+    44 of 10k weights of one layer, 2.3e-4 apart after two steps of 1e-4). Over all weights the two
+    updates agree to 1.8% (relative L2 distance), where a batch split wrongly across the ranks gives
+    unrelated updates."""
     import os
     import subprocess
     import sys
@@ -348,10 +355,12 @@ def test_torchrun_two_processes_train_the_same_steps(tmp_path, osie_dir, osie_ca
     wa, wb = a.weights(), b.weights()
     base = torch.load(next(iter([__import__("plugins.models.efficientnet_lite", fromlist=["x"]).weights_path("lite0")])),
                       map_location="cpu", weights_only=True)
-    moved = max(float((wb[k].float() - base[k].float()).abs().max()) for k in wb if wb[k].is_floating_point())
-    differ = max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa if wa[k].is_floating_point())
-    assert moved > 1e-5  # training moved the weights ...
-    assert differ < moved / 100  # ... and both runs moved them the same way
+    names = [k for k in wb if wb[k].is_floating_point()]
+    step_one = torch.cat([(wb[k].double() - base[k].double()).reshape(-1) for k in names])
+    step_two = torch.cat([(wa[k].double() - base[k].double()).reshape(-1) for k in names])
+    assert float(step_one.abs().max()) > 1e-5  # training moved the weights ...
+    # ... and both runs moved them the same way
+    assert float((step_two - step_one).norm() / step_one.norm()) < 0.05
 
 
 @pytest.mark.slow
