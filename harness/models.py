@@ -171,17 +171,24 @@ def load_model(name: str, **kwargs: Any) -> Model:
     return spec.load(**factory_kwargs)
 
 
+#: a Linear given fewer rows than this computes them padded to this many (the last row repeated)
+INVARIANT_ROWS = 8
+
+
 def batch_invariant_linears(module: Any) -> Any:
-    """Make every ``torch.nn.Linear`` in ``module`` compute a one-row input as two rows (itself
-    twice, the copy's output dropped), so that a stimulus' numbers do not depend on the batch it is
-    in. BLAS computes a one-row product with a matrix-vector routine that adds in another order
-    than the matrix product of two or more rows, while convolutions and the products over tokens
-    give each stimulus the same numbers in any batch: so without this a classifier head's logits
-    (and a caption decoder's, one token at a time) move by a few ulps when the stimulus is alone in
-    its batch (``--batch-size 1``, or a run's last batch). Gradients are unchanged (the copy's
-    output is unused: its gradient is zero). The layers become :class:`TwoRowLinear` (a ``Linear``
-    subclass: same parameters and state dict, picklable); subclasses of ``Linear`` (a quantised
-    layer, say) are left alone. Returns ``module``; calling it twice is harmless."""
+    """Make every ``torch.nn.Linear`` in ``module`` compute an input of fewer than
+    :data:`INVARIANT_ROWS` rows as that many (the last row repeated, the copies' outputs dropped),
+    so that a stimulus' numbers do not depend on the batch it is in. BLAS computes a product of few
+    rows with routines that add in another order than the product of many (measured with torch's
+    MKL: one row on an Intel Xeon, one to three rows on an AMD EPYC with AVX2; from four rows on,
+    every row's numbers were the same for any row count up to 32), while convolutions and the
+    products over tokens give each stimulus the same numbers in any batch: so without this a
+    classifier head's logits (and a caption decoder's, one token at a time) move by a few ulps when
+    the stimulus is in a small batch (``--batch-size 1`` or 3, or a run's last batch). Gradients
+    are unchanged (the copies' outputs are unused: their gradient is zero). The layers become
+    :class:`TwoRowLinear` (named when it padded one row to two; a ``Linear`` subclass: same
+    parameters and state dict, picklable); subclasses of ``Linear`` (a quantised layer, say) are
+    left alone. Returns ``module``; calling it twice is harmless."""
     import torch
 
     cls = _two_row_linear_class()
@@ -201,13 +208,16 @@ def _two_row_linear_class() -> Any:
         import torch.nn.functional as F
 
         class TwoRowLinear(torch.nn.Linear):
-            """A ``Linear`` that computes a single row as two (see :func:`batch_invariant_linears`)."""
+            """A ``Linear`` that computes fewer than :data:`INVARIANT_ROWS` rows as that many (see
+            :func:`batch_invariant_linears`)."""
 
             def forward(self, x: Any) -> Any:
-                if x.numel() != x.shape[-1]:  # more than one row: the matrix product already
+                rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+                if rows >= INVARIANT_ROWS or rows == 0:  # enough rows: the matrix product already
                     return F.linear(x, self.weight, self.bias)
-                row = x.reshape(1, -1)
-                out = F.linear(torch.cat([row, row]), self.weight, self.bias)[:1]
+                flat = x.reshape(rows, x.shape[-1])
+                padded = torch.cat([flat, flat[-1:].expand(INVARIANT_ROWS - rows, -1)])
+                out = F.linear(padded, self.weight, self.bias)[:rows]
                 return out.reshape(*x.shape[:-1], self.out_features)
 
         TwoRowLinear.__module__ = __name__  # pickled by name: harness.models.TwoRowLinear
