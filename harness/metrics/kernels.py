@@ -80,7 +80,9 @@ def _buckets(x, bits, lo, scale, nb, top, out):
     last = np.float64(nb - 1)
     for i in range(x.size):
         v = (x[i] - lo) * scale
-        lin = np.int64(min(v, last))
+        # through int32: AVX2 converts float64 to int32 in one instruction but to int64 only with
+        # AVX-512 (else value by value: 2.5x slower on an AMD EPYC); below 1.0 the result is unused
+        lin = np.int64(np.int32(min(v, last)))
         b = bits[i]
         key = b if b >= 0 else -(b & _MAGNITUDE)
         d = min(max(top - (key >> _SUB_SHIFT), 0), SUB_BUCKETS - 1)
@@ -100,32 +102,20 @@ def _histogram_block(bucket, n, base, hist, cand, c):
     and the positions (``base + i``) of those whose counter carries :data:`_HIST_FLAG` appended
     to ``cand`` from ``c`` on; returns the new ``c``. Neighbouring pixels of a smooth map mostly
     share a bucket, and increments of one counter wait for each other (a store, then a load of the
-    same address: ~5 cycles each); so the block is walked as four interleaved quarters (rows ~600
-    pixels apart), whose increments hit different counters and overlap. The same counts;
-    candidates in another order (their order does not matter)."""
-    q = n >> 2
+    same address: ~5 cycles each); so the block is walked as eight interleaved parts (rows ~300
+    pixels apart), whose increments hit different counters and overlap (eight rather than four:
+    ~25% faster on an AMD EPYC, whose histogram lives in L2). The same counts; candidates in
+    another order (their order does not matter)."""
+    q = n >> 3
     for t in range(q):
-        b0 = bucket[t]
-        b1 = bucket[t + q]
-        b2 = bucket[t + 2 * q]
-        b3 = bucket[t + 3 * q]
-        h0 = hist[b0] + 1
-        hist[b0] = h0
-        h1 = hist[b1] + 1
-        hist[b1] = h1
-        h2 = hist[b2] + 1
-        hist[b2] = h2
-        h3 = hist[b3] + 1
-        hist[b3] = h3
-        cand[c] = base + t
-        c += h0 >> 30
-        cand[c] = base + t + q
-        c += h1 >> 30
-        cand[c] = base + t + 2 * q
-        c += h2 >> 30
-        cand[c] = base + t + 3 * q
-        c += h3 >> 30
-    for i in range(4 * q, n):
+        for u in range(8):
+            i = t + u * q
+            b = bucket[i]
+            h = hist[b] + 1
+            hist[b] = h
+            cand[c] = base + i
+            c += h >> 30
+    for i in range(8 * q, n):
         h = hist[bucket[i]] + 1
         hist[bucket[i]] = h
         cand[c] = base + i
@@ -312,6 +302,20 @@ def kth_largest_bracketed(a, lo, hi, k, work):
 
 
 @njit(cache=True, nogil=True)
+def _bracket_block(x, lo, hi, work, c):
+    """How many values of ``x`` exceed ``hi``; those in ``[lo, hi]`` appended to ``work`` from
+    ``c`` on (returns the count and the new ``c``). Without branches: every value is written and
+    the position moves on only for those inside (30% faster than branching on an OSIE density)."""
+    above = 0
+    for i in range(x.size):
+        v = x[i]
+        above += v > hi
+        work[c] = v
+        c += (v >= lo) & (v <= hi)
+    return above, c
+
+
+@njit(cache=True, nogil=True)
 def kth_largest_bracketed_shifted(a, lo, hi, k, work, shift, off):
     """:func:`kth_largest_bracketed`, and with ``shift`` also ``sum(a - off)`` added up in the same
     pass exactly as :func:`shifted_sum` does (same blocks, same order: the same number). Returns
@@ -323,13 +327,8 @@ def kth_largest_bracketed_shifted(a, lo, hi, k, work, shift, off):
         stop = min(start + _BLOCK, a.size)
         if shift:
             shifted += _shifted_block(a[start:stop], off)
-        for i in range(start, stop):
-            v = a[i]
-            if v > hi:
-                above += 1
-            elif v >= lo:
-                work[c] = v
-                c += 1
+        block_above, c = _bracket_block(a[start:stop], lo, hi, work, c)
+        above += block_above
     if not (above < k <= above + c):
         return False, 0.0, 0, 0, shifted
     inside = work[:c]
@@ -468,9 +467,10 @@ def _pixel_block(x, y, xmax, ymax, h, w, out):
         outside += not inside
         # x + 0.5 >= 0 inside: truncation is the floor; outside, a clipped placeholder (an index
         # in the map, so that the conversion never sees NaN or a huge value)
-        col = np.int64(min(max(xi + 0.5, 0.0), w - 1.0)) if inside else 0
-        row = np.int64(min(max(yi + 0.5, 0.0), h - 1.0)) if inside else 0
-        out[i] = row * w + col
+        # (through int32, which AVX2 converts to in one instruction: see _buckets)
+        col = np.int32(min(max(xi + 0.5, 0.0), w - 1.0)) if inside else 0
+        row = np.int32(min(max(yi + 0.5, 0.0), h - 1.0)) if inside else 0
+        out[i] = np.int64(row) * w + col
     return outside
 
 
