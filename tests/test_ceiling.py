@@ -12,6 +12,7 @@ import pytest
 from harness.data.density import LeaveOneOut, fixation_density, loso_densities, sigma_px
 from harness.evaluation.ceiling import ceiling_per_subject, ceiling_scores
 from harness.evaluation.context import DatasetContext
+from harness.metrics import kernels
 
 
 def assert_same(got: dict | None, want: dict | None) -> None:
@@ -59,18 +60,20 @@ def test_others_equal_the_masked_pool(osie_ctx):
 
 def test_own_densities_and_leave_one_out_maps_on_osie(osie_ctx):
     """Each subject's own density is fixation_density of its fixations, to the bit; the
-    leave-one-out maps are those of loso_densities, to the bit, whatever buffer holds them."""
+    leave-one-out maps are those of loso_densities, to the bit, whatever buffer holds them; the
+    statistics the sweep and the normalisation find on the way are kernels.stats' numbers."""
     i = 42
     fix, (w, h) = osie_ctx.fixations[i], osie_ctx.sizes[i]
-    loo = LeaveOneOut(fix, (h, w), osie_ctx.sigma_px, buffer=np.full(40 * h * w, np.nan))
+    loo = LeaveOneOut(fix, (h, w), osie_ctx.sigma_px, buffer=np.full(40 * h * w, np.nan), lazy=True)
     reference = loso_densities(fix, (h, w), osie_ctx.sigma_px)
     assert [int(s) for s in loo.subjects] == [s for s, _ in reference]
-    out = np.empty((h, w))
     for k, (s, m) in enumerate(reference):
         held = fix.subset(fix.subject == s)
-        assert np.array_equal(loo.maps[k], m)
-        assert np.array_equal(loo.own(k, out=out), fixation_density(held.x, held.y, (h, w), osie_ctx.sigma_px))
-        assert np.array_equal(loo.own(k), out)
+        assert np.array_equal(loo.map(k), m)
+        own = fixation_density(held.x, held.y, (h, w), osie_ctx.sigma_px)
+        assert np.array_equal(loo.own(k), own)
+        for got, array in ((loo.map_stats(k), m), (loo.own_stats(k), own)):
+            assert got == kernels.stats(array.reshape(-1))[:4]
 
 
 # --- a hand-made stimulus set: three subjects with known fixations ---------------------------------

@@ -9,6 +9,7 @@ from scipy.ndimage import gaussian_filter
 from harness.data import density
 from harness.data.density import fixation_density, loso_densities, record_density, sigma_px
 from harness.errors import DataError
+from harness.metrics import kernels
 from harness.schema import Fixations
 from plugins.datasets.osie import OSIE
 
@@ -153,21 +154,26 @@ def test_osie_record_density_and_human_ceiling_inputs(osie_dataset):
 
 
 def _loso_numpy(fixations, shape, sigma):
-    """loso_densities as it was written before the compiled sweep: whole-map products per subject,
-    then numpy additions of whole maps (prefix and suffix sums) and numpy's normalisation."""
+    """loso_densities written with numpy over whole maps: each subject's own density
+    (fixation_density of its fixations) times the total it was divided by, prefix and suffix sums
+    of those, each divided by its total (kernels.sums': the blocked sum the sweep makes)."""
     height, width = shape
-    rows, cols = density._pixel_indices(fixations.x, fixations.y, shape)
-    ids, subject_index = np.unique(np.asarray(fixations.subject), return_inverse=True)
+    ids = np.unique(np.asarray(fixations.subject))
     if ids.size < 2:
         return []
-    r, c, inverse = density._positions(rows, cols, width)
-    own = np.zeros((ids.size, r.size))
-    np.add.at(own, (subject_index.ravel(), inverse), 1.0)
-    if r.size > density.MATMUL_MAX_POINTS:
-        per = [density._filtered_raw(w, r, c, shape, sigma) for w in own]
-    else:
-        gy, gx = density._axis_factors(r, height, sigma), density._axis_factors(c, width, sigma)
-        per = [(gy[np.flatnonzero(w)].T * w[np.flatnonzero(w)]) @ gx[np.flatnonzero(w)] for w in own]
+    per = []
+    for s in ids:
+        mine = fixations.subject == s
+        rows, cols = density._pixel_indices(fixations.x[mine], fixations.y[mine], shape)
+        r, c, inverse = density._positions(rows, cols, width)
+        w = np.bincount(inverse, minlength=r.size).astype(np.float64)
+        if r.size > density.MATMUL_MAX_POINTS:
+            z = density._filtered_raw(w, r, c, shape, sigma).sum()
+        else:
+            z = density._product_totals(w[None, :], density._axis_factors(r, height, sigma),
+                                        density._axis_factors(c, width, sigma))[0]
+        own = fixation_density(fixations.x[mine], fixations.y[mine], shape, sigma)
+        per.append(z * own)
     prefix = [np.zeros(shape)]
     for m in per[:-1]:
         prefix.append(prefix[-1] + m)
@@ -176,14 +182,16 @@ def _loso_numpy(fixations, shape, sigma):
         others = prefix[k]
         others += suffix
         suffix += per[k]
-        out.append((int(ids[k]), density._normalise(others)))
+        others *= 1.0 / kernels.sums(others.reshape(-1))[0]
+        out.append((int(ids[k]), others))
     return out[::-1]
 
 
 @pytest.mark.parametrize("shape, max_points", [((60, 80), None), ((37, 53), None), ((1, 40), None), ((60, 80), 5)])
 def test_loso_is_the_numpy_sum_of_whole_maps_to_the_bit(shape, max_points, monkeypatch):
     """The compiled prefix/suffix sweep and the lazy normalisation give exactly the maps that
-    adding whole per-subject maps with numpy gives (the matrix product, then the filter path)."""
+    adding whole per-subject maps with numpy gives (the matrix product, then the filter path), and
+    the statistics found on the way are kernels.stats' numbers."""
     if max_points is not None:
         monkeypatch.setattr(density, "MATMUL_MAX_POINTS", max_points)
     rng = np.random.default_rng(sum(shape))
@@ -203,6 +211,8 @@ def test_loso_is_the_numpy_sum_of_whole_maps_to_the_bit(shape, max_points, monke
         assert np.array_equal(lazy.map(k), wnt) and np.array_equal(lazy.maps[k], wnt)
         mine = fx.subject == lazy.subjects[k]
         assert np.array_equal(lazy.own(k), fixation_density(fx.x[mine], fx.y[mine], shape, 3.0))
+        assert lazy.map_stats(k) == kernels.stats(wnt.reshape(-1))[:4]
+        assert lazy.own_stats(k) == kernels.stats(lazy.own(k).reshape(-1))[:4]
 
 
 def test_loso_on_osie_is_the_numpy_sum_of_whole_maps_to_the_bit(osie_dataset):

@@ -70,14 +70,25 @@ def test_bucket_counts_matches_a_sort(i):
     members = rng.choice(a, 60)
     q = np.unique(np.concatenate([members, np.nextafter(members, np.inf), np.nextafter(members, -np.inf),
                                   [a.min() - 1, a.max() + 1, a.min(), a.max()]]))
-    hist, below, equal = kernels.bucket_counts(a, NO_INDEX, False, a.min(), scale_of(a), kernels.N_BUCKETS, q)
+    hist, low, below, equal = kernels.bucket_counts(a, NO_INDEX, False, a.min(), scale_of(a), kernels.N_BUCKETS, q)
     want_below, want_equal = ref_counts(a, q)
     assert np.array_equal(below, want_below) and np.array_equal(equal, want_equal)
-    assert hist.sum() == a.size
+    assert hist.sum() + low == a.size
     idx = rng.integers(0, a.size, 3000)  # values at indices (with repeats): sAUC's negatives
-    _, below, equal = kernels.bucket_counts(a, idx, True, a.min(), scale_of(a), kernels.N_BUCKETS, q)
+    _, low, below, equal = kernels.bucket_counts(a, idx, True, a.min(), scale_of(a), kernels.N_BUCKETS, q)
     want_below, want_equal = ref_counts(a[idx], q)
     assert np.array_equal(below, want_below) and np.array_equal(equal, want_equal)
+    # queries in the upper part only, and the minimum (AUC-Borji's threshold 0): most values lie
+    # below every other query's bucket and are counted apart, not in the histogram
+    high = np.unique(np.concatenate([[a.min()], np.quantile(a, [0.6, 0.9]), members[members > np.quantile(a, 0.6)]]))
+    for ix, use in ((NO_INDEX, False), (idx, True)):
+        hist, low, below, equal = kernels.bucket_counts(a, ix, use, a.min(), scale_of(a), kernels.N_BUCKETS, high)
+        values = a[ix] if use else a
+        want_below, want_equal = ref_counts(values, high)
+        assert np.array_equal(below, want_below) and np.array_equal(equal, want_equal)
+        assert hist.sum() + low == values.size
+        if not use and np.mean(a < high[1]) >= 0.5:  # then some block has a quarter or more below
+            assert low > 0
 
 
 def test_counts_of_primed_and_unprimed_agree():
@@ -299,12 +310,15 @@ def test_bucket_counts_over_many_orders_of_magnitude(a):
     members = rng.choice(a, 80)
     q = np.unique(np.concatenate([members, np.nextafter(members, np.inf), np.nextafter(members, -np.inf),
                                   [a.min(), a.max(), a.min() - 1, 0.0, 1e-150, -1e-150]]))
-    hist, below, equal = kernels.bucket_counts(a, NO_INDEX, False, a.min(), scale_of(a), kernels.N_BUCKETS, q)
+    hist, low, below, equal = kernels.bucket_counts(a, NO_INDEX, False, a.min(), scale_of(a), kernels.N_BUCKETS, q)
     want_below, want_equal = ref_counts(a, q)
     assert np.array_equal(below, want_below) and np.array_equal(equal, want_equal)
-    assert hist.sum() == a.size
+    assert hist.sum() + low == a.size
     if a.min() >= 0:  # the lowest linear bucket is split: no bucket holds a large share of the pixels
-        assert hist.max() < a.size / 20
+        # (a query just above the minimum, in its bucket: every value is in the histogram)
+        hist, low, _, _ = kernels.bucket_counts(a, NO_INDEX, False, a.min(), scale_of(a), kernels.N_BUCKETS,
+                                                np.array([np.nextafter(a.min(), np.inf)]))
+        assert low == 0 and hist.sum() == a.size and hist.max() < a.size / 20
 
 
 @pytest.mark.parametrize("i", range(len(maps()) + 1))
@@ -320,7 +334,7 @@ def test_counting_pass_finds_the_kth_largest(i, frac):
     nbt = kernels.SUB_BUCKETS + kernels.N_BUCKETS - 1
     mark = np.zeros(nbt, np.uint8)
     klo, khi = _kth_bracket(a, k)
-    below, equal, found, v, greater, eq, shifted = kernels.bucket_counts_into(
+    below, equal, found, v, greater, eq, shifted, _ = kernels.bucket_counts_into(
         a, NO_INDEX, False, a.min(), scale_of(a), kernels.N_BUCKETS, q, np.empty(nbt, np.int32),
         np.empty(nbt + 1, np.int64), mark, np.empty(a.size + 1, np.int64), k, klo, khi, i % 2 == 0)
     assert np.array_equal(below, ref_counts(a, q)[0]) and np.array_equal(equal, ref_counts(a, q)[1])
@@ -328,11 +342,14 @@ def test_counting_pass_finds_the_kth_largest(i, frac):
     assert not mark.any()
     # sum(a - min) from the same pass: shifted_sum's number to the bit
     assert shifted == (kernels.shifted_sum(a, a.min()) if i % 2 == 0 else 0.0)
-    # a bracket that misses is reported, not guessed
-    below, equal, found, *_ = kernels.bucket_counts_into(
-        a, NO_INDEX, False, a.min(), scale_of(a), kernels.N_BUCKETS, q, np.empty(nbt, np.int32),
-        np.empty(nbt + 1, np.int64), mark, np.empty(a.size + 1, np.int64), k, a.max(), a.max(), False)
-    assert (not found or k <= np.count_nonzero(a == a.max())) and not mark.any()
+    # a bracket that misses is reported, not guessed (also when the values below the queries'
+    # buckets are counted apart: the largest value as the only query)
+    for qs in (q, np.array([a.max()])):
+        below, equal, found, *_ = kernels.bucket_counts_into(
+            a, NO_INDEX, False, a.min(), scale_of(a), kernels.N_BUCKETS, qs, np.empty(nbt, np.int32),
+            np.empty(nbt + 1, np.int64), mark, np.empty(a.size + 1, np.int64), k, a.max(), a.max(), False)
+        assert np.array_equal(below, ref_counts(a, qs)[0]) and np.array_equal(equal, ref_counts(a, qs)[1])
+        assert (not found or k <= np.count_nonzero(a == a.max())) and not mark.any()
 
 
 @pytest.mark.parametrize("n", [1, 7, 2047, 2048, 2049, 6000, 480_000, 480_001])
@@ -346,7 +363,7 @@ def test_fused_shifted_sums_equal_their_own_pass_to_the_bit(n):
     want = kernels.shifted_sum(a, off)
     nbt = kernels.SUB_BUCKETS + kernels.N_BUCKETS - 1
     q = np.unique(rng.choice(a, min(n, 20)))
-    *_, shifted = kernels.bucket_counts_into(
+    *_, shifted, _ = kernels.bucket_counts_into(
         a, NO_INDEX, False, off, scale_of(a), kernels.N_BUCKETS, q, np.empty(nbt, np.int32),
         np.empty(nbt + 1, np.int64), np.zeros(nbt, np.uint8), np.empty(n + 1, np.int64), 0, 0.0, 0.0, True)
     assert shifted == want
@@ -373,22 +390,37 @@ def test_counts_at_indices_by_comparison():
     assert np.array_equal(got, [np.count_nonzero(a[idx] >= x) for x in xs])
 
 
-def test_leave_one_out_sums_are_numpy_additions_to_the_bit():
+def test_leave_one_out_weighted_sums_are_numpy_additions_to_the_bit():
     rng = np.random.default_rng(13)
-    maps_ = rng.random((7, 3001)) * 10.0 ** rng.integers(-80, 0, (7, 3001))
-    prefix, want = [np.zeros(3001)], [None] * 7
-    for m in maps_[:-1]:
+    n = 5001  # two full blocks and a part
+    owns = rng.random((7, n)) * 10.0 ** rng.integers(-80, 0, (7, n))
+    z = rng.uniform(1.0, 500.0, 7)
+    per = [z[k] * owns[k] for k in range(7)]
+    prefix, want = [np.zeros(n)], [None] * 7
+    for m in per[:-1]:
         prefix.append(prefix[-1] + m)
-    suffix = np.zeros(3001)
+    suffix = np.zeros(n)
     for k in range(6, -1, -1):
         want[k] = prefix[k] + suffix
-        suffix += maps_[k]
-    got = maps_.copy()
-    kernels.leave_one_out_sums(got)
-    assert np.array_equal(got, np.array(want))
-    out = np.full((7, 5000), -1.0)
-    kernels.leave_one_out_sums_into(maps_, out, 1000)
-    assert np.array_equal(out[:, 1000:4001], np.array(want)) and (out[:, :1000] == -1).all()
+        suffix += per[k]
+    out = np.full((7, n), np.nan)
+    totals, own_stats, finite = kernels.leave_one_out_weighted(owns, z, out)
+    assert np.array_equal(out, np.array(want)) and finite.all()
+    for k in range(7):  # found on the way: what stats() finds reading the arrays again
+        assert tuple(own_stats[k]) == kernels.stats(owns[k])[:4]
+        assert totals[k] == kernels.stats(out[k])[2]
+
+
+def test_scale_stats_scales_as_numpy_and_finds_the_stats_of_the_result():
+    rng = np.random.default_rng(14)
+    a = rng.random(9000) * 10.0 ** rng.integers(-80, 3, 9000)
+    want = a * (1.0 / 7.3)
+    got = a.copy()
+    stats = kernels.scale_stats(got, 1.0 / 7.3)
+    assert np.array_equal(got, want) and stats == kernels.stats(want)
+    bad = a.copy()
+    bad[4500] = np.inf
+    assert kernels.scale_stats(bad, 0.5)[4] is False
 
 
 def _suite_inputs(seed: int):

@@ -38,13 +38,13 @@ dataset. The evaluation resolves every stimulus' blur once
 Leave-one-subject-out (human ceiling)
 -------------------------------------
 :func:`loso_densities` (and :class:`LeaveOneOut`, which the human ceiling uses) builds each
-subject's unnormalised map from that subject's pixels only (the products together cost one full
-map) and forms "everyone but s" from prefix and suffix sums: only non-negative maps are added,
+subject's own density from that subject's pixels only (the products together cost one full map)
+and forms "everyone but s" as ``sum over j != s of Z_j * own_j`` (``Z_j`` the total subject j's
+blurred fixations were divided by) from prefix and suffix sums: only non-negative maps are added,
 never subtracted, so tails far from the other observers keep full precision (a ``total - own``
 subtraction would round them to 0). The sums run in one compiled sweep over blocks of pixels of
-all maps (in place, no temporary maps); every pixel gets the same products and the same additions
-in the same order as adding whole maps with numpy did, so the maps are the same to the bit
-(``tests/test_density.py``).
+all maps, which also finds what validating each own density and normalising each sum needs; the
+maps are those of adding whole maps with numpy, to the bit (``tests/test_density.py``).
 """
 
 from __future__ import annotations
@@ -214,19 +214,47 @@ def _densities(weights: np.ndarray, r: np.ndarray, c: np.ndarray, shape: Sequenc
     return _product_density(weights, _axis_factors(r, height, sigma), _axis_factors(c, width, sigma), out)
 
 
-def _product_density(weights: np.ndarray, gy: np.ndarray, gx: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """:func:`_densities` from the axis factors ``gy`` (k, h) and ``gx`` (k, w)."""
-    m, k = weights.shape
-    height, width = gy.shape[1], gx.shape[1]
+def _product_totals(weights: np.ndarray, gy: np.ndarray, gx: np.ndarray) -> np.ndarray:
+    """Each map's total ``Z_j`` (m,) from the axis factors (see :func:`_densities`), checked."""
     totals = weights @ (gy.sum(axis=1) * gx.sum(axis=1))  # (m,)
     if not np.all((totals > 0) & np.isfinite(totals)):
         raise ValueError("density is empty: the blur left no mass inside the image")
+    return totals
+
+
+def _product_density(weights: np.ndarray, gy: np.ndarray, gx: np.ndarray, out: np.ndarray | None = None,
+                     totals: np.ndarray | None = None) -> np.ndarray:
+    """:func:`_densities` from the axis factors ``gy`` (k, h) and ``gx`` (k, w) (``totals``: their
+    :func:`_product_totals`, if known)."""
+    m, k = weights.shape
+    height, width = gy.shape[1], gx.shape[1]
+    if totals is None:
+        totals = _product_totals(weights, gy, gx)
     scaled = weights / totals[:, None]  # (m, k)
     left = (scaled[:, None, :] * gy.T[None, :, :]).reshape(m * height, k)  # (m*h, k)
     if out is None:
         return (left @ gx).reshape(m, height, width)
     np.matmul(left, gx, out=out.reshape(m * height, width))  # the same product, written in place
     return out
+
+
+def _own_density(w: np.ndarray, r: np.ndarray, c: np.ndarray, shape: Sequence[int], sigma: float,
+                 out: np.ndarray, gy: np.ndarray | None = None, gx: np.ndarray | None = None) -> float:
+    """The density of ``w`` fixations on the pixels (r, c) into ``out`` (h, w), exactly as
+    :func:`fixation_density` computes it (the same path, the same operations; ``gy``/``gx``: these
+    pixels' axis factors, if built), and the unnormalised total it was divided by."""
+    if r.size > MATMUL_MAX_POINTS:
+        raw = _filtered_raw(w, r, c, shape, sigma)
+        total = raw.sum()
+        if not (total > 0 and math.isfinite(total)):
+            raise ValueError("density is empty: the blur left no mass inside the image")
+        np.multiply(raw, 1.0 / total, out=out)  # _normalise's ``m *= 1.0 / total``
+        return float(total)
+    if gy is None:
+        gy, gx = _axis_factors(r, int(shape[0]), sigma), _axis_factors(c, int(shape[1]), sigma)
+    totals = _product_totals(w[None, :], gy, gx)
+    _product_density(w[None, :], gy, gx, out.reshape(1, *out.shape), totals)
+    return float(totals[0])
 
 
 def _normalise(m: np.ndarray) -> np.ndarray:
@@ -261,19 +289,23 @@ def fixation_density(x, y, shape: Sequence[int], sigma_px: float) -> np.ndarray:
 class LeaveOneOut:
     """The densities the human ceiling needs for one stimulus, from one blur per subject.
 
-    ``subjects``: the subject indices present, increasing. ``maps[k]`` (when there are at least two
-    subjects, else ``None``): the density of everyone's fixations but ``subjects[k]``'s, exactly the
-    array :func:`loso_densities` gives. :meth:`own` ``(k)``: subject ``subjects[k]``'s own density,
-    exactly what :func:`fixation_density` gives for that subject's fixations.
+    ``subjects``: the subject indices present, increasing. :meth:`own` ``(k)``: subject
+    ``subjects[k]``'s own density, exactly what :func:`fixation_density` gives for that subject's
+    fixations. ``maps[k]`` (when there are at least two subjects, else ``None``): the density of
+    everyone's fixations but ``subjects[k]``'s, exactly the array :func:`loso_densities` gives.
 
-    How: each subject's unnormalised map comes from one product over that subject's pixels only;
-    "everyone but k" is a prefix sum of those maps plus a suffix sum
-    (:func:`harness.metrics.kernels.leave_one_out_sums_into`), adding non-negative maps only.
-    (Subtracting a subject from the total would be cheaper to write but would cancel: far from the
-    other observers the left-out subject's own mass swamps the 1e-80 tail the metrics take
-    logarithms of.) The sums are formed in place, one compiled sweep over blocks of pixels of all
-    maps. A subject's own density is the same blur normalised, computed as
-    :func:`fixation_density` does, on the factors already built.
+    How: each subject's own density comes from one product over that subject's pixels only (the
+    products together cost one full map); with ``Z_j`` the unnormalised total it was divided by,
+    "everyone but k" is ``sum over j != k of Z_j * own_j`` (the other subjects' blurred fixations),
+    formed as a prefix sum plus a suffix sum in one compiled sweep over blocks of pixels of all
+    maps (:func:`harness.metrics.kernels.leave_one_out_weighted`), then divided by its total.
+    Only non-negative terms are added, never subtracted: subtracting a subject from the total would
+    be cheaper to write but would cancel (far from the other observers the left-out subject's own
+    mass swamps the 1e-80 tail the metrics take logarithms of). The same sweep reads every own
+    density once, so it also finds what validating it costs a pass for (:meth:`own_stats`), and
+    each leave-one-out map's total; normalising a map finds its statistics in the same pass
+    (:meth:`map_stats`). The metric suite then reads each map only for the metrics themselves.
+
     ``buffer``: a float64 array of at least :meth:`buffer_size` elements to hold the maps (reused
     from one stimulus to the next: a fresh 4 MB array costs ~1000 page faults, ~2 ms on a virtual
     machine).
@@ -293,62 +325,76 @@ class LeaveOneOut:
         if ids.size < 2:
             return
         r, c, inverse = _positions(rows, cols, width)
-        own = np.zeros((ids.size, r.size), dtype=np.float64)  # fixation counts per subject and pixel
-        np.add.at(own, (subject_index.ravel(), inverse), 1.0)
-        self._r, self._c, self._own = r, c, own
+        counts = np.zeros((ids.size, r.size), dtype=np.float64)  # fixation counts per subject and pixel
+        np.add.at(counts, (subject_index.ravel(), inverse), 1.0)
         n, m = height * width, ids.size
         if buffer is None or buffer.size < self.buffer_size(m, shape):
             buffer = np.empty(self.buffer_size(m, shape))
         buffer = buffer.reshape(-1)
-        maps = buffer[: m * n].reshape(m, height, width)
+        owns = buffer[: m * n].reshape(m, height, width)
+        maps = buffer[m * n : 2 * m * n].reshape(m, height, width)
         from ..metrics import kernels
 
-        self._gy = self._gx = None
-        if r.size > MATMUL_MAX_POINTS:
-            for k, w in enumerate(own):
-                maps[k] = _filtered_raw(w, r, c, shape, sigma)
-        else:
-            self._gy = gy = _axis_factors(r, height, sigma)
-            self._gx = gx = _axis_factors(c, width, sigma)
-            for k, w in enumerate(own):  # each subject's unnormalised map from its own pixels only
-                idx = np.flatnonzero(w)
-                # the whole map in one product, as before: BLAS may add up an edge row of a block
-                # of rows in another order, so products over blocks of rows would not give the bits
-                np.matmul(gy[idx].T * w[idx], gx[idx], out=maps[k])
-        kernels.leave_one_out_sums(maps.reshape(m, n))
+        gy = gx = None
+        if r.size <= MATMUL_MAX_POINTS:  # factors for every pixel once; each subject takes its rows
+            gy, gx = _axis_factors(r, height, sigma), _axis_factors(c, width, sigma)
+        z = np.empty(m)
+        for k, w in enumerate(counts):  # each subject's density from its own pixels only
+            idx = np.flatnonzero(w)
+            z[k] = _own_density(w[idx], r[idx], c[idx], shape, sigma, owns[k],
+                                None if gy is None else gy[idx], None if gx is None else gx[idx])
+        self._totals, self._own_stats, finite = kernels.leave_one_out_weighted(
+            owns.reshape(m, n), z, maps.reshape(m, n))
+        if not finite.all():
+            raise ValueError("density is not finite: the blur overflowed")
+        self.owns = owns
         self.maps = maps
-        self._normalised = np.zeros(ids.size, dtype=bool)
+        self._stats: list[tuple[float, float, float, float] | None] = [None] * m
         if not lazy:
             for k in range(ids.size):
                 self.map(k)
 
     @staticmethod
     def buffer_size(n_subjects: int, shape: Sequence[int]) -> int:
-        """How many float64 values a ``buffer`` for ``n_subjects`` subjects needs."""
-        return n_subjects * int(shape[0]) * int(shape[1])
+        """How many float64 values a ``buffer`` for ``n_subjects`` subjects needs (their own
+        densities and their leave-one-out maps)."""
+        return 2 * n_subjects * int(shape[0]) * int(shape[1])
+
+    def _check(self) -> None:
+        if self.maps is None:
+            raise ValueError("fewer than two subjects: no leave-one-out maps")
 
     def map(self, k: int) -> np.ndarray:
         """The density of everyone but ``subjects[k]`` (normalised now if it was not yet)."""
-        if self.maps is None:
-            raise ValueError("fewer than two subjects: no leave-one-out maps")
-        if not self._normalised[k]:
-            _normalise(self.maps[k])
-            self._normalised[k] = True
+        self._check()
+        if self._stats[k] is None:
+            from ..metrics import kernels
+
+            total = self._totals[k]
+            if not (total > 0 and math.isfinite(total)):
+                raise ValueError("density is empty: the blur left no mass inside the image")
+            lo, hi, s, ss, finite = kernels.scale_stats(self.maps[k].reshape(-1), 1.0 / total)
+            if not finite:
+                raise ValueError("density is not finite: the blur overflowed")
+            self._stats[k] = (float(lo), float(hi), float(s), float(ss))
         return self.maps[k]
 
-    def own(self, k: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Subject ``subjects[k]``'s own density (into ``out``, a C-contiguous (h, w) float64 array,
-        if given)."""
-        if self.maps is None:
-            raise ValueError("fewer than two subjects: no leave-one-out maps")
-        w = self._own[k]
-        idx = np.flatnonzero(w)
-        r, c = self._r[idx], self._c[idx]
-        if out is not None:
-            out = out.reshape(1, *self.shape)
-        if self._gy is None or r.size > MATMUL_MAX_POINTS:
-            return _densities(w[idx][None, :], r, c, self.shape, self.sigma, out)[0]
-        return _product_density(w[idx][None, :], self._gy[idx], self._gx[idx], out)[0]
+    def map_stats(self, k: int) -> tuple[float, float, float, float]:
+        """``(min, max, sum, sum of squares)`` of :meth:`map` ``(k)``, the numbers
+        :func:`harness.metrics.kernels.stats` gives for it."""
+        self.map(k)
+        return self._stats[k]
+
+    def own(self, k: int) -> np.ndarray:
+        """Subject ``subjects[k]``'s own density."""
+        self._check()
+        return self.owns[k]
+
+    def own_stats(self, k: int) -> tuple[float, float, float, float]:
+        """``(min, max, sum, sum of squares)`` of :meth:`own` ``(k)``, the numbers
+        :func:`harness.metrics.kernels.stats` gives for it."""
+        self._check()
+        return tuple(float(v) for v in self._own_stats[k])
 
 
 def loso_densities(fixations, shape: Sequence[int], sigma_px: float) -> list[tuple[int, np.ndarray]]:

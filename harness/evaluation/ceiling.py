@@ -9,14 +9,16 @@ the seed ``seed + i``; the stimulus' score is the mean over subjects (NaN ignore
 (one :func:`harness.evaluation.scoring.score` call per subject; ``tests/test_ceiling.py`` holds that
 version), at a fraction of the cost (``benchmarks/ceiling.py``):
 
-- one blur per subject serves both the leave-one-out maps (prefix + suffix sums of the subjects'
-  unnormalised maps, one compiled sweep) and the subject's own density, which was blurred again
-  per subject (:class:`harness.data.density.LeaveOneOut`);
+- one blur per subject serves both the subject's own density and the leave-one-out maps (prefix
+  + suffix sums of the subjects' blurred fixations, one compiled sweep that also finds each own
+  density's statistics and each sum's total; normalising a map finds its statistics too), so the
+  metric suite reads each map only for the metrics (:class:`harness.data.density.LeaveOneOut`,
+  :func:`harness.metrics.saliency.suite_of_known`);
 - what the subjects' metric calls share is prepared once per stimulus
   (:class:`harness.metrics.SharedInputs`): the other images' fixations (sliced from the dataset's
   pool, converted to pixel indices, sorted and de-duplicated once), the baseline (validated and
   summed once);
-- the maps live in buffers reused from one stimulus to the next (per thread): fresh 4 MB arrays
+- the maps live in a buffer reused from one stimulus to the next (per thread): fresh 4 MB arrays
   cost a thousand page faults each, ~2 ms on a virtual machine.
 """
 
@@ -31,18 +33,16 @@ import numpy as np
 _LOCAL = threading.local()
 
 
-def _buffers(n_subjects: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """This thread's work arrays: a :class:`~harness.data.density.LeaveOneOut` buffer for
-    ``n_subjects`` maps of h x w, and one more map."""
+def _buffer(n_subjects: int, h: int, w: int) -> np.ndarray:
+    """This thread's work array for a :class:`~harness.data.density.LeaveOneOut` of ``n_subjects``
+    maps of h x w (grown when a stimulus needs more)."""
     from ..data.density import LeaveOneOut
 
+    size = LeaveOneOut.buffer_size(n_subjects, (h, w))
     maps = getattr(_LOCAL, "maps", None)
-    if maps is None or maps.size < LeaveOneOut.buffer_size(n_subjects, (h, w)):
-        maps = _LOCAL.maps = np.empty(LeaveOneOut.buffer_size(n_subjects, (h, w)))
-    own = getattr(_LOCAL, "own", None)
-    if own is None or own.size < h * w:
-        own = _LOCAL.own = np.empty(h * w)
-    return maps, own[: h * w].reshape(h, w)
+    if maps is None or maps.size < size:
+        maps = _LOCAL.maps = np.empty(size)
+    return maps
 
 
 def ceiling_scores(ctx, i: int, profile: str, seed: int, notes: list[str] | None = None) -> dict[str, float] | None:
@@ -53,7 +53,7 @@ def ceiling_scores(ctx, i: int, profile: str, seed: int, notes: list[str] | None
     for any subject is NaN for the stimulus (a mean over the other subjects would be another
     quantity), and why goes to ``notes``."""
     from ..data.density import LeaveOneOut
-    from ..metrics import compute_suite
+    from ..metrics.saliency import suite_of_known
     from .scoring import _baseline_inputs, _baseline_map, plugin_scores
 
     fix = ctx.fixations[i]
@@ -62,8 +62,7 @@ def ceiling_scores(ctx, i: int, profile: str, seed: int, notes: list[str] | None
     if n_subjects < 2:
         LeaveOneOut(fix, (h, w), ctx.sigma(i))  # checks the fixations, as loso_densities did
         return None
-    maps_buffer, own = _buffers(n_subjects, h, w)
-    loo = LeaveOneOut(fix, (h, w), ctx.sigma(i), buffer=maps_buffer, lazy=True)
+    loo = LeaveOneOut(fix, (h, w), ctx.sigma(i), buffer=_buffer(n_subjects, h, w), lazy=True)
     baseline = _baseline_map(h, w)
     negatives = ctx.negatives(i)
     shared = _baseline_inputs(h, w).with_negatives(reused=True, **negatives)
@@ -74,8 +73,10 @@ def ceiling_scores(ctx, i: int, profile: str, seed: int, notes: list[str] | None
         if len(held) == 0:
             continue
         smap = loo.map(k)  # normalised now: read from memory once, then from the cache
-        density = loo.own(k, out=own)
-        scores = compute_suite(smap, held.x, held.y, density=density, profile=profile, seed=seed + i, shared=shared)
+        density = loo.own(k)
+        # both maps' statistics come from passes the sweep and the normalisation made anyway
+        scores = suite_of_known(smap, held.x, held.y, density=density, known=(loo.map_stats(k), loo.own_stats(k)),
+                                profile=profile, seed=seed + i, shared=shared)
         if ctx.extra_metrics:
             context = dict(density=density, baseline=baseline, profile=profile, **negatives)
             failures: dict[str, str] = {}

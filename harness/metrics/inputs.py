@@ -387,7 +387,13 @@ class MetricInputs:
         seed: int | np.random.Generator | None = 0,
         workspace: Workspace | None = None,
         shared: SharedInputs | None = None,
+        known: tuple[tuple[float, float, float, float], tuple[float, float, float, float] | None] | None = None,
     ) -> None:
+        """``known``: the ``(min, max, sum, sum of squares)`` of the map and of the density (or
+        None) that :func:`.kernels.stats` gives for them, found by the caller in a pass it made
+        anyway (the human ceiling's): the arrays are then trusted to be C-contiguous, finite
+        float64 maps of one shape and are not read to validate them. Internal; the numbers are
+        the same as without it."""
         self._ws = workspace
         self._primed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._kth: dict[int, tuple[float, int, int]] = {}  # kth-largest values found by prime_counts
@@ -402,7 +408,12 @@ class MetricInputs:
         self.profile = get_profile(profile)
         self.seed = seed
         a = np.asarray(saliency_map)
-        self.s, self.smin, self.smax, *sums = _map_stats("saliency map", a)
+        self._known_d = None
+        if known is None:
+            self.s, self.smin, self.smax, *sums = _map_stats("saliency map", a)
+        else:
+            (self.smin, self.smax, *sums), self._known_d = known
+            self.s = a.reshape(-1)
         self._s_sums: tuple[float, float] = tuple(sums)  # sum and sum of squares, from the same pass
         self.shape: tuple[int, int] = a.shape
         self.n = self.s.size
@@ -485,7 +496,7 @@ class MetricInputs:
             work = (self._ws.get("hist", nbt, np.int32), self._ws.get("starts", nbt + 1, np.int64),
                     self._ws.zeros("marks", nbt, np.uint8), self._ws.part("candidates", m + 1, np.int64))
         shift = shift and not use and "s_shifted_sum" not in self.__dict__
-        below, equal, found, v, greater, equal_v, shifted = kernels.bucket_counts_into(
+        below, equal, found, v, greater, equal_v, shifted, _ = kernels.bucket_counts_into(
             self.s, idx, use, self.smin, self._scale, nb, values, *work, kth, klo, khi, shift
         )
         if found:
@@ -613,7 +624,11 @@ class MetricInputs:
     @cached_property
     def d(self) -> np.ndarray:
         """The human density, validated on first use; sets ``dmin``, ``dmax``, ``dsum``."""
-        d, self.dmin, self.dmax, self.dsum, self._dsumsq = _map_stats("density", self._density, self.shape)
+        if self._known_d is not None:
+            self.dmin, self.dmax, self.dsum, self._dsumsq = self._known_d
+            d = np.asarray(self._density).reshape(-1)
+        else:
+            d, self.dmin, self.dmax, self.dsum, self._dsumsq = _map_stats("density", self._density, self.shape)
         if self.dmin < 0:
             # an FFT or separable blur leaves float noise around zero (-1e-18): that is round-off,
             # not a negative density, and is set to 0; anything larger is refused

@@ -124,21 +124,55 @@ def _histogram_block(bucket, n, base, hist, cand, c):
 
 
 @njit(cache=True, nogil=True)
+def _count_below(bucket, n, bmin):
+    low = 0
+    for i in range(n):
+        low += bucket[i] < bmin
+    return low
+
+
+@njit(cache=True, nogil=True)
+def _histogram_above(bucket, n, bmin, base, hist, cand, c, sel):
+    """:func:`_histogram_block` of only the buckets ``>= bmin`` (their positions gathered into
+    ``sel`` first, without a branch); returns the new ``c``."""
+    k = 0
+    for i in range(n):
+        sel[k] = i
+        k += bucket[i] >= bmin
+    q = k >> 3
+    for t in range(q):
+        for u in range(8):
+            i = sel[t + u * q]
+            h = hist[bucket[i]] + 1
+            hist[bucket[i]] = h
+            cand[c] = base + i
+            c += h >> 30
+    for t in range(8 * q, k):
+        i = sel[t]
+        h = hist[bucket[i]] + 1
+        hist[bucket[i]] = h
+        cand[c] = base + i
+        c += h >> 30
+    return c
+
+
+@njit(cache=True, nogil=True)
 def bucket_counts(a, idx, use_idx, lo, scale, nb, q):
     """Histogram of ``a`` (or of ``a[idx]`` with ``use_idx``) over ``SUB_BUCKETS + nb - 1`` buckets
     (``nb`` linear ones from ``lo`` with width ``1 / scale``, the lowest split by binary exponent:
-    see :data:`SUB_BUCKETS`), and for each query of the sorted, distinct ``q``: how many values are
-    below it and how many equal it. Every value must be >= ``lo``; queries may be anywhere.
-    (:func:`bucket_counts_into` with fresh work arrays.)"""
+    see :data:`SUB_BUCKETS`), how many values were counted apart instead (below every query's
+    bucket: see :func:`bucket_counts_into`), and for each query of the sorted, distinct ``q``: how
+    many values are below it and how many equal it. Every value must be >= ``lo``; queries may be
+    anywhere. (:func:`bucket_counts_into` with fresh work arrays.)"""
     nbt = SUB_BUCKETS + nb - 1
     m = idx.size if use_idx else a.size
     hist = np.empty(nbt, np.int32)
     start = np.empty(nbt + 1, np.int64)
     mark = np.zeros(nbt, np.uint8)
     cand = np.empty(m + 1, np.int64)
-    below, equal, _, _, _, _, _ = bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, cand,
-                                                     0, 0.0, 0.0, False)
-    return hist, below, equal
+    below, equal, _, _, _, _, _, low = bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, cand,
+                                                          0, 0.0, 0.0, False)
+    return hist, low, below, equal
 
 
 @njit(cache=True, nogil=True)
@@ -147,8 +181,13 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
     few hundred kB costs page faults every time): ``hist`` (int32) and ``start`` (int64, one more)
     of ``SUB_BUCKETS + nb - 1`` elements, overwritten (``start`` only where queries fall: it is
     never cleared); ``mark`` (uint8, as many) is no longer used (kept for callers; left as given);
-    ``cand`` (int64) at least one more than the values counted. The histogram is left in ``hist``.
-    At most 2**30 - 1 values.
+    ``cand`` (int64) at least one more than the values counted. The histogram is left in ``hist``,
+    except that where a block of values has many in buckets below every query's (and the kth
+    bracket's) bucket, those are only counted (``low``): they lie below every query whatever their
+    bucket, and incrementing their counters is most of a pass's time on a map whose values span
+    orders of magnitude (a leave-one-out density: two thirds of its pixels, far from everyone's
+    fixations). A query equal to ``lo`` (AUC-Borji's threshold 0) has nothing below it; the values
+    equal to it are counted in the same pass. At most 2**30 - 1 values.
 
     With ``kth > 0``, the same pass also finds the kth-largest value (as
     :func:`kth_largest_bracketed` does, given a bracket ``klo <= v <= khi`` from a sample): the
@@ -159,9 +198,9 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
     :func:`shifted_sum` does (the same blocks, in the same order: the same number), so that the MIT
     normalisation of the map costs no pass of its own.
 
-    Returns ``(below, equal, found, v, greater, equal_v, shifted)``; ``found`` is False when no kth
-    was asked or the bracket missed (then the caller finds it otherwise); ``shifted`` is 0.0
-    unless asked."""
+    Returns ``(below, equal, found, v, greater, equal_v, shifted, low)``; ``found`` is False when
+    no kth was asked or the bracket missed (then the caller finds it otherwise); ``shifted`` is 0.0
+    unless asked; ``low``: the values counted apart, not in ``hist``."""
     ab = a.view(np.int64)
     fbuf = np.empty(1, np.float64)
     ibuf = fbuf.view(np.int64)
@@ -181,6 +220,9 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
         else:
             fbuf[0] = q[j]
             qb[j] = _bucket2(q[j], ibuf[0], lo, scale, nb, top)
+    at_lo = skip < nq and q[skip] == lo  # nothing below it; the values equal to it counted apart
+    if at_lo:
+        skip += 1
     hist[:] = 0
     # flagged buckets: those that hold a query (start[b]: the first of them) and those of the
     # kth-largest bracket (start[b]: the first query at or after b)
@@ -201,38 +243,57 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
             hist[b] = _HIST_FLAG
             start[b] = j
     m = idx.size if use_idx else a.size
+    nbt = SUB_BUCKETS + nb - 1
+    # the lowest flagged bucket: values below it are below every query (nbt: no query to count at)
+    bmin = nbt
+    if skip < nq:
+        bmin = qb[skip]
+    if kth > 0:
+        bmin = min(bmin, bklo)
     # pass 1: the histogram, and (without a branch: they are few and scattered) the positions
     # of the values in a flagged bucket; only the pages written are touched. Block by block: the
-    # buckets first (a loop LLVM vectorises), then the scattered increments
+    # buckets first (a loop LLVM vectorises), then the scattered increments, of only the values
+    # at or above bmin where a quarter or more of the block lies below it
     c = 0
+    low = 0
+    eq_lo = 0
     shifted = 0.0
     bucket = np.empty(_BLOCK, np.int64)
-    if use_idx:
-        vals = np.empty(_BLOCK, np.float64)
-        for s in range(0, m, _BLOCK):
-            e = min(s + _BLOCK, m)
+    sel = np.empty(_BLOCK, np.int64)
+    vals = np.empty(_BLOCK if use_idx else 0, np.float64)
+    for s in range(0, m, _BLOCK):
+        e = min(s + _BLOCK, m)
+        if use_idx:
             for i in range(s, e):
                 vals[i - s] = a[idx[i]]
-            _buckets(vals[: e - s], vals.view(np.int64)[: e - s], lo, scale, nb, top, bucket)
-            c = _histogram_block(bucket, e - s, s, hist, cand, c)
-    else:
-        for s in range(0, m, _BLOCK):
-            e = min(s + _BLOCK, m)
+            x = vals[: e - s]
+            _buckets(x, vals.view(np.int64)[: e - s], lo, scale, nb, top, bucket)
+        else:
+            x = a[s:e]
             if shift:
-                shifted += _shifted_block(a[s:e], lo)
-            _buckets(a[s:e], ab[s:e], lo, scale, nb, top, bucket)
+                shifted += _shifted_block(x, lo)
+            _buckets(x, ab[s:e], lo, scale, nb, top, bucket)
+        if at_lo:
+            eq_lo += _count_lt_eq(x, lo)[1]
+        under_block = _count_below(bucket, e - s, bmin) if bmin > 0 else 0
+        if under_block == e - s:  # far from every query (a leave-one-out map's tail): often all of it
+            low += under_block
+        elif 4 * under_block >= e - s:
+            low += under_block
+            c = _histogram_above(bucket, e - s, bmin, s, hist, cand, c, sel)
+        else:
             c = _histogram_block(bucket, e - s, s, hist, cand, c)
     for j in range(skip, nq):
         hist[qb[j]] &= _HIST_FLAG - 1
     for b in range(bklo, bkhi + 1):
         hist[b] &= _HIST_FLAG - 1
     # the bucket holding the kth-largest value, and how many values lie in the buckets above it
-    nbt = SUB_BUCKETS + nb - 1
+    # (not below bmin: those buckets may not hold all their values)
     bk = -1
     above = 0
     if kth > 0 and kth <= m:
         bk = nbt - 1
-        while above + hist[bk] < kth:
+        while bk >= bmin and above + hist[bk] < kth:
             above += hist[bk]
             bk -= 1
         if not (bklo <= bk <= bkhi):
@@ -262,14 +323,16 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
                 elif v == q[j]:
                     equal[j] += 1
                 j += 1
-    under = 0  # values in buckets below the query's bucket
+    under = low  # values in buckets below the query's bucket
     b0 = 0
     for j in range(skip, nq):
         under += _sum_counts(hist[b0 : qb[j]])
         b0 = max(b0, qb[j])
         below[j] += under
+    if at_lo:
+        equal[skip - 1] = eq_lo
     if bk < 0:
-        return below, equal, False, 0.0, 0, 0, shifted
+        return below, equal, False, 0.0, 0, 0, shifted, low
     kvals.sort()
     v = kvals[kvals.size - (kth - above)]
     gt = 0
@@ -279,7 +342,7 @@ def bucket_counts_into(a, idx, use_idx, lo, scale, nb, q, hist, start, mark, can
             gt += 1
         elif x == v:
             eq += 1
-    return below, equal, True, v, above + gt, eq, shifted
+    return below, equal, True, v, above + gt, eq, shifted, low
 
 
 @njit(cache=True, nogil=True)
@@ -623,11 +686,8 @@ def stats(a):
         lo = min(lo, bl)
         hi = max(hi, bh)
     finite = lo >= _KEY_MIN_FINITE and hi <= _KEY_MAX_FINITE
-    ibuf = np.empty(2, np.int64)
-    ibuf[0] = lo ^ ((lo >> 63) & _MAGNITUDE)  # the key back to the bit pattern (an involution)
-    ibuf[1] = hi ^ ((hi >> 63) & _MAGNITUDE)
-    fbuf = ibuf.view(np.float64)
-    return fbuf[0], fbuf[1], s, ss, finite
+    vlo, vhi = _keys_to_floats(lo, hi)
+    return vlo, vhi, s, ss, finite
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
@@ -809,47 +869,102 @@ def density_pass(s, d, do_dot, do_sim, sim_poff, sim_doff, sim_c, do_kld, kld_po
 
 
 @njit(cache=True, nogil=True)
-def _prefix_step(p, acc, row):
+def _weighted_prefix_step(p, acc, row, z):
     for j in range(row.size):
         s = acc[j]
         p[j] = s
-        acc[j] = s + row[j]
+        acc[j] = s + z * row[j]
 
 
 @njit(cache=True, nogil=True)
-def _suffix_step(p, acc, row, out):
+def _weighted_suffix_step(p, acc, row, z, out):
     for j in range(row.size):
-        v = row[j]
+        v = z * row[j]
         s = acc[j]
         out[j] = p[j] + s
         acc[j] = s + v
 
 
 @njit(cache=True, nogil=True)
-def leave_one_out_sums_into(maps, out, offset):
-    """``out[k, offset:offset + n]`` (``out`` (m, N), C-contiguous; it may be ``maps`` itself, with
-    offset 0) becomes the sum of all rows of ``maps`` (m, n) but row k, added exactly as adding the
-    maps one by one with numpy does it: a prefix sum from the first row, a suffix sum from the last,
-    then ``prefix[k] + suffix[k]``. Only non-negative maps are added, never subtracted, so nothing
-    cancels. Each pixel goes through the same additions in the same order as in a loop of numpy
-    additions over whole maps, so the sums are the same to the bit; blocked, each block of pixels
-    of all m rows stays in cache between the two sweeps."""
-    m, n = maps.shape
-    nb = 1024
+def _keys_to_floats(lo, hi):
+    """Order keys (see :func:`stats`) back to the float64 values they stand for."""
+    ibuf = np.empty(2, np.int64)
+    ibuf[0] = lo ^ ((lo >> 63) & _MAGNITUDE)  # the key back to the bit pattern (an involution)
+    ibuf[1] = hi ^ ((hi >> 63) & _MAGNITUDE)
+    fbuf = ibuf.view(np.float64)
+    return fbuf[0], fbuf[1]
+
+
+@njit(cache=True, nogil=True)
+def leave_one_out_weighted(owns, z, out):
+    """The human ceiling's sweep over one stimulus' subjects: ``out[k]`` (``out`` (m, n), C-contiguous,
+    not ``owns``) becomes ``sum over j != k of z[j] * owns[j]`` (``owns`` (m, n): each subject's own
+    normalised density, ``z[j]`` its unnormalised total), as a prefix sum from the first subject
+    plus a suffix sum from the last: non-negative terms added, never subtracted, so nothing cancels.
+    The same pass reads every own density once, so it also returns each one's :func:`stats`
+    (``own_stats`` (m, 4): min, max, sum, sum of squares, each the number :func:`stats` gives, block
+    for block; ``own_finite`` (m,)), and each leave-one-out sum's total (``totals`` (m,): the sum
+    :func:`stats` gives of ``out[k]``). Blocks of :data:`_BLOCK` pixels of all m maps stay in cache
+    between the two sweeps."""
+    m, n = owns.shape
+    nb = _BLOCK
     pre = np.empty((m, nb))
     acc = np.empty(nb)
+    s = np.zeros(m)
+    ss = np.zeros(m)
+    lo = np.full(m, np.int64(0x7FFFFFFFFFFFFFFF))
+    hi = np.full(m, np.int64(-0x7FFFFFFFFFFFFFFF - 1))
+    totals = np.zeros(m)
     for start in range(0, n, nb):
         stop = min(start + nb, n)
         w = stop - start
         acc[:w] = 0.0
         for k in range(m):
-            _prefix_step(pre[k, :w], acc[:w], maps[k, start:stop])
+            row = owns[k, start:stop]
+            bs, bss, bl, bh = _stats_block(row, row.view(np.int64))
+            s[k] += bs
+            ss[k] += bss
+            lo[k] = min(lo[k], bl)
+            hi[k] = max(hi[k], bh)
+            _weighted_prefix_step(pre[k, :w], acc[:w], row, z[k])
         acc[:w] = 0.0  # now the suffix sum
         for k in range(m - 1, -1, -1):
-            _suffix_step(pre[k, :w], acc[:w], maps[k, start:stop], out[k, offset + start: offset + stop])
+            dst = out[k, start:stop]
+            _weighted_suffix_step(pre[k, :w], acc[:w], owns[k, start:stop], z[k], dst)
+            bs, _, _, _ = _stats_block(dst, dst.view(np.int64))
+            totals[k] += bs
+    own_stats = np.empty((m, 4))
+    own_finite = np.empty(m, np.bool_)
+    for k in range(m):
+        own_stats[k, 0], own_stats[k, 1] = _keys_to_floats(lo[k], hi[k])
+        own_stats[k, 2] = s[k]
+        own_stats[k, 3] = ss[k]
+        own_finite[k] = lo[k] >= _KEY_MIN_FINITE and hi[k] <= _KEY_MAX_FINITE
+    return totals, own_stats, own_finite
 
 
 @njit(cache=True, nogil=True)
-def leave_one_out_sums(maps):
-    """:func:`leave_one_out_sums_into` in place."""
-    leave_one_out_sums_into(maps, maps, 0)
+def _scale_block(x, c):
+    for i in range(x.size):
+        x[i] = x[i] * c
+
+
+@njit(cache=True, nogil=True)
+def scale_stats(a, c):
+    """``a *= c`` in place (each value times ``c``, as numpy's ``a *= c``), and :func:`stats` of the
+    result from the same pass (block for block: the same numbers)."""
+    ab = a.view(np.int64)
+    s = 0.0
+    ss = 0.0
+    lo = np.int64(0x7FFFFFFFFFFFFFFF)
+    hi = np.int64(-0x7FFFFFFFFFFFFFFF - 1)
+    for start in range(0, a.size, _BLOCK):
+        _scale_block(a[start : start + _BLOCK], c)
+        bs, bss, bl, bh = _stats_block(a[start : start + _BLOCK], ab[start : start + _BLOCK])
+        s += bs
+        ss += bss
+        lo = min(lo, bl)
+        hi = max(hi, bh)
+    finite = lo >= _KEY_MIN_FINITE and hi <= _KEY_MAX_FINITE
+    vlo, vhi = _keys_to_floats(lo, hi)
+    return vlo, vhi, s, ss, finite

@@ -492,6 +492,17 @@ def compute_suite(
         return _suite(inp, metrics, n_splits, step_size, jitter)
 
 
+def suite_of_known(saliency_map: np.ndarray, fix_x: np.ndarray, fix_y: np.ndarray, *, density: np.ndarray,
+                   known, profile: str, seed: int, shared: SharedInputs) -> dict[str, float]:
+    """:func:`compute_suite` of every metric, for a caller that already has the map's and the
+    density's statistics (``known``: see :class:`MetricInputs`; the human ceiling's sweep finds
+    them): the same numbers, without the two validating passes. Internal: nothing is checked."""
+    with workspace() as ws:
+        inp = MetricInputs(saliency_map, fix_x, fix_y, density=density, profile=profile, seed=seed, workspace=ws,
+                           shared=shared, known=known)
+        return _suite(inp, None, N_SPLITS, STEP_SIZE, None)
+
+
 def compute_suite_many(
     items: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]],
     *,
