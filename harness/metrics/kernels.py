@@ -952,7 +952,9 @@ def _scale_block(x, c):
 @njit(cache=True, nogil=True)
 def scale_stats(a, c):
     """``a *= c`` in place (each value times ``c``, as numpy's ``a *= c``), and :func:`stats` of the
-    result from the same pass (block for block: the same numbers)."""
+    result from the same pass (block for block: the same numbers). Its own loop, not a flag of
+    :func:`stats`: numba types a function that writes its array only for writable arrays, and
+    :func:`stats` validates read-only ones (maps straight from Arrow)."""
     ab = a.view(np.int64)
     s = 0.0
     ss = 0.0
