@@ -109,18 +109,20 @@ def _histogram_block(bucket, n, base, hist, cand, c):
     q = n >> 3
     for t in range(q):
         for u in range(8):
-            i = t + u * q
-            b = bucket[i]
-            h = hist[b] + 1
-            hist[b] = h
-            cand[c] = base + i
-            c += h >> 30
+            c = _count_one(bucket, t + u * q, base, hist, cand, c)
     for i in range(8 * q, n):
-        h = hist[bucket[i]] + 1
-        hist[bucket[i]] = h
-        cand[c] = base + i
-        c += h >> 30
+        c = _count_one(bucket, i, base, hist, cand, c)
     return c
+
+
+@njit(cache=True, nogil=True)
+def _count_one(bucket, i, base, hist, cand, c):
+    """``hist[bucket[i]] += 1``, and position ``base + i`` kept as a candidate (``c`` moves on) when
+    the counter carries :data:`_HIST_FLAG`; no branch. Returns the new ``c``."""
+    h = hist[bucket[i]] + 1
+    hist[bucket[i]] = h
+    cand[c] = base + i
+    return c + (h >> 30)
 
 
 @njit(cache=True, nogil=True)
@@ -142,17 +144,9 @@ def _histogram_above(bucket, n, bmin, base, hist, cand, c, sel):
     q = k >> 3
     for t in range(q):
         for u in range(8):
-            i = sel[t + u * q]
-            h = hist[bucket[i]] + 1
-            hist[bucket[i]] = h
-            cand[c] = base + i
-            c += h >> 30
+            c = _count_one(bucket, sel[t + u * q], base, hist, cand, c)
     for t in range(8 * q, k):
-        i = sel[t]
-        h = hist[bucket[i]] + 1
-        hist[bucket[i]] = h
-        cand[c] = base + i
-        c += h >> 30
+        c = _count_one(bucket, sel[t], base, hist, cand, c)
     return c
 
 
