@@ -134,6 +134,22 @@ def test_kth_largest_bracket_miss_is_reported():
     assert found and (v, greater, equal) == ref_kth(a, 10)
 
 
+@pytest.mark.parametrize("kind", ["random", "few distinct", "constant", "descending", "ascending", "one"])
+def test_rank_from_top_selects_what_a_sort_gives(kind):
+    # the selection that replaced sorting the kth-largest bucket: every rank, ties included
+    rng = np.random.default_rng(len(kind))
+    for n in (1, 2, 3, 7, 64, 257):
+        a = {"random": rng.random(n), "few distinct": rng.integers(0, 4, n).astype(float),
+             "constant": np.full(n, 0.25), "descending": np.arange(n, 0, -1.0),
+             "ascending": np.arange(n, dtype=float), "one": np.where(np.arange(n) == n // 2, 1.0, 0.0)}[kind]
+        for r in sorted({1, 2, n // 2 + 1, n}):
+            if not 1 <= r <= n:
+                continue
+            v = np.sort(a)[n - r]
+            got = kernels._rank_from_top(a.copy(), r)
+            assert got == (v, int((a > v).sum()), int((a == v).sum())), (kind, n, r, got)
+
+
 @pytest.mark.parametrize("lo, hi", [(0.0, 1.0), (-3.25, 7.1), (1e-3, 1e-3 + 1e-9), (5.0, 5.0 + 2**-40), (-1e-300, 0.0)])
 def test_minmax_preimages_are_exact(lo, hi):
     thresholds = np.concatenate([step_thresholds(0.1), [0.0, 0.33, 1.0, 1.5, -0.5]])
