@@ -244,6 +244,57 @@ def test_a_run_is_not_resumed_in_another_environment(two_runs, osie_dir):
     assert read_run(run).manifest["sessions"] == 2 and _verify(two_runs).exit_code == 0
 
 
+def test_a_run_is_not_resumed_under_other_harness_code(two_runs, osie_dir):
+    # the version number stays 0.1.0 from commit to commit; the code's own fingerprint does not
+    from harness.evaluation.record import source_fingerprint
+
+    here = source_fingerprint()
+    run = _run_dir(two_runs, "center-bias")
+    recorded = json.loads((run / "environment.json").read_text())
+    assert recorded["harness source"] == here and read_run(run).manifest["harness_source"] == here
+    _unfinish(run)
+    kept = sorted((run / "shards").glob("*.parquet"))
+    (run / "environment.json").write_text(json.dumps({**recorded, "harness source": "sha256:0123456789abcdef"}))
+    r = _eval(two_runs, osie_dir, "--no-references", model="center-bias")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    line = r.output.strip()
+    assert "\n" not in line and str(run) in line
+    assert f"harness source 'sha256:0123456789abcdef' (here {here!r})" in line
+    assert not (run / "summary.json").exists() and sorted((run / "shards").glob("*.parquet")) == kept
+    (run / "environment.json").write_text(json.dumps(recorded))
+    r = _eval(two_runs, osie_dir, "--no-references", model="center-bias")
+    assert r.exit_code == 0, r.output
+
+
+def test_source_fingerprint_follows_the_code_and_nothing_else(tmp_path):
+    from harness.evaluation.record import source_fingerprint
+
+    pkg = tmp_path / "harness"
+    (pkg / "metrics").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "metrics" / "kernels.py").write_text("def f(x):\n    return x + 1\n")
+    registry = tmp_path / "registry.yaml"
+    registry.write_text("plugins: []\n")
+    first = source_fingerprint((pkg,), (registry,))
+    assert first.startswith("sha256:") and len(first) == len("sha256:") + 16
+    # caches, data and notes beside the code are not code
+    (pkg / "__pycache__").mkdir()
+    (pkg / "__pycache__" / "kernels.cpython-311.pyc").write_bytes(b"\0" * 8)
+    (pkg / "metrics" / "kernels.f-1.nbi").write_bytes(b"\1")
+    (pkg / "README.md").write_text("notes")
+    assert source_fingerprint((pkg,), (registry,)) == first
+    (pkg / "metrics" / "kernels.py").write_text("def f(x):\n    return x + 2\n")
+    changed = source_fingerprint((pkg,), (registry,))
+    assert changed != first
+    # a file moved is other code even with the same bytes; so is another registry
+    (pkg / "metrics" / "kernels.py").rename(pkg / "kernels.py")
+    assert source_fingerprint((pkg,), (registry,)) not in (first, changed)
+    (pkg / "kernels.py").rename(pkg / "metrics" / "kernels.py")
+    assert source_fingerprint((pkg,), (registry,)) == changed
+    registry.write_text("plugins: [x]\n")
+    assert source_fingerprint((pkg,), (registry,)) != changed
+
+
 class _ExtraMetricPlugin:
     @hookimpl
     def register_metrics(self, register):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import platform
 from datetime import datetime, timezone
 from importlib import metadata as md
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +33,37 @@ def package_versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             pass
     return out
+
+
+def source_fingerprint(roots: tuple[Path, ...] | None = None, files: tuple[Path, ...] | None = None) -> str:
+    """``sha256:`` and 16 hex digits over the code that computes the numbers: every ``.py`` file of
+    the ``harness`` and built-in ``plugins`` packages (relative path and bytes, in path order) and
+    ``registry.yaml`` (which module is which plugin). The version number alone does not change
+    between commits, and a run resumed under other code would mix two codes' numbers (a kernel's
+    last bits, a metric's definition) with nothing to show for it."""
+    if roots is None and files is None:
+        return _installed_source()
+    digest = hashlib.sha256()
+    for root in roots or ():
+        for path in sorted(root.rglob("*.py")):
+            if "__pycache__" in path.parts:
+                continue
+            digest.update(f"{root.name}/{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    for path in files or ():
+        digest.update(f"{path.name}\0".encode() + path.read_bytes() + b"\0")
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_source() -> str:
+    import plugins as builtin_pkg
+
+    from ..plugins import registry_yaml_path
+
+    roots = (Path(__file__).resolve().parent.parent, Path(builtin_pkg.__file__).resolve().parent)
+    return source_fingerprint(roots, (registry_yaml_path(),))
 
 
 def hardware(device: str | None) -> dict[str, Any]:
@@ -72,8 +106,8 @@ REFERENCE_PACKAGES = ("python", "gaze-harness", "numpy", "numba", "scipy")
 
 
 def environment(device: str | None, plugins: dict[str, str] | None = None, kind: str = "model") -> dict[str, Any]:
-    """What a run's numbers depend on besides its settings: the package versions, the versions of
-    the third-party plugins that compute them (:func:`plugin_versions`; a metric plugin installed
+    """What a run's numbers depend on besides its settings: the package versions, the harness'
+    own code (:func:`source_fingerprint`), the versions of the third-party plugins that compute them (:func:`plugin_versions`; a metric plugin installed
     between two sessions would leave the earlier rows without its column) and the processor (the
     CPU model; for a CUDA run the GPU, CUDA and cuDNN). Every session that computes rows of a run
     must have the same (:meth:`harness.results.writer.RunWriter.begin_session` checks), so that a
@@ -83,7 +117,7 @@ def environment(device: str | None, plugins: dict[str, str] | None = None, kind:
     packages = package_versions()
     if kind != "model":
         packages = {k: v for k, v in packages.items() if k in REFERENCE_PACKAGES}
-    return {"packages": packages, "plugins": dict(plugins or {}), **machine}
+    return {"packages": packages, "harness source": source_fingerprint(), "plugins": dict(plugins or {}), **machine}
 
 
 def row(stimulus_id: str, status: str, error: str | None, scores: dict, task_scores: dict, output: dict,
@@ -162,6 +196,7 @@ def manifest(writer, cfg, settings: dict[str, Any], frame, finished_at: str, ext
     return {
         "schema_version": SCHEMA_VERSION,
         "harness_version": __version__,
+        "harness_source": source_fingerprint(),
         "run_id": writer.dir.name,
         "settings_sha256": settings_hash(settings),
         "model": settings["model"],
