@@ -194,8 +194,12 @@ def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, Kept | None]:
     """The per-image row of ``job`` and what to keep of its map for the page (or None)."""
     import time
 
+    from ..metrics.warm import warm
     from .record import row
 
+    # a process' first job: its kernels compiled or loaded, the work shared with other processes
+    # starting at the same time (the model's and the references' on a fresh machine)
+    warm("suite", "ceiling") if spec.kind == "ceiling" else warm("suite")
     t0 = time.perf_counter()
     i = job.i
     sid, fix = ctx.ids[i], ctx.fixations[i]
