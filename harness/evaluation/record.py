@@ -107,9 +107,10 @@ REFERENCE_PACKAGES = ("python", "gaze-harness", "numpy", "numba", "scipy")
 
 def environment(device: str | None, plugins: dict[str, str] | None = None, kind: str = "model") -> dict[str, Any]:
     """What a run's numbers depend on besides its settings: the package versions, the harness'
-    own code (:func:`source_fingerprint`), the versions of the third-party plugins that compute them (:func:`plugin_versions`; a metric plugin installed
-    between two sessions would leave the earlier rows without its column) and the processor (the
-    CPU model; for a CUDA run the GPU, CUDA and cuDNN). Every session that computes rows of a run
+    own code (:func:`source_fingerprint`), the versions of the third-party plugins that compute
+    them (:func:`plugin_versions`; a metric plugin installed between two sessions would leave the
+    earlier rows without its column) and the processor (the CPU model; for a CUDA run the GPU,
+    CUDA and cuDNN). Every session that computes rows of a run
     must have the same (:meth:`harness.results.writer.RunWriter.begin_session` checks), so that a
     run's rows, and the manifest's provenance, come from one environment. A run of ``kind`` other
     than ``model`` runs no network: upgrading torch does not stop it from resuming."""

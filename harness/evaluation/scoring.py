@@ -199,7 +199,7 @@ def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, Kept | None]:
 
     # a process' first job: its kernels compiled or loaded, the work shared with other processes
     # starting at the same time (the model's and the references' on a fresh machine)
-    warm("suite", "ceiling") if spec.kind == "ceiling" else warm("suite")
+    warm("suite", *(("ceiling",) if spec.kind == "ceiling" else ()))
     t0 = time.perf_counter()
     i = job.i
     sid, fix = ctx.ids[i], ctx.fixations[i]
