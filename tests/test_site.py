@@ -133,8 +133,9 @@ def test_a_build_killed_midway_leaves_nothing_the_next_one_keeps(sample, tmp_pat
     results, _ = sample
     site = tmp_path / "site"
     build_site(results, site)
-    killed_at_rename(f"from harness.leaderboard.site import build_site\nbuild_site({str(results)!r}, {str(site)!r})",
-                     match=f"/.{site.name}.")
+    # where the system cannot exchange two folders in one step (not Linux, an old C library)
+    killed_at_rename("import harness.leaderboard.site as s\ns._exchange = lambda a, b: False\n"
+                     f"s.build_site({str(results)!r}, {str(site)!r})", match=f"/.{site.name}.")
     # killed between its two renames: the old site moved aside, the new one not yet in place
     left = sorted(p.name for p in tmp_path.glob(".site.*") if p.is_dir())
     assert len(left) == 2 and sum(name.startswith(".site.old-") for name in left) == 1 and not site.exists(), left
@@ -147,6 +148,34 @@ def test_a_build_killed_midway_leaves_nothing_the_next_one_keeps(sample, tmp_pat
     assert "removed 2 folder(s) an interrupted build" in result.output
     assert sorted(p.name for p in tmp_path.glob(".site.*") if p.is_dir()) == [".site.notmine1"]
     assert (site / "index.html").is_file() and (foreign / "notes.txt").read_text() == "keep"
+
+
+def test_a_build_swaps_the_site_in_one_step_so_a_kill_never_leaves_none(sample, tmp_path):
+    """On Linux the new site and the old one exchange names in one call: a build killed right after
+    it has the new site in place, and the old one, left in the build's folder, is removed next time."""
+    import subprocess
+    import sys
+
+    results, _ = sample
+    site = tmp_path / "site"
+    build_site(results, site)
+    (site / "old.txt").write_text("the old site")
+    code = ("import os, shutil, signal\n"
+            "def die(path, *a, **k):\n"
+            f"    if {('/.' + site.name + '.')!r} in str(path):\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n"
+            "shutil.rmtree = die\n"
+            "from harness.leaderboard.site import build_site\n"
+            f"build_site({str(results)!r}, {str(site)!r})\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == -9, r.stderr[-3000:]  # killed removing the old site: after the swap
+    assert (site / "index.html").is_file() and not (site / "old.txt").exists()
+    left = [p for p in tmp_path.glob(".site.*") if p.is_dir()]
+    assert len(left) == 1 and (left[0] / "old.txt").read_text() == "the old site" and not left[0].name.startswith(".site.old-")
+    result = CliRunner().invoke(main, ["leaderboard", "build", "--results", str(results), "--output", str(site)])
+    assert result.exit_code == 0, result.output
+    assert "removed 1 folder(s) an interrupted build" in result.output
+    assert not [p for p in tmp_path.glob(".site.*") if p.is_dir()] and (site / "index.html").is_file()
 
 
 def test_build_cli_errors_are_one_line(tmp_path):

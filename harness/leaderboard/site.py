@@ -617,7 +617,37 @@ def _remove_leftovers(output: Path) -> int:
     return removed
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the folders ``a`` and ``b`` in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False
+    where the system or the file system has no such call (then nothing happened)."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import errno
+
+    try:
+        call = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # a C library without it (glibc < 2.28, musl)
+        return False
+    call.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if call(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # a kernel or file system without it
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
 def _swap_into_place(tmp: Path, output: Path) -> None:
+    """The new site in place of the old one: exchanged in one step where the system can (a build
+    killed at any moment leaves either site in place, never none; the old one, left in ``tmp``,
+    is a leftover the next build removes); else moved aside, then replaced."""
+    if output.exists() and _exchange(tmp, output):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     old = None
     if output.exists():
         old = output.with_name(f".{output.name}.old-{os.getpid()}")
