@@ -125,9 +125,11 @@ def _kernel_lock(disp: Any, wait: bool) -> Iterator[bool]:
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
+        except BlockingIOError:  # another process holds it
             yield False
             return
+        except OSError:  # a file system without locks (some network mounts): compile unshared
+            pass
         yield True
     finally:
         os.close(fd)  # closing releases the lock
