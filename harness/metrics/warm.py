@@ -111,25 +111,27 @@ def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
 
 @contextlib.contextmanager
 def _kernel_lock(disp: Any, wait: bool) -> Iterator[bool]:
-    """An exclusive lock on ``<numba's cache folder>/<kernel>.compile.lock``; yields whether it
-    is held. Where there is no such lock (no ``fcntl``, a cache folder that cannot be written),
-    yields True: the kernel compiles as it would have at its first call."""
-    try:
-        import fcntl
+    """The harness' usual file lock (``filelock``) on ``<numba's cache folder>/<kernel>.compile.lock``,
+    kept as every lock file of the harness; yields whether it is held. Where there can be no such
+    lock (a kernel numba does not cache, a cache folder that cannot be written), yields True: the
+    kernel compiles as it would have at its first call."""
+    from filelock import FileLock, Timeout
 
-        folder = disp._cache._cache_path
-        fd = os.open(os.path.join(folder, f"{disp.py_func.__qualname__}.compile.lock"), os.O_RDWR | os.O_CREAT, 0o666)
-    except (ImportError, AttributeError, OSError):
+    try:
+        path = os.path.join(disp._cache._cache_path, f"{disp.py_func.__qualname__}.compile.lock")
+    except AttributeError:
+        yield True
+        return
+    lock = FileLock(path, blocking=wait, preserve_lock_file=True)
+    try:
+        lock.acquire()
+    except Timeout:  # another process holds it
+        yield False
+        return
+    except OSError:
         yield True
         return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:  # another process holds it
-            yield False
-            return
-        except OSError:  # a file system without locks (some network mounts): compile unshared
-            pass
         yield True
     finally:
-        os.close(fd)  # closing releases the lock
+        lock.release()
