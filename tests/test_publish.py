@@ -536,6 +536,11 @@ def test_real_eval_runs_publish_and_read_back(tmp_path, monkeypatch):
     assert publish_cli("--results", str(results), "--to-folder", str(folder)).exit_code == 0
     board = datasets.load_dataset(str(folder), split="train", cache_dir=str(tmp_path / "ds-cache"))
     assert board.num_rows == 1 and board[0]["model"] == "center-bias" and board[0]["n_images"] == 3
+    # the code that computed the row is a column of its own, not only inside the manifest's JSON
+    from harness.evaluation.record import source_fingerprint
+
+    manifest = json.loads(next(results.rglob("manifest.json")).read_text())
+    assert board[0]["harness_source"] == manifest["harness_source"] == source_fingerprint()
     summary = json.loads(next(results.rglob("summary.json")).read_text())
     for name, value in summary["metrics"].items():
         assert board[0][name] == pytest.approx(value)

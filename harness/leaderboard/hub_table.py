@@ -27,8 +27,8 @@ GROUP_KEY = ("model", "attention", "dataset", "task", "metric_profile", "scoring
 #: the explained information gain of a calibrated row: 100 * ig / ig of the calibrated human ceiling
 EXPLAINED = "ig_explained"
 PROVENANCE = (
-    "harness_version", "model_id", "weights_sha256", "revision", "dataset_fingerprint", "seed", "batch_size",
-    "wall_time_s", "started_at", "finished_at", "settings_sha256", "task_primary", "metric_directions",
+    "harness_version", "harness_source", "model_id", "weights_sha256", "revision", "dataset_fingerprint", "seed",
+    "batch_size", "wall_time_s", "started_at", "finished_at", "settings_sha256", "task_primary", "metric_directions",
     "packages", "settings", "manifest", "nonfinite", "latest", "published_at",
 )
 JSON_COLUMNS = ("metric_directions", "packages", "settings", "manifest", "nonfinite")
@@ -61,6 +61,8 @@ def run_row(run: Run) -> dict[str, Any]:
         "n_failed": s.get("n_failed"),
         "n_degenerate": s.get("n_degenerate", 0),
         "harness_version": m.get("harness_version"),
+        # the code itself (the version stays 0.1.0 between commits); None for runs that predate it
+        "harness_source": m.get("harness_source"),
         "model_id": prov.get("model_id", m.get("model_id")),
         "weights_sha256": prov.get("weights_sha256", m.get("weights_sha256")),
         "revision": prov.get("revision", m.get("revision")),
