@@ -17,7 +17,10 @@ dataset and the model, and under torchrun the launcher's own start (it imports t
 starts the workers) and the process group. To separate that fixed cost from the work, the 1- and
 2-process variants also run on 16 stimuli (one batch per rank); the difference to the full run is
 the evaluation work, whose speed-up is printed too, with the whole-command speed-up the same
-fixed costs and per-stimulus rates give for 10,000 stimuli (SALICON's size).
+fixed costs and per-stimulus rates give for 10,000 stimuli (SALICON's size). The launcher alone is
+timed too (torchrun starting two processes that do nothing): with it, the speed-up a perfect split
+of the work could reach is printed beside the measured one (the launcher's start, then one
+process' start, then half the work).
 
 What two processes can gain on this machine at all is measured beside them, in every round: the
 model's bare single-thread loop (``predict`` on the same batch of 8 stimuli, over and over: no
@@ -105,6 +108,21 @@ def _reference(args, folder: Path, processes: int) -> float:
     return max(times)
 
 
+def _launcher(torchrun: str, folder: Path) -> float:
+    """Seconds of ``torchrun --nproc_per_node 2`` running a script that does nothing: the launcher's
+    own start (it imports torch and starts a rendezvous before any rank runs)."""
+    folder.mkdir(parents=True)
+    script = folder / "nothing.py"
+    script.write_text("")
+    t0 = time.perf_counter()
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", str(script)], capture_output=True, text=True,
+                          cwd=folder)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"torchrun with an empty script failed:\n{proc.stderr[-3000:]}")
+    return wall
+
+
 def _fingerprint(folder: Path) -> str:
     from harness.results import load_runs
 
@@ -145,14 +163,15 @@ def main() -> None:
                          two=_eval([torchrun, "--nproc_per_node", "2"], d / "two", args, inline),
                          default=_eval([sys.executable], d / "default", args, []),
                          ref_one=_reference(args, d / "ref-one", 1),
-                         ref_two=_reference(args, d / "ref-two", 2))
+                         ref_two=_reference(args, d / "ref-two", 2),
+                         launcher=_launcher(torchrun, d / "launcher"))
             rounds.append(times)
             prints.update({f"{name} (round {r + 1})": _fingerprint(d / name) for name in ("one", "two", "default")})
             if args.repeat > 1:
                 print(f"round {r + 1}: " + ", ".join(f"{k} {v:.2f} s" for k, v in times.items()), flush=True)
         best = {k: min(t[k] for t in rounds) for k in rounds[0]}
         one_start, two_start, one, two, default = (best[k] for k in ("one_start", "two_start", "one", "two", "default"))
-        ref_one, ref_two = best["ref_one"], best["ref_two"]
+        ref_one, ref_two, launcher = best["ref_one"], best["ref_two"], best["launcher"]
     which = f"the fastest of {len(rounds)} rounds each" if len(rounds) > 1 else "one round"
     print(f"\n{args.model}, {args.limit} OSIE stimuli, batch {args.batch_size} (wall time of the whole command; "
           f"{which})")
@@ -166,6 +185,10 @@ def main() -> None:
               f"2 processes {two_start:.2f} s (torchrun's own start included)")
         print(f"evaluation work of the other {n} stimuli: 1 process {work1:.2f} s, 2 processes {work2:.2f} s: "
               f"speed-up {work1 / work2:.2f}x")
+        perfect = launcher + one_start + work1 / 2
+        print(f"torchrun's own start (two ranks that do nothing): {launcher:.2f} s; a perfect split of the work "
+              f"after it and one process' start: {perfect:.2f} s, speed-up {one / perfect:.2f}x at most "
+              f"(measured {one / two:.2f}x)")
         rate1, rate2 = work1 / n, work2 / n
         big = 10_000
         t1 = one_start + (big - START) * rate1
