@@ -215,9 +215,9 @@ def dataset_card(rows: Sequence[dict[str, Any]], repo: str | None, primary: str 
         "`metric_profile`, `n_images`, `n_failed`;",
         "- one float column per gaze metric (mean over images; directions in `metric_directions`, JSON) and "
         "one `task:<name>` column per task metric;",
-        "- provenance: `harness_version`, `harness_source` (SHA-256 of the harness' own code), `model_id`, `weights_sha256`, `revision`, `dataset_fingerprint`, `seed`, "
-        "`batch_size`, `wall_time_s`, `started_at`, `finished_at`, `settings_sha256`, `packages` (JSON), "
-        "`settings` (JSON), `manifest` (JSON);",
+        "- provenance: `harness_version`, `harness_source` (SHA-256 of the harness' own code), `model_id`, "
+        "`weights_sha256`, `revision`, `dataset_fingerprint`, `seed`, `batch_size`, `wall_time_s`, `started_at`, "
+        "`finished_at`, `settings_sha256`, `packages` (JSON), `settings` (JSON), `manifest` (JSON);",
         "- `latest`: true for the last finished run of each model x attention x dataset x task x metric profile "
         "x number of images; `published_at`.",
         "",
