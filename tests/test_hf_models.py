@@ -99,6 +99,25 @@ def test_architecture_detected_and_maps_at_stimulus_resolution(tiny, kind):
     assert model.predict([], task=task, attention=methods[0]) == []
 
 
+def test_weights_digest_is_read_once_and_follows_a_rewritten_file(tmp_path):
+    """A model's copies load its folder again: the sha256 of its weights is remembered for the file as
+    it is (path, inode, size, times), not read again, and a file written since is read again."""
+    from plugins.huggingface import loader
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"a" * 4096)
+    first = loader.weights_digest(folder)["weights_sha256"]
+    assert first == hashlib.sha256(b"a" * 4096).hexdigest()
+    assert any(key[0] == str(weights.resolve()) for key in loader._FILE_DIGESTS)
+    assert loader.weights_digest(folder)["weights_sha256"] == first
+    weights.write_bytes(b"b" * 4096)  # same size, same inode: the times say it changed
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert loader.weights_digest(folder)["weights_sha256"] == hashlib.sha256(b"b" * 4096).hexdigest()
+
+
 def test_wrong_task_or_attention_is_one_line(tiny):
     model = load_model("hf:" + str(tiny["vit"]))
     with pytest.raises(HarnessError, match="does not do task 'detection'"):

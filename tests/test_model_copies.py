@@ -118,8 +118,9 @@ def test_an_error_or_an_interrupt_in_a_copy_stops_the_run_and_it_resumes(tmp_pat
 
 
 def test_copies_load_only_when_the_run_has_stimuli_to_compute(tmp_path, osie_dir, by_content, monkeypatch):
-    """The extra instances are loaded by a run with chunks to compute, not by one found complete
-    (a rerun of a finished sweep loaded every copy's weights for nothing)."""
+    """The extra instances are loaded by a run with chunks to share out, not by one found complete
+    (a rerun of a finished sweep loaded every copy's weights for nothing) nor by one with a single
+    chunk to compute (one instance computes it whole)."""
     by_content.crash_on = set()
     made = []
     monkeypatch.setattr(by_content, "__init__", lambda self: made.append(self))
@@ -130,6 +131,9 @@ def test_copies_load_only_when_the_run_has_stimuli_to_compute(tmp_path, osie_dir
     assert len(made) == 4 and again.computed_images == 0 and again.run_dir == first.run_dir  # the model, no copy
     manifest = json.loads((first.run_dir / "manifest.json").read_text())
     assert manifest["model_copies"] == 3
+    one = _cfg(tmp_path / "one", osie_dir, model="by-content", limit=2, batch_size=2, model_copies=3)
+    (single,) = run_eval(one, references=False)
+    assert len(made) == 5 and single.computed_images == 2  # one chunk: the model, no copy
 
 
 def test_only_models_registered_with_copies_run_as_copies_by_default(tmp_path, osie_dir, by_content, monkeypatch):

@@ -238,8 +238,8 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
     held-out stimuli); the context (shuffled-AUC pool, neighbours) stays the whole dataset's, so a
     stimulus scores the same in a subset run as in a full one. ``infer``: the model's function from
     a chunk to its jobs; ``copies``: the same for more instances of the model, made only if there
-    are chunks to compute, which then run chunks side by side in threads, each chunk whole on one
-    instance. ``make_jobs``: the jobs of a chunk
+    are two chunks or more to compute, which then run chunks side by side in threads, each chunk
+    whole on one instance. ``make_jobs``: the jobs of a chunk
     when there is no model (default: the bare stimuli). With ``spec.blocks_factor`` a chunk is also
     computed again when its maps' block means are missing (a raw run made before a calibrated one
     asked for them): same batch, same maps; only the block means are written then."""
@@ -311,7 +311,7 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                     on_batch(k)
 
         infers = [infer] if infer is not None else []
-        if copies is not None and mine:  # more instances, loaded only for a run with chunks to compute
+        if copies is not None and len(mine) > 1:  # more instances, loaded only for chunks to share out
             infers += copies()
         models = ModelThreads(infers, stage.copies_now) if len(infers) > 1 else None
         try:
