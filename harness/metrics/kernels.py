@@ -831,19 +831,18 @@ def _log_fix(a, out):
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
-def _kld_terms(p, poff, c, add, d, eps, out):
-    """``out = log(d / ((p - poff) * c + add) + eps)``, KLD's logarithm, for one block. (One loop
-    from the inputs to ``out``: LLVM does not vectorise a loop over an array that it writes in
-    place, where its overlap check fails.)"""
-    bad = 0
+def _kld_terms(p, poff, c, add, d, eps, out, ratio):
+    """``out = log(d / ((p - poff) * c + add) + eps)``, KLD's logarithm, for one block: the ratios
+    first, into ``ratio`` (a work array of the block's size, not ``out``: LLVM does not vectorise a
+    loop over an array that it writes in place, where its overlap check fails), then their
+    logarithms. Two loops: each vectorised on its own, they ran 10-15% faster than one loop doing
+    both (on an AMD EPYC, Zen 3; the same numbers)."""
     for i in range(p.size):
-        r = d[i] / ((p[i] - poff) * c + add) + eps
-        ir = np.float64(r).view(np.int64)
-        bad += (ir < _NORMAL_MIN_BITS) | (ir >= _INF_BITS)
-        out[i] = _log_normal(r)
-    if bad:  # values outside fdlibm's range (an underflowing ``add``): libm's log
+        ratio[i] = d[i] / ((p[i] - poff) * c + add) + eps
+    bad = _log_block(ratio, out)
+    if bad:  # values outside fdlibm's range (an underflowing ``add``): libm's log, for all of them
         for i in range(p.size):
-            out[i] = np.log(d[i] / ((p[i] - poff) * c + add) + eps)
+            out[i] = np.log(ratio[i])
 
 
 @njit(cache=True, nogil=True)
@@ -853,11 +852,12 @@ def kld_sum(p, poff, c, add, d, eps):
     Not ``fastmath`` itself: a caller's flags reach the functions it calls, and the logarithm's
     error bound needs its additions in order (the inner product sets its own flags)."""
     t = np.empty(_BLOCK)
+    r = np.empty(_BLOCK)
     s = 0.0
     for start in range(0, p.size, _BLOCK):
         stop = min(start + _BLOCK, p.size)
         y = d[start:stop]
-        _kld_terms(p[start:stop], poff, c, add, y, eps, t[: stop - start])
+        _kld_terms(p[start:stop], poff, c, add, y, eps, t[: stop - start], r[: stop - start])
         s += _dot_block(y, t[: stop - start])
     return s
 
@@ -873,6 +873,7 @@ def density_pass(s, d, do_dot, do_sim, sim_poff, sim_doff, sim_c, do_kld, kld_po
     dt = sm = kl = 0.0
     both = 0
     t = np.empty(_BLOCK)
+    r = np.empty(_BLOCK)
     for start in range(0, n, _BLOCK):
         stop = min(start + _BLOCK, n)
         x = s[start:stop]
@@ -882,7 +883,7 @@ def density_pass(s, d, do_dot, do_sim, sim_poff, sim_doff, sim_c, do_kld, kld_po
         if do_sim:
             sm += _sim_block(x, sim_poff, y, sim_doff, sim_c)
         if do_kld:
-            _kld_terms(x, kld_poff, kld_c, kld_add, y, kld_eps, t[: stop - start])
+            _kld_terms(x, kld_poff, kld_c, kld_add, y, kld_eps, t[: stop - start], r[: stop - start])
             kl += _dot_block(y, t[: stop - start])
         if do_both:
             both += _both_block(x, ts, y, td)
