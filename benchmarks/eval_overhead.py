@@ -161,7 +161,8 @@ def main() -> None:
         for r in range(max(1, args.repeat)):
             rounds.append([("bare loop, default threads", _run(bare, osie, n, b, "0", *extra)),
                            ("bare loop, 1 thread", _run(bare, osie, n, b, "1", *extra)),
-                           ("harness eval (default plan)", _run(EVAL, osie, n, b, name, str(Path(tmp) / f"runs{r}"), *lib)),
+                           ("harness eval (default plan)",
+                            _run(EVAL, osie, n, b, name, str(Path(tmp) / f"runs{r}"), *lib)),
                            ("harness eval, 1 copy, inline",
                             _run(EVAL_INLINE, osie, n, b, name, str(Path(tmp) / f"inline{r}"), *lib))])
             if args.repeat > 1:

@@ -192,8 +192,8 @@ def page_rows(rows: Sequence[dict[str, Any]], examples: dict[str, dict[str, Any]
     for row in rows:
         provenance = {k: row.get(k) for k in (
             "run_id", "harness_version", "harness_source", "model_id", "weights_sha256", "revision",
-            "dataset_fingerprint", "metric_profile", "seed", "batch_size", "wall_time_s", "started_at", "finished_at", "settings_sha256",
-            "published_at") if row.get(k) is not None}
+            "dataset_fingerprint", "metric_profile", "seed", "batch_size", "wall_time_s", "started_at",
+            "finished_at", "settings_sha256", "published_at") if row.get(k) is not None}
         ex = examples.get(row["run_id"], {})
         out.append({
             "run_id": row["run_id"],

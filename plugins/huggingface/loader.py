@@ -244,15 +244,13 @@ _FILE_DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
 
 
 def _file_digest(f: Path) -> str:
+    from harness.data.download import sha256_file
+
     st = f.stat()
     key = (str(f.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     digest = _FILE_DIGESTS.get(key)
     if digest is None:
-        h = hashlib.sha256()
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        digest = _FILE_DIGESTS[key] = h.hexdigest()
+        digest = _FILE_DIGESTS[key] = sha256_file(f)
     return digest
 
 
