@@ -134,6 +134,8 @@ def test_copies_load_only_when_the_run_has_stimuli_to_compute(tmp_path, osie_dir
     one = _cfg(tmp_path / "one", osie_dir, model="by-content", limit=2, batch_size=2, model_copies=3)
     (single,) = run_eval(one, references=False)
     assert len(made) == 5 and single.computed_images == 2  # one chunk: the model, no copy
+    # the manifest records the instances that computed the run, not the plan's count
+    assert json.loads((single.run_dir / "manifest.json").read_text())["model_copies"] == 1
 
 
 def test_only_models_registered_with_copies_run_as_copies_by_default(tmp_path, osie_dir, by_content, monkeypatch):

@@ -350,8 +350,11 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                 summary["finished_at"] = record.now()
                 if spec.example_side > 0:  # the example maps of the page: best, median, worst by NSS, ...
                     keep_examples(writer.dir, frame, cfg.example_maps)
+                # the instances that computed this process' chunks this session (one when it had a
+                # single chunk or none: the copies are loaded only to share out two or more)
+                used = {"model_copies": len(infers)} if spec.kind == "model" and infers else {}
                 writer.finish(record.manifest(writer, cfg, settings, frame, summary["finished_at"],
-                                              {**extra_manifest, "processes": world.size}, plugins), summary)
+                                              {**extra_manifest, "processes": world.size, **used}, plugins), summary)
                 n_done = sum(1 for i in scored if ctx.ids[i] in done)
                 result = EvalResult(writer.dir, summary, n_done, len(scored) - n_done)
         world.barrier()  # the summary is written
@@ -431,8 +434,6 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
         load = getattr(replicas, "load", None)
         return [functools.partial(infer, model=r) for r in (load() if load is not None else replicas)]
 
-    if kind == "model":
-        extra_manifest = {**(extra_manifest or {}), "model_copies": 1 + len(replicas)}
     result = _run(cfg, settings, ctx, stage, spec=spec, label=model_name, batch_size=batch_size, infer=infer,
                   copies=copies if len(replicas) else None, pixels=getattr(model, "needs_pixels", True),
                   extra_manifest=extra_manifest or {}, on_batch=on_batch,
