@@ -47,6 +47,20 @@ def test_single_fixation_is_the_closed_form_gaussian():
     assert np.sqrt((px * (np.arange(121) - mean) ** 2).sum()) == pytest.approx(sigma, rel=1e-6)
 
 
+@pytest.mark.parametrize("length,sigma", [(1, 3.0), (7, 0.4), (600, 24.0), (800, 24.3), (333, 1e-3)])
+def test_axis_factors_are_the_exponential_of_each_offset_to_the_bit(length, sigma):
+    """The rows are windows of one kernel (not exponentiated per fixated pixel): the same numbers
+    as the Gaussian written per row, for pixels at both borders and inside."""
+    idx = np.unique(np.r_[0, length - 1, np.random.default_rng(length).integers(0, length, 40)])
+    t = np.arange(length, dtype=np.float64)
+    direct = np.exp((-0.5 / (sigma * sigma)) * (t[None, :] - idx[:, None]) ** 2)
+    got = density._axis_factors(idx, length, sigma)
+    assert got.shape == (idx.size, length) and got.flags.c_contiguous and got.flags.writeable
+    assert np.array_equal(got, direct)
+    got[:] = 0.0  # a caller's copy: the shared kernel is not touched
+    assert np.array_equal(density._axis_factors(idx, length, sigma), direct)
+
+
 def test_border_mass_is_discarded_not_reflected():
     sigma = 5.0
     d = fixation_density([0.0], [0.0], (50, 50), sigma)
