@@ -18,13 +18,13 @@ A 2-D Gaussian is separable, so the blurred histogram is a sum of outer products
 ``Gx`` is ``(k, width)`` and ``k`` counts distinct fixated pixels (``w_i`` fixations on each). That is
 one BLAS matrix product, exact (no kernel truncation), ~2.5 ms for an 800x600 OSIE map with ~140
 fixations instead of ~50-90 ms for ``gaussian_filter`` (``benchmarks/density.py``, 2026-12-03; 3.4
-ms before the factors' rows were copied from one kernel instead of exponentiated per pixel). The map's total is known from the factors
-(``sum_i w_i sum(g_y,i) sum(g_x,i)``), so the normalisation is folded into ``W`` and each map is
-written exactly once. Above :data:`MATMUL_MAX_POINTS` distinct pixels the product costs more than
-filtering, so the histogram is filtered with ``gaussian_filter`` (truncated at 8 sigma: relative
-error ~1e-14). All arithmetic is float64: leave-one-subject-out maps reach values ~1e-80 far from
-the other observers (below float32's range) and metrics take logs. ``benchmarks/density.py``
-prints the timings.
+ms before the factors' rows were copied from one kernel instead of exponentiated per pixel). The
+map's total is known from the factors (``sum_i w_i sum(g_y,i) sum(g_x,i)``), so the normalisation
+is folded into ``W`` and each map is written exactly once. Above :data:`MATMUL_MAX_POINTS`
+distinct pixels the product costs more than filtering, so the histogram is filtered with
+``gaussian_filter`` (truncated at 8 sigma: relative error ~1e-14). All arithmetic is float64:
+leave-one-subject-out maps reach values ~1e-80 far from the other observers (below float32's
+range) and metrics take logs. ``benchmarks/density.py`` prints the timings.
 
 Blur per stimulus
 -----------------
