@@ -30,7 +30,7 @@ def register_datasets(register):
     """Register gaze datasets.
 
     ``register(name, factory, *, tasks=(), description="", **metadata)`` where ``factory`` returns a
-    :class:`harness.datasets.GazeDataset` whose ``load()`` yields a ``datasets.Dataset`` in the
+    :class:`harness.data.GazeDataset` whose ``load()`` yields a ``datasets.Dataset`` in the
     canonical schema (:mod:`harness.schema`).
     """
 

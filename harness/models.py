@@ -76,6 +76,13 @@ def checked_model(model: Any, name: str, provenance: bool = True) -> dict[str, A
     if not isinstance(provenance, dict):
         raise PluginError(f"{what}: provenance() must return a dict (model_id, revision or weights_sha256), "
                           f"got {type(provenance).__name__}")
+    import json
+
+    try:  # it names the run: a value written with str() (an object's address) would change every time
+        json.dumps(provenance, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise PluginError(f"{what}: provenance() must return plain JSON data (strings, numbers, lists, dicts): "
+                          f"{exc}") from exc
     return provenance
 
 

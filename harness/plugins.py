@@ -110,6 +110,13 @@ def _register_plugin(obj: Any, name: str) -> None:
             close = difflib.get_close_matches(hook, list(HOOK_KINDS), n=1)
             hints.append(f"{hook!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise PluginError(f"implements unknown hook {', '.join(hints)}; known hooks: {', '.join(HOOK_KINDS)}")
+    # a hook function without the marker: pluggy skips it, and the plugin would load registering nothing
+    hooked = {c.name for c in pm.get_hookcallers(obj) or []}
+    unmarked = sorted(h for h in HOOK_KINDS if h not in hooked and callable(getattr(obj, h, None)))
+    if unmarked:
+        pm.unregister(name=name)
+        raise PluginError(f"defines {', '.join(map(repr, unmarked))} without @hookimpl (from harness.hookspecs "
+                          "import hookimpl), so it would never be called")
 
 
 def _load_builtins() -> None:

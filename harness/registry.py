@@ -195,11 +195,14 @@ class Registry:
         known = self.names(kind)
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        listing = f" Known: {', '.join(known)}." if known and not close else ""
+        listing = f"; known: {', '.join(known)}" if known and not close else ""
         failed = "".join(f" Plugin {p!r} failed to load ({err})." for p, err in self.failed)
         failed += "".join(f" Plugin {f.plugin!r} failed in {f.hook} ({f.error})."
                           for f in self.hook_failures if f.kind == kind)
-        raise HarnessError(f"unknown {kind} {name!r}{hint}{listing}{failed}")
+        text = f"unknown {kind} {name!r}{hint}{listing}"
+        if failed and not text.endswith("?"):
+            text += "."
+        raise HarnessError(text + failed)
 
     def __contains__(self, item: tuple[str, str]) -> bool:
         """Whether ``(kind, name)`` is usable (contested names are not)."""

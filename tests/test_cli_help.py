@@ -80,3 +80,14 @@ def test_top_level_help_does_not_read_the_registry(monkeypatch):
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0, result.output
     assert "leaderboard" in result.output
+
+
+@pytest.mark.parametrize("path", [p for p, cmd in ALL if any("--results" in o.opts for o in cmd.params)])
+def test_a_repeated_results_folder_is_refused_not_dropped(path, tmp_path):
+    """Click keeps the last of a repeated option: ``--results A --results B`` used to read B alone,
+    without a word, as if A's runs did not exist."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    r = CliRunner().invoke(main, [*path, "--results", str(a), "--results", str(b)])
+    assert r.exit_code == 1
+    assert r.output.strip() == (f"Error: --results was given 2 times ({a}, {b}): give one folder; it is searched "
+                                "recursively, so a folder holding both works")

@@ -209,6 +209,75 @@ def test_a_cache_holding_an_unsafe_id_is_rebuilt_not_trusted(small_osie, tmp_pat
     assert _leftovers(cache / "arrow" / "osie") == []
 
 
+# ----------------------------------------------------------------------------- a converter's records
+class _EditsSecond(OSIE):
+    """OSIE whose second record is edited by ``edit`` (a plugin author's mistake, made on purpose)."""
+    edit = staticmethod(lambda rec: rec)
+
+    def convert(self, root):
+        for i, rec in enumerate(super().convert(root)):
+            yield self.edit(dict(rec)) if i == 1 else rec
+
+
+def _fix0(rec, **change):
+    return {**rec, "fixations": [{**rec["fixations"][0], **change}, *rec["fixations"][1:]]}
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda r: {**r, "width": r["width"] + 10}, "osie: record '1002': width x height 810x600, but its image is 800x600"),
+    (lambda r: {k: v for k, v in r.items() if k != "width"}, "osie: record '1002' lacks width"),
+    (lambda r: {k: v for k, v in r.items() if k not in ("fixations", "image")}, "osie: record '1002' lacks image, fixations"),
+    (lambda r: {**r, "height": "600"}, "osie: record '1002': height must be a positive integer, got '600'"),
+    (lambda r: {**r, "height": 0}, "osie: record '1002': height must be a positive integer, got 0"),
+    (lambda r: {**r, "image": r["image"] + ".gone"}, "osie: record '1002': image "),
+    (lambda r: {**r, "fixations": {"x": [1.0]}}, "osie: record '1002': fixations must be a list of dicts, got dict"),
+    (lambda r: _fix0(r, x="12"), "osie: record '1002': fixation x and y must be numbers, got ('12', "),
+    (lambda r: {**r, "fixations": [{"x": 1.0, "y": 2.0}]}, "osie: record '1002': a fixation must be a dict with subject, x and y"),
+    (lambda r: _fix0(r, x=float("nan")), "osie: record '1002': fixation (nan, "),
+    (lambda r: [r], "osie: convert() yielded list, not a record (dict)"),
+])
+def test_a_malformed_record_is_a_one_line_error_naming_it(small_osie, tmp_path, monkeypatch, edit, expected):
+    root = small_osie(n=3)
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(_EditsSecond, "edit", staticmethod(edit))
+    with pytest.raises(DataError) as exc:
+        _EditsSecond(data_dir=root, cache_dir=cache).load()
+    assert _one_line(exc).startswith(expected)
+    assert _leftovers(cache / "arrow" / "osie") == []
+
+
+def test_a_record_without_fixations_is_skipped_by_the_base_class(small_osie, tmp_path, monkeypatch):
+    """A converter that forgets to skip a stimulus whose fixations all fell outside the image (so
+    fixation_list returned []) does not get an empty stimulus into the table (the density of no
+    fixations is undefined: every run would fail on it): the base class skips and counts it."""
+    root = small_osie(n=3)
+    monkeypatch.setattr(_EditsSecond, "edit", staticmethod(lambda r: {**r, "fixations": []}))
+    obj = _EditsSecond(data_dir=root, cache_dir=tmp_path / "cache")
+    assert obj.load()["stimulus_id"] == ["1001", "1003"]
+    info = obj.info()
+    assert info["skipped"] == {"skipped_no_fixations": 1}
+    assert info["skipped_items"] == ["1002: no fixations"]
+
+
+def test_a_cache_holding_a_stimulus_without_fixations_is_rebuilt(small_osie, tmp_path):
+    import datasets
+
+    root = small_osie(n=3)
+    cache = tmp_path / "cache"
+    obj = OSIE(data_dir=root, cache_dir=cache)
+    obj.load()
+    data = obj.cache_path() / "data"
+    ds = datasets.load_from_disk(str(data))
+    ds = ds.map(lambda f, i: {"fixations": [] if i == 1 else f}, input_columns="fixations", with_indices=True)
+    ds.save_to_disk(str(data.with_name("edited")))
+    del ds
+    shutil.rmtree(data)
+    os.rename(data.with_name("edited"), data)
+    assert min(len(f) for f in datasets.load_from_disk(str(data))["fixations"]) == 0
+    again = OSIE(data_dir=root, cache_dir=cache).load()
+    assert min(len(f) for f in again["fixations"]) > 0 and len(again) == 3
+
+
 # ----------------------------------------------------------------------------- interrupted conversion
 class _FailsMidway(OSIE):
     exc: BaseException = RuntimeError("simulated crash")

@@ -29,6 +29,7 @@ from harness.hookspecs import hookimpl
 from harness.models import Prediction, load_model
 from harness.plugins import get_registry, pm, reset_for_tests
 from harness.results import load_runs
+from plugins.datasets.osie import OSIE as OSIEForNames
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "plugins.md"
@@ -302,11 +303,16 @@ def test_broken_plugins_reported_and_skipped(tmp_path, fresh):
                 def register_models(registry):
                     pass
             """,
+            f"{bad}/unmarked.py": """
+                def register_models(register):  # the @hookimpl forgotten: pluggy would skip it
+                    register("never-either", "x:y")
+            """,
         },
         {
             "importfails": f"{bad}.plugin",
             "typo": f"{bad}.typo",
             "badargs": f"{bad}.badargs",
+            "unmarked": f"{bad}.unmarked",
             "missing": f"{bad}.nosuchmodule",
         },
     )
@@ -316,7 +322,7 @@ def test_broken_plugins_reported_and_skipped(tmp_path, fresh):
 
     report = invoke_json("plugins")
     failed = {f["name"]: f for f in third_party(report["failed"])}
-    assert set(failed) == {"importfails", "typo", "badargs", "missing"}
+    assert set(failed) == {"importfails", "typo", "badargs", "unmarked", "missing"}
     assert all(f["source"] == "distribution harness-bad" for f in failed.values())
     assert failed["importfails"]["error"] == "ImportError: needs libfoo >= 2"
     assert failed["typo"]["error"].startswith(
@@ -324,6 +330,8 @@ def test_broken_plugins_reported_and_skipped(tmp_path, fresh):
     )
     assert "ModuleNotFoundError" in failed["missing"]["error"] and "nosuchmodule" in failed["missing"]["error"]
     assert "registry" in failed["badargs"]["error"]
+    assert failed["unmarked"]["error"] == ("PluginError: defines 'register_models' without @hookimpl (from "
+                                           "harness.hookspecs import hookimpl), so it would never be called")
     assert all("\n" not in f["error"] for f in failed.values())
     listed = [p["name"] for p in report["plugins"]]
     assert "flatplugin" in listed and not set(failed) & set(listed)
@@ -619,7 +627,7 @@ def test_unknown_names_suggest_close_matches():
         # nothing close: the error lists what exists instead
         with pytest.raises(HarnessError) as err:
             get_registry().get("dataset", "zzzzzzzzzzzz")
-        assert "Known:" in str(err.value) and "eyetrack-freeview" in str(err.value)
+        assert "; known:" in str(err.value) and "eyetrack-freeview" in str(err.value)
         assert "\n" not in str(err.value)
     finally:
         pm.unregister(name="names-test")
@@ -740,6 +748,25 @@ def test_invalid_factory_string_names_plugin(factory, fresh):
         pm.unregister(name="bad-factory-plugin")
 
 
+class _ClassNamedOtherwise(OSIEForNames):
+    """A dataset class whose ``name`` is not the name it is registered under."""
+    name = "named-in-the-class"
+
+
+def test_a_dataset_class_named_otherwise_than_registered_is_one_line(fresh, tmp_path):
+    """The name picks the data folder and the cache: registered as one and named another, it looked
+    for its data under the class's name and said only "data not found" there."""
+    pm.register(make_plugin(datasets=[("registered-name", _ClassNamedOtherwise, {})]), name="names-plugin")
+    try:
+        r = CliRunner().invoke(main, ["datasets", "info", "registered-name", "--cache-dir", str(tmp_path)])
+        assert r.exit_code == 1
+        assert r.output.strip() == ("Error: dataset 'registered-name' from plugin 'names-plugin': its class "
+                                    "_ClassNamedOtherwise is named 'named-in-the-class'; the class's name must "
+                                    "be the registered one")
+    finally:
+        pm.unregister(name="names-plugin")
+
+
 def test_invalid_spec_dropped_even_if_hook_catches_the_error(fresh):
     class Swallows:
         @hookimpl
@@ -809,6 +836,11 @@ class _ListProvenance(CentreModel):
         return ["not", "a", "dict"]
 
 
+class _ObjectProvenance(CentreModel):
+    def provenance(self):
+        return {"model_id": "centre", "loaded": object()}
+
+
 class _GeneratorPredictions(CentreModel):
     def predict(self, images, *, task="free-viewing", attention="native"):
         return iter(super().predict(images, task=task, attention=attention))
@@ -828,6 +860,7 @@ def test_a_model_plugin_that_breaks_the_protocol_is_named_in_one_line(tmp_path, 
                                     for name, factory in [("fails-to-load", _failing_factory), ("no-tasks", _NoTasks),
                                                           ("bad-provenance", _BadProvenance),
                                                           ("list-provenance", _ListProvenance),
+                                                          ("object-provenance", _ObjectProvenance),
                                                           ("generator", _GeneratorPredictions),
                                                           ("returns-none", _NonePredictions)]]),
                 name="protocol-plugin")
@@ -846,16 +879,27 @@ def test_a_model_plugin_that_breaks_the_protocol_is_named_in_one_line(tmp_path, 
                               "weights file not found",
             "list-provenance": "Error: model 'list-provenance' (_ListProvenance): provenance() must return a dict "
                                "(model_id, revision or weights_sha256), got list",
+            # written with str(), an object's address would name a new run every time
+            "object-provenance": "Error: model 'object-provenance' (_ObjectProvenance): provenance() must return "
+                                 "plain JSON data (strings, numbers, lists, dicts): Object of type object is not "
+                                 "JSON serializable",
         }
         for model, line in expected.items():
             r = run(model)
             assert r.exit_code == 1 and r.output.strip() == line, r.output
+        # with the references (computed beside the model): the model is checked before they start
+        out = tmp_path / "with-references"
+        r = CliRunner().invoke(main, ["eval", "--model", "bad-provenance", "--dataset", "osie", "--limit", "2",
+                                      "--data-dir", str(osie_dir), "--output", str(out), "--no-show"])
+        assert r.exit_code == 1 and r.output.strip() == expected["bad-provenance"], r.output
+        assert not out.exists() or not any(out.iterdir())
         r = run("generator")  # any iterable of predictions will do
         assert r.exit_code == 0, r.output
         (done,) = load_runs(tmp_path / "generator")
         assert done.summary["n_failed"] == 0 and done.summary["n_images"] == 2
         r = run("returns-none")  # the batch fails with its reason; the run goes on and says so
         assert r.exit_code == 0, r.output
+        assert ": 2 images, 2 failed (the first, 1001: TypeError: 'NoneType' object is not iterable) -> " in r.output
         (done,) = load_runs(tmp_path / "returns-none")
         assert done.summary["n_failed"] == 2
         assert done.summary["failures"][0]["error"] == "TypeError: 'NoneType' object is not iterable"

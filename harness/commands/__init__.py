@@ -2,6 +2,9 @@
 :mod:`harness.cli`. Importing them must stay light (no torch)."""
 
 import importlib
+from pathlib import Path
+
+import click
 
 MODULES = ("align", "compare", "datasets_info", "evaluate", "leaderboard", "leaderboard_site", "report", "verify")
 
@@ -14,3 +17,19 @@ def load_all() -> None:
             # a sub-command module not written yet is simply absent from the CLI
             if exc.name != f"{__name__}.{name}":
                 raise
+
+
+def _one_results(ctx, param, values) -> Path:
+    """``--results`` given twice would otherwise keep the last folder without a word."""
+    from ..errors import HarnessError
+
+    if len(values) > 1:
+        raise HarnessError(f"--results was given {len(values)} times ({', '.join(map(str, values))}): give one "
+                           "folder; it is searched recursively, so a folder holding both works")
+    return values[0] if values else Path("runs")
+
+
+def results_option(help: str):
+    """The ``--results`` folder of the commands that read runs (one folder, default ``runs``)."""
+    return click.option("--results", "results_dir", type=click.Path(path_type=Path), multiple=True,
+                        default=[Path("runs")], show_default=True, callback=_one_results, help=help)

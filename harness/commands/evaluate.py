@@ -96,6 +96,10 @@ def eval_command(models, dataset, task, attention, limit, batch_size, output, da
         else:
             note = ""
         failed = f", {s['n_failed']} failed" if s["n_failed"] else ""
+        if s["n_failed"] and s.get("failures"):  # the first reason here; all of them in the summary
+            first = s["failures"][0]
+            why = " ".join(str(first.get("error")).split())
+            failed += f" (the first, {first['stimulus_id']}: {why[:160]}{'...' if len(why) > 160 else ''})"
         degenerate = f", {s['n_degenerate']} constant maps" if s.get("n_degenerate") else ""
         nonfinite = {m: n for m, n in (s.get("nonfinite") or {}).items() if n}
         bad = ", non-finite values: " + ", ".join(f"{m} {n}" for m, n in nonfinite.items()) if nonfinite else ""

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..cli import LazyHelpOption, main, output_width, task_help
+from . import results_option
 
 
 @main.group()
@@ -15,8 +16,7 @@ def leaderboard() -> None:
 
 
 @leaderboard.command()
-@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
-              help="Folder holding run folders (as written by `harness eval --output`).")
+@results_option("Folder holding run folders (as written by `harness eval --output`).")
 @click.option("--from", "source", default=None, help="A published leaderboard: a Hub dataset repo ORG/NAME or a folder.")
 @click.option("--format", "fmt", type=click.Choice(["github", "markdown", "html", "csv", "plain"]), default="github",
               show_default=True,

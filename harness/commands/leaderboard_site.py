@@ -9,10 +9,10 @@ import click
 
 from ..data.paths import DATA_DIR_HELP
 from ..results.examples import EXAMPLE_MAPS as DEFAULT_EXAMPLES
+from . import results_option
 from .leaderboard import leaderboard
 
-_results = click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("runs"),
-                        show_default=True, help="Folder holding run folders (as written by `harness eval --output`).")
+_results = results_option("Folder holding run folders (as written by `harness eval --output`).")
 _data_dir = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
                          help=DATA_DIR_HELP + " Read only for a dataset whose converted table (the one its "
                               "runs scored) is not in the cache; nothing is ever downloaded.")

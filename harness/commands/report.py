@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from ..cli import main
+from . import results_option
 from ..results.files import jsonable as _jsonable
 
 
@@ -72,8 +73,7 @@ def _before_after(loaded) -> list[dict]:
 
 @main.command()
 @click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
-              help="Folder holding run folders (as written by `harness eval --output`); used when no RUN is given.")
+@results_option("Folder holding run folders (as written by `harness eval --output`); used when no RUN is given.")
 @click.option("--json", "as_json", is_flag=True,
               help="Machine-readable output: the document also stored as <results>/alignment_vs_task.json.")
 def report(runs, results_dir, as_json) -> None:

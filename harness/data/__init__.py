@@ -33,6 +33,11 @@ def get_gaze_dataset(name: str, data_dir: str | os.PathLike | None = None,
             f"dataset {name!r} from plugin {spec.plugin!r}: factory {spec.factory_path!r} returned "
             f"{type(obj).__name__}, not a harness.data.GazeDataset"
         )
+    if obj.name != name:  # the name also picks its data folder and cache: two names would look in two places
+        raise PluginError(
+            f"dataset {name!r} from plugin {spec.plugin!r}: its class {type(obj).__name__} is named "
+            f"{obj.name!r}; the class's name must be the registered one"
+        )
     return obj
 
 

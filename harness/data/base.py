@@ -64,9 +64,10 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from numbers import Real
 from typing import Any, ClassVar, Iterator
 
-from ..errors import DataError, HarnessError
+from ..errors import DataError, HarnessError, PluginError
 from ..ids import validate_stimulus_id
 from ..modes import as_if_created
 from . import paths
@@ -121,11 +122,13 @@ class GazeDataset:
     # ----------------------------------------------------------------- subclass interface
     def source_files(self, root: Path) -> list[Path]:
         """The files the conversion reads; their content makes up the fingerprint."""
-        raise NotImplementedError(f"{type(self).__name__} must implement source_files(root)")
+        raise PluginError(f"dataset {self.name!r} ({type(self).__name__}) must implement source_files(root) "
+                          "(docs/plugins.md)")
 
     def convert(self, root: Path) -> Iterator[dict]:
         """Yield canonical records (see :mod:`harness.schema`), counting drops in ``self.stats``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement convert(root)")
+        raise PluginError(f"dataset {self.name!r} ({type(self).__name__}) must implement convert(root) "
+                          "(docs/plugins.md)")
 
     def download(self, dest: Path) -> None:
         """Fill the empty folder ``dest`` from the original source (optional)."""
@@ -252,7 +255,13 @@ class GazeDataset:
                   "schema": FEATURES.to_dict()}
         h.update(json.dumps(header, sort_keys=True, default=str).encode())
         memo = _HashMemo(self.cache_dir / "hashes" / f"{self.name}.json")
-        files = sorted({Path(p) for p in self.source_files(root)})
+        try:
+            files = sorted({Path(p) for p in self.source_files(root)})
+        except HarnessError:
+            raise
+        except Exception as exc:  # a plugin's bug: one line naming it, not a traceback
+            raise PluginError(f"dataset {self.name!r} ({type(self).__name__}): source_files() failed: "
+                              f"{type(exc).__name__}: {exc}") from exc
         for path in files:
             try:
                 size, digest = memo.digest(path)
@@ -406,6 +415,8 @@ class GazeDataset:
         allowed = set(FEATURES) | set(GEOMETRY_FIELDS)
         seen: set[str] = set()
         for rec in records:
+            if not isinstance(rec, dict):
+                raise DataError(f"{self.name}: convert() yielded {type(rec).__name__}, not a record (dict)")
             sid = rec.get("stimulus_id")
             try:
                 validate_stimulus_id(sid)
@@ -414,22 +425,59 @@ class GazeDataset:
             unknown = set(rec) - allowed
             if unknown:
                 raise DataError(f"{self.name}: record {sid!r} has fields outside the schema: {sorted(unknown)}")
+            missing = [k for k in ("image", "width", "height", "fixations") if rec.get(k) is None]
+            if missing:
+                raise DataError(f"{self.name}: record {sid!r} lacks {', '.join(missing)}")
             if sid in seen:
                 raise DataError(f"{self.name}: duplicate stimulus_id {sid!r}")
             seen.add(sid)
             for key in GEOMETRY_FIELDS:
                 if key in rec:
                     rec = {**rec, key: self._geometry_value(sid, key, rec[key])}
-            w, h = int(rec["width"]), int(rec["height"])
-            for f in rec["fixations"]:
-                if not (0 <= f["x"] <= w - 1 and 0 <= f["y"] <= h - 1):
-                    raise DataError(
-                        f"{self.name}: record {sid!r}: fixation ({f['x']}, {f['y']}) outside the "
-                        f"{w}x{h} image (converter bug: use fixation_list)"
-                    )
+            w, h = self._checked_size(sid, rec)
+            fixations = rec["fixations"]
+            if not isinstance(fixations, (list, tuple)):
+                raise DataError(f"{self.name}: record {sid!r}: fixations must be a list of dicts, "
+                                f"got {type(fixations).__name__}")
+            for f in fixations:
+                self._check_fixation(sid, f, w, h)
+            if not fixations:  # the schema's invariant: every stimulus has fixations
+                self.skip("skipped_no_fixations", sid, "no fixations")
+                continue
             out = empty_task_fields()
             out.update(rec)
             yield out
+
+    def _checked_size(self, sid: str, rec: dict) -> tuple[int, int]:
+        """The record's ``(width, height)``: positive integers, and the size of its image where
+        the image can be read here (a path, bytes, a PIL image, an array): a size that is not the
+        image's would blur and score every stimulus on the wrong grid."""
+        size = []
+        for key in ("width", "height"):
+            value = rec[key]
+            if isinstance(value, bool) or not isinstance(value, Real) or not float(value).is_integer() or value < 1:
+                raise DataError(f"{self.name}: record {sid!r}: {key} must be a positive integer, got {value!r}")
+            size.append(int(value))
+        actual = _image_size(rec["image"])
+        if isinstance(actual, str):
+            raise DataError(f"{self.name}: record {sid!r}: {actual}")
+        if actual is not None and actual != tuple(size):
+            raise DataError(f"{self.name}: record {sid!r}: width x height {size[0]}x{size[1]}, but its image is "
+                            f"{actual[0]}x{actual[1]} (read the size from the image: image_size())")
+        return size[0], size[1]
+
+    def _check_fixation(self, sid: str, f: Any, w: int, h: int) -> None:
+        if not isinstance(f, dict) or "x" not in f or "y" not in f or "subject" not in f:
+            raise DataError(f"{self.name}: record {sid!r}: a fixation must be a dict with subject, x and y, "
+                            f"got {_short_repr(f)}")
+        x, y = f["x"], f["y"]
+        if not all(isinstance(v, Real) and not isinstance(v, bool) for v in (x, y)):
+            raise DataError(f"{self.name}: record {sid!r}: fixation x and y must be numbers, got ({x!r}, {y!r})")
+        if not (0 <= x <= w - 1 and 0 <= y <= h - 1):
+            raise DataError(
+                f"{self.name}: record {sid!r}: fixation ({x}, {y}) outside the "
+                f"{w}x{h} image (converter bug: use fixation_list)"
+            )
 
     def _geometry_value(self, sid: str, key: str, value: Any) -> float:
         """A record's ``pixels_per_degree`` / ``display_scale``: a positive finite number, or NaN
@@ -519,10 +567,46 @@ def _short_repr(value: Any, limit: int = 120) -> str:
 
 def _check_cached_ids(ds) -> None:
     """Raise ``ValueError`` if a cached table holds a stimulus id that :meth:`GazeDataset._checked`
-    would refuse (a table converted before the rule existed, or edited since): :meth:`load` then
-    rebuilds it, and the conversion names the offending record."""
+    would refuse, or a stimulus without fixations (a table converted before the rule existed, or
+    edited since): :meth:`load` then rebuilds it, and the conversion names the offending record or
+    skips it. (The list lengths come from the column's offsets: no fixation is read.)"""
+    import pyarrow.compute as pc
+
     for sid in ds.data.column("stimulus_id").to_pylist():
         validate_stimulus_id(sid)
+    lengths = pc.list_value_length(ds.data.column("fixations"))
+    if lengths.null_count or (len(lengths) and pc.min(lengths).as_py() < 1):
+        raise ValueError("a stimulus without fixations")
+
+
+def _image_size(image: Any) -> tuple[int, int] | str | None:
+    """``(width, height)`` of a record's image as ``datasets.Image`` will store it (a path, bytes,
+    ``{"bytes"|"path": ...}``, a PIL image, an array), from its header only; a message when it cannot
+    be read; None for anything else (``datasets`` then says what it thinks of it)."""
+    import io
+
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(image, dict):
+        image = image.get("bytes") or image.get("path")
+    if isinstance(image, Image.Image):
+        return image.size
+    if isinstance(image, np.ndarray) and image.ndim in (2, 3):
+        return int(image.shape[1]), int(image.shape[0])
+    if isinstance(image, (bytes, bytearray)):
+        source, what = io.BytesIO(image), "its image bytes"
+    elif isinstance(image, (str, os.PathLike)):
+        source, what = image, f"image {os.fspath(image)}"
+    else:
+        return None
+    try:
+        with Image.open(source) as im:
+            return int(im.size[0]), int(im.size[1])
+    except FileNotFoundError:
+        return f"{what} does not exist"
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        return f"{what} cannot be read ({type(exc).__name__}: {exc})"
 
 
 class _HashMemo:

@@ -635,7 +635,9 @@ def _run_eval_in(cfg: EvalConfig, world: World, work, gaze, ds, n: int, sigma_px
                                                   **data_kwargs(cfg.model, cfg.dataset, cfg.data_dir)),
                                work.model_copies - 1)
     if model is not None:
-        checked_model(model, cfg.model, provenance=False)  # a plugin's object is not trusted to be a model
+        # a plugin's object is not trusted to be a model; its provenance is asked for now (hashes are
+        # memoised), so that a failing one stops the command before the references start beside it
+        checked_model(model, cfg.model)
         if cfg.task not in model.tasks:
             raise HarnessError(f"model {cfg.model!r} does not do task {cfg.task!r}; it does: {', '.join(model.tasks)}")
         if cfg.attention is not None and cfg.attention not in model.attention_methods:
