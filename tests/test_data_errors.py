@@ -451,3 +451,25 @@ def test_fetch_checks_sha256_and_missing_files(tmp_path, serve):
     with pytest.raises(DataError, match="404"):
         fetch(base + "missing.bin", tmp_path / "out" / "c.bin")
     assert _leftovers(tmp_path / "out") == ["a.bin"]  # no .part files, nothing unverified
+
+
+def test_a_dataset_plugin_without_its_methods_is_one_line_naming_it(tmp_path):
+    from harness.errors import PluginError
+
+    class Unfinished(GazeDataset):
+        name = "unfinished"
+
+    class Raising(GazeDataset):
+        name = "raising"
+
+        def source_files(self, root):
+            return [root / name for name in None]  # a plugin's bug
+
+    (tmp_path / "data").mkdir()
+    with pytest.raises(PluginError) as exc:
+        Unfinished(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache").load()
+    assert _one_line(exc) == "dataset 'unfinished' (Unfinished) must implement source_files(root) (docs/plugins.md)"
+    with pytest.raises(PluginError) as exc:
+        Raising(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache").load()
+    assert _one_line(exc) == ("dataset 'raising' (Raising): source_files() failed: TypeError: 'NoneType' object "
+                              "is not iterable")
