@@ -10,7 +10,7 @@ from typing import Callable
 import click
 
 from . import __version__
-from .errors import HarnessError
+from .errors import HarnessError, interrupt_in
 
 
 class Terminated(KeyboardInterrupt):
@@ -60,6 +60,17 @@ class HarnessGroup(click.Group):
             sys.exit(1)
         except KeyboardInterrupt:
             # results are written batch by batch: nothing finished is lost
+            click.echo(f"\nInterrupted. {_kept(ctx)}", err=True)
+            sys.exit(130)
+        except SystemError as exc:
+            # an interrupt that arrives while a numba kernel calls back into Python (loading itself
+            # from the cache) comes out wrapped: "returned a result with an exception set"
+            cause = interrupt_in(exc)
+            if cause is None:
+                raise
+            if isinstance(cause, Terminated):
+                click.echo(f"\nTerminated. {_kept(ctx)}", err=True)
+                sys.exit(143)
             click.echo(f"\nInterrupted. {_kept(ctx)}", err=True)
             sys.exit(130)
         finally:

@@ -176,3 +176,17 @@ def test_bad_fixations_fail_as_before():
             ceiling_per_subject(ctx, i, "mit", seed=0)
         with pytest.raises(ValueError, match="outside"):
             ceiling_scores(ctx, i, "mit", seed=0)
+
+
+def test_a_metric_nan_for_every_subject_is_nan_without_a_warning(osie, osie_dataset):
+    """One stimulus has no other stimuli: the shuffled AUC has no negatives, NaN for every subject;
+    numpy's "Mean of empty slice" warning leaked onto the command's stderr."""
+    import warnings
+
+    ctx = DatasetContext(osie, osie_dataset, 1, sigma_px(osie))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = ceiling_scores(ctx, 0, "mit", 0)
+    assert math.isnan(scores["sauc"]) and 0.5 < scores["auc_judd"] < 1
+    reference = ceiling_per_subject(ctx, 0, "mit", 0)
+    assert {k: v for k, v in scores.items() if k != "sauc"} == {k: v for k, v in reference.items() if k != "sauc"}

@@ -311,6 +311,33 @@ def test_ctrl_c_is_a_message_not_a_traceback(tmp_path, osie_dir, flaky, monkeypa
     assert "Traceback" not in r.output
 
 
+def _wrapped_interrupt():
+    """What Ctrl-C looks like when it lands while a numba kernel calls back into Python (seen under
+    torchrun: the kernel loading itself from the cache): a SystemError caused by it."""
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as exc:
+        raise SystemError("CPUDispatcher(<function kernel>) returned a result with an exception set") from exc
+
+
+@pytest.mark.parametrize("where", ["ceiling", "model"])
+def test_ctrl_c_inside_compiled_code_is_an_interrupt_not_a_failure(tmp_path, osie_dir, flaky, monkeypatch, where):
+    from harness.evaluation import runner as evaluate
+    from harness.models import load_model
+
+    if where == "ceiling":
+        monkeypatch.setattr(evaluate, "evaluate_ceiling", lambda *a, **k: _wrapped_interrupt())
+    else:  # in the model: a batch that fails is recorded and the run goes on; this must stop it
+        model_class = type(load_model("flaky"))
+        monkeypatch.setattr(model_class, "predict", lambda self, images, **k: _wrapped_interrupt())
+    r = CliRunner().invoke(main, ["eval", "--model", "flaky", "--limit", "2", "--data-dir", str(osie_dir),
+                                  "--output", str(tmp_path / "runs"), "--no-show",
+                                  *(["--no-references"] if where == "model" else [])])
+    assert r.exit_code == 130 and "run the same command again to resume" in r.output, r.output
+    assert "Traceback" not in r.output and "SystemError" not in r.output
+    assert not list((tmp_path / "runs").rglob("summary.json"))  # no run finished with failed batches
+
+
 def test_wrong_attention_fails_before_any_work(tmp_path, osie_dir):
     runner = CliRunner()
     base = ["eval", "--model", "efficientnet-lite0", "--data-dir", str(osie_dir), "--output", str(tmp_path / "runs")]
@@ -319,3 +346,19 @@ def test_wrong_attention_fails_before_any_work(tmp_path, osie_dir):
     r = runner.invoke(main, [*base, "--attention", "rollout"])
     assert r.exit_code == 1 and "does not support attention 'rollout'; it supports: grad-cam" in r.output
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_limit_at_or_above_the_dataset_size_is_the_run_without_one(tmp_path, small_osie, flaky):
+    """``--limit 100000`` on 700 stimuli recorded limit 100000: another run id for the same stimuli,
+    so the run, its ceiling and baselines were computed again for each such limit."""
+    root = small_osie(n=3)
+    out = tmp_path / "runs"
+    first = CliRunner().invoke(main, ["eval", "--model", "flaky", "--limit", "100000", "--data-dir", str(root),
+                                      "--output", str(out), "--no-show", "--cache-dir", str(tmp_path / "cache")])
+    assert first.exit_code == 0, first.output
+    runs = load_runs(out)
+    assert len(runs) == 4 and all(r.settings["limit"] is None and r.summary["n_images"] == 3 for r in runs)
+    again = CliRunner().invoke(main, ["eval", "--model", "flaky", "--data-dir", str(root), "--output", str(out),
+                                      "--no-show", "--cache-dir", str(tmp_path / "cache")])
+    assert again.exit_code == 0 and again.output.count("already complete, reused") == 4, again.output
+    assert len(load_runs(out)) == 4  # the model, the ceiling and both baselines, once each

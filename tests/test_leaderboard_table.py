@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -57,8 +58,8 @@ def test_formats_and_arrows(results):
     md = render_table(runs, "markdown").splitlines()
     assert all(line.startswith("|") for line in md) and set(md[1]) <= set("|:-")
     table = list(csv.reader(io.StringIO(render_table(runs, "csv"))))
-    assert table[0][:9] == ["model", "kind", "attention", "dataset", "task", "scoring", "n_images", "n_failed",
-                            "n_degenerate"]
+    assert table[0][:10] == ["model", "kind", "attention", "dataset", "task", "scoring", "metric_profile",
+                             "n_images", "n_failed", "n_degenerate"]
     assert {row[5] for row in table[1:]} == {"raw"}
     assert len(table) == 1 + 6
     assert float(table[1][table[0].index("nss")]) == pytest.approx(3.0)
@@ -99,8 +100,8 @@ def test_csv_is_machine_readable(tmp_path):
 
     text = render_rows(rows, "csv")
     table = list(csv.DictReader(io.StringIO(text)))
-    assert list(table[0]) == ["model", "kind", "attention", "dataset", "task", "scoring", "n_images", "n_failed",
-                              "n_degenerate", "nss", "kld"]
+    assert list(table[0]) == ["model", "kind", "attention", "dataset", "task", "scoring", "metric_profile",
+                              "n_images", "n_failed", "n_degenerate", "nss", "kld"]
     by_model = {r["model"]: r for r in table}
     assert set(by_model) == {"center-bias", "net"}
     assert by_model["center-bias"]["kind"] == "baseline" and by_model["net"]["kind"] == "model"
@@ -206,3 +207,34 @@ def test_rows_scored_on_different_stimuli_are_said_not_to_compare(tmp_path):
     write_run(same, model="net-a", metrics={"nss": 1.4}, n_images=20)
     write_run(same, model="net-b", metrics={"nss": 1.2}, n_images=20)
     assert "different stimuli" not in render_table(load_runs(same))
+
+
+def test_another_blur_or_profile_is_another_row_labelled_not_a_newer_version(tmp_path):
+    """A run at 2 degrees finished after the same model's run at 1 degree used to replace it as the
+    model's "latest" row, without a word, beside references blurred at 1 degree; and the rows of two
+    metric profiles sat in one table looking alike."""
+    root = tmp_path / "runs"
+    write_run(root, model="human-ceiling", kind="ceiling", attention="leave-one-subject-out", metrics={"nss": 3.0})
+    write_run(root, model="net", metrics={"nss": 1.0})
+    write_run(root, model="net", metrics={"nss": 1.4}, finished_at="2025-03-02T12:00:00+00:00",
+              metric_params={"sigma_deg": 2.0, "sigma_px": 48.0})
+    text = render_table(load_runs(root), "github")
+    lines = text.splitlines()
+    assert sum(bool(re.match(r"\| net +\|", line)) for line in lines) == 1  # the 1-degree row, as its references
+    assert sum(line.startswith("| net [sigma_deg=2, sigma_px=48] ") for line in lines) == 1
+    assert ("Rows blurred otherwise than the rest (net [sigma_deg=2, sigma_px=48]): their density metrics use "
+            "another human density, so their scores do not compare with the others'.") in " ".join(lines)
+    # the same model re-run with the same settings later still supersedes
+    write_run(root, model="net", metrics={"nss": 1.2}, seed=1, finished_at="2025-03-03T12:00:00+00:00")
+    rows, _, _ = leaderboard_rows(load_runs(root))
+    assert sorted((r["model"], r["nss"]) for r in rows) == [("human-ceiling", 3.0), ("net", 1.2), ("net", 1.4)]
+
+    other = tmp_path / "profiles"
+    write_run(other, model="net", metrics={"nss": 1.0})
+    write_run(other, model="net", metrics={"nss": 1.1}, profile="pysaliency")
+    text = render_table(load_runs(other), "github")
+    assert "Metric profile mit:" in text and "Metric profile pysaliency:" in text
+    assert text.index("Metric profile mit:") < text.index("1.0000") < text.index("Metric profile pysaliency:") \
+        < text.index("1.1000")
+    table = list(csv.DictReader(io.StringIO(render_table(load_runs(other), "csv"))))
+    assert sorted(r["metric_profile"] for r in table) == ["mit", "pysaliency"]

@@ -110,8 +110,12 @@ def eval_command(models, dataset, task, attention, limit, batch_size, output, da
         from ..leaderboard.table import render_table
         from ..results import load_runs
 
-        runs = [r for r in load_runs(output) if r.summary.get("dataset") == dataset
-                and r.summary.get("n_images") == results[-1].summary["n_images"]
+        # every run of this command (an aligned model's held-out run has fewer stimuli than the
+        # others: not a reason to leave it out), and the folder's other runs that compare with them
+        mine = {Path(r.run_dir).resolve() for r in results}
+        counts = {r.summary["n_images"] for r in results}
+        runs = [r for r in load_runs(output) if Path(r.path).resolve() in mine or (
+                r.summary.get("dataset") == dataset and r.summary.get("n_images") in counts
                 and r.summary.get("metric_profile") == profile
-                and r.summary.get("task") == task and r.summary.get("scoring", "raw") == scoring]
+                and r.summary.get("task") == task and r.summary.get("scoring", "raw") == scoring)]
         click.echo(render_table(runs))

@@ -93,8 +93,14 @@ def ceiling_scores(ctx, i: int, profile: str, seed: int, notes: list[str] | None
             word = "subject" if len(subjects) == 1 else "subjects"
             notes.append(metric_failure(name, why, f"{word} {', '.join(str(s) for s in subjects)}; "))
     nan = {name for name, _ in broken}
-    return {key: math.nan if key in nan else float(np.nanmean([s[key] for s in per_subject]))
-            for key in per_subject[0]}
+    return {key: math.nan if key in nan else _nanmean([s[key] for s in per_subject]) for key in per_subject[0]}
+
+
+def _nanmean(values: list[float]) -> float:
+    """``np.nanmean`` (the same bits), NaN without numpy's "Mean of empty slice" warning when every
+    subject's value is NaN (the run's summary counts non-finite values already)."""
+    a = np.asarray(values, dtype=np.float64)
+    return math.nan if np.isnan(a).all() else float(np.nanmean(a))
 
 
 def ceiling_per_subject(ctx, i: int, profile: str, seed: int) -> dict[str, float] | None:
@@ -116,4 +122,4 @@ def ceiling_per_subject(ctx, i: int, profile: str, seed: int) -> dict[str, float
         per_subject.append(score(loo, held, ctx, i, profile, seed, density=held_density))
     if not per_subject:
         return None
-    return {k: float(np.nanmean([s[k] for s in per_subject])) for k in per_subject[0]}
+    return {k: _nanmean([s[k] for s in per_subject]) for k in per_subject[0]}

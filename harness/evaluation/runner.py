@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import HarnessError
+from ..errors import HarnessError, interrupt_in
 from ..results import read_run, run_id_for
 from ..results.examples import EXAMPLE_SIDE, keep_examples, save_candidate
 from ..results.writer import RunFollower, RunWriter, writable_folder
@@ -419,6 +419,8 @@ def evaluate_model(cfg: EvalConfig, gaze, ctx: DatasetContext, stage: Stage, *, 
         except HarnessError:
             raise
         except Exception as exc:  # a model crash on one batch is recorded, the run goes on
+            if interrupt_in(exc) is not None:  # Ctrl-C inside compiled code: not the model's failure
+                raise
             if worker_died(exc):  # a decoding process died while the model ran: not the model's failure
                 raise decoder_died(exc) from exc
             preds, error = [None] * len(images), f"{type(exc).__name__}: {exc}"
@@ -595,6 +597,9 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
         raise HarnessError(f"--output {cfg.output} is a file, not a folder")
     gaze, ds = load_gaze_dataset(cfg.dataset, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir)
     resolve_task(cfg.task, gaze)
+    if cfg.limit is not None and cfg.limit >= len(ds):
+        # every stimulus: the same run as no --limit (a limit above the size named runs apart)
+        cfg = replace(cfg, limit=None)
     n = len(ds) if cfg.limit is None else min(cfg.limit, len(ds))
     sigma_px = stimulus_blurs(cfg, gaze, geometry_rows(ds, n))  # one blur per stimulus (config.Blur)
     world = find_world(cfg.device)

@@ -6,7 +6,10 @@ stored as JSON strings: a Parquet schema that does not change when a new package
 appears, and that ``datasets.load_dataset`` reads without surprises.
 
 Row identity is ``run_id``; a row is *latest* when no other row of the same model, attention,
-dataset, task, metric profile and number of images finished later.
+dataset, task, metric profile, scoring, stimuli (their number, and an aligned model's held-out or
+in-sample subset) and blur (``metric_params``) finished later: a run with another blur or on other
+stimuli is another experiment, not a newer version of the same one (a re-run with newer weights
+or another seed is).
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ PER_IMAGE_FILE = "data/per_image.parquet"
 
 IDENTITY = ("run_id", "model", "attention", "dataset", "task", "kind", "metric_profile", "scoring", "n_images",
             "n_failed", "n_degenerate")
-GROUP_KEY = ("model", "attention", "dataset", "task", "metric_profile", "scoring", "n_images")
+GROUP_KEY = ("model", "attention", "dataset", "task", "metric_profile", "scoring", "n_images", "stimuli",
+             "metric_params")
+#: settings in GROUP_KEY read from a row's ``settings`` JSON
+SETTING_KEYS = ("stimuli", "metric_params")
 #: the explained information gain of a calibrated row: 100 * ig / ig of the calibrated human ceiling
 EXPLAINED = "ig_explained"
 PROVENANCE = (
@@ -100,8 +106,24 @@ def scoring_of(record: Any) -> str:
     return str(record.get("scoring") or "raw")
 
 
+def settings_of(row: dict[str, Any]) -> dict[str, Any]:
+    """A row's run settings (its ``settings`` JSON), {} when absent or unreadable."""
+    raw = row.get("settings")
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw) if isinstance(raw, str) and raw else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _group(row: dict[str, Any], key: str) -> Any:
-    return scoring_of(row) if key == "scoring" else row.get(key)
+    if key == "scoring":
+        return scoring_of(row)
+    if key in SETTING_KEYS:
+        return json.dumps(settings_of(row).get(key), sort_keys=True, default=str)
+    return row.get(key)
 
 
 def explained_gold(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:

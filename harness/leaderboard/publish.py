@@ -219,7 +219,7 @@ def dataset_card(rows: Sequence[dict[str, Any]], repo: str | None, primary: str 
         "`weights_sha256`, `revision`, `dataset_fingerprint`, `seed`, `batch_size`, `wall_time_s`, `started_at`, "
         "`finished_at`, `settings_sha256`, `packages` (JSON), `settings` (JSON), `manifest` (JSON);",
         "- `latest`: true for the last finished run of each model x attention x dataset x task x metric profile "
-        "x number of images; `published_at`.",
+        "x scoring x stimuli x blur (`metric_params`); `published_at`.",
         "",
         f"`{PER_IMAGE_FILE}`: `run_id`, `model`, `attention`, `dataset`, `task`, `kind`, `stimulus_id`, `status`, "
         "`error`, then the per-image metric and `task:` score columns of the run.",

@@ -23,7 +23,8 @@ LABEL = {"ceiling": "", "baseline": " (baseline)", "model": "", "proxy": " (huma
 #: formats whose tables ``render_rows(width=...)`` cuts to fit; markdown, html and csv never are
 FIT_FORMATS = ("github", "plain")
 #: the first columns of the csv format (then the gaze metrics, then the task metrics)
-CSV_IDENTITY = ("model", "kind", "attention", "dataset", "task", "scoring", "n_images", "n_failed", "n_degenerate")
+CSV_IDENTITY = ("model", "kind", "attention", "dataset", "task", "scoring", "metric_profile", "n_images", "n_failed",
+                "n_degenerate")
 #: what each scoring means, said above its table when a table holds more than one
 SCORING_TITLES = {
     "raw": "Raw scoring: the attention maps as the models give them.",
@@ -131,6 +132,12 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
     groups = _by_scoring(rows, hub_table.scoring_of)
     if len(groups) > 1 and fmt != "csv":  # csv has a scoring column; a human table never mixes them
         return _titled([(k, render_rows(g, fmt, primary, escape, width, stats, normalise)) for k, g in groups], fmt)
+    profiles: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        profiles.setdefault(str(r.get("metric_profile")), []).append(r)
+    if len(profiles) > 1 and fmt != "csv":  # the same metrics, defined two ways: never one table
+        return _titled([(f"Metric profile {k}:", render_rows(g, fmt, primary, escape, width, stats, normalise))
+                        for k, g in sorted(profiles.items())], fmt)
     rows, metric_cols, directions, primary = sorted_latest(rows, primary)
     if not rows:
         raise HarnessError("no finished runs to show")
@@ -147,8 +154,10 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
     flagged = {m: [(r, hub_table.nonfinite_of(r)[m]) for r in rows if hub_table.nonfinite_of(r).get(m)]
                for m in metric_cols}
     flagged = {m: v for m, v in flagged.items() if v}
+    variants = _setting_variants(rows)
     columns: list[tuple[str, str, list[Any]]] = [  # (key, header, cells)
-        ("model", "model", [text(f"{r.get('model')}{LABEL.get(r.get('kind'), '')}") for r in rows]),
+        ("model", "model", [text(f"{r.get('model')}{LABEL.get(r.get('kind'), '')}"
+                                 + (f" [{variants[id(r)]}]" if id(r) in variants else "")) for r in rows]),
         ("attention", "attention", [text(r.get("attention")) for r in rows]),
         ("dataset", "dataset", [text(r.get("dataset")) for r in rows]),
         ("task", "task", [text(r.get("task")) for r in rows]),
@@ -183,7 +192,7 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
             f"{m}*: non-finite values left out of the mean: "
             + ", ".join(f"{text(str(r.get('model')))} {n} of {r.get('n_images')}" for r, n in found)
             for m, found in flagged.items())
-    table += _notes(_mixed_stimuli_notes(rows, text), fmt, width)
+    table += _notes(_mixed_stimuli_notes(rows, text) + _variant_notes(rows, variants, text), fmt, width)
     if stats is not None:
         table += _notes(_ci_notes(stats, rows, text, primary in shown), fmt, width)
     if normalise and fmt != "csv":
@@ -299,6 +308,41 @@ def _mixed_stimuli_notes(rows: Sequence[dict[str, Any]], text) -> list[str]:
                         for which, models in sorted(sets.items(), key=larger_first))
             + "): their means are over different images and do not compare; evaluate every model with the "
             "same --limit" for (dataset, task), sets in groups.items() if len(sets) > 1]
+
+
+def _setting_variants(rows: Sequence[dict[str, Any]]) -> dict[int, str]:
+    """``id(row)`` -> what differs (``sigma_deg=2, sigma_px=48``) for each row scored with another
+    blur than most rows of its dataset and task: such rows keep rows of their own (see
+    :data:`hub_table.GROUP_KEY`), and without a label two of them would look the same."""
+    from collections import Counter
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((str(r.get("dataset")), str(r.get("task"))), []).append(r)
+    out: dict[int, str] = {}
+    for members in groups.values():
+        params = [hub_table.settings_of(r).get("metric_params") or {} for r in members]
+        keys = [json.dumps(p, sort_keys=True, default=str) for p in params]
+        if len(set(keys)) < 2:
+            continue
+        usual = json.loads(Counter(keys).most_common(1)[0][0])
+        for r, p, k in zip(members, params, keys):
+            if k != json.dumps(usual, sort_keys=True, default=str) and isinstance(p, dict):
+                out[id(r)] = ", ".join(f"{name}={_short(p.get(name))}" for name in sorted(set(p) | set(usual))
+                                       if p.get(name) != usual.get(name))
+    return out
+
+
+def _short(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _variant_notes(rows: Sequence[dict[str, Any]], variants: dict[int, str], text) -> list[str]:
+    if not variants:
+        return []
+    listed = "; ".join(f"{text(str(r.get('model')))} [{variants[id(r)]}]" for r in rows if id(r) in variants)
+    return [f"Rows blurred otherwise than the rest ({listed}): their density metrics use another human "
+            "density, so their scores do not compare with the others'."]
 
 
 def _images_cell(r: dict[str, Any]) -> Any:
