@@ -144,7 +144,7 @@ def test_align_writes_a_checkpoint_with_provenance(tiny_model, tmp_path):
     assert (s["loss"], s["task_loss"], s["dataset"], s["limit"], s["holdout"]) == ("density-kl", "distill", "osie", 12, 0.3)
     assert len(s["dataset_fingerprint"]) >= 16 and s["split_sha256"] == meta["split"]["sha256"]
     assert len(meta["split"]["held_out"]) == 4 and len(meta["split"]["train"]) == 8  # round(0.3 * 12)
-    assert sorted(p.name for p in out.iterdir()) == ["align.json", "state-e002.pt", "weights-e002.pt"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "align.json", "state-e002.pt", "weights-e002.pt"]
     assert all(np.isfinite(h["train_total"]) for h in meta["history"][1:])
     # training changed the weights, and moved the alignment term down from the first epoch
     assert any(not np.array_equal(v.numpy(), TinyCNN().net.state_dict()[k].numpy()) for k, v in _weights(out).items())
@@ -209,6 +209,47 @@ def test_sigterm_ends_training_with_one_line_and_it_resumes(tiny_model, tmp_path
     assert r.exit_code == 0 and "resuming after epoch 1" in r.output, r.output
 
 
+def test_a_training_killed_while_writing_its_first_epoch_resumes(tiny_model, tmp_path):
+    """SIGKILL during the first checkpoint's write leaves only the atomic write's hidden temporary
+    file: the folder used to count as "other files", and the same command could not go on."""
+    out = tmp_path / "ck"
+    out.mkdir()
+    (out / ".weights-e001.pt.w3128dd2.tmp").write_bytes(b"half a checkpoint")
+    r = _align(out, "--epochs", "1")
+    assert r.exit_code == 0, r.output
+    assert "removed 1 temporary file(s) an interrupted training left" in r.output
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "align.json", "state-e001.pt", "weights-e001.pt"]
+
+
+def test_a_second_training_into_the_folder_waits_for_the_first(tiny_model, tmp_path):
+    """Two trainings into one folder both ended "1 epochs -> folder", one model silently lost: the
+    second now waits for the first, then finds its model (reused, or refused if its settings
+    differ)."""
+    import threading
+    import time
+
+    from filelock import FileLock
+
+    out = tmp_path / "ck"
+    out.mkdir()
+    taken = threading.Event()
+
+    def other_training():  # another process' training, as far as the lock tells
+        with FileLock(str(out / ".lock")):
+            taken.set()
+            time.sleep(1.5)
+
+    release = threading.Thread(target=other_training)
+    release.start()
+    taken.wait()
+    t0 = time.monotonic()
+    r = _align(out, "--epochs", "1")
+    assert r.exit_code == 0, r.output
+    assert f"{out}: another harness align is training into this folder; waiting for it" in r.output
+    assert time.monotonic() - t0 >= 1.0
+    release.join()
+
+
 def test_checkpoint_mismatch_and_damage_are_one_line_errors(tiny_model, tmp_path):
     out = tmp_path / "ck"
     assert _align(out, "--epochs", "1").exit_code == 0
@@ -232,6 +273,27 @@ def test_unknown_loss_and_untrainable_model_are_refused(tiny_model, tmp_path):
     r = _align(tmp_path / "b", model="center-bias")
     assert r.exit_code != 0 and "baseline" in r.output
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_printed_evaluate_command_works_for_a_bare_folder_name(tiny_model, tmp_path, monkeypatch):
+    """``--output l2`` printed ``harness eval --model l2``, which read l2 as a registered model's
+    name ("unknown model 'l2'")."""
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    r = _align(Path("l2"), "--epochs", "1")
+    assert r.exit_code == 0, r.output
+    (line,) = [x for x in r.output.splitlines() if x.startswith("evaluate: ")]
+    assert line == "evaluate: harness eval --model ./l2 --dataset osie"
+    argv = shlex.split(line.removeprefix("evaluate: harness "))
+    r = CliRunner().invoke(main, [*argv, "--limit", "12", "--output", "runs", "--no-references", "--no-show"])
+    assert r.exit_code == 0, r.output
+    # a folder that holds no model, or none at all: said as such, not "unknown model"
+    Path("empty").mkdir()
+    for name, why in (("./empty", "not a model folder written by `harness align` (no align.json)"),
+                      ("./nowhere", "no such folder (and no registered model of that name)")):
+        r = CliRunner().invoke(main, ["eval", "--model", name, "--output", "runs", "--no-show"])
+        assert r.exit_code == 1 and r.output.strip() == f"Error: --model {name}: {why}", r.output
 
 
 def test_aligned_model_scores_only_its_held_out_stimuli(tiny_model, tmp_path):

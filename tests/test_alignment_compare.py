@@ -436,3 +436,33 @@ def test_real_runs_of_a_small_osie(small_osie, tmp_path):
     assert res["metrics"]["nss"]["diff"] == pytest.approx(0.5) and res["metrics"]["nss"]["better"] is True
     assert res["metrics"]["auc_judd"]["diff"] == 0 and res["metrics"]["auc_judd"]["p"] == 1.0
     assert res["metrics"]["auc_judd"]["before"] == pytest.approx(cb.per_image()["auc_judd"].iloc[[1, 3, 5]].mean())
+
+
+def test_a_verdict_never_contradicts_its_p_value():
+    """With 20 resamples, an interpolated 95% interval excluded 0 while p was 0.095, and the table
+    said "better" beside p = 0.095; with one resample the interval [x, x] need not even hold the mean."""
+    import numpy as np
+
+    from harness.alignment.compare import _verdict
+
+    rng = np.random.default_rng(0)
+    before = rng.normal(0, 1, 30)
+    after = before + 0.3 + rng.normal(0, 1, 30)
+    for n_boot in (20, 1):
+        stats = paired_bootstrap(before, after, n_boot=n_boot, seed=0)
+        assert stats["p"] >= 0.05
+        assert _verdict(stats, True) is None and _verdict(stats, False) is None
+    stats = paired_bootstrap(before, after, n_boot=20, seed=0)
+    assert stats["lo"] > 0  # the case seen: the interval alone would have said "better"
+    stats = paired_bootstrap(before, after, n_boot=10000, seed=0)
+    assert stats["lo"] > 0 and stats["p"] < 0.05 and _verdict(stats, True) is True and _verdict(stats, False) is False
+
+
+def test_too_few_resamples_are_refused_on_the_command_line():
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    for argv in (["compare", "a", "b", "--n-boot", "20"], ["leaderboard", "show", "--ci", "--n-boot", "20"]):
+        r = CliRunner().invoke(main, argv)
+        assert r.exit_code == 2 and "20 is not in the range x>=100" in r.output

@@ -218,6 +218,11 @@ def test_report_prints_per_run_and_across_models_and_stores_them(tmp_path):
     assert json.loads(r.output) == stored
     assert json.loads((root / "alignment_vs_task.json").read_text()) == stored
     assert _files(root) - before == {"alignment_vs_task.json"}
+    # the results folder given as the argument, as docs/alignment.md writes it: the same report
+    r = CliRunner().invoke(main, ["report", str(root), "--json"])
+    assert r.exit_code == 0 and json.loads(r.output) == stored, r.output
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "nowhere")])
+    assert r.exit_code == 1 and r.output.strip() == f"Error: {tmp_path / 'nowhere'}: no such run folder"
 
 
 def test_report_on_run_folders_writes_nothing(tmp_path):

@@ -218,9 +218,15 @@ def _direction(name: str, directions: Mapping[str, Any] | None) -> bool | None:
 
 def _verdict(stats: Mapping[str, Any], higher_is_better: bool | None) -> bool | None:
     """True if the interval lies wholly on the good side of 0, False if wholly on the bad side,
-    None if it contains 0 (not significant at its level) or nothing says which side is good."""
+    None if it contains 0 (not significant at its level) or nothing says which side is good. The
+    p-value must agree (below 1 - level): with few resamples the interpolated interval can exclude
+    0 while p cannot get that low (20 resamples: p >= 0.095), and a verdict must not contradict the
+    p printed beside it."""
     lo, hi = stats["lo"], stats["hi"]
     if higher_is_better is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    p, level = stats.get("p", math.nan), stats.get("level", 0.95)
+    if not (math.isfinite(p) and p < 1 - level):
         return None
     if lo > 0:
         return higher_is_better

@@ -108,6 +108,35 @@ def run_align(cfg: AlignConfig) -> dict[str, Any]:
             restore()
 
 
+#: the lock file of a model folder (never deleted: a process waiting on it would race a third)
+LOCK_FILE = ".lock"
+
+
+def _lock_output(out: Path):
+    """Take ``out``'s lock (made if missing; waiting, with a line on stderr, while another process
+    trains into it) and remove the hidden temporary files a killed training left (the first epoch's
+    weights, half-written: they made the folder look foreign). Returns the release function."""
+    from filelock import FileLock, Timeout
+
+    from ..data.download import remove_leftovers
+    from ..results.writer import writable_folder
+
+    writable_folder(out, "--output")
+    lock = FileLock(str(out / LOCK_FILE))
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            print(f"{out}: another harness align is training into this folder; waiting for it", file=sys.stderr)
+            lock.acquire()
+    except OSError as exc:
+        raise HarnessError(f"--output {out}: cannot lock the folder ({exc.strerror or exc})") from exc
+    left = remove_leftovers(out, lambda name: name.startswith(".") and name.endswith(".tmp"))
+    if left:
+        print(f"{out}: removed {left} temporary file(s) an interrupted training left", file=sys.stderr)
+    return lock.release
+
+
 def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
     import torch
 
@@ -192,6 +221,9 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
     if device.type == "cuda":  # as a CUDA evaluation's id does: the kernels its numbers come from
         settings["kernels"] = CUDA_KERNELS
     out = Path(cfg.output)
+    if world.main:  # one training per folder at a time; the others wait, then resume or are refused
+        undo.append(_lock_output(out))
+    world.barrier()
     previous = None
     if is_checkpoint(out):
         previous = read_checkpoint(out)
@@ -205,7 +237,7 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
             if world.main:
                 print(f"{out}: already trained for {previous.epochs_done} epochs; reused", file=sys.stderr)
             return previous.meta
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise HarnessError(f"--output {out} is a folder that holds other files; give a new or empty folder")
     if world.main:
         writable_folder(out, "--output")

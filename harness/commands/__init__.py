@@ -6,6 +6,10 @@ from pathlib import Path
 
 import click
 
+#: the fewest bootstrap resamples --n-boot accepts: the smallest p-value is 2 / (B + 1), and with
+#: fewer than ~40 resamples no difference could ever be significant at 5% (nor its interval trusted)
+MIN_BOOT = 100
+
 MODULES = ("align", "compare", "datasets_info", "evaluate", "leaderboard", "leaderboard_site", "report", "verify")
 
 

@@ -74,4 +74,8 @@ def align_command(model, dataset, loss, output, epochs, lr, batch_size, weight, 
                    f"(held-out: {meta['split']['n_held_out']} stimuli; AUC-Judd {meta['history'][0].get('held_out_auc_judd') or float('nan'):.4f}"
                    f" -> {last.get('held_out_auc_judd') or float('nan'):.4f}, NSS {meta['history'][0].get('held_out_nss') or float('nan'):.4f}"
                    f" -> {last.get('held_out_nss') or float('nan'):.4f}, top-1 agreement {last.get('held_out_top1_agreement') or float('nan'):.3f})")
-        click.echo(f"evaluate: harness eval --model {output} --dataset {dataset}", err=True)
+        import shlex
+
+        # a bare folder name would be read as a registered model's name: ./ makes it a path
+        where = str(output) if ("/" in str(output) or str(output).startswith(".")) else f"./{output}"
+        click.echo(f"evaluate: harness eval --model {shlex.quote(where)} --dataset {dataset}", err=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..cli import LazyHelpOption, main, output_width, task_help
-from . import results_option
+from . import MIN_BOOT, results_option
 
 
 @main.group()
@@ -36,7 +36,7 @@ def leaderboard() -> None:
               help="Show each gaze metric ceiling-normalised: (model - center-bias) / (human ceiling - center-bias) "
                    "of the same dataset, task and stimuli (0: center-bias, 1: the ceiling; higher is better "
                    "throughout).")
-@click.option("--n-boot", type=click.IntRange(min=1), default=10000, show_default=True,
+@click.option("--n-boot", type=click.IntRange(min=MIN_BOOT), default=10000, show_default=True,
               help="Bootstrap resamples for --ci.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --ci bootstrap.")
 def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, dataset: str | None, task: str | None,

@@ -85,6 +85,11 @@ def report(runs, results_dir, as_json) -> None:
     from ..errors import HarnessError
     from ..results import atomic_write_json, load_runs, read_run
 
+    if len(runs) == 1 and Path(runs[0]).is_dir() and not (Path(runs[0]) / "settings.json").is_file():
+        results_dir, runs = Path(runs[0]), ()  # `harness report runs/`: a results folder, not a run
+    for p in runs:
+        if not Path(p).exists():
+            raise HarnessError(f"{p}: no such run folder")
     if runs:
         from ..results.verify import run_problems
 

@@ -563,7 +563,13 @@ def check_model_name(name: str) -> None:
     from ..models import is_model_path
 
     if name != CEILING and not name.startswith("hf:") and not is_model_path(name):
-        get_registry().get("model", name)
+        reg = get_registry()
+        if ("model", name) not in reg and ("/" in name or name.startswith(".")):  # meant as a folder
+            folder = Path(name)
+            if not folder.exists():
+                raise HarnessError(f"--model {name}: no such folder (and no registered model of that name)")
+            raise HarnessError(f"--model {name}: not a model folder written by `harness align` (no align.json)")
+        reg.get("model", name)
 
 
 def _skipped_note(gaze) -> dict[str, Any]:
