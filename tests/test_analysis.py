@@ -257,6 +257,13 @@ def test_report_nan_is_null_and_no_task_runs_is_said(tmp_path):
     r = CliRunner().invoke(main, ["report", "--results", str(tmp_path / "missing")])
     assert r.exit_code == 1 and r.output.strip().splitlines() == [f"Error: results folder {tmp_path / 'missing'} does not exist"]
     assert not (empty / "alignment_vs_task.json").exists()  # no runs there: nothing to store
+    # a report stored earlier, of runs no longer there: not left to describe them
+    (empty / "alignment_vs_task.json").write_text('{"runs": {"gone": {}}}')
+    r = CliRunner().invoke(main, ["report", "--results", str(empty)])
+    assert r.exit_code == 0 and not (empty / "alignment_vs_task.json").exists()
+    (empty / "afile").write_text("")
+    r = CliRunner().invoke(main, ["report", "--results", str(empty / "afile")])
+    assert r.exit_code == 1 and r.output.strip() == f"Error: results folder {empty / 'afile'} is a file, not a folder"
 
 
 def test_report_on_free_viewing_runs_says_where_it_applies_and_writes_nothing(tmp_path):

@@ -907,6 +907,35 @@ def test_a_model_plugin_that_breaks_the_protocol_is_named_in_one_line(tmp_path, 
         pm.unregister(name="protocol-plugin")
 
 
+def test_a_registration_that_lists_what_the_model_does_not_offer_is_warned_about(tmp_path, fresh, osie_dir):
+    """``harness models`` shows what a plugin registered, without importing it; eval uses what the
+    object offers. A typo in the registration (a task, an attention method) misled in silence."""
+    pm.register(make_plugin(models=[("listed-wrongly", CentreModel,
+                                     {"tasks": ("freeviewing",), "attention": ("no-such-attn", "native")})]),
+                name="listing-plugin")
+    try:
+        r = CliRunner().invoke(main, ["eval", "--model", "listed-wrongly", "--dataset", "osie", "--limit", "2",
+                                      "--data-dir", str(osie_dir), "--output", str(tmp_path / "runs"),
+                                      "--no-references", "--no-show"])
+        assert r.exit_code == 0, r.output
+        assert ("warning: model 'listed-wrongly' (plugin 'listing-plugin') is registered with tasks freeviewing, "
+                "which its object does not offer (tasks: free-viewing); `harness models` lists it wrongly, and "
+                "the object's are used") in r.output
+        assert ("registered with attention no-such-attn, which its object does not offer (attention_methods: "
+                "native)") in r.output
+        pm.register(make_plugin(models=[("listed-rightly", CentreModel,
+                                         {"tasks": ("free-viewing",), "attention": ("native",)})]),
+                    name="listing-plugin-2")
+        r = CliRunner().invoke(main, ["eval", "--model", "listed-rightly", "--dataset", "osie", "--limit", "2",
+                                      "--data-dir", str(osie_dir), "--output", str(tmp_path / "runs"),
+                                      "--no-references", "--no-show"])
+        assert r.exit_code == 0 and "warning" not in r.output, r.output  # registered as it is: nothing said
+    finally:
+        pm.unregister(name="listing-plugin")
+        if pm.has_plugin("listing-plugin-2"):
+            pm.unregister(name="listing-plugin-2")
+
+
 def test_hook_that_raises_names_plugin(fresh):
     class Raises:
         @hookimpl

@@ -113,6 +113,9 @@ def report(runs, results_dir, as_json) -> None:
                           "across_models": cross, **({"before_after": before_after} if before_after else {})})
     if not per_run and not cross and not before_after:  # nothing to relate: say where it applies, store nothing
         where = "these runs" if runs else str(results_dir)
+        stale = Path(results_dir) / REPORT_FILE
+        if not runs and stale.is_file():  # an earlier report, of runs no longer there (or now damaged)
+            stale.unlink()
         message = f"No run with a task metric in {where}: nothing to report, nothing written.\n" + _applies_to()
         if as_json:
             click.echo(json.dumps(document, indent=2, allow_nan=False))

@@ -572,6 +572,26 @@ def check_model_name(name: str) -> None:
         reg.get("model", name)
 
 
+def _check_listing(name: str, model: Any) -> None:
+    """A warning when what a model plugin registered (what ``harness models`` lists, without
+    importing it) is not what its object offers: the object's tasks and attention methods are used,
+    and a listing that names others (a typo, a renamed method) would otherwise mislead in silence."""
+    from ..plugins import get_registry
+
+    reg = get_registry()
+    if ("model", name) not in reg:
+        return
+    spec = reg.get("model", name)
+    for key, attr in (("tasks", "tasks"), ("attention", "attention_methods")):
+        listed = [str(v) for v in (spec.get(key) or ())]
+        offered = [str(v) for v in getattr(model, attr)]
+        absent = [v for v in listed if v not in offered]
+        if absent:
+            print(f"warning: model {name!r} (plugin {spec.plugin!r}) is registered with {key} "
+                  f"{', '.join(absent)}, which its object does not offer ({attr}: {', '.join(offered)}); "
+                  "`harness models` lists it wrongly, and the object's are used", file=sys.stderr)
+
+
 def _skipped_note(gaze) -> dict[str, Any]:
     """Stimuli the dataset's conversion left out: said on stderr and recorded in every manifest."""
     skipped = list(getattr(gaze, "skipped", []) or [])
@@ -649,6 +669,8 @@ def _run_eval_in(cfg: EvalConfig, world: World, work, gaze, ds, n: int, sigma_px
         # a plugin's object is not trusted to be a model; its provenance is asked for now (hashes are
         # memoised), so that a failing one stops the command before the references start beside it
         checked_model(model, cfg.model)
+        if given is None and world.main:
+            _check_listing(cfg.model, model)
         if cfg.task not in model.tasks:
             raise HarnessError(f"model {cfg.model!r} does not do task {cfg.task!r}; it does: {', '.join(model.tasks)}")
         if cfg.attention is not None and cfg.attention not in model.attention_methods:

@@ -128,6 +128,8 @@ def _warn(path: Path, problem: str) -> None:
 def run_dirs(results_dir: Path | str) -> list[Path]:
     """Every run folder under ``results_dir`` (recursively, so folders of folders work)."""
     root = Path(results_dir)
+    if root.exists() and not root.is_dir():
+        raise HarnessError(f"results folder {root} is a file, not a folder")
     if not root.is_dir():
         raise HarnessError(f"results folder {root} does not exist")
     return sorted(p.parent for p in root.rglob("settings.json"))
