@@ -164,6 +164,8 @@ def test_page_publish_and_report_leave_a_damaged_run_out(two_runs, tmp_path):
     ({"n_images": "lots"}, "n_images is 'lots', not a count"),
     ({"n_failed": 3}, "n_failed says 3"),
     ({"metrics.cc": "high"}, "metrics.cc is 'high', not a number"),
+    # the tables show the summary's names: a row must not pass for another model's
+    ({"model": "renamed"}, "summary.json: model 'renamed', but settings.json says 'uniform'"),
 ])
 def test_edited_summary_is_caught(two_runs, osie_dir, edit, expected):
     run = _run_dir(two_runs, "uniform")

@@ -124,6 +124,21 @@ def test_rebuild_replaces_an_earlier_build_but_never_a_foreign_folder(sample, tm
     assert not (tmp_path / ".mine.lock").exists()  # a refused build writes nothing beside it either
 
 
+def test_a_build_through_a_link_rebuilds_the_folder_it_names(sample, tmp_path):
+    """Built into a symbolic link to the site, the build replaced the link by a folder, left the
+    linked folder with the old page and a hidden link beside it for good."""
+    results, runs = sample
+    real = tmp_path / "real"
+    build_site(results, real)
+    (real / "stale.txt").write_text("old")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    build_site(results, link)
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert (real / "index.html").is_file() and not (real / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) in ([], [".real.lock"])
+
+
 def test_a_build_killed_midway_leaves_nothing_the_next_one_keeps(sample, tmp_path):
     """A build killed while swapping its folder into place leaves hidden folders beside the site
     (its own, and the old site it moved aside); the next build (under the same lock) removes them

@@ -275,6 +275,13 @@ def test_scatter_plots_alignment_against_task(page):
     assert "human ceiling: human-ceiling (nss 2.50, off the axis to the right)" in refs
     assert "baseline: uniform (nss 0.00, off the axis to the left)" in refs
     assert fig.locator("g.reference:not(.offscale) line").count() == 1
+    # a point opens its run from the keyboard as from the mouse
+    point = points.nth(0)
+    point.focus()
+    pg.keyboard.press("Enter")
+    pg.locator("#detail").wait_for(state="visible")
+    assert pg.evaluate("location.hash") == "#run=" + quote(point.get_attribute("data-run-id"), safe="")
+    pg.keyboard.press("Escape")
     # filtering to one attention method redraws the plot
     pg.select_option("#filter-attention", "rollout")
     assert pg.locator("figure.scatter g.point").count() == 1
@@ -536,7 +543,9 @@ def test_raw_and_calibrated_rows_are_never_in_one_table(browser, server, root):
     for pg, watch in _open(browser, server + "scoring/index.html", server + "scoring/"):
         assert pg.eval_on_selector_all("#filter-scoring option", "os => os.map(o => o.value)") == ["calibrated", "raw"]
         assert pg.eval_on_selector("#filter-scoring", "s => s.value") == "raw"  # raw first
-        assert column(pg, "ig") == [2.0, -1e-17, -0.7] and column(pg, "ig_explained") == [None, None, None]
+        assert column(pg, "ig") == [2.0, -1e-17, -0.7]
+        # the calibrated table's own column is not shown, all dashes, in the raw one
+        assert column(pg, "ig_explained") == [] and not pg.query_selector('th[data-key="ig_explained"]')
         assert texts(pg, '#leaderboard tbody td[data-key="ig"]') == ["2.0000", "0.0000", "-0.7000"]
         pg.select_option("#filter-scoring", "calibrated")
         assert column(pg, "ig") == [2.25, 0.06, 0.01]
@@ -601,3 +610,54 @@ def test_marks_for_differences_that_are_not_significant(browser, server, root):
         pg.check("#normalised")  # normalised values are not in the intervals' units: no interval, no mark
         td = pg.locator(f'#leaderboard tbody tr[data-run-id="{by_model["net-a"]["run_id"]}"] td[data-key="nss"]')
         assert td.get_attribute("title") is None and td.locator(".mark").count() == 0
+
+
+def test_other_blurs_and_profiles_are_labelled_apart_and_normalised_by_their_own_references(browser, server, root):
+    """Rows of two profiles, or of another blur, looked identical on the page and shared one table;
+    the ceiling-normalised view took whichever ceiling and center-bias came last (another blur's)."""
+    runs = root / "blur-runs"
+    for blur, scale in (({"sigma_deg": 1.0, "sigma_px": 24.0}, 1.0), ({"sigma_deg": 2.0, "sigma_px": 48.0}, 2.0)):
+        write_run(runs, model="human-ceiling", kind="ceiling", attention="leave-one-subject-out",
+                  metrics={"nss": 3.0 * scale, "kld": 1.0}, metric_params=blur)
+        write_run(runs, model="center-bias", kind="baseline", attention="prior",
+                  metrics={"nss": 1.0 * scale, "kld": 1.5}, metric_params=blur)
+    write_run(runs, model="net", metrics={"nss": 2.0, "kld": 1.25})
+    write_run(runs, model="net", metrics={"nss": 3.0, "kld": 1.2}, metric_params={"sigma_deg": 2.0, "sigma_px": 48.0})
+    write_run(runs, model="net", metrics={"nss": 2.5, "kld": 1.1}, profile="pysaliency")
+    build_site(runs, root / "blurs")
+    label = " [sigma_deg=2, sigma_px=48]"
+    for pg, watch in _open(browser, server + "blurs/index.html", server + "blurs/"):
+        assert pg.eval_on_selector_all("#filter-profile option", "os => os.map(o => o.value)") == ["mit", "pysaliency"]
+        assert pg.eval_on_selector("#filter-profile", "s => s.value") == "mit"  # the most common profile
+        models = texts(pg, "#leaderboard tbody td[data-key=model] .model-name")
+        variants = texts(pg, "#leaderboard tbody td[data-key=model]")
+        assert sorted(models) == ["center-bias", "center-bias", "human-ceiling", "human-ceiling", "net", "net"]
+        assert sum(t.startswith("net") and t.endswith(label) for t in variants) == 1
+        assert sum(label in t for t in variants) == 3  # the 2-degree model and its two references
+        note = texts(pg, "#table-notes p.other-blur")
+        assert len(note) == 1 and note[0].startswith("Rows blurred otherwise than the rest (") and note[0].endswith(
+            "their density metrics use another human density, so their scores do not compare with the others'.")
+        # normalised by the references blurred alike: (2 - 1) / (3 - 1) and (3 - 2) / (6 - 2); both baselines 0
+        pg.check("#normalised")
+        by_text = dict(zip(texts(pg, "#leaderboard tbody td[data-key=model]"), column(pg, "nss")))
+        assert by_text["net"] == pytest.approx(0.5) and by_text["net" + label] == pytest.approx(0.25)
+        assert by_text["center-biasbaseline"] == 0.0 and by_text[f"center-bias{label}baseline"] == 0.0
+        pg.uncheck("#normalised")
+        # KLD normalised is better higher: the best rows stay first
+        pg.click('#leaderboard thead th[data-key="kld"]')  # sorted by KLD, best (lowest) first
+        assert column(pg, "kld")[0] == 1.0
+        pg.check("#normalised")
+        assert column(pg, "kld")[0] == pytest.approx(1.0)  # still the best first: the ceilings (normalised 1)
+        assert pg.get_attribute('#leaderboard thead th[data-key="kld"]', "aria-sort") == "descending"
+        pg.uncheck("#normalised")
+        # the other profile: a table of its own
+        pg.select_option("#filter-profile", "pysaliency")
+        assert texts(pg, "#leaderboard tbody td[data-key=model] .model-name") == ["net"]
+        # sorting from the keyboard keeps the focus on the header: Enter twice flips the direction
+        pg.select_option("#filter-profile", "mit")
+        pg.focus('#leaderboard thead th[data-key="nss"]')
+        pg.keyboard.press("Enter")
+        first = pg.get_attribute('#leaderboard thead th[data-key="nss"]', "aria-sort")
+        assert pg.evaluate("document.activeElement.dataset.key") == "nss"
+        pg.keyboard.press("Enter")
+        assert pg.get_attribute('#leaderboard thead th[data-key="nss"]', "aria-sort") != first

@@ -163,13 +163,15 @@ def page_statistics(runs: Sequence[Run], primary: str | None) -> dict[str, dict[
 
     out: dict[str, dict[str, Any]] = {}
     finished = [r for r in runs if r.finished]
-    for _, group in _by_scoring(finished, lambda r: hub_table.scoring_of(r.summary)):
+    # one table per scoring and metric profile, as the command line's
+    key = lambda r: f"{hub_table.scoring_of(r.summary)}\0{r.summary.get('metric_profile')}"  # noqa: E731
+    for _, group in _by_scoring(finished, key):
         stats = significance.table_statistics(group, primary)
         for run_id, intervals in stats.intervals.items():
             tests = []
             for role in ("above", "reference"):
                 c = stats.comparison(run_id, role)
-                if c is not None:
+                if c is not None and c.get("p_holm") is not None:  # a test not run: nothing to say
                     tests.append({"role": role, "against": c["against_model"], "diff": c["diff"], "p_holm": c["p_holm"],
                                   "significant": bool(c["significant"])})
             out[run_id] = {
@@ -186,8 +188,13 @@ def page_rows(rows: Sequence[dict[str, Any]], examples: dict[str, dict[str, Any]
 
     examples = examples or {}
     statistics = statistics or {}
+    from .table import _setting_variants
+
     metrics = hub_table.metric_columns(rows)
     tasks = hub_table.task_columns(rows)
+    variants: dict[int, str] = {}  # rows blurred otherwise than the rest, labelled as `show` labels them
+    for scoring in {hub_table.scoring_of(r) for r in rows}:
+        variants.update(_setting_variants([r for r in rows if hub_table.scoring_of(r) == scoring]))
     out = []
     for row in rows:
         provenance = {k: row.get(k) for k in (
@@ -203,6 +210,9 @@ def page_rows(rows: Sequence[dict[str, Any]], examples: dict[str, dict[str, Any]
             "task": row.get("task"),
             "kind": row.get("kind") or "model",
             "scoring": hub_table.scoring_of(row),
+            "variant": public_value(variants.get(id(row))),
+            # the blur: rows are normalised by the references blurred alike
+            "blur": hub_table._group(row, "metric_params"),
             "latest": bool(row.get("latest", True)),
             "n_images": row.get("n_images"),
             "n_failed": row.get("n_failed"),
@@ -672,6 +682,8 @@ def write_site(rows: Sequence[dict[str, Any]], output: Path, *, runs: Sequence[R
     dataset whose human panels are missing gives ``warn`` one line (the page still gets written).
     The folder is built beside ``output`` and swapped in, so a failed build leaves the old site."""
     output = Path(output)
+    if output.is_symlink():  # a link to the site: rebuild the folder it names and keep the link
+        output = output.resolve()
     primary = hub_table.default_primary(rows, primary)  # an unknown --primary fails before any work
     _check_output(output)  # a refused build writes nothing, not even the lock (checked again under it)
     output.parent.mkdir(parents=True, exist_ok=True)

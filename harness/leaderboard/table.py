@@ -91,8 +91,9 @@ def ceiling_normalised(rows: list[dict[str, Any]], metric_cols: list[str]) -> li
     """``rows`` (latest rows; changed in place and returned) with every gaze metric replaced by
     ``(v - center-bias) / (ceiling - center-bias)``, the references of the row's own dataset, task,
     profile, scoring and number of stimuli."""
-    def group(r):
-        return tuple(hub_table._group(r, k) for k in ("dataset", "task", "metric_profile", "scoring", "n_images"))
+    def group(r):  # the references blurred alike too: another blur is another human density
+        return tuple(hub_table._group(r, k)
+                     for k in ("dataset", "task", "metric_profile", "scoring", "n_images", "metric_params"))
 
     low = {group(r): r for r in rows if r.get("model") == NORMALISE_LOW and r.get("kind") == "baseline"}
     high = {group(r): r for r in rows if r.get("kind") == NORMALISE_HIGH}
@@ -410,6 +411,13 @@ def render_table(runs: Sequence[Run], fmt: str = "github", primary: str | None =
     if ci and len(groups) > 1 and fmt != "csv":  # intervals and tests within one scoring
         return _titled([(k, render_table(g, fmt, primary, width, ci, n_boot, seed, normalise)) for k, g in groups],
                        fmt)
+    profiles: dict[str, list[Run]] = {}
+    for r in runs:
+        if r.finished:
+            profiles.setdefault(str(r.summary.get("metric_profile")), []).append(r)
+    if ci and len(profiles) > 1 and fmt != "csv":  # tests (and their correction) within one profile's table
+        return _titled([(f"Metric profile {k}:", render_table(g, fmt, primary, width, ci, n_boot, seed, normalise))
+                        for k, g in sorted(profiles.items())], fmt)
     if ci and normalise:
         raise HarnessError("--normalise and --ci cannot be combined: the intervals are in the metrics' own units")
     stats = None

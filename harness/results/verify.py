@@ -68,6 +68,10 @@ def run_problems(run: Run) -> list[str]:
     if not run.finished:
         return problems
     problems += [f"summary.json: {p}" for p in type_problems(summary)]
+    # what the tables show of a run comes from its summary: it must name the run its settings name
+    for key in ("model", "attention", "dataset", "task", "kind", "metric_profile"):
+        if key in summary and key in settings and summary[key] != settings[key]:
+            problems.append(f"summary.json: {key} {summary[key]!r}, but settings.json says {settings[key]!r}")
     expected = settings.get("n_images")
     if isinstance(expected, int) and len(frame) != expected and not problems:
         problems.append(f"the shards hold {len(frame)} rows for the {expected} stimuli of this run")

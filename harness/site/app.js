@@ -67,7 +67,8 @@
   // ceiling-normalised scores (the "ceiling-normalised" box): (model - center-bias) / (ceiling -
   // center-bias), the references of the row's own dataset, task, profile, scoring and stimuli
   function groupKey(r) {
-    return [r.dataset, r.task, (r.provenance || {}).metric_profile, r.scoring || "raw", r.n_images].join("\u0000");
+    return [r.dataset, r.task, (r.provenance || {}).metric_profile, r.scoring || "raw", r.n_images,
+            r.blur || ""].join("\u0000");
   }
   var REFS = {};
   ROWS.forEach(function (r) {
@@ -94,10 +95,20 @@
     sortKey: primaryCol ? primaryCol.key : "model",
     sortDir: primaryCol ? bestFirst(primaryCol) : "asc",
     task: "", dataset: "", attention: "", superseded: false,
+    // the metrics of two profiles are defined differently: one profile at a time, the most common first
+    profile: mostCommon(ROWS.map(profileOf)),
     // raw and calibrated numbers are never shown in one table: one scoring at a time, raw first
     scoring: ROWS.some(function (r) { return (r.scoring || "raw") === "raw"; }) || !ROWS.length ? "raw" :
       (ROWS[0].scoring || "raw")
   };
+
+  function profileOf(r) { return String((r.provenance || {}).metric_profile || ""); }
+  function mostCommon(values) {
+    var counts = {}, best = "", n = -1;
+    values.forEach(function (v) { counts[v] = (counts[v] || 0) + 1; });
+    Object.keys(counts).sort().forEach(function (v) { if (counts[v] > n) { best = v; n = counts[v]; } });
+    return best;
+  }
 
   // ---- filtering and sorting -----------------------------------------------------------------
   function isReference(r) { return r.kind === "ceiling" || r.kind === "baseline"; }
@@ -106,6 +117,7 @@
       if (!state.superseded && r.latest === false) return false;
       if (state.dataset && r.dataset !== state.dataset) return false;
       if ((r.scoring || "raw") !== state.scoring) return false;
+      if (profileOf(r) !== state.profile) return false;
       // references are the yardstick of every task and attention method of their dataset
       if (state.task && r.task !== state.task && !isReference(r)) return false;
       if (state.attention && r.attention !== state.attention && !isReference(r)) return false;
@@ -157,8 +169,29 @@
     select.addEventListener("change", function () { state.scoring = select.value; render(); });
   }
 
+  function fillProfile() {
+    var select = document.getElementById("filter-profile");
+    if (!select) return;
+    var values = {};
+    ROWS.forEach(function (r) { values[profileOf(r)] = true; });
+    Object.keys(values).sort().forEach(function (v) {
+      var opt = el("option", null, v || "\u2013");
+      opt.value = v;
+      if (v === state.profile) opt.selected = true;
+      select.appendChild(opt);
+    });
+    select.addEventListener("change", function () { state.profile = select.value; render(); });
+  }
+
   // ---- rendering: table ------------------------------------------------------------------------
+  var shownColumns = COLUMNS;
+  function columnsFor(rows) {
+    return COLUMNS.filter(function (col) {
+      return !col.value || rows.some(function (r) { return isNum(r.values[col.key]); });
+    });
+  }
   function renderHead() {
+    var COLUMNS = shownColumns;
     var thead = document.querySelector("#leaderboard thead");
     thead.textContent = "";
     // a first row names the column groups: gaze alignment metrics, task metrics
@@ -202,9 +235,16 @@
     var col = COL_BY_KEY[key];
     if (state.sortKey === key) state.sortDir = state.sortDir === "asc" ? "desc" : "asc";
     else { state.sortKey = key; state.sortDir = col.type === "number" && col.direction ? bestFirst(col) : "asc"; }
+    var focused = document.activeElement && document.activeElement.dataset &&
+      document.activeElement.closest && document.activeElement.closest("#leaderboard thead");
     render();
+    if (focused) {  // the header was rebuilt: give the keyboard its place back
+      var th = document.querySelector('#leaderboard thead th[data-key="' + key.replace(/["\\]/g, "\\$&") + '"]');
+      if (th) th.focus();
+    }
   }
   function renderBody(rows) {
+    var COLUMNS = shownColumns;
     var tbody = document.querySelector("#leaderboard tbody");
     tbody.textContent = "";
     rows.forEach(function (r) {
@@ -219,6 +259,7 @@
         var v = cell(r, col);
         if (col.key === "model") {
           td.appendChild(el("span", { "class": "model-name" }, v));
+          if (r.variant) td.appendChild(el("span", { "class": "variant", title: "scored with another blur than the other rows" }, " [" + r.variant + "]"));
           if (KIND_LABEL[r.kind]) td.appendChild(el("span", { "class": "badge badge-" + r.kind }, KIND_LABEL[r.kind]));
           if (r.latest === false) td.appendChild(el("span", { "class": "badge badge-superseded" }, "superseded"));
         } else if (col.type === "number") {
@@ -293,6 +334,13 @@
     var box = document.getElementById("table-notes");
     box.textContent = "";
     mixedStimuliNotes(rows).forEach(function (line) { box.appendChild(el("p", { "class": "mixed-stimuli" }, line)); });
+    var other = rows.filter(function (r) { return r.variant; });
+    if (other.length) {  // in the words of `harness leaderboard show`
+      box.appendChild(el("p", { "class": "other-blur" }, "Rows blurred otherwise than the rest (" + other.map(function (r) {
+        return String(r.model) + " [" + r.variant + "]";
+      }).join("; ") + "): their density metrics use another human density, so their scores do not compare " +
+        "with the others'."));
+    }
   }
 
   function nonfiniteOf(r) {
@@ -488,6 +536,7 @@
       g.appendChild(svg("text", { x: cx + 8, y: cy + 4, "class": "point-label", "text-anchor": "start" }, r.model + " [" + r.attention + "]"));
       g.appendChild(svg("title", null, r.model + " [" + r.attention + "]: " + x + " = " + fmt(r.values[x]) + ", " + y + " = " + fmt(r.values[y])));
       g.addEventListener("click", function () { openRun(r.run_id); });
+      g.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); openRun(r.run_id); } });
       s.appendChild(g);
     });
     fig.appendChild(s);
@@ -704,8 +753,9 @@
 
   // ---- wiring ----------------------------------------------------------------------------------
   function render() {
-    renderHead();
     var rows = visibleRows().sort(compareRows);
+    shownColumns = columnsFor(rows);
+    renderHead();
     renderBody(rows);
     renderNotes(rows);
     renderScatters(rows);
@@ -719,6 +769,7 @@
   fillSelect("filter-dataset", "dataset");
   fillSelect("filter-attention", "attention");
   fillScoring();
+  fillProfile();
   var norm = document.getElementById("normalised");
   norm.addEventListener("change", function () {
     state.normalised = norm.checked;
@@ -728,6 +779,8 @@
       if (c.rawDirection === undefined) c.rawDirection = c.direction;
       c.direction = norm.checked ? "higher" : c.rawDirection;
     });
+    var sorted = COL_BY_KEY[state.sortKey];
+    if (sorted && sorted.group === "gaze" && sorted.direction) state.sortDir = bestFirst(sorted);
     render();
   });
   var sup = document.getElementById("show-superseded");
