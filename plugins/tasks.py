@@ -70,6 +70,13 @@ class Classification:
         self.label_aliases = label_aliases
 
     def score_image(self, output: dict, record: dict) -> dict[str, float]:
+        # an answer that is not a class name fails its stimulus: str(None) or str(42) could match
+        label = output.get("label")
+        if not isinstance(label, str):
+            raise ValueError(f"'label' must be the predicted class name (a string), got {label!r}")
+        topk = output.get("topk")
+        if topk is not None and (not isinstance(topk, (list, tuple)) or not all(isinstance(t, str) for t in topk)):
+            raise ValueError(f"'topk' must be a list of class names, got {_short(topk)}")
         ref = record.get("label")
         if ref is None:
             return {}
@@ -83,6 +90,47 @@ class Classification:
         if not scores:
             return {}
         return {k: sum(s[k] for s in scores) / len(scores) for k in ("top1", "top5")}
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _number(v: Any) -> bool:
+    import math
+    from numbers import Real
+
+    return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def _listed(v: Any) -> Any:
+    """A list as given, or an array's (numpy, torch) as a list; anything else as it is."""
+    return v.tolist() if hasattr(v, "tolist") and not isinstance(v, (str, bytes)) else v
+
+
+def check_detections(output: dict) -> None:
+    """An output detection scores: ``boxes`` ([x, y, w, h], finite, w and h >= 0), ``scores``
+    (finite) and ``categories`` (names), one of each per detection. Anything else fails its
+    stimulus: a NaN box used to match every reference in pycocotools (``NaN < t`` is False), a
+    missing key scored as no detections, lists of unequal length were cut to the shortest."""
+    boxes, scores, cats = (_listed(output.get(k)) for k in ("boxes", "scores", "categories"))
+    missing = [k for k, v in (("boxes", boxes), ("scores", scores), ("categories", cats)) if not isinstance(v, (list, tuple))]
+    if missing:
+        raise ValueError(f"a detection output needs lists 'boxes', 'scores' and 'categories'; "
+                         f"{', '.join(repr(k) for k in missing)} missing or not a list")
+    if not len(boxes) == len(scores) == len(cats):
+        raise ValueError(f"{len(boxes)} boxes, {len(scores)} scores and {len(cats)} categories: one of each per detection")
+    for box in boxes:
+        if not isinstance(box, (list, tuple)) or len(box) != 4 or not all(_number(v) for v in box) \
+                or box[2] < 0 or box[3] < 0:
+            raise ValueError(f"a box must be [x, y, width, height], finite, width and height >= 0; got {_short(box)}")
+    for score in scores:
+        if not _number(score):
+            raise ValueError(f"a detection score must be a finite number; got {_short(score)}")
+    for cat in cats:
+        if not isinstance(cat, str):
+            raise ValueError(f"a detection category must be a class name (a string); got {_short(cat)}")
 
 
 def _iou_xywh(a, b) -> float:
@@ -121,6 +169,7 @@ class Detection:
         return _norm_label(category) in allowed
 
     def score_image(self, output: dict, record: dict) -> dict[str, float]:
+        check_detections(output)
         refs = record.get("objects") or []
         if not refs:
             return {}
@@ -209,12 +258,17 @@ class Captioning:
             if not refs:
                 continue
             gts[i] = refs
-            res[i] = [tokenize_caption(o.get("caption", "")) or "empty"]
+            # pycocoevalcap needs a token; one no tokenized reference can hold ("empty" could)
+            res[i] = [tokenize_caption(o.get("caption", "")) or "<empty>"]
         return gts, res
 
     def score_image(self, output: dict, record: dict) -> dict[str, float]:
         from pycocoevalcap.bleu.bleu import Bleu
         from pycocoevalcap.rouge.rouge import Rouge
+
+        caption = output.get("caption")
+        if not isinstance(caption, str):  # str() of a list scored as a caption; of None, as "none"
+            raise ValueError(f"'caption' must be the generated text (a string), got {_short(caption)}")
 
         gts, res = self._gts_res([output], [record])
         if not gts:

@@ -401,8 +401,8 @@ def test_captioning_end_to_end(tmp_path, caption_data):
 
 
 class _MalformedDetector(ByCall):
-    """A detection model plugin whose outputs are, per call order: not a dict, a box of three
-    numbers, then a well-formed detection."""
+    """A detection model plugin whose outputs are, per call order: not a dict, a box of NaN (which
+    pycocotools matched with every reference: mAP 1.0), then a well-formed detection."""
 
     name = "malformed-detector"
     tasks = ("detection", "free-viewing")
@@ -412,7 +412,8 @@ class _MalformedDetector(ByCall):
         from harness.models import Prediction
 
         good = {"boxes": [list(BOX_HIT)], "scores": [0.9], "categories": ["bottle"]}
-        output = {0: ["bottle"], 1: {"boxes": [[1, 2, 3]], "scores": [0.9], "categories": ["bottle"]}}.get(k, good)
+        nan = float("nan")
+        output = {0: ["bottle"], 1: {"boxes": [[nan] * 4], "scores": [0.9], "categories": ["bottle"]}}.get(k, good)
         return Prediction(attention=blob(w, h, spread=4.0), output=output)
 
 
@@ -443,6 +444,15 @@ def test_a_malformed_task_output_fails_its_stimulus_with_the_reason(tmp_path):
     assert frame.loc[first, "status"] == frame.loc[second, "status"] == "failed"
     assert frame.loc[first, "error"] == ("the model's output cannot be scored for task 'detection': TypeError: "
                                          "the output is a list, not a dict")
-    assert frame.loc[second, "error"].startswith("the model's output cannot be scored for task 'detection': ")
+    assert frame.loc[second, "error"] == ("the model's output cannot be scored for task 'detection': ValueError: "
+                                          "a box must be [x, y, width, height], finite, width and height >= 0; "
+                                          "got [nan, nan, nan, nan]")
     assert frame.loc[third, "status"] == "ok" and run.summary["n_failed"] == 2
-    assert set(run.summary["task_metrics"]) >= {"map", "map50"}  # the dataset-level metrics still computed
+    # the dataset-level metrics cover the stimulus that was scored, as the gaze means do
+    from harness.data import load_gaze_dataset
+    from plugins.tasks import Detection
+
+    _, ds = load_gaze_dataset("coco-search18", data_dir=data, cache_dir=tmp_path / "cache")
+    record = next(r for r in ds.remove_columns("image") if r["stimulus_id"] == third)
+    expected = Detection(objects_exhaustive=False).score_dataset([json.loads(frame.loc[third, "output"])], [record])
+    assert run.summary["task_metrics"] == pytest.approx(expected)

@@ -320,3 +320,44 @@ def test_cli_refuses_a_task_the_dataset_cannot_serve(tmp_path):
                                   "--output", str(tmp_path / "runs")])
     assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1
     assert r.output.startswith("Error: unknown task 'pose'") and "classification" in r.output
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("task, output, why", [
+    (Classification(), {}, "'label' must be the predicted class name (a string), got None"),
+    (Classification(), {"label": None}, "'label' must be the predicted class name (a string), got None"),
+    (Classification(), {"label": 42}, "'label' must be the predicted class name (a string), got 42"),
+    (Classification(), {"label": "cat", "topk": "cat"}, "'topk' must be a list of class names, got 'cat'"),
+    (Detection(), {"boxes": [[1, 2, 3, 4]], "scores": [0.9]}, "'categories' missing or not a list"),
+    (Detection(), {"boxes": [[NAN] * 4], "scores": [0.9], "categories": ["cat"]}, "got [nan, nan, nan, nan]"),
+    (Detection(), {"boxes": [[1, 2, 3]], "scores": [0.9], "categories": ["cat"]}, "got [1, 2, 3]"),
+    (Detection(), {"boxes": [[1, 2, -3, 4]], "scores": [0.9], "categories": ["cat"]}, "got [1, 2, -3, 4]"),
+    (Detection(), {"boxes": [[1, 2, 3, 4]] * 2, "scores": [0.9], "categories": ["cat"] * 2},
+     "2 boxes, 1 scores and 2 categories: one of each per detection"),
+    (Detection(), {"boxes": [[1, 2, 3, 4]], "scores": [NAN], "categories": ["cat"]}, "a finite number; got nan"),
+    (Detection(), {"boxes": [[1, 2, 3, 4]], "scores": [0.9], "categories": [3]}, "(a string); got 3"),
+    (Captioning(), {}, "'caption' must be the generated text (a string), got None"),
+    (Captioning(), {"caption": ["a", "dog"]}, "got ['a', 'dog']"),
+    (Captioning(), {"caption": 42}, "got 42"),
+])
+def test_a_malformed_output_is_refused_not_scored(task, output, why):
+    """Each of these was scored: a NaN box matched every reference (mAP 1.0), a list caption was
+    turned into text, None became the caption "none" and the label "None"."""
+    record = {"label": "cat", "objects": [{"bbox": [1, 2, 3, 4], "category": "cat"}], "captions": ["a cat"],
+              "width": 10, "height": 10}
+    with pytest.raises(ValueError) as exc:
+        task.score_image(output, record)
+    assert why in str(exc.value)
+
+
+def test_detection_accepts_arrays_and_an_empty_caption_matches_nothing():
+    import numpy as np
+
+    record = {"objects": [{"bbox": [1, 2, 3, 4], "category": "cat"}], "captions": ["an empty room"],
+              "width": 10, "height": 10}
+    out = {"boxes": np.array([[1.0, 2, 3, 4]]), "scores": np.array([0.9]), "categories": ["cat"]}
+    assert Detection().score_image(out, record)["recall50"] == 1.0
+    # an empty caption used to become the word "empty", which a reference can hold
+    assert Captioning().score_image({"caption": ""}, record)["rougeL"] == 0.0

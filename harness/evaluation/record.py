@@ -159,11 +159,15 @@ def summarize(frame, settings: dict[str, Any], *, task_obj, ctx, seed: int) -> d
                   for m in names}
     task_metrics: dict[str, float] = {}
     if task_obj is not None and getattr(task_obj, "primary", None) is not None:
+        from ..results.summary import SCORED
+
         by_id = {r["stimulus_id"]: r for r in ctx.meta}
-        rows = frame.to_dict("records")
+        # the stimuli the gaze means cover: a failed one has no output to score (it used to count
+        # as a wrong answer, so that the run's top-1 and its rows' mean disagreed)
+        rows = [r for r in frame.to_dict("records") if r.get("status") in SCORED]
         outputs = [json.loads(r["output"]) if isinstance(r.get("output"), str) else {} for r in rows]
         try:
-            task_metrics = dict(task_obj.score_dataset(outputs, [by_id[r["stimulus_id"]] for r in rows]))
+            task_metrics = dict(task_obj.score_dataset(outputs, [by_id[r["stimulus_id"]] for r in rows])) if rows else {}
         except HarnessError:
             raise
         except Exception as exc:  # a task plugin's dataset metric: named in one line, the rows stay
