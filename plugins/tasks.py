@@ -91,6 +91,23 @@ class Classification:
             return {}
         return {k: sum(s[k] for s in scores) / len(scores) for k in ("top1", "top5")}
 
+    def notes(self, outputs, records) -> list[str]:
+        """A run whose predicted labels never name a class of the dataset (ImageNet WordNet ids
+        against bird species) scores top-1 0 whatever it sees: said, since that zero says nothing."""
+        predicted = {str(v) for o in outputs for v in [o.get("label"), *(o.get("topk") or [])] if isinstance(v, str)}
+        classes = {str(r["label"]) for r in records if r.get("label") is not None}
+        if not predicted or not classes:
+            return []
+        # label_matches over every pair, as one intersection of names
+        named = set().union(*map(_synonyms, predicted))
+        aliases = self.label_aliases or {}
+        if named & set().union(*(_synonyms(c) | set().union(*map(_synonyms, aliases.get(c, ()))) for c in classes)):
+            return []
+        return [f"none of the {len(predicted)} labels the model predicted names one of the dataset's "
+                f"{len(classes)} classes (e.g. {sorted(predicted)[0]!r} against {sorted(classes)[0]!r}): its "
+                "top-1 of 0 says nothing about the model; a dataset maps its classes to a model's labels with "
+                "label_aliases (docs/plugins.md)"]
+
 
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)

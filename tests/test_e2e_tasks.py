@@ -197,6 +197,24 @@ def test_classification_end_to_end(tmp_path):
     assert (a["n_solved"], a["n_unsolved"]) == (1, 3)
 
 
+def test_a_classifier_whose_labels_never_name_a_class_is_warned_about(tmp_path):
+    """A model whose labels are not the dataset's classes (ImageNet ids against CUB's birds) scores
+    top-1 0 whatever it sees: the run says so instead of reporting the zero without a word."""
+    data = write_cub_fixture(tmp_path / "cub-gha")
+    model = tiny_models.make_tiny_vit(tmp_path / "vit")  # labels of its own, none a CUB class
+    args = ["eval", "--model", f"hf:{model}", "--dataset", "cub-gha", "--task", "classification", "--output",
+            str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--data-dir", str(data),
+            "--sigma-px", SIGMA_PX, "--no-references", "--no-show"]
+    out = _cli(args)
+    assert "warning: none of the " in out and "labels the model predicted names one of the dataset's 4 classes" in out
+    (run,) = load_runs(tmp_path / "runs")
+    assert run.summary["task_metrics"] == {"top1": 0.0, "top5": 0.0}
+    # the ranked ViT names CUB's classes: nothing said
+    ranked = make_ranked_vit(tmp_path / "ranked")
+    out = _cli([*args[:2], f"hf:{ranked}", *args[3:]])
+    assert "labels the model predicted" not in out
+
+
 def test_a_calibrated_classification_run_keeps_the_raw_runs_task_scores(tmp_path):
     """``--scoring calibrated`` with a task: the calibrated run carries each stimulus' task scores
     and output over from its raw run (the model is not run again), its task metrics are the raw

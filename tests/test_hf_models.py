@@ -434,11 +434,37 @@ def test_bad_names_fail_with_one_line(tiny, tmp_path):
         ("hf:" + str(tiny["vit"]) + "?heads=mean", "unknown option 'heads'"),
         ("hf:" + str(tiny["vit"]) + "?head_fusion=median", "head_fusion must be"),
         ("hf:" + str(tiny["vit"]) + "?threshold=high", "is not a float"),
+        # each of these used to load and then fail every batch, or name a run identical to the plain model's
+        ("hf:", "no checkpoint named"),
+        ("hf:" + str(tiny["vit"]) + "?head_fusion=max&head_fusion=min", "option head_fusion given twice"),
+        ("hf:" + str(tiny["vit"]) + "@main", "a local folder has no revisions"),
+        ("hf:" + str(tiny["vit"]) + "?threshold=0.3", r"option threshold does not apply to a vit model \(its "
+                                                        r"options: discard_ratio, head_fusion\)"),
+        ("hf:" + str(tiny["resnet"]) + "?head_fusion=max", "option head_fusion does not apply to a cnn model"),
+        ("hf:" + str(tiny["detr"]) + "?threshold=nan", r"threshold must be a detection score in \[0, 1\]"),
+        ("hf:" + str(tiny["detr"]) + "?layers=-9", r"layers=-9: the decoder has 2 layers"),
+        ("hf:" + str(tiny["blip"]) + "?max_new_tokens=0", "max_new_tokens must be at least 1"),
+        ("hf:" + str(tiny["ved"]) + "?num_beams=0", "num_beams must be at least 1"),
+        ("hf:" + str(tiny["ved"]) + "?layers=7", r"layers=7: the decoder has \d+ layers"),
+        ("hf:" + str(tiny["vit"]) + "?device=gpu", "device must be cpu, cuda, cuda:N or mps, got 'gpu'"),
     ]
     for name, message in cases:
         with pytest.raises(HarnessError, match=message) as info:
             load_model(name)
         assert "\n" not in str(info.value)
+
+
+def test_a_captioner_without_its_tokenizer_is_refused(tiny, tmp_path):
+    """Without tokenizer files transformers built a tokenizer of the special tokens alone: every
+    caption decoded to "", and the run scored empty captions without a word."""
+    import shutil
+
+    folder = tmp_path / "blip-without-tokenizer"
+    shutil.copytree(tiny["blip"], folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        (folder / name).unlink(missing_ok=True)
+    with pytest.raises(HarnessError, match=r"its tokenizer has \d+ tokens for a decoder of \d+: no tokenizer files"):
+        load_model("hf:" + str(folder))
 
 
 def test_unsupported_architecture(tmp_path):

@@ -361,3 +361,18 @@ def test_detection_accepts_arrays_and_an_empty_caption_matches_nothing():
     assert Detection().score_image(out, record)["recall50"] == 1.0
     # an empty caption used to become the word "empty", which a reference can hold
     assert Captioning().score_image({"caption": ""}, record)["rougeL"] == 0.0
+
+
+def test_classification_says_when_no_predicted_label_can_name_a_class():
+    """ImageNet WordNet ids against bird species: top-1 0 whatever the model sees, said as such."""
+    task = Classification()
+    records = [{"label": "Black footed Albatross"}, {"label": "Laysan Albatross"}]
+    outputs = [{"label": "n01440764", "topk": ["n01440764", "n02085620"]}, {"label": "n02085620"}]
+    (note,) = task.notes(outputs, records)
+    assert note.startswith("none of the 2 labels the model predicted names one of the dataset's 2 classes "
+                           "(e.g. 'n01440764' against 'Black footed Albatross')")
+    # one label that names a class (a synonym, or through the dataset's aliases): nothing to say
+    assert task.notes([*outputs, {"label": "laysan_albatross"}], [*records, records[1]]) == []
+    aliased = Classification(label_aliases={"Laysan Albatross": ["n02085620"]})
+    assert aliased.notes(outputs, records) == []
+    assert task.notes([], records) == [] and task.notes(outputs, [{"label": None}]) == []

@@ -348,6 +348,8 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                 frame = read_run(writer.dir).per_image()  # in stimulus-id order
                 summary = record.summarize(frame, settings, task_obj=spec.task, ctx=ctx, seed=cfg.seed)
                 summary["finished_at"] = record.now()
+                for line in _task_notes(spec.task, frame, ctx):
+                    writer.note(line)
                 if spec.example_side > 0:  # the example maps of the page: best, median, worst by NSS, ...
                     keep_examples(writer.dir, frame, cfg.example_maps)
                 # the instances that computed this process' chunks this session (one when it had a
@@ -570,6 +572,25 @@ def check_model_name(name: str) -> None:
                 raise HarnessError(f"--model {name}: no such folder (and no registered model of that name)")
             raise HarnessError(f"--model {name}: not a model folder written by `harness align` (no align.json)")
         reg.get("model", name)
+
+
+def _task_notes(task: Any, frame, ctx: DatasetContext) -> list[str]:
+    """What a task has to say about a finished run's outputs as a whole (its optional ``notes``:
+    e.g. classification's labels that never name a dataset class), as warning lines."""
+    import json
+
+    notes = getattr(task, "notes", None)
+    if notes is None or "output" not in frame:
+        return []
+    from ..results.summary import SCORED
+
+    by_id = {r["stimulus_id"]: r for r in ctx.meta}
+    rows = [r for r in frame.to_dict("records") if r.get("status") in SCORED]
+    outputs = [json.loads(r["output"]) if isinstance(r.get("output"), str) else {} for r in rows]
+    try:
+        return [f"warning: {line}" for line in notes(outputs, [by_id[r["stimulus_id"]] for r in rows])]
+    except Exception:  # a plugin's notes are advice: never the reason a run fails
+        return []
 
 
 def _check_listing(name: str, model: Any) -> None:

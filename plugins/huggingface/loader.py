@@ -147,11 +147,16 @@ def parse_name(spec: str) -> tuple[str, str | None, dict[str, Any]]:
                 raise HarnessError(
                     f"model hf:{spec}: unknown option {key!r} (known: {', '.join(sorted(OPTIONS))})"
                 )
+            if key in options:  # the last would win without a word
+                raise HarnessError(f"model hf:{spec}: option {key} given twice")
             options[key] = _option(key, value, spec)
     revision = None
     if "@" in base and not Path(base).expanduser().exists():
         base, _, revision = base.rpartition("@")
-        revision = revision or None
+        if not revision:
+            raise HarnessError(f"model hf:{spec}: nothing after '@' (give a revision, or leave the '@' out)")
+    if not base:
+        raise HarnessError(f"model hf:{spec}: no checkpoint named (hf:<hub id or folder>)")
     return base, revision, options
 
 
@@ -319,6 +324,9 @@ def load(checkpoint: str, revision: str | None = None, name: str | None = None, 
     _validate(options, checkpoint)
     label = name or f"hf:{checkpoint}"
     where = locate(base, revision, label)
+    if revision and where["provenance"].get("source") == "local folder":
+        raise HarnessError(f"model {label}: a local folder has no revisions (transformers ignores @{revision} "
+                           "there); name the folder of the revision you mean")
 
     from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
@@ -331,6 +339,7 @@ def load(checkpoint: str, revision: str | None = None, name: str | None = None, 
     try:
         config = AutoConfig.from_pretrained(where["path"], **common)
         kind = family(config)
+        _applicable(kind, config, options)  # before the weights load
         built = _build(kind, where["path"], common, config)
     except HarnessError as exc:
         raise HarnessError(f"model {label}: {exc}") from exc
@@ -366,6 +375,47 @@ def _validate(options: dict[str, Any], checkpoint: str) -> None:
     layers = options.get("layers", "last")
     if not (layers in ("last", "mean") or isinstance(layers, int)):
         raise HarnessError(f"model hf:{checkpoint}: layers must be last, mean or a layer index")
+    if not 0.0 <= float(options.get("threshold", 0.5)) <= 1.0:  # NaN too: no detection would pass
+        raise HarnessError(f"model hf:{checkpoint}: threshold must be a detection score in [0, 1]")
+    for key in ("max_new_tokens", "num_beams"):
+        if key in options and int(options[key]) < 1:
+            raise HarnessError(f"model hf:{checkpoint}: {key} must be at least 1")
+    device = options.get("device")
+    if device is not None and not re.fullmatch(r"cpu|mps|cuda(:\d+)?", str(device)):
+        raise HarnessError(f"model hf:{checkpoint}: device must be cpu, cuda, cuda:N or mps, got {device!r}")
+
+
+#: the options each architecture family reads (device: every one)
+_FAMILY_OPTIONS = {
+    "vit": {"head_fusion", "discard_ratio"}, "cnn": set(), "swin": set(),
+    "detr": {"layers", "head_fusion", "threshold"},
+    "blip": {"layers", "head_fusion", "max_new_tokens", "num_beams"},
+    "ved": {"layers", "head_fusion", "max_new_tokens", "num_beams"},
+}
+
+
+def _decoder_layers(kind: str, config: Any) -> int | None:
+    """How many decoder layers' cross-attentions ``layers`` picks from (None: not known)."""
+    if kind == "detr":
+        return getattr(config, "decoder_layers", None)
+    sub = getattr(config, "text_config", None) if kind == "blip" else getattr(config, "decoder", None)
+    for attr in ("num_hidden_layers", "n_layer", "decoder_layers", "num_layers"):
+        value = getattr(sub, attr, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _applicable(kind: str, config: Any, options: dict[str, Any]) -> None:
+    """An option the model never reads would name a run of its own that is the plain model's, and
+    a layer index beyond the decoder failed every batch: both refused here, in one line."""
+    unused = sorted(set(options) - _FAMILY_OPTIONS[kind] - {"device"})
+    if unused:
+        uses = ", ".join(sorted(_FAMILY_OPTIONS[kind])) or "none but device"
+        raise HarnessError(f"option {', '.join(unused)} does not apply to a {kind} model (its options: {uses})")
+    layers, n = options.get("layers"), _decoder_layers(kind, config)
+    if isinstance(layers, int) and n is not None and not -n <= layers < n:
+        raise HarnessError(f"layers={layers}: the decoder has {n} layers (0 to {n - 1}, or -1 to -{n})")
 
 
 def _build(kind: str, path: str, common: dict[str, Any], config: Any):
@@ -394,6 +444,14 @@ def _build(kind: str, path: str, common: dict[str, Any], config: Any):
     else:
         model = tf.VisionEncoderDecoderModel.from_pretrained(path, **kwargs)
         tokenizer = tf.AutoTokenizer.from_pretrained(path, **common)
+    if tokenizer is not None:
+        # without its tokenizer files transformers builds a tokenizer of a few special tokens, and
+        # every caption decodes to "": a run of empty captions, scored as such
+        sub = config.text_config if kind == "blip" else config.decoder
+        vocab = getattr(sub, "vocab_size", None)
+        if isinstance(vocab, int) and 2 * len(tokenizer) < vocab:
+            raise HarnessError(f"its tokenizer has {len(tokenizer)} tokens for a decoder of {vocab}: no tokenizer "
+                               f"files in {path}?")
     return model, processor, tokenizer
 
 
