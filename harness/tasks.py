@@ -17,4 +17,10 @@ class Task(Protocol):
     def score_dataset(
         self, outputs: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]]
     ) -> dict[str, float]:
-        """Dataset-level task metrics (e.g. COCO mAP, BLEU-4) over all stimuli."""
+        """Dataset-level task metrics (e.g. COCO mAP, BLEU-4) over the stimuli the run scored
+        (a failed stimulus is left out, as from the gaze means)."""
+
+    # optional: ``notes(outputs, records) -> list[str]``, what the run's outputs as a whole say that
+    # its numbers do not (printed as warnings when the run finishes; classification's: no predicted
+    # label names a dataset class, so its top-1 of 0 says nothing). ``score_image`` raises
+    # ``ValueError`` for an output it cannot read: that stimulus fails with the reason.
