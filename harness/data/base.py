@@ -63,8 +63,8 @@ import os
 import shutil
 import tempfile
 import time
-from pathlib import Path
 from numbers import Real
+from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
 from ..errors import DataError, HarnessError, PluginError

@@ -144,6 +144,18 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
+def scored_outputs(frame, ctx) -> tuple[list[dict], list[dict]]:
+    """The task outputs of a run's scored stimuli and their dataset records, in row order: the
+    stimuli the gaze means cover (a failed one has no output to score: it used to count as a wrong
+    answer, so that a run's top-1 and its rows' mean disagreed)."""
+    from ..results.summary import SCORED
+
+    by_id = {r["stimulus_id"]: r for r in ctx.meta}
+    rows = [r for r in frame.to_dict("records") if r.get("status") in SCORED]
+    outputs = [json.loads(r["output"]) if isinstance(r.get("output"), str) else {} for r in rows]
+    return outputs, [by_id[r["stimulus_id"]] for r in rows]
+
+
 def summarize(frame, settings: dict[str, Any], *, task_obj, ctx, seed: int) -> dict[str, Any]:
     """The run's summary (everything but ``finished_at``), recomputable from ``frame`` alone except
     the dataset-level task metrics."""
@@ -159,15 +171,9 @@ def summarize(frame, settings: dict[str, Any], *, task_obj, ctx, seed: int) -> d
                   for m in names}
     task_metrics: dict[str, float] = {}
     if task_obj is not None and getattr(task_obj, "primary", None) is not None:
-        from ..results.summary import SCORED
-
-        by_id = {r["stimulus_id"]: r for r in ctx.meta}
-        # the stimuli the gaze means cover: a failed one has no output to score (it used to count
-        # as a wrong answer, so that the run's top-1 and its rows' mean disagreed)
-        rows = [r for r in frame.to_dict("records") if r.get("status") in SCORED]
-        outputs = [json.loads(r["output"]) if isinstance(r.get("output"), str) else {} for r in rows]
+        outputs, records = scored_outputs(frame, ctx)
         try:
-            task_metrics = dict(task_obj.score_dataset(outputs, [by_id[r["stimulus_id"]] for r in rows])) if rows else {}
+            task_metrics = dict(task_obj.score_dataset(outputs, records)) if outputs else {}
         except HarnessError:
             raise
         except Exception as exc:  # a task plugin's dataset metric: named in one line, the rows stay

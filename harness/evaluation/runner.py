@@ -577,18 +577,11 @@ def check_model_name(name: str) -> None:
 def _task_notes(task: Any, frame, ctx: DatasetContext) -> list[str]:
     """What a task has to say about a finished run's outputs as a whole (its optional ``notes``:
     e.g. classification's labels that never name a dataset class), as warning lines."""
-    import json
-
     notes = getattr(task, "notes", None)
     if notes is None or "output" not in frame:
         return []
-    from ..results.summary import SCORED
-
-    by_id = {r["stimulus_id"]: r for r in ctx.meta}
-    rows = [r for r in frame.to_dict("records") if r.get("status") in SCORED]
-    outputs = [json.loads(r["output"]) if isinstance(r.get("output"), str) else {} for r in rows]
     try:
-        return [f"warning: {line}" for line in notes(outputs, [by_id[r["stimulus_id"]] for r in rows])]
+        return [f"warning: {line}" for line in notes(*record.scored_outputs(frame, ctx))]
     except Exception:  # a plugin's notes are advice: never the reason a run fails
         return []
 
