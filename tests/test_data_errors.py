@@ -473,3 +473,19 @@ def test_a_dataset_plugin_without_its_methods_is_one_line_naming_it(tmp_path):
         Raising(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache").load()
     assert _one_line(exc) == ("dataset 'raising' (Raising): source_files() failed: TypeError: 'NoneType' object "
                               "is not iterable")
+
+
+@pytest.mark.parametrize("name", ["../outside/secret.jpg", "{abs}"])
+def test_an_image_named_outside_the_data_folder_is_refused(small_osie, tmp_path, monkeypatch, name):
+    """OSIE's annotation names each image (``img``): ``../../secret.jpg`` or an absolute path read a
+    file from outside the data folder into the cache, as a stimulus, outside the fingerprint."""
+    root = small_osie(n=3)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    Image.new("RGB", (800, 600), "red").save(outside / "secret.jpg")
+    target = str(outside / "secret.jpg") if name == "{abs}" else str(root / "stimuli" / ".." / ".." / name)
+    monkeypatch.setattr(_EditsSecond, "edit", staticmethod(lambda r: {**r, "image": target}))
+    with pytest.raises(DataError) as exc:
+        _EditsSecond(data_dir=root, cache_dir=tmp_path / "cache").load()
+    assert _one_line(exc).startswith(f"osie: record '1002': its image {target} lies outside the data folder {root}")
+    assert _leftovers(tmp_path / "cache" / "arrow" / "osie") == []

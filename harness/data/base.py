@@ -366,7 +366,7 @@ class GazeDataset:
             as_if_created(tmp, folder=True)  # not mkdtemp's 0700: a cache shared by a lab stays readable
             self.stats, self.skipped = {}, []
             t0 = time.perf_counter()
-            records = list(self._checked(self.convert(root)))
+            records = list(self._checked(self.convert(root), root))
             if not records:
                 raise DataError(f"{self.name}: no usable stimuli in {root}")
             features = features_for(records)
@@ -404,7 +404,7 @@ class GazeDataset:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def _checked(self, records) -> Iterator[dict]:
+    def _checked(self, records, root: Path | None = None) -> Iterator[dict]:
         """Fill absent task fields with None and enforce the canonical invariants on each record:
         schema fields only, a valid (:func:`harness.ids.validate_stimulus_id`) and unique
         ``stimulus_id``, fixations inside the image. Any violation is a one-line ``DataError``."""
@@ -434,6 +434,8 @@ class GazeDataset:
             for key in GEOMETRY_FIELDS:
                 if key in rec:
                     rec = {**rec, key: self._geometry_value(sid, key, rec[key])}
+            if root is not None:
+                self._check_inside(sid, rec["image"], root)
             w, h = self._checked_size(sid, rec)
             fixations = rec["fixations"]
             if not isinstance(fixations, (list, tuple)):
@@ -465,6 +467,21 @@ class GazeDataset:
             raise DataError(f"{self.name}: record {sid!r}: width x height {size[0]}x{size[1]}, but its image is "
                             f"{actual[0]}x{actual[1]} (read the size from the image: image_size())")
         return size[0], size[1]
+
+    def _check_inside(self, sid: str, image: Any, root: Path) -> None:
+        """An image named by a path must lie in the data folder: a name taken from an annotation
+        file (data, not trusted) such as ``../../secret.jpg`` or an absolute path would otherwise
+        put a file from anywhere into the cache, outside the fingerprint. Lexically (``..`` and
+        absolute paths), so that a folder the user linked in stays usable."""
+        if isinstance(image, dict):
+            image = image.get("path") if not image.get("bytes") else None
+        if not isinstance(image, (str, os.PathLike)):
+            return
+        path = os.path.normpath(os.path.abspath(os.fspath(image)))  # as datasets will open it
+        base = os.path.normpath(os.path.abspath(root))
+        if os.path.commonpath([path, base]) != base:
+            raise DataError(f"{self.name}: record {sid!r}: its image {os.fspath(image)} lies outside the data "
+                            f"folder {root} (a file name from the annotations must stay inside it)")
 
     def _check_fixation(self, sid: str, f: Any, w: int, h: int) -> None:
         if not isinstance(f, dict) or "x" not in f or "y" not in f or "subject" not in f:
