@@ -76,3 +76,34 @@ def test_prune_removes_a_killed_conversions_folder_unless_it_is_being_converted(
     assert r.exit_code == 0, r.output
     assert f"removed {leftover}" in r.output and not leftover.exists()
     assert list(current.parent.iterdir()) == [current]
+
+
+def test_prune_keeps_another_data_folders_table_and_never_follows_a_link(tmp_path):
+    """Two folders of one dataset (another copy, an edited one) share the cache: pruning from one
+    removed the other's current table; a link in the cache stopped it with a traceback."""
+    import shutil
+
+    first, second, cache = tmp_path / "cub-gha", tmp_path / "cub-gha-edited", tmp_path / "cache"
+    write_cub(first)
+    shutil.copytree(first, second)
+    from PIL import Image
+
+    image = second / "CUB_200_2011" / "images" / "001.Black_footed_Albatross" / "Black_Footed_Albatross_0001_796111.jpg"
+    Image.new("RGB", (50, 40), (10, 10, 10)).save(image)  # another image: another table
+    obj_first, _ = load_gaze_dataset("cub-gha", data_dir=first, cache_dir=cache)
+    obj_second, _ = load_gaze_dataset("cub-gha", data_dir=second, cache_dir=cache)
+    assert obj_first.cache_path() != obj_second.cache_path()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (cache / "arrow" / "cub-gha" / "a-link").symlink_to(outside)
+    args = ["datasets", "prune", "cub-gha", "--data-dir", str(first), "--cache-dir", str(cache)]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert (f"kept {obj_second.cache_path()}: the current table of {second.resolve()}, another data folder of "
+            "cub-gha") in r.output
+    assert obj_second.cache_path().is_dir() and obj_first.cache_path().is_dir() and outside.is_dir()
+    assert "cub-gha: nothing to prune" in r.output
+    # the other folder gone: its table is stale now
+    shutil.rmtree(second)
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and f"removed {obj_second.cache_path()}" in r.output

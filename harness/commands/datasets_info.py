@@ -191,6 +191,8 @@ def datasets_prune(names: tuple[str, ...], data_dir: str | None, cache_dir: str 
                        err=True)
             continue
         stale = obj.stale_caches()
+        for path, folder in obj.other_folders_tables():
+            click.echo(f"kept {path}: the current table of {folder}, another data folder of {name}")
         for path in stale:
             size = _size(path)
             if not dry_run and not obj.remove_stale(path):

@@ -283,11 +283,38 @@ class GazeDataset:
         """Converted tables of this dataset that the current data no longer produces (older
         converter versions or changed source files), and the temporary folders of conversions
         killed mid-way; :meth:`load` never reads them again. Remove one with :meth:`remove_stale`."""
+        return [path for path, why in self._cached_tables() if why is None]
+
+    def other_folders_tables(self) -> list[tuple[Path, str]]:
+        """Tables of this dataset that another data folder, still there, produces with this
+        converter (the cache is shared by every folder of a dataset): ``(path, that folder)``; not
+        stale, since the folder they were converted from may still be used."""
+        return [(path, why) for path, why in self._cached_tables() if why is not None]
+
+    def _cached_tables(self) -> list[tuple[Path, str | None]]:
+        """Every table but the current one: ``(path, None)`` for a stale one, ``(path, folder)``
+        for the current table of another existing ``folder``. A link is never a table of ours."""
         parent = paths.arrow_cache_dir(self.name, self.cache_dir)
         if not parent.is_dir():
             return []
         current = self.fingerprint()[:16]
-        return sorted(p for p in parent.iterdir() if p.is_dir() and p.name != current)
+        here = Path(self.root()).resolve()
+        out: list[tuple[Path, str | None]] = []
+        for p in sorted(parent.iterdir()):
+            if p.is_symlink() or not p.is_dir() or p.name == current:
+                continue
+            folder = None
+            if not p.name.startswith("."):  # a killed conversion's folder: always stale
+                try:
+                    meta = json.loads((p / META_FILE).read_text())
+                    source = Path(meta.get("source_root") or "")
+                    if (str(meta.get("converter_version")) == str(self.converter_version) and source.is_absolute()
+                            and source.is_dir() and source.resolve() != here):
+                        folder = str(source)
+                except (OSError, ValueError, AttributeError):
+                    pass  # no readable record of where it came from: stale
+            out.append((p, folder))
+        return out
 
     def remove_stale(self, path: Path) -> bool:
         """Remove ``path``, one of :meth:`stale_caches`, holding the lock its conversion holds (the
@@ -382,7 +409,7 @@ class GazeDataset:
                     datasets.enable_progress_bars()
             meta = {
                 "name": self.name, "fingerprint": self.fingerprint(),
-                "converter_version": str(self.converter_version), "source_root": str(root),
+                "converter_version": str(self.converter_version), "source_root": str(Path(root).resolve()),
                 "stats": self.stats, "skipped": self.skipped,
                 "convert_seconds": round(time.perf_counter() - t0, 3),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
