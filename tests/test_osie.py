@@ -208,6 +208,22 @@ def test_fingerprint_depends_on_content_not_location(small_osie, tmp_path):
     assert OSIE(data_dir=a, cache_dir=tmp_path / "c").fingerprint() == OSIE(data_dir=b, cache_dir=tmp_path / "c").fingerprint()
 
 
+def test_an_edit_that_puts_size_and_mtime_back_still_changes_the_fingerprint(small_osie, tmp_path):
+    """The memo of file hashes was keyed by size and mtime alone: rewriting a byte and restoring
+    the mtime (os.utime, touch -r) kept serving the old table."""
+    root = small_osie(n=3)
+    cache = tmp_path / "c"
+    before = OSIE(data_dir=root, cache_dir=cache).fingerprint()
+    mat = root / "eye" / "fixations.mat"
+    st = mat.stat()
+    data = bytearray(mat.read_bytes())
+    data[-1] ^= 0x01  # the same size
+    mat.write_bytes(bytes(data))
+    os.utime(mat, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (mat.stat().st_size, mat.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert OSIE(data_dir=root, cache_dir=cache).fingerprint() != before
+
+
 def test_plugin_module_is_light():
     code = ("import sys, plugins.datasets.osie, harness.data; "
             "heavy = [m for m in ('datasets', 'scipy', 'torch', 'transformers', 'numpy') if m in sys.modules]; "

@@ -43,7 +43,8 @@ fingerprint is a SHA-256 over the dataset name, ``converter_version``, the canon
 *content* (SHA-256) of every source file. Content rather than ``(size, mtime)`` because copies,
 checkouts and re-downloads change mtimes without changing data, and an in-place edit that keeps size
 and mtime must still invalidate. Hashing is cheap (OSIE's 50 MB take ~0.05 s) and is memoised per
-file by ``(size, mtime_ns)`` under ``<cache>/hashes/`` for large datasets. ``save_to_disk`` embeds
+file by ``(size, mtime_ns, ctime_ns, inode)`` under ``<cache>/hashes/`` for large datasets (the change
+time cannot be set back, so an edit that restores the size and mtime is still seen). ``save_to_disk`` embeds
 the image bytes, so the cache is self-contained and does not depend on where the data folder is.
 A conversion is written into a temporary folder and renamed into place, so a failure or interrupt
 never leaves a half-written cache.
@@ -654,8 +655,9 @@ def _image_size(image: Any) -> tuple[int, int] | str | None:
 
 
 class _HashMemo:
-    """SHA-256 of files, memoised by (size, mtime_ns) in a small JSON file; a stale or unreadable
-    memo only costs a re-hash."""
+    """SHA-256 of files, memoised by (size, mtime_ns, ctime_ns, inode) in a small JSON file; a stale
+    or unreadable memo only costs a re-hash. The change time too: an edit that keeps the size and
+    puts the modification time back (``os.utime``, ``touch -r``) cannot put it back."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -671,10 +673,11 @@ class _HashMemo:
         st = file.stat()
         key = str(file.resolve())
         hit = self.entries.get(key)
-        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        if hit and len(hit) == 5 and [hit[0], hit[1], hit[3], hit[4]] == stamp:
             return st.st_size, hit[2]
         digest = sha256_file(file)
-        self.entries[key] = [st.st_size, st.st_mtime_ns, digest]
+        self.entries[key] = [st.st_size, st.st_mtime_ns, digest, st.st_ctime_ns, st.st_ino]
         self.changed = True
         return st.st_size, digest
 
