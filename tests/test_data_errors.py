@@ -235,6 +235,8 @@ def _fix0(rec, **change):
     (lambda r: {**r, "fixations": [{"x": 1.0, "y": 2.0}]}, "osie: record '1002': a fixation must be a dict with subject, x and y"),
     (lambda r: _fix0(r, x=float("nan")), "osie: record '1002': fixation (nan, "),
     (lambda r: [r], "osie: convert() yielded list, not a record (dict)"),
+    (lambda r: {**r, "objects": [{"bbox": [float("nan"), -5, 1e9, -3], "category": "cup"}]},
+     "osie: record '1002': an object must be {bbox: [x, y, w, h] finite, w and h >= 0, category: a name}"),
 ])
 def test_a_malformed_record_is_a_one_line_error_naming_it(small_osie, tmp_path, monkeypatch, edit, expected):
     root = small_osie(n=3)

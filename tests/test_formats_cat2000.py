@@ -72,3 +72,16 @@ def test_cat2000_map_without_fixlocs_names_the_file(tmp_path):
     scipy.io.savemat(root / "trainSet" / "FIXATIONLOCS" / "Action" / "001.mat", {"other": np.ones(2)})
     with pytest.raises(DataError, match="001.mat has no variable 'fixLocs'"):
         load_gaze_dataset("cat2000", data_dir=root, cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.parametrize("value", [np.nan, 0.5, 255.0, -1.0])
+def test_cat2000_map_that_is_not_binary_names_the_file(tmp_path, value):
+    """A NaN or density map used to make every nonzero pixel a fixation (1200 of 1200)."""
+    root = tmp_path / "cat2000"
+    write_cat2000(root)
+    locs = np.zeros((30, 40))
+    locs[3, 4] = 1
+    locs[5, 6] = value
+    scipy.io.savemat(root / "trainSet" / "FIXATIONLOCS" / "Action" / "001.mat", {"fixLocs": locs})
+    with pytest.raises(DataError, match=r"001.mat: fixLocs holds .*, not a binary fixation map of 0 and 1"):
+        load_gaze_dataset("cat2000", data_dir=root, cache_dir=tmp_path / "cache")

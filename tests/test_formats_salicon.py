@@ -89,3 +89,27 @@ def test_salicon_broken_json_names_the_file(tmp_path):
     (root / "annotations" / "fixations_val2014.json").write_text('{"images": [')
     with pytest.raises(DataError, match="fixations_val2014.json"):
         load_gaze_dataset("salicon", data_dir=root, cache_dir=tmp_path / "cache")
+
+
+def _edit_train(root: Path, edit) -> None:
+    path = root / "annotations" / "fixations_train2014.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("edit, message", [
+    # [row, col, t] rows used to be re-paired: (10, 20), (300, 30), (40, 200)
+    (lambda d: d["annotations"][1].update(fixations=[[10, 20, 300], [30, 40, 200]]),
+     r"annotation 2 of image 9: fixations are not \[row, col\] pairs \(rows of 3 values\)"),
+    # one id twice: its annotations went to both images
+    (lambda d: d["images"][1].update(id=9), r"image id 9 or file name .* is listed twice"),
+    # one file twice: the second entry's annotations were dropped without a count
+    (lambda d: d["images"].append(dict(d["images"][0], id=77)), r"is listed twice"),
+])
+def test_salicon_malformed_entries_name_the_file(tmp_path, edit, message):
+    root = tmp_path / "salicon"
+    write_salicon(root)
+    _edit_train(root, edit)
+    with pytest.raises(DataError, match=message):
+        load_gaze_dataset("salicon", data_dir=root, cache_dir=tmp_path / "cache")

@@ -471,6 +471,8 @@ class GazeDataset:
                                 f"got {type(fixations).__name__}")
             for f in fixations:
                 self._check_fixation(sid, f, w, h)
+            for obj in rec.get("objects") or ():
+                self._check_object(sid, obj)
             if not fixations:  # the schema's invariant: every stimulus has fixations
                 self.skip("skipped_no_fixations", sid, "no fixations")
                 continue
@@ -510,6 +512,19 @@ class GazeDataset:
         if os.path.commonpath([path, base]) != base:
             raise DataError(f"{self.name}: record {sid!r}: its image {os.fspath(image)} lies outside the data "
                             f"folder {root} (a file name from the annotations must stay inside it)")
+
+    def _check_object(self, sid: str, obj: Any) -> None:
+        """A detection reference: ``bbox`` [x, y, w, h] finite with w, h >= 0 and a ``category``
+        name (a NaN or negative box would be scored by pycocotools as if valid)."""
+        import math
+
+        box = obj.get("bbox") if isinstance(obj, dict) else None
+        ok = (isinstance(box, (list, tuple)) and len(box) == 4
+              and all(isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) for v in box)
+              and box[2] >= 0 and box[3] >= 0 and isinstance(obj.get("category"), str))
+        if not ok:
+            raise DataError(f"{self.name}: record {sid!r}: an object must be {{bbox: [x, y, w, h] finite, w and h "
+                            f">= 0, category: a name}}, got {_short_repr(obj)}")
 
     def _check_fixation(self, sid: str, f: Any, w: int, h: int) -> None:
         if not isinstance(f, dict) or "x" not in f or "y" not in f or "subject" not in f:

@@ -100,6 +100,10 @@ class CAT2000(GazeDataset):
                 self.skip("skipped_size_mismatch", str(image_path),
                           f"fixLocs is {locs.shape[1] if locs.ndim == 2 else '?'}x{locs.shape[0]}, image is {width}x{height}")
                 continue
+            if locs.size and not np.isin(locs, (0, 1)).all():  # a density or NaN: every pixel would be a fixation
+                odd = locs[~np.isin(locs, (0, 1))].flat[0]
+                raise DataError(f"{self.name}: {loc_path}: {self.map_variable} holds {odd!r}, not a binary fixation "
+                                "map of 0 and 1")
             rows, cols = np.nonzero(locs)
             fixations = self.fixation_list(self.subject, cols.astype(np.float64), rows.astype(np.float64),
                                            width=width, height=height)

@@ -91,12 +91,20 @@ class SALICON(GazeDataset):
                     by_image.setdefault(int(ann["image_id"]), []).append(ann)
                 except (KeyError, TypeError, ValueError) as exc:
                     raise DataError(f"{self.name}: {path}: annotation {k} has no valid image_id") from exc
+            ids_here: set[int] = set()
+            names_here: set[str] = set()
             for img in data["images"]:
                 try:
                     image_id, file_name = int(img["id"]), str(img["file_name"])
                     declared = (int(img["width"]), int(img["height"]))
                 except (KeyError, TypeError, ValueError) as exc:
                     raise DataError(f"{self.name}: {path}: image entry {img!r:.80} lacks id/file_name/width/height") from exc
+                # twice in one file: the annotations of an id would go to both, or the second be lost
+                if image_id in ids_here or file_name in names_here:
+                    raise DataError(f"{self.name}: {path}: image id {image_id} or file name {file_name!r} is listed "
+                                    "twice")
+                ids_here.add(image_id)
+                names_here.add(file_name)
                 stem = Path(file_name).stem
                 if stem in seen:
                     continue  # the same image in two annotation files (e.g. 2014 and 2015r1 names)
@@ -112,7 +120,10 @@ class SALICON(GazeDataset):
                 fixations: list[dict] = []
                 for ann in by_image.get(image_id, []):
                     try:
-                        pts = np.asarray(ann.get("fixations") or [], dtype=np.float64).reshape(-1, 2)
+                        pts = np.asarray(ann.get("fixations") or [], dtype=np.float64)
+                        if pts.ndim == 2 and pts.shape[1] != 2:  # [r, c, t] rows would be re-paired
+                            raise ValueError(f"rows of {pts.shape[1]} values")
+                        pts = pts.reshape(-1, 2)
                     except (TypeError, ValueError) as exc:
                         raise DataError(f"{self.name}: {path}: annotation {ann.get('id')!r} of image {image_id}: "
                                         f"fixations are not [row, col] pairs ({exc})") from exc
