@@ -165,3 +165,12 @@ def test_cub_gha_malformed_line_names_file_and_line(tmp_path):
     (root / "Fixation.txt").write_text(LINES[0] + "\n3,20,30,20,30,0,0,19,29\n")
     with pytest.raises(DataError, match=r"Fixation.txt: line 2 has 9 fields"):
         load_gaze_dataset("cub-gha", data_dir=root, cache_dir=tmp_path / "cache")
+
+
+def test_cub_gha_index_that_is_not_text_names_the_file(tmp_path):
+    """A non-UTF-8 images.txt was reported as the plugin's bug ("source_files() failed")."""
+    root = tmp_path / "cub-gha"
+    write_cub(root)
+    (root / "CUB_200_2011" / "images.txt").write_bytes(b"1 \xff\xfe.jpg\n")
+    with pytest.raises(DataError, match=r"images.txt is not UTF-8 text"):
+        load_gaze_dataset("cub-gha", data_dir=root, cache_dir=tmp_path / "cache")

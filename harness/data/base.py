@@ -260,6 +260,10 @@ class GazeDataset:
             files = sorted({Path(p) for p in self.source_files(root)})
         except HarnessError:
             raise
+        except (OSError, UnicodeError) as exc:  # the data: an index file unreadable, or not text
+            where = f" {exc.filename}" if getattr(exc, "filename", None) else f" in {root}"
+            raise DataError(f"{self.name}: cannot read the list of source files{where}: "
+                            f"{type(exc).__name__}: {exc}") from exc
         except Exception as exc:  # a plugin's bug: one line naming it, not a traceback
             raise PluginError(f"dataset {self.name!r} ({type(self).__name__}): source_files() failed: "
                               f"{type(exc).__name__}: {exc}") from exc

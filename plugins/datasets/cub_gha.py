@@ -109,12 +109,19 @@ class CUBGHA(GazeDataset):
     def _cub_dir(root: Path) -> Path:
         return root / "CUB_200_2011" if (root / "CUB_200_2011" / "images.txt").is_file() else root
 
+    def _text(self, path: Path) -> str:
+        """A text file of the dataset; one that is not UTF-8 text is named."""
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{self.name}: {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
     def _table(self, path: Path) -> dict[str, str]:
         """``<key> <value>`` lines of a CUB metadata file."""
         if not path.is_file():
             raise DataError(f"{self.name}: CUB-200-2011 file {path} does not exist")
         out: dict[str, str] = {}
-        for n, line in enumerate(path.read_text().splitlines(), start=1):
+        for n, line in enumerate(self._text(path).splitlines(), start=1):
             if not line.strip():
                 continue
             parts = line.strip().split(maxsplit=1)
@@ -147,7 +154,7 @@ class CUBGHA(GazeDataset):
         """``Fixation.txt``: ``(line number, integers)`` of each non-empty line."""
         if not path.is_file():
             raise DataError(f"{self.name}: gaze file {path} does not exist")
-        for n, line in enumerate(path.read_text().splitlines(), start=1):
+        for n, line in enumerate(self._text(path).splitlines(), start=1):
             if not line.strip():
                 continue
             try:
@@ -162,7 +169,7 @@ class CUBGHA(GazeDataset):
         """A run file: ``(line number, image id, width, height, (k, 3) triplets)`` of each non-empty line."""
         import numpy as np
 
-        for n, line in enumerate(path.read_text().splitlines(), start=1):
+        for n, line in enumerate(self._text(path).splitlines(), start=1):
             if not line.strip():
                 continue
             fields = [v.strip() for v in line.strip().split(",")]
