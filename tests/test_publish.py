@@ -26,6 +26,7 @@ from click.testing import CliRunner
 from harness.cli import main
 from harness.leaderboard import publish as pub
 from harness.leaderboard.hub_table import LEADERBOARD_FILE, PER_IMAGE_FILE
+from harness.results import load_runs
 
 try:
     from tests.site_helpers import sample_results, write_run
@@ -729,3 +730,58 @@ def test_show_from_unreachable_hub_fails_fast(tmp_path):
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"Error: cannot reach http://127.0.0.1:9 to download {LEADERBOARD_FILE} of {REPO} (")
+
+
+def test_bad_leaderboard_inputs_and_hub_repo_ids_are_one_line(tmp_path):
+    """Each of these was a traceback, or worse, output: a run's shard shown as a 'leaderboard' of its
+    columns, --dataset ignored with --from, a project's README replaced by the card."""
+    runs = tmp_path / "runs"
+    write_run(runs, model="m", metrics={"nss": 1.0})
+    folder = tmp_path / "pub"
+    pub.publish_to_folder(runs, folder)
+    shard = next(runs.rglob("shards/*.parquet"))
+    for source in (shard, folder / PER_IMAGE_FILE):
+        r = CliRunner().invoke(main, ["leaderboard", "show", "--from", str(source)])
+        assert r.exit_code == 1 and r.output.strip().startswith(f"Error: {source} is not a gaze-harness leaderboard (no ")
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--from", str(folder), "--dataset", "elsewhere"])
+    assert r.exit_code == 1 and r.output.strip() == "Error: no finished runs to show"
+    assert CliRunner().invoke(main, ["leaderboard", "show", "--from", str(folder), "--dataset", "osie"]).exit_code == 0
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "README.md").write_text("# my project")
+    r = publish_cli("--results", str(runs), "--to-folder", str(project))
+    assert r.exit_code == 1 and "is not empty and holds no data/leaderboard.parquet" in r.output
+    assert (project / "README.md").read_text() == "# my project"
+    assert publish_cli("--results", str(runs), "--to-folder", str(folder)).exit_code == 0  # a leaderboard: merged
+    for repo in ("gaze-org/a--b", "gaze-org/" + "x" * 120):
+        r = publish_cli("--results", str(runs), "--repo", repo)
+        assert r.exit_code == 1 and r.output.strip().startswith(f"Error: --repo {repo!r} is not a valid Hub repo id: ")
+
+
+def test_explained_ig_is_against_the_ceiling_blurred_alike_and_follows_a_later_publish(tmp_path):
+    """The explained IG took the latest calibrated ceiling of any blur (120% for the 1-degree
+    ceiling beside a 2-degree one), and a model published before its ceiling never got one."""
+    from harness.leaderboard import hub_table
+
+    def calibrated(root, model, kind, ig, blur, finished):
+        return write_run(root, model=model, kind=kind, metrics={"nss": 1.0, "ig": ig}, scoring="calibrated",
+                         finished_at=finished, metric_params={"sigma_deg": blur, "sigma_px": 24.0 * blur},
+                         attention="leave-one-subject-out" if kind == "ceiling" else "grad-cam")
+
+    runs = tmp_path / "runs"
+    calibrated(runs, "human-ceiling", "ceiling", 2.0, 1.0, "2025-03-01T12:00:00+00:00")
+    calibrated(runs, "human-ceiling", "ceiling", 1.6, 2.0, "2025-03-02T12:00:00+00:00")
+    calibrated(runs, "net", "model", 0.1, 1.0, "2025-03-01T12:00:00+00:00")
+    rows = hub_table.rows_from_runs(load_runs(runs))
+    explained = {(r["model"], json.loads(r["settings"])["metric_params"]["sigma_deg"]): r.get("ig_explained")
+                 for r in rows}
+    assert explained == {("human-ceiling", 1.0): 100.0, ("human-ceiling", 2.0): 100.0, ("net", 1.0): 5.0}
+    # the model alone first, its ceiling in a later publish
+    model_only, ceiling_only, folder = tmp_path / "m", tmp_path / "c", tmp_path / "pub"
+    calibrated(model_only, "net", "model", 0.1, 1.0, "2025-03-01T12:00:00+00:00")
+    calibrated(ceiling_only, "human-ceiling", "ceiling", 2.0, 1.0, "2025-03-01T12:00:00+00:00")
+    pub.publish_to_folder(model_only, folder)
+    assert [r.get("ig_explained") for r in pub.load_published(folder)] == [None]
+    pub.publish_to_folder(ceiling_only, folder)
+    assert {r["model"]: r.get("ig_explained") for r in pub.load_published(folder)} == {"human-ceiling": 100.0,
+                                                                                        "net": 5.0}

@@ -52,7 +52,8 @@ def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, d
             raise HarnessError("--ci needs the runs' per-image rows: use it with --results, not --from")
         from ..leaderboard.publish import render_published
 
-        click.echo(render_published(source, fmt=fmt, primary=primary, width=width, normalise=normalise))
+        click.echo(render_published(source, fmt=fmt, primary=primary, width=width, normalise=normalise,
+                                    dataset=dataset, task=task))
         return
     from ..leaderboard.table import render_table
     from ..results import load_runs

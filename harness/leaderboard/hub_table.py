@@ -128,10 +128,12 @@ def _group(row: dict[str, Any], key: str) -> Any:
 
 def explained_gold(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Run id of each calibrated row -> the calibrated human ceiling (gold standard) row its
-    explained information gain is relative to: the same dataset, task, profile and number of
-    stimuli, the latest such ceiling. Rows without one are left out."""
-    def key(row: dict[str, Any]) -> tuple:
-        return tuple(row.get(k) for k in ("dataset", "task", "metric_profile", "n_images"))
+    explained information gain is relative to: the same dataset, task, profile, stimuli and blur
+    (another blur is another human density: its ceiling's IG is another number), the latest such
+    ceiling. Rows without one are left out."""
+    def key(row: dict[str, Any]) -> tuple:  # the same stimuli and the same blur: the same human density
+        return tuple(_group(row, k) for k in ("dataset", "task", "metric_profile", "n_images", "stimuli",
+                                              "metric_params"))
 
     ceilings: dict[tuple, dict[str, Any]] = {}
     for row in rows:
@@ -238,7 +240,8 @@ def merge_rows(existing: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]]
     for r in new:
         merged.append({**r, "published_at": now})
     merged.sort(key=lambda r: (str(r.get("dataset")), str(r.get("task")), str(r.get("model")), str(r.get("run_id"))))
-    return mark_latest(merged)
+    # a calibrated row published before its ceiling (or the other way round) gets its explained IG now
+    return mark_latest(add_explained(merged))
 
 
 def rows_to_table(rows: Sequence[dict[str, Any]]):

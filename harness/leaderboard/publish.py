@@ -72,6 +72,12 @@ def is_offline() -> bool:
 def check_repo_id(repo: str, option: str = "--repo") -> str:
     if not isinstance(repo, str) or not REPO_RE.match(repo) or ".." in repo or repo.endswith((".git", "-", ".")):
         raise HarnessError(f"{option} {repo!r} is not a Hub repo id of the form ORG/NAME")
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:  # the Hub's own rules ('--', length), checked before anything is sent
+        validate_repo_id(repo)
+    except HFValidationError as exc:
+        raise HarnessError(f"{option} {repo!r} is not a valid Hub repo id: {' '.join(str(exc).split())}") from None
     return repo
 
 
@@ -356,6 +362,10 @@ def publish_to_folder(results_dir: Path | str, folder: Path | str, *, repo: str 
     leaderboard already there, as a publish merges with the repo). Makes no request."""
     runs = _load_finished(results_dir)
     folder = Path(folder)
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / LEADERBOARD_FILE).is_file():
+        # its README.md would be replaced by the card: only an empty folder or a published one
+        raise HarnessError(f"--to-folder {folder} is not empty and holds no {LEADERBOARD_FILE}: give a new or empty "
+                           "folder, or one written by publish --to-folder")
     board = _read_parquet(folder / LEADERBOARD_FILE, "leaderboard")
     per_image = _read_parquet(folder / PER_IMAGE_FILE, "per-image")
     files, rows, n_new = merged_tree(runs, board, per_image, repo, primary)
@@ -494,7 +504,7 @@ def load_published(source: str | Path) -> list[dict[str, Any]]:
         if not file.is_file():
             raise HarnessError(f"{path}: no {LEADERBOARD_FILE} here (write one with `harness leaderboard publish "
                                "--to-folder`)")
-        return hub_table.table_to_rows(_read_parquet(file, "leaderboard"))
+        return _leaderboard_rows(_read_parquet(file, "leaderboard"), str(file))
     repo = str(source)
     if not REPO_RE.match(repo):
         raise HarnessError(f"--from {repo!r}: no such folder, and not a Hub dataset repo ORG/NAME")
@@ -517,12 +527,27 @@ def load_published(source: str | Path) -> list[dict[str, Any]]:
         return hub_table.table_to_rows(_read_parquet(file, "leaderboard"))
 
 
+def _leaderboard_rows(table, where: str) -> list[dict[str, Any]]:
+    """The rows of a leaderboard Parquet table; another table (a run's shard, the per-image file)
+    is named, not shown as a leaderboard of whatever columns it has."""
+    missing = [c for c in hub_table.IDENTITY if c not in table.column_names]
+    if missing:
+        raise HarnessError(f"{where} is not a gaze-harness leaderboard (no {', '.join(missing[:4])}"
+                           f"{', ...' if len(missing) > 4 else ''} column)")
+    return hub_table.table_to_rows(table)
+
+
 def render_published(source: str | Path, fmt: str = "github", primary: str | None = None,
-                     width: int | None = None, normalise: bool = False) -> str:
-    """The table of a published leaderboard, rendered exactly like ``harness leaderboard show``."""
+                     width: int | None = None, normalise: bool = False, dataset: str | None = None,
+                     task: str | None = None) -> str:
+    """The table of a published leaderboard, rendered exactly like ``harness leaderboard show``
+    (``dataset``, ``task``: only those rows, as ``show`` filters run folders)."""
     from .table import render_rows
 
     rows = load_published(source)
     if not rows:
         raise HarnessError(f"{source}: the published leaderboard is empty")
+    rows = [r for r in rows if (not dataset or r.get("dataset") == dataset) and (not task or r.get("task") == task)]
+    if not rows:
+        raise HarnessError("no finished runs to show")
     return render_rows(rows, fmt=fmt, primary=primary, width=width, normalise=normalise)
