@@ -122,6 +122,25 @@ def test_a_calibrated_run_records_its_scoring_and_verifies(two_datasets):
     assert r.exit_code == 0, r.output
 
 
+def test_a_damaged_or_missing_calibration_is_caught(two_datasets, tmp_path):
+    """verify passed a calibrated run whose calibration.json was garbage or gone, and eval said a
+    garbage one was "fitted on other block means"."""
+    result = two_datasets["same"]
+    runs = tmp_path / "runs"
+    shutil.copytree(result.run_dir.parent, runs)
+    cal = runs / result.run_dir.name / "calibration.json"
+    cal.write_text("{not json")
+    r = CliRunner().invoke(main, ["verify", str(runs)])
+    assert r.exit_code == 1 and "calibration.json: not the file its shards were scored with" in r.output
+    data = result.run_dir.parent.parent / "osie"
+    with pytest.raises(HarnessError, match=r"calibration.json: unreadable \(damaged or edited\); its shards were "
+                                           "scored with it"):
+        run_eval(_cfg(data, runs), references=False)
+    cal.unlink()
+    r = CliRunner().invoke(main, ["verify", str(runs)])
+    assert r.exit_code == 1 and "calibration.json: recorded in the manifest but missing" in r.output
+
+
 @pytest.mark.slow
 def test_a_raw_run_made_earlier_gets_its_block_means_and_the_same_numbers(two_datasets, osie_dir, tmp_path, capsys):
     data = _osie_copy(osie_dir, tmp_path / "osie")
@@ -173,6 +192,13 @@ def test_too_few_stimuli_for_cross_validation_is_one_line(osie_dir, tmp_path):
     data = _osie_copy(osie_dir, tmp_path / "osie", n=1)
     with pytest.raises(HarnessError, match="all fall in one of the 5 cross-validation folds"):
         run_eval(_cfg(data, tmp_path / "runs", limit=1, model="center-bias"), references=False)
+
+
+def test_a_model_whose_every_map_failed_is_said_so(tmp_path):
+    from harness.evaluation.calibrated import _check_folds
+
+    with pytest.raises(HarnessError, match=r"none of its stimuli has a scorable map .* nothing to calibrate"):
+        _check_folds([], 0, "a model")
 
 
 def test_an_unknown_scoring_is_one_line(osie_dir, tmp_path):

@@ -115,6 +115,9 @@ def read_blocks(run_dir: Path, wanted: set[str]) -> dict[str, tuple[np.ndarray, 
 def _check_folds(ids: list[str], seed: int, what: str) -> None:
     from ..calibration.folds import fold_of
 
+    if not ids:  # no map to fit on: a larger --limit would not help
+        raise HarnessError(f"calibrated scoring of {what}: none of its stimuli has a scorable map (every one "
+                           "failed in the raw run: see its summary's failures), so there is nothing to calibrate")
     folds = {fold_of(i, FOLDS, seed) for i in ids}
     if len(folds) < 2:
         raise HarnessError(f"calibrated scoring of {what}: its {len(ids)} scorable stimuli all fall in one of the "

@@ -480,7 +480,11 @@ def _calibrated_run(cfg: EvalConfig, ctx: DatasetContext, stage: Stage, *, raw: 
     cal = None
     if world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if calibrated.stored_inputs(run_dir) not in (None, inputs):
+        stored = calibrated.stored_inputs(run_dir)
+        if stored == "":
+            raise HarnessError(f"{run_dir / 'calibration.json'}: unreadable (damaged or edited); its shards were "
+                               f"scored with it: remove {run_dir} and run again")
+        if stored not in (None, inputs):
             # its shards were scored with that calibration: refitting under them would mix two
             raise HarnessError(f"{run_dir / 'calibration.json'}: fitted on other block means than the raw run "
                                f"{raw.run_dir.name} now holds; remove {run_dir} and run again")

@@ -68,6 +68,16 @@ def run_problems(run: Run) -> list[str]:
     if not run.finished:
         return problems
     problems += [f"summary.json: {p}" for p in type_problems(summary)]
+    recorded_cal = (manifest or {}).get("calibration_sha256")
+    if recorded_cal:  # a calibrated run: its shards were scored with that calibration
+        from ..data.download import sha256_file
+
+        path = run.path / "calibration.json"
+        if not path.is_file():
+            problems.append("calibration.json: recorded in the manifest but missing")
+        elif sha256_file(path) != recorded_cal:
+            problems.append("calibration.json: not the file its shards were scored with (sha256 differs from the "
+                            "manifest's)")
     # what the tables show of a run comes from its summary: it must name the run its settings name
     for key in ("model", "attention", "dataset", "task", "kind", "metric_profile"):
         if key in summary and key in settings and summary[key] != settings[key]:
