@@ -99,7 +99,7 @@ def test_prune_keeps_another_data_folders_table_and_never_follows_a_link(tmp_pat
     args = ["datasets", "prune", "cub-gha", "--data-dir", str(first), "--cache-dir", str(cache)]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
-    assert (f"kept {obj_second.cache_path()}: the current table of {second.resolve()}, another data folder of "
+    assert (f"kept {obj_second.cache_path()}: the current table of {second}, another data folder of "
             "cub-gha") in r.output
     assert obj_second.cache_path().is_dir() and obj_first.cache_path().is_dir() and outside.is_dir()
     assert "cub-gha: nothing to prune" in r.output

@@ -414,7 +414,7 @@ class GazeDataset:
                     datasets.enable_progress_bars()
             meta = {
                 "name": self.name, "fingerprint": self.fingerprint(),
-                "converter_version": str(self.converter_version), "source_root": str(Path(root).resolve()),
+                "converter_version": str(self.converter_version), "source_root": os.path.abspath(root),  # absolute, links kept: the folder as the user named it
                 "stats": self.stats, "skipped": self.skipped,
                 "convert_seconds": round(time.perf_counter() - t0, 3),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
