@@ -179,6 +179,18 @@ def test_mit1003_original_layout(tmp_path):
     assert info["pixels_per_degree"] == 34.0 and info["subjects"] == 2
 
 
+def test_mit1003_recordings_without_their_image_are_a_counted_skip(tmp_path):
+    """Recordings whose image is missing from ALLSTIMULI were ignored: "skipped stimuli: none"."""
+    root = tmp_path / "mit1003"
+    write_mit1003(root)
+    (root / "ALLSTIMULI" / "iA.jpeg").unlink()
+    obj, ds = load_gaze_dataset("mit1003", data_dir=root, cache_dir=tmp_path / "cache")
+    assert set(rows(ds)) == {"i" + "long_name_" * 7}
+    info = obj.info()
+    assert info["skipped"] == {"skipped_missing_image": 1}
+    assert info["skipped_items"] == ["iA: recordings without their image in ALLSTIMULI"]
+
+
 def test_mit1003_bad_mat_names_the_file(tmp_path):
     root = tmp_path / "mit1003"
     write_mit1003(root)

@@ -113,7 +113,9 @@ class MIT1003(GazeDataset):
         from ._judd_fixations import CheckFixationsError, check_fixations
 
         users = self._users(root)
+        stems: set[str] = set()
         for image_path in self._stimuli(root):
+            stems.add(image_path.stem)
             size = self.image_size(image_path)
             if size is None:
                 continue
@@ -143,6 +145,9 @@ class MIT1003(GazeDataset):
                 continue
             yield {"stimulus_id": stem, "image": str(image_path), "width": width, "height": height,
                    "fixations": fixations}
+        # recordings of an image that is not in ALLSTIMULI: a counted skip, not silence
+        for stem in sorted({p.stem for user in users for p in user.glob("*.mat")} - stems):
+            self.skip("skipped_missing_image", stem, "recordings without their image in ALLSTIMULI")
 
 
 @hookimpl
