@@ -260,12 +260,7 @@ def _ci_notes(stats, rows: Sequence[dict[str, Any]], text, primary_shown: bool) 
 
 def _stimuli_note(r: dict[str, Any]) -> str | None:
     """``held-out`` / ``in-sample`` for an aligned model's run (its settings' ``stimuli``)."""
-    raw = r.get("settings")
-    try:
-        settings = json.loads(raw) if isinstance(raw, str) and raw else (raw if isinstance(raw, dict) else {})
-    except ValueError:
-        return None
-    stimuli = settings.get("stimuli") if isinstance(settings, dict) else None
+    stimuli = hub_table.settings_of(r).get("stimuli")
     if not isinstance(stimuli, dict):
         return None
     return "in-sample" if stimuli.get("in_sample") else str(stimuli.get("subset") or "") or None
