@@ -156,31 +156,19 @@
     select.addEventListener("change", function () { state[key] = select.value; render(); });
   }
 
-  function fillScoring() {
-    var select = document.getElementById("filter-scoring");
-    var values = {};
-    ROWS.forEach(function (r) { values[r.scoring || "raw"] = true; });
-    Object.keys(values).sort().forEach(function (v) {
-      var opt = el("option", null, v);
-      opt.value = v;
-      if (v === state.scoring) opt.selected = true;
-      select.appendChild(opt);
-    });
-    select.addEventListener("change", function () { state.scoring = select.value; render(); });
-  }
-
-  function fillProfile() {
-    var select = document.getElementById("filter-profile");
+  // one value at a time (never two scorings or two metric profiles in one table)
+  function fillChoice(id, key, valueOf) {
+    var select = document.getElementById(id);
     if (!select) return;
     var values = {};
-    ROWS.forEach(function (r) { values[profileOf(r)] = true; });
+    ROWS.forEach(function (r) { values[valueOf(r)] = true; });
     Object.keys(values).sort().forEach(function (v) {
       var opt = el("option", null, v || "\u2013");
       opt.value = v;
-      if (v === state.profile) opt.selected = true;
+      if (v === state[key]) opt.selected = true;
       select.appendChild(opt);
     });
-    select.addEventListener("change", function () { state.profile = select.value; render(); });
+    select.addEventListener("change", function () { state[key] = select.value; render(); });
   }
 
   // ---- rendering: table ------------------------------------------------------------------------
@@ -768,8 +756,8 @@
   fillSelect("filter-task", "task");
   fillSelect("filter-dataset", "dataset");
   fillSelect("filter-attention", "attention");
-  fillScoring();
-  fillProfile();
+  fillChoice("filter-scoring", "scoring", function (r) { return r.scoring || "raw"; });
+  fillChoice("filter-profile", "profile", profileOf);
   var norm = document.getElementById("normalised");
   norm.addEventListener("change", function () {
     state.normalised = norm.checked;
