@@ -112,6 +112,12 @@ def test_capgaze_bad_files_are_one_line_errors(tmp_path):
     save_gaze(bad, gaze_dict(20, 2, {}))
     with pytest.raises(DataError, match="dominant_eye is 2"):
         load_gaze_dataset("capgaze", data_dir=root, cache_dir=tmp_path / "cache")
+    for eye in (0.9, 1.5, float("nan"), "1", [0, 1]):  # 0.9 was read as int(0.9): the left eye
+        data = gaze_dict(20, 0, {})
+        data["dominant_eye"] = eye
+        save_gaze(bad, data)
+        with pytest.raises(DataError, match=r"2008_000885\.npy: dominant_eye is .*expected 0 \(left\) or 1 \(right\)"):
+            load_gaze_dataset("capgaze", data_dir=root, cache_dir=tmp_path / "cache")
     save_gaze(bad, gaze_dict(20, 0, {14: (0.5, 0.5, 1.0)}))  # a third value: some other layout
     with pytest.raises(DataError, match=r"2008_000885\.npy: sample 14 of the dominant eye is \(0\.5, 0\.5, 1\.0\), not an"):
         load_gaze_dataset("capgaze", data_dir=root, cache_dir=tmp_path / "cache")
@@ -295,3 +301,13 @@ def test_capgaze_fixture_reads_as_numpy_does_without_allow_pickle(tmp_path, monk
         ("2", 0.0, float(H - 1), pytest.approx(250.0)),
         ("2", pytest.approx(0.5 * W - 0.5), pytest.approx(0.2 * H - 0.5), pytest.approx(350.0)),
     ]
+
+
+def test_capgaze_recordings_without_their_image_are_a_counted_skip(tmp_path):
+    root = tmp_path / "capgaze"
+    write_capgaze(root, fixture_images())
+    save_gaze(root / "gaze_converted_2" / "2" / "gaze" / "2009_000001.npy", gaze_dict(20, 0, {10: (0.5, 0.5)}))
+    obj, ds = load_gaze_dataset("capgaze", data_dir=root, cache_dir=tmp_path / "cache")
+    assert len(ds) == 1
+    assert obj.stats["skipped_missing_image"] == 1
+    assert any(line.startswith("2009_000001: gaze recordings without their image") for line in obj.skipped)

@@ -378,9 +378,12 @@ class CapGaze(GazeDataset):
         """The authors' samples of the dominant eye, as pixel coordinates and onsets (ms)."""
         import numpy as np
 
-        eye = int(np.asarray(data["dominant_eye"]).item())
-        if eye not in (0, 1):
-            raise DataError(f"{self.name}: {path}: dominant_eye is {eye}, expected 0 (left) or 1 (right)")
+        raw = np.asarray(data["dominant_eye"])
+        # compared as read, not through int(): 0.9 would truncate to the left eye
+        if raw.size != 1 or raw.dtype.kind not in "biuf" or raw.item() not in (0, 1):
+            shown = raw.item() if raw.size == 1 else raw.tolist() if raw.size <= 4 else f"an array of shape {raw.shape}"
+            raise DataError(f"{self.name}: {path}: dominant_eye is {shown!r}, expected 0 (left) or 1 (right)")
+        eye = int(raw.item())
         fix = data["left_eye"] if eye == 0 else data["right_eye"]
         n = len(fix)
         xs, ys, ts = [], [], []
@@ -438,6 +441,11 @@ class CapGaze(GazeDataset):
                 continue
             yield {"stimulus_id": image_id, "image": str(image_path), "width": size[0], "height": size[1],
                    "fixations": fixations, "captions": captions}
+        # recordings of an image that is not in images/: a counted skip, not silence
+        stems = {p.stem for p in images}
+        orphans = {p.stem for who in participants for p in (root / GAZE_DIR / who / "gaze").glob("*.npy")} - stems
+        for image_id in sorted(orphans):
+            self.skip("skipped_missing_image", image_id, "gaze recordings without their image in images/")
 
 
 @hookimpl
