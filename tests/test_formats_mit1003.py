@@ -105,6 +105,23 @@ def test_check_fixations_without_saccades_is_one_fixation():
     assert (fix.x.tolist(), fix.y.tolist()) == ([12.0], [7.5])
 
 
+def test_check_fixations_huge_and_missing_samples_compute_silently_as_matlab_does():
+    """A sample of 1e300 squares to Inf and Inf - Inf is NaN, as in MATLAB: the port keeps those
+    semantics without a numpy RuntimeWarning per trace; an all-NaN trace is one fixation at NaN, which the converter drops
+    as outside the image."""
+    import warnings
+
+    trace = judd_trace(sorted(GOLDEN)[0]).copy()
+    glitch = trace.copy()
+    glitch[100:104] = 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fix = check_fixations(glitch)
+        empty = check_fixations(np.full((50, 2), np.nan))
+    assert len(fix) > 0 and np.isfinite(fix.start).all()
+    assert np.isnan(empty.x).all() and np.isnan(empty.y).all() and len(empty) == 1
+
+
 # ----------------------------------------------------------------------------- original layout
 def hold_trace(points, first=70, dwell=90, total=720):
     """Still at each point (the first for ``first`` samples, then ``dwell``), 5-sample saccades."""

@@ -102,6 +102,13 @@ def check_fixations(eye_data) -> JuddFixations:
 
     ``eye_data`` is the ``N x 2`` (or wider) ``DATA(1).eyeData`` array: x, y in image pixels.
     """
+    # MATLAB computes with IEEE infinities and NaN silently (a huge sample's square is Inf, Inf - Inf
+    # is NaN), and so does the port: numpy's warnings about it would only be noise in a conversion
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _check_fixations(eye_data)
+
+
+def _check_fixations(eye_data) -> JuddFixations:
     data = np.asarray(eye_data, dtype=np.float64)
     if data.ndim != 2 or data.shape[1] < 2 or data.shape[0] < 1:
         raise CheckFixationsError(f"eyeData must be an N x 2 array, got shape {data.shape}")
