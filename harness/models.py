@@ -112,6 +112,27 @@ def is_model_path(name: str) -> bool:
     return checkpoint_path(name) is not None
 
 
+def canonical_model_name(name: str) -> str:
+    """The name a run records for ``--model name``: an ``hf:`` checkpoint given as a local folder is
+    named by its absolute path (links kept, as given), so ``hf:./x``, ``hf:x`` and ``hf:/abs/x`` are
+    one run of one model, and an aligned model trained on it finds its base from any working
+    folder; every other name is returned as is."""
+    import os
+    from pathlib import Path
+
+    if not name.startswith("hf:"):
+        return name
+    from .plugins import get_registry
+
+    if ("model", name) in get_registry():  # a registered alias named hf:...
+        return name
+    base, sep, query = name[3:].partition("?")
+    folder = Path(base).expanduser()
+    if not base or not folder.is_dir():  # a Hub id (or a revision after '@'), or a missing folder
+        return name
+    return f"hf:{os.path.abspath(folder)}{sep}{query}"
+
+
 def device_kwargs(name: str, device: str) -> dict[str, Any]:
     """Where the model runs: models that take a ``device`` get this process' device."""
     if device == "cpu":

@@ -153,7 +153,12 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
     from .checkpoint import is_checkpoint, read_checkpoint, write_epoch
     from .split import split_stimuli
 
+    from dataclasses import replace
+
+    from ..models import canonical_model_name
+
     _check(cfg)
+    cfg = replace(cfg, model=canonical_model_name(cfg.model))  # a folder's base found from anywhere
     reg = get_registry()
     loss_spec = reg.get("alignment-loss", cfg.loss)
     hf = cfg.model.startswith("hf:") and ("model", cfg.model) not in reg  # any transformers checkpoint

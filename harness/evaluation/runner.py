@@ -628,7 +628,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     baselines exist for the same dataset, limit and metric settings (computed once, then reused).
     Under torchrun / accelerate launch every process calls this; each computes its share."""
     from ..data import load_gaze_dataset
-    from ..models import copies_allowed
+    from ..models import canonical_model_name, copies_allowed
 
     check_not_starting_worker()  # a script without a __main__ guard, re-run in a worker: stop, do not hang
     # user mistakes are reported before any long computation starts or any folder is made
@@ -637,6 +637,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
         raise HarnessError(f"unknown scoring {cfg.scoring!r}; use one of {', '.join(calibrated.SCORINGS)}")
     if given is None:
         check_model_name(cfg.model)
+        cfg = replace(cfg, model=canonical_model_name(cfg.model))
     if Path(cfg.output).exists() and not Path(cfg.output).is_dir():
         raise HarnessError(f"--output {cfg.output} is a file, not a folder")
     gaze, ds = load_gaze_dataset(cfg.dataset, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir)
