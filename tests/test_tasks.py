@@ -376,3 +376,15 @@ def test_classification_says_when_no_predicted_label_can_name_a_class():
     aliased = Classification(label_aliases={"Laysan Albatross": ["n02085620"]})
     assert aliased.notes(outputs, records) == []
     assert task.notes([], records) == [] and task.notes(outputs, [{"label": None}]) == []
+
+
+def test_a_task_the_dataset_cannot_serve_is_refused_before_its_data_is_fetched(tmp_path):
+    """Without the data in --data-dir, OSIE would be downloaded and converted first, only to be
+    refused for a task it never serves: the task is checked first, nothing is fetched or cached."""
+    r = CliRunner().invoke(main, ["eval", "--model", "uniform", "--dataset", "osie", "--task", "classification",
+                                  "--data-dir", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "cache"),
+                                  "--output", str(tmp_path / "runs")])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines() == [
+        "Error: dataset 'osie' cannot serve task 'classification'; it serves: free-viewing"]
+    assert not any(p.exists() for p in (tmp_path / "data" / "osie", tmp_path / "cache", tmp_path / "runs"))

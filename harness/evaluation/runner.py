@@ -627,7 +627,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     """Evaluate ``cfg.model``; unless told not to, also make sure the human ceiling and the
     baselines exist for the same dataset, limit and metric settings (computed once, then reused).
     Under torchrun / accelerate launch every process calls this; each computes its share."""
-    from ..data import load_gaze_dataset
+    from ..data import get_gaze_dataset
     from ..models import canonical_model_name, copies_allowed
 
     check_not_starting_worker()  # a script without a __main__ guard, re-run in a worker: stop, do not hang
@@ -640,8 +640,9 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
         cfg = replace(cfg, model=canonical_model_name(cfg.model))
     if Path(cfg.output).exists() and not Path(cfg.output).is_dir():
         raise HarnessError(f"--output {cfg.output} is a file, not a folder")
-    gaze, ds = load_gaze_dataset(cfg.dataset, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir)
-    resolve_task(cfg.task, gaze)
+    gaze = get_gaze_dataset(cfg.dataset, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir)
+    resolve_task(cfg.task, gaze)  # before a download or conversion that could not serve the task anyway
+    ds = gaze.load()
     if cfg.limit is not None and cfg.limit >= len(ds):
         # every stimulus: the same run as no --limit (a limit above the size named runs apart)
         cfg = replace(cfg, limit=None)
