@@ -273,6 +273,11 @@ def test_unknown_loss_and_untrainable_model_are_refused(tiny_model, tmp_path):
     r = _align(tmp_path / "b", model="center-bias")
     assert r.exit_code != 0 and "baseline" in r.output
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    # a --train-only prefix no parameter has: refused before the output folder is made (it was
+    # refused after, leaving an empty, locked folder)
+    r = _align(tmp_path / "c", "--train-only", "features.0,head.nothing")
+    assert r.exit_code == 1 and "--train-only head.nothing: no parameter of" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "c").exists()
 
 
 def test_the_printed_evaluate_command_works_for_a_bare_folder_name(tiny_model, tmp_path, monkeypatch):

@@ -187,6 +187,12 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
         raise HarnessError(f"model {cfg.model!r} cannot be trained by `harness align`: it has no trainable() "
                            "(docs/alignment.md: the protocol a model plugin implements to opt in)")
     trainable = model.trainable()
+    if cfg.train_only:  # before the output folder is made and locked, and before the held-out scoring
+        named = dict(trainable.module.named_parameters())
+        unknown = [p for p in cfg.train_only if not any(n.startswith(p) for n in named)]
+        if unknown:
+            raise HarnessError(f"--train-only {', '.join(unknown)}: no parameter of {cfg.model!r} has that name prefix "
+                               f"(first parameters: {', '.join(list(named)[:4])}, ...)")
     device = torch.device(world.device)
     position = {sid: i for i, sid in enumerate(ids)}
     train_idx = [position[s] for s in split.train]
@@ -274,11 +280,6 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
     prepared_s = time.perf_counter() - t0
 
     named = dict(module.named_parameters())
-    if cfg.train_only:
-        unknown = [p for p in cfg.train_only if not any(n == p or n.startswith(p + ".") or n.startswith(p) for n in named)]
-        if unknown:
-            raise HarnessError(f"--train-only {', '.join(unknown)}: no parameter of {cfg.model!r} has that name prefix "
-                               f"(first parameters: {', '.join(list(named)[:4])}, ...)")
     chosen = [n for n in named if not cfg.train_only or any(n.startswith(p) for p in cfg.train_only)]
     for n in chosen:
         named[n].requires_grad_(True)
