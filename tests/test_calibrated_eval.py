@@ -150,7 +150,13 @@ def test_a_raw_run_made_earlier_gets_its_block_means_and_the_same_numbers(two_da
     assert not (raw.run_dir / "blocks").exists()
     capsys.readouterr()
     (cal,) = run_eval(_cfg(data, out, progress=True), references=False)
-    assert "fitting the calibration" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "fitting the calibration" in err
+    # 12 stimuli in 5 folds (by hash): each fold fitted on the others' few, said (again when reused)
+    fewest = min(f["n_fit_stimuli"] for f in _calibration(cal.run_dir)["fits"])
+    warning = (f"warning: efficientnet-lite0: 5 of its 5 calibration folds were fitted on fewer than 20 stimuli "
+               f"(the fewest: {fewest}); its calibrated scores rest on the noise of a few maps: raise --limit")
+    assert warning in err and 0 < fewest < 12
     # the raw run's rows were not written again; its block means were added (same batches: same maps)
     assert {p.name: sha256_file(p) for p in (raw.run_dir / "shards").iterdir()} == shards
     assert len(list((raw.run_dir / "blocks").iterdir())) == 3
@@ -162,7 +168,8 @@ def test_a_raw_run_made_earlier_gets_its_block_means_and_the_same_numbers(two_da
     assert untimed(cal.run_dir) == untimed(two_datasets["same"].run_dir)
     # a second invocation reuses both runs: nothing is fitted or written again
     (again,) = run_eval(_cfg(data, out, progress=True), references=False)
-    assert again.reused and "fitting" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert again.reused and "fitting" not in err and warning in err
     # a calibration fitted on other block means than the raw run holds is never mixed with a new one
     doc = json.loads((cal.run_dir / "calibration.json").read_text())
     doc["inputs_sha256"] = "0" * 64

@@ -46,6 +46,20 @@ FOLDS = 5
 #: on all of OSIE there are ~8,300 per fold, and 2,000 give the same parameters to 3 decimals
 GOLD_MAX_FIT_MAPS = 2000
 SCORINGS = ("raw", "calibrated")
+#: a fold fitted on fewer stimuli than this is warned about: a handful of maps leave the
+#: nonlinearity, centre bias and blur to the noise of those stimuli' fixations
+MIN_FIT_STIMULI = 20
+
+
+def thin_folds(cal) -> str | None:
+    """A warning line when some fold's parameters were fitted on fewer than ``MIN_FIT_STIMULI``
+    stimuli (``--limit`` small), else None."""
+    thin = [f for f in cal.fits if len(f.fit_ids) < MIN_FIT_STIMULI]
+    if not thin:
+        return None
+    least = min(len(f.fit_ids) for f in thin)
+    return (f"{len(thin)} of its {len(cal.fits)} calibration folds were fitted on fewer than {MIN_FIT_STIMULI} "
+            f"stimuli (the fewest: {least}); its calibrated scores rest on the noise of a few maps: raise --limit")
 
 
 def settings(cfg, kind: str) -> dict[str, Any]:

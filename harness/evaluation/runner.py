@@ -496,6 +496,9 @@ def _calibrated_run(cfg: EvalConfig, ctx: DatasetContext, stage: Stage, *, raw: 
             cal = (calibrated.fit_gold(ctx, scored, cfg.seed) if spec.kind == "ceiling" else
                    calibrated.fit_model(ctx, scored, blocks, cfg.seed, label))
             calibrated.store(cal, run_dir, inputs)
+        thin = calibrated.thin_folds(cal)
+        if thin:
+            print(f"warning: {label}: {thin}", file=sys.stderr)
     world.barrier()  # the calibration is on disk
     if cal is None:
         cal = calibrated.load(run_dir, inputs)
