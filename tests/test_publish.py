@@ -785,3 +785,19 @@ def test_explained_ig_is_against_the_ceiling_blurred_alike_and_follows_a_later_p
     pub.publish_to_folder(ceiling_only, folder)
     assert {r["model"]: r.get("ig_explained") for r in pub.load_published(folder)} == {"human-ceiling": 100.0,
                                                                                         "net": 5.0}
+
+
+def test_per_image_rows_say_their_scoring_and_metric_profile(tmp_path):
+    """A raw and a calibrated run of one model had per-image rows alike but for run_id (a reader
+    had to join the leaderboard to tell them apart)."""
+    runs, folder = tmp_path / "runs", tmp_path / "pub"
+    write_run(runs, model="net", metrics={"nss": 1.0})
+    write_run(runs, model="net", metrics={"nss": 0.9, "ig": 0.1}, scoring="calibrated", profile="pysaliency")
+    pub.publish_to_folder(runs, folder)
+    per_image = pq.read_table(folder / PER_IMAGE_FILE).to_pandas()
+    assert list(per_image.columns[:8]) == ["run_id", "model", "attention", "dataset", "task", "kind",
+                                           "metric_profile", "scoring"]
+    pairs = per_image.groupby(["scoring", "metric_profile"]).size().to_dict()
+    assert pairs == {("calibrated", "pysaliency"): 4, ("raw", "mit"): 4}
+    card = (folder / "README.md").read_text()
+    assert "`kind`, `metric_profile`, `scoring`, `stimulus_id`" in card and "`ig_explained`" in card

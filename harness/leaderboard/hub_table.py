@@ -39,7 +39,7 @@ PROVENANCE = (
 )
 JSON_COLUMNS = ("metric_directions", "packages", "settings", "manifest", "nonfinite")
 DEFAULT_PRIMARY = "nss"
-PER_IMAGE_IDENTITY = ("run_id", "model", "attention", "dataset", "task", "kind")
+PER_IMAGE_IDENTITY = ("run_id", "model", "attention", "dataset", "task", "kind", "metric_profile", "scoring")
 
 
 def _clean(value: Any) -> Any:
@@ -294,8 +294,12 @@ def per_image_table(runs: Iterable[Run], existing=None, replace_ids: Iterable[st
         if frame.empty:
             continue
         s = run.summary
+        # a raw and a calibrated run of one model share everything else: without these two columns a
+        # reader could only tell their rows apart by joining run_id to the leaderboard
         ident = {"run_id": run.run_id, "model": s.get("model"), "attention": s.get("attention"),
-                 "dataset": s.get("dataset"), "task": s.get("task"), "kind": s.get("kind", "model")}
+                 "dataset": s.get("dataset"), "task": s.get("task"), "kind": s.get("kind", "model"),
+                 "metric_profile": s.get("metric_profile", run.settings.get("metric_profile")),
+                 "scoring": s.get("scoring", run.settings.get("scoring", "raw"))}
         if clean is not None:
             ident["model"] = clean(ident["model"])
             if "error" in frame.columns:

@@ -218,17 +218,21 @@ def dataset_card(rows: Sequence[dict[str, Any]], repo: str | None, primary: str 
         f"`{LEADERBOARD_FILE}`: one row per run, key `run_id`.",
         "",
         "- identity: `run_id`, `model`, `attention`, `dataset`, `task`, `kind` (model, baseline, ceiling), "
-        "`metric_profile`, `n_images`, `n_failed`;",
-        "- one float column per gaze metric (mean over images; directions in `metric_directions`, JSON) and "
-        "one `task:<name>` column per task metric;",
+        "`metric_profile`, `scoring` (raw: the maps as they came; calibrated: as fixation densities), "
+        "`n_images`, `n_failed`, `n_degenerate` (constant maps);",
+        "- one float column per gaze metric (mean over images; directions in `metric_directions`, JSON; "
+        "calibrated rows add `ll`, bits per fixation, and `ig_explained`, 100 x IG / IG of the calibrated human "
+        "ceiling), one `task:<name>` column per task metric (`task_primary` names the main one), and "
+        "`nonfinite` (JSON: per metric, the stimuli whose value was NaN or infinite and left out of the mean);",
         "- provenance: `harness_version`, `harness_source` (SHA-256 of the harness' own code), `model_id`, "
         "`weights_sha256`, `revision`, `dataset_fingerprint`, `seed`, `batch_size`, `wall_time_s`, `started_at`, "
         "`finished_at`, `settings_sha256`, `packages` (JSON), `settings` (JSON), `manifest` (JSON);",
         "- `latest`: true for the last finished run of each model x attention x dataset x task x metric profile "
         "x scoring x stimuli x blur (`metric_params`); `published_at`.",
         "",
-        f"`{PER_IMAGE_FILE}`: `run_id`, `model`, `attention`, `dataset`, `task`, `kind`, `stimulus_id`, `status`, "
-        "`error`, then the per-image metric and `task:` score columns of the run.",
+        f"`{PER_IMAGE_FILE}`: `run_id`, `model`, `attention`, `dataset`, `task`, `kind`, `metric_profile`, "
+        "`scoring`, `stimulus_id`, `status`, `error`, then the per-image metric and `task:` score columns of the "
+        "run (calibrated runs: `ll`, in bits per fixation, too).",
         "",
     ]
     return "\n".join(lines)
