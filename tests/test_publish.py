@@ -801,3 +801,18 @@ def test_per_image_rows_say_their_scoring_and_metric_profile(tmp_path):
     assert pairs == {("calibrated", "pysaliency"): 4, ("raw", "mit"): 4}
     card = (folder / "README.md").read_text()
     assert "`kind`, `metric_profile`, `scoring`, `stimulus_id`" in card and "`ig_explained`" in card
+
+
+def test_a_damaged_file_on_the_hub_is_named_by_its_place_there(hub, tmp_path):
+    """It was named by the temporary copy the client downloaded (/tmp/harness-publish-…/…)."""
+    sha = hub.add_repo("dataset", REPO, files={LEADERBOARD_FILE: b"PAR1 not parquet PAR1"})
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO)
+    assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1, r.output
+    assert r.output.startswith(f"Error: {LEADERBOARD_FILE} of dataset repo {REPO} (commit {sha}): unreadable "
+                               "leaderboard Parquet file (")
+    assert "harness-publish-" not in r.output and "repair or remove it on the Hub" in r.output
+    assert len(hub.commits) == 0
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--from", REPO])
+    assert r.exit_code == 1 and r.output.startswith(f"Error: {LEADERBOARD_FILE} of dataset repo {REPO}: unreadable")
+    assert "harness-show-" not in r.output

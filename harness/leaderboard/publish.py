@@ -305,7 +305,9 @@ def build_tree(rows: Sequence[dict[str, Any]], per_image, repo: str | None, prim
     }
 
 
-def _read_parquet(path: Path | None, what: str):
+def _read_parquet(path: Path | None, what: str, name: str | None = None):
+    """``path`` read as a table (None when absent); damage is one line naming the file, or ``name``
+    (a downloaded file's place on the Hub, not its temporary copy)."""
     import pyarrow.parquet as pq
 
     if path is None or not Path(path).is_file():
@@ -313,7 +315,9 @@ def _read_parquet(path: Path | None, what: str):
     try:
         return pq.read_table(path)
     except Exception as exc:
-        raise HarnessError(f"{path}: unreadable {what} Parquet file ({type(exc).__name__}: {exc})") from exc
+        fix = "; repair or remove it on the Hub, then publish again" if name else ""
+        why = " ".join(str(exc).replace(str(path), "the file").split())[:200]  # pyarrow names the temporary copy
+        raise HarnessError(f"{name or path}: unreadable {what} Parquet file ({type(exc).__name__}: {why}){fix}") from exc
 
 
 def _public_text(value: Any) -> Any:
@@ -457,9 +461,11 @@ def _publish(runs: Sequence[Run], repo: str, *, space, private, primary, data_di
                                "Hub first (--private only applies to repos this command creates)")
         parent = info.sha
         board = _read_parquet(_hub_call(f"downloading {LEADERBOARD_FILE} of {repo}", _download, api_kwargs,
-                                        repo, LEADERBOARD_FILE, parent, tmp), "leaderboard")
+                                        repo, LEADERBOARD_FILE, parent, tmp), "leaderboard",
+                              f"{LEADERBOARD_FILE} of dataset repo {repo} (commit {parent})")
         per_image = _read_parquet(_hub_call(f"downloading {PER_IMAGE_FILE} of {repo}", _download, api_kwargs,
-                                            repo, PER_IMAGE_FILE, parent, tmp), "per-image")
+                                            repo, PER_IMAGE_FILE, parent, tmp), "per-image",
+                                  f"{PER_IMAGE_FILE} of dataset repo {repo} (commit {parent})")
         files, rows, n_new = merged_tree(runs, board, per_image, repo, primary)
         operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=data) for p, data in sorted(files.items())]
         message = f"Publish {n_new} run(s) with gaze-harness ({len(rows)} rows in the leaderboard)"
@@ -528,7 +534,7 @@ def load_published(source: str | Path) -> list[dict[str, Any]]:
                          published="", access="read")
         if file is None:
             raise HarnessError(f"dataset repo {repo} has no {LEADERBOARD_FILE}: nothing was published there")
-        return hub_table.table_to_rows(_read_parquet(file, "leaderboard"))
+        return hub_table.table_to_rows(_read_parquet(file, "leaderboard", f"{LEADERBOARD_FILE} of dataset repo {repo}"))
 
 
 def _leaderboard_rows(table, where: str) -> list[dict[str, Any]]:
