@@ -214,6 +214,11 @@ def test_filters_by_task_dataset_and_attention(page, site):
                       if r["kind"] in ("ceiling", "baseline") and r["latest"])
     assert refs == expected and {"center-bias", "human-ceiling", "uniform"} <= set(refs)
     assert texts(pg, "#row-count") == [f"{3 + len(refs)} runs shown"]
+    # the subtitle counts current runs, the superseded one apart (it counted every run as one)
+    rows = page_data(site / "index.html")["rows"]
+    current = sum(r["latest"] is not False for r in rows)
+    assert len(rows) - current == 1
+    assert texts(pg, "#subtitle")[0].startswith(f"{current} runs (and 1 superseded) \u00b7 primary gaze metric: ")
 
     pg.select_option("#filter-attention", "rollout")
     models = sorted(m for k, m in pg.eval_on_selector_all(

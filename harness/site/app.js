@@ -749,7 +749,11 @@
     renderScatters(rows);
     showDetail();
   }
-  document.getElementById("subtitle").textContent = ROWS.length + " runs \u00b7 primary gaze metric: " +
+  // the runs the table shows by default; superseded ones are counted apart (they are hidden until asked for)
+  var current = ROWS.filter(function (r) { return r.latest !== false; }).length;
+  var superseded = ROWS.length - current;
+  document.getElementById("subtitle").textContent = current + (current === 1 ? " run" : " runs") +
+    (superseded ? " (and " + superseded + " superseded)" : "") + " \u00b7 primary gaze metric: " +
     (DATA.primary || "none") + " \u00b7 built " + DATA.generated_at + " with gaze-harness " + DATA.harness_version;
   renderGlossary();
   renderBeforeAfter();
