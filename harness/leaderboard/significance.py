@@ -318,7 +318,7 @@ def table_statistics(runs: Sequence[Any], primary: str | None = None, *, n_boot:
             tests.append((r, "reference", refs[0]))
         else:
             stats.not_compared.setdefault(r["run_id"], []).append(
-                f"no {REFERENCE} run with the same dataset, task and metric settings")
+                f"not tested against {REFERENCE}: no {REFERENCE} run with the same dataset, task and metric settings")
 
     for r, role, other in tests:
         try:
@@ -326,12 +326,12 @@ def table_statistics(runs: Sequence[Any], primary: str | None = None, *, n_boot:
                           frame(r["run_id"]), metrics=[primary], n_boot=n_boot, seed=seed, level=level,
                           directions=directions)
         except NotComparable as exc:
-            stats.not_compared.setdefault(r["run_id"], []).append(str(exc))
+            stats.not_compared.setdefault(r["run_id"], []).append(f"not tested against {other.get('model')}: {exc}")
             continue
         s = result["metrics"].get(primary)
         if s is None:
             stats.not_compared.setdefault(r["run_id"], []).append(
-                f"{primary} not compared with {other.get('model')}: {result['left_out'].get(primary, 'missing')}")
+                f"not tested against {other.get('model')}: {primary} {result['left_out'].get(primary, 'missing')}")
             continue
         stats.comparisons.append({
             "run_id": r["run_id"], "model": r.get("model"), "role": role, "against_run_id": other["run_id"],

@@ -254,7 +254,7 @@ def _ci_notes(stats, rows: Sequence[dict[str, Any]], text, primary_shown: bool) 
     names = {r.get("run_id"): r.get("model") for r in rows}
     for run_id, why in stats.not_compared.items():
         if run_id in names:
-            notes.append(f"{text(str(names[run_id]))}: not tested, {'; '.join(why)}.")
+            notes.append(f"{text(str(names[run_id]))}: {'; '.join(why)}.")
     return notes
 
 
