@@ -444,3 +444,21 @@ def test_compare_errors_are_one_line(real, tmp_path):
     c = write_run(tmp_path / "synthetic", model="net-c", metrics={"nss": 1.2}, scoring="calibrated")
     assert error(a, c) == "Error: cannot compare 'net-a' with 'net-c': scoring differs, 'raw' vs 'calibrated'"
     assert error(a, cb).startswith("Error: cannot compare 'net-a' with 'center-bias': dataset_fingerprint differs")
+
+
+def test_the_page_explains_only_tests_that_were_made(tmp_path):
+    """A pair that shares one stimulus cannot be tested (p is NaN, no mark); the page's tooltip
+    listed it anyway as "not significantly different from a (p = –)"."""
+    from harness.leaderboard.site import page_statistics
+
+    root = tmp_path / "runs"
+    write_run(root, model="a", metrics={"nss": 1.0}, stimulus_ids=["1001", "1002", "1003", "1004"])
+    b = write_run(root, model="b", metrics={"nss": 0.9}, stimulus_ids=["1001", "2002", "2003", "2004"])
+    write_run(root, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 0.9},
+              stimulus_ids=["1001", "2002", "2003", "2004"])
+    runs = load_runs(root)
+    stats = table_statistics(runs, "nss")
+    assert math.isnan(stats.comparison(b.name, "above")["p"])  # one stimulus paired with a: no test
+    page = page_statistics(runs, "nss")[b.name]
+    assert [t["role"] for t in page["tests"]] == ["reference"] and page["tests"][0]["against"] == "center-bias"
+    assert page["marks"] == "‡" and not page["tests"][0]["significant"]

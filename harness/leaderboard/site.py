@@ -31,6 +31,7 @@ from __future__ import annotations
 import glob
 import html
 import json
+import math
 import os
 import re
 import shutil
@@ -171,7 +172,9 @@ def page_statistics(runs: Sequence[Run], primary: str | None) -> dict[str, dict[
             tests = []
             for role in ("above", "reference"):
                 c = stats.comparison(run_id, role)
-                if c is not None and c.get("p_holm") is not None:  # a test not run: nothing to say
+                # a test that could not be made (fewer than two stimuli paired: p is NaN) says nothing,
+                # as it gives no mark (TableStats.marks)
+                if c is not None and isinstance(c.get("p_holm"), float) and math.isfinite(c["p_holm"]):
                     tests.append({"role": role, "against": c["against_model"], "diff": c["diff"], "p_holm": c["p_holm"],
                                   "significant": bool(c["significant"])})
             out[run_id] = {
