@@ -1121,6 +1121,25 @@ def test_docs_example_installs_with_pip_and_evaluates(tmp_path):
     assert environment["packages"] == manifest["packages"] and "torch" in environment["packages"]  # a model run
 
 
+def test_docs_try_it_script_evaluates_the_plugin_uninstalled(tmp_path):
+    """docs/plugins.md's try_it.py, run as the docs say, from the source folder of a plugin that is
+    not installed (no dist-info anywhere): the model and dataset are found, the references too."""
+    for rel, text in docs_files().items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert not list(tmp_path.rglob("*.dist-info"))
+    data = write_mylab_data(tmp_path / "mylab-gaze")
+    env = {**os.environ, "HARNESS_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, str(tmp_path / "harness-mylab" / "try_it.py"), str(data)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = proc.stdout.strip().splitlines()
+    assert re.fullmatch(r"mylab-edges 2 NSS -?\d+\.\d{3}", line), line
+    models = sorted(json.loads(p.read_text())["model"] for p in (tmp_path / "runs").glob("*/summary.json"))
+    assert models == ["center-bias", "human-ceiling", "mylab-edges", "uniform"]
+
+
 def test_registry_yaml_catalogue_is_complete():
     """Every built-in plugin states what the catalogue promises, and registers what its kind says."""
     from harness.plugins import builtin_catalogue, get_registry
