@@ -301,7 +301,12 @@ def test_format_table():
     text = format_table(r)
     lines = text.splitlines()
     assert lines[0].startswith("resnet50 → resnet50-aligned on osie/classification (held-out): 3 stimuli paired of 4")
-    assert "1 failed" in lines[0]
+    # runs of partly other stimuli (a base run of another --limit, or the right one damaged and left
+    # out) pair only part of each: the title says how small a part
+    assert lines[0].endswith("1 failed in either run left out (the runs scored 6 and 6)")
+    assert lines[1].split() == ["metric", "dir", "before", "after", "diff", "[95%", "CI]", "p", "n", "verdict"]
+    same = format_table(pair(make_settings(), BEFORE, aligned_settings(), BEFORE, n_boot=500)).splitlines()[0]
+    assert "stimuli paired of" in same and "the runs scored" not in same, same
     auc = next(line for line in lines if line.startswith("auc_judd"))
     assert "+0.1000 [+0.1000, +0.1000]" in auc and "▲ better" in auc
     assert "▲ better" in next(line for line in lines if line.startswith("kld"))

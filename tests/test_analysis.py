@@ -199,6 +199,9 @@ def test_report_prints_per_run_and_across_models_and_stores_them(tmp_path):
     assert r.exit_code == 0, r.output
     text = r.output
     assert "model-a [grad-cam] on cub-gha/classification — solved 5, unsolved 2; task score: top1" in text
+    # every number as formatted (tabulate printed 0.0000 as "0", 1.5000 as "1.5" beside "[…, …]" texts)
+    cells = [line.split() for line in text.splitlines() if line.startswith(("nss ", "cc "))]
+    assert cells and all(len(c[1].split(".")[-1]) == 4 for c in cells if c[1] != "–"), cells
     assert "Across models (mean alignment vs task performance):" in text
     row = next(line for line in text.splitlines() if line.startswith("cub-gha") and " nss " in line)
     assert row.split()[-3:-2] == ["0.5000"] and row.split()[-1] == "3"  # rho and the number of models

@@ -498,7 +498,10 @@ def format_table(result: Mapping[str, Any]) -> str:
         subset = f" ({stimuli['subset']})"
     title = (f"{result['before_model']} → {result['after_model']} on {result['dataset']}/{result['task_name']}"
              f"{subset}: {result['n_paired']} stimuli paired of {result['n_shared']} shared"
-             + (f", {result['n_failed']} failed in either run left out" if result.get("n_failed") else ""))
+             + (f", {result['n_failed']} failed in either run left out" if result.get("n_failed") else "")
+             # runs of other stimuli (a base run of another --limit) share only part: say how small
+             + (f" (the runs scored {result['n_before']} and {result['n_after']})"
+                if result.get("n_shared", 0) < max(result.get("n_before", 0), result.get("n_after", 0)) else ""))
     level = result.get("level", 0.95)
     rows = []
     for prefix, block in (("", result.get("metrics") or {}), ("task:", result.get("task") or {})):
@@ -509,7 +512,7 @@ def format_table(result: Mapping[str, Any]) -> str:
                          _p(s["p"]), s["n"], _mark(s.get("better"), s)])
     lines = [title]
     if rows:
-        lines.append(tabulate(rows, headers=["metric", "dir", "before", "after", f"diff [{level:.0%} CI]", "p", "n", ""],
+        lines.append(tabulate(rows, headers=["metric", "dir", "before", "after", f"diff [{level:.0%} CI]", "p", "n", "verdict"],
                               disable_numparse=True))
     for name, why in (result.get("left_out") or {}).items():
         lines.append(f"{name} not compared: {why}")

@@ -136,14 +136,16 @@ def report(runs, results_dir, as_json) -> None:
                   _fmt(v["unsolved"]["mean"]), f"[{_fmt(v['unsolved']['ci95'][0])}, {_fmt(v['unsolved']['ci95'][1])}]",
                   _fmt(v["spearman_rho"]), _fmt(v["spearman_p"]), v["n"]]
                  for m, v in a["metrics"].items()]
-        click.echo(tabulate(table, headers=["metric", "solved", "95% CI", "unsolved", "95% CI", "rho", "p", "n"]))
+        # numbers stay as formatted: tabulate would reprint "0.0000" as "0" beside "[0.0000, 0.0000]"
+        click.echo(tabulate(table, headers=["metric", "solved", "95% CI", "unsolved", "95% CI", "rho", "p", "n"],
+                            disable_numparse=True))
     if cross:
         click.echo("\nAcross models (mean alignment vs task performance):")
         click.echo(tabulate([[c["dataset"], c["task"], c.get("metric_profile"), c.get("n_images"), c["metric"],
                               c["task_metric"], _fmt(c["spearman_rho"]), _fmt(c["spearman_p"]), c["n_models"]]
                              for c in cross],
                             headers=["dataset", "task", "profile", "images", "metric", "task metric", "rho", "p",
-                                     "models"]))
+                                     "models"], disable_numparse=True))
     if before_after:
         from ..alignment.compare import format_table
 
