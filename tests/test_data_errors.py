@@ -104,6 +104,16 @@ def test_corrupt_jpeg_is_a_counted_skip(small_osie, tmp_path):
     assert any(str(garbage) in item for item in info["skipped_items"])
     # the counters survive the cache
     assert OSIE(data_dir=root, cache_dir=tmp_path / "cache").info()["skipped"] == {"skipped_corrupt_image": 2}
+    # a copy of the folder elsewhere reuses the table (same content); its skipped files are named in
+    # the copy (they named the folder that converted first)
+    import shutil
+
+    copy = tmp_path / "elsewhere" / "osie"
+    shutil.copytree(root, copy)
+    again = OSIE(data_dir=copy, cache_dir=tmp_path / "cache")
+    items = again.info()["skipped_items"]
+    assert again.cache_path() == obj.cache_path() and len(items) == 2
+    assert all(item.startswith(str(copy / "stimuli")) and str(root) + "/" not in item for item in items), items
 
 
 def test_missing_and_wrong_size_images_are_counted_skips(small_osie, tmp_path):

@@ -563,6 +563,13 @@ class GazeDataset:
         meta = json.loads((folder / META_FILE).read_text())
         self.stats = dict(meta.get("stats", {}))
         self.skipped = list(meta.get("skipped", []))
+        # the cache is shared by content: a copy of the data elsewhere reuses the table the first
+        # folder converted; its skipped files are named in the folder this object reads
+        then, now = meta.get("source_root"), self._root
+        if isinstance(then, str) and now is not None and os.path.abspath(now) != then:
+            here = os.path.abspath(now)
+            self.skipped = [item.replace(then + os.sep, here + os.sep) if isinstance(item, str) else item
+                            for item in self.skipped]
         return meta
 
     # ----------------------------------------------------------------- description
