@@ -238,3 +238,23 @@ def test_another_blur_or_profile_is_another_row_labelled_not_a_newer_version(tmp
         < text.index("1.1000")
     table = list(csv.DictReader(io.StringIO(render_table(load_runs(other), "csv"))))
     assert sorted(r["metric_profile"] for r in table) == ["mit", "pysaliency"]
+
+
+def test_calibrated_numbers_alone_are_titled(tmp_path):
+    """`eval --scoring calibrated` shows only calibrated runs: the table came untitled (uniform's NSS
+    0.9 read as a bug); alone or beside raw runs, with or without --ci, it has one title. Raw runs
+    alone stay untitled."""
+    from harness.leaderboard.table import SCORING_TITLES, render_table
+    from harness.results import load_runs
+
+    cal, raw = tmp_path / "cal", tmp_path / "raw"
+    for root, scoring in ((cal, "calibrated"), (raw, "raw")):
+        write_run(root, model="net", metrics={"nss": 1.2, "ig": 0.4}, scoring=scoring)
+        write_run(root, model="uniform", kind="baseline", attention="prior", metrics={"nss": 0.9, "ig": 0.0},
+                  scoring=scoring)
+    title = SCORING_TITLES["calibrated"]
+    for ci in (False, True):
+        text = render_table(load_runs(cal), ci=ci, n_boot=100)
+        assert text.startswith(title + "\n\n|") and text.count(title) == 1, text
+        assert "Raw scoring" not in render_table(load_runs(raw), ci=ci, n_boot=100)
+    assert title not in render_table(load_runs(cal), fmt="csv")  # csv says it in its scoring column

@@ -42,8 +42,9 @@ def _by_scoring(items: Sequence[Any], scoring_of) -> list[tuple[str, list[Any]]]
     return sorted(groups.items(), key=lambda kv: (kv[0] != "raw", kv[0]))
 
 
-def _titled(parts: list[tuple[str, str]], fmt: str) -> str:
-    if len(parts) == 1:
+def _titled(parts: list[tuple[str, str]], fmt: str, always: bool = False) -> str:
+    """Tables under their titles; one alone keeps no title unless ``always``."""
+    if len(parts) == 1 and not always:
         return parts[0][1]
     if fmt == "html":
         import html
@@ -111,7 +112,7 @@ def ceiling_normalised(rows: list[dict[str, Any]], metric_cols: list[str]) -> li
 
 
 def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: str | None = None, escape=None,
-                width: int | None = None, stats=None, normalise: bool = False) -> str:
+                width: int | None = None, stats=None, normalise: bool = False, _in_title: bool = False) -> str:
     """Flat leaderboard rows as a table; ``escape`` makes text cells safe for the target (Markdown).
 
     The human formats label reference rows (``center-bias (baseline)``), put each metric's
@@ -132,12 +133,19 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
         raise HarnessError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     groups = _by_scoring(rows, hub_table.scoring_of)
     if len(groups) > 1 and fmt != "csv":  # csv has a scoring column; a human table never mixes them
-        return _titled([(k, render_rows(g, fmt, primary, escape, width, stats, normalise)) for k, g in groups], fmt)
+        return _titled([(k, render_rows(g, fmt, primary, escape, width, stats, normalise, _in_title=True))
+                        for k, g in groups], fmt)
+    if len(groups) == 1 and groups[0][0] != "raw" and fmt != "csv" and not _in_title:
+        # calibrated numbers alone (the end of `eval --scoring calibrated`) are titled too: uniform's
+        # NSS 0.9 reads as wrong without it; raw alone stays as it always was, untitled
+        return _titled([(groups[0][0], render_rows(rows, fmt, primary, escape, width, stats, normalise,
+                                                   _in_title=True))], fmt, always=True)
     profiles: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         profiles.setdefault(str(r.get("metric_profile")), []).append(r)
     if len(profiles) > 1 and fmt != "csv":  # the same metrics, defined two ways: never one table
-        return _titled([(f"Metric profile {k}:", render_rows(g, fmt, primary, escape, width, stats, normalise))
+        return _titled([(f"Metric profile {k}:", render_rows(g, fmt, primary, escape, width, stats, normalise,
+                                                             _in_title=True))
                         for k, g in sorted(profiles.items())], fmt)
     rows, metric_cols, directions, primary = sorted_latest(rows, primary)
     if not rows:
@@ -397,21 +405,25 @@ def _widest(text: str) -> int:
 
 def render_table(runs: Sequence[Run], fmt: str = "github", primary: str | None = None,
                  width: int | None = None, ci: bool = False, n_boot: int | None = None,
-                 seed: int | None = None, normalise: bool = False) -> str:
+                 seed: int | None = None, normalise: bool = False, _in_title: bool = False) -> str:
     """The table of local runs (``harness leaderboard show``, the end of ``harness eval``); ``ci``
     adds bootstrap intervals and significance marks (:func:`.significance.table_statistics`, with
     ``n_boot`` resamples and ``seed``, 10,000 and 0 by default), computed from the runs' per-image rows."""
     rows = hub_table.rows_from_runs(runs)
     groups = _by_scoring([r for r in runs if r.finished], lambda r: hub_table.scoring_of(r.summary))
     if ci and len(groups) > 1 and fmt != "csv":  # intervals and tests within one scoring
-        return _titled([(k, render_table(g, fmt, primary, width, ci, n_boot, seed, normalise)) for k, g in groups],
-                       fmt)
+        return _titled([(k, render_table(g, fmt, primary, width, ci, n_boot, seed, normalise, _in_title=True))
+                        for k, g in groups], fmt)
+    if ci and len(groups) == 1 and groups[0][0] != "raw" and fmt != "csv" and not _in_title:  # as render_rows
+        return _titled([(groups[0][0], render_table(runs, fmt, primary, width, ci, n_boot, seed, normalise,
+                                                    _in_title=True))], fmt, always=True)
     profiles: dict[str, list[Run]] = {}
     for r in runs:
         if r.finished:
             profiles.setdefault(str(r.summary.get("metric_profile")), []).append(r)
     if ci and len(profiles) > 1 and fmt != "csv":  # tests (and their correction) within one profile's table
-        return _titled([(f"Metric profile {k}:", render_table(g, fmt, primary, width, ci, n_boot, seed, normalise))
+        return _titled([(f"Metric profile {k}:", render_table(g, fmt, primary, width, ci, n_boot, seed, normalise,
+                                                              _in_title=_in_title))
                         for k, g in sorted(profiles.items())], fmt)
     if ci and normalise:
         raise HarnessError("--normalise and --ci cannot be combined: the intervals are in the metrics' own units")
@@ -424,4 +436,5 @@ def render_table(runs: Sequence[Run], fmt: str = "github", primary: str | None =
         stats = significance.table_statistics(
             runs, primary, n_boot=significance.N_BOOT if n_boot is None else n_boot,
             seed=significance.SEED if seed is None else seed)
-    return render_rows(rows, fmt=fmt, primary=primary, width=width, stats=stats, normalise=normalise)
+    return render_rows(rows, fmt=fmt, primary=primary, width=width, stats=stats, normalise=normalise,
+                       _in_title=_in_title)
