@@ -258,3 +258,20 @@ def test_calibrated_numbers_alone_are_titled(tmp_path):
         assert text.startswith(title + "\n\n|") and text.count(title) == 1, text
         assert "Raw scoring" not in render_table(load_runs(raw), ci=ci, n_boot=100)
     assert title not in render_table(load_runs(cal), fmt="csv")  # csv says it in its scoring column
+
+
+def test_the_different_stimuli_note_gives_advice_that_mends_it(tmp_path):
+    """An aligned model scored on its held-out subset beside models of the same --limit: the note
+    advised "the same --limit", which they already had."""
+    root = tmp_path / "runs"
+    write_run(root, model="net", metrics={"nss": 1.4}, n_images=20)
+    write_run(root, model="net-aligned", metrics={"nss": 1.5}, n_images=6,
+              stimuli={"subset": "held-out", "n": 6, "sha256": "0" * 64})
+    last = render_table(load_runs(root)).splitlines()[-1]
+    assert last == ("osie/free-viewing: rows scored on different stimuli (20 images: net; 6 images (held-out): "
+                    "net-aligned): their means are over different images and do not compare; `harness report` "
+                    "compares an aligned model with its base on its held-out stimuli"), last
+    write_run(root, model="other", metrics={"nss": 1.0}, n_images=40)
+    last = render_table(load_runs(root)).splitlines()[-1]
+    assert last.endswith("do not compare; evaluate every model with the same --limit; `harness report` compares "
+                         "an aligned model with its base on its held-out stimuli"), last

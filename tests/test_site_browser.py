@@ -532,6 +532,23 @@ def test_rows_on_different_stimuli_are_said_not_to_compare(wide_page, page, root
     assert [_stimulus_sets(line)[0] for line in lines] == ["osie/free-viewing"] and len(groups) > 1
 
 
+def test_the_different_stimuli_note_gives_the_command_lines_advice(browser, server, root):
+    """An aligned model's held-out subset beside runs of two --limit values: the page's line under
+    the table is the command line's, advice included (both advised only "the same --limit")."""
+    runs = root / "subset-runs"
+    write_run(runs, model="net", metrics={"nss": 1.4}, n_images=20)
+    write_run(runs, model="net-aligned", metrics={"nss": 1.5}, n_images=6,
+              stimuli={"subset": "held-out", "n": 6, "sha256": "0" * 64})
+    write_run(runs, model="other", metrics={"nss": 1.0}, n_images=40)
+    build_site(runs, root / "subset")
+    for pg, watch in _open(browser, server + "subset/index.html", server + "subset/"):
+        lines, cli = _page_and_cli_notes(pg, runs)
+        assert len(lines) == len(cli) == 1
+        advice = [line.split("do not compare; ", 1)[1] for line in lines + cli]
+        assert advice == ["evaluate every model with the same --limit; `harness report` compares an aligned "
+                          "model with its base on its held-out stimuli"] * 2
+
+
 def test_raw_and_calibrated_rows_are_never_in_one_table(browser, server, root):
 
     runs = root / "scoring-runs"

@@ -307,11 +307,21 @@ def _mixed_stimuli_notes(rows: Sequence[dict[str, Any]], text) -> list[str]:
         n = item[0][0]
         return (-n if isinstance(n, int) else 0, item[0][1])
 
+    def advice(sets) -> str:
+        # another --limit is mended by the same --limit; an aligned model's subset is not (its base
+        # run with the same --limit still scores every stimulus): harness report pairs them
+        out = []
+        if len({n for n, note in sets if not note}) > 1:
+            out.append("evaluate every model with the same --limit")
+        if any(note for _, note in sets):
+            out.append("`harness report` compares an aligned model with its base on its held-out stimuli")
+        return "; ".join(out)
+
     return [f"{dataset}/{task}: rows scored on different stimuli ("
             + "; ".join(f"{label(which)}: {', '.join(models)}"
                         for which, models in sorted(sets.items(), key=larger_first))
-            + "): their means are over different images and do not compare; evaluate every model with the "
-            "same --limit" for (dataset, task), sets in groups.items() if len(sets) > 1]
+            + "): their means are over different images and do not compare; " + advice(sets)
+            for (dataset, task), sets in groups.items() if len(sets) > 1]
 
 
 def _setting_variants(rows: Sequence[dict[str, Any]]) -> dict[int, str]:

@@ -296,6 +296,17 @@
     if (!s || typeof s !== "object") return "";
     return s.in_sample ? "in-sample" : String(s.subset || "");
   }
+  // what mends it, as the command line says it: another --limit, or an aligned model's held-out subset
+  function mixedAdvice(sets) {
+    var limits = {}, nLimits = 0, subset = false, out = [];
+    sets.forEach(function (s) {
+      if (s.label) { subset = true; return; }
+      if (!limits[String(s.n)]) { limits[String(s.n)] = true; nLimits += 1; }
+    });
+    if (nLimits > 1) out.push("evaluate every model with the same --limit");
+    if (subset) out.push("`harness report` compares an aligned model with its base on its held-out stimuli");
+    return out.join("; ");
+  }
   function mixedStimuliNotes(rows) {
     var groups = {}, order = [];
     rows.forEach(function (r) {
@@ -314,8 +325,7 @@
       });
       return key + ": rows scored on different stimuli (" + sets.map(function (s) {
         return s.n + " images" + (s.label ? " (" + s.label + ")" : "") + ": " + s.models.join(", ");
-      }).join("; ") + "): their means are over different images and do not compare; evaluate every model " +
-        "with the same --limit";
+      }).join("; ") + "): their means are over different images and do not compare; " + mixedAdvice(sets);
     });
   }
   function renderNotes(rows) {
