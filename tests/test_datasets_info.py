@@ -74,3 +74,16 @@ def test_prune_refuses_what_it_cannot_check(no_source, osie_cache, osie_dir):
         assert f"would remove {stale} (0.0 MiB)" in r.output and str(current) not in r.output
     finally:
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def test_harness_data_dir_may_name_the_dataset_folder_itself(osie_dir, osie_cache, monkeypatch):
+    """HARNESS_DATA_DIR=…/osie (the folder, not its parent) looked in …/osie/osie and then tried a
+    download; a folder named for the dataset is now the dataset's, and only that dataset's."""
+    from harness.data import get_gaze_dataset
+    from harness.data.paths import candidate_data_dirs
+
+    assert osie_dir.name == "osie"
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(osie_dir))
+    monkeypatch.setattr(OSIE, "download", lambda self, dest: pytest.fail("must not download"))
+    assert get_gaze_dataset("osie", cache_dir=osie_cache).root() == osie_dir
+    assert osie_dir not in [folder for folder, _ in candidate_data_dirs("mit1003", osie_cache)]

@@ -65,5 +65,7 @@ def candidate_data_dirs(name: str, cache_dir: str | os.PathLike | None = None) -
     env = os.environ.get(DATA_ENV)
     if env:
         out.append((Path(env).expanduser() / name, f"${DATA_ENV}/{name}"))
+        if Path(env).expanduser().name == name:  # set to the dataset's own folder (named for it), not its parent
+            out.append((Path(env).expanduser(), f"${DATA_ENV}, named {name}"))
     out.append((downloaded_data_dir(name, cache_dir), "cache"))
     return out
