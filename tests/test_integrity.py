@@ -708,3 +708,75 @@ def test_a_conversion_killed_midway_leaves_nothing_the_next_one_keeps(tmp_path):
     assert [p.name.split(".tmp-")[0] for p in arrow.iterdir()] != [] and all(".tmp-" in p.name for p in arrow.iterdir())
     gaze, ds = load_gaze_dataset("mit1003", data_dir=tmp_path / "mit1003", cache_dir=cache)
     assert len(ds) > 0 and not [p for p in arrow.iterdir() if ".tmp-" in p.name] and len(list(arrow.iterdir())) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# run files edited by hand: every reader names the run, eval repairs it (found by a QA session)
+
+
+def _readers_leave_it_out(out: Path, run: Path, why: str) -> None:
+    r = _verify(out)
+    assert r.exit_code == 1 and why in r.output and "Traceback" not in r.output, r.output
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(out)])
+    assert r.exit_code == 0 and f"{run}: damaged run left out" in r.output and "| uniform" in r.output, r.output
+    assert "Traceback" not in r.output
+
+
+def test_edited_run_files_are_named_and_repaired(two_runs, osie_dir):
+    import pyarrow as pa
+
+    from harness.results.files import parquet_bytes, sha256_bytes
+
+    run = _run_dir(two_runs, "center-bias")
+    before = _summary(run)
+    original = {p.name: p.read_bytes() for p in (run / "shards").iterdir()}
+
+    def repaired():
+        r = _eval(two_runs, osie_dir, "--no-references", model="center-bias")
+        assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+        assert _summary(run)["metrics"] == before["metrics"]
+        assert {p.name: p.read_bytes() for p in (run / "shards").iterdir()} == original
+        assert _verify(two_runs).exit_code == 0
+        return r.output
+
+    # a metric the shards do not have (every reader stopped with KeyError)
+    summary = _summary(run)
+    summary["metrics"]["foo"] = 1.0
+    (run / "summary.json").write_text(json.dumps(summary))
+    _readers_leave_it_out(two_runs, run, "summary.json: metric 'foo' is not a column of the shards")
+    assert "written again" in repaired()
+
+    # a raw run's summary that says calibrated (it was shown in the calibrated table)
+    summary = _summary(run)
+    summary["scoring"] = "calibrated"
+    (run / "summary.json").write_text(json.dumps(summary))
+    _readers_leave_it_out(two_runs, run, "summary.json: scoring 'calibrated', but settings.json says 'raw'")
+    repaired()
+
+    # a manifest that lists no shard, or none at all (verify passed the latter; eval reused both)
+    for edit in ("empty", "deleted"):
+        manifest = run / "manifest.json"
+        if edit == "empty":
+            manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "shards": {}}))
+        else:
+            manifest.unlink()
+        why = "not listed in the manifest" if edit == "empty" else "manifest.json: missing"
+        _readers_leave_it_out(two_runs, run, why)
+        assert "manifest.json: does not list the run's shards" in repaired()
+        assert set(json.loads(manifest.read_text())["shards"]) == set(original)
+
+    # a second shard of the first stimuli, unlisted, with other numbers: the listed one is kept
+    first = sorted((run / "shards").glob("part-*.parquet"))[0]
+    frame = read_run(run).per_image().head(16)
+    for k in range(200):  # one whose name sorts first: the order of the names decided which was kept
+        data = parquet_bytes(pa.Table.from_pandas(frame.assign(nss=frame["nss"] + 1.0 + k), preserve_index=False))
+        forged = run / "shards" / f"part-00000000-{sha256_bytes(data)[:16]}.parquet"
+        if forged.name < first.name:
+            break
+    assert forged.name < first.name
+    forged.write_bytes(data)
+    _readers_leave_it_out(two_runs, run, f"{forged.name}: not listed in the manifest")
+    r = _eval(two_runs, osie_dir, "--no-references", model="center-bias")
+    assert r.exit_code == 0 and f"{forged}:" in r.output, r.output
+    assert (run / "damaged" / forged.name).is_file() and first.is_file()
+    assert _summary(run)["metrics"] == before["metrics"] and _verify(two_runs).exit_code == 0

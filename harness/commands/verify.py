@@ -43,7 +43,8 @@ def verify(results: Path, as_json: bool) -> None:
             click.echo(f"{mark} {r['run']} ({r['state']})")
             for p in r["problems"]:
                 click.echo(f"     - {p}")
-        click.echo(f"{len(report) - len(bad)} of {len(report)} runs hold together"
-                   + (f"; {len(bad)} do not" if bad else ""))
+        good = len(report) - len(bad)
+        click.echo(f"{good} of {len(report)} {'run holds' if len(report) == 1 else 'runs hold'} together"
+                   + (f"; {len(bad)} {'does' if len(bad) == 1 else 'do'} not" if bad else ""))
     if bad:
         raise SystemExit(1)

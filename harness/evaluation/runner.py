@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 from ..errors import HarnessError, interrupt_in
 from ..results import read_run, run_id_for
+from ..results.store import SHARD_RE
 from ..results.examples import EXAMPLE_SIDE, keep_examples, save_candidate
 from ..results.writer import RunFollower, RunWriter, writable_folder
 from . import calibrated, record
@@ -114,6 +115,12 @@ def resolve_task(name: str, gaze) -> Any:
         if hasattr(task, key):
             setattr(task, key, value)
     return task
+
+
+def _listed_shards(manifest: dict) -> dict:
+    """The shard files a run's manifest lists (none when it is missing or garbled)."""
+    shards = (manifest or {}).get("shards")
+    return shards if isinstance(shards, dict) else {}
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -271,6 +278,12 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                 if not _same(fresh, writer.summary):
                     writer.note(f"warning: {writer.dir / 'summary.json'}: not the summary its shards give "
                                 "(edited, or written by an older version); written again")
+                    reuse = False
+                elif set(_listed_shards(writer.manifest)) != {p.name for p in writer.dir.joinpath("shards").glob("*")
+                                                             if SHARD_RE.match(p.name)}:
+                    # every reader checks the shards against the manifest and would leave the run out
+                    writer.note(f"warning: {writer.dir / 'manifest.json'}: does not list the run's shards (missing, "
+                                "edited, or another shard added); written again")
                     reuse = False
             if missing:
                 writer.begin_session(environment)

@@ -40,7 +40,7 @@ def run_problems(run: Run) -> list[str]:
     problems: list[str] = []
     settings, manifest, summary = run.settings, run.manifest, run.summary
     if not settings:
-        return ["settings.json is missing"]
+        return ["settings.json is missing or empty"]
     try:
         if run_id_for(settings) != run.path.name:
             problems.append(f"settings.json (sha256 {settings_hash(settings)[:12]}) does not match the folder name")
@@ -57,6 +57,10 @@ def run_problems(run: Run) -> list[str]:
         problems += found
         if frame is not None:
             frames.append(frame)
+    if run.finished and not recorded:
+        # a finished run's manifest lists every shard's sha256 (and holds its provenance)
+        problems.append("manifest.json: missing, unreadable or lists no shards (the run's provenance and its "
+                        "shards' hashes)")
     if recorded is not None and run.finished:
         names = {p.name for p in files}
         problems += [f"{name}: listed in the manifest but missing" for name in sorted(set(recorded) - names)]
@@ -82,12 +86,19 @@ def run_problems(run: Run) -> list[str]:
     for key in ("model", "attention", "dataset", "task", "kind", "metric_profile"):
         if key in summary and key in settings and summary[key] != settings[key]:
             problems.append(f"summary.json: {key} {summary[key]!r}, but settings.json says {settings[key]!r}")
+    # raw runs record their scoring by its absence, in both files
+    if summary.get("scoring", "raw") != settings.get("scoring", "raw"):
+        problems.append(f"summary.json: scoring {summary.get('scoring', 'raw')!r}, but settings.json says "
+                        f"{settings.get('scoring', 'raw')!r}")
     expected = settings.get("n_images")
     if isinstance(expected, int) and len(frame) != expected and not problems:
         problems.append(f"the shards hold {len(frame)} rows for the {expected} stimuli of this run")
     if any(p.startswith("summary.json") for p in problems) or any("shard" in p or ".parquet" in p for p in problems):
         return problems
     names = list((summary.get("metrics") or {}).keys())
+    unknown = [m for m in names if m not in frame.columns]
+    if unknown:  # a mean of no column: edited, or the shards of another run
+        return problems + [f"summary.json: metric {m!r} is not a column of the shards" for m in unknown]
     extra = [m for m in metric_columns(frame) if m not in names]
     recomputed = aggregate(frame, names + extra)
     problems += [f"summary.json: {p}" for p in mismatches(summary, recomputed)]

@@ -226,7 +226,9 @@ class RunWriter(_RunFiles):
         recorded = self.manifest.get("shards") if isinstance(self.manifest.get("shards"), dict) else {}
         done: dict[str, str] = {}
         damaged = False
-        for path in shard_files(self.dir):
+        # the shards the manifest lists first: of two shards with the same stimuli, the one the
+        # finished run was summarised from is kept, and an unlisted one (added since) is set aside
+        for path in sorted(shard_files(self.dir), key=lambda p: (p.name not in recorded, p.name)):
             digest = sha256_file(path)
             named = SHARD_RE.match(path.name).group(2)
             why = None
