@@ -15,6 +15,7 @@ from scipy.stats import spearmanr
 from harness.analysis import across_models, alignment_vs_task, bootstrap_ci, spearman
 from harness.cli import main
 from harness.results import SCHEMA_VERSION, atomic_write_json, atomic_write_parquet, run_id_for
+from harness.results.files import sha256_file
 
 # ------------------------------------------------------------------------------------------ bootstrap
 
@@ -164,7 +165,11 @@ def write_task_run(root: Path, *, model: str, frame: pd.DataFrame, top1: float, 
                 "n_images": len(frame)}
     run = root / run_id_for(settings)
     atomic_write_json(run / "settings.json", settings)
-    atomic_write_parquet(run / "shards" / "part-000000.parquet", pa.Table.from_pandas(frame, preserve_index=False))
+    shard = run / "shards" / "part-000000.parquet"
+    atomic_write_parquet(shard, pa.Table.from_pandas(frame, preserve_index=False))
+    # a finished run's manifest lists its shards (verify and every reader check them)
+    atomic_write_json(run / "manifest.json", {"schema_version": SCHEMA_VERSION, "run_id": run.name,
+                                              "shards": {shard.name: sha256_file(shard)}})
     ok = frame[frame.status == "ok"]
     directions = {"nss": "higher", "auc_judd": "higher"}
     summary = {"schema_version": SCHEMA_VERSION, "model": model, "kind": "model", "attention": attention,

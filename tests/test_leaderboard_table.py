@@ -101,15 +101,22 @@ def test_csv_is_machine_readable(tmp_path):
     text = render_rows(rows, "csv")
     table = list(csv.DictReader(io.StringIO(text)))
     assert list(table[0]) == ["model", "kind", "attention", "dataset", "task", "scoring", "metric_profile",
-                              "n_images", "n_failed", "n_degenerate", "nss", "kld"]
+                              "n_images", "n_failed", "n_degenerate", "sigma_deg", "sigma_px", "run_id", "nss", "kld"]
+    assert {(r["sigma_deg"], r["sigma_px"]) for r in table} == {("1.0", "24.0")}
+    assert {r["run_id"] for r in table} == {r["run_id"] for r in rows}
     by_model = {r["model"]: r for r in table}
     assert set(by_model) == {"center-bias", "net"}
     assert by_model["center-bias"]["kind"] == "baseline" and by_model["net"]["kind"] == "model"
     assert [int(by_model["center-bias"][k]) for k in ("n_images", "n_failed", "n_degenerate")] == [700, 3, 0]
     assert [int(by_model["net"][k]) for k in ("n_images", "n_failed", "n_degenerate")] == [700, 0, 2]
     assert float(by_model["net"]["kld"]) == pytest.approx(1.0)
-    # nothing after the rows: the non-finite footnote belongs to the human formats only
+    # nothing after the rows: the non-finite footnote belongs to the human formats only; no line
+    # ending but the rows' (the command adds the last one: a blank row after them read as a row)
     assert len(text.strip().splitlines()) == 3 and "non-finite" not in text and "↑" not in text
+    assert not text.endswith("\n") and "\r" not in text
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(root), "--format", "csv"])
+    assert r.exit_code == 0 and r.output.endswith("\n") and not r.output.endswith("\n\n")
+    assert len(list(csv.reader(io.StringIO(r.output)))) == 3
 
     human = render_rows(rows, "github")
     assert "nss ↑" in human and "kld* ↓" in human and "center-bias (baseline)" in human

@@ -24,7 +24,7 @@ LABEL = {"ceiling": "", "baseline": " (baseline)", "model": "", "proxy": " (huma
 FIT_FORMATS = ("github", "plain")
 #: the first columns of the csv format (then the gaze metrics, then the task metrics)
 CSV_IDENTITY = ("model", "kind", "attention", "dataset", "task", "scoring", "metric_profile", "n_images", "n_failed",
-                "n_degenerate")
+                "n_degenerate", "sigma_deg", "sigma_px", "run_id")
 #: what each scoring means, said above its table when a table holds more than one
 SCORING_TITLES = {
     "raw": "Raw scoring: the attention maps as the models give them.",
@@ -385,10 +385,14 @@ def _csv(rows: Sequence[dict[str, Any]], metric_cols: list[str], task_cols: list
         headers = list(CSV_IDENTITY) + [c for m in metric_cols for c in (m, f"{m}_lo", f"{m}_hi")] + task_cols \
             + list(CSV_TESTS)
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csv.writer(buf, lineterminator="\n")
     w.writerow(headers)
     for r in rows:
         values = dict(r)
+        # what tells two runs of one model apart besides the columns above: the blur (the human
+        # formats label such a row [sigma_deg=2, ...]; empty where each stimulus has its own), the run
+        params = hub_table.settings_of(r).get("metric_params") or {}
+        values["sigma_deg"], values["sigma_px"] = params.get("sigma_deg"), params.get("sigma_px")
         if stats is not None:
             for m, iv in (stats.intervals.get(r.get("run_id")) or {}).items():
                 values[f"{m}_lo"], values[f"{m}_hi"] = iv.get("lo"), iv.get("hi")
@@ -398,7 +402,7 @@ def _csv(rows: Sequence[dict[str, Any]], metric_cols: list[str], task_cols: list
                           p_above_holm=above.get("p_holm"), p_center_bias=ref.get("p"),
                           p_center_bias_holm=ref.get("p_holm"))
         w.writerow([plain(values.get(k)) for k in headers])
-    return buf.getvalue()
+    return buf.getvalue().removesuffix("\n")  # the caller ends the last line: nothing after the rows
 
 
 def _drop_order(rows, metric_cols: list[str], task_cols: list[str], primary: str | None) -> list[str]:
