@@ -409,7 +409,10 @@ def test_map_ids_come_from_the_maps_index_and_older_runs_keep_theirs(tmp_path, m
                        maps={"1001": _half_map("left")})
     (broken / "maps" / "index.json").write_text("{not json")
 
-    site = build_site(tmp_path / "runs", tmp_path / "site", n_examples=10)
+    warnings: list[str] = []
+    site = build_site(tmp_path / "runs", tmp_path / "site", n_examples=10, warn=warnings.append)
+    # said at build time too, not only on the page (a QA session saw 61 examples become 45 in silence)
+    assert f"warning: {broken}: maps/index.json is unreadable; its example maps are left off the page" in warnings
     rows = {r["run_id"]: r for r in page_data(site)["rows"]}
     items = rows[new.name]["examples"]
     assert [e["stimulus_id"] for e in items] == sorted(sides)

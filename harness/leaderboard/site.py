@@ -711,9 +711,13 @@ def _write_site(rows, output: Path, *, runs, data_dir, cache_dir, primary, n_exa
         human_done: dict = {}
         wanted = {r["run_id"] for r in rows}
         scores = tuple(dict.fromkeys(s for s in (RANK_METRIC, "auc_judd", primary) if s))
+        unshown: list[str] = []
         for run in runs:
             if run.run_id in wanted:
                 examples[run.run_id] = run_examples(run, tmp, n_examples, datasets, human_done, scores)
+                problem = saved_maps(run.path)[1] if n_examples > 0 else None
+                if problem is not None:  # said on the page; said here too, not only there
+                    unshown.append(f"warning: {run.path}: {problem}; its example maps are left off the page")
         scale = None
         if any(ex.get("items") for ex in examples.values()):
             _colour_scale(tmp / COLOUR_SCALE)
@@ -730,7 +734,7 @@ def _write_site(rows, output: Path, *, runs, data_dir, cache_dir, primary, n_exa
             raise OSError(exc.errno, exc.strerror or str(exc), str(output)) from exc
         raise
     if warn is not None:
-        for line in datasets.warnings():
+        for line in [*unshown, *datasets.warnings()]:
             warn(line)
     return output / "index.html"
 
