@@ -282,3 +282,18 @@ def test_the_different_stimuli_note_gives_advice_that_mends_it(tmp_path):
     last = render_table(load_runs(root)).splitlines()[-1]
     assert last.endswith("do not compare; evaluate every model with the same --limit; `harness report` compares "
                          "an aligned model with its base on its held-out stimuli"), last
+
+
+def test_the_different_stimuli_note_labels_rows_of_another_blur(tmp_path):
+    """Two runs of one model at two blurs on 20 stimuli beside a 40-stimulus run: the note named
+    the model twice ("net, net") without the label the table gives the second."""
+    root = tmp_path / "runs"
+    write_run(root, model="net", metrics={"nss": 1.4}, n_images=20)
+    write_run(root, model="other", metrics={"nss": 1.1}, n_images=20)
+    write_run(root, model="net", metrics={"nss": 1.2}, n_images=20,
+              metric_params={"sigma_deg": 2.0, "sigma_px": 48.0})
+    write_run(root, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0}, n_images=40)
+    lines = render_table(load_runs(root)).splitlines()
+    (note,) = [line for line in lines if "rows scored on different stimuli" in line]
+    sets = note.split(" (", 1)[1].split("): their means", 1)[0]
+    assert sets == "40 images: center-bias; 20 images: net, net [sigma_deg=2, sigma_px=48], other", sets

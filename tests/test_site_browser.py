@@ -540,10 +540,13 @@ def test_the_different_stimuli_note_gives_the_command_lines_advice(browser, serv
     write_run(runs, model="net-aligned", metrics={"nss": 1.5}, n_images=6,
               stimuli={"subset": "held-out", "n": 6, "sha256": "0" * 64})
     write_run(runs, model="other", metrics={"nss": 1.0}, n_images=40)
+    write_run(runs, model="net", metrics={"nss": 1.3}, n_images=20, metric_params={"sigma_deg": 2.0, "sigma_px": 48.0})
     build_site(runs, root / "subset")
     for pg, watch in _open(browser, server + "subset/index.html", server + "subset/"):
         lines, cli = _page_and_cli_notes(pg, runs)
         assert len(lines) == len(cli) == 1
+        # a row of another blur is named with its label in both (the same name twice said nothing)
+        assert "net [sigma_deg=2, sigma_px=48]" in lines[0] and "net [sigma_deg=2, sigma_px=48]" in cli[0]
         advice = [line.split("do not compare; ", 1)[1] for line in lines + cli]
         assert advice == ["evaluate every model with the same --limit; `harness report` compares an aligned "
                           "model with its base on its held-out stimuli"] * 2

@@ -201,7 +201,7 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
             f"{m}*: non-finite values left out of the mean: "
             + ", ".join(f"{text(str(r.get('model')))} {n} of {r.get('n_images')}" for r, n in found)
             for m, found in flagged.items())
-    table += _notes(_mixed_stimuli_notes(rows, text) + _variant_notes(rows, variants, text), fmt, width)
+    table += _notes(_mixed_stimuli_notes(rows, text, variants) + _variant_notes(rows, variants, text), fmt, width)
     if stats is not None:
         table += _notes(_ci_notes(stats, rows, text, primary in shown), fmt, width)
     if normalise and fmt != "csv":
@@ -289,7 +289,7 @@ def _notes(notes: list[str], fmt: str, width: int | None) -> str:
     return "\n\n" + "\n".join(notes)
 
 
-def _mixed_stimuli_notes(rows: Sequence[dict[str, Any]], text) -> list[str]:
+def _mixed_stimuli_notes(rows: Sequence[dict[str, Any]], text, variants: dict[int, str] | None = None) -> list[str]:
     """One line per dataset and task whose rows were scored on different stimuli (another
     ``--limit``, an aligned model's held-out subset): their means are over different images, and
     the shuffled-AUC negatives of a stimulus come from the other stimuli its run scored, so the
@@ -297,8 +297,10 @@ def _mixed_stimuli_notes(rows: Sequence[dict[str, Any]], text) -> list[str]:
     groups: dict[tuple[str, str], dict[tuple[Any, str], list[str]]] = {}
     for r in rows:
         which = (r.get("n_images"), _stimuli_note(r) or "")
+        # a row blurred otherwise carries its label, as in the table: the same name twice said nothing
+        label = f" [{variants[id(r)]}]" if variants and id(r) in variants else ""
         groups.setdefault((str(r.get("dataset")), str(r.get("task"))), {}).setdefault(which, []).append(
-            text(str(r.get("model"))))
+            text(str(r.get("model")) + label))
 
     def label(which: tuple[Any, str]) -> str:
         return f"{which[0]} images" + (f" ({which[1]})" if which[1] else "")

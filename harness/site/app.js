@@ -316,7 +316,7 @@
       var which = JSON.stringify([n, label]);
       var g = groups[key];
       if (!g.sets[which]) { g.sets[which] = { n: n, label: label, models: [] }; g.order.push(which); }
-      g.sets[which].models.push(String(r.model));
+      g.sets[which].models.push(String(r.model) + (r.variant ? " [" + r.variant + "]" : ""));
     });
     return order.filter(function (key) { return groups[key].order.length > 1; }).map(function (key) {
       var sets = groups[key].order.map(function (w) { return groups[key].sets[w]; });
