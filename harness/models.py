@@ -113,10 +113,12 @@ def is_model_path(name: str) -> bool:
 
 
 def canonical_model_name(name: str) -> str:
-    """The name a run records for ``--model name``: an ``hf:`` checkpoint given as a local folder is
-    named by its absolute path (links kept, as given), so ``hf:./x``, ``hf:x`` and ``hf:/abs/x`` are
-    one run of one model, and an aligned model trained on it finds its base from any working
-    folder; every other name is returned as is."""
+    """``name`` as it loads from any working folder: an ``hf:`` checkpoint given as a local folder
+    (``hf:./x``) with the folder's absolute path (links kept, as given); every other name as is.
+    ``harness align`` records it beside the base model's name, so that the aligned folder finds its
+    base wherever it is evaluated. (Runs keep the name as given: a name made absolute would split
+    them from the runs made before, and the page's shortened paths would merge two checkpoints of
+    one folder name.)"""
     import os
     from pathlib import Path
 

@@ -110,29 +110,24 @@ def test_a_processor_that_crops_is_refused_in_one_line(tiny, tmp_path):
     assert not (tmp_path / "ck").exists()
 
 
-def test_a_local_checkpoint_is_one_model_however_its_folder_is_written(tiny, tmp_path, osie_dir, monkeypatch):
-    """``hf:vit``, ``hf:./vit`` and ``hf:/abs/vit`` name one model: one run (the second command
-    reuses it), and an aligned model trained on a relative name finds its base from another
-    working folder (align.json records the absolute path)."""
+def test_an_aligned_model_of_a_relative_hf_folder_finds_its_base_from_anywhere(tiny, tmp_path, osie_dir,
+                                                                               monkeypatch):
+    """``harness align --model hf:./vit``: align.json keeps the name as given (the base's runs are
+    named so) and records the folder's absolute path to load it by, so the aligned folder evaluates
+    from another working folder (it looked for ./vit there). Runs keep the name as given."""
     folder = tiny["vit"]
     monkeypatch.chdir(folder.parent)
-    runs = tmp_path / "runs"
-
-    def evaluate(model: str):
-        return CliRunner().invoke(main, ["eval", "--model", model, "--dataset", "osie", "--limit", "2", "--output",
-                                         str(runs), "--data-dir", str(osie_dir), "--no-references", "--no-show"])
-
-    r = evaluate(f"hf:./{folder.name}")
-    assert r.exit_code == 0, r.output
-    (run,) = runs.iterdir()
-    assert json.loads((run / "settings.json").read_text())["model"] == f"hf:{folder}"
-    for spelling in (f"hf:{folder}", f"hf:{folder.name}"):
-        r = evaluate(spelling)
-        assert r.exit_code == 0, r.output
-        assert [p.name for p in runs.iterdir()] == [run.name], spelling
     r = _align(f"hf:./{folder.name}", tmp_path / "aligned", 1)
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "aligned" / "align.json").read_text())["base"]["model"] == f"hf:{folder}"
+    base = json.loads((tmp_path / "aligned" / "align.json").read_text())["base"]
+    assert base["model"] == f"hf:./{folder.name}" and base["load_as"] == f"hf:{folder}"
+    runs = tmp_path / "runs"
+    r = CliRunner().invoke(main, ["eval", "--model", f"hf:./{folder.name}", "--dataset", "osie", "--limit", "2",
+                                  "--output", str(runs), "--data-dir", str(osie_dir), "--no-references", "--no-show"])
+    assert r.exit_code == 0, r.output
+    (run,) = runs.iterdir()
+    assert json.loads((run / "settings.json").read_text())["model"] == f"hf:./{folder.name}"
     monkeypatch.chdir(tmp_path)
-    r = evaluate("./aligned")
+    r = CliRunner().invoke(main, ["eval", "--model", "./aligned", "--dataset", "osie", "--limit", "12", "--output",
+                                  str(runs), "--data-dir", str(osie_dir), "--no-references", "--no-show"])
     assert r.exit_code == 0, r.output

@@ -307,6 +307,11 @@ def test_format_table():
     assert lines[1].split() == ["metric", "dir", "before", "after", "diff", "[95%", "CI]", "p", "n", "verdict"]
     same = format_table(pair(make_settings(), BEFORE, aligned_settings(), BEFORE, n_boot=500)).splitlines()[0]
     assert "stimuli paired of" in same and "the runs scored" not in same, same
+    # the usual case: a base run of every stimulus against the aligned model's held-out few (all of
+    # them in the base run): nothing to say
+    held = AFTER.iloc[1:5]  # s5, s3, s2, s4: all scored by the base run too
+    usual = format_table(pair(make_settings(), BEFORE, aligned_settings(), held, n_boot=500)).splitlines()[0]
+    assert "4 shared" in usual and "the runs scored" not in usual, usual
     auc = next(line for line in lines if line.startswith("auc_judd"))
     assert "+0.1000 [+0.1000, +0.1000]" in auc and "▲ better" in auc
     assert "▲ better" in next(line for line in lines if line.startswith("kld"))

@@ -499,9 +499,10 @@ def format_table(result: Mapping[str, Any]) -> str:
     title = (f"{result['before_model']} → {result['after_model']} on {result['dataset']}/{result['task_name']}"
              f"{subset}: {result['n_paired']} stimuli paired of {result['n_shared']} shared"
              + (f", {result['n_failed']} failed in either run left out" if result.get("n_failed") else "")
-             # runs of other stimuli (a base run of another --limit) share only part: say how small
+             # the run assessed ("after") not covered by the other (a base run of fewer stimuli, picked
+             # when the right one was damaged): say how small a part was compared
              + (f" (the runs scored {result['n_before']} and {result['n_after']})"
-                if result.get("n_shared", 0) < max(result.get("n_before", 0), result.get("n_after", 0)) else ""))
+                if result.get("n_shared", 0) < result.get("n_after", 0) else ""))
     level = result.get("level", 0.95)
     rows = []
     for prefix, block in (("", result.get("metrics") or {}), ("task:", result.get("task") or {})):

@@ -43,7 +43,8 @@ class AlignedModel:
                                "`harness align` command again to finish it")
         meta = self.checkpoint.meta
         self.base_name = str(meta["base"]["model"])
-        self.base = load_model(self.base_name, **device_kwargs(self.base_name, device))
+        where = str(meta["base"].get("load_as") or self.base_name)  # a relative hf: folder, made absolute
+        self.base = load_model(where, **device_kwargs(where, device))
         if not callable(getattr(self.base, "trainable", None)):
             raise HarnessError(f"{self.folder}: base model {self.base_name!r} cannot load trained weights (no trainable())")
         if self.base.provenance() != meta["base"]["provenance"]:

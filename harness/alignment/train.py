@@ -153,12 +153,9 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
     from .checkpoint import is_checkpoint, read_checkpoint, write_epoch
     from .split import split_stimuli
 
-    from dataclasses import replace
-
     from ..models import canonical_model_name
 
     _check(cfg)
-    cfg = replace(cfg, model=canonical_model_name(cfg.model))  # a folder's base found from anywhere
     reg = get_registry()
     loss_spec = reg.get("alignment-loss", cfg.loss)
     hf = cfg.model.startswith("hf:") and ("model", cfg.model) not in reg  # any transformers checkpoint
@@ -299,7 +296,11 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
 
     meta = {
         "settings": settings,
-        "base": {"model": cfg.model, "provenance": base_provenance},
+        # the name as given (the runs of the base are named so); where to load it from any working
+        # folder when that name is a relative hf: folder (hf:./x)
+        "base": {"model": cfg.model, "provenance": base_provenance,
+                 **({"load_as": canonical_model_name(cfg.model)} if canonical_model_name(cfg.model) != cfg.model
+                    else {})},
         "split": split.to_json(),
         "loss": {"name": cfg.loss, "needs": list(needs), "description": loss_spec.get("description", ""),
                  "citation": loss_spec.get("citation", "")},

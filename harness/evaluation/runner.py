@@ -510,7 +510,8 @@ def _calibrated_run(cfg: EvalConfig, ctx: DatasetContext, stage: Stage, *, raw: 
                    calibrated.fit_model(ctx, scored, blocks, cfg.seed, label))
             calibrated.store(cal, run_dir, inputs)
         thin = calibrated.thin_folds(cal)
-        if thin:
+        # once a command, for the run asked for (its references are fitted on the same stimuli)
+        if thin and (spec.kind == "model" or cfg.model == label):
             print(f"warning: {label}: {thin}", file=sys.stderr)
     world.barrier()  # the calibration is on disk
     if cal is None:
@@ -644,7 +645,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     baselines exist for the same dataset, limit and metric settings (computed once, then reused).
     Under torchrun / accelerate launch every process calls this; each computes its share."""
     from ..data import get_gaze_dataset
-    from ..models import canonical_model_name, copies_allowed
+    from ..models import copies_allowed
 
     check_not_starting_worker()  # a script without a __main__ guard, re-run in a worker: stop, do not hang
     # user mistakes are reported before any long computation starts or any folder is made
@@ -653,7 +654,6 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
         raise HarnessError(f"unknown scoring {cfg.scoring!r}; use one of {', '.join(calibrated.SCORINGS)}")
     if given is None:
         check_model_name(cfg.model)
-        cfg = replace(cfg, model=canonical_model_name(cfg.model))
     if Path(cfg.output).exists() and not Path(cfg.output).is_dir():
         raise HarnessError(f"--output {cfg.output} is a file, not a folder")
     gaze = get_gaze_dataset(cfg.dataset, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir)

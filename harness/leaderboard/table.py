@@ -392,7 +392,7 @@ def _csv(rows: Sequence[dict[str, Any]], metric_cols: list[str], task_cols: list
     for r in rows:
         values = dict(r)
         # what tells two runs of one model apart besides the columns above: the blur (the human
-        # formats label such a row [sigma_deg=2, ...]; empty where each stimulus has its own), the run
+        # formats label such a row [sigma_deg=2, ...]; sigma_px empty where each stimulus has its own)
         params = hub_table.settings_of(r).get("metric_params") or {}
         values["sigma_deg"], values["sigma_px"] = params.get("sigma_deg"), params.get("sigma_px")
         if stats is not None:

@@ -251,7 +251,7 @@ class RunWriter(_RunFiles):
                 damaged = True
                 self._set_aside(path, why + "; its stimuli will be computed again")
         if damaged and (self.dir / "summary.json").is_file():
-            self._set_aside(self.dir / "summary.json", "withdrawn: it counted a damaged shard")
+            self._set_aside(self.dir / "summary.json", "withdrawn: a shard of this run was set aside")
             self.summary = {}
         return done
 
