@@ -546,3 +546,48 @@ def test_differentiable_grad_cam_is_grad_cam_with_gradients():
     maps3.sum().backward()
     assert m.net["features"][0].weight.grad.abs().sum() > 0  # before the layer
     assert m.net["head"].weight.grad.abs().sum() > 0  # the channel weights come from the head
+
+
+@pytest.mark.slow
+def test_two_processes_train_the_model_one_process_trains(osie_dir, osie_cache, tmp_path):
+    """``torchrun --nproc_per_node 2 -m harness align`` (docs/alignment.md): each rank computes its
+    share of every batch's gradient, the gradients are averaged, and the model is that of one
+    process up to the order of the floating-point sums; the folder records its processes and
+    evaluates like any other."""
+    import subprocess
+    import sys
+
+    from harness.alignment.checkpoint import read_checkpoint
+    from harness.models import load_model
+    from test_parallel import TORCHRUN, _env
+
+    args = ["-m", "harness", "align", "--model", "efficientnet-lite0", "--dataset", "osie", "--data-dir",
+            str(osie_dir), "--loss", "density-kl", "--limit", "12", "--epochs", "2", "--batch-size", "4", "--lr",
+            "1e-4", "--train-only", "_blocks.15,_conv_head,_bn1", "--no-progress"]
+    env = _env(osie_cache)
+    two = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", *args, "--output", str(tmp_path / "two")],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = subprocess.run([sys.executable, *args, "--output", str(tmp_path / "one")], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    a, b = read_checkpoint(tmp_path / "one"), read_checkpoint(tmp_path / "two")
+    assert (a.meta["settings"]["processes"], b.meta["settings"]["processes"]) == (1, 2)
+    assert {k: v for k, v in a.meta["settings"].items() if k != "processes"} == \
+        {k: v for k, v in b.meta["settings"].items() if k != "processes"}
+    wa, wb, w0 = a.weights(), b.weights(), {k: v.detach() for k, v in
+                                            load_model("efficientnet-lite0").trainable().module.state_dict().items()}
+    trained = [k for k in wa if not np.array_equal(wa[k].numpy(), w0[k].numpy())]
+    assert trained and all(k.startswith(("_blocks.15", "_conv_head", "_bn1")) for k in trained)
+    # the same training: the two updates differ by a small fraction of the update itself (Adam
+    # divides by the gradients' running magnitude, so summation-order differences grow a little)
+    import torch
+
+    update = torch.cat([(wa[k].float() - w0[k].float()).ravel() for k in trained])
+    apart = torch.cat([(wa[k].float() - wb[k].float()).ravel() for k in trained])
+    assert float(apart.norm()) < 0.05 * float(update.norm()), (float(apart.norm()), float(update.norm()))
+    for ha, hb in zip(a.meta["history"][1:], b.meta["history"][1:], strict=True):
+        assert hb["train_total"] == pytest.approx(ha["train_total"], rel=1e-4)
+        assert hb["held_out_nss"] == pytest.approx(ha["held_out_nss"], abs=1e-3)
+    out = two.stdout + two.stderr  # rank 0 alone reports
+    assert out.count("efficientnet-lite0+density-kl: 2 epochs") == 1, out[-2000:]
