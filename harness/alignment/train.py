@@ -147,7 +147,6 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
     from ..evaluation.threads import cores
     from ..models import device_kwargs, load_model
     from ..plugins import get_registry
-    from ..results.writer import writable_folder
     from ..schema import Fixations
     from .batch import AlignmentBatch, density_on_grid
     from .checkpoint import is_checkpoint, read_checkpoint, write_epoch
@@ -245,10 +244,10 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
             if world.main:
                 print(f"{out}: already trained for {previous.epochs_done} epochs; reused", file=sys.stderr)
             return previous.meta
-    elif out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
+    elif world.main and any(p.name != LOCK_FILE for p in out.iterdir()):
+        # rank 0 alone looks (the others would race its own files: the lock's write probe); when it
+        # refuses, the launcher stops the other ranks. _lock_output made the folder and probed it
         raise HarnessError(f"--output {out} is a folder that holds other files; give a new or empty folder")
-    if world.main:
-        writable_folder(out, "--output")
 
     # what every epoch reuses
     images = ds.select_columns(["image"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import sys
 from datetime import datetime, timezone
@@ -40,7 +41,7 @@ def writable_folder(path: Path, what: str) -> Path:
         raise HarnessError(f"{what} {path} is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".harness-write-test-{id(path)}"
+        probe = path / f".harness-write-test-{os.getpid()}-{id(path)}"  # each rank of a launcher its own
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
