@@ -552,25 +552,15 @@ def test_differentiable_grad_cam_is_grad_cam_with_gradients():
 def test_two_processes_train_the_model_one_process_trains(osie_dir, osie_cache, tmp_path):
     """``torchrun --nproc_per_node 2 -m harness align`` (docs/alignment.md): each rank computes its
     share of every batch's gradient, the gradients are averaged, and the model is that of one
-    process up to the order of the floating-point sums; the folder records its processes and
-    evaluates like any other."""
-    import subprocess
-    import sys
-
+    process up to the order of the floating-point sums; the folder records its processes."""
     from harness.alignment.checkpoint import read_checkpoint
     from harness.models import load_model
-    from test_parallel import TORCHRUN, _env
+    from test_parallel import _env, two_then_one
 
     args = ["-m", "harness", "align", "--model", "efficientnet-lite0", "--dataset", "osie", "--data-dir",
             str(osie_dir), "--loss", "density-kl", "--limit", "12", "--epochs", "2", "--batch-size", "4", "--lr",
             "1e-4", "--train-only", "_blocks.15,_conv_head,_bn1", "--no-progress"]
-    env = _env(osie_cache)
-    two = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", *args, "--output", str(tmp_path / "two")],
-                         env=env, capture_output=True, text=True, timeout=600)
-    assert two.returncode == 0, two.stderr[-3000:]
-    one = subprocess.run([sys.executable, *args, "--output", str(tmp_path / "one")], env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert one.returncode == 0, one.stderr[-3000:]
+    two, _ = two_then_one(args, _env(osie_cache), tmp_path)
     a, b = read_checkpoint(tmp_path / "one"), read_checkpoint(tmp_path / "two")
     assert (a.meta["settings"]["processes"], b.meta["settings"]["processes"]) == (1, 2)
     assert {k: v for k, v in a.meta["settings"].items() if k != "processes"} == \

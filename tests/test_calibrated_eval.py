@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -180,18 +178,12 @@ def test_a_raw_run_made_earlier_gets_its_block_means_and_the_same_numbers(two_da
 
 @pytest.mark.slow
 def test_two_processes_give_the_calibrated_numbers_of_one(osie_dir, osie_cache, tmp_path):
-    from test_parallel import TORCHRUN, _env, assert_identical
+    from test_parallel import _env, assert_identical, two_then_one
 
     data = _osie_copy(osie_dir, tmp_path / "osie")
-    env = _env(osie_cache)
     args = ["-m", "harness", "eval", "--model", "efficientnet-lite0", "--dataset", "osie", "--limit", str(N),
             "--batch-size", "4", "--data-dir", str(data), "--no-references", "--no-show", "--scoring", "calibrated"]
-    two = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", *args, "--output", str(tmp_path / "two")],
-                         env=env, capture_output=True, text=True, timeout=600)
-    assert two.returncode == 0, two.stderr[-3000:]
-    one = subprocess.run([sys.executable, *args, "--output", str(tmp_path / "one")], env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert one.returncode == 0, one.stderr[-3000:]
+    two_then_one(args, _env(osie_cache), tmp_path)
     assert_identical(tmp_path / "two", tmp_path / "one")
 
 

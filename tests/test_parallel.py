@@ -43,6 +43,16 @@ def _single(args: list[str], env) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
+def two_then_one(args: list[str], env, root: Path) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    """``args`` under torchrun with two processes (``--output root/two``), then in one process
+    (``--output root/one``); both must succeed."""
+    two = _torchrun([*args, "--output", str(root / "two")], env)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = _single([*args, "--output", str(root / "one")], env)
+    assert one.returncode == 0, one.stderr[-3000:]
+    return two, one
+
+
 def _kill_tree(pid: int) -> None:
     """SIGKILL a process and every descendant (torchrun starts its workers in their own sessions,
     so killing its process group would leave them running)."""
