@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from ..errors import HarnessError, interrupt_in
 from ..results import read_run, run_id_for
-from ..results.store import SHARD_RE
+from ..results.store import shard_files
 from ..results.examples import EXAMPLE_SIDE, keep_examples, save_candidate
 from ..results.writer import RunFollower, RunWriter, writable_folder
 from . import calibrated, record
@@ -279,8 +279,7 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                     writer.note(f"warning: {writer.dir / 'summary.json'}: not the summary its shards give "
                                 "(edited, or written by an older version); written again")
                     reuse = False
-                elif set(_listed_shards(writer.manifest)) != {p.name for p in writer.dir.joinpath("shards").glob("*")
-                                                             if SHARD_RE.match(p.name)}:
+                elif set(_listed_shards(writer.manifest)) != {p.name for p in shard_files(writer.dir)}:
                     # every reader checks the shards against the manifest and would leave the run out
                     writer.note(f"warning: {writer.dir / 'manifest.json'}: does not list the run's shards (missing, "
                                 "edited, or another shard added); written again")
