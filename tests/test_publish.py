@@ -816,3 +816,36 @@ def test_a_damaged_file_on_the_hub_is_named_by_its_place_there(hub, tmp_path):
     r = CliRunner().invoke(main, ["leaderboard", "show", "--from", REPO])
     assert r.exit_code == 1 and r.output.startswith(f"Error: {LEADERBOARD_FILE} of dataset repo {REPO}: unreadable")
     assert "harness-show-" not in r.output
+
+
+def test_two_model_folders_with_the_same_last_part_stay_two_published_models(tmp_path):
+    """A local ``hf:`` folder is published as ``hf:…/<last part>`` (no local path leaves the
+    machine); two folders that end alike (``run1/checkpoint-500``, ``run2/checkpoint-500``) must
+    still be two models there: each its own latest row, not one hiding the other as superseded.
+    The same folder run again still supersedes its earlier run."""
+    import pyarrow.parquet as pq
+
+    results = tmp_path / "runs"
+    a, b = "hf:/home/me/run1/checkpoint-500", "hf:/home/me/run2/checkpoint-500"
+    write_run(results, model=a, metrics={"nss": 1.0}, finished_at="2025-03-01T12:00:00+00:00")
+    write_run(results, model=b, metrics={"nss": 2.0}, finished_at="2025-03-02T12:00:00+00:00")
+    write_run(results, model=a, metrics={"nss": 1.5}, seed=1, finished_at="2025-03-03T12:00:00+00:00")
+    folder = tmp_path / "pub"
+    assert publish_cli("--results", str(results), "--to-folder", str(folder)).exit_code == 0
+    rows = pq.read_table(folder / "data" / "leaderboard.parquet").to_pylist()
+    latest = {r["model"]: r["nss"] for r in rows if r["latest"]}
+    assert sorted(latest.values()) == [1.5, 2.0], rows
+    assert all(m.startswith("hf:\u2026/checkpoint-500") and "/home/me" not in m for m in latest)
+    per_image = pq.read_table(folder / "data" / "per_image.parquet").to_pylist()
+    assert {r["model"] for r in per_image} == set(latest)
+    # the run ids, which name the model, publish its public name too (the settings hash kept)
+    assert {r["run_id"] for r in per_image} == {r["run_id"] for r in rows}
+    texts = [v for r in rows + per_image for v in r.values() if isinstance(v, str)]
+    assert not [t for t in texts if "home-me" in t or "/home/me" in t]
+    assert all(r["run_id"].startswith("hf-checkpoint-500-") for r in rows)
+    # the page built from the run folders tells the two apart by the same names
+    from harness.leaderboard.site import page_rows
+    from harness.leaderboard import hub_table
+
+    shown = {r["model"] for r in page_rows(hub_table.mark_latest(hub_table.rows_from_runs(load_runs(results))))}
+    assert shown == set(latest)

@@ -15,6 +15,7 @@ from harness.cli import main
 from harness.leaderboard import hub_table
 from harness.leaderboard.site import build_site, json_for_script, overlay
 from harness.results import load_runs
+from harness.results.store import id_slug
 
 try:
     from tests.site_helpers import page_data, sample_results, write_run
@@ -464,6 +465,11 @@ def _assert_nothing_local(site, *forbidden: str) -> None:
             for needle in (*forbidden, "Traceback", "Error", "Errno", "githubusercontent", "Name or service",
                            "/tmp/", "/home/", "/root/"):
                 assert needle not in text, (path.name, needle)
+        # a run id names its model: a local folder's path must not show as its slug either
+        for needle in forbidden:
+            assert id_slug(needle) not in str(path.relative_to(site)), path
+            if path.is_file() and path.suffix in {".html", ".js", ".json"}:
+                assert id_slug(needle) not in path.read_text(encoding="utf-8"), (path.name, id_slug(needle))
 
 
 def test_data_dir_help_says_the_same_in_every_command():
@@ -570,17 +576,25 @@ def test_build_never_downloads_and_keeps_local_text_off_the_page(tmp_path, monke
                                                          "for 2 run(s)")
     assert str(tmp_path / "cache") in warnings[0]  # the terminal says where it looked; the page does not
     _assert_nothing_local(index.parent, str(tmp_path))
-    row = next(r for r in page_data(index)["rows"] if r["run_id"] == run.name)
-    assert row["model"] == "hf:\u2026/my-vit"
+    row = next(r for r in page_data(index)["rows"] if r["model"].startswith("hf:"))
+    assert re.fullmatch("hf:\u2026/my-vit \\([0-9a-f]{8}\\)", row["model"]), row["model"]
+    # its run id is published with its public name, the settings hash kept
+    assert row["run_id"].endswith(run.name[-14:]) and row["run_id"].startswith("hf-my-vit-")
     assert row["manifest"]["command"] == ["\u2026/harness", "eval", "--output", "\u2026/runs"]
     assert row["manifest"]["dataset_skipped"] == ["\u2026/1009.jpg: unreadable image"]
 
 
 def test_public_text_shortens_local_paths_only():
+    import hashlib
+
     from harness.leaderboard.site import public_text
 
     assert public_text("/work/main/.venv/bin/harness") == "\u2026/harness"
-    assert public_text("hf:/home/me/models/vit") == "hf:\u2026/vit"
+    # a model folder keeps a tag of its whole path: folders that end alike stay apart, one folder is one name
+    tag = hashlib.sha256(b"/home/me/models/vit").hexdigest()[:8]
+    assert public_text("hf:/home/me/models/vit") == f"hf:\u2026/vit ({tag})"
+    assert public_text("hf:/home/you/models/vit") != public_text("hf:/home/me/models/vit")
+    assert public_text(public_text("hf:/home/me/models/vit")) == public_text("hf:/home/me/models/vit")
     assert public_text(r"C:\Users\me\runs") == "\u2026/runs"
     assert public_text("see file:///tmp/x/page.html") == "see \u2026/page.html"
     assert public_text("x.jpg: unreadable (OSError: [Errno 5] I/O error)") == "x.jpg: unreadable"

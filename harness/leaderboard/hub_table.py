@@ -276,11 +276,13 @@ def table_to_rows(table) -> list[dict[str, Any]]:
     return [{k: _clean(v) for k, v in r.items()} for r in rows]
 
 
-def per_image_table(runs: Iterable[Run], existing=None, replace_ids: Iterable[str] = (), clean=None):
+def per_image_table(runs: Iterable[Run], existing=None, replace_ids: Iterable[str] = (), clean=None,
+                    public_id=None):
     """Per-image rows of ``runs`` (one row per stimulus per run), merged with ``existing`` rows of
     other runs. Columns are the union; numbers float64, text strings (so files of different
     tasks concatenate into one schema). ``clean``: applied to the new rows' ``error`` texts and
-    ``model`` (a publish shortens local paths in them)."""
+    ``model``; ``public_id(run_id, model)``: the run id the rows carry (a publish shortens local
+    paths in all three)."""
     import pandas as pd
     import pyarrow as pa
 
@@ -300,6 +302,8 @@ def per_image_table(runs: Iterable[Run], existing=None, replace_ids: Iterable[st
                  "dataset": s.get("dataset"), "task": s.get("task"), "kind": s.get("kind", "model"),
                  "metric_profile": s.get("metric_profile", run.settings.get("metric_profile")),
                  "scoring": s.get("scoring", run.settings.get("scoring", "raw"))}
+        if public_id is not None:
+            ident["run_id"] = public_id(run.run_id, ident["model"])
         if clean is not None:
             ident["model"] = clean(ident["model"])
             if "error" in frame.columns:

@@ -326,19 +326,29 @@ def _public_text(value: Any) -> Any:
     return public_text(value) if isinstance(value, str) else value
 
 
+def _public_run_id(run_id: str, model: Any) -> str:
+    from .site import public_run_id
+
+    return public_run_id(run_id, model)
+
+
 def public_row(row: dict[str, Any]) -> dict[str, Any]:
     """A run's row as it is published: in its settings and manifest (the command line, a model
     folder, data folders) every absolute local path shortened to ``…/<last part>`` and exception
     texts left out, as the page and the card show them (``settings_sha256`` stays the hash of the
-    run's own settings.json)."""
+    run's own settings.json); its run id as :func:`harness.leaderboard.site.public_run_id` makes it."""
     import json
 
     from .site import public_value
 
+    from .site import _with_run_id
+
     out = dict(row)
+    out["run_id"] = _public_run_id(row["run_id"], row.get("model"))
     for key in ("settings", "manifest"):
         if isinstance(out.get(key), str) and out[key]:
-            out[key] = json.dumps(public_value(json.loads(out[key])), sort_keys=True, default=str)
+            out[key] = json.dumps(_with_run_id(public_value(json.loads(out[key])), out["run_id"]), sort_keys=True,
+                                  default=str)
     for key in ("model", "model_id", "revision"):
         out[key] = _public_text(out.get(key))
     return out
@@ -350,7 +360,7 @@ def merged_tree(runs: Sequence[Run], existing_board, existing_per_image, repo: s
     old_rows = hub_table.table_to_rows(existing_board) if existing_board is not None else []
     rows = hub_table.merge_rows(old_rows, new_rows)
     per_image = hub_table.per_image_table(runs, existing_per_image, replace_ids=[r["run_id"] for r in new_rows],
-                                          clean=_public_text)
+                                          clean=_public_text, public_id=_public_run_id)
     return build_tree(rows, per_image, repo, primary), rows, len(new_rows)
 
 

@@ -29,6 +29,7 @@ local paths in the provenance the page shows).
 from __future__ import annotations
 
 import glob
+import hashlib
 import html
 import json
 import math
@@ -103,12 +104,40 @@ _ERROR_TEXT = re.compile(r"\s*\((?:[A-Z]\w*(?:Error|Exception|Warning)|\[?Errno)
 
 def public_text(text: str) -> str:
     """``text`` as a published page or card may show it: every absolute local path shortened to
-    ``…/<last part>`` and exception texts in parentheses left out."""
+    ``…/<last part>`` and exception texts in parentheses left out. A model folder (``hf:/…``) also
+    gets a tag of its whole path, ``hf:…/checkpoint-500 (1a2b3c4d)``: two folders that end alike
+    are two models on the board, and one folder is the same model in every publish."""
     def short(m: re.Match) -> str:
         parts = [p for p in re.split(r"[/\\]", m.group(0)) if p]
-        return "\u2026/" + (parts[-1] if parts else "")
+        shown = "\u2026/" + (parts[-1] if parts else "")
+        if m.string[max(0, m.start() - 3):m.start()] == "hf:":
+            shown += f" ({hashlib.sha256(m.group(0).encode()).hexdigest()[:8]})"
+        return shown
 
     return _ERROR_TEXT.sub("", _LOCAL_PATH.sub(short, _FILE_URL.sub(short, text)))
+
+
+def public_run_id(run_id: str, model: Any) -> str:
+    """A run id as it is published: its first part is the model's name made a slug
+    (:func:`harness.results.store.run_id_for`), so a local ``hf:`` folder's whole path would show
+    in it; that part becomes the slug of the model's public name (:func:`public_text`). The last
+    part, the settings hash, keeps it unique."""
+    from ..results.store import id_slug
+
+    if isinstance(model, str) and isinstance(run_id, str):
+        local, public = id_slug(model), id_slug(public_text(model))
+        if local != public and run_id.startswith(local + "__"):
+            return public + run_id[len(local):]
+    return run_id
+
+
+def _with_run_id(manifest: Any, run_id: str) -> Any:
+    """A run's manifest with the run id it is published under."""
+    return {**manifest, "run_id": run_id} if isinstance(manifest, dict) and "run_id" in manifest else manifest
+
+
+def _public_id(run: Run) -> str:
+    return public_run_id(run.run_id, run.settings.get("model"))
 
 
 def public_value(value: Any) -> Any:
@@ -156,7 +185,7 @@ def task_metric_description(column: str) -> str:
 
 
 def page_statistics(runs: Sequence[Run], primary: str | None) -> dict[str, dict[str, Any]]:
-    """Per run id: its metrics' 95% bootstrap intervals and, on the primary metric, the marks of
+    """Per run id (as published, :func:`public_run_id`): its metrics' 95% bootstrap intervals and, on the primary metric, the marks of
     ``leaderboard show --ci`` (``†`` not significantly different from the model above, ``‡`` from
     center-bias) with what each was tested against; computed per scoring, as the CLI's tables are."""
     from . import significance
@@ -164,6 +193,7 @@ def page_statistics(runs: Sequence[Run], primary: str | None) -> dict[str, dict[
 
     out: dict[str, dict[str, Any]] = {}
     finished = [r for r in runs if r.finished]
+    by_id = {r.run_id: r for r in finished}
     # one table per scoring and metric profile, as the command line's
     key = lambda r: f"{hub_table.scoring_of(r.summary)}\0{r.summary.get('metric_profile')}"  # noqa: E731
     for _, group in _by_scoring(finished, key):
@@ -177,7 +207,7 @@ def page_statistics(runs: Sequence[Run], primary: str | None) -> dict[str, dict[
                 if c is not None and isinstance(c.get("p_holm"), float) and math.isfinite(c["p_holm"]):
                     tests.append({"role": role, "against": c["against_model"], "diff": c["diff"], "p_holm": c["p_holm"],
                                   "significant": bool(c["significant"])})
-            out[run_id] = {
+            out[public_run_id(run_id, by_id[run_id].settings.get("model"))] = {
                 "intervals": {m: [iv.get("lo"), iv.get("hi")] for m, iv in intervals.items()},
                 "marks": stats.marks(run_id), "tests": tests, "n_boot": stats.n_boot, "alpha": stats.alpha,
             }
@@ -204,9 +234,10 @@ def page_rows(rows: Sequence[dict[str, Any]], examples: dict[str, dict[str, Any]
             "run_id", "harness_version", "harness_source", "model_id", "weights_sha256", "revision",
             "dataset_fingerprint", "metric_profile", "seed", "batch_size", "wall_time_s", "started_at",
             "finished_at", "settings_sha256", "published_at") if row.get(k) is not None}
-        ex = examples.get(row["run_id"], {})
+        run_id = public_run_id(row["run_id"], row.get("model"))
+        ex = examples.get(run_id, {})
         out.append({
-            "run_id": row["run_id"],
+            "run_id": run_id,
             "model": public_value(row.get("model")),
             "attention": public_value(row.get("attention")),
             "dataset": row.get("dataset"),
@@ -223,14 +254,14 @@ def page_rows(rows: Sequence[dict[str, Any]], examples: dict[str, dict[str, Any]
             "nonfinite": _parse_json(row.get("nonfinite")) or {},
             "task_primary": row.get("task_primary"),
             "values": {c: hub_table._clean(row.get(c)) for c in metrics + tasks if row.get(c) is not None},
-            "provenance": public_value(provenance),
+            "provenance": public_value({**provenance, "run_id": run_id}),
             "settings": public_value(_parse_json(row.get("settings"))),
-            "manifest": public_value(_parse_json(row.get("manifest"))),
+            "manifest": _with_run_id(public_value(_parse_json(row.get("manifest"))), run_id),
             "packages": public_value(_parse_json(row.get("packages"))),
             "examples": ex.get("items", []),
             "examples_note": ex.get("note"),
             # built from run folders: intervals and significance marks (None from published rows only)
-            "statistics": public_value(jsonable(statistics[row["run_id"]])) if row["run_id"] in statistics else None,
+            "statistics": public_value(jsonable(statistics[run_id])) if run_id in statistics else None,
         })
     return out
 
@@ -277,7 +308,8 @@ def before_after(runs: Sequence[Run]) -> list[dict[str, Any]]:
             continue
         out.append(jsonable({
             "base": res["before_model"], "aligned": res["after_model"], "dataset": res["dataset"],
-            "task": res["task_name"], "n": res["n_paired"], "aligned_run": aligned.run_id, "base_run": base.run_id,
+            "task": res["task_name"], "n": res["n_paired"], "aligned_run": _public_id(aligned),
+            "base_run": _public_id(base),
             "top1_agreement": res.get("top1_agreement"),
             "metrics": [{"name": m, "before": v["before"], "after": v["after"], "diff": v["diff"], "lo": v["lo"],
                          "hi": v["hi"], "better": v["better"]} for m, v in res["metrics"].items()],
@@ -541,7 +573,7 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
 
     params = run.settings.get("metric_params") or {}
     items = []
-    run_folder = safe_component(run.run_id)
+    run_folder = safe_component(_public_id(run))
     run_dir = site / "assets" / "runs" / run_folder
     for k, pick in enumerate(picked):
         sid = pick["stimulus_id"]
@@ -709,23 +741,24 @@ def _write_site(rows, output: Path, *, runs, data_dir, cache_dir, primary, n_exa
         examples: dict[str, dict[str, Any]] = {}
         datasets = _DatasetCache(Path(data_dir) if data_dir else None, Path(cache_dir) if cache_dir else None)
         human_done: dict = {}
-        wanted = {r["run_id"] for r in rows}
+        # rows are published rows (public run ids) or rows of these run folders
+        wanted = {public_run_id(r["run_id"], r.get("model")) for r in rows}
+        runs = [r for r in runs if _public_id(r) in wanted]
         scores = tuple(dict.fromkeys(s for s in (RANK_METRIC, "auc_judd", primary) if s))
         unshown: list[str] = []
         for run in runs:
-            if run.run_id in wanted:
-                examples[run.run_id] = run_examples(run, tmp, n_examples, datasets, human_done, scores)
-                problem = saved_maps(run.path)[1] if n_examples > 0 else None
-                if problem is not None:  # said on the page; said here too, not only there
-                    unshown.append(f"warning: {run.path}: {problem}; its example maps are left off the page")
+            examples[_public_id(run)] = run_examples(run, tmp, n_examples, datasets, human_done, scores)
+            problem = saved_maps(run.path)[1] if n_examples > 0 else None
+            if problem is not None:  # said on the page; said here too, not only there
+                unshown.append(f"warning: {run.path}: {problem}; its example maps are left off the page")
         scale = None
         if any(ex.get("items") for ex in examples.values()):
             _colour_scale(tmp / COLOUR_SCALE)
             scale = COLOUR_SCALE
-        statistics = page_statistics([r for r in runs if r.run_id in wanted], primary) if runs else None
+        statistics = page_statistics(runs, primary) if runs else None
         data = page_data(rows, examples=examples, primary=primary, title=title, colour_scale=scale,
                          statistics=statistics)
-        data["before_after"] = before_after([r for r in runs if r.run_id in wanted])
+        data["before_after"] = before_after(runs)
         (tmp / "index.html").write_text(render_page(data), encoding="utf-8")
         _swap_into_place(tmp, output)
     except BaseException as exc:

@@ -39,10 +39,15 @@ def settings_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def id_slug(part: Any) -> str:
+    """One ``__``-separated part of a run id: the text with every run of other characters than
+    letters, digits, ``.``, ``_`` and ``-`` made one ``-``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(part)).strip("-") or "x"
+
+
 def run_id_for(settings: dict[str, Any]) -> str:
     parts = [settings["model"], settings["dataset"], settings["task"], settings["attention"]]
-    slug = "__".join(re.sub(r"[^A-Za-z0-9._-]+", "-", str(p)).strip("-") or "x" for p in parts)
-    return f"{slug}__{settings_hash(settings)[:12]}"
+    return "__".join(id_slug(p) for p in parts) + f"__{settings_hash(settings)[:12]}"
 
 
 @dataclass
