@@ -801,6 +801,15 @@ def test_per_image_rows_say_their_scoring_and_metric_profile(tmp_path):
     assert pairs == {("calibrated", "pysaliency"): 4, ("raw", "mit"): 4}
     card = (folder / "README.md").read_text()
     assert "`kind`, `metric_profile`, `scoring`, `stimulus_id`" in card and "`ig_explained`" in card
+    # rows an older version published without the two columns get them from their run's row at the next publish
+    table = pq.read_table(folder / PER_IMAGE_FILE)
+    pq.write_table(table.drop(["metric_profile", "scoring"]), folder / PER_IMAGE_FILE)
+    more = tmp_path / "more"
+    write_run(more, model="other", metrics={"nss": 0.5})
+    pub.publish_to_folder(more, folder)
+    per_image = pq.read_table(folder / PER_IMAGE_FILE).to_pandas()
+    pairs = per_image.groupby(["model", "scoring", "metric_profile"]).size().to_dict()
+    assert pairs == {("net", "calibrated", "pysaliency"): 4, ("net", "raw", "mit"): 4, ("other", "raw", "mit"): 4}
 
 
 def test_a_damaged_file_on_the_hub_is_named_by_its_place_there(hub, tmp_path):

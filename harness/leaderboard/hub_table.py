@@ -277,12 +277,13 @@ def table_to_rows(table) -> list[dict[str, Any]]:
 
 
 def per_image_table(runs: Iterable[Run], existing=None, replace_ids: Iterable[str] = (), clean=None,
-                    public_id=None):
+                    public_id=None, known: dict[str, dict[str, Any]] | None = None):
     """Per-image rows of ``runs`` (one row per stimulus per run), merged with ``existing`` rows of
     other runs. Columns are the union; numbers float64, text strings (so files of different
     tasks concatenate into one schema). ``clean``: applied to the new rows' ``error`` texts and
     ``model``; ``public_id(run_id, model)``: the run id the rows carry (a publish shortens local
-    paths in all three)."""
+    paths in all three). ``known``: per run id, identity values (``metric_profile``, ``scoring``)
+    for ``existing`` rows that lack them (rows published by a version without those columns)."""
     import pandas as pd
     import pyarrow as pa
 
@@ -290,7 +291,12 @@ def per_image_table(runs: Iterable[Run], existing=None, replace_ids: Iterable[st
     replace = set(replace_ids)
     if existing is not None and existing.num_rows:
         old = existing.to_pandas()
-        frames.append(old[~old["run_id"].isin(replace)])
+        old = old[~old["run_id"].isin(replace)]
+        for column in ("metric_profile", "scoring"):
+            filled = old["run_id"].map(lambda i, c=column: (known or {}).get(i, {}).get(c))
+            old = old.assign(**{column: old[column].where(old[column].notna(), filled) if column in old.columns
+                                else filled})
+        frames.append(old)
     for run in runs:
         frame = run.per_image()
         if frame.empty:
