@@ -346,6 +346,32 @@ def test_show_ci_marks_and_footnotes(board):
     assert not {"†", "‡"} & set("".join(line for line in r.output.splitlines() if line.startswith("| ")))
 
 
+def test_csv_ci_corrects_each_table_alone_and_keeps_its_rows_together(board):
+    """The human formats print one table per metric profile (and scoring), each Holm-corrected over
+    its own tests; csv puts every row in one file. Its p-values must be the human tables' (not one
+    correction over both tables' tests), and its rows grouped by profile, not interleaved by score."""
+    for model, kind, metrics in (("center-bias", "baseline", {"nss": 1.0}), ("net-a", "model", {"nss": 1.2}),
+                                 ("net-b", "model", {"nss": 1.6})):
+        write_run(board, model=model, kind=kind, attention="prior" if kind == "baseline" else "grad-cam",
+                  metrics=metrics, profile="pysaliency")
+    runner = CliRunner()
+    out = runner.invoke(main, ["leaderboard", "show", "--results", str(board), "--ci", "--format", "csv"])
+    assert out.exit_code == 0, out.output
+    table = list(csv.DictReader(io.StringIO(out.output)))
+    profiles = [row["metric_profile"] for row in table]
+    assert profiles == sorted(profiles), profiles  # mit's rows, then pysaliency's
+    runs = load_runs(board)
+    for profile in ("mit", "pysaliency"):
+        alone = table_statistics([r for r in runs if r.settings["metric_profile"] == profile])
+        for c in alone.comparisons:
+            row = next(row for row in table if row["run_id"] == c["run_id"])
+            column = "p_above_holm" if c["role"] == "above" else "p_center_bias_holm"
+            assert float(row[column]) == pytest.approx(c["p_holm"]), (profile, c["model"], c["role"])
+    # mit's table has 6 tests, pysaliency's 3: 6 * p and 3 * p, not 9 * p for both
+    pys = {row["model"]: row for row in table if row["metric_profile"] == "pysaliency"}
+    assert float(pys["net-a"]["p_center_bias_holm"]) == pytest.approx(3 * 2 / 10001)
+
+
 def test_a_model_without_center_bias_is_named_under_the_table(tmp_path):
     root = tmp_path / "runs"
     write_run(root, model="net-a", metrics={"nss": 1.4})

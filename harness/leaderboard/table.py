@@ -55,7 +55,9 @@ def _titled(parts: list[tuple[str, str]], fmt: str, always: bool = False) -> str
 
 def sorted_latest(rows: Sequence[dict[str, Any]], primary: str | None = None) -> tuple[list[dict[str, Any]], list[str], dict[str, str], str | None]:
     """The latest rows (see :func:`hub_table.mark_latest`), best first by ``primary`` within each
-    dataset and task; with the metric columns in order, each metric's direction and the primary."""
+    scoring (raw first), metric profile, dataset and task (the human formats print one table per
+    scoring and profile; csv keeps their rows together in that order); with the metric columns in
+    order, each metric's direction and the primary."""
     rows = [dict(r) for r in rows]
     if any("latest" not in r for r in rows):
         hub_table.mark_latest(rows)
@@ -68,7 +70,9 @@ def sorted_latest(rows: Sequence[dict[str, Any]], primary: str | None = None) ->
     def sort_key(r):
         v = r.get(primary) if primary else None
         bad = v is None or (isinstance(v, float) and math.isnan(v))
-        return (str(r.get("dataset") or ""), str(r.get("task") or ""), bad, sign * (v if not bad else 0.0),
+        scoring = hub_table.scoring_of(r)
+        return (scoring != "raw", scoring, str(r.get("metric_profile")), str(r.get("dataset") or ""),
+                str(r.get("task") or ""), bad, sign * (v if not bad else 0.0),
                 KIND_ORDER.get(r.get("kind"), 9), str(r.get("model")))
 
     return sorted(latest, key=sort_key), metric_cols, directions, primary
@@ -449,8 +453,20 @@ def render_table(runs: Sequence[Run], fmt: str = "github", primary: str | None =
 
         if fmt not in FORMATS:
             raise HarnessError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-        stats = significance.table_statistics(
-            runs, primary, n_boot=significance.N_BOOT if n_boot is None else n_boot,
-            seed=significance.SEED if seed is None else seed)
+        def table_stats(group):
+            return significance.table_statistics(
+                group, primary, n_boot=significance.N_BOOT if n_boot is None else n_boot,
+                seed=significance.SEED if seed is None else seed)
+
+        if fmt == "csv":  # one file, but each table's tests corrected alone, as the human formats print them
+            key = lambda r: (hub_table.scoring_of(r.summary), str(r.summary.get("metric_profile")))  # noqa: E731
+            parts = [table_stats(g) for _, g in _by_scoring([r for r in runs if r.finished], key)]
+            stats = parts[0]
+            for part in parts[1:]:
+                stats.intervals.update(part.intervals)
+                stats.comparisons += part.comparisons
+                stats.not_compared.update(part.not_compared)
+        else:
+            stats = table_stats(runs)
     return render_rows(rows, fmt=fmt, primary=primary, width=width, stats=stats, normalise=normalise,
                        _in_title=_in_title)
