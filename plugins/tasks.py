@@ -82,7 +82,8 @@ class Classification:
             return {}
         top1 = float(label_matches(output.get("label", ""), ref, self.label_aliases))
         topk = output.get("topk") or [output.get("label", "")]
-        top5 = float(any(label_matches(p, ref, self.label_aliases) for p in topk[:5]))
+        # the label is the first answer whatever topk lists (a plugin's topk may not start with it)
+        top5 = float(bool(top1) or any(label_matches(p, ref, self.label_aliases) for p in topk[:5]))
         return {"top1": top1, "top5": top5, "solved": top1}
 
     def score_dataset(self, outputs, records) -> dict[str, float]:
@@ -161,8 +162,11 @@ def _iou_xywh(a, b) -> float:
 
 class Detection:
     """Dataset level: COCO mAP@[.5:.95] and mAP@50 from pycocotools' COCOeval. Per stimulus:
-    recall at IoU 0.5 (each reference box matched greedily by the highest-scoring unused
-    prediction of its category), because AP of a single image is too unstable to correlate.
+    recall at IoU 0.5, because AP of a single image is too unstable to correlate: the largest number
+    of reference boxes that predictions of their category cover one to one at IoU >= 0.5 (a maximum
+    matching, so the order of the boxes does not matter), over the number of references.
+    A predicted category names a dataset category when :func:`label_matches` says so, through the
+    dataset's ``label_aliases`` too (POET's ``aeroplane`` is a COCO detector's ``airplane``).
     On a dataset whose ``objects`` are not exhaustive (COCO-Search18: the target only; POET: the
     file's class only), each image's predictions count only for its annotated or searched-for
     categories."""
@@ -171,11 +175,25 @@ class Detection:
     requires = ("objects",)
     primary = "map"
     per_image_score = "recall50"  # correlated with per-stimulus alignment
+    #: 2: recall50 a maximum matching (was greedy, in the order of the references), categories
+    #: matched through label_aliases (harness.evaluation.runner._task_params records it)
+    version = "2"
 
-    def __init__(self, objects_exhaustive: bool = True):
+    def __init__(self, objects_exhaustive: bool = True, label_aliases: dict[str, Sequence[str]] | None = None):
         #: False: the dataset annotates only some categories per image (``GazeDataset.objects_exhaustive``);
         #: a prediction counts only for a category annotated in its image or the image's search target
         self.objects_exhaustive = objects_exhaustive
+        #: dataset category -> the names models give it (``GazeDataset.label_aliases``)
+        self.label_aliases = label_aliases
+
+    def _category(self, predicted: str, categories: Sequence[str]) -> str | None:
+        """The dataset category (normalised) a predicted category names, of ``categories``
+        (normalised): the same name first, else the first that :func:`label_matches` accepts."""
+        name = _norm_label(predicted)
+        if name in categories:
+            return name
+        aliases = {_norm_label(k): v for k, v in (self.label_aliases or {}).items()}
+        return next((c for c in categories if label_matches(predicted, c, aliases)), None)
 
     def _scored(self, category: str, record: dict) -> bool:
         if self.objects_exhaustive:
@@ -186,22 +204,38 @@ class Detection:
         return _norm_label(category) in allowed
 
     def score_image(self, output: dict, record: dict) -> dict[str, float]:
+        import numpy as np
+        from scipy.optimize import linear_sum_assignment
+
         check_detections(output)
         refs = record.get("objects") or []
         if not refs:
             return {}
-        preds = sorted(zip(output.get("scores", []), output.get("boxes", []), output.get("categories", [])),
-                       key=lambda t: -t[0])
-        used = [False] * len(preds)
+        names = sorted({_norm_label(r["category"]) for r in refs})
+        preds = [(box, self._category(cat, names)) for box, cat in zip(_listed(output["boxes"]), _listed(output["categories"]))]
         hit = 0
-        for ref in refs:
-            for k, (_, box, cat) in enumerate(preds):
-                if not used[k] and _norm_label(cat) == _norm_label(ref["category"]) and _iou_xywh(box, ref["bbox"]) >= 0.5:
-                    used[k] = True
-                    hit += 1
-                    break
+        for name in names:
+            mine = [r["bbox"] for r in refs if _norm_label(r["category"]) == name]
+            theirs = [box for box, cat in preds if cat == name]
+            if not theirs:
+                continue
+            covers = np.array([[_iou_xywh(p, r) >= 0.5 for p in theirs] for r in mine])
+            rows, cols = linear_sum_assignment(covers, maximize=True)
+            hit += int(covers[rows, cols].sum())
         recall = hit / len(refs)
         return {"recall50": recall, "solved": float(recall >= 0.5)}
+
+    def notes(self, outputs, records) -> list[str]:
+        """A run none of whose predicted categories names a category of the dataset scores mAP 0
+        whatever it sees: said, as classification says it."""
+        predicted = {c for o in outputs for c in (_listed(o.get("categories")) or []) if isinstance(c, str)}
+        categories = sorted({_norm_label(o["category"]) for r in records for o in (r.get("objects") or [])})
+        if not predicted or not categories or any(self._category(c, categories) for c in predicted):
+            return []
+        return [f"none of the {len(predicted)} categories the model predicted names one of the dataset's "
+                f"{len(categories)} categories (e.g. {sorted(predicted)[0]!r} against {categories[0]!r}): its mAP "
+                "of 0 says nothing about the model; a dataset maps its categories to a model's names with "
+                "label_aliases (docs/plugins.md)"]
 
     def score_dataset(self, outputs, records) -> dict[str, float]:
         import contextlib
@@ -223,9 +257,10 @@ class Detection:
                 anns.append({"id": len(anns) + 1, "image_id": img_id, "category_id": cat_id[_norm_label(o["category"])],
                              "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
             for s, box, c in zip(out.get("scores", []), out.get("boxes", []), out.get("categories", [])):
-                if _norm_label(c) in cat_id and self._scored(c, rec):
-                    dets.append({"image_id": img_id, "category_id": cat_id[_norm_label(c)],
-                                 "bbox": [float(v) for v in box], "score": float(s)})
+                c = self._category(c, cats)
+                if c is not None and self._scored(c, rec):
+                    dets.append({"image_id": img_id, "category_id": cat_id[c], "bbox": [float(v) for v in box],
+                                 "score": float(s)})
         gt = COCO()
         gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": i, "name": c} for c, i in cat_id.items()]}
         with contextlib.redirect_stdout(io.StringIO()):
@@ -241,32 +276,51 @@ class Detection:
         return {"map": float(stats[0]), "map50": float(stats[1])}
 
 
-_WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:[-'][^\W_]+)*")
+# PTB's units, in order: numbers across inner separators (3.5, 1,000); abbreviations with inner
+# periods (u.s., e.g.); words across inner hyphens, apostrophes and slashes (t-shirt, o'clock,
+# and/or); any other
+# symbol but the punctuation pycocoevalcap drops ($ % & # + = / @ ... are tokens of their own)
+_WORD = re.compile(r"\d+(?:[.,]\d+)+|(?:[^\W\d_]\.){2,}|[^\W_]+(?:[-'/][^\W_]+)*|[^\w\s.,;:!?'\"`()\[\]{}-]")
 _CLITIC = re.compile(r"(.+?)(n't|'s|'re|'ve|'ll|'d|'m)")
+# PTB splits these words in two (cannot -> can not, gonna -> gon na)
+_SPLIT = {"cannot": ("can", "not"), "gonna": ("gon", "na"), "gotta": ("got", "ta"), "wanna": ("wan", "na")}
+# typographic apostrophes and quotes read as the ASCII ones PTB normalises them to
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
 
 
 def tokenize_caption(text: str) -> str:
-    """What pycocoevalcap's PTBTokenizer (Stanford PTBTokenizer, ``-lowerCase``, then punctuation
-    tokens dropped) makes of plain English captions, without the Java it needs (not available
-    here): lower case; punctuation dropped; words kept whole across inner hyphens and apostrophes
-    (``t-shirt``, ``o'clock``) and numbers across decimal points (``3.5``); clitics split off as PTB
-    does (``man's`` -> ``man 's``, ``don't`` -> ``do n't``)."""
+    """PTB tokenization as pycocoevalcap's PTBTokenizer applies it (Stanford PTBTokenizer,
+    ``-lowerCase``, then the punctuation tokens ``' " ` . ? ! , : ; - -- ... ( ) { }`` dropped),
+    re-implemented for plain English captions without the Java it needs (not available here):
+    lower case; typographic apostrophes as ``'``; numbers kept whole across decimal points and
+    thousands separators (``3.5``); abbreviations with inner periods kept whole (``u.s.``);
+    words kept whole across inner hyphens, apostrophes and slashes (``t-shirt``, ``o'clock``,
+    ``and/or``); clitics split
+    off (``man's`` -> ``man 's``, ``don't`` -> ``do n't``) and ``cannot`` -> ``can not``; every
+    other symbol (``$``, ``%``, ``&``, ``#``, ``+`` ...) a token of its own. Stanford's lexer has
+    rules this does not (URLs, emoticons, escaped brackets), and writes some tokens otherwise
+    (``and\\/or``): the scores depend only on where tokens split, which is what this follows."""
     tokens = []
-    for word in _WORD.findall(str(text).lower()):
+    for word in _WORD.findall(str(text).translate(_QUOTES).lower()):
         m = _CLITIC.fullmatch(word)
-        tokens += [m.group(1), m.group(2)] if m else [word]
+        tokens += [m.group(1), m.group(2)] if m else list(_SPLIT.get(word, (word,)))
     return " ".join(tokens)
 
 
 class Captioning:
     """BLEU-4, CIDEr and ROUGE-L from pycocoevalcap over the whole dataset; per stimulus,
-    ROUGE-L and sentence BLEU-4 (CIDEr needs corpus statistics, so it has no per-stimulus form);
+    ROUGE-L and sentence BLEU-4 (``sentence_bleu4``; CIDEr needs corpus statistics, so it has no
+    per-stimulus form);
     a stimulus counts as solved at ROUGE-L >= 0.5. SPICE needs Java and is not computed."""
 
     name = "captioning"
     requires = ("captions",)
     primary = "cider"
     per_image_score = "rougeL"  # correlated with per-stimulus alignment
+    #: 2: the tokenizer keeps $ % & # as tokens, abbreviations whole, splits cannot and typographic
+    #: clitics; the per-stimulus BLEU-4 is sentence_bleu4 (harness.evaluation.runner._task_params
+    #: records it)
+    version = "2"
 
     def _gts_res(self, outputs, records):
         gts, res = {}, {}
@@ -292,9 +346,11 @@ class Captioning:
             return {}
         bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
         rouge, _ = Rouge().compute_score(gts, res)
-        # ROUGE-L first: the alignment analysis correlates with the first per-stimulus score, and
-        # sentence BLEU-4 is ~0 for most single captions (any missing 4-gram zeroes it)
-        return {"rougeL": float(rouge), "bleu4": float(bleu[3]), "solved": float(rouge >= 0.5)}
+        # ROUGE-L is the per-stimulus score the alignment analysis uses (per_image_score): sentence
+        # BLEU-4 is ~0 for most single captions (any missing 4-gram zeroes it)
+        # sentence BLEU-4 is named apart from the dataset's corpus BLEU-4 (task:bleu4 of the summary):
+        # their means differ, and a per-stimulus column of the same name read as the same quantity
+        return {"rougeL": float(rouge), "sentence_bleu4": float(bleu[3]), "solved": float(rouge >= 0.5)}
 
     def score_dataset(self, outputs, records) -> dict[str, float]:
         from pycocoevalcap.bleu.bleu import Bleu

@@ -334,7 +334,7 @@ def test_detection_end_to_end(tmp_path):
 
     tm = run.summary["task_metrics"]
     # COCO-Search18 annotates only the target: the run says so, and scores each image's target only
-    assert run.settings["task_params"] == {"objects_exhaustive": False}
+    assert run.settings["task_params"] == {"version": Detection.version, "objects_exhaustive": False}
     assert tm == Detection(objects_exhaustive=False).score_dataset(outputs, records)
     # pycocotools run directly on the stored outputs: one category, three images; the bottles
     # found in the cup-search image are not scored (no bottle is annotated or searched for there)

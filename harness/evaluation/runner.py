@@ -75,12 +75,20 @@ def _settings(cfg: EvalConfig, *, model_name, provenance, attention, kind, gaze,
 
 
 def _task_params(gaze, task: str) -> dict[str, Any]:
-    """What the dataset tells the task about its labels (and so changes the task's numbers)."""
-    if task == "classification" and _aliases(gaze):
-        return {"label_aliases": _aliases(gaze)}
+    """What changes the task's numbers besides the model: the version of its scoring (a task class'
+    ``version``, when it has one: runs scored otherwise before are not reused nor compared) and what
+    the dataset tells it about its labels."""
+    from ..plugins import get_registry
+
+    params: dict[str, Any] = {}
+    version = getattr(get_registry().get("task", task).resolve(), "version", None)
+    if version is not None:
+        params["version"] = str(version)
+    if task in ("classification", "detection") and _aliases(gaze):
+        params["label_aliases"] = _aliases(gaze)
     if task == "detection" and not getattr(gaze, "objects_exhaustive", True):
-        return {"objects_exhaustive": False}
-    return {}
+        params["objects_exhaustive"] = False
+    return params
 
 
 def _aliases(gaze) -> dict[str, list[str]]:
@@ -112,7 +120,7 @@ def resolve_task(name: str, gaze) -> Any:
         raise HarnessError(f"dataset {gaze.name!r} cannot serve task {name!r}; it serves: {', '.join(served)}")
     task = spec.load()
     for key, value in _task_params(gaze, name).items():
-        if hasattr(task, key):
+        if key != "version" and hasattr(task, key):
             setattr(task, key, value)
     return task
 

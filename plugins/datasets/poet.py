@@ -54,11 +54,13 @@ only). ``dimensions`` must match the JPEG, else the image is skipped and counted
 
 Classification with ImageNet classifiers: ``label_aliases`` maps each VOC class to the ImageNet-1k
 classes that are instances of it (cat: the five domestic cats 281-285; dog: the 118 breeds 151-268;
-aeroplane: airliner, warplane; bicycle: tandem, mountain bike; boat: the twelve boats and ships;
+aeroplane: airliner, warplane; bicycle: tandem, mountain bike; boat: the fourteen boats and ships;
 cow: ox, water buffalo, bison; horse: sorrel; motorbike: moped, motor scooter; diningtable: dining
 table; sofa: studio couch), so a prediction of e.g. ``n02123045`` (tabby) counts as ``cat``. This
 is this project's reading of the WordNet hierarchy, checked by name in the tests, and it is stored
-in each classification run's settings.
+in each classification and detection run's settings. Detection: the aliases also give the COCO
+name of the four classes COCO names otherwise (aeroplane: airplane, diningtable: dining table,
+motorbike: motorcycle, sofa: couch), so a COCO detector's boxes of them count.
 
 Pixels per degree: NaN: the screen, resolution and viewing distance were not found in any reachable
 source. There is no download path: the archive's address on the dataset page could not be read.
@@ -91,6 +93,8 @@ IMAGENET = {
     "motorbike": [665, 670],
     "sofa": [831],
 }
+# the COCO category a COCO-trained detector (DETR) gives each VOC class whose name differs
+COCO = {"aeroplane": ["airplane"], "diningtable": ["dining table"], "motorbike": ["motorcycle"], "sofa": ["couch"]}
 SWAP_OUTSIDE, SWAP_INSIDE = 0.20, 0.02
 
 
@@ -113,7 +117,7 @@ class POET(GazeDataset):
     def label_aliases(self) -> dict[str, list[str]]:
         from harness.imagenet_classes import WNIDS
 
-        return {cls: [WNIDS[i] for i in indices] for cls, indices in IMAGENET.items()}
+        return {cls: [WNIDS[i] for i in indices] + COCO.get(cls, []) for cls, indices in IMAGENET.items()}
 
     @staticmethod
     def _base(root: Path) -> Path:
