@@ -86,23 +86,39 @@ def across_models(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     task metric.
 
     Runs are only comparable on the same stimuli under the same metric definitions, hence the
-    grouping. A model x attention evaluated more than once in a group counts once, with its latest
+    grouping; a summary that carries its run's ``settings`` (``{**run.summary, "settings":
+    run.settings}``) is also grouped by what :data:`harness.alignment.compare.COMPARABLE` names
+    (the blur, the task's parameters, the seed), its scoring (raw and calibrated numbers never
+    share a group) and its stimuli (``limit``, an aligned model's subset). A model x attention evaluated more than once in a group counts once, with its latest
     run (as on the leaderboard), so a re-run does not weigh twice. Each entry lists the models and
     both values per model, so the stored numbers can be checked by hand.
     """
+    import json
+
+    from .alignment.compare import COMPARABLE
+
     groups: dict[tuple, dict[tuple, dict]] = {}
     for s in summaries:
         if s.get("kind", "model") != "model" or not s.get("task_metrics") or not s.get("task_primary"):
             continue
-        key = (s["dataset"], s["task"], s.get("metric_profile"), s.get("n_images"))
+        settings = s.get("settings") or {}
+        # what makes two runs' numbers comparable (compare.COMPARABLE: the blur, the scoring, the task's
+        # version ...) and the same stimuli (an aligned model's held-out subset has as many as a --limit)
+        same = {k: settings.get(k, s.get(k)) for k in (*COMPARABLE, "limit", "stimuli")}
+        same["scoring"] = s.get("scoring") or settings.get("scoring") or "raw"
+        key = (s["dataset"], s["task"], s.get("metric_profile"), s.get("n_images"),
+               json.dumps(same, sort_keys=True, default=str))
         who = (s["model"], s.get("attention"))
         group = groups.setdefault(key, {})
         if who not in group or str(s.get("finished_at", "")) >= str(group[who].get("finished_at", "")):
             group[who] = s
     results = []
-    for (dataset, task, profile, n_images), by_model in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+    for (dataset, task, profile, n_images, same), by_model in sorted(groups.items(),
+                                                                    key=lambda kv: tuple(map(str, kv[0]))):
         if len(by_model) < 3:
             continue
+        same = json.loads(same)
+        blur = same.get("metric_params") or {}
         group = [by_model[k] for k in sorted(by_model, key=lambda k: tuple(map(str, k)))]
         primary = group[0]["task_primary"]
         perf = [float(g["task_metrics"].get(primary, math.nan)) for g in group]
@@ -111,7 +127,8 @@ def across_models(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             align = [float((g.get("metrics") or {}).get(m, math.nan)) for g in group]
             rho, p, n = spearman(align, perf)
             results.append({"dataset": dataset, "task": task, "metric_profile": profile, "n_images": n_images,
-                            "metric": m, "task_metric": primary, "spearman_rho": rho, "spearman_p": p,
+                            "scoring": same["scoring"], "sigma_deg": blur.get("sigma_deg"),
+                            "sigma_px": blur.get("sigma_px"), "metric": m, "task_metric": primary, "spearman_rho": rho, "spearman_p": p,
                             "n_models": n, "models": [f"{g['model']} [{g.get('attention')}]" for g in group],
                             "alignment": align, "performance": perf})
     return results

@@ -107,7 +107,7 @@ def report(runs, results_dir, as_json) -> None:
     else:
         loaded = load_runs(results_dir)
     per_run = [r for r in loaded if r.summary.get("alignment_vs_task", {}).get("metrics")]
-    cross = across_models([r.summary for r in loaded])
+    cross = across_models([{**r.summary, "settings": r.settings} for r in loaded])
     before_after = _before_after(loaded)
     document = _jsonable({"runs": {r.run_id: r.summary["alignment_vs_task"] for r in per_run},
                           "across_models": cross, **({"before_after": before_after} if before_after else {})})
@@ -141,11 +141,13 @@ def report(runs, results_dir, as_json) -> None:
                             disable_numparse=True))
     if cross:
         click.echo("\nAcross models (mean alignment vs task performance):")
-        click.echo(tabulate([[c["dataset"], c["task"], c.get("metric_profile"), c.get("n_images"), c["metric"],
-                              c["task_metric"], _fmt(c["spearman_rho"]), _fmt(c["spearman_p"]), c["n_models"]]
-                             for c in cross],
-                            headers=["dataset", "task", "profile", "images", "metric", "task metric", "rho", "p",
-                                     "models"], disable_numparse=True))
+        # groups that differ by scoring or blur are told apart by a column (shown only then)
+        extra = [k for k in ("scoring", "sigma_deg", "sigma_px") if len({str(c.get(k)) for c in cross}) > 1]
+        click.echo(tabulate([[c["dataset"], c["task"], c.get("metric_profile"), c.get("n_images"),
+                              *[c.get(k) for k in extra], c["metric"], c["task_metric"], _fmt(c["spearman_rho"]),
+                              _fmt(c["spearman_p"]), c["n_models"]] for c in cross],
+                            headers=["dataset", "task", "profile", "images", *extra, "metric", "task metric", "rho",
+                                     "p", "models"], disable_numparse=True))
     if before_after:
         from ..alignment.compare import format_table
 
