@@ -27,8 +27,9 @@ def test_constant_difference_collapses_the_interval():
     assert r["diff"] == pytest.approx(0.25, rel=1e-12)
     # every resample's mean difference is 0.25: the interval is that point
     assert r["lo"] == pytest.approx(0.25, rel=1e-12) and r["hi"] == pytest.approx(0.25, rel=1e-12)
-    # no replicate on the other side of 0: the smallest p the (1 + count) / (B + 1) rule can give
-    assert r["p"] == pytest.approx(2 / 2001)
+    # the sign-flip test: of 2000 random assignments none reaches |0.25| (only all-alike signs do,
+    # 2 of 2^50): the smallest p the (1 + count) / (B + 1) rule can give
+    assert r["p"] == pytest.approx(1 / 2001)
     assert r["before"] == pytest.approx(before.mean()) and r["after"] == pytest.approx(after.mean())
 
 
@@ -88,8 +89,9 @@ def test_ties_at_zero_up_to_rounding():
     r = paired_bootstrap(before, after, n_boot=4000, seed=0)
     assert r["p"] == 1.0 and r["lo"] < 0 < r["hi"]
     r = paired_bootstrap(before[[1, 0, 1]], after[[1, 0, 1]], n_boot=4000, seed=0)  # +0.2 twice, -0.2 once
-    # P*(d* <= 0) = P(at most one +0.2 among three draws of p = 2/3) = 7/27
-    assert r["p"] == pytest.approx(2 * 7 / 27, abs=0.04)  # MC sd ~0.014
+    # every sign assignment of (0.2, 0.2, 0.2) sums to +-0.2 or +-0.6, never nearer 0 than the observed
+    # 0.2 (which rounding makes 0.2000...01 or 0.1999...9): p = 1
+    assert r["p"] == 1.0
 
 
 def test_deterministic_for_a_seed():
@@ -223,9 +225,10 @@ def test_pair_restricts_to_shared_scored_stimuli():
     assert auc["n"] == 3 and auc["before"] == pytest.approx((0.72 + 0.74 + 0.75) / 3)
     assert auc["after"] == pytest.approx((0.82 + 0.84 + 0.85) / 3)
     assert auc["diff"] == pytest.approx(0.10) and auc["lo"] == pytest.approx(0.10) and auc["hi"] == pytest.approx(0.10)
-    assert auc["higher_is_better"] is True and auc["better"] is True
+    # three stimuli can never show a difference: 2 of the 8 sign assignments are as far from 0
+    assert auc["higher_is_better"] is True and auc["p"] == 0.25 and auc["better"] is None
     kld = r["metrics"]["kld"]  # lower is better and went down by 0.2 on every stimulus
-    assert kld["higher_is_better"] is False and kld["diff"] == pytest.approx(-0.2) and kld["better"] is True
+    assert kld["higher_is_better"] is False and kld["diff"] == pytest.approx(-0.2) and kld["better"] is None
     nss = r["metrics"]["nss"]  # s5 is NaN before: one pair dropped; +(-0.2), +0.2 straddle 0
     assert nss["n"] == 2 and nss["n_dropped"] == 1 and nss["better"] is None
     top1 = r["task"]["top1"]
@@ -237,12 +240,27 @@ def test_pair_restricts_to_shared_scored_stimuli():
     again = pair(make_settings(), BEFORE.iloc[::-1], aligned_settings(), AFTER.sample(frac=1, random_state=0),
                  n_boot=2000, seed=0)
     assert again == r
-    swapped = pair(aligned_settings(), AFTER, make_settings(), BEFORE, n_boot=2000)
+    # on eight stimuli the same constant differences are significant (p = 2 / 2^8), each on its side
+    big_before, big_after = _constant_pair(8)
+    big = pair(make_settings(), big_before, aligned_settings(), big_after, n_boot=2000, seed=0)
+    assert big["metrics"]["auc_judd"]["p"] == 2 / 256 and big["metrics"]["auc_judd"]["better"] is True
+    assert big["metrics"]["kld"]["better"] is True
+    swapped = pair(aligned_settings(), big_after, make_settings(), big_before, n_boot=2000)
     assert swapped["metrics"]["auc_judd"]["better"] is False and swapped["metrics"]["kld"]["better"] is False
 
 
+def _constant_pair(n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Before/after frames of ``n`` stimuli: auc_judd +0.1 and kld -0.2 on every one."""
+    before = frame([{"id": f"s{i}", "auc": 0.7 + 0.01 * i, "nss": 1.0, "kld": 1.5 - 0.1 * i, "top1": 1, "label": "a"}
+                    for i in range(n)])
+    after = frame([{"id": f"s{i}", "auc": 0.8 + 0.01 * i, "nss": 1.0, "kld": 1.3 - 0.1 * i, "top1": 1, "label": "a"}
+                   for i in range(n)])
+    return before, after
+
+
 def test_pair_metric_selection_and_directions():
-    r = pair(make_settings(), BEFORE, aligned_settings(), AFTER, metrics=["kld", "missing"], n_boot=500,
+    before, after = _constant_pair(8)
+    r = pair(make_settings(), before, aligned_settings(), after, metrics=["kld", "missing"], n_boot=500,
              directions={"kld": "higher"})
     assert list(r["metrics"]) == ["kld"]
     assert r["metrics"]["kld"]["higher_is_better"] is True and r["metrics"]["kld"]["better"] is False
@@ -313,9 +331,13 @@ def test_format_table():
     usual = format_table(pair(make_settings(), BEFORE, aligned_settings(), held, n_boot=500)).splitlines()[0]
     assert "4 shared" in usual and "the runs scored" not in usual, usual
     auc = next(line for line in lines if line.startswith("auc_judd"))
-    assert "+0.1000 [+0.1000, +0.1000]" in auc and "▲ better" in auc
-    assert "▲ better" in next(line for line in lines if line.startswith("kld"))
+    # three stimuli: the interval is a point, but p = 0.25 (the sign-flip test): not a verdict
+    assert "+0.1000 [+0.1000, +0.1000]  0.250" in auc and "n.s." in auc
     assert "n.s." in next(line for line in lines if line.startswith("nss"))
+    big = format_table(pair(make_settings(), *_constant_pair(8)[:1], aligned_settings(), _constant_pair(8)[1],
+                            n_boot=500)).splitlines()
+    assert "▲ better" in next(line for line in big if line.startswith("auc_judd"))
+    assert "▲ better" in next(line for line in big if line.startswith("kld"))
     assert any(line.startswith("task:top1") for line in lines)
     assert lines[-1].startswith("top-1 agreement: 66.7% of 3 stimuli")
 
@@ -443,7 +465,9 @@ def test_real_runs_of_a_small_osie(small_osie, tmp_path):
                directions=cb.summary["metric_directions"])
     assert res["n_shared"] == 3 and res["n_paired"] == 3
     assert set(res["metrics"]) == set(cb.summary["metrics"])  # every metric of the run
-    assert res["metrics"]["nss"]["diff"] == pytest.approx(0.5) and res["metrics"]["nss"]["better"] is True
+    # +0.5 on each of 3 stimuli: p = 2 / 2^3, too few stimuli for a verdict
+    assert res["metrics"]["nss"]["diff"] == pytest.approx(0.5) and res["metrics"]["nss"]["p"] == 0.25
+    assert res["metrics"]["nss"]["better"] is None
     assert res["metrics"]["auc_judd"]["diff"] == 0 and res["metrics"]["auc_judd"]["p"] == 1.0
     assert res["metrics"]["auc_judd"]["before"] == pytest.approx(cb.per_image()["auc_judd"].iloc[[1, 3, 5]].mean())
 
@@ -458,12 +482,14 @@ def test_a_verdict_never_contradicts_its_p_value():
     rng = np.random.default_rng(0)
     before = rng.normal(0, 1, 30)
     after = before + 0.3 + rng.normal(0, 1, 30)
-    for n_boot in (20, 1):
+    stats = paired_bootstrap(before, after, n_boot=1, seed=0)
+    assert stats["p"] >= 0.5 and _verdict(stats, True) is None and _verdict(stats, False) is None
+    # an interval that excludes 0 with p above 0.05 (few resamples of a test, or few stimuli): no verdict
+    stats = {**paired_bootstrap(before, after, n_boot=20, seed=0), "p": 0.095}
+    assert stats["lo"] > 0 and _verdict(stats, True) is None and _verdict(stats, False) is None
+    for n_boot in (19, 20, 50, 200):  # whatever the resamples, a verdict only beside p < 0.05
         stats = paired_bootstrap(before, after, n_boot=n_boot, seed=0)
-        assert stats["p"] >= 0.05
-        assert _verdict(stats, True) is None and _verdict(stats, False) is None
-    stats = paired_bootstrap(before, after, n_boot=20, seed=0)
-    assert stats["lo"] > 0  # the case seen: the interval alone would have said "better"
+        assert (_verdict(stats, True) is not None) == (stats["p"] < 0.05 and (stats["lo"] > 0 or stats["hi"] < 0))
     stats = paired_bootstrap(before, after, n_boot=10000, seed=0)
     assert stats["lo"] > 0 and stats["p"] < 0.05 and _verdict(stats, True) is True and _verdict(stats, False) is False
 
@@ -476,3 +502,30 @@ def test_too_few_resamples_are_refused_on_the_command_line():
     for argv in (["compare", "a", "b", "--n-boot", "20"], ["leaderboard", "show", "--ci", "--n-boot", "20"]):
         r = CliRunner().invoke(main, argv)
         assert r.exit_code == 2 and "20 is not in the range x>=100" in r.output
+
+
+def test_p_value_is_the_sign_flip_permutation_test():
+    """The p-value is Fisher's sign-flip test: exactly scipy's permutation_test of the mean over the
+    2^n sign flips up to 16 stimuli, and close to it (Monte Carlo) above; under the null its
+    false-positive rate stays at or below alpha on few stimuli, where the bootstrap's own test
+    rejected 25% of the time on 3."""
+    from scipy.stats import permutation_test
+
+    rng = np.random.default_rng(7)
+    for n in (6, 11, 16):
+        before, after = rng.normal(size=n), rng.normal(size=n) + 0.6
+        ours = paired_bootstrap(before, after, n_boot=2000, seed=0)["p"]
+        ref = permutation_test((after - before,), np.mean, permutation_type="samples", n_resamples=np.inf,
+                               alternative="two-sided").pvalue
+        assert ours == pytest.approx(ref, rel=1e-12), n
+    before, after = rng.normal(size=40), rng.normal(size=40) + 0.3
+    ours = paired_bootstrap(before, after, n_boot=20000, seed=0)["p"]
+    ref = permutation_test((after - before,), np.mean, permutation_type="samples", n_resamples=20000,
+                           alternative="two-sided", random_state=1).pvalue
+    assert ours == pytest.approx(ref, abs=0.01)
+    rejected = sum(paired_bootstrap(np.zeros(3), rng.standard_t(5, size=3), n_boot=200, seed=k)["p"] < 0.05
+                   for k in range(200))
+    assert rejected == 0  # the smallest p on 3 stimuli is 2/8
+    rejected = sum(paired_bootstrap(np.zeros(10), rng.standard_t(5, size=10), n_boot=200, seed=k)["p"] < 0.05
+                   for k in range(400))
+    assert rejected / 400 <= 0.075  # alpha 0.05 and Monte-Carlo spread (the bootstrap's test: ~0.11)

@@ -38,7 +38,9 @@ def test_bootstrap_ci_contains_the_mean_and_narrows_with_n():
 
 def test_bootstrap_ci_edge_cases():
     assert bootstrap_ci(np.array([3.0, np.nan, 5.0]))[0] == 4.0  # NaNs left out
-    assert bootstrap_ci(np.array([7.0])) == (7.0, 7.0, 7.0)
+    # one value: its mean, no interval (every resample is that value: a width of 0 would claim certainty)
+    mean, lo, hi = bootstrap_ci(np.array([7.0]))
+    assert mean == 7.0 and math.isnan(lo) and math.isnan(hi)
     assert all(math.isnan(v) for v in bootstrap_ci(np.array([np.nan])))
     assert all(math.isnan(v) for v in bootstrap_ci(np.array([])))
 
@@ -50,8 +52,18 @@ def test_spearman_by_hand_and_against_scipy():
     # ranks differ by d = (-1, 1, -1, 1, 0): rho = 1 - 6 * sum(d^2) / (n (n^2 - 1)) = 1 - 24/120 = 0.8
     rho, p, n = spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])
     assert (rho, n) == (pytest.approx(0.8), 5)
-    ref = spearmanr([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])
-    assert p == pytest.approx(ref.pvalue)
+    # the exact p: of the 120 pairings, those with |rho| >= 0.8 (counted by brute force here)
+    from itertools import permutations
+
+    ranks = [1, 2, 3, 4, 5]
+    far = sum(abs(spearmanr(ranks, perm).statistic) >= 0.8 - 1e-12 for perm in permutations(ranks))
+    assert far == 16 and p == pytest.approx(16 / 120)
+    # rho = 1 on 3 and 4 models: exact p 2/3! and 2/4! (the t approximation said 0)
+    assert spearman([1, 2, 3], [4, 5, 6])[1] == pytest.approx(1 / 3)
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40])[1] == pytest.approx(1 / 12)
+    # above 8 pairs, scipy's t approximation
+    a, b = list(range(12)), [1, 0, 2, 3, 5, 4, 6, 7, 9, 8, 11, 10]
+    assert spearman(a, b)[1] == pytest.approx(spearmanr(a, b).pvalue)
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40])[0] == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1])[0] == pytest.approx(-1.0)
     # ties get average ranks, as scipy does
@@ -97,11 +109,21 @@ def test_alignment_vs_task_splits_solved_and_unsolved():
     assert nss["solved"]["ci95"][0] <= 3.0 <= nss["solved"]["ci95"][1]
     assert 0.0 <= nss["unsolved"]["ci95"][0] <= 0.5 <= nss["unsolved"]["ci95"][1] <= 1.0
     # the rank correlation with the per-stimulus task score, over the seven scored stimuli
-    ref = spearmanr([2, 3, 4, 2, 4, 1, 0], [1, 1, 1, 1, 1, 0, 0])
+    x, y = [2, 3, 4, 2, 4, 1, 0], [1, 1, 1, 1, 1, 0, 0]
+    ref = spearmanr(x, y)
     assert nss["spearman_rho"] == pytest.approx(ref.statistic) and nss["n"] == 7
-    assert nss["spearman_p"] == pytest.approx(ref.pvalue)
+    # seven stimuli: the exact p, the share of the 5040 pairings with |rho| at least the observed one
+    from itertools import permutations
+
+    rhos = [spearmanr(x, [y[k] for k in perm]).statistic for perm in permutations(range(7))]
+    exact = sum(abs(r) >= abs(ref.statistic) - 1e-12 for r in rhos) / len(rhos)
+    assert nss["spearman_p"] == pytest.approx(exact) and exact > ref.pvalue
     auc = out["metrics"]["auc_judd"]
     assert auc["solved"]["mean"] == pytest.approx(0.76) and auc["unsolved"]["mean"] == pytest.approx(0.45)
+    # each mean says how many values it holds: a NaN value leaves its stimulus out of its group
+    nan_one = frame.assign(nss=[np.nan] + list(frame["nss"].iloc[1:]))
+    got = alignment_vs_task(nan_one, {"nss": "higher"})["metrics"]["nss"]
+    assert (got["solved"]["n"] + got["unsolved"]["n"], nss["solved"]["n"] + nss["unsolved"]["n"]) == (6, 7)
 
 
 def test_alignment_vs_task_without_task_scores():
@@ -272,7 +294,7 @@ def test_report_nan_is_null_and_no_task_runs_is_said(tmp_path):
     r = CliRunner().invoke(main, ["report", "--results", str(root), "--json"])
     assert r.exit_code == 0 and "NaN" not in r.output
     (entry,) = json.loads(r.output)["runs"].values()
-    assert entry["metrics"]["nss"]["unsolved"] == {"mean": None, "ci95": [None, None]}
+    assert entry["metrics"]["nss"]["unsolved"] == {"mean": None, "ci95": [None, None], "n": 0}
     assert entry["metrics"]["nss"]["spearman_rho"] is None
     r = CliRunner().invoke(main, ["report", "--results", str(root)])
     assert "solved 7, unsolved 0" in r.output and "Across models" not in r.output

@@ -282,19 +282,23 @@ def test_show_ci_on_real_runs(real):
 
 # --- marks in the table (synthetic runs: exact per-stimulus values) -----------------------------------
 
+N_BOARD = 12
+
+
 @pytest.fixture
 def board(tmp_path):
     """net-b equals net-a on every stimulus (not significantly different from the model above), net-c
     equals center-bias (not significantly different from it); every other difference is the same on
-    every stimulus, so it is significant."""
+    every stimulus, so it is significant. Twelve stimuli: the sign-flip test's smallest p is 2 / 2^12,
+    significant after Holm's correction over 6 tests (on 4, 2 / 16 could never be)."""
     root = tmp_path / "runs"
-    write_run(root, model="human-ceiling", kind="ceiling", attention="leave-one-subject-out",
+    write_run(root, model="human-ceiling", n_images=N_BOARD, kind="ceiling", attention="leave-one-subject-out",
               metrics={"nss": 3.0, "kld": 0.9})
-    write_run(root, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0, "kld": 1.2})
-    write_run(root, model="uniform", kind="baseline", attention="prior", metrics={"nss": 0.0, "kld": 1.6})
-    write_run(root, model="net-a", metrics={"nss": 1.4, "kld": 1.1})
-    write_run(root, model="net-b", metrics={"nss": 1.4, "kld": 1.0})
-    write_run(root, model="net-c", metrics={"nss": 1.0, "kld": 1.3})
+    write_run(root, model="center-bias", n_images=N_BOARD, kind="baseline", attention="prior", metrics={"nss": 1.0, "kld": 1.2})
+    write_run(root, model="uniform", n_images=N_BOARD, kind="baseline", attention="prior", metrics={"nss": 0.0, "kld": 1.6})
+    write_run(root, model="net-a", n_images=N_BOARD, metrics={"nss": 1.4, "kld": 1.1})
+    write_run(root, model="net-b", n_images=N_BOARD, metrics={"nss": 1.4, "kld": 1.0})
+    write_run(root, model="net-c", n_images=N_BOARD, metrics={"nss": 1.0, "kld": 1.3})
     return root
 
 
@@ -306,13 +310,14 @@ def test_table_statistics_compare_neighbours_and_center_bias(board):
     assert got[("net-b", "above")]["against_model"] == "net-a" and got[("net-c", "above")]["against_model"] == "net-b"
     assert got[("net-b", "above")]["p"] == 1 and not got[("net-b", "above")]["significant"]
     assert got[("net-c", "reference")]["p"] == 1 and not got[("net-c", "reference")]["significant"]
-    # Holm over the table's 6 tests: the four constant differences have p = 2/10001 each (the smallest a
-    # bootstrap of 10,000 resamples gives), adjusted to 6 * 2/10001; the two zero differences p = 1
+    # Holm over the table's 6 tests: the four constant differences have p = 2/2^12 each (the exact
+    # sign-flip test: only the two all-alike assignments are as far from 0), adjusted to 6 * 2/2^12;
+    # the two zero differences p = 1
     for key in (("net-a", "reference"), ("net-b", "reference"), ("net-c", "above"), ("uniform", "reference")):
-        assert got[key]["p"] == pytest.approx(2 / 10001) and got[key]["significant"]
-        assert got[key]["p_holm"] == pytest.approx(6 * 2 / 10001)
+        assert got[key]["p"] == pytest.approx(2 / 4096) and got[key]["significant"]
+        assert got[key]["p_holm"] == pytest.approx(6 * 2 / 4096)
     assert got[("net-b", "above")]["p_holm"] == 1 and got[("net-c", "reference")]["p_holm"] == 1
-    assert got[("net-a", "reference")]["diff"] == pytest.approx(0.4) and got[("net-a", "reference")]["n"] == 4
+    assert got[("net-a", "reference")]["diff"] == pytest.approx(0.4) and got[("net-a", "reference")]["n"] == N_BOARD
     ids = {r.summary["model"]: r.run_id for r in load_runs(board)}
     assert [stats.marks(ids[m]) for m in ("net-a", "net-b", "net-c", "uniform", "center-bias")] == [
         "", "†", "‡", "", ""]
@@ -323,15 +328,15 @@ def test_show_ci_marks_and_footnotes(board):
     r = runner.invoke(main, ["leaderboard", "show", "--results", str(board), "--ci", "--wide"])
     assert r.exit_code == 0, r.output
     rows = {line.split("|")[1].strip(): line for line in r.output.splitlines() if line.startswith("| ")}
-    assert "1.4000 [1.333, 1.467]†" in rows["net-b"] and "‡" not in rows["net-b"]
-    assert "1.0000 [0.933, 1.067]‡" in rows["net-c"] and "†" not in rows["net-c"]
+    assert "1.4000 [1.365, 1.435]†" in rows["net-b"] and "‡" not in rows["net-b"]
+    assert "1.0000 [0.965, 1.035]‡" in rows["net-c"] and "†" not in rows["net-c"]
     assert "†" not in rows["net-a"] + rows["uniform (baseline)"] + rows["human-ceiling"]
-    assert "1.1000 [1.033, 1.167]" in rows["net-a"]  # the other metrics get intervals, never marks
+    assert "1.1000 [1.065, 1.135]" in rows["net-a"]  # the other metrics get intervals, never marks
     assert ("nss †: not significantly different from the model ranked just above; ‡: not significantly different "
-            "from center-bias (paired bootstrap over the stimuli both runs scored, Holm-corrected across the 6 tests "
+            "from center-bias (paired sign-flip test over the stimuli both runs scored, Holm-corrected across the 6 tests "
             "of this table, alpha 0.05).") in r.output
     md = runner.invoke(main, ["leaderboard", "show", "--results", str(board), "--ci", "--format", "markdown"])
-    assert md.exit_code == 0 and "1.4000 [1.333, 1.467]†" in md.output and "---:|" in md.output
+    assert md.exit_code == 0 and "1.4000 [1.365, 1.435]†" in md.output and "---:|" in md.output
     html = runner.invoke(main, ["leaderboard", "show", "--results", str(board), "--ci", "--format", "html"])
     assert html.exit_code == 0 and "<p>nss †: not significantly different" in html.output
     table = list(csv.DictReader(io.StringIO(
@@ -339,7 +344,7 @@ def test_show_ci_marks_and_footnotes(board):
     by = {row["model"]: row for row in table}
     assert by["net-b"]["above_model"] == "net-a" and float(by["net-b"]["p_above_holm"]) == 1
     assert float(by["net-c"]["p_center_bias_holm"]) == 1 and float(by["net-a"]["p_center_bias_holm"]) < 0.05
-    assert by["human-ceiling"]["p_center_bias"] == "" and float(by["net-a"]["nss_lo"]) == pytest.approx(1.4 - 0.2 / 3)
+    assert by["human-ceiling"]["p_center_bias"] == "" and float(by["net-a"]["nss_lo"]) == pytest.approx(1.365, abs=5e-4)
     # --primary kld: the tests follow the primary metric; on kld every neighbour differs on every stimulus
     r = runner.invoke(main, ["leaderboard", "show", "--results", str(board), "--ci", "--primary", "kld", "--wide"])
     assert r.exit_code == 0 and "kld †: not significantly different" in r.output
@@ -353,7 +358,7 @@ def test_csv_ci_corrects_each_table_alone_and_keeps_its_rows_together(board):
     for model, kind, metrics in (("center-bias", "baseline", {"nss": 1.0}), ("net-a", "model", {"nss": 1.2}),
                                  ("net-b", "model", {"nss": 1.6})):
         write_run(board, model=model, kind=kind, attention="prior" if kind == "baseline" else "grad-cam",
-                  metrics=metrics, profile="pysaliency")
+                  metrics=metrics, profile="pysaliency", n_images=N_BOARD)
     runner = CliRunner()
     out = runner.invoke(main, ["leaderboard", "show", "--results", str(board), "--ci", "--format", "csv"])
     assert out.exit_code == 0, out.output
@@ -369,7 +374,23 @@ def test_csv_ci_corrects_each_table_alone_and_keeps_its_rows_together(board):
             assert float(row[column]) == pytest.approx(c["p_holm"]), (profile, c["model"], c["role"])
     # mit's table has 6 tests, pysaliency's 3: 6 * p and 3 * p, not 9 * p for both
     pys = {row["model"]: row for row in table if row["metric_profile"] == "pysaliency"}
-    assert float(pys["net-a"]["p_center_bias_holm"]) == pytest.approx(3 * 2 / 10001)
+    assert float(pys["net-a"]["p_center_bias_holm"]) == pytest.approx(3 * 2 / 4096)
+
+
+def test_a_test_that_cannot_be_made_is_named_not_left_unmarked(tmp_path):
+    """On one stimulus no test can be made (p NaN): no mark there read as "significantly different",
+    and the note counted it among the tests Holm corrected."""
+    root = tmp_path / "runs"
+    write_run(root, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0}, n_images=1)
+    write_run(root, model="net-a", metrics={"nss": 1.4}, n_images=1)
+    write_run(root, model="net-b", metrics={"nss": 1.2}, n_images=1)
+    stats = table_statistics(load_runs(root))
+    assert stats.comparisons == []
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(root), "--ci", "--wide"])
+    assert r.exit_code == 0, r.output
+    assert "net-a: not tested against center-bias: 1 stimulus scored by both (a test needs two)" in r.output
+    assert "net-b: not tested against net-a: 1 stimulus scored by both (a test needs two)" in r.output
+    assert "across the 3 tests" not in r.output and "across the 0 tests" not in r.output
 
 
 def test_a_model_without_center_bias_is_named_under_the_table(tmp_path):
@@ -410,8 +431,9 @@ def test_compare_prints_the_paired_test_of_every_metric(real):
     nss = next(line for line in lines if line.startswith("nss "))
     assert "+0.9834 [+0.8311, +1.1298]" in nss and "<0.001" in nss and nss.endswith("▲ better")
     assert {line.split()[0] for line in lines[5:14]} == set(runs["uniform"].summary["metrics"])
-    assert lines[-1] == ("diff = B - A, mean over the paired stimuli; paired percentile bootstrap, 10,000 "
-                         "resamples, seed 0; p two-sided, not corrected for the 9 comparisons.")
+    assert lines[-1] == ("diff = B - A, mean over the paired stimuli; interval: paired percentile bootstrap, 10,000 "
+                         "resamples, seed 0; p: two-sided sign-flip permutation test (exact up to 16 stimuli), not "
+                         "corrected for the 9 comparisons.")
     # a run against itself: no difference anywhere
     r = _compare(cb, cb, "--metric", "nss", "--metric", "kld")
     assert r.exit_code == 0, r.output
@@ -484,7 +506,9 @@ def test_the_page_explains_only_tests_that_were_made(tmp_path):
               stimulus_ids=["1001", "2002", "2003", "2004"])
     runs = load_runs(root)
     stats = table_statistics(runs, "nss")
-    assert math.isnan(stats.comparison(b.name, "above")["p"])  # one stimulus paired with a: no test
+    # one stimulus paired with a: no test, and said
+    assert stats.comparison(b.name, "above") is None
+    assert stats.not_compared[b.name] == ["not tested against a: 1 stimulus scored by both (a test needs two)"]
     page = page_statistics(runs, "nss")[b.name]
     assert [t["role"] for t in page["tests"]] == ["reference"] and page["tests"][0]["against"] == "center-bias"
     assert page["marks"] == "‡" and not page["tests"][0]["significant"]

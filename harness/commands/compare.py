@@ -77,6 +77,6 @@ def compare(run_a: Path, run_b: Path, metrics: tuple[str, ...], n_boot: int, see
     click.echo(f"A: {a.run_id}\nB: {b.run_id}")
     click.echo(format_table(result))
     tests = len(result["metrics"]) + len(result["task"])
-    click.echo(f"diff = B - A, mean over the paired stimuli; paired percentile bootstrap, {n_boot:,} resamples, "
-               f"seed {seed}; p two-sided" + (f", not corrected for the {tests} comparisons" if tests > 1 else "")
-               + ".")
+    click.echo(f"diff = B - A, mean over the paired stimuli; interval: paired percentile bootstrap, {n_boot:,} "
+               f"resamples, seed {seed}; p: two-sided sign-flip permutation test (exact up to 16 stimuli)"
+               + (f", not corrected for the {tests} comparisons" if tests > 1 else "") + ".")

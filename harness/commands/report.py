@@ -151,8 +151,12 @@ def report(runs, results_dir, as_json) -> None:
     if before_after:
         from ..alignment.compare import format_table
 
-        click.echo("\nBefore/after alignment (paired over the aligned model's stimuli, percentile bootstrap):")
+        click.echo("\nBefore/after alignment (paired over the aligned model's stimuli; interval: percentile "
+                   "bootstrap; p: sign-flip permutation test):")
         for e in before_after:
             click.echo("\n" + format_table(e["model"]))
             if "center_bias" in e:
                 click.echo("\n" + format_table(e["center_bias"]))
+        tests = max(len(e["model"].get("metrics") or {}) + len(e["model"].get("task") or {}) for e in before_after)
+        if tests > 1:
+            click.echo(f"\np-values two-sided, each table's not corrected for its {tests} comparisons.")

@@ -333,6 +333,11 @@ def table_statistics(runs: Sequence[Any], primary: str | None = None, *, n_boot:
             stats.not_compared.setdefault(r["run_id"], []).append(
                 f"not tested against {other.get('model')}: {primary} {result['left_out'].get(primary, 'missing')}")
             continue
+        if not math.isfinite(s["p"]):  # no mark would read as "significantly different": say it instead
+            word = "stimulus" if s["n"] == 1 else "stimuli"
+            stats.not_compared.setdefault(r["run_id"], []).append(
+                f"not tested against {other.get('model')}: {s['n']} {word} scored by both (a test needs two)")
+            continue
         stats.comparisons.append({
             "run_id": r["run_id"], "model": r.get("model"), "role": role, "against_run_id": other["run_id"],
             "against_model": other.get("model"), "metric": primary, "n": s["n"], "diff": s["diff"], "lo": s["lo"],

@@ -259,7 +259,7 @@ def _ci_notes(stats, rows: Sequence[dict[str, Any]], text, primary_shown: bool) 
                                     "ceiling's, the two resampled together over the stimuli both scored.")
     if stats.comparisons and primary_shown:
         notes.append(f"{stats.primary} †: not significantly different from the model ranked just above; "
-                     f"‡: not significantly different from center-bias (paired bootstrap over the stimuli both "
+                     f"‡: not significantly different from center-bias (paired sign-flip test over the stimuli both "
                      f"runs scored, Holm-corrected across the "
                      f"{len(stats.comparisons)} test{'' if len(stats.comparisons) == 1 else 's'} of this table, "
                      f"alpha {stats.alpha:g}).")

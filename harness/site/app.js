@@ -269,7 +269,7 @@
             }
             if (col.primary && st.marks) {
               var why = (st.tests || []).filter(function (t) { return !t.significant; }).map(function (t) {
-                return "not significantly different from " + t.against + " (paired bootstrap, Holm-corrected p = " +
+                return "not significantly different from " + t.against + " (paired sign-flip test, Holm-corrected p = " +
                   fmt(t.p_holm, 3) + ")";
               }).join("; ");
               td.appendChild(el("span", { "class": "mark", title: why }, st.marks));
@@ -368,7 +368,7 @@
       dl.appendChild(el("dd", null, "Hover a gaze metric for its 95% percentile-bootstrap interval of the mean over " +
         "stimuli (" + tested.statistics.n_boot + " resamples). On the primary metric, \u2020 marks a model not " +
         "significantly different from the model ranked just above it and \u2021 one not significantly different " +
-        "from center-bias (paired bootstrap over the stimuli both runs scored, Holm-corrected across the table's " +
+        "from center-bias (paired sign-flip test over the stimuli both runs scored, Holm-corrected across the table's " +
         "tests, alpha " + tested.statistics.alpha + "), as harness leaderboard show --ci prints them."));
     }
   }
