@@ -297,3 +297,21 @@ def test_the_different_stimuli_note_labels_rows_of_another_blur(tmp_path):
     (note,) = [line for line in lines if "rows scored on different stimuli" in line]
     sets = note.split(" (", 1)[1].split("): their means", 1)[0]
     assert sets == "40 images: center-bias; 20 images: net, net [sigma_deg=2, sigma_px=48], other", sets
+
+
+def test_a_filter_that_matches_nothing_names_what_there_is(tmp_path):
+    """`--task detect` (a typo) said "no finished runs to show", as if the folder were empty."""
+    from harness.leaderboard.publish import publish_to_folder
+
+    runs = tmp_path / "runs"
+    write_run(runs, model="net", metrics={"nss": 1.0})
+    write_run(runs, model="net", metrics={"nss": 1.0}, dataset="mit1003")
+    publish_to_folder(runs, tmp_path / "pub")
+    for where in (["--results", str(runs)], ["--from", str(tmp_path / "pub")]):
+        r = CliRunner().invoke(main, ["leaderboard", "show", *where, "--task", "detect"])
+        assert r.exit_code == 1 and r.output.strip().splitlines() == [
+            f"Error: no finished run of task 'detect' in {where[1]}; there are: free-viewing"], r.output
+        r = CliRunner().invoke(main, ["leaderboard", "show", *where, "--dataset", "osei"])
+        assert r.output.strip().endswith("there are: mit1003, osie"), r.output
+        r = CliRunner().invoke(main, ["leaderboard", "show", *where, "--dataset", "osie", "--task", "free-viewing"])
+        assert r.exit_code == 0 and "mit1003" not in r.output and "net" in r.output

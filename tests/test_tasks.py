@@ -432,3 +432,19 @@ def test_a_task_the_dataset_cannot_serve_is_refused_before_its_data_is_fetched(t
     assert r.output.strip().splitlines() == [
         "Error: dataset 'osie' cannot serve task 'classification'; it serves: free-viewing"]
     assert not any(p.exists() for p in (tmp_path / "data" / "osie", tmp_path / "cache", tmp_path / "runs"))
+
+
+def test_a_task_the_registered_model_does_not_do_is_refused_before_anything_is_fetched(tmp_path):
+    """DETR asked to classify birds said it could not reach the Hub (its checkpoint is fetched
+    first), a mouse model that it lacked its mouse data: the registry already lists their tasks."""
+    from test_e2e_tasks import write_cub_fixture
+
+    data = write_cub_fixture(tmp_path / "cub")
+    for model, does in (("detr-resnet50", "free-viewing, detection"), ("mouse-amt", "free-viewing")):
+        r = CliRunner().invoke(main, ["eval", "--model", model, "--dataset", "cub-gha", "--task", "classification",
+                                      "--data-dir", str(data), "--cache-dir", str(tmp_path / "cache"),
+                                      "--output", str(tmp_path / "runs"), "--no-references"])
+        assert r.exit_code == 1
+        assert r.output.strip().splitlines() == [
+            f"Error: model '{model}' does not do task 'classification'; it does: {does}"], r.output
+    assert not (tmp_path / "runs").exists()

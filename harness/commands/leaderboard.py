@@ -58,10 +58,8 @@ def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, d
     from ..leaderboard.table import render_table
     from ..results import load_runs
 
-    runs = load_runs(results_dir)
-    if dataset:
-        runs = [r for r in runs if r.summary.get("dataset") == dataset]
-    if task:
-        runs = [r for r in runs if r.summary.get("task") == task]
+    from ..leaderboard.table import filtered
+
+    runs = filtered(load_runs(results_dir), lambda r: r.summary, dataset, task, str(results_dir))
     click.echo(render_table(runs, fmt=fmt, primary=primary, width=width, ci=ci, n_boot=n_boot, seed=seed,
                             normalise=normalise))

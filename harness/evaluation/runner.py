@@ -614,6 +614,20 @@ def _task_notes(task: Any, frame, ctx: DatasetContext) -> list[str]:
         return []
 
 
+def _check_registered_task(name: str, task: str) -> None:
+    """A model registered with its tasks (what ``harness models`` lists) that does not list
+    ``task`` is refused before anything is downloaded or loaded (a checkpoint that cannot be
+    fetched, data the model needs, would otherwise be the error a user sees first)."""
+    from ..plugins import get_registry
+
+    reg = get_registry()
+    if ("model", name) not in reg:
+        return
+    listed = [str(v) for v in (reg.get("model", name).get("tasks") or ())]
+    if listed and task not in listed:
+        raise HarnessError(f"model {name!r} does not do task {task!r}; it does: {', '.join(listed)}")
+
+
 def _check_listing(name: str, model: Any) -> None:
     """A warning when what a model plugin registered (what ``harness models`` lists, without
     importing it) is not what its object offers: the object's tasks and attention methods are used,
@@ -665,6 +679,8 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
         raise HarnessError(f"--output {cfg.output} is a file, not a folder")
     gaze = get_gaze_dataset(cfg.dataset, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir)
     resolve_task(cfg.task, gaze)  # before a download or conversion that could not serve the task anyway
+    if given is None and cfg.model != CEILING:
+        _check_registered_task(cfg.model, cfg.task)  # before the dataset and the model are fetched
     ds = gaze.load()
     if cfg.limit is not None and cfg.limit >= len(ds):
         # every stimulus: the same run as no --limit (a limit above the size named runs apart)

@@ -564,12 +564,12 @@ def render_published(source: str | Path, fmt: str = "github", primary: str | Non
                      task: str | None = None) -> str:
     """The table of a published leaderboard, rendered exactly like ``harness leaderboard show``
     (``dataset``, ``task``: only those rows, as ``show`` filters run folders)."""
-    from .table import render_rows
+    from .table import filtered, render_rows
 
     rows = load_published(source)
     if not rows:
         raise HarnessError(f"{source}: the published leaderboard is empty")
-    rows = [r for r in rows if (not dataset or r.get("dataset") == dataset) and (not task or r.get("task") == task)]
+    rows = filtered(rows, lambda r: r, dataset, task, str(source))
     if not rows:
         raise HarnessError("no finished runs to show")
     return render_rows(rows, fmt=fmt, primary=primary, width=width, normalise=normalise)

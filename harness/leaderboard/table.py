@@ -34,6 +34,21 @@ SCORING_TITLES = {
 }
 
 
+def filtered(items: Sequence[Any], record, dataset: str | None, task: str | None, where: str) -> list[Any]:
+    """``items`` (runs or rows; ``record(item)`` gives the mapping holding ``dataset`` and ``task``)
+    of that dataset and task. A filter that matches nothing among finished items is an error naming
+    what there is (``--task detect`` said only "no finished runs to show")."""
+    out = list(items)
+    for key, wanted in (("dataset", dataset), ("task", task)):
+        if not wanted:
+            continue
+        have = sorted({str(record(i).get(key)) for i in out if record(i).get(key) is not None})
+        out = [i for i in out if record(i).get(key) == wanted]
+        if not out and have:
+            raise HarnessError(f"no finished run of {key} {wanted!r} in {where}; there are: {', '.join(have)}")
+    return out
+
+
 def _by_scoring(items: Sequence[Any], scoring_of) -> list[tuple[str, list[Any]]]:
     """Items grouped by scoring, raw first: raw and calibrated numbers never share a table."""
     groups: dict[str, list[Any]] = {}
