@@ -744,7 +744,7 @@ def test_bad_leaderboard_inputs_and_hub_repo_ids_are_one_line(tmp_path):
         r = CliRunner().invoke(main, ["leaderboard", "show", "--from", str(source)])
         assert r.exit_code == 1 and r.output.strip().startswith(f"Error: {source} is not a gaze-harness leaderboard (no ")
     r = CliRunner().invoke(main, ["leaderboard", "show", "--from", str(folder), "--dataset", "elsewhere"])
-    assert r.exit_code == 1 and r.output.strip() == "Error: no finished runs to show"
+    assert r.exit_code == 1 and r.output.strip() == f"Error: no finished run of dataset 'elsewhere' in {folder}; there are: osie"
     assert CliRunner().invoke(main, ["leaderboard", "show", "--from", str(folder), "--dataset", "osie"]).exit_code == 0
     project = tmp_path / "project"
     project.mkdir()
