@@ -18,6 +18,7 @@ import json
 import re
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -852,6 +853,17 @@ def test_two_model_folders_with_the_same_last_part_stay_two_published_models(tmp
     texts = [v for r in rows + per_image for v in r.values() if isinstance(v, str)]
     assert not [t for t in texts if "home-me" in t or "/home/me" in t]
     assert all(r["run_id"].startswith("hf-checkpoint-500-") for r in rows)
+    # rows an earlier version published under the local id (the path's slug) are the same runs:
+    # publishing again replaces them, it does not add a second latest row beside each
+    local_ids = sorted(r.run_id for r in load_runs(results))
+    board = pq.read_table(folder / "data" / "leaderboard.parquet")
+    pq.write_table(board.set_column(board.schema.get_field_index("run_id"), "run_id",
+                                    pa.array(local_ids)),
+                   folder / "data" / "leaderboard.parquet")
+    assert {r["run_id"] for r in pq.read_table(folder / "data" / "leaderboard.parquet").to_pylist()} == set(local_ids)
+    assert publish_cli("--results", str(results), "--to-folder", str(folder)).exit_code == 0
+    again = pq.read_table(folder / "data" / "leaderboard.parquet").to_pylist()
+    assert sorted(r["run_id"] for r in again) == sorted(r["run_id"] for r in rows) and len(again) == 3
     # the page built from the run folders tells the two apart by the same names
     from harness.leaderboard.site import page_rows
     from harness.leaderboard import hub_table

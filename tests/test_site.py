@@ -619,3 +619,20 @@ def test_new_user_builds_the_page_from_the_arrow_cache(tmp_path, osie_dataset, o
     assert row["examples_note"] is None and len(row["examples"]) == 6
     assert all((tmp_path / "site" / e["human"]).is_file() for e in row["examples"])
     _assert_nothing_local(tmp_path / "site", str(tmp_path), str(osie_cache))
+
+
+def test_the_before_after_section_names_models_as_the_rows_do(tmp_path, monkeypatch):
+    """An aligned model and its base named by local hf: folders: the page's before/after section
+    showed their whole paths while the rows showed their public names."""
+    import harness.alignment.compare as compare
+    from harness.leaderboard.site import before_after, public_text
+
+    runs = tmp_path / "runs"
+    base = write_run(runs, model="hf:/home/alice/secret/checkpoint-500", metrics={"nss": 1.0})
+    aligned = write_run(runs, model="hf:/home/alice/secret/aligned", metrics={"nss": 1.2})
+    loaded = {r.path: r for r in load_runs(runs)}
+    monkeypatch.setattr(compare, "find_pairs", lambda rs: [(loaded[base], loaded[aligned])])
+    (entry,) = before_after(list(loaded.values()))
+    assert entry["base"] == public_text("hf:/home/alice/secret/checkpoint-500")
+    assert entry["aligned"] == public_text("hf:/home/alice/secret/aligned")
+    assert "alice" not in json.dumps(entry) and "secret" not in json.dumps(entry)

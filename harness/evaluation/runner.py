@@ -615,15 +615,19 @@ def _task_notes(task: Any, frame, ctx: DatasetContext) -> list[str]:
 
 
 def _check_registered_task(name: str, task: str) -> None:
-    """A model registered with its tasks (what ``harness models`` lists) that does not list
-    ``task`` is refused before anything is downloaded or loaded (a checkpoint that cannot be
-    fetched, data the model needs, would otherwise be the error a user sees first)."""
-    from ..plugins import get_registry
+    """A built-in model (``registry.yaml``: its listing is tested against its object) that does not
+    list ``task`` is refused before anything is downloaded or loaded (a checkpoint that cannot be
+    fetched, data the model needs, would otherwise be the error a user sees first). A third-party
+    plugin's listing is not trusted that far: its object decides (:func:`_check_listing` warns)."""
+    from ..plugins import builtin_catalogue, get_registry
 
     reg = get_registry()
     if ("model", name) not in reg:
         return
-    listed = [str(v) for v in (reg.get("model", name).get("tasks") or ())]
+    spec = reg.get("model", name)
+    if spec.plugin not in {str(e.get("name")) for e in builtin_catalogue() if isinstance(e, dict)}:
+        return
+    listed = [str(v) for v in (spec.get("tasks") or ())]
     if listed and task not in listed:
         raise HarnessError(f"model {name!r} does not do task {task!r}; it does: {', '.join(listed)}")
 

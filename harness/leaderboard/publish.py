@@ -356,12 +356,17 @@ def public_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def merged_tree(runs: Sequence[Run], existing_board, existing_per_image, repo: str | None,
                 primary: str | None) -> tuple[dict[str, bytes], list[dict[str, Any]], int]:
-    new_rows = [public_row(r) for r in hub_table.rows_from_runs(runs)]
+    local = hub_table.rows_from_runs(runs)
+    new_rows = [public_row(r) for r in local]
     old_rows = hub_table.table_to_rows(existing_board) if existing_board is not None else []
+    # a run an earlier version published under its local id (the slug of an hf: folder's path) is
+    # the same run: replaced, not kept beside its public id as a second latest row
+    renamed = {r["run_id"] for r in local} - {r["run_id"] for r in new_rows}
+    old_rows = [r for r in old_rows if r.get("run_id") not in renamed]
     rows = hub_table.merge_rows(old_rows, new_rows)
     # rows published before per-image rows said their metric profile and scoring get them from their run's row
     known = {r["run_id"]: {"metric_profile": r.get("metric_profile"), "scoring": hub_table.scoring_of(r)} for r in rows}
-    per_image = hub_table.per_image_table(runs, existing_per_image, replace_ids=[r["run_id"] for r in new_rows],
+    per_image = hub_table.per_image_table(runs, existing_per_image, replace_ids=[r["run_id"] for r in new_rows] + sorted(renamed),
                                           clean=_public_text, public_id=_public_run_id, known=known)
     return build_tree(rows, per_image, repo, primary), rows, len(new_rows)
 

@@ -307,7 +307,7 @@ def before_after(runs: Sequence[Run]) -> list[dict[str, Any]]:
         except Exception:  # a pair that cannot be compared is left out of the page, never half shown
             continue
         out.append(jsonable({
-            "base": res["before_model"], "aligned": res["after_model"], "dataset": res["dataset"],
+            "base": public_text(res["before_model"]), "aligned": public_text(res["after_model"]), "dataset": res["dataset"],
             "task": res["task_name"], "n": res["n_paired"], "aligned_run": _public_id(aligned),
             "base_run": _public_id(base),
             "top1_agreement": res.get("top1_agreement"),
