@@ -225,7 +225,11 @@ def test_detection_matches_categories_through_the_dataset_aliases():
             "cat": "cat", "dog": "dog"}
     records = [_rec(([4, 4, 36, 26], voc), size=(60, 40)) for voc in coco]
     outputs = [_det(([4, 4, 36, 26], 0.9, name)) for name in coco.values()]
-    task = Detection(objects_exhaustive=False, label_aliases=POET().label_aliases)
+    from harness.evaluation.runner import _aliases
+
+    task = Detection(objects_exhaustive=False, label_aliases=_aliases(POET(), "detection"))
+    # classification's aliases (and so its runs' settings and ids) are what they were: ImageNet only
+    assert "airplane" not in POET().label_aliases["aeroplane"] and _aliases(POET()) == _aliases(POET(), "classification")
     assert task.score_dataset(outputs, records) == pytest.approx({"map": 1.0, "map50": 1.0})
     assert [task.score_image(o, r)["recall50"] for o, r in zip(outputs, records)] == [1.0] * 6
     assert task.notes(outputs, records) == []

@@ -99,6 +99,9 @@ class GazeDataset:
     #: label set is not the dataset's; the classification task counts a prediction of any of them
     #: as right, and the run's settings record the mapping
     label_aliases: ClassVar[dict[str, list[str]] | None] = None
+    #: the same for detectors' category names, used by detection only (with ``label_aliases``):
+    #: POET's ``aeroplane`` is a COCO detector's ``airplane``
+    detection_aliases: ClassVar[dict[str, list[str]] | None] = None
     #: False when ``objects`` holds only some categories' boxes (the search target's, the class of
     #: the file): detection then scores, per image, only predictions of the categories annotated in
     #: it or searched for, since any other correct detection would count as a false positive

@@ -84,16 +84,22 @@ def _task_params(gaze, task: str) -> dict[str, Any]:
     version = getattr(get_registry().get("task", task).resolve(), "version", None)
     if version is not None:
         params["version"] = str(version)
-    if task in ("classification", "detection") and _aliases(gaze):
-        params["label_aliases"] = _aliases(gaze)
+    if task in ("classification", "detection") and _aliases(gaze, task):
+        params["label_aliases"] = _aliases(gaze, task)
     if task == "detection" and not getattr(gaze, "objects_exhaustive", True):
         params["objects_exhaustive"] = False
     return params
 
 
-def _aliases(gaze) -> dict[str, list[str]]:
-    """The dataset's class -> model-label aliases (see ``GazeDataset.label_aliases``)."""
-    return {str(k): [str(v) for v in vs] for k, vs in sorted((getattr(gaze, "label_aliases", None) or {}).items())}
+def _aliases(gaze, task: str = "classification") -> dict[str, list[str]]:
+    """The dataset's class -> model-label aliases (``GazeDataset.label_aliases``; for detection with
+    ``GazeDataset.detection_aliases`` after them)."""
+    merged: dict[str, list[str]] = {}
+    sources = ("label_aliases", "detection_aliases") if task == "detection" else ("label_aliases",)
+    for source in sources:
+        for k, vs in (getattr(gaze, source, None) or {}).items():
+            merged.setdefault(str(k), []).extend(str(v) for v in vs if str(v) not in merged.get(str(k), []))
+    return {k: merged[k] for k in sorted(merged)}
 
 
 def _progress(total: int, desc: str, enabled: bool, position: int = 0):

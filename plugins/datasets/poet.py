@@ -58,9 +58,10 @@ aeroplane: airliner, warplane; bicycle: tandem, mountain bike; boat: the fourtee
 cow: ox, water buffalo, bison; horse: sorrel; motorbike: moped, motor scooter; diningtable: dining
 table; sofa: studio couch), so a prediction of e.g. ``n02123045`` (tabby) counts as ``cat``. This
 is this project's reading of the WordNet hierarchy, checked by name in the tests, and it is stored
-in each classification and detection run's settings. Detection: the aliases also give the COCO
-name of the four classes COCO names otherwise (aeroplane: airplane, diningtable: dining table,
-motorbike: motorcycle, sofa: couch), so a COCO detector's boxes of them count.
+in each classification run's settings. Detection: ``detection_aliases`` give the COCO name of the
+four classes COCO names otherwise (aeroplane: airplane, diningtable: dining table, motorbike:
+motorcycle, sofa: couch), so a COCO detector's boxes of them count; stored in each detection run's
+settings.
 
 Pixels per degree: NaN: the screen, resolution and viewing distance were not found in any reachable
 source. There is no download path: the archive's address on the dataset page could not be read.
@@ -93,8 +94,6 @@ IMAGENET = {
     "motorbike": [665, 670],
     "sofa": [831],
 }
-# the COCO category a COCO-trained detector (DETR) gives each VOC class whose name differs
-COCO = {"aeroplane": ["airplane"], "diningtable": ["dining table"], "motorbike": ["motorcycle"], "sofa": ["couch"]}
 SWAP_OUTSIDE, SWAP_INSIDE = 0.20, 0.02
 
 
@@ -117,7 +116,12 @@ class POET(GazeDataset):
     def label_aliases(self) -> dict[str, list[str]]:
         from harness.imagenet_classes import WNIDS
 
-        return {cls: [WNIDS[i] for i in indices] + COCO.get(cls, []) for cls, indices in IMAGENET.items()}
+        return {cls: [WNIDS[i] for i in indices] for cls, indices in IMAGENET.items()}
+
+    #: detection: the COCO name of the four classes COCO names otherwise (a COCO detector's boxes of them)
+    detection_aliases = {cls: list(names) for cls, names in sorted({
+        "aeroplane": ["airplane"], "diningtable": ["dining table"], "motorbike": ["motorcycle"], "sofa": ["couch"],
+    }.items())}
 
     @staticmethod
     def _base(root: Path) -> Path:
