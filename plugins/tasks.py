@@ -188,12 +188,18 @@ class Detection:
 
     def _category(self, predicted: str, categories: Sequence[str]) -> str | None:
         """The dataset category (normalised) a predicted category names, of ``categories``
-        (normalised): the same name first, else the first that :func:`label_matches` accepts."""
-        name = _norm_label(predicted)
-        if name in categories:
-            return name
-        aliases = {_norm_label(k): v for k, v in (self.label_aliases or {}).items()}
-        return next((c for c in categories if label_matches(predicted, c, aliases)), None)
+        (normalised): the same name first, else the first that :func:`label_matches` accepts.
+        Memoised: a run asks it for each of up to 100 detections an image."""
+        key = (predicted, tuple(categories))
+        memo = self.__dict__.setdefault("_memo", {})
+        if key not in memo:
+            name = _norm_label(predicted)
+            if name in categories:
+                memo[key] = name
+            else:
+                aliases = {_norm_label(k): v for k, v in (self.label_aliases or {}).items()}
+                memo[key] = next((c for c in categories if label_matches(predicted, c, aliases)), None)
+        return memo[key]
 
     def _scored(self, category: str, record: dict) -> bool:
         if self.objects_exhaustive:
@@ -288,6 +294,14 @@ _SPLIT = {"cannot": ("can", "not"), "gonna": ("gon", "na"), "gotta": ("got", "ta
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"'})
 
 
+def _dropped(token: str) -> bool:
+    """A symbol PTB rewrites into punctuation pycocoevalcap drops: dashes (-> ``--``), quotes and
+    brackets of every script (-> ````/''``, ``-LRB-`` ...), the ellipsis (-> ``...``)."""
+    import unicodedata
+
+    return len(token) == 1 and (unicodedata.category(token) in {"Pd", "Pi", "Pf", "Ps", "Pe"} or token == "\u2026")
+
+
 def tokenize_caption(text: str) -> str:
     """PTB tokenization as pycocoevalcap's PTBTokenizer applies it (Stanford PTBTokenizer,
     ``-lowerCase``, then the punctuation tokens ``' " ` . ? ! , : ; - -- ... ( ) { }`` dropped),
@@ -297,11 +311,15 @@ def tokenize_caption(text: str) -> str:
     words kept whole across inner hyphens, apostrophes and slashes (``t-shirt``, ``o'clock``,
     ``and/or``); clitics split
     off (``man's`` -> ``man 's``, ``don't`` -> ``do n't``) and ``cannot`` -> ``can not``; every
-    other symbol (``$``, ``%``, ``&``, ``#``, ``+`` ...) a token of its own. Stanford's lexer has
+    other symbol (``$``, ``%``, ``&``, ``#``, ``+`` ...) a token of its own, but dashes, quotes,
+    brackets and the ellipsis of any script (which PTB turns into punctuation that is dropped).
+    Stanford's lexer has
     rules this does not (URLs, emoticons, escaped brackets), and writes some tokens otherwise
     (``and\\/or``): the scores depend only on where tokens split, which is what this follows."""
     tokens = []
     for word in _WORD.findall(str(text).translate(_QUOTES).lower()):
+        if _dropped(word):
+            continue
         m = _CLITIC.fullmatch(word)
         tokens += [m.group(1), m.group(2)] if m else list(_SPLIT.get(word, (word,)))
     return " ".join(tokens)

@@ -274,6 +274,8 @@ def test_tokenize_caption_follows_ptb():
         "the man\u2019s hat, don\u2019t": "the man 's hat do n't",
         "A U.S. flag, e.g. on a pole": "a u.s. flag e.g. on a pole",
         "You cannot see 1,000 birds and/or bats": "you can not see 1,000 birds and/or bats",
+        # dashes, quotes, brackets and the ellipsis of any script become punctuation PTB drops
+        "A dog \u2014 running\u2026 fast, red\u2013blue \u00abflag\u00bb [x]": "a dog running fast red blue flag x",
     }
     for text, tokens in cases.items():
         assert tokenize_caption(text) == tokens, text
