@@ -152,7 +152,8 @@ def main() -> None:
         lines += ["harness eval --model efficientnet-lite0 " + " ".join(f"--model ckpt/lite0-{l}" for l in args.losses)
                   + " --dataset osie --output runs/", "harness report --results runs/", "```", ""]
         lines += ["Difference aligned − base, and aligned − centre-bias baseline, on the same held-out stimuli: mean "
-                  "[paired bootstrap 95% CI over stimuli, 10,000 resamples]; ▲/▼ where the CI excludes 0.", ""]
+                  "[paired bootstrap 95% CI over stimuli, 10,000 resamples]; ▲/▼ where the CI excludes 0 and the paired "
+                  "sign-flip test's p < 0.05.", ""]
         head = "| loss (weight) | metric | base | aligned | aligned − base | centre-bias | aligned − centre-bias |"
         lines += [head, "|---|---|---|---|---|---|---|"]
         for row in table:

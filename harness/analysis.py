@@ -150,7 +150,7 @@ def across_models(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             rho, p, n = spearman(align, perf)
             results.append({"dataset": dataset, "task": task, "metric_profile": profile, "n_images": n_images,
                             "scoring": same["scoring"], "sigma_deg": blur.get("sigma_deg"),
-                            "sigma_px": blur.get("sigma_px"), "metric": m, "task_metric": primary, "spearman_rho": rho, "spearman_p": p,
+                            "sigma_px": blur.get("sigma_px"), "settings": same, "metric": m, "task_metric": primary, "spearman_rho": rho, "spearman_p": p,
                             "n_models": n, "models": [f"{g['model']} [{g.get('attention')}]" for g in group],
                             "alignment": align, "performance": perf})
     return results

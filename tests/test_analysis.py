@@ -196,13 +196,14 @@ def test_across_models_never_mixes_blurs_scorings_or_task_versions():
 # ----------------------------------------------------------------------------------------- the report
 
 
-def write_task_run(root: Path, *, model: str, frame: pd.DataFrame, top1: float, attention: str = "grad-cam") -> Path:
+def write_task_run(root: Path, *, model: str, frame: pd.DataFrame, top1: float, attention: str = "grad-cam",
+                   seed: int = 0) -> Path:
     """A finished classification run folder as harness eval writes it, its summary's
     alignment_vs_task computed from ``frame`` the way harness eval does."""
     import pyarrow as pa
 
     settings = {"schema_version": SCHEMA_VERSION, "model": model, "kind": "model", "dataset": "cub-gha",
-                "task": "classification", "attention": attention, "metric_profile": "mit", "seed": 0,
+                "task": "classification", "attention": attention, "metric_profile": "mit", "seed": seed,
                 "n_images": len(frame)}
     run = root / run_id_for(settings)
     atomic_write_json(run / "settings.json", settings)
@@ -272,6 +273,23 @@ def test_report_prints_per_run_and_across_models_and_stores_them(tmp_path):
     assert r.exit_code == 0 and json.loads(r.output) == stored, r.output
     r = CliRunner().invoke(main, ["report", str(tmp_path / "nowhere")])
     assert r.exit_code == 1 and r.output.strip() == f"Error: {tmp_path / 'nowhere'}: no such run folder"
+
+
+def test_report_tells_apart_groups_that_differ_beyond_its_columns(tmp_path):
+    """Two groups of three models alike in dataset, task, profile and images but run with another
+    seed printed two identical-looking lines: what differs is a column now."""
+    root = tmp_path / "runs"
+    base = _frame()
+    for seed in (0, 1):
+        for k, (model, top1) in enumerate([("model-a", 0.5), ("model-b", 0.7), ("model-c", 0.6)]):
+            frame = base.copy()
+            frame["nss"] = frame["nss"] + (k if seed == 0 else -k)
+            write_task_run(root, model=model, frame=frame, top1=top1, seed=seed)
+    r = CliRunner().invoke(main, ["report", "--results", str(root)])
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.output.splitlines() if line.startswith("cub-gha") and " nss " in line]
+    assert len(lines) == 2 and "seed=0" in lines[0] and "seed=1" in lines[1], r.output
+    assert "settings" in r.output.split("Across models")[1].splitlines()[1]
 
 
 def test_report_on_run_folders_writes_nothing(tmp_path):

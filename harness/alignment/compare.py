@@ -9,7 +9,8 @@ intervals on the two means would suggest (Efron & Tibshirani 1993, ch. 2 and ch.
 
 - :func:`paired_bootstrap`: the percentile-bootstrap interval of the mean difference, resampling
   stimuli with replacement (the *same* resampled stimuli for both sides: that is the pairing), and
-  a two-sided p-value for "no difference" obtained by inverting that interval.
+  a two-sided p-value for "no difference" from the paired sign-flip permutation test (exact up to
+  16 stimuli).
 - :func:`top1_agreement`: how often the two models' top-1 labels agree (did alignment change what
   the model sees, not only where it looks?).
 - :func:`pair`: two runs' per-image tables -> the comparison of every metric, refusing runs whose
@@ -19,7 +20,9 @@ intervals on the two means would suggest (Efron & Tibshirani 1993, ch. 2 and ch.
 
 References:
     B. Efron, R. J. Tibshirani (1993). *An Introduction to the Bootstrap*. Chapman & Hall.
-    Ch. 13 (percentile intervals); ch. 15-16 (tests, and how an interval gives one).
+    Ch. 13 (percentile intervals).
+    R. A. Fisher (1935). *The Design of Experiments*, section 21 (the sign-flip test of paired
+    differences); P. Good (2005). *Permutation, Parametric and Bootstrap Tests of Hypotheses*, ch. 3.
     A. C. Davison, D. V. Hinkley (1997). *Bootstrap Methods and their Application*. Cambridge
     University Press, ch. 4 (the ``(1 + count) / (B + 1)`` Monte-Carlo p-value).
     B. V. North, D. Curtis, P. C. Sham (2002). A note on the calculation of empirical p values from

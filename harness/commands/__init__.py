@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-#: the fewest bootstrap resamples --n-boot accepts: the smallest p-value is 2 / (B + 1), and with
-#: fewer than ~40 resamples no difference could ever be significant at 5% (nor its interval trusted)
+#: the fewest bootstrap resamples (and random sign flips) --n-boot accepts: above 16 stimuli the
+#: smallest p-value is 1 / (B + 1), and with few resamples no interval could be trusted
 MIN_BOOT = 100
 
 MODULES = ("align", "compare", "datasets_info", "evaluate", "leaderboard", "leaderboard_site", "report", "verify")

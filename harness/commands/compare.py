@@ -1,5 +1,6 @@
-"""``harness compare RUN_A RUN_B``: are two runs' numbers really different? A paired bootstrap of
-every metric over the stimuli both runs scored (:func:`harness.alignment.compare.pair`)."""
+"""``harness compare RUN_A RUN_B``: are two runs' numbers really different? Every metric's paired
+bootstrap interval and sign-flip test over the stimuli both runs scored
+(:func:`harness.alignment.compare.pair`)."""
 
 from __future__ import annotations
 
@@ -40,11 +41,12 @@ def load_checked(path: Path):
 @click.option("--metric", "metrics", multiple=True,
               help="Compare only this metric (repeatable; a task score as task:NAME). Default: every metric.")
 @click.option("--n-boot", type=click.IntRange(min=MIN_BOOT), default=10000, show_default=True, help="Bootstrap resamples.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap (and of the sign flips above 16 stimuli).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (NaN as null).")
 def compare(run_a: Path, run_b: Path, metrics: tuple[str, ...], n_boot: int, seed: int, as_json: bool) -> None:
     """Paired test of RUN_B against RUN_A (run folders) on the stimuli both scored: for every
-    metric, the mean difference B - A with its 95% percentile-bootstrap interval and p-value.
+    metric, the mean difference B - A with its 95% percentile-bootstrap interval and the p-value of
+    the paired sign-flip test.
 
     The runs must be scored the same way (dataset, metric profile and parameters, task, seed);
     a pair that is not, or a run that is unfinished or damaged, is refused with one line."""

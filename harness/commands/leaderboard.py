@@ -31,14 +31,14 @@ def leaderboard() -> None:
 @click.option("--ci", is_flag=True,
               help="Show each metric's 95% bootstrap interval over stimuli (csv: <metric>_lo/_hi columns) and mark "
                    "primary cells not significantly different from the model above (†) or from center-bias (‡): "
-                   "paired bootstrap, Holm-corrected across the table. Computed from the runs' per-image rows.")
+                   "paired sign-flip test, Holm-corrected across the table. Computed from the runs' per-image rows.")
 @click.option("--normalise", "--normalize", "normalise", is_flag=True,
               help="Show each gaze metric ceiling-normalised: (model - center-bias) / (human ceiling - center-bias) "
                    "of the same dataset, task and stimuli (0: center-bias, 1: the ceiling; higher is better "
                    "throughout).")
 @click.option("--n-boot", type=click.IntRange(min=MIN_BOOT), default=10000, show_default=True,
               help="Bootstrap resamples for --ci.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --ci bootstrap.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --ci bootstrap (and sign flips).")
 def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, dataset: str | None, task: str | None,
          wide: bool, ci: bool, normalise: bool, n_boot: int, seed: int) -> None:
     """Print the leaderboard: one row per model x attention x dataset x task."""

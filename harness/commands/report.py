@@ -141,11 +141,25 @@ def report(runs, results_dir, as_json) -> None:
                             disable_numparse=True))
     if cross:
         click.echo("\nAcross models (mean alignment vs task performance):")
-        # groups that differ by scoring or blur are told apart by a column (shown only then)
-        extra = [k for k in ("scoring", "sigma_deg", "sigma_px") if len({str(c.get(k)) for c in cross}) > 1]
+        # groups alike in the columns shown are told apart by what else differs (blur, scoring, task
+        # version, seed, stimuli ...): a column only then
+        def shown(c):
+            return (c["dataset"], c["task"], c.get("metric_profile"), c.get("n_images"), c["metric"])
+
+        keys = sorted({k for c in cross for k in (c.get("settings") or {})})
+        differ = [k for k in keys if any(
+            json.dumps((c.get("settings") or {}).get(k), sort_keys=True, default=str)
+            != json.dumps((o.get("settings") or {}).get(k), sort_keys=True, default=str)
+            for c in cross for o in cross if shown(c) == shown(o))]
+
+        def settings_cell(c):
+            return ", ".join(f"{k}={json.dumps((c.get('settings') or {}).get(k), sort_keys=True, default=str)}"
+                             for k in differ)
+
+        extra = ["settings"] if differ else []
         click.echo(tabulate([[c["dataset"], c["task"], c.get("metric_profile"), c.get("n_images"),
-                              *[c.get(k) for k in extra], c["metric"], c["task_metric"], _fmt(c["spearman_rho"]),
-                              _fmt(c["spearman_p"]), c["n_models"]] for c in cross],
+                              *([settings_cell(c)] if differ else []), c["metric"], c["task_metric"],
+                              _fmt(c["spearman_rho"]), _fmt(c["spearman_p"]), c["n_models"]] for c in cross],
                             headers=["dataset", "task", "profile", "images", *extra, "metric", "task metric", "rho",
                                      "p", "models"], disable_numparse=True))
     if before_after:

@@ -16,8 +16,8 @@ the summaries against their shards exactly as before.
 - :func:`holm`: Holm's step-down correction (Holm 1979).
 - :func:`table_statistics`: for the rows a leaderboard shows, every metric's interval, and for the
   primary metric each model against the ``center-bias`` baseline and against the model ranked just
-  above it, each other baseline (``uniform``) against ``center-bias``, by the paired bootstrap of
-  :func:`harness.alignment.compare.pair` over the stimuli the two runs share, with the p-values
+  above it, each other baseline (``uniform``) against ``center-bias``, by the paired sign-flip test
+  of :func:`harness.alignment.compare.pair` over the stimuli the two runs share, with the p-values
   Holm-corrected across the whole table. The human ceiling is not tested: its per-stimulus numbers
   score the other observers against one left-out observer at a time, not against the fixations the
   models are scored against, so a paired difference would not compare like with like.
@@ -219,7 +219,7 @@ class TableStats:
     ``comparisons``: one dict per paired test of the primary metric: ``run_id``, ``model``,
     ``role`` (``"above"``: against the model ranked just above; ``"reference"``: against
     ``center-bias``), ``against_run_id``, ``against_model``, ``n`` (stimuli paired), ``diff``
-    (this run minus the other), ``lo``, ``hi``, ``p`` (the paired bootstrap's), ``p_holm`` (Holm-
+    (this run minus the other), ``lo``, ``hi``, ``p`` (the paired sign-flip test's), ``p_holm`` (Holm-
     adjusted across every test of the table) and ``significant`` (rejected by Holm at ``alpha``).
     ``not_compared``: run id -> why a test it should have had was not made (one line each)."""
 
