@@ -111,7 +111,8 @@ def across_models(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     grouping; a summary that carries its run's ``settings`` (``{**run.summary, "settings":
     run.settings}``) is also grouped by what :data:`harness.alignment.compare.COMPARABLE` names
     (the blur, the task's parameters, the seed), its scoring (raw and calibrated numbers never
-    share a group) and its stimuli (``limit``, an aligned model's subset). A model x attention evaluated more than once in a group counts once, with its latest
+    share a group) and its stimuli (``limit``, an aligned model's subset). A model x attention
+    evaluated more than once in a group counts once, with its latest
     run (as on the leaderboard), so a re-run does not weigh twice. Each entry lists the models and
     both values per model, so the stored numbers can be checked by hand.
     """
@@ -150,7 +151,8 @@ def across_models(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             rho, p, n = spearman(align, perf)
             results.append({"dataset": dataset, "task": task, "metric_profile": profile, "n_images": n_images,
                             "scoring": same["scoring"], "sigma_deg": blur.get("sigma_deg"),
-                            "sigma_px": blur.get("sigma_px"), "settings": same, "metric": m, "task_metric": primary, "spearman_rho": rho, "spearman_p": p,
+                            "sigma_px": blur.get("sigma_px"), "settings": same, "metric": m,
+                            "task_metric": primary, "spearman_rho": rho, "spearman_p": p,
                             "n_models": n, "models": [f"{g['model']} [{g.get('attention')}]" for g in group],
                             "alignment": align, "performance": perf})
     return results

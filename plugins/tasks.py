@@ -218,7 +218,8 @@ class Detection:
         if not refs:
             return {}
         names = sorted({_norm_label(r["category"]) for r in refs})
-        preds = [(box, self._category(cat, names)) for box, cat in zip(_listed(output["boxes"]), _listed(output["categories"]))]
+        preds = [(box, self._category(cat, names))
+                 for box, cat in zip(_listed(output["boxes"]), _listed(output["categories"]))]
         hit = 0
         for name in names:
             mine = [r["bbox"] for r in refs if _norm_label(r["category"]) == name]

@@ -179,10 +179,12 @@ def test_across_models_never_mixes_blurs_scorings_or_task_versions():
     task is another group, not model a's latest run of this one (its nss replaced a's and the
     correlation changed)."""
     blur = {"metric_params": {"sigma_deg": 1.0, "sigma_px": 24.0}, "seed": 0}
-    three = [{**_summary(m, v, t), "settings": blur} for m, v, t in (("a", 0.5, 0.3), ("b", 1.5, 0.6), ("c", 1.0, 0.45))]
+    three = [{**_summary(m, v, t), "settings": blur}
+             for m, v, t in (("a", 0.5, 0.3), ("b", 1.5, 0.6), ("c", 1.0, 0.45))]
     later = "2025-02-01T00:00:00+00:00"
     others = [
-        {**_summary("a", 9.0, 0.3, finished_at=later), "settings": {**blur, "metric_params": {"sigma_deg": 2.0, "sigma_px": 48.0}}},
+        {**_summary("a", 9.0, 0.3, finished_at=later),
+         "settings": {**blur, "metric_params": {"sigma_deg": 2.0, "sigma_px": 48.0}}},
         {**_summary("a", 9.0, 0.3, finished_at=later), "scoring": "calibrated", "settings": {**blur, "scoring": "calibrated"}},
         {**_summary("a", 9.0, 0.3, finished_at=later), "settings": {**blur, "task_params": {"version": "2"}}},
         {**_summary("a", 9.0, 0.3, finished_at=later), "settings": {**blur, "stimuli": {"subset": "held-out"}}},

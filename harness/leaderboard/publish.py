@@ -366,7 +366,8 @@ def merged_tree(runs: Sequence[Run], existing_board, existing_per_image, repo: s
     rows = hub_table.merge_rows(old_rows, new_rows)
     # rows published before per-image rows said their metric profile and scoring get them from their run's row
     known = {r["run_id"]: {"metric_profile": r.get("metric_profile"), "scoring": hub_table.scoring_of(r)} for r in rows}
-    per_image = hub_table.per_image_table(runs, existing_per_image, replace_ids=[r["run_id"] for r in new_rows] + sorted(renamed),
+    replaced = [r["run_id"] for r in new_rows] + sorted(renamed)
+    per_image = hub_table.per_image_table(runs, existing_per_image, replace_ids=replaced,
                                           clean=_public_text, public_id=_public_run_id, known=known)
     return build_tree(rows, per_image, repo, primary), rows, len(new_rows)
 

@@ -185,8 +185,8 @@ def task_metric_description(column: str) -> str:
 
 
 def page_statistics(runs: Sequence[Run], primary: str | None) -> dict[str, dict[str, Any]]:
-    """Per run id (as published, :func:`public_run_id`): its metrics' 95% bootstrap intervals and, on the primary metric, the marks of
-    ``leaderboard show --ci`` (``†`` not significantly different from the model above, ``‡`` from
+    """Per run id (as published, :func:`public_run_id`): its metrics' 95% bootstrap intervals and,
+    on the primary metric, the marks of ``leaderboard show --ci`` (``†`` not significantly different from the model above, ``‡`` from
     center-bias) with what each was tested against; computed per scoring, as the CLI's tables are."""
     from . import significance
     from .table import _by_scoring
@@ -307,7 +307,8 @@ def before_after(runs: Sequence[Run]) -> list[dict[str, Any]]:
         except Exception:  # a pair that cannot be compared is left out of the page, never half shown
             continue
         out.append(jsonable({
-            "base": public_text(res["before_model"]), "aligned": public_text(res["after_model"]), "dataset": res["dataset"],
+            "base": public_text(res["before_model"]), "aligned": public_text(res["after_model"]),
+            "dataset": res["dataset"],
             "task": res["task_name"], "n": res["n_paired"], "aligned_run": _public_id(aligned),
             "base_run": _public_id(base),
             "top1_agreement": res.get("top1_agreement"),
