@@ -8,6 +8,7 @@ model's mean alignment and its task performance.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
@@ -35,6 +36,17 @@ def bootstrap_ci(values: np.ndarray, *, seed: int = 0, n: int = N_BOOTSTRAP, lev
 EXACT_SPEARMAN = 8
 
 
+@functools.lru_cache(maxsize=None)
+def _pairings(n: int) -> np.ndarray:
+    """Every permutation of ``range(n)``, one a row (made once per ``n``: a report asks for the
+    same ``n`` once per metric)."""
+    from itertools import permutations
+
+    perms = np.array(list(permutations(range(n))), dtype=np.intp)
+    perms.setflags(write=False)
+    return perms
+
+
 def spearman(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, int]:
     """Spearman's rho, its two-sided p-value, and n (pairs with a NaN dropped).
 
@@ -52,11 +64,9 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, int]
     res = spearmanr(a[keep], b[keep])
     rho, p = float(res.statistic), float(res.pvalue)
     if n <= EXACT_SPEARMAN:
-        from itertools import permutations
-
         ra, rb = rankdata(a[keep]), rankdata(b[keep])
         ra, rb = ra - ra.mean(), rb - rb.mean()
-        perms = np.array(list(permutations(range(n))), dtype=np.intp)
+        perms = _pairings(n)
         rhos = (rb[perms] @ ra) / math.sqrt(float(ra @ ra) * float(rb @ rb))
         p = float(np.count_nonzero(np.abs(rhos) >= abs(rho) - 1e-12)) / len(perms)
     return rho, p, n

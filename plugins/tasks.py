@@ -185,13 +185,14 @@ class Detection:
         self.objects_exhaustive = objects_exhaustive
         #: dataset category -> the names models give it (``GazeDataset.label_aliases``)
         self.label_aliases = label_aliases
+        self._memo: dict[tuple, str | None] = {}  # (predicted name, categories) -> category
 
     def _category(self, predicted: str, categories: Sequence[str]) -> str | None:
         """The dataset category (normalised) a predicted category names, of ``categories``
         (normalised): the same name first, else the first that :func:`label_matches` accepts.
         Memoised: a run asks it for each of up to 100 detections an image."""
         key = (predicted, tuple(categories))
-        memo = self.__dict__.setdefault("_memo", {})
+        memo = self._memo
         if key not in memo:
             name = _norm_label(predicted)
             if name in categories:

@@ -31,6 +31,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from datetime import datetime, timezone
@@ -138,6 +139,15 @@ def paired_bootstrap(before, after, *, n_boot: int = 10000, seed: int = 0, level
 _EXACT_FLIPS = 16
 
 
+@functools.lru_cache(maxsize=None)
+def _all_signs(n: int) -> np.ndarray:
+    """Every assignment of signs to ``n`` pairs, one a row (made once per ``n``: a table tests many
+    pairs of the same stimuli)."""
+    signs = ((np.arange(1 << n)[:, None] >> np.arange(n)) & 1) * 2.0 - 1.0
+    signs.setflags(write=False)
+    return signs
+
+
 def _sign_flip_p(d: np.ndarray, n_boot: int, seed: int) -> float:
     """The two-sided p-value of the paired sign-flip test of ``mean(d) = 0`` (see
     :func:`paired_bootstrap`). Its random assignments come from a stream of their own, so the
@@ -146,7 +156,7 @@ def _sign_flip_p(d: np.ndarray, n_boot: int, seed: int) -> float:
     # at least as far from 0 up to the rounding of a mean (an exact tie must count, not land at random)
     bar = abs(float(d.mean())) - _TIE * float(np.max(np.abs(d)))
     if n <= _EXACT_FLIPS:
-        signs = ((np.arange(1 << n)[:, None] >> np.arange(n)) & 1) * 2.0 - 1.0
+        signs = _all_signs(n)
         return float(np.count_nonzero(np.abs((signs * d).mean(axis=1)) >= bar)) / (1 << n)
     rng = np.random.default_rng([seed, 0x5F11])
     count = 0

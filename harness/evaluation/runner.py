@@ -98,7 +98,8 @@ def _aliases(gaze, task: str = "classification") -> dict[str, list[str]]:
     sources = ("label_aliases", "detection_aliases") if task == "detection" else ("label_aliases",)
     for source in sources:
         for k, vs in (getattr(gaze, source, None) or {}).items():
-            merged.setdefault(str(k), []).extend(str(v) for v in vs if str(v) not in merged.get(str(k), []))
+            names = merged.setdefault(str(k), [])
+            names += [str(v) for v in vs if str(v) not in names]
     return {k: merged[k] for k in sorted(merged)}
 
 

@@ -339,9 +339,7 @@ def public_row(row: dict[str, Any]) -> dict[str, Any]:
     run's own settings.json); its run id as :func:`harness.leaderboard.site.public_run_id` makes it."""
     import json
 
-    from .site import public_value
-
-    from .site import _with_run_id
+    from .site import _with_run_id, public_value
 
     out = dict(row)
     out["run_id"] = _public_run_id(row["run_id"], row.get("model"))
