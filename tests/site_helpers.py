@@ -29,7 +29,7 @@ def write_run(root: Path, *, model: str, metrics: dict[str, float], attention: s
               finished_at: str = "2025-03-01T12:00:00+00:00", maps: dict[str, np.ndarray] | None = None,
               stimulus_ids: list[str] | None = None, legacy_maps: bool = False, scoring: str = "raw",
               shuffle: int | None = None, metric_params: dict[str, Any] | None = None,
-              stimuli: dict[str, Any] | None = None) -> Path:
+              stimuli: dict[str, Any] | None = None, task_params: dict[str, Any] | None = None) -> Path:
     """One finished run folder; per-image values average exactly to ``metrics``. ``maps`` are
     saved as ``maps/<stimulus_filename(id, ".npy")>`` named in ``maps/index.json``, or, with
     ``legacy_maps``, as the ``maps/<id>.npy`` of runs written before the index existed."""
@@ -43,6 +43,7 @@ def write_run(root: Path, *, model: str, metrics: dict[str, float], attention: s
         "metric_params": metric_params or {"sigma_deg": 1.0, "sigma_px": 24.0}, "seed": seed,
         **({"scoring": scoring} if scoring != "raw" else {}),
         **({"stimuli": stimuli} if stimuli else {}),  # an aligned model's held-out subset
+        **({"task_params": task_params} if task_params else {}),
     }
     run = Path(root) / run_id_for(settings)
     atomic_write_json(run / "settings.json", settings)

@@ -216,6 +216,34 @@ def test_rows_scored_on_different_stimuli_are_said_not_to_compare(tmp_path):
     assert "different stimuli" not in render_table(load_runs(same))
 
 
+def test_a_task_scored_by_an_older_version_is_labelled_beside_newer_rows(tmp_path):
+    """A model whose latest detection run predates detection's version 2 (COCO aliases, maximum
+    matching) was ranked beside version-2 rows with nothing to say its mAP was scored otherwise."""
+    root = tmp_path / "runs"
+    v2 = {"version": "2"}
+    for model, params, mAP in (("detr-a", v2, 0.61), ("detr-b", None, 0.40), ("detr-c", v2, 0.55)):
+        write_run(root, model=model, dataset="poet", task="detection", metrics={"nss": 1.0},
+                  task_metrics={"map": mAP}, task_primary="map", task_params=params)
+    text = render_table(load_runs(root), "github")
+    lines = text.splitlines()
+    assert sum(line.startswith("| detr-b [task v1] ") for line in lines) == 1, text
+    assert not any(line.startswith(("| detr-a [", "| detr-c [")) for line in lines), text
+    assert ("Rows whose task was scored otherwise than the rest (detr-b [task v1]): their task columns do not "
+            "compare with the others' (their gaze metrics do)") in " ".join(lines)
+    # the same model evaluated again by version 2 supersedes its old row; nothing left to label
+    write_run(root, model="detr-b", dataset="poet", task="detection", metrics={"nss": 1.0},
+              task_metrics={"map": 0.5}, task_primary="map", task_params=v2, finished_at="2025-03-02T12:00:00+00:00")
+    text = render_table(load_runs(root), "github")
+    assert "[task" not in text and "scored otherwise" not in text, text
+    assert "| detr-b " in text
+    # every row of the older version: they compare with each other, no label
+    old = tmp_path / "old"
+    for model in ("detr-a", "detr-b"):
+        write_run(old, model=model, dataset="poet", task="detection", metrics={"nss": 1.0}, task_metrics={"map": 0.4},
+                  task_primary="map")
+    assert "[task" not in render_table(load_runs(old), "github")
+
+
 def test_another_blur_or_profile_is_another_row_labelled_not_a_newer_version(tmp_path):
     """A run at 2 degrees finished after the same model's run at 1 degree used to replace it as the
     model's "latest" row, without a word, beside references blurred at 1 degree; and the rows of two

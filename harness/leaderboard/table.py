@@ -346,16 +346,29 @@ def _mixed_stimuli_notes(rows: Sequence[dict[str, Any]], text, variants: dict[in
 
 
 def _setting_variants(rows: Sequence[dict[str, Any]]) -> dict[int, str]:
-    """``id(row)`` -> what differs (``sigma_deg=2, sigma_px=48``) for each row scored with another
-    blur than most rows of its dataset and task: such rows keep rows of their own (see
-    :data:`hub_table.GROUP_KEY`), and without a label two of them would look the same."""
-    from collections import Counter
+    """``id(row)`` -> what sets the row apart from the rest of its dataset and task, as a label
+    (``sigma_deg=2, sigma_px=48``, ``task v1``): another blur (:func:`_blur_variants`) or another
+    scoring of the task (:func:`_task_variants`). Such rows keep rows of their own (see
+    :data:`hub_table.GROUP_KEY`) or sit beside rows scored otherwise, and without a label two of
+    them would look the same."""
+    blur, task = _blur_variants(rows), _task_variants(rows)
+    return {k: "; ".join(v for v in (blur.get(k), task.get(k)) if v) for k in {**blur, **task}}
 
+
+def _by_dataset_task(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((str(r.get("dataset")), str(r.get("task"))), []).append(r)
+    return list(groups.values())
+
+
+def _blur_variants(rows: Sequence[dict[str, Any]]) -> dict[int, str]:
+    """``id(row)`` -> what differs (``sigma_deg=2, sigma_px=48``) for each row scored with another
+    blur than most rows of its dataset and task."""
+    from collections import Counter
+
     out: dict[int, str] = {}
-    for members in groups.values():
+    for members in _by_dataset_task(rows):
         params = [hub_table.settings_of(r).get("metric_params") or {} for r in members]
         keys = [json.dumps(p, sort_keys=True, default=str) for p in params]
         if len(set(keys)) < 2:
@@ -368,6 +381,43 @@ def _setting_variants(rows: Sequence[dict[str, Any]]) -> dict[int, str]:
     return out
 
 
+def _task_version(params: dict[str, Any]) -> int:
+    """The version of a task's scoring a row's ``task_params`` record (none recorded: 1, the scoring
+    before tasks had versions); a version that is not a number counts as 0."""
+    try:
+        return int(params.get("version", 1))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _task_variants(rows: Sequence[dict[str, Any]]) -> dict[int, str]:
+    """``id(row)`` -> ``task v1`` (or ``task label_aliases``) for each row whose task was scored
+    otherwise than the rest of its dataset and task: by an older version of the task's scoring
+    (a run made before detection's COCO aliases or captioning's tokenizer changed: the leaderboard
+    keeps a model's latest run, which may predate them) or with other task parameters than most
+    rows of the newest version. Their gaze metrics compare; their task columns do not."""
+    from collections import Counter
+
+    out: dict[int, str] = {}
+    for members in _by_dataset_task(rows):
+        params = [hub_table.settings_of(r).get("task_params") or {} for r in members]
+        params = [p if isinstance(p, dict) else {} for p in params]
+        keys = [json.dumps(p, sort_keys=True, default=str) for p in params]
+        if len(set(keys)) < 2:
+            continue
+        newest = max(_task_version(p) for p in params)
+        usual = json.loads(Counter(k for p, k in zip(params, keys) if _task_version(p) == newest).most_common(1)[0][0])
+        for r, p, k in zip(members, params, keys):
+            if k == json.dumps(usual, sort_keys=True, default=str):
+                continue
+            if _task_version(p) != newest:
+                out[id(r)] = f"task v{p.get('version', 1)}"
+            else:
+                out[id(r)] = "task " + ", ".join(name for name in sorted(set(p) | set(usual))
+                                                  if p.get(name) != usual.get(name))
+    return out
+
+
 def _short(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -375,9 +425,18 @@ def _short(value: Any) -> str:
 def _variant_notes(rows: Sequence[dict[str, Any]], variants: dict[int, str], text) -> list[str]:
     if not variants:
         return []
-    listed = "; ".join(f"{text(str(r.get('model')))} [{variants[id(r)]}]" for r in rows if id(r) in variants)
-    return [f"Rows blurred otherwise than the rest ({listed}): their density metrics use another human "
-            "density, so their scores do not compare with the others'."]
+    notes = []
+    blur, task = _blur_variants(rows), _task_variants(rows)
+    if blur:
+        listed = "; ".join(f"{text(str(r.get('model')))} [{variants[id(r)]}]" for r in rows if id(r) in blur)
+        notes.append(f"Rows blurred otherwise than the rest ({listed}): their density metrics use another human "
+                     "density, so their scores do not compare with the others'.")
+    if task:
+        listed = "; ".join(f"{text(str(r.get('model')))} [{variants[id(r)]}]" for r in rows if id(r) in task)
+        notes.append(f"Rows whose task was scored otherwise than the rest ({listed}): their task columns do not "
+                     "compare with the others' (their gaze metrics do); evaluate them again to score the task "
+                     "as the others were.")
+    return notes
 
 
 def _images_cell(r: dict[str, Any]) -> Any:
