@@ -47,17 +47,42 @@ def _synonyms(label: Any) -> set[str]:
     return {_norm_label(p) for p in str(label).split(",")} | {_norm_label(label)}
 
 
+_IMAGENET_NAMES: dict[str, frozenset[str]] | None = None
+
+
+def _imagenet_classes(label: Any) -> frozenset[str]:
+    """The ImageNet-1k classes (wnids) whose whole name ``label`` is (case and separators ignored):
+    usually one, two for the names two classes share ("crane"), none for anything else."""
+    global _IMAGENET_NAMES
+    if _IMAGENET_NAMES is None:
+        from harness.imagenet_classes import CLASSES
+
+        names: dict[str, set[str]] = {}
+        for wnid, name in CLASSES:
+            names.setdefault(", ".join(_norm_label(p) for p in name.split(",")), set()).add(wnid)
+        _IMAGENET_NAMES = {k: frozenset(v) for k, v in names.items()}
+    return _IMAGENET_NAMES.get(", ".join(_norm_label(p) for p in str(label).split(",")), frozenset())
+
+
 def label_matches(predicted: Any, reference: Any, aliases: dict[str, Sequence[str]] | None = None) -> bool:
     """A prediction is right when it names the reference class: exactly (case and separators
     ignored), through a shared synonym of ImageNet-style comma-separated names (``"tabby"`` names
     ``"tabby, tabby cat"`` and the other way round), or through the dataset's ``label_aliases``
-    (reference class -> model labels, matched the same way)."""
+    (reference class -> model labels, matched the same way). Two whole names of different
+    ImageNet-1k classes never match through a synonym: "Cardigan, Cardigan Welsh corgi" (the dog)
+    is not "cardigan" (the sweater), although case is ignored."""
     predicted_names = _synonyms(predicted)
-    if predicted_names & _synonyms(reference):
+    if predicted_names & _synonyms(reference) and not _distinct_classes(predicted, reference):
         return True
     if aliases and reference in aliases:
-        return any(predicted_names & _synonyms(a) for a in aliases[reference])
+        return any(predicted_names & _synonyms(a) and not _distinct_classes(predicted, a) for a in aliases[reference])
     return False
+
+
+def _distinct_classes(a: Any, b: Any) -> bool:
+    """Both whole names of ImageNet-1k classes, and no class is named by both."""
+    ca, cb = _imagenet_classes(a), _imagenet_classes(b)
+    return bool(ca) and bool(cb) and not ca & cb
 
 
 class Classification:
@@ -65,6 +90,10 @@ class Classification:
     requires = ("label",)
     primary = "top1"
     per_image_score = "top1"  # correlated with per-stimulus alignment
+    #: of the scoring, in each run's ``task_params`` (runs scored otherwise are not reused nor compared):
+    #: 2: top-5 counts the label whatever ``topk`` lists; ImageNet names of different classes that share
+    #: a synonym ("Cardigan" the corgi, "cardigan" the sweater) no longer match
+    version = "2"
 
     def __init__(self, label_aliases: dict[str, Sequence[str]] | None = None):
         self.label_aliases = label_aliases

@@ -32,6 +32,22 @@ def test_label_matches_imagenet_synonyms_wnids_and_aliases():
     assert not label_matches("lynx", "cat", aliases)
 
 
+def test_imagenet_names_of_different_classes_never_match_through_a_synonym():
+    """Case was ignored, so "Cardigan, Cardigan Welsh corgi" (the dog, n02113186) named "cardigan"
+    (the sweater, n02963159): a corgi counted as a sweater."""
+    corgi, sweater = "Cardigan, Cardigan Welsh corgi", "cardigan"
+    assert not label_matches(corgi, sweater) and not label_matches(sweater, corgi)
+    assert label_matches("Cardigan", sweater)  # case ignored: "Cardigan" alone is the sweater's whole name
+    assert label_matches("Cardigan Welsh corgi", corgi) and label_matches(corgi, "cardigan welsh corgi")
+    assert not label_matches(corgi, "dog", {"dog": [sweater]})  # nor through an alias
+    assert label_matches(corgi, "dog", {"dog": ["Cardigan Welsh corgi"]})
+    # a name two classes share names both: a dataset labelled "crane" cannot tell them apart either
+    assert label_matches("crane", "crane")
+    task = Classification()
+    assert task.version == "2"
+    assert task.score_image({"label": corgi}, {"label": sweater}) == {"top1": 0.0, "top5": 0.0, "solved": 0.0}
+
+
 def test_classification_top1_top5_by_hand():
     task = Classification()
     five = [TIGER_CAT, "n02124075", "n02127052", TABBY, "n02129604"]
