@@ -221,7 +221,7 @@ def write_task_run(root: Path, *, model: str, frame: pd.DataFrame, top1: float, 
                "n_failed": int((frame.status != "ok").sum()),
                "metrics": {m: float(ok[m].mean()) for m in directions}, "metric_directions": directions,
                "task_metrics": {"top1": top1}, "task_primary": "top1",
-               "alignment_vs_task": alignment_vs_task(frame, directions), "finished_at": "2025-01-01T00:00:00+00:00"}
+               "alignment_vs_task": alignment_vs_task(frame, directions, seed=seed), "finished_at": "2025-01-01T00:00:00+00:00"}
     atomic_write_json(run / "summary.json", summary)
     return run
 
@@ -275,6 +275,33 @@ def test_report_prints_per_run_and_across_models_and_stores_them(tmp_path):
     assert r.exit_code == 0 and json.loads(r.output) == stored, r.output
     r = CliRunner().invoke(main, ["report", str(tmp_path / "nowhere")])
     assert r.exit_code == 1 and r.output.strip() == f"Error: {tmp_path / 'nowhere'}: no such run folder"
+
+
+def test_report_computes_each_runs_statistics_again_from_its_rows(tmp_path):
+    """A summary written by an older version kept the statistics of then (Spearman's t
+    approximation: p = 0 for rho = 1 on 3 stimuli; no n per mean), and the report printed them."""
+    root = tmp_path / "runs"
+    runs = _results(root)
+    r = CliRunner().invoke(main, ["report", "--results", str(root), "--json"])
+    assert r.exit_code == 0 and "computed again" not in r.output, r.output  # this version's summaries: as stored
+    current = json.loads(r.output)
+    old = runs["model-b"]
+    summary = json.loads((old / "summary.json").read_text())
+    for v in summary["alignment_vs_task"]["metrics"].values():  # as an older version wrote it
+        v["spearman_p"] = 0.0
+        del v["solved"]["n"], v["unsolved"]["n"]
+    atomic_write_json(old / "summary.json", summary)
+    r = CliRunner().invoke(main, ["report", "--results", str(root), "--json"])
+    assert r.exit_code == 0, r.output
+    assert f"statistics of 1 run(s) were computed again from their per-image rows: their summaries hold an " \
+           f"older version's ({old.name})" in r.output
+    document = json.loads(r.output[r.output.index("{"):])
+    assert document == current  # the numbers this version computes, not the stored ones
+    stored = json.loads((root / "alignment_vs_task.json").read_text())
+    assert stored["runs"][old.name]["metrics"]["nss"]["spearman_p"] != 0.0
+    text = CliRunner().invoke(main, ["report", "--results", str(root)]).output
+    nss = [line.split() for line in text.split("model-b")[1].splitlines() if line.startswith("nss ")][0]
+    assert nss[-2] == "{:.4f}".format(current["runs"][old.name]["metrics"]["nss"]["spearman_p"]), text
 
 
 def test_report_tells_apart_groups_that_differ_beyond_its_columns(tmp_path):

@@ -66,6 +66,8 @@ def _run_all(model: str, dataset: str, task: str, out: Path, data_dir: Path | No
     _cli(args)
     table = _cli(["leaderboard", "show", "--results", str(out), "--task", task])
     report = _cli(["report", "--results", str(out)])
+    # the report computes each run's statistics again from its rows: this version's summary holds the same
+    assert "computed again" not in report, report
     (run,) = [r for r in load_runs(out) if r.summary["kind"] == "model"]
     return run, table, report
 

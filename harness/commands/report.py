@@ -71,6 +71,33 @@ def _before_after(loaded) -> list[dict]:
     return out
 
 
+def _per_run(loaded) -> tuple[dict[str, dict], list[str]]:
+    """Each run's ``alignment_vs_task``, computed now from its per-image rows (what ``harness eval``
+    stores in the summary, the same numbers for a run made by this version): a summary written by
+    an older version keeps the statistics of then (session 21 replaced Spearman's t approximation
+    for small n and added each mean's ``n``), which a report must not print as today's. Returns the
+    analyses by run id and the runs whose stored analysis differed."""
+    from ..analysis import alignment_vs_task
+    from ..results.files import jsonable
+
+    out: dict[str, dict] = {}
+    stale: list[str] = []
+    for r in loaded:
+        stored = r.summary.get("alignment_vs_task") or {}
+        if not stored.get("metrics"):
+            continue
+        directions = r.summary.get("metric_directions") or {m: "higher" for m in stored["metrics"]}
+        fresh = alignment_vs_task(r.per_image(), directions, seed=int(r.settings.get("seed", 0) or 0),
+                                  score=stored.get("task_score"))
+        if not fresh.get("metrics"):  # the rows do not say what the summary says: keep it, say so
+            stale.append(f"{r.run_id} (its per-image rows give no analysis; the summary's is shown)")
+            fresh = stored
+        elif json.dumps(jsonable(fresh), sort_keys=True) != json.dumps(jsonable(stored), sort_keys=True):
+            stale.append(r.run_id)
+        out[r.run_id] = fresh
+    return out, stale
+
+
 @main.command()
 @click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
 @results_option("Folder holding run folders (as written by `harness eval --output`); used when no RUN is given.")
@@ -106,10 +133,15 @@ def report(runs, results_dir, as_json) -> None:
             loaded.append(r)
     else:
         loaded = load_runs(results_dir)
-    per_run = [r for r in loaded if r.summary.get("alignment_vs_task", {}).get("metrics")]
+    analyses, stale = _per_run(loaded)
+    per_run = [r for r in loaded if r.run_id in analyses]
+    if stale:
+        click.echo(f"note: the alignment-vs-task statistics of {len(stale)} run(s) were computed again from their "
+                   f"per-image rows: their summaries hold an older version's ({', '.join(stale)}); "
+                   "`harness eval` with the same settings rewrites a summary", err=True)
     cross = across_models([{**r.summary, "settings": r.settings} for r in loaded])
     before_after = _before_after(loaded)
-    document = _jsonable({"runs": {r.run_id: r.summary["alignment_vs_task"] for r in per_run},
+    document = _jsonable({"runs": {r.run_id: analyses[r.run_id] for r in per_run},
                           "across_models": cross, **({"before_after": before_after} if before_after else {})})
     if not per_run and not cross and not before_after:  # nothing to relate: say where it applies, store nothing
         where = "these runs" if runs else str(results_dir)
@@ -129,7 +161,7 @@ def report(runs, results_dir, as_json) -> None:
         click.echo(json.dumps(document, indent=2, allow_nan=False))
         return
     for r in per_run:
-        a = r.summary["alignment_vs_task"]
+        a = analyses[r.run_id]
         click.echo(f"\n{r.summary['model']} [{r.summary['attention']}] on {r.summary['dataset']}/{r.summary['task']}"
                    f" — solved {a['n_solved']}, unsolved {a['n_unsolved']}; task score: {a['task_score']}")
         table = [[m, _fmt(v["solved"]["mean"]), f"[{_fmt(v['solved']['ci95'][0])}, {_fmt(v['solved']['ci95'][1])}]",
