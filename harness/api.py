@@ -175,7 +175,8 @@ class ModuleModel:
 
 
 class FunctionModel:
-    """A callable ``PIL image -> 2-D map``; the map is resized bilinearly to the stimulus."""
+    """A callable ``PIL image -> 2-D map`` (height, width) at any resolution; the map is resized
+    bilinearly to the stimulus. A map of the image's (width, height) is refused: a transposed map."""
 
     tasks: Sequence[str] = ("free-viewing",)
     attention_methods: Sequence[str] = ("function",)
@@ -205,5 +206,9 @@ class FunctionModel:
             if m.ndim != 2:
                 raise ValueError(f"{self.name} returned an array of shape {m.shape}; expected a 2-D map")
             w, h = im.size
+            if m.shape == (w, h) and w != h:  # (width, height): stretched to the image, it would score as
+                # a map of other places, in silence; a model's map of another size is refused the same way
+                raise ValueError(f"{self.name} returned a map of shape {m.shape}, the image's (width, height); "
+                                 f"a map is (height, width) = ({h}, {w})")
             out.append(Prediction(attention=m if m.shape == (h, w) else to_stimulus(m, h, w)))
         return out

@@ -56,7 +56,7 @@ def checked_model(model: Any, name: str, provenance: bool = True) -> dict[str, A
     to follow :class:`Model`)."""
     from .errors import PluginError
 
-    what = f"model {name!r} ({type(model).__name__})"
+    what = f"model {name!r} ({type(model).__name__}{_plugin_note(name)})"
     missing = [a for a in ("tasks", "attention_methods", "predict", "provenance") if not hasattr(model, a)]
     if missing:
         raise PluginError(f"{what} has no {', '.join(missing)}: a model needs tasks, attention_methods, "
@@ -84,6 +84,17 @@ def checked_model(model: Any, name: str, provenance: bool = True) -> dict[str, A
         raise PluginError(f"{what}: provenance() must return plain JSON data (strings, numbers, lists, dicts): "
                           f"{exc}") from exc
     return provenance
+
+
+def _plugin_note(name: str) -> str:
+    """``, plugin 'x'`` for a registered model (the package to fix or uninstall), else nothing."""
+    try:
+        from .plugins import get_registry
+
+        plugins = get_registry(warn=False).plugins_of("model", name)
+    except Exception:  # naming the plugin must never hide the error being reported
+        return ""
+    return f", plugin {plugins[0]!r}" if len(plugins) == 1 else ""
 
 
 def _items(value: Any) -> list[Any]:

@@ -100,6 +100,11 @@ class HookFailure:
         return f"plugin {self.plugin!r} failed in {self.hook}: {self.error}"
 
 
+#: names a metric cannot take: the per-image rows' own columns (``harness.results.summary.ROW_COLUMNS``)
+#: and the log-likelihood a calibrated run adds, and the leaderboard's explained information gain
+RESERVED_METRIC_NAMES = ("stimulus_id", "status", "error", "n_fixations", "seconds", "output", "ll", "ig_explained")
+
+
 def spec_problem(spec: Spec) -> str | None:
     """Why ``spec`` cannot be registered, as one line to follow "plugin 'NAME' ", or None."""
     if spec.kind not in KINDS:
@@ -108,6 +113,9 @@ def spec_problem(spec: Spec) -> str | None:
         return f"registered a {spec.kind} without a name"
     if not isinstance(spec.factory, str) and not callable(spec.factory):
         return f"registered {spec.kind} {spec.name!r} with a factory that is neither 'module:attr' nor callable"
+    if spec.kind == "metric" and (spec.name in RESERVED_METRIC_NAMES or spec.name.startswith("task:")):
+        return (f"registered metric {spec.name!r}, a name the result rows use for a column of their own "
+                f"({', '.join(RESERVED_METRIC_NAMES)}, task:*): its values would overwrite it")
     if isinstance(spec.factory, str) and not all(spec.factory.partition(":")[::2]):
         return f"registered {spec.kind} {spec.name!r} with factory {spec.factory!r}, which is not 'module:attr'"
     return None

@@ -55,6 +55,12 @@ def test_a_callable_image_to_map(tmp_path, data_dir):
     bad = harness.evaluate(lambda im: np.zeros(5), name="bad", dataset="osie", limit=2, output=tmp_path,
                            data_dir=data_dir, references=False)
     assert bad.summary["n_failed"] == 2 and "2-D map" in str(bad.per_stimulus["error"].iloc[0])
+    # a map of the image's (width, height) was stretched to the image and scored, in silence
+    turned = harness.evaluate(lambda im: center_bias_map(*im.size), name="turned", dataset="osie", limit=2,
+                              output=tmp_path, data_dir=data_dir, references=False)
+    assert turned.summary["n_failed"] == 2
+    assert "returned a map of shape (800, 600), the image's (width, height); a map is (height, width) = (600, 800)" \
+        in str(turned.per_stimulus["error"].iloc[0])
 
 
 def test_a_torch_module_with_a_named_layer(tmp_path, data_dir):

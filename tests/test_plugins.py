@@ -873,16 +873,16 @@ def test_a_model_plugin_that_breaks_the_protocol_is_named_in_one_line(tmp_path, 
         expected = {
             "fails-to-load": "Error: model 'fails-to-load' from plugin 'protocol-plugin' failed to load: "
                              "RuntimeError: CUDA out of memory",
-            "no-tasks": "Error: model 'no-tasks' (_NoTasks) has no tasks: a model needs tasks, attention_methods, "
-                        "predict() and provenance() (docs/plugins.md)",
-            "bad-provenance": "Error: model 'bad-provenance' (_BadProvenance): provenance() failed: ValueError: "
-                              "weights file not found",
-            "list-provenance": "Error: model 'list-provenance' (_ListProvenance): provenance() must return a dict "
-                               "(model_id, revision or weights_sha256), got list",
+            "no-tasks": "Error: model 'no-tasks' (_NoTasks, plugin 'protocol-plugin') has no tasks: a model needs "
+                        "tasks, attention_methods, predict() and provenance() (docs/plugins.md)",
+            "bad-provenance": "Error: model 'bad-provenance' (_BadProvenance, plugin 'protocol-plugin'): provenance() "
+                              "failed: ValueError: weights file not found",
+            "list-provenance": "Error: model 'list-provenance' (_ListProvenance, plugin 'protocol-plugin'): "
+                               "provenance() must return a dict (model_id, revision or weights_sha256), got list",
             # written with str(), an object's address would name a new run every time
-            "object-provenance": "Error: model 'object-provenance' (_ObjectProvenance): provenance() must return "
-                                 "plain JSON data (strings, numbers, lists, dicts): Object of type object is not "
-                                 "JSON serializable",
+            "object-provenance": "Error: model 'object-provenance' (_ObjectProvenance, plugin 'protocol-plugin'): "
+                                 "provenance() must return plain JSON data (strings, numbers, lists, dicts): "
+                                 "Object of type object is not JSON serializable",
         }
         for model, line in expected.items():
             r = run(model)
@@ -898,8 +898,12 @@ def test_a_model_plugin_that_breaks_the_protocol_is_named_in_one_line(tmp_path, 
         (done,) = load_runs(tmp_path / "generator")
         assert done.summary["n_failed"] == 0 and done.summary["n_images"] == 2
         r = run("returns-none")  # the batch fails with its reason; the run goes on and says so
-        assert r.exit_code == 0, r.output
+        # every stimulus failed: the run is kept, the command fails (a script or CI job must tell)
+        assert r.exit_code == 1, r.output
         assert ": 2 images, 2 failed (the first, 1001: TypeError: 'NoneType' object is not iterable) -> " in r.output
+        assert r.output.strip().splitlines()[-1] == (
+            f"Error: every stimulus of returns-none failed (2 of 2; the first reason is above, all of them in "
+            f"{load_runs(tmp_path / 'returns-none')[0].path}/summary.json)")
         (done,) = load_runs(tmp_path / "returns-none")
         assert done.summary["n_failed"] == 2
         assert done.summary["failures"][0]["error"] == "TypeError: 'NoneType' object is not iterable"
@@ -1171,3 +1175,39 @@ def test_registry_yaml_is_parsed_once_per_version_of_the_file(tmp_path, monkeypa
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
     assert [e["name"] for e in plugins_mod.builtin_catalogue()] == ["two", "three"]
     assert len(parsed) == 2
+
+
+def _mean_value(saliency_map, fix_x, fix_y, **context):
+    return float(np.mean(saliency_map))
+
+
+def test_a_metric_cannot_take_a_row_column_and_a_reused_run_says_it_lacks_a_new_metric(tmp_path, fresh, osie_dir):
+    """A metric named ``status`` overwrote every row's status; a metric plugin installed after a run
+    was made left the reused run without its column, and eval said only "already complete, reused"."""
+    def run():
+        return CliRunner().invoke(main, ["eval", "--model", "uniform", "--dataset", "osie", "--limit", "2",
+                                         "--data-dir", str(osie_dir), "--output", str(tmp_path / "runs"),
+                                         "--no-references", "--no-show"])
+
+    assert run().exit_code == 0
+    pm.register(make_plugin(metrics=[("status", _mean_value, {})]), name="reserved-plugin")
+    pm.register(make_plugin(metrics=[("mean_value", _mean_value, {})]), name="new-metric-plugin")
+    try:
+        reg = get_registry(warn=False)
+        (failure,) = reg.hook_failures
+        assert failure.message() == (
+            "plugin 'reserved-plugin' failed in register_metrics: PluginError: registered metric 'status', a name "
+            "the result rows use for a column of their own (stimulus_id, status, error, n_fixations, seconds, "
+            "output, ll, ig_explained, task:*): its values would overwrite it")
+        assert ("metric", "mean_value") in reg
+        r = run()
+        assert r.exit_code == 0, r.output
+        assert ("already complete, reused without metric mean_value (installed since; evaluate into another "
+                "--output to score it)") in r.output
+    finally:
+        pm.unregister(name="reserved-plugin")
+        pm.unregister(name="new-metric-plugin")
+    from harness.registry import RESERVED_METRIC_NAMES
+    from harness.results.summary import ROW_COLUMNS
+
+    assert set(ROW_COLUMNS) <= set(RESERVED_METRIC_NAMES)

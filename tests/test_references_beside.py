@@ -87,6 +87,77 @@ def test_a_failing_plugin_metric_is_nan_and_changes_no_other_number(tmp_path, os
             assert all(e.count(why) == 1 and "(subjects " in e for e in frame["error"])
 
 
+def _peek(saliency_map, fix_x, fix_y, density=None, **context):
+    return float(saliency_map.sum() + fix_x.sum() + fix_y.sum() + density.sum())
+
+
+def _vandal(saliency_map, fix_x, fix_y, density=None, **context):
+    saliency_map[...] = 0  # a metric that writes into what it is given
+    return 1.0
+
+
+class _PeekMetric:
+    @hookimpl
+    def register_metrics(self, register):
+        register("peek_sum", _peek, higher_is_better=True, description="test metric")
+
+
+class _UnrulyMetrics:
+    @hookimpl
+    def register_metrics(self, register):
+        register("vandal", _vandal, higher_is_better=True, description="writes into its map")
+        register("as_text", lambda *a, **k: "0.7", higher_is_better=True, description="a string, not a number")
+        register("peek_sum", _peek, higher_is_better=True, description="test metric")
+
+
+class _ClashingMetric:
+    @hookimpl
+    def register_metrics(self, register):
+        register("nss", _peek, higher_is_better=True, description="a built-in metric's name")
+
+
+class _ReservedMetric:
+    @hookimpl
+    def register_metrics(self, register):
+        register("status", _peek, higher_is_better=True, description="a column of the rows")
+
+
+def test_unruly_metric_plugins_change_no_other_number_and_leave_a_valid_run(tmp_path, osie_dir, flaky):  # noqa: F811
+    """Found by a plugin author's QA: a metric that zeroed its map changed the metrics after it and
+    the saved maps; a string "0.7" was stored as 0.7; a metric named ``status`` overwrote the rows'
+    status (every mean NaN, verify "ok"); a plugin's ``nss`` beside the built-in one left ``nss`` in
+    the shards but not in the summary, and every run was "damaged"."""
+    from harness.results.verify import run_problems
+
+    pm.register(_PeekMetric(), name="peek-test")
+    try:
+        plain = {r.summary["model"]: r for r in run_eval(_cfg(tmp_path / "plain", osie_dir, limit=3))}
+    finally:
+        pm.unregister(name="peek-test")
+    for plugin, name in ((_UnrulyMetrics(), "unruly-test"), (_ClashingMetric(), "clash-test"),
+                         (_ReservedMetric(), "reserved-test")):
+        pm.register(plugin, name=name)
+    try:
+        got = {r.summary["model"]: r for r in run_eval(_cfg(tmp_path / "unruly", osie_dir, limit=3))}
+    finally:
+        for name in ("unruly-test", "clash-test", "reserved-test"):
+            pm.unregister(name=name)
+    assert set(got) == set(plain) and {"flaky", "human-ceiling", "uniform"} <= set(got)
+    for model, result in got.items():
+        run = read_run(result.run_dir)
+        s, frame = result.summary, run.per_image()
+        assert run_problems(run) == [], model  # shards and summary agree
+        assert "nss" not in frame.columns and "nss" not in s["metrics"], model  # contested: used by neither
+        assert "status" in frame.columns and set(frame["status"]) == {"ok"} and "status" not in s["metrics"]
+        before = plain[model].summary["metrics"]
+        assert s["metrics"]["peek_sum"] == before["peek_sum"], model  # the map it read was not zeroed
+        assert {k: v for k, v in s["metrics"].items() if k not in ("vandal", "as_text")} \
+            == {k: v for k, v in before.items() if k != "nss"}, model
+        assert frame["vandal"].isna().all() and frame["as_text"].isna().all(), model
+        assert all("metric 'as_text' failed: TypeError: returned str '0.7', not a real number" in e
+                   and "metric 'vandal' failed: ValueError:" in e and "read-only" in e for e in frame["error"]), model
+
+
 class _BrokenBaseline:
     @hookimpl
     def register_models(self, register):

@@ -87,10 +87,18 @@ def eval_command(models, dataset, task, attention, limit, batch_size, output, da
 
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun / accelerate launch, rank 0 reports for all
+    from ..evaluation.scoring import plugin_metrics
+
+    installed = [name for name, _ in plugin_metrics()]
     for r in results:
         s = r.summary
         if r.reused:
             note = ", already complete, reused"
+            # a metric plugin installed since the run was made: its column is not in the reused run
+            missing = [m for m in installed if m not in (s.get("metrics") or {})]
+            if missing:
+                note += (f" without metric{'s' if len(missing) > 1 else ''} {', '.join(missing)} (installed since; "
+                         "evaluate into another --output to score it)")
         elif r.resumed_images:
             note = f", {r.resumed_images} reused from an earlier session, {r.computed_images} computed"
         else:
@@ -106,6 +114,10 @@ def eval_command(models, dataset, task, attention, limit, batch_size, output, da
         scored = ", calibrated scoring" if s.get("scoring") == "calibrated" else ""
         click.echo(f"{s['model']} [{s['attention']}] on {s['dataset']}/{s['task']}{scored}: {s['n_images']} images"
                    f"{failed}{degenerate}{bad}{note} -> {r.run_dir}", err=True)
+    # every stimulus failed: the run is kept (its failures say why) but the command failed, as a script
+    # or CI job running it must be able to tell
+    failed_all = [r for r in results if r.summary.get("kind") in ("model", "proxy")
+                  and r.summary.get("n_images") and r.summary.get("n_failed") == r.summary.get("n_images")]
     if show:
         from ..leaderboard.table import render_table
         from ..results import load_runs
@@ -119,3 +131,10 @@ def eval_command(models, dataset, task, attention, limit, batch_size, output, da
                 and r.summary.get("metric_profile") == profile
                 and r.summary.get("task") == task and r.summary.get("scoring", "raw") == scoring)]
         click.echo(render_table(runs))
+    if failed_all:
+        from ..errors import HarnessError
+
+        r = failed_all[0]
+        n = r.summary["n_images"]
+        raise HarnessError(f"every stimulus of {r.summary['model']} failed ({n} of {n}; the first reason is above, "
+                           f"all of them in {r.run_dir}/summary.json)")

@@ -15,7 +15,7 @@ class DatasetContext:
     dataset with per-stimulus geometry instead of using a wrong one)."""
 
     def __init__(self, gaze, ds, limit: int | None, sigma_px):
-        from .scoring import plugin_metrics
+        from .scoring import contested_metrics, plugin_metrics
 
         self.gaze = gaze
         n = len(ds) if limit is None else min(limit, len(ds))
@@ -34,6 +34,8 @@ class DatasetContext:
         else:
             self.sigma_px = float(sigmas[0]) if bool(np.all(sigmas == sigmas[0])) else None
         self.extra_metrics = plugin_metrics()
+        #: metric names two plugins register: the built-in suite's value of one is not written either
+        self.contested_metrics = contested_metrics()
         #: the fitted calibration while a calibrated run scores (evaluation.calibrated), else None
         self.calibration = None
         columns = self.meta.select_columns(["stimulus_id", "width", "height"]).with_format("arrow")[:] if n else None

@@ -120,9 +120,13 @@ def plugin_scores(metrics, smap, fix, seed: int, context: dict, notes: list[str]
     plugin changes no other number of a run (the NaN is counted in the summary's ``nonfinite``,
     the reason is the row's ``error``)."""
     out = {}
+    # read-only views: a metric that writes into its map (or the density, the fixations) would change
+    # the numbers of the metrics after it and the maps the run saves
+    smap, x, y = _read_only(smap), _read_only(fix.x), _read_only(fix.y)
+    context = {k: _read_only(v) for k, v in context.items()}
     for name, fn in metrics:
         try:
-            out[name] = float(fn(smap, fix.x, fix.y, seed=seed, **context))
+            out[name] = _number(fn(smap, x, y, seed=seed, **context))
         except Exception as exc:
             out[name] = math.nan
             why = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line, whatever the message holds
@@ -131,6 +135,36 @@ def plugin_scores(metrics, smap, fix, seed: int, context: dict, notes: list[str]
             if failures is not None:
                 failures[name] = why
     return out
+
+
+def _read_only(a: Any) -> Any:
+    if not isinstance(a, np.ndarray) or not a.flags.writeable:
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
+def _number(value: Any) -> float:
+    """A metric's value as a float; a string ("0.7"), a bool, an array of more than one value or
+    anything else that is not a real number raises (the caller records NaN and why)."""
+    from numbers import Real
+
+    if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "iuf":
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (Real, np.integer, np.floating)):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+        raise TypeError(f"returned {type(value).__name__} {shown}, not a real number")
+    return float(value)
+
+
+def contested_metrics() -> frozenset[str]:
+    """Metric names two plugins register (a built-in's among them): usable by neither, so the
+    built-in suite's value of such a name is left out of a run's rows too (docs/plugins.md), as
+    the summary leaves it out."""
+    from ..plugins import get_registry
+
+    return frozenset(c.name for c in get_registry(warn=False).conflicts("metric"))
 
 
 def metric_failure(name: str, why: str, where: str = "") -> str:
@@ -213,7 +247,8 @@ def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, Kept | None]:
         scores = ceiling_scores(ctx, i, spec.profile, spec.seed, notes)
         if scores is None:
             return row(sid, "failed", "fewer than two subjects", {}, {}, {}, time.perf_counter() - t0, len(fix)), None
-        return row(sid, "ok", join_notes(None, notes), scores, {}, {}, time.perf_counter() - t0, len(fix)), None
+        return row(sid, "ok", join_notes(None, notes), _usable(ctx, scores), {}, {}, time.perf_counter() - t0,
+                   len(fix)), None
     if job.error is not None:
         status, error, smap = "failed", job.error, None
     else:
@@ -240,7 +275,14 @@ def score_job(ctx, spec: RunSpec, job: Job) -> tuple[dict, Kept | None]:
                         small=small_map(smap, spec.example_side) if spec.example_side > 0 else None,
                         blocks=block_mean(smap, spec.blocks_factor) if spec.blocks_factor > 0 else None,
                         constant=bool(smap.max() == smap.min()))
-    return row(sid, status, error, scores, task_scores, output, job.infer_s + time.perf_counter() - t0, len(fix)), keep
+    return row(sid, status, error, _usable(ctx, scores), task_scores, output, job.infer_s + time.perf_counter() - t0,
+               len(fix)), keep
+
+
+def _usable(ctx, scores: dict[str, float]) -> dict[str, float]:
+    """``scores`` without the contested metric names (:func:`contested_metrics`)."""
+    contested = getattr(ctx, "contested_metrics", frozenset())
+    return {k: v for k, v in scores.items() if k not in contested} if contested else scores
 
 
 class _UnscorableOutput(HarnessError):
@@ -293,7 +335,7 @@ def _calibrated_row(ctx, spec: RunSpec, job: Job, t0: float) -> dict:
     if status == "failed":
         task_scores, output = {}, {}
     seconds = time.perf_counter() - t0 + float(raw.get("seconds") or 0.0) * (spec.kind != "ceiling")
-    return row(sid, status, error, scores, task_scores, output, seconds, len(fix))
+    return row(sid, status, error, _usable(ctx, scores), task_scores, output, seconds, len(fix))
 
 
 _WORKER_CTX = None
