@@ -221,6 +221,55 @@ def test_a_training_killed_while_writing_its_first_epoch_resumes(tiny_model, tmp
     assert sorted(p.name for p in out.iterdir()) == [".lock", "align.json", "state-e001.pt", "weights-e001.pt"]
 
 
+def test_a_training_killed_between_its_first_epoch_files_and_align_json_starts_again(tiny_model, tmp_path):
+    """Killed after weights-e001.pt and state-e001.pt were in place but before align.json named them,
+    the folder "holds other files" and the same command was refused (found by QA)."""
+    import torch
+
+    straight = tmp_path / "straight"
+    assert _align(straight, "--epochs", "1").exit_code == 0
+    out = tmp_path / "ck"
+    out.mkdir()
+    (out / ".lock").write_text("")
+    for name in ("weights-e001.pt", "state-e001.pt"):
+        (out / name).write_bytes((straight / name).read_bytes()[:1000])  # complete or not: unnamed
+    r = _align(out, "--epochs", "1")
+    assert r.exit_code == 0, r.output
+    assert "removed 2 file(s) of a first epoch an interrupted training left unfinished" in r.output
+    a, b = _weights(straight), _weights(out)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # anything else beside them is the user's: refused as before, nothing removed
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "weights-e001.pt").write_bytes(b"x")
+    (other / "notes.txt").write_text("mine")
+    r = _align(other, "--epochs", "1")
+    assert r.exit_code != 0 and "holds other files" in r.output
+    assert sorted(p.name for p in other.iterdir()) == [".lock", "notes.txt", "weights-e001.pt"]
+
+
+def test_the_thread_count_is_a_setting_and_the_summary_prints_a_zero(tiny_model, tmp_path):
+    """Trained on 1 or 2 torch threads the weights differ (sums in another order), but the folder did
+    not say on how many, and a resume on another count went on in silence; a held-out value of 0
+    printed as nan (``x or nan``); a huge --seed ended in a traceback after the data was prepared."""
+    from harness.alignment.checkpoint import read_checkpoint
+
+    out = tmp_path / "ck"
+    r = _align(out, "--epochs", "1", "--threads", "1")
+    assert r.exit_code == 0, r.output
+    assert read_checkpoint(out).meta["settings"]["threads"] == 1
+    r = _align(out, "--epochs", "2", "--threads", "2")
+    assert r.exit_code != 0 and "other settings (differs in: threads)" in r.output, r.output
+    meta = json.loads((out / "align.json").read_text())
+    meta["history"][-1]["held_out_top1_agreement"] = 0.0  # as a model that agrees on no held-out stimulus
+    (out / "align.json").write_text(json.dumps(meta))
+    r = _align(out, "--epochs", "1", "--threads", "1")  # reused: prints the summary line of the stored history
+    line = next(line for line in r.output.splitlines() if "top-1 agreement" in line)
+    assert line.endswith("top-1 agreement 0.000)") and "nan" not in line, line
+    r = _align(tmp_path / "seed", "--seed", str(10**15))
+    assert r.exit_code == 2 and "Traceback" not in r.output and "--seed" in r.output, r.output
+
+
 def test_a_second_training_into_the_folder_waits_for_the_first(tiny_model, tmp_path):
     """Two trainings into one folder both ended "1 epochs -> folder", one model silently lost: the
     second now waits for the first, then finds its model (reused, or refused if its settings
@@ -563,8 +612,10 @@ def test_two_processes_train_the_model_one_process_trains(osie_dir, osie_cache, 
     two, _ = two_then_one(args, _env(osie_cache), tmp_path)
     a, b = read_checkpoint(tmp_path / "one"), read_checkpoint(tmp_path / "two")
     assert (a.meta["settings"]["processes"], b.meta["settings"]["processes"]) == (1, 2)
-    assert {k: v for k, v in a.meta["settings"].items() if k != "processes"} == \
-        {k: v for k, v in b.meta["settings"].items() if k != "processes"}
+    # and each process' torch threads (the cores shared among them)
+    assert a.meta["settings"]["threads"] >= b.meta["settings"]["threads"] >= 1
+    assert {k: v for k, v in a.meta["settings"].items() if k not in ("processes", "threads")} == \
+        {k: v for k, v in b.meta["settings"].items() if k not in ("processes", "threads")}
     wa, wb, w0 = a.weights(), b.weights(), {k: v.detach() for k, v in
                                             load_model("efficientnet-lite0").trainable().module.state_dict().items()}
     trained = [k for k in wa if not np.array_equal(wa[k].numpy(), w0[k].numpy())]

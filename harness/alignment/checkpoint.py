@@ -5,7 +5,8 @@ Layout of ``--output``::
     align.json          what was trained and how (the provenance), the split, per-epoch history,
                         and the names and sha256 of the two files below
     weights-eNNN.pt     the trained module's state dict (tensors only: read with weights_only=True)
-    state-eNNN.pt       optimizer and random-generator state, for resuming
+    state-eNNN.pt       the optimizer's state and the epoch, for resuming (the batch order has a
+                        generator of its own, seeded by --seed and the epoch)
 
 Each epoch writes its two files under new names first, then replaces ``align.json`` (write to a
 temporary file, fsync, ``os.replace``), then deletes the previous epoch's files. A process killed at

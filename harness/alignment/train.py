@@ -21,6 +21,7 @@ summation order. Rank 0 scores the held-out stimuli and writes the checkpoint.
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -110,6 +111,17 @@ def run_align(cfg: AlignConfig) -> dict[str, Any]:
 
 #: the lock file of a model folder (never deleted: a process waiting on it would race a third)
 LOCK_FILE = ".lock"
+#: an epoch's files (harness.alignment.checkpoint.write_epoch), written before the align.json naming them
+_EPOCH_FILE = re.compile(r"(weights|state)-e\d{3}\.pt")
+
+
+def _orphans_only(out: Path) -> bool:
+    """``out`` holds, besides the lock, only epoch files that no align.json names (and at least
+    one): a training killed between writing its first epoch's files and its align.json. Such a
+    folder starts again; anything else in it is the user's."""
+    names = [p.name for p in out.iterdir() if p.name != LOCK_FILE]
+    return bool(names) and all(_EPOCH_FILE.fullmatch(n) and (out / n).is_file() and not (out / n).is_symlink()
+                               for n in names)
 
 
 def _lock_output(out: Path):
@@ -176,7 +188,8 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
     world = find_world(cfg.device)
     undo.append(deterministic_kernels(world.device))
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads or max(1, cores() // max(world.local_size, 1)))
+    threads = cfg.threads or max(1, cores() // max(world.local_size, 1))
+    torch.set_num_threads(threads)
 
     model = load_model(cfg.model, **device_kwargs(cfg.model, world.device))
     if not callable(getattr(model, "trainable", None)):
@@ -227,6 +240,9 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
     }
     if device.type == "cuda":  # as a CUDA evaluation's id does: the kernels its numbers come from
         settings["kernels"] = CUDA_KERNELS
+    else:  # on a CPU, torch's thread count changes the sums' order, so the weights (a resume on
+        # another count continued other numbers without a word; the default follows the machine's cores)
+        settings["threads"] = int(threads)
     out = Path(cfg.output)
     if world.main:  # one training per folder at a time; the others wait, then resume or are refused
         undo.append(_lock_output(out))
@@ -244,6 +260,13 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
             if world.main:
                 print(f"{out}: already trained for {previous.epochs_done} epochs; reused", file=sys.stderr)
             return previous.meta
+    elif world.main and _orphans_only(out):
+        # killed during its first epoch's writes, before align.json named them: nothing to resume
+        orphans = [p for p in out.iterdir() if p.name != LOCK_FILE]
+        for p in orphans:
+            p.unlink()
+        print(f"{out}: removed {len(orphans)} file(s) of a first epoch an interrupted training left unfinished",
+              file=sys.stderr)
     elif world.main and any(p.name != LOCK_FILE for p in out.iterdir()):
         # rank 0 alone looks (the others would race its own files: the lock's write probe); when it
         # refuses, the launcher stops the other ranks. _lock_output made the folder and probed it

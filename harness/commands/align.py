@@ -10,6 +10,11 @@ from ..cli import LazyHelpOption, main, registered_names
 from ..data.paths import DATA_DIR_HELP
 
 
+#: |--seed| at most 2**40: each epoch's batch order is seeded with seed * 100003 + epoch, which torch
+#: takes as a 64-bit integer (a larger seed failed after the data was prepared, with a traceback)
+SEED_LIMIT = 2**40
+
+
 def _loss_help() -> str:
     names = registered_names("alignment-loss")
     listed = f"one of {', '.join(names)}" if names else "a registered alignment loss"
@@ -36,7 +41,8 @@ def _loss_help() -> str:
 @click.option("--holdout", type=float, default=0.3, show_default=True,
               help="Share of the stimuli held out of training (split by stimulus id and --split-seed).")
 @click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the split.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the batch order and initialisation.")
+@click.option("--seed", type=click.IntRange(min=-SEED_LIMIT, max=SEED_LIMIT), default=0, show_default=True,
+              help="Seed of the batch order and initialisation.")
 @click.option("--limit", type=click.IntRange(min=2), default=None, help="Only the first N stimuli (split among them).")
 @click.option("--name", default=None, help="Name of the aligned model in results (default: MODEL+LOSS).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
@@ -69,11 +75,16 @@ def align_command(model, dataset, loss, output, epochs, lr, batch_size, weight, 
     import os
 
     if os.environ.get("RANK", "0") == "0":
-        last = meta["history"][-1]
+        first, last = meta["history"][0], meta["history"][-1]
+
+        def value(entry, key, digits=4):  # a missing value is "nan"; a real 0 is 0 (`x or nan` said nan)
+            v = entry.get(key)
+            return f"{float('nan') if v is None else v:.{digits}f}"
+
         click.echo(f"{meta['settings']['name']}: {meta['epochs_done']} epochs -> {output} "
-                   f"(held-out: {meta['split']['n_held_out']} stimuli; AUC-Judd {meta['history'][0].get('held_out_auc_judd') or float('nan'):.4f}"
-                   f" -> {last.get('held_out_auc_judd') or float('nan'):.4f}, NSS {meta['history'][0].get('held_out_nss') or float('nan'):.4f}"
-                   f" -> {last.get('held_out_nss') or float('nan'):.4f}, top-1 agreement {last.get('held_out_top1_agreement') or float('nan'):.3f})")
+                   f"(held-out: {meta['split']['n_held_out']} stimuli; AUC-Judd {value(first, 'held_out_auc_judd')}"
+                   f" -> {value(last, 'held_out_auc_judd')}, NSS {value(first, 'held_out_nss')}"
+                   f" -> {value(last, 'held_out_nss')}, top-1 agreement {value(last, 'held_out_top1_agreement', 3)})")
         import shlex
 
         # a bare folder name would be read as a registered model's name: ./ makes it a path
