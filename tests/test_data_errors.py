@@ -116,6 +116,40 @@ def test_corrupt_jpeg_is_a_counted_skip(small_osie, tmp_path):
     assert all(item.startswith(str(copy / "stimuli")) and str(root) + "/" not in item for item in items), items
 
 
+def test_an_image_with_an_exif_orientation_is_stored_as_the_observers_saw_it(small_osie, tmp_path):
+    """datasets turns an image by its EXIF orientation when it decodes it; the observers saw the
+    stored pixels (MATLAB, Psychtoolbox, PsychoPy and pysaliency ignore the tag). A rotated image
+    failed its stimulus ("attention map has shape (800, 600)"), a mirrored one was scored against
+    fixations on its mirror image (found by QA)."""
+    from PIL import Image
+
+    root = small_osie(n=4)
+    raw = {}
+    for name, orientation in (("1001", 6), ("1002", 2)):  # rotated 90 degrees; mirrored (same size)
+        path = root / "stimuli" / f"{name}.jpg"
+        with Image.open(path) as im:
+            exif = im.getexif()
+            exif[0x0112] = orientation
+            im.save(path, exif=exif.tobytes(), quality=95)
+        with Image.open(path) as im:
+            assert im.getexif()[0x0112] == orientation
+            raw[name] = np.asarray(im.convert("RGB"))
+    png = root / "stimuli" / "1003.jpg"  # a PNG (named .jpg) with an orientation: cannot be taken off
+    with Image.open(png) as im:
+        exif = im.getexif()
+        exif[0x0112] = 3
+        im.save(png, format="PNG", exif=exif.tobytes())
+    obj = OSIE(data_dir=root, cache_dir=tmp_path / "cache")
+    ds = obj.load()
+    assert ds["stimulus_id"] == ["1001", "1002", "1004"], obj.info()["skipped_items"]
+    for i, name in enumerate(("1001", "1002")):
+        image = ds[i]["image"]
+        assert image.size == (800, 600) and np.array_equal(np.asarray(image.convert("RGB")), raw[name]), name
+    info = obj.info()
+    assert info["skipped"] == {"skipped_exif_orientation": 1}
+    assert any("1003" in item and "EXIF orientation 3 on a PNG image" in item for item in info["skipped_items"])
+
+
 def test_missing_and_wrong_size_images_are_counted_skips(small_osie, tmp_path):
     root = small_osie(n=4)
     (root / "stimuli" / "1001.jpg").unlink()

@@ -471,6 +471,13 @@ class GazeDataset:
                     rec = {**rec, key: self._geometry_value(sid, key, rec[key])}
             if root is not None:
                 self._check_inside(sid, rec["image"], root)
+            try:
+                image = _as_shown(rec["image"])
+            except _Turned as exc:  # an orientation that cannot be taken off: which way it was shown is unknown
+                self.skip("skipped_exif_orientation", sid, str(exc))
+                continue
+            if image is not rec["image"]:
+                rec = {**rec, "image": image}
             w, h = self._checked_size(sid, rec)
             fixations = rec["fixations"]
             if not isinstance(fixations, (list, tuple)):
@@ -681,6 +688,74 @@ def _image_size(image: Any) -> tuple[int, int] | str | None:
         return f"{what} does not exist"
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         return f"{what} cannot be read ({type(exc).__name__}: {exc})"
+
+
+def _as_shown(image: Any) -> Any:
+    """The record's image as the observers saw it: its stored pixels. ``datasets`` rotates or mirrors
+    an image with an EXIF orientation other than 1 when it decodes it (``ImageOps.exif_transpose``),
+    but eye-tracking software (MATLAB's ``imread``, Psychtoolbox, PsychoPy) and pysaliency show and
+    read the pixels as stored: a rotated image failed its stimulus (a map of another shape), a
+    mirrored one was scored against fixations on its mirror image, in silence. A JPEG (path or
+    bytes) with such an orientation comes back as ``{"bytes": ..., "path": None}`` without its EXIF
+    segment (the compressed pixels untouched); an image of another format with one raises
+    :class:`_Turned` (the stimulus is skipped); anything else comes back as it is."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    data = path = None
+    if isinstance(image, dict):
+        data, path = image.get("bytes"), image.get("path")
+    elif isinstance(image, (bytes, bytearray)):
+        data = bytes(image)
+    elif isinstance(image, (str, os.PathLike)):
+        path = os.fspath(image)
+    else:
+        return image
+    try:
+        with Image.open(io.BytesIO(data) if data else path) as im:
+            orientation = im.getexif().get(0x0112)  # PIL.ExifTags.Base.Orientation
+            kind = im.format
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError):
+        return image  # _checked_size says what is wrong with it
+    if orientation in (None, 1):
+        return image
+    if kind == "JPEG":
+        if data is None:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        stripped = _without_exif(data)
+        if stripped is not None:
+            return {"bytes": stripped, "path": None}  # datasets would read an existing path's file instead
+    raise _Turned(f"EXIF orientation {orientation} on a {kind} image: decoders would turn it, the observers "
+                  "likely saw it unturned; store the image without the tag")
+
+
+class _Turned(ValueError):
+    """An image whose EXIF orientation :func:`_as_shown` cannot take off."""
+
+
+def _without_exif(data: bytes) -> bytes | None:
+    """A JPEG file's bytes without its EXIF (APP1 ``Exif``) segments, the rest byte for byte; None
+    where the markers do not parse."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    out, i = [data[:2]], 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xDA:  # start of scan: the compressed pixels follow, kept as they are
+            out.append(data[i:])
+            return b"".join(out)
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if length < 2:
+            return None
+        segment = data[i:i + 2 + length]
+        if not (marker == 0xE1 and segment[4:10] == b"Exif\x00\x00"):
+            out.append(segment)
+        i += 2 + length
+    return None
 
 
 class _HashMemo:
