@@ -554,6 +554,26 @@ def test_stimuli_skipped_in_conversion_are_said_and_recorded(small_osie, tmp_pat
         assert len(run.manifest["dataset_skipped"]) == 1 and "1002.jpg" in run.manifest["dataset_skipped"][0]
 
 
+def test_fixations_dropped_in_conversion_are_said_and_recorded(small_osie, tmp_path):
+    """Fixations out of the image (coordinates in another resolution, say) were dropped in silence:
+    16% of a dataset's fixations could go without a word from `harness eval` (found by QA)."""
+    def stretch(cell):  # the first stimulus' x in a 1.5 times wider resolution
+        subjects = cell[0, 0]["subjects"][0, 0]
+        for k in range(subjects.shape[1]):
+            subjects[0, k]["fix_x"][0, 0] = subjects[0, k]["fix_x"][0, 0].astype(float) * 1.5
+
+    root = small_osie(n=3, edit=stretch)
+    out = tmp_path / "runs"
+    r = CliRunner().invoke(main, ["eval", "--model", "uniform", "--data-dir", str(root), "--cache-dir",
+                                  str(tmp_path / "cache"), "--output", str(out), "--no-show"])
+    assert r.exit_code == 0, r.output
+    line = next(line for line in r.output.splitlines() if "fixations were dropped while converting" in line)
+    dropped = int(line.split(": ")[2].split()[0])
+    assert dropped > 0 and f"({dropped} out of bounds)" in line, line
+    for run in load_runs(out):
+        assert run.manifest["dataset_dropped"] == {"out_of_bounds": dropped}
+
+
 # --------------------------------------------------------------------------------------------
 # file names made from stimulus ids
 

@@ -659,17 +659,32 @@ def _check_listing(name: str, model: Any) -> None:
                   "`harness models` lists it wrongly, and the object's are used", file=sys.stderr)
 
 
+#: fixations a conversion drops because the data is wrong (not by the dataset's protocol, such as
+#: COCO-FreeView's initial central fixation): said on stderr at every evaluation
+_DATA_DROPS = ("dropped_out_of_bounds", "dropped_invalid")
+
+
 def _skipped_note(gaze) -> dict[str, Any]:
-    """Stimuli the dataset's conversion left out: said on stderr and recorded in every manifest."""
+    """Stimuli and fixations the dataset's conversion left out: said on stderr (the fixations only
+    where the data was wrong: out of the image, not finite) and recorded in every manifest."""
+    stats = getattr(gaze, "stats", {}) or {}
+    dropped = {k.removeprefix("dropped_"): int(v) for k, v in sorted(stats.items())
+               if k.startswith("dropped_") and isinstance(v, (int, float)) and v}
+    wrong = {k.removeprefix("dropped_").replace("_", " "): int(stats[k]) for k in _DATA_DROPS if stats.get(k)}
+    if wrong:
+        print(f"note: {gaze.name}: {sum(wrong.values())} fixations were dropped while converting the dataset "
+              f"({', '.join(f'{n} {why}' for why, n in wrong.items())}); `harness datasets info {gaze.name}` "
+              "says more", file=sys.stderr)
+    out: dict[str, Any] = {"dataset_dropped": dropped} if dropped else {}
     skipped = list(getattr(gaze, "skipped", []) or [])
     if not skipped:
-        return {}
+        return out
     counts = {k.removeprefix("skipped_").replace("_", " "): int(v)
               for k, v in (getattr(gaze, "stats", {}) or {}).items() if k.startswith("skipped_") and v}
     common = ", ".join(f"{n} {r}" for r, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "see below"
     print(f"note: {gaze.name}: {len(skipped)} stimuli were skipped while converting the dataset and are not "
           f"scored ({common}); `harness datasets info {gaze.name}` lists them", file=sys.stderr)
-    return {"dataset_skipped": skipped}
+    return {**out, "dataset_skipped": skipped}
 
 
 def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=None) -> list[EvalResult]:
