@@ -259,11 +259,16 @@ def _constant_pair(n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_pair_metric_selection_and_directions():
+    """A registered metric's direction is its registration's, whatever a summary says (an edited
+    summary turned kld's around and the worse model into the better one); a metric not registered
+    here (a plugin missing) takes the summary's."""
     before, after = _constant_pair(8)
-    r = pair(make_settings(), before, aligned_settings(), after, metrics=["kld", "missing"], n_boot=500,
-             directions={"kld": "higher"})
-    assert list(r["metrics"]) == ["kld"]
-    assert r["metrics"]["kld"]["higher_is_better"] is True and r["metrics"]["kld"]["better"] is False
+    before, after = before.assign(plug=before["kld"]), after.assign(plug=after["kld"])
+    r = pair(make_settings(), before, aligned_settings(), after, metrics=["kld", "plug", "missing"], n_boot=500,
+             directions={"kld": "higher", "plug": "higher"})
+    assert list(r["metrics"]) == ["kld", "plug"]
+    assert r["metrics"]["kld"]["higher_is_better"] is False and r["metrics"]["kld"]["better"] is True
+    assert r["metrics"]["plug"]["higher_is_better"] is True and r["metrics"]["plug"]["better"] is False
 
 
 def test_pair_leaves_out_shuffled_auc_when_the_contexts_differ():

@@ -166,14 +166,17 @@ def test_page_publish_and_report_leave_a_damaged_run_out(two_runs, tmp_path):
     ({"metrics.cc": "high"}, "metrics.cc is 'high', not a number"),
     # the tables show the summary's names: a row must not pass for another model's
     ({"model": "renamed"}, "summary.json: model 'renamed', but settings.json says 'uniform'"),
+    # a direction turned the other way made `harness compare` call the worse model better (found by QA)
+    ({"metric_directions.auc_judd": "lower"}, "summary.json: metric_directions says auc_judd is 'lower'-is-better, "
+                                              "but metric 'auc_judd' is higher-is-better"),
 ])
 def test_edited_summary_is_caught(two_runs, osie_dir, edit, expected):
     run = _run_dir(two_runs, "uniform")
     original = _summary(run)
     doc = json.loads(json.dumps(original))
     for key, value in edit.items():
-        if key.startswith("metrics."):
-            doc["metrics"][key.split(".", 1)[1]] = value
+        if key.startswith(("metrics.", "metric_directions.")):
+            doc[key.split(".", 1)[0]][key.split(".", 1)[1]] = value
         else:
             doc[key] = value
     (run / "summary.json").write_text(json.dumps(doc))

@@ -236,18 +236,22 @@ def _by_stimulus(frame, which: str):
 
 
 def _direction(name: str, directions: Mapping[str, Any] | None) -> bool | None:
-    """Whether a higher value of metric ``name`` is better: from ``directions`` (a summary's
-    ``metric_directions``: "higher"/"lower", or booleans), else from the registered metric; None
-    when neither knows it (a plugin that is not installed here)."""
-    if directions and name in directions:
-        v = directions[name]
-        return v if isinstance(v, bool) else v == "higher"
+    """Whether a higher value of metric ``name`` is better: from the registered metric, else from
+    ``directions`` (a summary's ``metric_directions``: "higher"/"lower", or booleans) for a metric
+    plugin not installed here; None when neither knows it. The registration comes first: a file's
+    direction, edited, turned a worse model into a "better" one."""
     try:
         from ..plugins import get_registry
 
-        return bool(get_registry().get("metric", name).get("higher_is_better", True))
-    except Exception:  # unknown or broken metric plugin: the comparison still runs, without a verdict
-        return None
+        reg = get_registry(warn=False)
+        if ("metric", name) in reg:
+            return bool(reg.get("metric", name).get("higher_is_better", True))
+    except Exception:  # a broken registry: the recorded direction, if any
+        pass
+    if directions and name in directions:
+        v = directions[name]
+        return v if isinstance(v, bool) else v == "higher"
+    return None
 
 
 def _verdict(stats: Mapping[str, Any], higher_is_better: bool | None) -> bool | None:
@@ -315,8 +319,8 @@ def pair(before_settings: Mapping[str, Any], before_frame, after_settings: Mappi
     contexts differ (another ``limit``): the same stimulus then has other negatives in each run, and
     the difference would not be the models'. Task columns (``task:*``) present in
     both are compared too; every built-in per-image task score (top-1, recall, ROUGE, BLEU, solved)
-    is higher-is-better. ``directions`` overrides the registry's metric directions (pass a summary's
-    ``metric_directions`` when a metric plugin may be missing here). Every comparison uses the same
+    is higher-is-better. ``directions`` (a summary's ``metric_directions``) gives the direction of a
+    metric not registered here (a plugin missing here); a registered metric's is its registration's. Every comparison uses the same
     ``seed``, so metrics over the same stimuli are resampled identically.
 
     Returns a dict:

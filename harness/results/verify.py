@@ -12,6 +12,7 @@ degenerate maps, non-finite values and every metric mean, recomputed). Dataset-l
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..errors import HarnessError
 from .files import sha256_file
@@ -86,6 +87,10 @@ def run_problems(run: Run) -> list[str]:
     for key in ("model", "attention", "dataset", "task", "kind", "metric_profile"):
         if key in summary and key in settings and summary[key] != settings[key]:
             problems.append(f"summary.json: {key} {summary[key]!r}, but settings.json says {settings[key]!r}")
+    # the directions decide which side of a difference is better (compare, report, the page's
+    # arrows): a registered metric's must be its registration's
+    problems += [f"summary.json: metric_directions says {m} is {d!r}-is-better, but metric {m!r} is "
+                 f"{'higher' if higher else 'lower'}-is-better" for m, d, higher in _directions_off(summary)]
     # raw runs record their scoring by its absence, in both files
     if summary.get("scoring", "raw") != settings.get("scoring", "raw"):
         problems.append(f"summary.json: scoring {summary.get('scoring', 'raw')!r}, but settings.json says "
@@ -103,3 +108,26 @@ def run_problems(run: Run) -> list[str]:
     recomputed = aggregate(frame, names + extra)
     problems += [f"summary.json: {p}" for p in mismatches(summary, recomputed)]
     return problems
+
+
+def _directions_off(summary: dict) -> list[tuple[str, Any, bool]]:
+    """``(metric, recorded, higher_is_better)`` for each metric whose direction in the summary is not
+    the one its registration here gives (metrics not registered here are not judged; ``ll``, the
+    log-likelihood of a calibrated run, is higher-is-better)."""
+    from ..plugins import get_registry
+
+    directions = summary.get("metric_directions")
+    if not isinstance(directions, dict):
+        return []
+    reg = get_registry(warn=False)
+    out = []
+    for name, recorded in directions.items():
+        if name == "ll":
+            higher = True
+        elif ("metric", name) in reg:
+            higher = bool(reg.get("metric", name).get("higher_is_better", True))
+        else:
+            continue
+        if recorded != ("higher" if higher else "lower"):
+            out.append((name, recorded, higher))
+    return out
