@@ -292,6 +292,28 @@ def test_a_malformed_record_is_a_one_line_error_naming_it(small_osie, tmp_path, 
     assert _leftovers(cache / "arrow" / "osie") == []
 
 
+def _first_subject(field, make):
+    def edit(cell):
+        subject = cell[1, 0]["subjects"][0, 0][0, 0]
+        subject[field][0, 0] = make(subject[field][0, 0])
+    return edit
+
+
+@pytest.mark.parametrize("edit, expected", [
+    # the error named neither the file nor the image, and arrays the dataset does not have (found by QA)
+    (_first_subject("fix_x", lambda a: a[:, :3] if a.shape[0] == 1 else a[:3]),
+     "{mat}: entry 1002.jpg (1002.jpg): subject s01: x, y, duration arrays differ in length (3, "),
+    # complex coordinates lost their imaginary part with numpy's warning
+    (_first_subject("fix_x", lambda a: a.astype(complex) + 1j),
+     "osie: {mat}: entry 1002.jpg, subject 1: bad record (fix_x holds complex128 values, not real numbers)"),
+])
+def test_osie_fields_that_do_not_fit_are_one_line_naming_file_and_image(small_osie, tmp_path, edit, expected):
+    root = small_osie(n=3, edit=edit)
+    with pytest.raises(DataError) as exc:
+        OSIE(data_dir=root, cache_dir=tmp_path / "cache").load()
+    assert expected.format(mat=root / "eye" / "fixations.mat") in _one_line(exc), _one_line(exc)
+
+
 def test_a_record_without_fixations_is_skipped_by_the_base_class(small_osie, tmp_path, monkeypatch):
     """A converter that forgets to skip a stimulus whose fixations all fell outside the image (so
     fixation_list returned []) does not get an empty stimulus into the table (the density of no

@@ -145,3 +145,16 @@ def test_coco_search18_download_from_archives(tmp_path, monkeypatch):
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+
+@pytest.mark.parametrize("value, shown", [(None, "None"), ("12.5", "'12.5'"), ([1.0, None], "None"), (True, "True")])
+def test_a_coordinate_that_is_not_a_number_is_named(tmp_path, value, shown):
+    """JSON null became NaN (then an "X, Y and T differ in length" error or a dropped fixation) and a
+    string was read as its digits (found by QA)."""
+    from harness.errors import DataError
+    from plugins.datasets._formats import scanpath_arrays
+
+    item = {"X": value, "Y": [1.0, 2.0], "T": [100, 200]}
+    with pytest.raises(DataError) as exc:
+        scanpath_arrays("coco-search18", tmp_path / "trials.json", 3, item)
+    assert str(exc.value) == f"coco-search18: {tmp_path / 'trials.json'}: trial 3: X holds {shown}, not a number"

@@ -5,6 +5,7 @@ cause with folders. Real runs on real OSIE stimuli through the real CLI."""
 from __future__ import annotations
 
 import json
+import shutil
 import math
 import os
 import subprocess
@@ -803,3 +804,13 @@ def test_edited_run_files_are_named_and_repaired(two_runs, osie_dir):
     assert r.exit_code == 0 and f"{forged}:" in r.output, r.output
     assert (run / "damaged" / forged.name).is_file() and first.is_file()
     assert _summary(run)["metrics"] == before["metrics"] and _verify(two_runs).exit_code == 0
+
+
+def test_a_file_where_a_run_folder_goes_is_named(tmp_path, osie_dir):
+    out = tmp_path / "runs"
+    assert _eval(out, osie_dir, "--no-references", limit=2).exit_code == 0
+    run = _run_dir(out, "uniform")
+    shutil.rmtree(run)
+    run.write_text("not a folder")
+    r = _eval(out, osie_dir, "--no-references", limit=2)
+    assert r.exit_code == 1 and r.output.strip() == f"Error: {run}: a file where this run's folder goes; move it away"

@@ -171,23 +171,35 @@ class GazeDataset:
         return size
 
     def fixation_list(self, subject: str, x, y, *, width: int, height: int, duration_ms=None,
-                      start_ms=None) -> list[dict]:
+                      start_ms=None, where: str | None = None) -> list[dict]:
         """Canonical fixation dicts from arrays already in 0-indexed pixel coordinates. Fixations
         outside ``[0, width-1] x [0, height-1]`` (the pixel-centre grid, so rounding always gives a
         valid pixel) are dropped and counted as ``dropped_out_of_bounds``; non-finite ones as
-        ``dropped_invalid``. Missing durations/onsets become NaN."""
+        ``dropped_invalid``. Missing durations/onsets become NaN. ``where`` (the file and stimulus
+        the arrays come from) is named in the error for arrays that are not real numbers or differ
+        in length."""
         import numpy as np
 
-        x = np.atleast_1d(np.asarray(x, dtype=np.float64)).ravel()
-        y = np.atleast_1d(np.asarray(y, dtype=np.float64)).ravel()
+        at = f"{self.name}: {where + ': ' if where else ''}subject {subject}"
+        given = {"x": x, "y": y, "duration": duration_ms, "onset": start_ms}
+        arrays = {}
+        for key, value in given.items():
+            if value is None:
+                continue
+            try:
+                a = np.asarray(value)
+                if np.iscomplexobj(a) or a.dtype.kind not in "biuf":  # complex: numpy drops the imaginary part
+                    raise TypeError(f"dtype {a.dtype}")
+                arrays[key] = np.atleast_1d(a.astype(np.float64)).ravel()
+            except (TypeError, ValueError) as exc:
+                raise DataError(f"{at}: {key} is not an array of real numbers ({exc})") from None
+        x, y = arrays["x"], arrays["y"]
         n = x.size
-        dur = np.full(n, np.nan) if duration_ms is None else np.atleast_1d(np.asarray(duration_ms, np.float64)).ravel()
-        start = np.full(n, np.nan) if start_ms is None else np.atleast_1d(np.asarray(start_ms, np.float64)).ravel()
-        if not (y.size == dur.size == start.size == n):
-            raise DataError(
-                f"{self.name}: subject {subject}: x, y, duration and onset arrays differ in length "
-                f"({n}, {y.size}, {dur.size}, {start.size})"
-            )
+        if len({a.size for a in arrays.values()}) > 1:
+            raise DataError(f"{at}: {', '.join(arrays)} arrays differ in length "
+                            f"({', '.join(str(a.size) for a in arrays.values())})")
+        dur = arrays.get("duration", np.full(n, np.nan))
+        start = arrays.get("onset", np.full(n, np.nan))
         finite = np.isfinite(x) & np.isfinite(y)
         inside = finite & (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
         if n:

@@ -153,6 +153,8 @@ class RunWriter(_RunFiles):
         self.settings = settings
         self.note = note
         self.dir = writable_folder(Path(root), "results folder") / run_id_for(settings)
+        if self.dir.exists() and not self.dir.is_dir():
+            raise HarnessError(f"{self.dir}: a file where this run's folder goes; move it away")
         try:
             self.dir.mkdir(exist_ok=True)
             self._lock = FileLock(str(self.dir / ".lock"))

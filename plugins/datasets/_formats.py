@@ -65,14 +65,18 @@ def scanpath_arrays(dataset: str, path: Path, index: int, item: dict):
     where = f"{dataset}: {path}: trial {index}"
     if not isinstance(item, dict):
         raise DataError(f"{where} is not a JSON object")
-    try:
-        x = np.atleast_1d(np.asarray(item["X"], dtype=np.float64)).ravel()
-        y = np.atleast_1d(np.asarray(item["Y"], dtype=np.float64)).ravel()
-        t = np.atleast_1d(np.asarray(item["T"], dtype=np.float64)).ravel()
-    except KeyError as exc:
-        raise DataError(f"{where} lacks the field {exc.args[0]!r}") from exc
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{where}: X/Y/T are not numbers ({exc})") from exc
+    arrays = []
+    for key in ("X", "Y", "T"):
+        if key not in item:
+            raise DataError(f"{where} lacks the field {key!r}")
+        value = item[key]
+        # JSON null, strings ("12.5") and booleans are not coordinates: numpy would make NaN, digits or 0/1
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            bad = next(v for v in values if not (isinstance(v, (int, float)) and not isinstance(v, bool)))
+            raise DataError(f"{where}: {key} holds {bad!r}, not a number")
+        arrays.append(np.atleast_1d(np.asarray(values, dtype=np.float64)).ravel())
+    x, y, t = arrays
     if not (x.size == y.size == t.size):
         raise DataError(f"{where}: X, Y and T differ in length ({x.size}, {y.size}, {t.size})")
     length = item.get("length")

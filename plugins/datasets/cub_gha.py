@@ -221,9 +221,14 @@ class CUBGHA(GazeDataset):
         return self._cub_dir_path / "images" / self._images[image_id]
 
     def _record(self, image_id: str, image_path: Path, size, fixations, display_scale: float) -> dict:
-        class_name = self._classes.get(self._labels.get(image_id, ""), "")
+        label = self._labels.get(image_id)
+        if label is None:
+            raise DataError(f"{self.name}: {self._cub_dir_path / 'image_class_labels.txt'}: image id {image_id} "
+                            "has no line")
+        class_name = self._classes.get(label, "")
         if not class_name:
-            raise DataError(f"{self.name}: image id {image_id} has no class in image_class_labels.txt")
+            raise DataError(f"{self.name}: {self._cub_dir_path / 'classes.txt'}: no class {label!r} (image id "
+                            f"{image_id}'s, in image_class_labels.txt)")
         return {
             "stimulus_id": Path(self._images[image_id]).stem, "image": str(image_path),
             "width": size[0], "height": size[1], "fixations": fixations,

@@ -94,17 +94,17 @@ class OSIE(GazeDataset):
             for j, sub in enumerate(subjects):
                 try:
                     # cast before arithmetic: durations are uint8/uint16, scalars for one fixation
-                    x = np.atleast_1d(np.asarray(sub.fix_x, dtype=np.float64)).ravel()
-                    y = np.atleast_1d(np.asarray(sub.fix_y, dtype=np.float64)).ravel()
-                    d = np.atleast_1d(np.asarray(sub.fix_duration, dtype=np.float64)).ravel()
+                    x, y, d = (_real(getattr(sub, k), k) for k in ("fix_x", "fix_y", "fix_duration"))
                 except (AttributeError, TypeError, ValueError) as exc:
                     raise DataError(f"osie: {mat_path}: entry {img}, subject {j + 1}: bad record ({exc})") from exc
-                if x.size:
-                    lo = np.minimum(lo, [np.nanmin(x), np.nanmin(y)])
-                    hi = np.maximum(hi, [np.nanmax(x), np.nanmax(y)])
+                fx, fy = x[np.isfinite(x)], y[np.isfinite(y)]  # NaN ones are dropped and counted below
+                if fx.size and fy.size:
+                    lo = np.minimum(lo, [fx.min(), fy.min()])
+                    hi = np.maximum(hi, [fx.max(), fy.max()])
                 # MATLAB 1-based pixel index -> canonical 0-indexed pixel centre (see module doc)
                 fixations += self.fixation_list(f"s{j + 1:02d}", x - 1.0, y - 1.0, width=width,
-                                                height=height, duration_ms=d)
+                                                height=height, duration_ms=d,
+                                                where=f"{mat_path}: entry {img} ({image_path.name})")
             if not fixations:
                 self.skip("skipped_no_fixations", str(image_path), "no fixation inside the image")
                 continue
@@ -147,3 +147,14 @@ def register_datasets(register):
         licence="MIT",
         source=REPO,
     )
+
+
+def _real(value, name: str):
+    """A field as a flat float64 array; complex numbers or text are a TypeError (numpy would drop
+    the imaginary part with a warning, or read digits)."""
+    import numpy as np
+
+    a = np.asarray(value)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} holds {a.dtype} values, not real numbers")
+    return np.atleast_1d(a.astype(np.float64)).ravel()

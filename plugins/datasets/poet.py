@@ -226,7 +226,10 @@ class POET(GazeDataset):
                 size = self.image_size(image_path)
                 if size is None:
                     continue
-                dims = [int(v) for v in np.atleast_1d(np.asarray(entry.dimensions, dtype=np.float64))[:2]]
+                try:
+                    dims = [int(v) for v in np.atleast_1d(np.asarray(entry.dimensions, dtype=np.float64))[:2]]
+                except (TypeError, ValueError, OverflowError) as exc:  # NaN, inf, text
+                    raise DataError(f"{self.name}: {where}.dimensions is not [height width] in pixels ({exc})") from None
                 if dims != [size[1], size[0]]:
                     self.skip("skipped_size_mismatch", str(image_path),
                               f"image is {size[0]}x{size[1]} but {where}.dimensions is {dims} ([height width])")
