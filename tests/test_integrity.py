@@ -5,9 +5,9 @@ cause with folders. Real runs on real OSIE stimuli through the real CLI."""
 from __future__ import annotations
 
 import json
-import shutil
 import math
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
