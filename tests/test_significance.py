@@ -432,7 +432,7 @@ def test_compare_prints_the_paired_test_of_every_metric(real):
     assert "+0.9834 [+0.8311, +1.1298]" in nss and "<0.001" in nss and nss.endswith("▲ better")
     assert {line.split()[0] for line in lines[5:14]} == set(runs["uniform"].summary["metrics"])
     assert lines[-1] == ("diff = B - A, mean over the paired stimuli; interval: paired percentile bootstrap, 10,000 "
-                         "resamples, seed 0; p: two-sided sign-flip permutation test (exact up to 16 stimuli), not "
+                         "resamples, seed 0; p: two-sided sign-flip permutation test (exact up to 30 stimuli), not "
                          "corrected for the 9 comparisons.")
     # a run against itself: no difference anywhere
     r = _compare(cb, cb, "--metric", "nss", "--metric", "kld")

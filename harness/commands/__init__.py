@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-#: the fewest bootstrap resamples (and random sign flips) --n-boot accepts: above 16 stimuli the
+#: the fewest bootstrap resamples (and random sign flips) --n-boot accepts: above 30 stimuli the
 #: smallest p-value is 1 / (B + 1), and with few resamples no interval could be trusted
 MIN_BOOT = 100
 

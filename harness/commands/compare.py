@@ -42,7 +42,7 @@ def load_checked(path: Path):
               help="Compare only this metric (repeatable; a task score as task:NAME). Default: every metric.")
 @click.option("--n-boot", type=click.IntRange(min=MIN_BOOT), default=10000, show_default=True, help="Bootstrap resamples.")
 @click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the bootstrap (and of the sign flips above 16 stimuli).")
+              help="Seed of the bootstrap (and of the sign flips above 30 stimuli).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (NaN as null).")
 def compare(run_a: Path, run_b: Path, metrics: tuple[str, ...], n_boot: int, seed: int, as_json: bool) -> None:
     """Paired test of RUN_B against RUN_A (run folders) on the stimuli both scored: for every
@@ -81,5 +81,5 @@ def compare(run_a: Path, run_b: Path, metrics: tuple[str, ...], n_boot: int, see
     click.echo(format_table(result))
     tests = len(result["metrics"]) + len(result["task"])
     click.echo(f"diff = B - A, mean over the paired stimuli; interval: paired percentile bootstrap, {n_boot:,} "
-               f"resamples, seed {seed}; p: two-sided sign-flip permutation test (exact up to 16 stimuli)"
+               f"resamples, seed {seed}; p: two-sided sign-flip permutation test (exact up to 30 stimuli)"
                + (f", not corrected for the {tests} comparisons" if tests > 1 else "") + ".")
