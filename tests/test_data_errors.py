@@ -557,3 +557,23 @@ def test_an_image_named_outside_the_data_folder_is_refused(small_osie, tmp_path,
         _EditsSecond(data_dir=root, cache_dir=tmp_path / "cache").load()
     assert _one_line(exc).startswith(f"osie: record '1002': its image {target} lies outside the data folder {root}")
     assert _leftovers(tmp_path / "cache" / "arrow" / "osie") == []
+
+
+def test_an_image_the_annotations_name_outside_the_data_folder_is_not_opened(small_osie, tmp_path, monkeypatch):
+    """The converter's image_size() opened and decoded a file an annotation named anywhere (an absolute
+    path, /etc/passwd in a QA check) before the record check refused it: refused before opening now."""
+    import scipy.io
+
+    root = small_osie(n=3)
+    mat = root / "eye" / "fixations.mat"
+    cell = scipy.io.loadmat(str(mat))["fixations"]
+    cell[1, 0]["img"][0, 0] = np.array(["../../elsewhere.jpg"])
+    scipy.io.savemat(str(mat), {"fixations": cell})
+    Image.new("RGB", (800, 600), "red").save(root / "stimuli" / ".." / ".." / "elsewhere.jpg")
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda fp, *a, **k: (opened.append(str(fp)), real_open(fp, *a, **k))[1])
+    with pytest.raises(DataError) as exc:
+        OSIE(data_dir=root, cache_dir=tmp_path / "cache").load()
+    assert "lies outside the data folder" in _one_line(exc) and "elsewhere.jpg" in _one_line(exc), _one_line(exc)
+    assert not any("elsewhere" in p for p in opened)

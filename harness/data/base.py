@@ -153,6 +153,11 @@ class GazeDataset:
         ``expected`` (the size the fixations were recorded on)."""
         from PIL import Image, UnidentifiedImageError
 
+        if self._root is not None:  # a name from the annotations (not trusted) is not opened outside the data
+            inside, base = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(self._root))
+            if os.path.commonpath([inside, base]) != base:
+                raise DataError(f"{self.name}: image {path} lies outside the data folder {self._root} (a file name "
+                                "from the annotations must stay inside it)")
         if not path.is_file():
             self.skip("skipped_missing_image", str(path), "image file missing")
             return None
