@@ -814,3 +814,15 @@ def test_a_file_where_a_run_folder_goes_is_named(tmp_path, osie_dir):
     run.write_text("not a folder")
     r = _eval(out, osie_dir, "--no-references", limit=2)
     assert r.exit_code == 1 and r.output.strip() == f"Error: {run}: a file where this run's folder goes; move it away"
+
+
+def test_a_run_folder_given_as_output_is_refused(tmp_path, osie_dir):
+    """`eval -o <a run folder>` made a new run inside that run's folder, without a word (found by QA)."""
+    out = tmp_path / "runs"
+    assert _eval(out, osie_dir, "--no-references", limit=2).exit_code == 0
+    run = _run_dir(out, "uniform")
+    r = _eval(run, osie_dir, "--no-references", "--model", "center-bias", limit=2)
+    assert r.exit_code == 1, r.output
+    assert r.output.strip().splitlines()[-1] == (f"Error: {run} is a run folder (it holds settings.json and "
+                                                 "shards/); give the results folder that holds the runs")
+    assert not any(p.name.startswith("center-bias") for p in run.iterdir())

@@ -152,6 +152,11 @@ class RunWriter(_RunFiles):
 
         self.settings = settings
         self.note = note
+        if (Path(root) / "settings.json").is_file() and (Path(root) / "shards").is_dir():
+            # a run folder given as --output: the new run would nest inside it, and a reader of the
+            # results folder would count it as part of that run
+            raise HarnessError(f"{root} is a run folder (it holds settings.json and shards/); give the results "
+                               "folder that holds the runs")
         self.dir = writable_folder(Path(root), "results folder") / run_id_for(settings)
         if self.dir.exists() and not self.dir.is_dir():
             raise HarnessError(f"{self.dir}: a file where this run's folder goes; move it away")
