@@ -96,30 +96,15 @@ def _vandal(saliency_map, fix_x, fix_y, density=None, **context):
     return 1.0
 
 
-class _PeekMetric:
-    @hookimpl
-    def register_metrics(self, register):
-        register("peek_sum", _peek, higher_is_better=True, description="test metric")
+def _metrics_plugin(*entries):
+    """A plugin registering ``(name, function, description)`` metrics, in that order."""
+    class Plugin:
+        @hookimpl
+        def register_metrics(self, register):
+            for name, fn, description in entries:
+                register(name, fn, higher_is_better=True, description=description)
 
-
-class _UnrulyMetrics:
-    @hookimpl
-    def register_metrics(self, register):
-        register("vandal", _vandal, higher_is_better=True, description="writes into its map")
-        register("as_text", lambda *a, **k: "0.7", higher_is_better=True, description="a string, not a number")
-        register("peek_sum", _peek, higher_is_better=True, description="test metric")
-
-
-class _ClashingMetric:
-    @hookimpl
-    def register_metrics(self, register):
-        register("nss", _peek, higher_is_better=True, description="a built-in metric's name")
-
-
-class _ReservedMetric:
-    @hookimpl
-    def register_metrics(self, register):
-        register("status", _peek, higher_is_better=True, description="a column of the rows")
+    return Plugin()
 
 
 def test_unruly_metric_plugins_change_no_other_number_and_leave_a_valid_run(tmp_path, osie_dir, flaky):  # noqa: F811
@@ -129,13 +114,17 @@ def test_unruly_metric_plugins_change_no_other_number_and_leave_a_valid_run(tmp_
     the shards but not in the summary, and every run was "damaged"."""
     from harness.results.verify import run_problems
 
-    pm.register(_PeekMetric(), name="peek-test")
+    pm.register(_metrics_plugin(("peek_sum", _peek, "test metric")), name="peek-test")
     try:
         plain = {r.summary["model"]: r for r in run_eval(_cfg(tmp_path / "plain", osie_dir, limit=3))}
     finally:
         pm.unregister(name="peek-test")
-    for plugin, name in ((_UnrulyMetrics(), "unruly-test"), (_ClashingMetric(), "clash-test"),
-                         (_ReservedMetric(), "reserved-test")):
+    unruly = _metrics_plugin(("vandal", _vandal, "writes into its map"),
+                             ("as_text", lambda *a, **k: "0.7", "a string, not a number"),
+                             ("peek_sum", _peek, "test metric"))
+    for plugin, name in ((unruly, "unruly-test"), (_metrics_plugin(("nss", _peek, "a built-in metric's name")),
+                                                   "clash-test"),
+                         (_metrics_plugin(("status", _peek, "a column of the rows")), "reserved-test")):
         pm.register(plugin, name=name)
     try:
         got = {r.summary["model"]: r for r in run_eval(_cfg(tmp_path / "unruly", osie_dir, limit=3))}
