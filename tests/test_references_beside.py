@@ -223,3 +223,33 @@ def test_a_baseline_that_reads_pixels_is_scored_beside_the_model(tmp_path, osie_
     grey = next(r for r in results if r.summary["model"] == "brightness")
     assert grey.summary["kind"] == "baseline" and grey.summary["n_failed"] == 0
     assert read_run(grey.run_dir).per_image()["nss"].notna().all()
+
+
+def _lower(saliency_map, fix_x, fix_y, **context):
+    return float(np.mean(saliency_map))
+
+
+def test_a_run_stays_whole_when_a_metric_plugin_goes_or_a_clash_comes(tmp_path, osie_dir, flaky):  # noqa: F811
+    """A run made with a metric plugin, evaluated again after the plugin was uninstalled (or after
+    another plugin began to contest a built-in name): the summary recomputed on reuse lost that
+    column while the shards kept it, so the run was rewritten as "damaged" and left out of every
+    table."""
+    from harness.results.verify import run_problems
+
+    cfg = _cfg(tmp_path / "runs", osie_dir, limit=3)
+    pm.register(_metrics_plugin(("lower_mean", _lower, "test metric")), name="lower-test")
+    try:
+        first = {r.summary["model"]: r for r in run_eval(cfg)}
+    finally:
+        pm.unregister(name="lower-test")
+    for clash in (None, _metrics_plugin(("nss", _peek, "a built-in metric's name"))):
+        if clash is not None:
+            pm.register(clash, name="clash-test")
+        try:
+            again = {r.summary["model"]: r for r in run_eval(cfg)}
+        finally:
+            if clash is not None:
+                pm.unregister(name="clash-test")
+        for model, result in again.items():
+            assert result.reused and result.summary == first[model].summary, model
+            assert run_problems(read_run(result.run_dir)) == [], model

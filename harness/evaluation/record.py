@@ -156,9 +156,15 @@ def scored_outputs(frame, ctx) -> tuple[list[dict], list[dict]]:
     return outputs, [by_id[r["stimulus_id"]] for r in rows]
 
 
-def summarize(frame, settings: dict[str, Any], *, task_obj, ctx, seed: int) -> dict[str, Any]:
+def summarize(frame, settings: dict[str, Any], *, task_obj, ctx, seed: int,
+              previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """The run's summary (everything but ``finished_at``), recomputable from ``frame`` alone except
-    the dataset-level task metrics."""
+    the dataset-level task metrics. Every metric column of ``frame`` has its mean: the registered
+    metrics in their order, then any other (a metric plugin uninstalled since the rows were
+    computed, or a built-in name another plugin now contests), whose direction comes from the
+    built-in suite or from ``previous`` (the run's summary so far): a summary without them would
+    not be the one its rows give, and every reader would leave the run out."""
+    from ..metrics import METRICS
     from ..plugins import get_registry
     from ..results.summary import canonical_order
 
@@ -166,9 +172,21 @@ def summarize(frame, settings: dict[str, Any], *, task_obj, ctx, seed: int) -> d
     reg = get_registry()
     # a calibrated run adds the log-likelihood (bits per fixation over uniform) to the registered metrics
     extra = ["ll"] if settings.get("scoring") == "calibrated" else []
-    names = metric_columns(frame, [s.name for s in reg.in_order("metric")] + extra)
-    directions = {m: "higher" if m in extra or reg.get("metric", m).get("higher_is_better", True) else "lower"
-                  for m in names}
+    known = [s.name for s in reg.in_order("metric")] + extra
+    names = metric_columns(frame, known)
+    names += [m for m in metric_columns(frame) if m not in names]
+    recorded = (previous or {}).get("metric_directions") or {}
+
+    def direction(m: str) -> str:
+        if m in extra:
+            return "higher"
+        if ("metric", m) in reg:
+            return "higher" if reg.get("metric", m).get("higher_is_better", True) else "lower"
+        if m in METRICS:
+            return "higher" if METRICS[m].higher_is_better else "lower"
+        return recorded.get(m, "higher")
+
+    directions = {m: direction(m) for m in names}
     task_metrics: dict[str, float] = {}
     if task_obj is not None and getattr(task_obj, "primary", None) is not None:
         outputs, records = scored_outputs(frame, ctx)

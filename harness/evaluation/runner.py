@@ -289,7 +289,7 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
             reuse = not missing and writer.finished
             if reuse:
                 fresh = record.summarize(read_run(writer.dir).per_image(), settings, task_obj=spec.task, ctx=ctx,
-                                         seed=cfg.seed)
+                                         seed=cfg.seed, previous=writer.summary)
                 if not _same(fresh, writer.summary):
                     writer.note(f"warning: {writer.dir / 'summary.json'}: not the summary its shards give "
                                 "(edited, or written by an older version); written again")
@@ -373,7 +373,8 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                 result = EvalResult(writer.dir, summary, len(scored), 0, reused=True)
             else:
                 frame = read_run(writer.dir).per_image()  # in stimulus-id order
-                summary = record.summarize(frame, settings, task_obj=spec.task, ctx=ctx, seed=cfg.seed)
+                summary = record.summarize(frame, settings, task_obj=spec.task, ctx=ctx, seed=cfg.seed,
+                                           previous=writer.summary)
                 summary["finished_at"] = record.now()
                 for line in _task_notes(spec.task, frame, ctx):
                     writer.note(line)
