@@ -108,9 +108,12 @@ def read_environment(run_dir: Path, set_aside: Callable[[Path, str], None] | Non
     return None
 
 
+_ADVICE = ("finish it where it was started (with that code and those packages), remove the run folder to compute "
+           "it all again here, or write to another --output")
+
+
 def check_same_environment(run_dir: Path, recorded: dict[str, Any], current: dict[str, Any], whose: str,
-                           advice: str = "finish it where it was started (with that code and those packages), remove "
-                                         "the run folder to compute it all again here, or write to another --output") -> None:
+                           advice: str = _ADVICE) -> None:
     """A one-line error naming what differs between the recorded environment and this process'."""
     if recorded == current:
         return
