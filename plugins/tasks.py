@@ -7,6 +7,7 @@ analysis splits on.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Sequence
 
@@ -47,21 +48,25 @@ def _synonyms(label: Any) -> set[str]:
     return {_norm_label(p) for p in str(label).split(",")} | {_norm_label(label)}
 
 
-_IMAGENET_NAMES: dict[str, frozenset[str]] | None = None
+def _whole_name(label: Any) -> str:
+    return ", ".join(_norm_label(p) for p in str(label).split(","))
+
+
+@functools.lru_cache(maxsize=1)
+def _imagenet_names() -> dict[str, frozenset[str]]:
+    """Each ImageNet-1k whole name (as :func:`_whole_name` writes it) -> the wnids it names."""
+    from harness.imagenet_classes import CLASSES
+
+    names: dict[str, set[str]] = {}
+    for wnid, name in CLASSES:
+        names.setdefault(_whole_name(name), set()).add(wnid)
+    return {k: frozenset(v) for k, v in names.items()}
 
 
 def _imagenet_classes(label: Any) -> frozenset[str]:
     """The ImageNet-1k classes (wnids) whose whole name ``label`` is (case and separators ignored):
     usually one, two for the names two classes share ("crane"), none for anything else."""
-    global _IMAGENET_NAMES
-    if _IMAGENET_NAMES is None:
-        from harness.imagenet_classes import CLASSES
-
-        names: dict[str, set[str]] = {}
-        for wnid, name in CLASSES:
-            names.setdefault(", ".join(_norm_label(p) for p in name.split(",")), set()).add(wnid)
-        _IMAGENET_NAMES = {k: frozenset(v) for k, v in names.items()}
-    return _IMAGENET_NAMES.get(", ".join(_norm_label(p) for p in str(label).split(",")), frozenset())
+    return _imagenet_names().get(_whole_name(label), frozenset())
 
 
 def label_matches(predicted: Any, reference: Any, aliases: dict[str, Sequence[str]] | None = None) -> bool:
