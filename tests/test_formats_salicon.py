@@ -113,3 +113,27 @@ def test_salicon_malformed_entries_name_the_file(tmp_path, edit, message):
     _edit_train(root, edit)
     with pytest.raises(DataError, match=message):
         load_gaze_dataset("salicon", data_dir=root, cache_dir=tmp_path / "cache")
+
+
+def test_salicon_annotations_of_an_unlisted_image_are_a_named_skip(tmp_path):
+    # two annotations name image 31, which the file's 'images' do not list: they were dropped
+    # without a count (no image to score them on); now each such id is a listed skip
+    root = tmp_path / "salicon"
+    write_salicon(root)
+    _edit_train(root, lambda d: d["annotations"].extend([
+        {"id": 3, "image_id": 31, "worker_id": 1, "fixations": [[3, 4]]},
+        {"id": 4, "image_id": 31, "worker_id": 2, "fixations": [[5, 6], [7, 8]]}]))
+    obj, ds = load_gaze_dataset("salicon", data_dir=root, cache_dir=tmp_path / "cache")
+    assert obj.stats["skipped_unknown_image"] == 1
+    assert any("fixations_train2014.json: image id 31: 2 annotations name it" in s for s in obj.skipped)
+    assert set(ds["stimulus_id"]) == {"COCO_train2014_000000000009", "COCO_val2014_000000000042"}
+
+
+def test_salicon_annotation_name_that_is_a_folder_is_refused(tmp_path):
+    # a folder with an annotation file's name made its split vanish without a word
+    root = tmp_path / "salicon"
+    write_salicon(root)
+    (root / "annotations" / "fixations_val2014.json").unlink()
+    (root / "annotations" / "fixations_val2014.json").mkdir()
+    with pytest.raises(DataError, match=r"fixations_val2014.json is not a file"):
+        load_gaze_dataset("salicon", data_dir=root, cache_dir=tmp_path / "cache")

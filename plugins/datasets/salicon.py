@@ -57,7 +57,10 @@ class SALICON(GazeDataset):
     annotation_glob = "fixations_*.json"
 
     def _annotation_files(self, root: Path) -> list[Path]:
-        files = sorted(p for p in root.rglob(self.annotation_glob) if p.is_file())
+        files = sorted(root.rglob(self.annotation_glob))
+        for p in files:
+            if not p.is_file():  # left out, its split would vanish from the dataset without a word
+                raise DataError(f"{self.name}: {p} is not a file (an annotation file's name: {self.annotation_glob})")
         if not files:
             raise DataError(f"{self.name}: no {self.annotation_glob} annotation file under {root}")
         return files
@@ -93,6 +96,7 @@ class SALICON(GazeDataset):
                     raise DataError(f"{self.name}: {path}: annotation {k} has no valid image_id") from exc
             ids_here: set[int] = set()
             names_here: set[str] = set()
+            unknown = set(by_image)
             for img in data["images"]:
                 try:
                     image_id, file_name = int(img["id"]), str(img["file_name"])
@@ -105,6 +109,7 @@ class SALICON(GazeDataset):
                                     "twice")
                 ids_here.add(image_id)
                 names_here.add(file_name)
+                unknown.discard(image_id)
                 stem = Path(file_name).stem
                 if stem in seen:
                     continue  # the same image in two annotation files (e.g. 2014 and 2015r1 names)
@@ -139,6 +144,10 @@ class SALICON(GazeDataset):
                 seen.add(stem)
                 yield {"stimulus_id": stem, "image": str(image_path), "width": width, "height": height,
                        "fixations": fixations}
+            for image_id in sorted(unknown):  # no image, no size to score its annotations on
+                anns = by_image[image_id]
+                self.skip("skipped_unknown_image", f"{path}: image id {image_id}",
+                          f"{len(anns)} annotations name it, but the file's 'images' do not list it")
         if np.isfinite(rows_lo):
             self.stats["source_row_range"] = [float(rows_lo), float(rows_hi)]
             self.stats["source_col_range"] = [float(cols_lo), float(cols_hi)]
