@@ -158,3 +158,32 @@ def test_a_coordinate_that_is_not_a_number_is_named(tmp_path, value, shown):
     with pytest.raises(DataError) as exc:
         scanpath_arrays("coco-search18", tmp_path / "trials.json", 3, item)
     assert str(exc.value) == f"coco-search18: {tmp_path / 'trials.json'}: trial 3: X holds {shown}, not a number"
+
+
+def test_trials_giving_two_target_boxes_are_a_named_skip(tmp_path):
+    """Two subjects' trials of one image gave different target boxes: the first subject's was taken
+    without a word (found by QA); now the image is a listed skip naming both boxes."""
+    root = tmp_path / "coco-search18"
+    write_search(root)
+    path = root / "coco_search18_fixations_TP_train_split1.json"
+    trials = json.loads(path.read_text())
+    trials[1]["bbox"] = [10, 20, 30, 40]  # subject 1's; subject 2 keeps [1500, 900, 170, 140]
+    path.write_text(json.dumps(trials))
+    (root / "coco_search18_fixations_TP_train_split2.json").unlink()
+    obj, ds = load_gaze_dataset("coco-search18", data_dir=root, cache_dir=tmp_path / "cache")
+    assert set(ds["stimulus_id"]) == {"TA/cup/000000000002"}
+    assert obj.stats["skipped_conflicting_target_box"] == 1
+    assert any("[10.0, 20.0, 30.0, 40.0] (subject 1) and [1500.0, 900.0, 170.0, 140.0] (subject 2)" in s
+               for s in obj.skipped)
+
+
+@pytest.mark.parametrize("bbox", [[1, 2, 3], "1,2,3,4", [1, 2, "x", 4]])
+def test_a_target_box_that_is_not_four_numbers_is_named(tmp_path, bbox):
+    root = tmp_path / "coco-search18"
+    write_search(root)
+    path = root / "coco_search18_fixations_TP_train_split1.json"
+    trials = json.loads(path.read_text())
+    trials[0]["bbox"] = bbox
+    path.write_text(json.dumps(trials))
+    with pytest.raises(DataError, match=r"trial bottle/000000000001.jpg of subject 2: bbox .* is not \[x, y, w, h\]"):
+        load_gaze_dataset("coco-search18", data_dir=root, cache_dir=tmp_path / "cache")

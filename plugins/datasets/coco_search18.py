@@ -93,6 +93,22 @@ class COCOSearch18(CocoSearchLayout):
             seen.add(key)
             yield (condition, task, name), item, x, y, t
 
+    def _target_boxes(self, condition, task, name, trials) -> dict[tuple, list[str]]:
+        """The distinct target boxes the trials of one image give, each with the subjects giving it."""
+        boxes: dict[tuple, list[str]] = {}
+        for item, *_ in trials:
+            if item.get("bbox") is None:
+                continue
+            try:
+                box = tuple(float(v) for v in item["bbox"])
+            except (TypeError, ValueError):
+                box = ()
+            if len(box) != 4:
+                raise DataError(f"{self.name}: trial {task}/{name} of subject {item['subject']}: bbox {item['bbox']!r} "
+                                "is not [x, y, w, h]")
+            boxes.setdefault(box, []).append(str(item["subject"]))
+        return boxes
+
     def convert(self, root: Path) -> Iterator[dict]:
         groups: dict[tuple, list] = {}
         for group, item, x, y, t in self._trials(root):
@@ -106,13 +122,15 @@ class COCOSearch18(CocoSearchLayout):
             if size is None:
                 continue
             width, height = size
+            trials = sorted(trials, key=lambda tr: str(tr[0]["subject"]))
+            boxes = self._target_boxes(condition, task, name, trials) if condition == "present" else {}
+            if len(boxes) > 1:  # which one is the target? scoring one would be a guess
+                self.skip("skipped_conflicting_target_box", str(image_path), "its trials give the target box as "
+                          + " and ".join(f"{list(b)} (subject {', '.join(s)})" for b, s in boxes.items()))
+                continue
+            bbox = list(next(iter(boxes))) if boxes else None
             fixations: list[dict] = []
-            bbox = None
-            for item, x, y, t in sorted(trials, key=lambda tr: str(tr[0]["subject"])):
-                if condition == "present" and bbox is None and item.get("bbox") is not None:
-                    bbox = [float(v) for v in item["bbox"]]
-                    if len(bbox) != 4:
-                        raise DataError(f"{self.name}: trial {task}/{name}: bbox {item['bbox']} is not [x, y, w, h]")
+            for item, x, y, t in trials:
                 start = 1 if self.drop_initial_fixation else 0
                 self.count("dropped_initial_fixation", min(start, x.size))
                 fixations += self.fixation_list(f"s{item['subject']}", x[start:], y[start:], width=width,
