@@ -217,6 +217,18 @@ def test_mit1003_bad_mat_names_the_file(tmp_path):
         load_gaze_dataset("mit1003", data_dir=root, cache_dir=tmp_path / "cache")
 
 
+@pytest.mark.parametrize("eye", [np.array([10.0, 20, 30, 40, 50]), np.arange(2 * 300, dtype=float).reshape(2, 300)])
+def test_mit1003_trace_that_is_not_one_row_per_sample_is_refused(tmp_path, eye):
+    """A flattened (saved as 1 x 5) or transposed (2 x 300) eyeData was read as one or two samples of
+    many columns: that subject's recording gave no fixation, and nothing said so (found by QA)."""
+    root = tmp_path / "mit1003"
+    write_mit1003(root)
+    struct = {"subName": "ajs", "imgName": "iA.jpeg", "Nreps": 1, "DATA": {"block": 1, "trial": 1, "eyeData": eye}}
+    scipy.io.savemat(root / "DATA" / "ajs" / "iA.mat", {"iA": struct})
+    with pytest.raises(DataError, match=r"ajs/iA.mat: eyeData has shape \((1, 5|2, 300)\), expected one row per sample"):
+        load_gaze_dataset("mit1003", data_dir=root, cache_dir=tmp_path / "cache")
+
+
 # ----------------------------------------------------------------------------- download
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):  # keep pytest output clean

@@ -107,6 +107,9 @@ class MIT1003(GazeDataset):
         eye = np.asarray(eye, dtype=np.float64)
         if eye.ndim != 2 or eye.shape[1] < 2:
             raise DataError(f"{self.name}: {path}: eyeData has shape {eye.shape}, expected N x 2")
+        if eye.shape[1] > 2 and eye.shape[0] < eye.shape[1]:  # read as a few samples, it gave no fixation, unsaid
+            raise DataError(f"{self.name}: {path}: eyeData has shape {eye.shape}, expected one row per sample "
+                            "(N x 2: x, y); is it transposed or flattened?")
         return eye
 
     def convert(self, root: Path) -> Iterator[dict]:
