@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import main
+from harness.errors import HarnessError
 from harness.evaluation import EvalConfig, run_eval
 from harness.hookspecs import hookimpl
 from harness.models import Prediction
@@ -513,6 +514,20 @@ def test_insane_blur_is_one_line_and_makes_no_folder(tmp_path, osie_dir, args):
     r = _eval(out, osie_dir, *args)
     assert r.exit_code == 1, r.output
     assert r.output.startswith("Error: ") and "blur" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("seed", ["-4", str(2**62 + 1)])
+def test_seed_out_of_range_is_refused_before_any_folder(tmp_path, osie_dir, seed):
+    """A negative seed failed every stimulus' randomised metrics after the run folders were made; one
+    above 2**63 ran, then stopped `leaderboard publish` with an OverflowError (found by QA)."""
+    out = tmp_path / "runs"
+    r = _eval(out, osie_dir, "--seed", seed)
+    assert r.exit_code == 2 and "Invalid value for '--seed'" in r.output
+    assert not out.exists()
+    for bad in (int(seed), 1.5, True):  # the Python API checks it too
+        with pytest.raises(HarnessError, match=r"the seed must be an integer from 0 to 2\*\*62, got"):
+            run_eval(EvalConfig(model="uniform", dataset="osie", data_dir=osie_dir, output=out, seed=bad, limit=2))
     assert not out.exists()
 
 

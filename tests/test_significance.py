@@ -460,6 +460,15 @@ def test_compare_json_metric_n_boot_seed(real):
     assert doc["n_shared"] == 20 and doc["n_before"] == 80 and "sauc" in doc["left_out"]
 
 
+def test_a_negative_bootstrap_seed_is_a_usage_error(real):
+    """`leaderboard show --ci --seed -3` and `compare --seed -3` ended in numpy's traceback (found by QA)."""
+    runs = _by_model(real[20])
+    r = _compare(runs["uniform"].path, runs["center-bias"].path, "--seed", "-3")
+    assert r.exit_code == 2 and "Invalid value for '--seed': -3 is not in the range x>=0" in r.output
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(real[20]), "--ci", "--seed", "-3"])
+    assert r.exit_code == 2 and "Invalid value for '--seed': -3 is not in the range x>=0" in r.output
+
+
 def test_compare_errors_are_one_line(real, tmp_path):
     runs = _by_model(real[20])
     cb = runs["center-bias"].path

@@ -41,7 +41,7 @@ def load_checked(path: Path):
 @click.option("--metric", "metrics", multiple=True,
               help="Compare only this metric (repeatable; a task score as task:NAME). Default: every metric.")
 @click.option("--n-boot", type=click.IntRange(min=MIN_BOOT), default=10000, show_default=True, help="Bootstrap resamples.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the bootstrap (and of the sign flips above 30 stimuli).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (NaN as null).")
 def compare(run_a: Path, run_b: Path, metrics: tuple[str, ...], n_boot: int, seed: int, as_json: bool) -> None:

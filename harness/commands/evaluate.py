@@ -30,7 +30,8 @@ from ..data.paths import DATA_DIR_HELP
               help="Cache root of the converted datasets (default: $HARNESS_CACHE_DIR or ~/.cache/gaze-harness).")
 @click.option("--profile", type=click.Choice(["mit", "pysaliency"]), default="mit", show_default=True,
               help="Metric definitions to follow (see docs/metrics.md).")
-@click.option("--seed", type=int, default=0, show_default=True,
+# the bound is evaluation.config.SEED_MAX (not imported: the command line starts without the evaluator)
+@click.option("--seed", type=click.IntRange(min=0, max=2**62), default=0, show_default=True,
               help="Seed of the randomised metrics (AUC tie-breaking and sampling), per stimulus; part of a run's "
                    "identity.")
 @click.option("--sigma-deg", type=float, default=1.0, show_default=True,

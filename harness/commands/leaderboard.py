@@ -38,7 +38,7 @@ def leaderboard() -> None:
                    "throughout).")
 @click.option("--n-boot", type=click.IntRange(min=MIN_BOOT), default=10000, show_default=True,
               help="Bootstrap resamples for --ci.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --ci bootstrap (and sign flips).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the --ci bootstrap (and sign flips).")
 def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, dataset: str | None, task: str | None,
          wide: bool, ci: bool, normalise: bool, n_boot: int, seed: int) -> None:
     """Print the leaderboard: one row per model x attention x dataset x task."""

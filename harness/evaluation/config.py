@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,16 @@ DEFAULT_SIGMA_DEG = 1.0  # Gaussian sigma of the human density, in degrees of vi
 #: The density blur must lie in [MIN_SIGMA_PX, longest image side]: below half a pixel the
 #: Gaussian is a single pixel (no blur at all), beyond the image it is flat (every map scores alike).
 MIN_SIGMA_PX = 0.5
+#: the largest --seed: stimulus i's metrics are seeded with seed + i, and the Hub table stores the seed as
+#: a 64-bit integer (a larger one ran, then stopped `leaderboard publish` with an OverflowError)
+SEED_MAX = 2**62
+
+
+def check_seed(seed) -> None:
+    """The metrics' seed: an integer in [0, SEED_MAX] (a negative one failed every stimulus' randomised
+    metrics after the run folders were made)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) <= SEED_MAX:
+        raise HarnessError(f"the seed must be an integer from 0 to 2**62, got {seed!r}")
 
 
 @dataclass
