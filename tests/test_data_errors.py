@@ -150,6 +150,45 @@ def test_an_image_with_an_exif_orientation_is_stored_as_the_observers_saw_it(sma
     assert any("1003" in item and "EXIF orientation 3 on a PNG image" in item for item in info["skipped_items"])
 
 
+def test_a_table_converted_before_images_were_stored_as_shown_is_looked_at_once(small_osie, tmp_path, monkeypatch):
+    """Tables converted before the EXIF rule keep their turned images, and their fingerprint (of the
+    source files) is a new table's: one holding an image with an orientation is refused with what
+    to remove; one without is marked in meta.json and used."""
+    import json
+
+    import harness.data.base as base
+
+    root = small_osie(n=3)
+    path = root / "stimuli" / "1002.jpg"
+    with Image.open(path) as im:
+        exif = im.getexif()
+        exif[0x0112] = 2  # mirrored: the same size, scored against fixations on the mirror image
+        im.save(path, exif=exif.tobytes(), quality=95)
+    cache = tmp_path / "cache"
+    with monkeypatch.context() as m:  # the converter as it was: images kept with their tags
+        m.setattr(base, "_as_shown", lambda image: image)
+        obj = OSIE(data_dir=root, cache_dir=cache)
+        obj.load()
+    meta_file = obj.cache_path() / base.META_FILE
+    meta = json.loads(meta_file.read_text())
+    assert meta.pop(base.AS_STORED) is True  # new tables are marked
+    meta_file.write_text(json.dumps(meta))  # as an old table was
+    with pytest.raises(DataError) as exc:
+        OSIE(data_dir=root, cache_dir=cache).load()
+    assert _one_line(exc) == (f"osie: the converted table {obj.cache_path()} predates images stored as shown: 1 of its "
+                              "images (1002) carry an EXIF orientation and decode turned; remove it (rm -r "
+                              f"{obj.cache_path()}) and the run folders scored on it, then run again")
+    shutil.rmtree(obj.cache_path())
+    assert OSIE(data_dir=root, cache_dir=cache).load()["stimulus_id"] == ["1001", "1002", "1003"]  # stored as shown
+
+    # an old table without such an image is used, and marked so that it is looked at once
+    meta = json.loads(meta_file.read_text())
+    del meta[base.AS_STORED]
+    meta_file.write_text(json.dumps(meta))
+    assert len(OSIE(data_dir=root, cache_dir=cache).load()) == 3
+    assert json.loads(meta_file.read_text())[base.AS_STORED] is True
+
+
 def test_missing_and_wrong_size_images_are_counted_skips(small_osie, tmp_path):
     root = small_osie(n=4)
     (root / "stimuli" / "1001.jpg").unlink()

@@ -75,6 +75,9 @@ from . import paths
 
 META_FILE = "meta.json"
 DATA_SUBDIR = "data"
+#: meta.json's mark of a table whose images are stored as the observers saw them (no EXIF orientation
+#: that a decoder would apply: :func:`_as_shown`); tables converted before that rule lack it
+AS_STORED = "images_as_stored"
 
 
 class GazeDataset:
@@ -399,12 +402,33 @@ class GazeDataset:
         try:
             ds = datasets.load_from_disk(str(final / DATA_SUBDIR))
             _check_cached_ids(ds)
-            self._read_meta(final)
-            return ds
+            meta = self._read_meta(final)
         except Exception:
             if repair:
                 shutil.rmtree(final, ignore_errors=True)
             return None
+        if not meta.get(AS_STORED):
+            self._check_orientation(final, ds, meta)
+        return ds
+
+    def _check_orientation(self, final: Path, ds, meta: dict) -> None:
+        """A table converted before images were stored as the observers saw them (:func:`_as_shown`)
+        may hold images that decode turned: such a table is refused with what to remove (its
+        fingerprint, of the source files, is the same as a new table's, so the runs scored on it
+        would be reused too). One without any is marked, so that it is looked at once."""
+        turned = [sid for sid, image in zip(ds["stimulus_id"], ds.data.column("image").to_pylist())
+                  if _orientation(image) not in (None, 1)]
+        if turned:
+            shown = ", ".join(str(s) for s in turned[:3]) + (f" and {len(turned) - 3} more" if len(turned) > 3 else "")
+            raise DataError(f"{self.name}: the converted table {final} predates images stored as shown: {len(turned)} "
+                            f"of its images ({shown}) carry an EXIF orientation and decode turned; remove it "
+                            f"(rm -r {final}) and the run folders scored on it, then run again")
+        from ..results.files import atomic_write_bytes
+
+        try:
+            atomic_write_bytes(final / META_FILE, json.dumps({**meta, AS_STORED: True}, indent=2).encode())
+        except OSError:
+            pass  # a read-only shared cache: looked at again next time (a fraction of a second for OSIE)
 
     def _build(self, final: Path) -> None:
         import datasets
@@ -435,7 +459,7 @@ class GazeDataset:
             meta = {
                 "name": self.name, "fingerprint": self.fingerprint(),
                 "converter_version": str(self.converter_version), "source_root": os.path.abspath(root),  # absolute, links kept: the folder as the user named it
-                "stats": self.stats, "skipped": self.skipped,
+                "stats": self.stats, "skipped": self.skipped, AS_STORED: True,
                 "convert_seconds": round(time.perf_counter() - t0, 3),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
@@ -746,6 +770,22 @@ def _as_shown(image: Any) -> Any:
             return {"bytes": stripped, "path": None}  # datasets would read an existing path's file instead
     raise _Turned(f"EXIF orientation {orientation} on a {kind} image: decoders would turn it, the observers "
                   "likely saw it unturned; store the image without the tag")
+
+
+def _orientation(image: Any) -> int | None:
+    """The EXIF orientation of a stored image (``{"bytes", "path"}`` as ``datasets`` keeps it), None
+    without one or when it cannot be read."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    if not isinstance(image, dict) or not (image.get("bytes") or image.get("path")):
+        return None
+    try:
+        with Image.open(io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"]) as im:
+            return im.getexif().get(0x0112)
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError):
+        return None
 
 
 class _Turned(ValueError):
