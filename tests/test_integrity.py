@@ -120,7 +120,89 @@ def test_shard_missing_from_the_manifest_or_swapped_is_reported(two_runs):
     (run / "shards" / stray.name).write_bytes(stray.read_bytes())
     r = _verify(run)
     assert r.exit_code == 1
-    assert "not listed in the manifest" in r.output and "more than one row" in r.output
+    assert "not listed in the manifest" in r.output and f"{stray.name}: a shard of another run" in r.output
+
+
+def test_a_shard_of_another_run_swapped_in_is_set_aside_not_adopted(two_runs, osie_dir):
+    """A lost shard "restored" from another run of the same stimuli (uniform's first shard replaced by
+    center-bias' first): eval rewrote the manifest and summary around it, the other model's numbers
+    became this run's and verify then passed (found by QA). A shard names its run's settings."""
+    run = _run_dir(two_runs, "uniform")
+    other = _run_dir(two_runs, "center-bias")
+    before = _summary(run)
+    mine = sorted((run / "shards").glob("part-*.parquet"))[0]
+    stray = sorted((other / "shards").glob("part-*.parquet"))[0]
+    mine.unlink()
+    (run / "shards" / stray.name).write_bytes(stray.read_bytes())
+    r = _verify(run)
+    assert r.exit_code == 1 and f"{stray.name}: a shard of another run" in r.output
+    r = _eval(two_runs, osie_dir, "--no-references")
+    assert r.exit_code == 0, r.output
+    assert f"{run / 'shards' / stray.name}: a shard of another run" in r.output
+    assert (run / "damaged" / stray.name).is_file()
+    assert _summary(run)["metrics"] == before["metrics"] and _verify(two_runs).exit_code == 0
+
+
+def _rewritten(shard: Path, keep, salt: int = 0) -> tuple[str, bytes]:
+    """(name, bytes) of a shard holding the rows ``keep`` selects from ``shard``'s, as another process
+    would write them (the same run's settings hash; ``salt`` changes the bytes and so the name)."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from harness.results.files import parquet_bytes
+    from harness.results.store import SHARD_RUN_KEY
+
+    table = pq.read_table(shard)
+    table = table.take(pa.array(keep(table.num_rows))).replace_schema_metadata(
+        {**table.schema.metadata, b"salt": str(salt).encode()} if salt else table.schema.metadata)
+    data = parquet_bytes(table)
+    assert SHARD_RUN_KEY in pq.read_schema(pa.BufferReader(data)).metadata
+    first = int(shard.name.split("-")[1])
+    return f"part-{first:08d}-{hashlib.sha256(data).hexdigest()[:16]}.parquet", data
+
+
+def test_rows_another_process_wrote_meanwhile_are_not_counted_twice(tmp_path, osie_dir):
+    """A launcher's rank that outlived its rank 0 (a multi-machine run) went on writing shards while
+    a second command took the run over and computed the same stimuli: the summary counted 69 images
+    of 48 and exited 0 (found by QA). The shards are checked again before the summary is written."""
+    out = tmp_path / "runs"
+    copied = []
+
+    def other_process(k):  # after chunk k's shard: the same rows, written again by "another process"
+        if k == 0:
+            (shard,) = (_run_dir(out, "uniform") / "shards").glob("part-00000000-*.parquet")
+            name, data = _rewritten(shard, lambda n: list(range(n))[::-1])
+            (shard.parent / name).write_bytes(data)
+            copied.append(name)
+
+    run_eval(EvalConfig(model="uniform", dataset="osie", data_dir=osie_dir, output=out, limit=8, batch_size=4,
+                        progress=False), references=False, on_batch=other_process)
+    run = _run_dir(out, "uniform")
+    assert copied and _summary(run)["n_images"] == 8
+    assert len(list((run / "damaged").glob("part-*"))) == 1 and _verify(run).exit_code == 0
+
+    # a copy of two of a shard's eight rows, read first (names carry hashes): the original, whose other
+    # six rows no shard holds, is the one set aside; the command stops instead of summarising fewer
+    out = tmp_path / "runs2"
+
+    def partial_copy(k):
+        if k == 0:
+            (shard,) = (_run_dir(out, "uniform") / "shards").glob("part-00000000-*.parquet")
+            name, data = next((n, d) for n, d in (_rewritten(shard, lambda n: [0, 1], salt) for salt in range(1, 500))
+                              if n < shard.name)
+            (shard.parent / name).write_bytes(data)
+
+    with pytest.raises(HarnessError, match=r"^.*: 6 stimuli lost their rows when shards written by another process "
+                                           r"meanwhile were set aside \(e.g. '\d+'\); run the same command again"):
+        run_eval(EvalConfig(model="uniform", dataset="osie", data_dir=osie_dir, output=out, limit=8, batch_size=4,
+                            progress=False), references=False, on_batch=partial_copy)
+    run = _run_dir(out, "uniform")
+    assert not (run / "summary.json").exists()
+    run_eval(EvalConfig(model="uniform", dataset="osie", data_dir=osie_dir, output=out, limit=8, batch_size=4,
+                        progress=False), references=False)  # the same command again: computes the two, finishes
+    assert _summary(run)["n_images"] == 8 and _verify(run).exit_code == 0
 
 
 def test_corrupt_run_json_files_are_one_line(two_runs, osie_dir):
@@ -528,6 +610,14 @@ def test_seed_out_of_range_is_refused_before_any_folder(tmp_path, osie_dir, seed
     for bad in (int(seed), 1.5, True):  # the Python API checks it too
         with pytest.raises(HarnessError, match=r"the seed must be an integer from 0 to 2\*\*62, got"):
             run_eval(EvalConfig(model="uniform", dataset="osie", data_dir=osie_dir, output=out, seed=bad, limit=2))
+    assert not out.exists()
+
+
+def test_both_blurs_given_is_a_usage_error(tmp_path, osie_dir):
+    """--sigma-px 30 --sigma-deg 2 ran with 30 px and dropped the 2 degrees without a word (found by QA)."""
+    out = tmp_path / "runs"
+    r = _eval(out, osie_dir, "--sigma-px", "30", "--sigma-deg", "2")
+    assert r.exit_code == 2 and "--sigma-deg and --sigma-px are two ways to give the one blur" in r.output
     assert not out.exists()
 
 

@@ -37,8 +37,8 @@ from ..data.paths import DATA_DIR_HELP
 @click.option("--sigma-deg", type=float, default=1.0, show_default=True,
               help="Blur of the human fixation density, in degrees of visual angle.")
 @click.option("--sigma-px", type=float, default=None,
-              help="Blur in pixels instead (for datasets whose viewing geometry is unknown); display pixels, "
-                   "converted per image, on a dataset that declares each image's display scale.")
+              help="Blur in pixels instead of --sigma-deg (for datasets whose viewing geometry is unknown); display "
+                   "pixels, converted per image, on a dataset that declares each image's display scale.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
               help="Where models run; auto: a CUDA or Apple GPU when there is one (under torchrun/accelerate "
                    "launch, this process' GPU), else the CPU.")
@@ -70,6 +70,10 @@ def eval_command(models, dataset, task, attention, limit, batch_size, output, da
     """Evaluate models' attention against human gaze (and their task performance)."""
     from ..evaluation import EvalConfig, check_model_name, run_eval
 
+    given = click.get_current_context().get_parameter_source("sigma_deg")
+    if sigma_px is not None and given not in (None, click.core.ParameterSource.DEFAULT):
+        # one of them would be dropped: the run recorded sigma_px alone, without a word
+        raise click.UsageError("--sigma-deg and --sigma-px are two ways to give the one blur: give one of them")
     models = list(dict.fromkeys(models))
     for name in models:  # a typo in the last model fails before the first one runs
         check_model_name(name)

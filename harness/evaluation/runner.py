@@ -306,7 +306,7 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                                 "settings and reused by every later model run")
         world.barrier()  # rank 0 holds the lock and has set damaged shards aside
         if writer is None:
-            writer = RunFollower(run_dir, environment)
+            writer = RunFollower(run_dir, environment, settings)
             done = writer.done_ids()
             need = lacking(done)
         mine = [(k, [i for i in idx if ctx.ids[i] in need]) for k, idx in enumerate(chunks) if world.owns(k)]
@@ -372,6 +372,11 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                 summary = writer.summary
                 result = EvalResult(writer.dir, summary, len(scored), 0, reused=True)
             else:
+                short = lacking(writer.recheck())
+                if short:  # rows set aside just now: another process wrote some of the same stimuli
+                    raise HarnessError(f"{writer.dir}: {len(short)} stimuli lost their rows when shards written by "
+                                       f"another process meanwhile were set aside (e.g. {min(short)!r}); run the same "
+                                       "command again to compute them")
                 frame = read_run(writer.dir).per_image()  # in stimulus-id order
                 summary = record.summarize(frame, settings, task_obj=spec.task, ctx=ctx, seed=cfg.seed,
                                            previous=writer.summary)

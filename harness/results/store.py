@@ -34,6 +34,35 @@ SCHEMA_VERSION = 2
 SHARD_RE = re.compile(r"^part-(\d+)(?:-([0-9a-f]{16}))?\.parquet$")
 
 
+#: the key under which a shard's Parquet schema metadata names its run: the sha256 of the settings
+#: that computed its rows (a shard copied from another run into this one is recognised by it;
+#: shards of versions that did not write it have none)
+SHARD_RUN_KEY = b"gaze_harness.settings_sha256"
+
+
+def shard_settings_hash(path: Path) -> str | None:
+    """The settings hash a shard records (:data:`SHARD_RUN_KEY`), None when it records none or its
+    footer cannot be read (the full read names that damage)."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception:  # pyarrow raises several types for a damaged file
+        return None
+    value = meta.get(SHARD_RUN_KEY)
+    return value.decode("ascii", "replace") if value is not None else None
+
+
+def foreign_shard(path: Path, settings: dict[str, Any]) -> str | None:
+    """Why the shard at ``path`` is not a shard of the run of ``settings`` (None: it is, or it does
+    not say)."""
+    theirs = shard_settings_hash(path)
+    if theirs is None or theirs == settings_hash(settings):
+        return None
+    return (f"a shard of another run (its rows were computed with settings sha256 {theirs[:12]}…, this run's are "
+            f"{settings_hash(settings)[:12]}…)")
+
+
 def settings_hash(settings: dict[str, Any]) -> str:
     blob = json.dumps(settings, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()

@@ -16,18 +16,22 @@ from typing import Any
 
 from ..errors import HarnessError
 from .files import sha256_file
-from .store import SHARD_RE, Run, read_shard, run_id_for, settings_hash
+from .store import SHARD_RE, Run, foreign_shard, read_shard, run_id_for, settings_hash
 from .summary import aggregate, metric_columns, mismatches, type_problems
 
 
-def shard_problems(path: Path, manifest_hashes: dict[str, str] | None) -> tuple[list[str], object]:
-    """(problems, frame or None) of one shard file."""
+def shard_problems(path: Path, manifest_hashes: dict[str, str] | None,
+                   settings: dict[str, Any] | None = None) -> tuple[list[str], object]:
+    """(problems, frame or None) of one shard file (with ``settings``: also whether it is a shard of
+    that run)."""
     digest = sha256_file(path)
     named = SHARD_RE.match(path.name).group(2)
     if named is not None and not digest.startswith(named):
         return [f"{path.name}: contents do not match the hash in its name (sha256 {digest[:16]})"], None
     if manifest_hashes is not None and path.name in manifest_hashes and manifest_hashes[path.name] != digest:
         return [f"{path.name}: sha256 {digest[:16]}… is not the {str(manifest_hashes[path.name])[:16]}… the manifest recorded"], None
+    if settings and (foreign := foreign_shard(path, settings)) is not None:
+        return [f"{path.name}: {foreign}"], None
     try:
         return [], read_shard(path)
     except HarnessError as exc:
@@ -54,7 +58,7 @@ def run_problems(run: Run) -> list[str]:
     frames = []
     files = run.shard_files()
     for path in files:
-        found, frame = shard_problems(path, recorded)
+        found, frame = shard_problems(path, recorded, settings)
         problems += found
         if frame is not None:
             frames.append(frame)

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import DataError, HarnessError
 from .files import atomic_write_bytes, atomic_write_json, parquet_bytes, sha256_bytes, sha256_file
-from .store import SHARD_RE, read_run, read_shard, run_id_for, settings_hash, shard_files
+from .store import SHARD_RE, SHARD_RUN_KEY, foreign_shard, read_run, read_shard, run_id_for, settings_hash, shard_files
 
 
 def _now() -> str:
@@ -55,6 +55,7 @@ class _RunFiles:
 
     dir: Path
     _done: dict[str, str]
+    settings: dict[str, Any] | None = None
 
     def done_ids(self) -> set[str]:
         return set(self._done)
@@ -64,7 +65,10 @@ class _RunFiles:
 
         # from_pylist takes its columns from the first row only; a failed row has no metric columns
         columns = list(dict.fromkeys(k for r in rows for k in r))
-        data = parquet_bytes(pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in rows]))
+        table = pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in rows])
+        if self.settings is not None:  # the run the rows belong to, recognised if the file is copied elsewhere
+            table = table.replace_schema_metadata({SHARD_RUN_KEY: settings_hash(self.settings).encode()})
+        data = parquet_bytes(table)
         name = f"part-{first_index:08d}-{sha256_bytes(data)[:16]}.parquet"
         atomic_write_bytes(self.dir / "shards" / name, data)
         self._done.update((r["stimulus_id"], name) for r in rows)
@@ -136,8 +140,10 @@ class RunFollower(_RunFiles):
     holds locked (and has already checked: damaged shards are set aside before the ranks start).
     With ``environment``, it must be rank 0's (machines of one type: docs/scaling.md)."""
 
-    def __init__(self, run_dir: Path, environment: dict[str, Any] | None = None):
+    def __init__(self, run_dir: Path, environment: dict[str, Any] | None = None,
+                 settings: dict[str, Any] | None = None):
         self.dir = Path(run_dir)
+        self.settings = settings
         if environment is not None:
             recorded = read_environment(self.dir)
             if recorded is not None:
@@ -248,6 +254,8 @@ class RunWriter(_RunFiles):
                 why = "damaged shard (its contents do not match the hash in its name)"
             elif path.name in recorded and recorded[path.name] != digest:
                 why = "damaged shard (not the file the manifest recorded)"
+            elif (foreign := foreign_shard(path, self.settings)) is not None:
+                why = foreign
             else:
                 try:
                     ids = read_shard(path)["stimulus_id"].astype(str).tolist()
@@ -257,15 +265,25 @@ class RunWriter(_RunFiles):
                     again = [i for i in ids if i in done] + ([ids[0]] if len(set(ids)) < len(ids) else [])
                     if again:
                         why = f"rows for stimuli already in another shard (e.g. {again[0]!r})"
+                        if set(ids) <= set(done):  # a second copy of rows the run keeps
+                            why += f"; all {len(set(ids))} of its stimuli are, none is lost"
             if why is None:
                 done.update((i, path.name) for i in ids)
             else:
                 damaged = True
-                self._set_aside(path, why + "; its stimuli will be computed again")
+                self._set_aside(path, why if why.endswith("none is lost") else why + "; its stimuli will be computed again")
         if damaged and (self.dir / "summary.json").is_file():
             self._set_aside(self.dir / "summary.json", "withdrawn: a shard of this run was set aside")
             self.summary = {}
         return done
+
+    def recheck(self) -> set[str]:
+        """The shards checked again before the run is summarised (another process may have written
+        rows since this one started: a launcher's rank that outlived its rank 0, in a multi-machine
+        run, while this process took the run over); a second copy of rows is set aside. Returns the
+        stimuli with a row."""
+        self._done = self._check_shards()
+        return set(self._done)
 
     @property
     def finished(self) -> bool:
