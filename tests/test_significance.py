@@ -406,6 +406,40 @@ def test_a_model_without_center_bias_is_named_under_the_table(tmp_path):
     assert "1.4000 [1.333, 1.467]†" in r.output
 
 
+def test_a_row_not_tested_against_the_one_just_above_says_so(tmp_path):
+    """A run of another --seed just above (a rerun superseded that model's seed-0 row) was skipped in
+    silence: the row below it had no †, which reads as "significantly below it" (found by QA)."""
+    root = tmp_path / "runs"
+    write_run(root, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0}, n_images=N_BOARD)
+    write_run(root, model="net-a", metrics={"nss": 1.6}, n_images=N_BOARD, seed=1)
+    write_run(root, model="net-b", metrics={"nss": 1.4}, n_images=N_BOARD)
+    write_run(root, model="net-d", metrics={"nss": 1.3}, n_images=N_BOARD, seed=1)
+    stats = table_statistics(load_runs(root))
+    ids = {r.summary["model"]: r.run_id for r in load_runs(root) if r.summary["model"] != "center-bias"}
+    above = {c["model"]: c["against_model"] for c in stats.comparisons if c["role"] == "above"}
+    assert above == {"net-d": "net-a"}
+    assert stats.not_compared[ids["net-b"]] == ["not tested against net-a ranked just above (another --seed)"]
+    assert stats.not_compared[ids["net-d"]][0] == (
+        "not tested against net-b ranked just above (another --seed); tested against net-a, the nearest above run alike")
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(root), "--ci", "--wide"])
+    assert r.exit_code == 0 and "net-b: not tested against net-a ranked just above (another --seed)" in r.output
+
+
+def test_center_bias_of_another_limit_is_not_used_in_silence(tmp_path):
+    """The 40-stimulus row was tested against a 20-stimulus center-bias over the 20 both scored, its
+    mark flipped, and nothing said so (found by QA): a center-bias of the same --limit or none."""
+    root = tmp_path / "runs"
+    write_run(root, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0}, n_images=N_BOARD)
+    write_run(root, model="net-a", metrics={"nss": 1.4}, n_images=N_BOARD)
+    write_run(root, model="net-a", metrics={"nss": 1.3}, n_images=2 * N_BOARD)
+    stats = table_statistics(load_runs(root))
+    by_n = {r.settings["limit"]: r.run_id for r in load_runs(root) if r.summary["model"] == "net-a"}
+    assert [c["run_id"] for c in stats.comparisons if c["role"] == "reference"] == [by_n[N_BOARD]]
+    assert stats.not_compared[by_n[2 * N_BOARD]] == [
+        "not tested against net-a ranked just above (another --limit)",
+        "not tested against center-bias: no center-bias run with the same --limit (its runs scored other stimuli)"]
+
+
 def test_show_ci_fits_the_terminal(board, monkeypatch):
     monkeypatch.setenv("COLUMNS", "100")
     r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(board), "--ci"])

@@ -637,6 +637,25 @@ def test_marks_for_differences_that_are_not_significant(browser, server, root):
         assert td.get_attribute("title") is None and td.locator(".mark").count() == 0
 
 
+def test_a_test_not_made_is_marked_with_why(browser, server, root):
+    """A row whose neighbour just above is a run of another seed was not tested against it; without a
+    mark its cell read as significantly below it (found by QA): ◦, and why on hover, as show --ci's
+    note under the table says."""
+    runs_dir = root / "untested-runs"
+    write_run(runs_dir, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0}, n_images=8,
+              shuffle=1)
+    write_run(runs_dir, model="net-a", metrics={"nss": 1.6}, n_images=8, shuffle=2, seed=1)
+    write_run(runs_dir, model="net-b", metrics={"nss": 1.4}, n_images=8, shuffle=3)
+    build_site(runs_dir, root / "untested")
+    by_model = {r["model"]: r for r in page_data(root / "untested" / "index.html")["rows"]}
+    assert by_model["net-b"]["statistics"]["untested"] == ["not tested against net-a ranked just above (another --seed)"]
+    for pg, watch in _open(browser, server + "untested/index.html", server + "untested/"):
+        cell = pg.locator(f'#leaderboard tbody tr[data-run-id="{by_model["net-b"]["run_id"]}"] td[data-key="nss"]')
+        assert cell.locator(".untested").text_content() == "\u25e6"
+        assert cell.locator(".untested").get_attribute("title") == "not tested against net-a ranked just above (another --seed)"
+        assert "test that was not made" in " ".join(texts(pg, "#glossary-list dd"))
+
+
 def test_other_blurs_and_profiles_are_labelled_apart_and_normalised_by_their_own_references(browser, server, root):
     """Rows of two profiles, or of another blur, looked identical on the page and shared one table;
     the ceiling-normalised view took whichever ceiling and center-bias came last (another blur's)."""

@@ -252,6 +252,21 @@ def _comparable(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return all(a.get(k) == b.get(k) for k in COMPARABLE)
 
 
+#: how a note under the table names a setting two runs differ in
+_SETTING_WORDS = {"dataset_fingerprint": "dataset version", "task_params": "task version",
+                  "metric_profile": "metric profile", "metric_params": "blur or metric parameters", "seed": "--seed",
+                  "scoring": "scoring", "calibration": "calibration", "limit": "--limit"}
+
+
+def _differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    """The settings (of :data:`~harness.alignment.compare.COMPARABLE`, and the limit) in which two runs
+    differ, in words."""
+    from ..alignment.compare import COMPARABLE
+
+    keys = [k for k in (*COMPARABLE, "limit") if a.get(k) != b.get(k)]
+    return ", ".join(_SETTING_WORDS.get(k, k) for k in keys) or "settings"
+
+
 def table_statistics(runs: Sequence[Any], primary: str | None = None, *, n_boot: int = N_BOOT, seed: int = SEED,
                      level: float = LEVEL, alpha: float = ALPHA) -> TableStats:
     """Intervals and Holm-corrected paired tests for the table :func:`harness.leaderboard.table.render_table`
@@ -260,9 +275,11 @@ def table_statistics(runs: Sequence[Any], primary: str | None = None, *, n_boot:
     Tests, all on the primary metric and over the stimuli both runs scored:
 
     - each model (kind ``model``) against the ``center-bias`` baseline of its dataset and task (the
-      latest one shown whose :data:`~harness.alignment.compare.COMPARABLE` settings are the model's),
-      and against the nearest model ranked above it in the same dataset and task whose settings are
-      comparable and that was run with the same ``--limit`` (none for the best model);
+      latest one shown whose :data:`~harness.alignment.compare.COMPARABLE` settings and ``--limit`` are
+      the model's; one of another limit is not used, and said), and against the nearest model ranked
+      above it in the same dataset and task whose settings are comparable and that was run with the
+      same ``--limit`` (none for the best model; when the row just above is not that model, a note
+      says so: a cell without a mark would read as significantly below it);
     - each other baseline (``uniform``, a plugin's) against ``center-bias`` too;
     - not the human ceiling (see the module's docstring), nor ``center-bias`` against itself.
 
@@ -297,6 +314,9 @@ def table_statistics(runs: Sequence[Any], primary: str | None = None, *, n_boot:
     def group(r):
         return (r.get("dataset"), r.get("task"))
 
+    def _same_footing(a, b) -> bool:
+        return _comparable(a, b) and a.get("limit") == b.get("limit")
+
     tests: list[tuple[dict[str, Any], str, dict[str, Any]]] = []  # (row, role, other row)
     for i, r in enumerate(rows):
         run = by_id[r["run_id"]]
@@ -304,18 +324,28 @@ def table_statistics(runs: Sequence[Any], primary: str | None = None, *, n_boot:
         if kind == "ceiling" or (kind == "baseline" and r.get("model") == REFERENCE):
             continue
         if kind in ("model", "proxy"):
-            above = next((o for o in reversed(rows[:i]) if group(o) == group(r) and o.get("kind") in ("model", "proxy")
-                          and _comparable(by_id[o["run_id"]].settings, run.settings)
-                          and by_id[o["run_id"]].settings.get("limit") == run.settings.get("limit")), None)
+            ranked_above = [o for o in reversed(rows[:i]) if group(o) == group(r) and o.get("kind") in ("model", "proxy")]
+            above = next((o for o in ranked_above if _same_footing(by_id[o["run_id"]].settings, run.settings)), None)
+            if ranked_above and ranked_above[0] is not above:
+                # a cell without † reads as "significantly below the row just above": say it was not tested
+                just = ranked_above[0]
+                stats.not_compared.setdefault(r["run_id"], []).append(
+                    f"not tested against {just.get('model')} ranked just above (another "
+                    f"{_differences(by_id[just['run_id']].settings, run.settings)})"
+                    + (f"; tested against {above.get('model')}, the nearest above run alike" if above is not None else ""))
             if above is not None:
                 tests.append((r, "above", above))
         refs = [o for o in rows if group(o) == group(r) and o.get("kind") == "baseline"
                 and o.get("model") == REFERENCE and _comparable(by_id[o["run_id"]].settings, run.settings)]
-        if refs:
-            # several comparable centre-bias rows (runs of other --limit): the one with this run's limit
-            refs.sort(key=lambda o: (by_id[o["run_id"]].settings.get("limit") != run.settings.get("limit"),
-                                     -(o.get("n_images") or 0), str(o["run_id"])))
-            tests.append((r, "reference", refs[0]))
+        alike = [o for o in refs if by_id[o["run_id"]].settings.get("limit") == run.settings.get("limit")]
+        if alike:
+            alike.sort(key=lambda o: (-(o.get("n_images") or 0), str(o["run_id"])))
+            tests.append((r, "reference", alike[0]))
+        elif refs:
+            # one of another --limit would be tested on the stimuli both scored only, unsaid
+            stats.not_compared.setdefault(r["run_id"], []).append(
+                f"not tested against {REFERENCE}: no {REFERENCE} run with the same --limit (its runs scored other "
+                "stimuli)")
         else:
             stats.not_compared.setdefault(r["run_id"], []).append(
                 f"not tested against {REFERENCE}: no {REFERENCE} run with the same dataset, task and metric settings")

@@ -210,6 +210,9 @@ def page_statistics(runs: Sequence[Run], primary: str | None) -> dict[str, dict[
             out[public_run_id(run_id, by_id[run_id].settings.get("model"))] = {
                 "intervals": {m: [iv.get("lo"), iv.get("hi")] for m, iv in intervals.items()},
                 "marks": stats.marks(run_id), "tests": tests, "n_boot": stats.n_boot, "alpha": stats.alpha,
+                # tests not made (notes under show --ci's table): a cell without a mark would read as
+                # significantly different
+                "untested": [public_text(why) for why in stats.not_compared.get(run_id, [])],
             }
     return out
 

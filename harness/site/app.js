@@ -274,6 +274,9 @@
               }).join("; ");
               td.appendChild(el("span", { "class": "mark", title: why }, st.marks));
             }
+            if (col.primary && (st.untested || []).length) {
+              td.appendChild(el("span", { "class": "untested", title: st.untested.join("; ") }, "\u25e6"));
+            }
           }
         } else {
           td.textContent = v === null || v === undefined ? "\u2013" : String(v);
@@ -369,7 +372,8 @@
         "stimuli (" + tested.statistics.n_boot + " resamples). On the primary metric, \u2020 marks a model not " +
         "significantly different from the model ranked just above it and \u2021 one not significantly different " +
         "from center-bias (paired sign-flip test over the stimuli both runs scored, Holm-corrected across the table's " +
-        "tests, alpha " + tested.statistics.alpha + "), as harness leaderboard show --ci prints them."));
+        "tests, alpha " + tested.statistics.alpha + "), as harness leaderboard show --ci prints them; \u25e6 marks a " +
+        "test that was not made (hover it for why: another seed or --limit just above, no center-bias run alike)."));
     }
   }
 
