@@ -870,3 +870,22 @@ def test_two_model_folders_with_the_same_last_part_stay_two_published_models(tmp
 
     shown = {r["model"] for r in page_rows(hub_table.mark_latest(hub_table.rows_from_runs(load_runs(results))))}
     assert shown == set(latest)
+
+
+def test_show_from_a_published_board_equals_show_from_its_runs_with_both_scorings(tmp_path, monkeypatch):
+    """Published rows carry every column: the raw table read back from the Parquet file showed the
+    calibrated-only ll and ig_explained as empty columns that show --results does not have (found by QA)."""
+    from site_helpers import write_run
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    results = tmp_path / "runs"
+    write_run(results, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0, "ig": 0.0})
+    write_run(results, model="net-a", metrics={"nss": 1.4, "ig": 0.2})
+    write_run(results, model="net-a", metrics={"nss": 1.5, "ig": 0.3, "ll": -0.5}, scoring="calibrated")
+    folder = tmp_path / "pub"
+    assert publish_cli("--results", str(results), "--to-folder", str(folder)).exit_code == 0
+    for args in ([], ["--wide"]):
+        local = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(results), *args])
+        shown = CliRunner().invoke(main, ["leaderboard", "show", "--from", str(folder), *args])
+        assert local.exit_code == shown.exit_code == 0, shown.output
+        assert "ll" in shown.output and shown.output == local.output

@@ -177,6 +177,8 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
     task_cols = hub_table.task_columns(rows)
     if fmt == "csv":
         return _csv(rows, metric_cols, task_cols, stats)
+    # published rows carry every column (a raw row's calibrated-only ones empty): shown as from run folders
+    metric_cols = [m for m in metric_cols if m not in ("ll", hub_table.EXPLAINED) or any(r.get(m) is not None for r in rows)]
     text = escape or (lambda v: v)
     # a metric with non-finite values somewhere is flagged: its mean covers fewer stimuli
     flagged = {m: [(r, hub_table.nonfinite_of(r)[m]) for r in rows if hub_table.nonfinite_of(r).get(m)]

@@ -287,7 +287,15 @@
       tr.addEventListener("keydown", function (e) { if (e.key === "Enter") openRun(r.run_id); });
       tbody.appendChild(tr);
     });
-    document.getElementById("row-count").textContent = rows.length + (rows.length === 1 ? " run" : " runs") + " shown";
+    var count = rows.length + (rows.length === 1 ? " run" : " runs") + " shown";
+    if (!rows.length && ROWS.length) {  // say why, not just an empty table: the filters exclude each other
+      var chosen = ["task", "dataset", "attention", "scoring", "profile"].map(function (name) {
+        var sel = document.getElementById("filter-" + name);
+        return sel && sel.value ? name + " " + sel.value : null;
+      }).filter(Boolean);
+      count += ": no run has " + chosen.join(", ") + "; change a filter";
+    }
+    document.getElementById("row-count").textContent = count;
   }
 
   // Rows of one dataset and task scored on different stimuli (another --limit, an aligned model's
