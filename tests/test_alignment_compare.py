@@ -344,7 +344,8 @@ def test_format_table():
     assert "▲ better" in next(line for line in big if line.startswith("auc_judd"))
     assert "▲ better" in next(line for line in big if line.startswith("kld"))
     assert any(line.startswith("task:top1") for line in lines)
-    assert lines[-1].startswith("top-1 agreement: 66.7% of 3 stimuli")
+    assert lines[-1].startswith("top-1 agreement: 66.7% of 3 stimuli") and lines[-1].endswith(
+        "the same class from both models, not accuracy)")
 
 
 # --- find_pairs / baseline_on ---------------------------------------------------------------------------

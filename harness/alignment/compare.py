@@ -565,6 +565,8 @@ def format_table(result: Mapping[str, Any]) -> str:
     for name, why in (result.get("left_out") or {}).items():
         lines.append(f"{name} not compared: {why}")
     if result.get("top1_agreement") is not None:
+        # the two models' predicted classes, not accuracy: on a dataset without labels it read as one
         lines.append(f"top-1 agreement: {result['top1_agreement']:.1%} of {result['n_paired']} stimuli"
-                     f" ({result['n_labelled']} labelled by both)")
+                     f" ({result['n_labelled']} with a predicted class from both; the same class from both "
+                     "models, not accuracy)")
     return "\n".join(lines)
