@@ -740,10 +740,6 @@ def _as_shown(image: Any) -> Any:
     bytes) with such an orientation comes back as ``{"bytes": ..., "path": None}`` without its EXIF
     segment (the compressed pixels untouched); an image of another format with one raises
     :class:`_Turned` (the stimulus is skipped); anything else comes back as it is."""
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
     data = path = None
     if isinstance(image, dict):
         data, path = image.get("bytes"), image.get("path")
@@ -753,12 +749,10 @@ def _as_shown(image: Any) -> Any:
         path = os.fspath(image)
     else:
         return image
-    try:
-        with Image.open(io.BytesIO(data) if data else path) as im:
-            orientation = im.getexif().get(0x0112)  # PIL.ExifTags.Base.Orientation
-            kind = im.format
-    except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError):
+    found = _exif_orientation(data, path)
+    if found is None:
         return image  # _checked_size says what is wrong with it
+    orientation, kind = found
     if orientation in (None, 1):
         return image
     if kind == "JPEG":
@@ -772,20 +766,27 @@ def _as_shown(image: Any) -> Any:
                   "likely saw it unturned; store the image without the tag")
 
 
-def _orientation(image: Any) -> int | None:
-    """The EXIF orientation of a stored image (``{"bytes", "path"}`` as ``datasets`` keeps it), None
-    without one or when it cannot be read."""
+def _exif_orientation(data: bytes | None, path: str | None) -> tuple[int | None, str | None] | None:
+    """(EXIF orientation or None, format) of an image given as bytes or a path (from its header);
+    None when it cannot be read."""
     import io
 
     from PIL import Image, UnidentifiedImageError
 
-    if not isinstance(image, dict) or not (image.get("bytes") or image.get("path")):
-        return None
     try:
-        with Image.open(io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"]) as im:
-            return im.getexif().get(0x0112)
+        with Image.open(io.BytesIO(data) if data else path) as im:
+            return im.getexif().get(0x0112), im.format  # PIL.ExifTags.Base.Orientation
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError):
         return None
+
+
+def _orientation(image: Any) -> int | None:
+    """The EXIF orientation of a stored image (``{"bytes", "path"}`` as ``datasets`` keeps it), None
+    without one or when it cannot be read."""
+    if not isinstance(image, dict) or not (image.get("bytes") or image.get("path")):
+        return None
+    found = _exif_orientation(image.get("bytes"), image.get("path"))
+    return found[0] if found is not None else None
 
 
 class _Turned(ValueError):
