@@ -112,3 +112,73 @@ def test_plugin_method_runs_on_hugging_face_cnn_classifiers(activation_plugin, f
     np.testing.assert_allclose(pred.attention, expected, rtol=1e-5, atol=1e-8)
     cam = model.predict([image], task="classification", attention="grad-cam")[0].attention
     assert not np.allclose(cam, expected)
+
+
+def _tiny_cnn():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, stride=4, padding=1)
+    head = torch.nn.Linear(4, 5)
+
+    def forward(x):
+        return head(torch.relu(conv(x)).mean(dim=(2, 3)))
+
+    return forward, conv
+
+
+BAD_METHODS = {
+    "other-targets": (lambda f, layer, x, t: (torch.ones(len(x), 4, 4), t + 1), "other targets than the classes"),
+    "other-grid": (lambda f, layer, x, t: (torch.ones(len(x), 4, 12), t), "expected (2, 4, 4)"),
+    "missing-map": (lambda f, layer, x, t: (torch.ones(len(x) - 1, 4, 4), t), "expected (2, 4, 4)"),
+    "maps-only": (lambda f, layer, x, t: torch.ones(len(x), 4, 4), "returned Tensor, not the pair"),
+    "raises": (lambda f, layer, x, t: 1 / 0, "raised ZeroDivisionError"),
+    "text": (lambda f, layer, x, t: ("maps", t), "not an array"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_METHODS))
+def test_a_bad_plugin_method_is_named_not_stretched_or_relabelled(name):
+    """A cnn-layer method's result is checked before the harness places it on the image and reads
+    the label from its targets: a map of another grid was stretched onto the image, other targets
+    became the model's label, and a method's exception or bad return said nothing of the plugin."""
+    from harness.attention import AttentionMethodError, run_cnn_layer_method
+
+    fn, message = BAD_METHODS[name]
+
+    class Bad:
+        @hookimpl
+        def register_attention_methods(self, register):
+            register(f"bad-{name}", fn, applies_to="cnn-layer")
+
+    pm.register(Bad(), name="bad-method-plugin")
+    try:
+        forward, layer = _tiny_cnn()
+        x = torch.rand(2, 3, 16, 16)
+        with pytest.raises(AttentionMethodError, match=rf"attention 'bad-{name}' \(plugin 'bad-method-plugin'\)") as err:
+            run_cnn_layer_method(f"bad-{name}", forward, layer, x)
+        assert message in str(err.value)
+        # the good method on the same network passes the same checks
+        maps, targets, logits = run_cnn_layer_method("grad-cam", forward, layer, x)
+        assert maps.shape == (2, 4, 4) and torch.equal(targets, logits.argmax(dim=1))
+    finally:
+        pm.unregister(name="bad-method-plugin")
+
+
+def test_a_relabelling_method_fails_its_stimuli_in_eval(osie_dir, tmp_path):
+    class Relabel:
+        @hookimpl
+        def register_attention_methods(self, register):
+            register("relabel", lambda f, layer, x, t: activation_mean(f, layer, x, t + 1), applies_to="cnn-layer")
+
+    pm.register(Relabel(), name="relabel-plugin")
+    try:
+        out = tmp_path / "runs"
+        r = CliRunner().invoke(main, ["eval", "--model", "efficientnet-lite0", "--attention", "relabel",
+                                      "--dataset", "osie", "--limit", "1",
+                                      "--data-dir", str(osie_dir), "--output", str(out), "--no-references",
+                                      "--no-show"])
+        (run,) = load_runs(out)
+        rows = run.per_image()
+        assert list(rows["status"]) == ["failed"], r.output
+        assert "relabel" in rows["error"][0] and "relabel-plugin" in rows["error"][0]
+    finally:
+        pm.unregister(name="relabel-plugin")
