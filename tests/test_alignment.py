@@ -632,3 +632,94 @@ def test_two_processes_train_the_model_one_process_trains(osie_dir, osie_cache, 
         assert hb["held_out_nss"] == pytest.approx(ha["held_out_nss"], abs=1e-3)
     out = two.stdout + two.stderr  # rank 0 alone reports
     assert out.count("efficientnet-lite0+density-kl: 2 epochs") == 1, out[-2000:]
+
+
+def _bad_losses():
+    import torch
+
+    def as_float(batch):
+        return float(batch.attention().mean().detach())
+
+    def vector(batch):
+        return batch.attention().mean(dim=(1, 2))
+
+    def none(batch):
+        return None
+
+    def raises(batch):
+        raise ValueError("boom in my loss")
+
+    def detached(batch):
+        return batch.attention().mean().detach()
+
+    def constant(batch):
+        return torch.tensor(0.5)
+
+    def nan(batch):
+        return batch.attention().mean() * float("nan")
+
+    def integer(batch):
+        return torch.tensor(3)
+
+    return {
+        "as-float": (as_float, "returned float, not a scalar torch tensor"),
+        "vector": (vector, "returned a tensor of shape (4,), not a scalar"),
+        "none": (none, "returned NoneType"),
+        "raises": (raises, "raised ValueError: boom in my loss"),
+        "detached": (detached, "returned a value with no gradient"),
+        "constant": (constant, "returned a value with no gradient"),
+        "nan": (nan, "gave nan at epoch 1 before any update"),
+        "integer": (integer, "not a floating-point one"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_bad_losses()))
+def test_a_bad_loss_plugin_is_one_line_naming_it(tiny_model, tmp_path, name):
+    """A loss plugin's value is checked before it trains anything (found by an alignment QA
+    session): a float, a vector, None or an exception gave torch's traceback, and a detached or
+    constant value trained only the task term while the run reported success."""
+    fn, message = _bad_losses()[name]
+
+    class Bad:
+        @hookimpl
+        def register_alignment_losses(self, register):
+            register(f"bad-{name}", fn, needs=("attention",))
+
+    pm.register(Bad(), name="bad-loss-test")
+    try:
+        r = _align(tmp_path / "ck", "--epochs", "1", loss=f"bad-{name}")
+        assert r.exit_code == 1, r.output
+        last = r.output.strip().splitlines()[-1]
+        assert last.startswith(f"Error: alignment loss 'bad-{name}' (plugin 'bad-loss-test') "), r.output
+        assert message in last and "Traceback" not in r.output
+    finally:
+        pm.unregister(name="bad-loss-test")
+
+
+def test_training_only_the_head_trains_density_kl(tiny_model, tmp_path):
+    """Grad-CAM's channel weights come from the head, so an attention loss trains a head alone
+    (`--train-only _fc` on EfficientNet-Lite): the activations then need no gradient of their own,
+    and taking eq. 1's gradient failed with torch's traceback (found by an alignment QA session)."""
+    out = tmp_path / "ck"
+    r = _align(out, "--epochs", "1", "--train-only", "head", "--weight", "100")
+    assert r.exit_code == 0, r.output
+    before, after = TinyCNN().net.state_dict(), _weights(out)
+    assert not np.array_equal(before["head.weight"].numpy(), after["head.weight"].numpy())
+    assert np.array_equal(before["features.0.weight"].numpy(), after["features.0.weight"].numpy())
+
+
+def test_density_kl_of_a_nan_attention_map_is_nan_not_uniform():
+    """A NaN in the attention map made its total NaN, which read as 'no mass': the map became
+    uniform and the loss finite, with a zero gradient (found by an alignment QA session)."""
+    import torch
+
+    from plugins.alignment_losses import kl_from_maps
+
+    human = torch.rand(2, 6, 6)
+    attention = torch.rand(2, 6, 6)
+    attention[1, 2, 3] = float("nan")
+    loss = kl_from_maps(human, attention)
+    assert torch.isfinite(loss[0]) and torch.isnan(loss[1])
+    zero = kl_from_maps(human, torch.zeros(2, 6, 6))  # all-zero still reads as uniform
+    uniform = kl_from_maps(human, torch.ones(2, 6, 6))
+    assert torch.allclose(zero, uniform)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import HarnessError
+from ..errors import HarnessError, interrupt_in
 from ..results.files import jsonable as _jsonable
 
 TASK_LOSSES = ("auto", "distill", "logit-mse", "cross-entropy")
@@ -61,6 +61,33 @@ class AlignConfig:
     train_only: tuple[str, ...] = ()  # parameter-name prefixes to train; empty: every parameter
     progress: bool = True
     command: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+def _checked_alignment(value: Any, loss: str, plugin: str, *, epoch: int, untrained: bool):
+    """A loss plugin's value, as a 0-d tensor, or a one-line error naming the loss and its plugin:
+    it must be a floating-point torch scalar that depends on the trained parameters (a detached value,
+    or one computed from constants, would train nothing through the loss while the run reported
+    success) and, before any update, finite (a non-finite value then is the loss's, not the
+    learning rate's)."""
+    import torch
+
+    who = f"alignment loss {loss!r} (plugin {plugin!r})"
+    if not isinstance(value, torch.Tensor):
+        raise HarnessError(f"{who} returned {type(value).__name__}, not a scalar torch tensor computed from the "
+                           "batch (docs/alignment.md)")
+    if value.numel() != 1:
+        raise HarnessError(f"{who} returned a tensor of shape {tuple(value.shape)}, not a scalar: reduce it over "
+                           "the batch (the built-in losses take the mean)")
+    if not value.is_floating_point():
+        raise HarnessError(f"{who} returned a {value.dtype} tensor, not a floating-point one: it has no gradient")
+    if not value.requires_grad:
+        raise HarnessError(f"{who} returned a value with no gradient (detached, computed from constants, or from "
+                           "nothing --train-only trains): training would change nothing through it")
+    value = value.reshape(())
+    if untrained and not bool(torch.isfinite(value)):
+        raise HarnessError(f"{who} gave {float(value.detach())} at epoch {epoch} before any update: it computes a "
+                           "non-finite value from the model as it is")
+    return value
 
 
 def _check(cfg: AlignConfig) -> None:
@@ -330,6 +357,7 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
         "prepared_seconds": round(prepared_s, 2),
     }
     n_train = len(train_idx)
+    untrained = previous is None  # no update yet: a non-finite loss is the loss', not the learning rate's
     for epoch in range(start, cfg.epochs + 1):
         t_epoch = time.perf_counter()
         order = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
@@ -352,7 +380,16 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
                     task = torch.nn.functional.mse_loss(logits, teacher[mine].to(device).to(logits.dtype))
                 else:
                     task = torch.nn.functional.cross_entropy(logits, targets[mine].to(device))
-                align = loss_fn(batch)
+                try:
+                    align = loss_fn(batch)
+                except MemoryError:
+                    raise
+                except Exception as exc:  # a plugin's bug: one line naming it, not torch's traceback
+                    if interrupt_in(exc) is not None:  # Ctrl-C or SIGTERM inside torch's code
+                        raise
+                    raise HarnessError(f"alignment loss {cfg.loss!r} (plugin {loss_spec.plugin!r}) raised "
+                                       f"{type(exc).__name__}: {exc}") from exc
+                align = _checked_alignment(align, cfg.loss, loss_spec.plugin, epoch=epoch, untrained=untrained)
                 total = task + weight * align
                 if not torch.isfinite(total):
                     raise HarnessError(f"alignment loss {cfg.loss!r} gave a non-finite value at epoch {epoch}; "
@@ -370,6 +407,7 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
                     dist.all_reduce(p.grad)
                 dist.all_reduce(values)
             optimizer.step()
+            untrained = False
             for key, v in zip(("task", "align", "total"), values.tolist()):
                 sums[key] += v * len(step)
             bar.set_postfix(task=f"{values[0]:.4f}", align=f"{values[1]:.4f}")
@@ -403,7 +441,8 @@ def _epoch_line(e: dict[str, Any]) -> str:
     parts = [f"epoch {e['epoch']}: loss task {e['train_task']:.4f} align {e['train_align']:.4f}"]
     parts += [f"held-out {k} {e[f'held_out_{k}']:.4f}" for k in HELD_OUT_METRICS if e.get(f"held_out_{k}") is not None]
     parts.append(f"top-1 agreement with the original {e['held_out_top1_agreement']:.3f}")
-    parts.append(f"{e['train_seconds']:.0f} s")
+    s = e["train_seconds"]
+    parts.append(f"{s:.0f} s" if s >= 10 else f"{s:.1f} s")  # a short epoch printed '0 s'
     return ", ".join(parts)
 
 

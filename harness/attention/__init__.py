@@ -34,6 +34,7 @@ def run_cnn_layer_method(name: str, forward, layer, inputs):
     the batch with an :class:`AttentionMethodError` naming the method and its plugin."""
     import torch
 
+    from ..errors import interrupt_in
     from ..plugins import get_registry
 
     spec = get_registry().get("attention", name)
@@ -54,9 +55,11 @@ def run_cnn_layer_method(name: str, forward, layer, inputs):
     who = f"attention {name!r} (plugin {spec.plugin!r})"
     try:
         result = method(forward, layer, inputs, targets.clone())
-    except (KeyboardInterrupt, MemoryError):
+    except MemoryError:
         raise
     except Exception as exc:
+        if interrupt_in(exc) is not None:  # Ctrl-C inside torch's code: not the method's failure
+            raise
         raise AttentionMethodError(f"{who} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         raise AttentionMethodError(f"{who} returned {type(result).__name__}, not the pair (maps (B, h, w), targets (B,))")

@@ -88,16 +88,20 @@ def _forward_capturing(forward: Callable[[Tensor], Tensor], layer: torch.nn.Modu
                        detach: bool) -> tuple[Tensor, Tensor]:
     """``(logits, the layer's output)`` of one forward pass. ``detach``: the output is swapped for a
     leaf tensor (the graph then starts at the layer: nothing before it is kept for backward);
-    otherwise it stays in the graph, so training can differentiate through the whole network."""
+    otherwise it stays in the graph, so training can differentiate through the whole network (a
+    leaf too when nothing before the layer requires grad: there is no graph to stay in)."""
     captured: list[Tensor] = []
 
     def hook(module: torch.nn.Module, args: tuple, output: object) -> object:
         first = output[0] if isinstance(output, (tuple, list)) else output
         if not isinstance(first, Tensor):
             raise TypeError(f"Grad-CAM layer {type(module).__name__} returned {type(first).__name__}, not a tensor")
-        if not detach:
+        if not detach and first.requires_grad:
             captured.append(first)
             return None
+        # detach, or nothing trained before the layer (``harness align --train-only _fc``): the
+        # output becomes a leaf that requires grad, so that the gradient of eq. 1 can be taken (and,
+        # for training, built as a graph through the layers after it)
         leaf = first.detach().requires_grad_(True)
         captured.append(leaf)
         # A copy goes on downstream, so an in-place op after the layer cannot alter the leaf.
