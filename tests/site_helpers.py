@@ -29,7 +29,8 @@ def write_run(root: Path, *, model: str, metrics: dict[str, float], attention: s
               finished_at: str = "2025-03-01T12:00:00+00:00", maps: dict[str, np.ndarray] | None = None,
               stimulus_ids: list[str] | None = None, legacy_maps: bool = False, scoring: str = "raw",
               shuffle: int | None = None, metric_params: dict[str, Any] | None = None,
-              stimuli: dict[str, Any] | None = None, task_params: dict[str, Any] | None = None) -> Path:
+              stimuli: dict[str, Any] | None = None, task_params: dict[str, Any] | None = None,
+              dataset_fingerprint: str = "f0" * 32) -> Path:
     """One finished run folder; per-image values average exactly to ``metrics``. ``maps`` are
     saved as ``maps/<stimulus_filename(id, ".npy")>`` named in ``maps/index.json``, or, with
     ``legacy_maps``, as the ``maps/<id>.npy`` of runs written before the index existed."""
@@ -38,7 +39,7 @@ def write_run(root: Path, *, model: str, metrics: dict[str, float], attention: s
     settings = {
         "schema_version": SCHEMA_VERSION, "model": model, "kind": kind,
         "model_provenance": {"model_id": f"org/{model}", "weights_sha256": "ab" * 32},
-        "dataset": dataset, "dataset_fingerprint": "f0" * 32, "n_images": n_images, "limit": n_images,
+        "dataset": dataset, "dataset_fingerprint": dataset_fingerprint, "n_images": n_images, "limit": n_images,
         "task": task, "attention": attention, "metric_profile": profile,
         "metric_params": metric_params or {"sigma_deg": 1.0, "sigma_px": 24.0}, "seed": seed,
         **({"scoring": scoring} if scoring != "raw" else {}),

@@ -343,3 +343,30 @@ def test_a_filter_that_matches_nothing_names_what_there_is(tmp_path):
         assert r.output.strip().endswith("there are: mit1003, osie"), r.output
         r = CliRunner().invoke(main, ["leaderboard", "show", *where, "--dataset", "osie", "--task", "free-viewing"])
         assert r.exit_code == 0 and "mit1003" not in r.output and "net" in r.output
+
+
+def test_a_row_on_another_version_of_the_dataset_is_labelled_and_noted(tmp_path):
+    """A model evaluated on an unedited copy of the data sat beside the references of the edited one,
+    unlabelled (only --ci said 'another dataset version'; found by a plugin author's QA)."""
+    from harness.leaderboard.publish import publish_to_folder
+
+    root = tmp_path / "runs"
+    write_run(root, model="human-ceiling", kind="ceiling", attention="leave-one-subject-out", metrics={"nss": 3.0})
+    write_run(root, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0})
+    write_run(root, model="net", metrics={"nss": 1.5})
+    write_run(root, model="old-net", metrics={"nss": 1.4}, dataset_fingerprint="742c8801" + "0" * 56)
+    publish_to_folder(root, tmp_path / "pub")
+    for where in (["--results", str(root)], ["--from", str(tmp_path / "pub")]):
+        r = CliRunner().invoke(main, ["leaderboard", "show", *where, "--wide"])
+        assert r.exit_code == 0, r.output
+        lines = r.output.splitlines()
+        assert [line.split("|")[1].strip() for line in lines if "old-net" in line and line.startswith("|")] == [
+            "old-net [data 742c8801]"]
+        assert not any("[data" in line for line in lines if "net" in line and "old-net" not in line)
+        assert ("Rows scored on another version of the dataset's files than the rest (old-net [data 742c8801]): "
+                "the files changed between their runs") in " ".join(r.output.split())
+    # one version: no label
+    solo = tmp_path / "solo"
+    write_run(solo, model="net", metrics={"nss": 1.5})
+    write_run(solo, model="other", metrics={"nss": 1.2})
+    assert "[data" not in render_table(load_runs(solo))

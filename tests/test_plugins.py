@@ -1211,3 +1211,42 @@ def test_a_metric_cannot_take_a_row_column_and_a_reused_run_says_it_lacks_a_new_
     from harness.results.summary import ROW_COLUMNS
 
     assert set(ROW_COLUMNS) <= set(RESERVED_METRIC_NAMES)
+
+
+def test_a_plugin_model_edited_without_a_new_version_is_noticed(tmp_path, fresh, osie_dir):
+    """A plugin's version number does not change while its author edits it: a run resumed after an
+    edit mixed two codes' numbers under one version, and a finished run was reused in silence after
+    its model changed (found by a plugin author's QA). The plugin's code is hashed into the run's
+    environment: a resume across an edit is refused, a finished run is reused with a note."""
+    from harness.results.store import shard_files
+
+    pkg = unique("hpt_code")
+    site = tmp_path / "site"
+    flat_dist(site, "harness-code", pkg, "code-model", "code-data")
+    fresh.syspath_prepend(str(site))
+    reset_for_tests()
+    out = tmp_path / "runs"
+    args = ["eval", "--model", "code-model", "--dataset", "osie", "--data-dir", str(osie_dir), "--limit", "4",
+            "--batch-size", "2", "--output", str(out), "--no-references", "--no-show"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    (run,) = load_runs(out)
+    env = json.loads((run.path / "environment.json").read_text())
+    assert env["plugins"] == {"flatplugin": "0.1"} and list(env["plugin sources"]) == ["flatplugin"]
+    r = CliRunner().invoke(main, args)  # nothing changed: reused without a word about plugins
+    assert r.exit_code == 0 and "computed with" not in r.output, r.output
+
+    model_py = site / pkg / "model.py"
+    model_py.write_text(model_py.read_text() + "\n# tuned the map\n")
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "reused as it is finished, but it was computed with plugin flatplugin's code sha256:" in r.output
+    assert "(here sha256:" in r.output
+
+    # the same run half done: its second shard lost, its summary withdrawn
+    (run.path / "summary.json").unlink()
+    shard_files(run.path)[-1].unlink()
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 1, r.output
+    last = r.output.strip().splitlines()[-1]
+    assert "rows were computed with plugin flatplugin's code sha256:" in last and "one run must not mix" in last

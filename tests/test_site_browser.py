@@ -666,6 +666,26 @@ def test_a_test_not_made_is_marked_with_why(browser, server, root):
                                                  "change a filter")
 
 
+def test_a_row_on_another_version_of_the_dataset_is_labelled_and_noted_on_the_page(browser, server, root):
+    """As `harness leaderboard show`: a row whose dataset fingerprint differs from the rest is
+    labelled, its label's tooltip says why, and the note under the table is the data note, not the
+    blur note the page gave every labelled row (found by a plugin author's QA)."""
+    runs = root / "data-runs"
+    write_run(runs, model="human-ceiling", kind="ceiling", attention="leave-one-subject-out", metrics={"nss": 3.0})
+    write_run(runs, model="net", metrics={"nss": 1.5})
+    write_run(runs, model="old-net", metrics={"nss": 1.4}, dataset_fingerprint="742c8801" + "0" * 56)
+    build_site(runs, root / "data-site")
+    for pg, watch in _open(browser, server + "data-site/index.html", server + "data-site/"):
+        cells = texts(pg, "#leaderboard tbody td[data-key=model]")
+        assert [c for c in cells if "[" in c] == ["old-net [data 742c8801]"]
+        assert pg.get_attribute("#leaderboard tbody td[data-key=model] .variant", "title") == (
+            "scored on another version of the dataset's files")
+        assert texts(pg, "#table-notes p.other-blur") == []
+        (note,) = texts(pg, "#table-notes p.other-data")
+        assert note.startswith("Rows scored on another version of the dataset's files than the rest "
+                               "(old-net [data 742c8801]): the files changed between their runs")
+
+
 def test_other_blurs_and_profiles_are_labelled_apart_and_normalised_by_their_own_references(browser, server, root):
     """Rows of two profiles, or of another blur, looked identical on the page and shared one table;
     the ceiling-normalised view took whichever ceiling and center-bias came last (another blur's)."""

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import json
 import platform
+import types
 from datetime import datetime, timezone
 from importlib import metadata as md
 from pathlib import Path
@@ -100,6 +101,54 @@ def plugin_versions(settings: dict[str, Any], metrics: list[str]) -> dict[str, s
     return {i.name: i.version for i in plugin_infos() if i.name in names and i.source != "built-in"}
 
 
+def plugin_sources(names) -> dict[str, str]:
+    """The code of each third-party plugin of ``names`` (:func:`plugin_versions`' keys), as
+    :func:`source_fingerprint` of the ``.py`` files of the top-level package (or module) that holds
+    its hooks and of those that hold the factories it registers, unless that package is another
+    installed distribution's (a factory ``transformers:AutoModel`` is versioned with transformers).
+    A plugin's version number does not change while its author edits it: without this, a run resumed
+    after an edit mixed the numbers of two codes under one version, and a finished one was reused
+    after its model changed (found by a plugin author's QA)."""
+    return {name: _plugin_source(name) for name in sorted(names)}
+
+
+def _plugin_source(name: str) -> str:  # not cached: a plugin's author edits it between two runs
+    import importlib.util
+
+    from ..plugins import get_registry, plugin_infos, pm
+    from ..registry import KINDS
+
+    plugin = pm.get_plugin(name)
+    modules = {plugin.__name__ if isinstance(plugin, types.ModuleType) else type(plugin).__module__}
+    reg = get_registry(warn=False)
+    modules |= {s.factory_path.partition(":")[0] for kind in KINDS for s in reg.in_order(kind) if s.plugin == name}
+    info = next((i for i in plugin_infos() if i.name == name), None)
+    own = info.source.removeprefix("distribution ") if info is not None else None
+    owners = _packages_distributions()
+    roots: list[Path] = []
+    files: list[Path] = []
+    for top in sorted({m.split(".")[0] for m in modules if m}):
+        dists = owners.get(top)
+        if dists and own not in dists:
+            continue
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):  # __main__, or a module that cannot be found any more
+            spec = None
+        if spec is None:
+            continue
+        if spec.submodule_search_locations:
+            roots += sorted(Path(loc) for loc in spec.submodule_search_locations)
+        elif spec.origin and spec.origin.endswith(".py"):
+            files.append(Path(spec.origin))
+    return source_fingerprint(tuple(roots), tuple(files))
+
+
+@functools.lru_cache(maxsize=1)
+def _packages_distributions() -> dict[str, list[str]]:
+    return md.packages_distributions()
+
+
 #: the packages the numbers of a run without a network depend on (the human ceiling, the baselines,
 #: mouse-tracking proxies: maps and metrics in numpy, numba and scipy); a model run depends on all
 REFERENCE_PACKAGES = ("python", "gaze-harness", "numpy", "numba", "scipy")
@@ -107,9 +156,9 @@ REFERENCE_PACKAGES = ("python", "gaze-harness", "numpy", "numba", "scipy")
 
 def environment(device: str | None, plugins: dict[str, str] | None = None, kind: str = "model") -> dict[str, Any]:
     """What a run's numbers depend on besides its settings: the package versions, the harness'
-    own code (:func:`source_fingerprint`), the versions of the third-party plugins that compute
-    them (:func:`plugin_versions`; a metric plugin installed between two sessions would leave the
-    earlier rows without its column) and the processor (the CPU model; for a CUDA run the GPU,
+    own code (:func:`source_fingerprint`), the versions and code of the third-party plugins that
+    compute them (:func:`plugin_versions`, :func:`plugin_sources`; a metric plugin installed between
+    two sessions would leave the earlier rows without its column) and the processor (the CPU model; for a CUDA run the GPU,
     CUDA and cuDNN). Every session that computes rows of a run
     must have the same (:meth:`harness.results.writer.RunWriter.begin_session` checks), so that a
     run's rows, and the manifest's provenance, come from one environment. A run of ``kind`` other
@@ -118,7 +167,9 @@ def environment(device: str | None, plugins: dict[str, str] | None = None, kind:
     packages = package_versions()
     if kind != "model":
         packages = {k: v for k, v in packages.items() if k in REFERENCE_PACKAGES}
-    return {"packages": packages, "harness source": source_fingerprint(), "plugins": dict(plugins or {}), **machine}
+    sources = {"plugin sources": plugin_sources(plugins)} if plugins else {}
+    return {"packages": packages, "harness source": source_fingerprint(), "plugins": dict(plugins or {}), **sources,
+            **machine}
 
 
 def row(stimulus_id: str, status: str, error: str | None, scores: dict, task_scores: dict, output: dict,

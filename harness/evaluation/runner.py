@@ -22,7 +22,7 @@ from ..errors import HarnessError, interrupt_in
 from ..results import read_run, run_id_for
 from ..results.store import shard_files
 from ..results.examples import EXAMPLE_SIDE, keep_examples, save_candidate
-from ..results.writer import RunFollower, RunWriter, writable_folder
+from ..results.writer import RunFollower, RunWriter, environment_differences, read_environment, writable_folder
 from . import calibrated, record
 from .config import CEILING, EvalConfig, EvalResult, check_seed, geometry_rows, stimulus_blurs
 from .context import DatasetContext
@@ -299,6 +299,14 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                     writer.note(f"warning: {writer.dir / 'manifest.json'}: does not list the run's shards (missing, "
                                 "edited, or another shard added); written again")
                     reuse = False
+            if reuse:  # the plugins that computed it may have changed since (the harness' own code: docs)
+                recorded = read_environment(writer.dir)
+                changed = (environment_differences(recorded, environment, keys=("plugins", "plugin sources"))
+                           if recorded is not None else [])
+                if changed:
+                    writer.note(f"note: {writer.dir}: reused as it is finished, but it was computed with "
+                                f"{'; '.join(changed)}: remove the run folder or write to another --output to "
+                                "compute it with this code")
             if missing:
                 writer.begin_session(environment)
                 if spec.kind != "model" and cfg.progress:

@@ -224,13 +224,15 @@ def page_rows(rows: Sequence[dict[str, Any]], examples: dict[str, dict[str, Any]
 
     examples = examples or {}
     statistics = statistics or {}
-    from .table import _setting_variants
+    from .table import _setting_variants, variant_kinds
 
     metrics = hub_table.metric_columns(rows)
     tasks = hub_table.task_columns(rows)
-    variants: dict[int, str] = {}  # rows blurred otherwise than the rest, labelled as `show` labels them
+    variants: dict[int, str] = {}  # rows set apart (blur, task, data), labelled as `show` labels them
+    kinds: dict[int, list[str]] = {}
     for scoring in {hub_table.scoring_of(r) for r in rows}:
         variants.update(_setting_variants([r for r in rows if hub_table.scoring_of(r) == scoring]))
+        kinds.update(variant_kinds([r for r in rows if hub_table.scoring_of(r) == scoring]))
     out = []
     for row in rows:
         provenance = {k: row.get(k) for k in (
@@ -248,6 +250,7 @@ def page_rows(rows: Sequence[dict[str, Any]], examples: dict[str, dict[str, Any]
             "kind": row.get("kind") or "model",
             "scoring": hub_table.scoring_of(row),
             "variant": public_value(variants.get(id(row))),
+            "variant_kinds": kinds.get(id(row), []),
             # the blur: rows are normalised by the references blurred alike
             "blur": hub_table._group(row, "metric_params"),
             "latest": bool(row.get("latest", True)),

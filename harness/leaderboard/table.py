@@ -353,8 +353,37 @@ def _setting_variants(rows: Sequence[dict[str, Any]]) -> dict[int, str]:
     scoring of the task (:func:`_task_variants`). Such rows keep rows of their own (see
     :data:`hub_table.GROUP_KEY`) or sit beside rows scored otherwise, and without a label two of
     them would look the same."""
-    blur, task = _blur_variants(rows), _task_variants(rows)
-    return {k: "; ".join(v for v in (blur.get(k), task.get(k)) if v) for k in {**blur, **task}}
+    blur, task, data = _blur_variants(rows), _task_variants(rows), _data_variants(rows)
+    return {k: "; ".join(v for v in (blur.get(k), task.get(k), data.get(k)) if v) for k in {**blur, **task, **data}}
+
+
+def variant_kinds(rows: Sequence[dict[str, Any]]) -> dict[int, list[str]]:
+    """``id(row)`` -> what sets the row apart (``blur``, ``task``, ``data``), for the page's notes."""
+    out: dict[int, list[str]] = {}
+    for kind, found in (("blur", _blur_variants(rows)), ("task", _task_variants(rows)), ("data", _data_variants(rows))):
+        for k in found:
+            out.setdefault(k, []).append(kind)
+    return out
+
+
+def _data_variants(rows: Sequence[dict[str, Any]]) -> dict[int, str]:
+    """``id(row)`` -> ``data 742c8801`` for each row scored on another version of its dataset's
+    files (another ``dataset_fingerprint``) than most rows of its dataset and task: the files changed
+    between runs (an edited fixation, a replaced image, a converter bumped), and without a label the
+    row sat beside references of the other version as if it compared (found by a plugin author's QA)."""
+    from collections import Counter
+
+    out: dict[int, str] = {}
+    for members in _by_dataset_task(rows):
+        prints = [str(r.get("dataset_fingerprint") or "") for r in members]
+        known = [f for f in prints if f]
+        if len(set(known)) < 2:
+            continue
+        usual = Counter(known).most_common(1)[0][0]
+        for r, f in zip(members, prints):
+            if f and f != usual:
+                out[id(r)] = f"data {f.removeprefix('sha256:')[:8]}"
+    return out
 
 
 def _by_dataset_task(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -428,7 +457,7 @@ def _variant_notes(rows: Sequence[dict[str, Any]], variants: dict[int, str], tex
     if not variants:
         return []
     notes = []
-    blur, task = _blur_variants(rows), _task_variants(rows)
+    blur, task, data = _blur_variants(rows), _task_variants(rows), _data_variants(rows)
     if blur:
         listed = "; ".join(f"{text(str(r.get('model')))} [{variants[id(r)]}]" for r in rows if id(r) in blur)
         notes.append(f"Rows blurred otherwise than the rest ({listed}): their density metrics use another human "
@@ -438,6 +467,11 @@ def _variant_notes(rows: Sequence[dict[str, Any]], variants: dict[int, str], tex
         notes.append(f"Rows whose task was scored otherwise than the rest ({listed}): their task columns do not "
                      "compare with the others' (their gaze metrics do); evaluate them again to score the task "
                      "as the others were.")
+    if data:
+        listed = "; ".join(f"{text(str(r.get('model')))} [{variants[id(r)]}]" for r in rows if id(r) in data)
+        notes.append(f"Rows scored on another version of the dataset's files than the rest ({listed}): the files "
+                     "changed between their runs (their dataset fingerprint differs), so their scores do not "
+                     "compare with the others'; evaluate them again on the same files.")
     return notes
 
 

@@ -116,20 +116,36 @@ _ADVICE = ("finish it where it was started (with that code and those packages), 
            "it all again here, or write to another --output")
 
 
+def environment_differences(recorded: dict[str, Any], current: dict[str, Any],
+                            keys: tuple[str, ...] | None = None) -> list[str]:
+    """What differs between a recorded environment and this process' (of ``keys``, default all),
+    as phrases: ``numpy 2.3.0 (here 2.4.6)``, ``plugin qa 0.1.0 (here 0.2.0)``, ``plugin qa's code
+    sha256:... (here sha256:...)``."""
+    diffs = []
+    for key in sorted(set(recorded) | set(current)):
+        if keys is not None and key not in keys:
+            continue
+        a, b = recorded.get(key), current.get(key)
+        if key == "plugin sources" and not isinstance(a, dict):
+            continue  # recorded before plugins' code was: their versions are compared
+        if isinstance(a, dict) or isinstance(b, dict):
+            a, b = a if isinstance(a, dict) else {}, b if isinstance(b, dict) else {}
+            label = {"plugins": "plugin {} {}", "plugin sources": "plugin {}'s code {}"}.get(key, "{} {}")
+            diffs += [label.format(k, a.get(k, "absent")) + f" (here {b.get(k, 'absent')})"
+                      for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            diffs.append(f"{key} {a!r} (here {b!r})")
+    return diffs
+
+
 def check_same_environment(run_dir: Path, recorded: dict[str, Any], current: dict[str, Any], whose: str,
                            advice: str = _ADVICE) -> None:
     """A one-line error naming what differs between the recorded environment and this process'."""
     if recorded == current:
         return
-    diffs = []
-    for key in sorted(set(recorded) | set(current)):
-        a, b = recorded.get(key), current.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs += [f"{key[:-1]} {k} {a.get(k, 'absent')} (here {b.get(k, 'absent')})" if key == "plugins" else
-                      f"{k} {a.get(k, 'absent')} (here {b.get(k, 'absent')})"
-                      for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-        elif a != b:
-            diffs.append(f"{key} {a!r} (here {b!r})")
+    diffs = environment_differences(recorded, current)
+    if not diffs:
+        return
     shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
     raise HarnessError(f"{run_dir}: {whose} computed with {shown}: one run must not mix the numbers of two "
                        f"environments; {advice}")

@@ -247,7 +247,7 @@
         var v = cell(r, col);
         if (col.key === "model") {
           td.appendChild(el("span", { "class": "model-name" }, v));
-          if (r.variant) td.appendChild(el("span", { "class": "variant", title: "scored with another blur than the other rows" }, " [" + r.variant + "]"));
+          if (r.variant) td.appendChild(el("span", { "class": "variant", title: variantTitle(r) }, " [" + r.variant + "]"));
           if (KIND_LABEL[r.kind]) td.appendChild(el("span", { "class": "badge badge-" + r.kind }, KIND_LABEL[r.kind]));
           if (r.latest === false) td.appendChild(el("span", { "class": "badge badge-superseded" }, "superseded"));
         } else if (col.type === "number") {
@@ -343,13 +343,37 @@
     var box = document.getElementById("table-notes");
     box.textContent = "";
     mixedStimuliNotes(rows).forEach(function (line) { box.appendChild(el("p", { "class": "mixed-stimuli" }, line)); });
-    var other = rows.filter(function (r) { return r.variant; });
-    if (other.length) {  // in the words of `harness leaderboard show`
-      box.appendChild(el("p", { "class": "other-blur" }, "Rows blurred otherwise than the rest (" + other.map(function (r) {
+    // in the words of `harness leaderboard show` (table._variant_notes), one paragraph per reason
+    Object.keys(VARIANT_NOTES).forEach(function (kind) {
+      var other = rows.filter(function (r) { return r.variant && kindsOf(r).indexOf(kind) >= 0; });
+      if (!other.length) return;
+      var note = VARIANT_NOTES[kind];
+      box.appendChild(el("p", { "class": "other-" + kind }, note[0] + " (" + other.map(function (r) {
         return String(r.model) + " [" + r.variant + "]";
-      }).join("; ") + "): their density metrics use another human density, so their scores do not compare " +
-        "with the others'."));
-    }
+      }).join("; ") + "): " + note[1]));
+    });
+  }
+
+  var VARIANT_NOTES = {
+    blur: ["Rows blurred otherwise than the rest",
+           "their density metrics use another human density, so their scores do not compare with the others'."],
+    task: ["Rows whose task was scored otherwise than the rest",
+           "their task columns do not compare with the others' (their gaze metrics do); evaluate them again to " +
+           "score the task as the others were."],
+    data: ["Rows scored on another version of the dataset's files than the rest",
+           "the files changed between their runs (their dataset fingerprint differs), so their scores do not " +
+           "compare with the others'; evaluate them again on the same files."]
+  };
+  var VARIANT_TITLES = { blur: "scored with another blur than the other rows",
+                         task: "its task scored otherwise than the other rows",
+                         data: "scored on another version of the dataset's files" };
+
+  function kindsOf(r) {  // rows published before the page said why: a blur, as the page then read it
+    return r.variant_kinds && r.variant_kinds.length ? r.variant_kinds : ["blur"];
+  }
+
+  function variantTitle(r) {
+    return kindsOf(r).map(function (k) { return VARIANT_TITLES[k] || k; }).join("; ");
   }
 
   function nonfiniteOf(r) {
