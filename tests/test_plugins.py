@@ -1250,3 +1250,69 @@ def test_a_plugin_model_edited_without_a_new_version_is_noticed(tmp_path, fresh,
     assert r.exit_code == 1, r.output
     last = r.output.strip().splitlines()[-1]
     assert "rows were computed with plugin flatplugin's code sha256:" in last and "one run must not mix" in last
+
+
+CODE_GAZE_SRC = '''
+import csv
+
+from harness.data import GazeDataset
+
+
+class CodeGaze(GazeDataset):
+    name = "code-gaze"
+    pixels_per_degree = 32.0
+    tasks = ("free-viewing",)
+    converter_version = "1"
+
+    def source_files(self, root):
+        return [root / "fixations.csv", root / "a.png"]
+
+    def convert(self, root):
+        width, height = self.image_size(root / "a.png")
+        with open(root / "fixations.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        x = [float(r["x"]) + SHIFT for r in rows]
+        y = [float(r["y"]) for r in rows]
+        yield {"stimulus_id": "a", "image": str(root / "a.png"), "width": width, "height": height,
+               "fixations": self.fixation_list("s1", x, y, width=width, height=height)}
+
+
+SHIFT = 0.0
+'''
+
+
+def test_a_third_party_converter_edited_without_a_bump_converts_again(tmp_path, fresh):
+    """Two tables converted by two versions of a plugin's converter shared one fingerprint (and a
+    cached table outlived the code that made it) when its author did not bump converter_version
+    (found by a plugin author's QA): the source of a third-party dataset class is part of the
+    fingerprint; the built-in datasets' is not (the harness bumps their versions itself)."""
+    import importlib
+
+    from harness.data import load_gaze_dataset
+
+    pkg = unique("hpt_conv")
+    (tmp_path / pkg).mkdir()
+    (tmp_path / pkg / "__init__.py").write_text("")
+    module = tmp_path / pkg / "dataset.py"
+    module.write_text(CODE_GAZE_SRC)
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.new("RGB", (40, 30)).save(data / "a.png")
+    (data / "fixations.csv").write_text("x,y\n10,5\n20,15\n")
+    fresh.syspath_prepend(str(tmp_path))
+    pm.register(make_plugin(datasets=[("code-gaze", f"{pkg}.dataset:CodeGaze", {})]), name="conv-plugin")
+    try:
+        gaze, ds = load_gaze_dataset("code-gaze", data_dir=data, cache_dir=tmp_path / "cache")
+        first = gaze.fingerprint()
+        assert [f["x"] for f in ds[0]["fixations"]] == [10.0, 20.0]
+        module.write_text(CODE_GAZE_SRC.replace("SHIFT = 0.0", "SHIFT = 5.0"))  # converter_version unchanged
+        importlib.reload(sys.modules[f"{pkg}.dataset"])
+        gaze, ds = load_gaze_dataset("code-gaze", data_dir=data, cache_dir=tmp_path / "cache")
+        assert gaze.fingerprint() != first
+        assert [f["x"] for f in ds[0]["fixations"]] == [15.0, 25.0]  # converted again, not the cached table
+    finally:
+        pm.unregister(name="conv-plugin")
+    from harness.data.base import _converter_code
+    from plugins.datasets.osie import OSIE
+
+    assert _converter_code(OSIE) is None and _converter_code(type(gaze)) is not None

@@ -277,6 +277,9 @@ class GazeDataset:
         h = hashlib.sha256()
         header = {"name": self.name, "converter_version": str(self.converter_version),
                   "schema": FEATURES.to_dict()}
+        code = _converter_code(type(self))
+        if code:  # a third-party converter edited without a bump converted other tables under one fingerprint
+            header["converter_code"] = code
         h.update(json.dumps(header, sort_keys=True, default=str).encode())
         memo = _HashMemo(self.cache_dir / "hashes" / f"{self.name}.json")
         try:
@@ -853,3 +856,32 @@ class _HashMemo:
             os.replace(tmp, self.path)
         except OSError:
             pass  # a read-only cache only loses the memo
+
+
+def _converter_code(cls: type) -> str | None:
+    """SHA-256 of the source files that define a third-party dataset class and its bases outside the
+    harness (the modules of its MRO), or None for the built-in datasets (whose ``converter_version``
+    the harness bumps itself). A plugin author edits ``convert`` without bumping
+    ``converter_version``: two tables converted by two codes then shared one fingerprint, and a
+    cached table outlived the code that made it (found by a plugin author's QA)."""
+    import hashlib
+    import sys
+
+    files = []
+    for klass in cls.__mro__:
+        module = klass.__module__ or ""
+        if module == "builtins" or module.split(".")[0] in ("harness", "plugins"):
+            continue
+        path = getattr(sys.modules.get(module), "__file__", None)
+        if path and path.endswith(".py") and path not in files:
+            files.append(path)
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for path in files:
+        try:
+            h.update(Path(path).read_bytes())
+        except OSError:  # the file went away after import: its name then
+            h.update(path.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
