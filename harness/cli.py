@@ -272,6 +272,15 @@ def _listing(kind: str, columns: list[tuple[str, str]], as_json: bool, wide: boo
     for line in reg.problems():
         click.echo(f"warning: {line}", err=True)
     mark_reported(reg.problems())
+    if kind == "model":  # `harness eval --attention` accepts registered methods only (found by QA)
+        known = set(reg.names("attention"))
+        for s in specs:
+            listed = s.get("attention", ()) or ()
+            missing = [a for a in ([listed] if isinstance(listed, str) else listed) if a not in known]
+            if missing:
+                click.echo(f"warning: model {s.name!r} (plugin {s.plugin!r}) lists attention "
+                           f"{', '.join(map(repr, missing))}, which no plugin registers: `harness eval --attention` "
+                           "refuses it (register it with register_attention_methods)", err=True)
     rows = []
     for s in specs:
         row = {"name": s.name, "plugin": s.plugin}

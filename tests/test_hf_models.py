@@ -581,3 +581,22 @@ def test_imagenet_heads_emit_wnids(tmp_path):
     k = pred.output["class_index"]
     assert pred.output["label"] == WNIDS[k] and pred.output["name"] == NAMES[k]
     assert pred.output["topk"] == [WNIDS[j] for j in pred.output["topk_indices"]]
+
+
+def test_an_option_the_chosen_attention_never_reads_is_refused(tiny, tmp_path, osie_dir):
+    """`?discard_ratio=0.9` with CLS attention (which never reads it) named a run of its own with the
+    plain model's maps (found by an attention QA session); with rollout it is used."""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    name = "hf:" + str(tiny["vit"]) + "?discard_ratio=0.9"
+    base = ["eval", "--model", name, "--dataset", "osie", "--data-dir", str(osie_dir), "--limit", "1",
+            "--output", str(tmp_path / "runs"), "--no-references", "--no-show"]
+    r = CliRunner().invoke(main, [*base, "--attention", "cls-attention"])
+    assert r.exit_code == 1 and r.output.strip().splitlines()[-1] == (
+        f"Error: model {name!r}: option discard_ratio does not apply to attention 'cls-attention' (it would name "
+        "a run of its own with the same maps)"), r.output
+    assert not (tmp_path / "runs").exists()
+    r = CliRunner().invoke(main, [*base, "--attention", "rollout"])
+    assert r.exit_code == 0, r.output

@@ -658,6 +658,15 @@ def test_stimuli_skipped_in_conversion_are_said_and_recorded(small_osie, tmp_pat
                                   str(tmp_path / "cache"), "--output", str(out), "--no-show"])
     assert r.exit_code == 0, r.output
     assert "1 stimuli were skipped while converting" in r.output and "(1 corrupt image)" in r.output
+    # the command the note points to works as printed: it carries --data-dir and --cache-dir (without
+    # them it looked for the data elsewhere; found by QA)
+    import shlex
+
+    note = next(line for line in r.output.splitlines() if "skipped while converting" in line)
+    command = shlex.split(note.split("`")[1])
+    assert command[:3] == ["harness", "datasets", "info"]
+    listed = CliRunner().invoke(main, command[1:])
+    assert listed.exit_code == 0 and "1002.jpg" in listed.output, listed.output
     for run in load_runs(out):
         assert run.summary["n_images"] == 4
         assert len(run.manifest["dataset_skipped"]) == 1 and "1002.jpg" in run.manifest["dataset_skipped"][0]

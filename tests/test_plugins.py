@@ -1316,3 +1316,20 @@ def test_a_third_party_converter_edited_without_a_bump_converts_again(tmp_path, 
     from plugins.datasets.osie import OSIE
 
     assert _converter_code(OSIE) is None and _converter_code(type(gaze)) is not None
+
+
+def test_models_warns_of_an_attention_name_no_plugin_registers(fresh):
+    """A model registered with attention=("grad-cam", "mine-inputgrad") was listed without a word,
+    and `harness eval --attention mine-inputgrad` then called it unknown (found by a plugin author's QA)."""
+    pm.register(make_plugin(models=[("listed-model", CentreModel, {"tasks": ("free-viewing",),
+                                                                   "attention": ("grad-cam", "mine-inputgrad")})]),
+                name="listing-plugin")
+    try:
+        r = CliRunner().invoke(main, ["models"])
+        assert r.exit_code == 0
+        warnings = [line for line in r.output.splitlines() if line.startswith("warning:")]
+        assert warnings == ["warning: model 'listed-model' (plugin 'listing-plugin') lists attention "
+                            "'mine-inputgrad', which no plugin registers: `harness eval --attention` refuses it "
+                            "(register it with register_attention_methods)"]
+    finally:
+        pm.unregister(name="listing-plugin")

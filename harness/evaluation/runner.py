@@ -678,17 +678,24 @@ def _check_listing(name: str, model: Any) -> None:
 _DATA_DROPS = ("dropped_out_of_bounds", "dropped_invalid")
 
 
-def _skipped_note(gaze) -> dict[str, Any]:
+def _skipped_note(gaze, cfg: EvalConfig | None = None) -> dict[str, Any]:
     """Stimuli and fixations the dataset's conversion left out: said on stderr (the fixations only
-    where the data was wrong: out of the image, not finite) and recorded in every manifest."""
+    where the data was wrong: out of the image, not finite) and recorded in every manifest. The
+    `datasets info` command it points to carries the command's --data-dir and --cache-dir (without
+    them it looked elsewhere: found by QA)."""
+    import shlex
+
+    info = f"harness datasets info {gaze.name}"
+    for option, value in (("--data-dir", getattr(cfg, "data_dir", None)), ("--cache-dir", getattr(cfg, "cache_dir", None))):
+        if value is not None:
+            info += f" {option} {shlex.quote(str(value))}"
     stats = getattr(gaze, "stats", {}) or {}
     dropped = {k.removeprefix("dropped_"): int(v) for k, v in sorted(stats.items())
                if k.startswith("dropped_") and isinstance(v, (int, float)) and v}
     wrong = {k.removeprefix("dropped_").replace("_", " "): int(stats[k]) for k in _DATA_DROPS if stats.get(k)}
     if wrong:
         print(f"note: {gaze.name}: {sum(wrong.values())} fixations were dropped while converting the dataset "
-              f"({', '.join(f'{n} {why}' for why, n in wrong.items())}); `harness datasets info {gaze.name}` "
-              "says more", file=sys.stderr)
+              f"({', '.join(f'{n} {why}' for why, n in wrong.items())}); `{info}` says more", file=sys.stderr)
     out: dict[str, Any] = {"dataset_dropped": dropped} if dropped else {}
     skipped = list(getattr(gaze, "skipped", []) or [])
     if not skipped:
@@ -697,7 +704,7 @@ def _skipped_note(gaze) -> dict[str, Any]:
               for k, v in (getattr(gaze, "stats", {}) or {}).items() if k.startswith("skipped_") and v}
     common = ", ".join(f"{n} {r}" for r, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "see below"
     print(f"note: {gaze.name}: {len(skipped)} stimuli were skipped while converting the dataset and are not "
-          f"scored ({common}); `harness datasets info {gaze.name}` lists them", file=sys.stderr)
+          f"scored ({common}); `{info}` lists them", file=sys.stderr)
     return {**out, "dataset_skipped": skipped}
 
 
@@ -776,9 +783,15 @@ def _run_eval_in(cfg: EvalConfig, world: World, work, gaze, ds, n: int, sigma_px
         if cfg.attention is not None and cfg.attention not in model.attention_methods:
             raise HarnessError(f"model {cfg.model!r} does not support attention {cfg.attention!r}; "
                                f"it supports: {', '.join(model.attention_methods)}")
+        unused = getattr(model, "options_unused_by", None)  # optional: options one method never reads
+        unused = unused(cfg.attention or model.attention_methods[0]) if callable(unused) else []
+        if unused:
+            raise HarnessError(f"model {cfg.model!r}: option {', '.join(unused)} does not apply to attention "
+                               f"{cfg.attention or model.attention_methods[0]!r} (it would name a run of its own "
+                               "with the same maps)")
     writable_folder(Path(cfg.output), "--output")
     ctx = DatasetContext(gaze, ds, cfg.limit, sigma_px)
-    extra = _skipped_note(gaze) if world.main else {}
+    extra = _skipped_note(gaze, cfg) if world.main else {}
     refs = plan(local_processes=world.local_size, device="cpu", n_stimuli=n // world.size, model=False,
                 score_workers=cfg.score_workers, loader_workers=0)
 

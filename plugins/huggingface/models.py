@@ -122,6 +122,12 @@ class HFClassifier(HFModel):
         # parameters `harness align` makes trainable stay so when it scores held-out stimuli
         self.model.requires_grad_(False)
 
+    def options_unused_by(self, attention: str) -> list[str]:
+        """Options of the model's name that ``attention`` never reads: ``discard_ratio`` is
+        rollout's; with CLS attention it would name a run of its own with the plain model's maps."""
+        return ["discard_ratio"] if self.family == "vit" and attention != "rollout" and "discard_ratio" in self.options \
+            else []
+
     def predict(self, images: Sequence[Any], *, task: str, attention: str) -> list[Prediction]:
         self._check(task, attention)
         if not images:
