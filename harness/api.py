@@ -37,6 +37,8 @@ class Evaluation:
     run_dir: Path
     #: summaries of the reference runs (human ceiling, baselines) on the same stimuli, by model name
     references: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the run was already complete in ``run_dir`` and was read back, not computed
+    reused: bool = False
 
 
 def evaluate(model: Any, dataset: str = "osie", *, limit: int | None = None, task: str = "free-viewing",
@@ -60,6 +62,8 @@ def evaluate(model: Any, dataset: str = "osie", *, limit: int | None = None, tas
     from .evaluation import EvalConfig, run_eval
     from .results import read_run
 
+    _check_arguments(dataset=dataset, task=task, attention=attention, output=output, data_dir=data_dir, name=name,
+                     input_size=input_size, references=references, progress=progress)
     obj = None
     if isinstance(model, (str, Path)):
         model_name = str(model)
@@ -68,18 +72,63 @@ def evaluate(model: Any, dataset: str = "osie", *, limit: int | None = None, tas
     else:
         obj = wrap(model, layer=layer, preprocess=preprocess, input_size=input_size, name=name)
         model_name = obj.name
-    fields = set(EvalConfig.__dataclass_fields__)
+    fields = set(EvalConfig.__dataclass_fields__) - _NOT_OPTIONS
     unknown = sorted(set(options) - fields)
     if unknown:
         raise HarnessError(f"harness.evaluate: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
     cfg = EvalConfig(model=model_name, dataset=dataset, task=task, attention=attention, limit=limit,
                      output=Path(output), data_dir=Path(data_dir) if data_dir is not None else None,
                      progress=progress, command=["harness.evaluate", model_name, dataset], **options)
-    results = run_eval(cfg, references=references, model=obj)
+    try:
+        results = run_eval(cfg, references=references, model=obj)
+    finally:
+        for module, training in getattr(obj, "training", {}).items():  # the user's module as it was
+            module.training = training
     main = results[-1]
     run = read_run(main.run_dir)
+    n = main.summary.get("n_images", 0)
+    if n and main.summary.get("n_failed") == n:  # as `harness eval` stops: a summary without metrics
+        raise HarnessError(f"harness.evaluate: every stimulus of {model_name} failed ({n} of {n}); the first reason: "
+                           f"{_first_error(run)} (all of them in {main.run_dir}/summary.json)")
     refs = {r.summary["model"]: r.summary for r in results[:-1]}
-    return Evaluation(summary=main.summary, per_stimulus=run.per_image(), run_dir=main.run_dir, references=refs)
+    return Evaluation(summary=main.summary, per_stimulus=run.per_image(), run_dir=main.run_dir, references=refs,
+                      reused=bool(getattr(main, "reused", False)))
+
+
+#: EvalConfig fields that are arguments of evaluate() or set by the run, not options
+_NOT_OPTIONS = frozenset({"model", "dataset", "task", "attention", "limit", "output", "data_dir", "progress", "command",
+                          "resolved_device", "resolved_threads"})
+
+
+def _first_error(run) -> str:
+    rows = run.per_image()
+    errors = [e for e in rows["error"] if isinstance(e, str) and e] if "error" in rows else []
+    return errors[0] if errors else "not recorded"
+
+
+def _check_arguments(**given: Any) -> None:
+    """Types of evaluate()'s own arguments, named when wrong (EvalConfig's fields are checked by
+    run_eval as the command line's are: harness.evaluation.config.check_config)."""
+    def bad(what: str, expected: str) -> HarnessError:
+        return HarnessError(f"harness.evaluate: {what} must be {expected}, got {given[what]!r}")
+
+    if not isinstance(given["dataset"], str):
+        raise bad("dataset", "a registered dataset name (a string; the images come from the dataset)")
+    if not isinstance(given["task"], str):
+        raise bad("task", "a task name (a string)")
+    if given["attention"] is not None and not isinstance(given["attention"], str):
+        raise bad("attention", "an attention method's name (a string) or None")
+    for what in ("output", "data_dir"):
+        if not (given[what] is None and what == "data_dir") and not isinstance(given[what], (str, Path)):
+            raise bad(what, "a folder (a str or pathlib.Path)")
+    if given["name"] is not None and not isinstance(given["name"], str):
+        raise bad("name", "a string or None")
+    size = given["input_size"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise bad("input_size", "a positive whole number of pixels")
+    for what in ("references", "progress"):
+        if not isinstance(given[what], bool):
+            raise bad(what, "True or False")
 
 
 def wrap(model: Any, *, layer: str | None = None, preprocess=None, input_size: int = 224, name: str | None = None):
@@ -116,12 +165,25 @@ class ModuleModel:
     def __init__(self, module, layer: str, *, preprocess=None, input_size: int = 224, name: str | None = None):
         from .attention import cnn_layer_methods
 
+        import torch
+
+        if isinstance(layer, torch.nn.Module):  # the layer itself: its dotted name in the module
+            found = [n for n, m in module.named_modules() if m is layer and n]
+            if not found:
+                raise HarnessError(f"harness.evaluate: layer= {type(layer).__name__} is not a submodule of the model; "
+                                   "give the dotted name of one, e.g. 'layer4'")
+            layer = found[0]
+        if not isinstance(layer, str) or not layer:
+            raise HarnessError(f"harness.evaluate: layer= must be the dotted name of a submodule (e.g. 'layer4'), "
+                               f"got {layer!r}")
         try:
             self.layer = module.get_submodule(layer)
         except AttributeError:
             names = [n for n, _ in module.named_modules() if n][:8]
             raise HarnessError(f"harness.evaluate: the module has no layer {layer!r} (some of its layers: "
                                f"{', '.join(names)}, ...)") from None
+        # evaluated in eval mode; evaluate() puts each submodule's training flag back afterwards
+        self.training = {m: m.training for m in module.modules()}
         self.module = module.eval()
         self.layer_name = layer
         self.input_size = int(input_size)
@@ -131,13 +193,25 @@ class ModuleModel:
 
     def provenance(self) -> dict[str, Any]:
         h = hashlib.sha256()
-        for key, tensor in sorted(self.module.state_dict().items()):
+        # every buffer, not only the state_dict's: a buffer registered with persistent=False changes
+        # the maps too (found by QA)
+        tensors = dict(self.module.state_dict())
+        tensors.update((f"{k} (buffer)", b) for k, b in self.module.named_buffers() if k not in tensors)
+        for key, tensor in sorted(tensors.items()):
             h.update(key.encode())
             h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return {"model_id": self.name, "weights_sha256": h.hexdigest(), "class": type(self.module).__qualname__,
-                "attention_layer": self.layer_name,
-                "input": "custom preprocess" if self._preprocess else
-                f"{self.input_size}x{self.input_size} RGB, whole image bilinear-resized, ImageNet mean/std"}
+        code = hashlib.sha256()  # the forward of every class of the network that is not torch's own
+        for cls in sorted({type(m) for m in self.module.modules() if not type(m).__module__.startswith("torch.")},
+                          key=lambda c: f"{c.__module__}.{c.__qualname__}"):
+            code.update(f"{cls.__module__}.{cls.__qualname__}".encode())
+            _feed_callable(code, cls.forward, depth=0)
+        out = {"model_id": self.name, "weights_sha256": h.hexdigest(), "class": type(self.module).__qualname__,
+               "code_sha256": code.hexdigest(), "attention_layer": self.layer_name,
+               "input": "custom preprocess" if self._preprocess else
+               f"{self.input_size}x{self.input_size} RGB, whole image bilinear-resized, ImageNet mean/std"}
+        if self._preprocess is not None:
+            out["preprocess_sha256"] = callable_identity(self._preprocess)
+        return out
 
     def preprocess(self, images):
         import torch
@@ -161,8 +235,8 @@ class ModuleModel:
             return []
         x = self.preprocess(images)
         param = next(self.module.parameters(), None)
-        if param is not None:
-            x = x.to(param.device)
+        if param is not None:  # a float64 (or half) network gets its own dtype, on its device
+            x = x.to(param.device, dtype=param.dtype if x.is_floating_point() else None)
         if attention == "grad-cam":
             maps, targets, _ = grad_cam_with_logits(self.module, self.layer, x, None)
         else:
@@ -188,13 +262,8 @@ class FunctionModel:
             self.name = "function"
 
     def provenance(self) -> dict[str, Any]:
-        code = getattr(self.fn, "__code__", None) or getattr(getattr(self.fn, "__call__", None), "__code__", None)
-        h = hashlib.sha256()
-        if code is not None:  # a changed function is another run
-            h.update(code.co_code)
-            h.update(repr(code.co_consts).encode())
         return {"model_id": self.name, "function": getattr(self.fn, "__qualname__", type(self.fn).__qualname__),
-                "code_sha256": h.hexdigest() if code is not None else None}
+                "code_sha256": callable_identity(self.fn)}
 
     def predict(self, images, *, task: str, attention: str):
         from .attention.resize import to_stimulus
@@ -202,7 +271,10 @@ class FunctionModel:
 
         out = []
         for im in images:
-            m = np.asarray(self.fn(im), dtype=np.float64)
+            m = np.asarray(self.fn(im))
+            if np.iscomplexobj(m):  # numpy would drop the imaginary part with a warning
+                raise ValueError(f"{self.name} returned complex values; a map holds real numbers")
+            m = m.astype(np.float64)
             if m.ndim != 2:
                 raise ValueError(f"{self.name} returned an array of shape {m.shape}; expected a 2-D map")
             w, h = im.size
@@ -212,3 +284,95 @@ class FunctionModel:
                                  f"a map is (height, width) = ({h}, {w})")
             out.append(Prediction(attention=m if m.shape == (h, w) else to_stimulus(m, h, w)))
         return out
+
+
+def callable_identity(fn: Any) -> str:
+    """SHA-256 of what a callable computes with, as far as it can be read: its code (bytecode, the
+    names it calls, its constants, nested functions and comprehensions recursively, without the
+    addresses and line numbers ``repr`` puts in them, which changed from one Python process to the
+    next), its default arguments, the values its closure holds, a ``functools.partial``'s function and
+    arguments, a callable object's ``__call__`` and attributes. Values are hashed by content (numbers,
+    text, numpy arrays, torch tensors, containers of them); another object by its type only. Not
+    covered: the module globals it reads and the functions it calls by name (their *names* are);
+    give ``name=`` to tell such variants apart (docs: README, the Python API)."""
+    h = hashlib.sha256()
+    _feed_callable(h, fn, depth=0)
+    return h.hexdigest()
+
+
+def _feed_callable(h, fn: Any, depth: int) -> None:
+    import functools
+    import types
+
+    if depth > 8:  # a callable holding itself
+        h.update(b"<deep>")
+        return
+    if isinstance(fn, functools.partial):
+        h.update(b"partial")
+        _feed_callable(h, fn.func, depth + 1)
+        _feed_value(h, fn.args, depth + 1)
+        _feed_value(h, dict(fn.keywords), depth + 1)
+        return
+    if isinstance(fn, types.MethodType):
+        h.update(b"method")
+        _feed_callable(h, fn.__func__, depth + 1)
+        _feed_value(h, fn.__self__, depth + 1)
+        return
+    if isinstance(fn, types.FunctionType):
+        _feed_code(h, fn.__code__)
+        _feed_value(h, fn.__defaults__, depth + 1)
+        _feed_value(h, fn.__kwdefaults__, depth + 1)
+        for cell in fn.__closure__ or ():
+            try:
+                _feed_value(h, cell.cell_contents, depth + 1)
+            except ValueError:  # an empty cell
+                h.update(b"<empty cell>")
+        return
+    call = getattr(type(fn), "__call__", None)
+    h.update(f"{type(fn).__module__}.{type(fn).__qualname__}".encode())
+    if isinstance(call, types.FunctionType):  # a callable object: its method and its state
+        _feed_code(h, call.__code__)
+        _feed_value(h, getattr(fn, "__dict__", {}), depth + 1)
+
+
+def _feed_code(h, code: Any) -> None:
+    import types
+
+    h.update(code.co_code)
+    h.update(repr((code.co_names, code.co_varnames, code.co_argcount, code.co_kwonlyargcount)).encode())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _feed_code(h, const)
+        else:  # by content: a frozenset's repr follows the process' string hashing
+            _feed_value(h, const, 0)
+
+
+def _feed_value(h, value: Any, depth: int) -> None:
+    import types
+
+    if depth > 8:
+        h.update(b"<deep>")
+        return
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        h.update(repr(value).encode())
+    elif isinstance(value, np.ndarray):
+        h.update(f"ndarray{value.dtype.str}{value.shape}".encode())
+        h.update(np.ascontiguousarray(value).tobytes() if value.dtype != object else repr(value.tolist()).encode())
+    elif type(value).__module__.startswith("torch") and hasattr(value, "detach") and hasattr(value, "numpy"):
+        _feed_value(h, value.detach().cpu().numpy(), depth + 1)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        h.update(f"{type(value).__name__}[".encode())
+        for item in items:
+            _feed_value(h, item, depth + 1)
+        h.update(b"]")
+    elif isinstance(value, dict):
+        h.update(b"{")
+        for k in sorted(value, key=repr):
+            h.update(repr(k).encode())
+            _feed_value(h, value[k], depth + 1)
+        h.update(b"}")
+    elif callable(value) and not isinstance(value, type) and not isinstance(value, types.ModuleType):
+        _feed_callable(h, value, depth + 1)
+    else:  # a module, a class, a model object...: by its type (its content is not read)
+        h.update(f"<{type(value).__module__}.{type(value).__qualname__}>".encode())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as md
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ class LoadFailure:
 _info: dict[str, PluginInfo] = {}
 failures: list[LoadFailure] = []
 _loaded = False
+_loading = False
+_load_lock = threading.RLock()
 
 
 def registry_yaml_path() -> Path:
@@ -164,13 +167,22 @@ def _load_entry_points() -> None:
 
 
 def load_plugins() -> None:
-    """Load built-in and entry-point plugins once per process."""
-    global _loaded
+    """Load built-in and entry-point plugins once per process. Under a lock: a second thread (two
+    harness.evaluate calls at once in a fresh notebook) waits for the first to finish loading instead
+    of seeing an empty registry ("unknown dataset 'osie'"; found by QA)."""
+    global _loaded, _loading
     if _loaded:
         return
-    _loaded = True
-    _load_builtins()
-    _load_entry_points()
+    with _load_lock:  # reentrant: a plugin that asks for the registry while it loads gets what is loaded
+        if _loaded or _loading:
+            return
+        _loading = True
+        try:
+            _load_builtins()
+            _load_entry_points()
+            _loaded = True
+        finally:
+            _loading = False
 
 
 def reset_for_tests() -> None:

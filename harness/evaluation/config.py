@@ -28,6 +28,40 @@ def check_seed(seed) -> None:
         raise HarnessError(f"the seed must be an integer from 0 to 2**62, got {seed!r}")
 
 
+def check_config(cfg: "EvalConfig") -> None:
+    """What the command line's options check (click ranges and choices), for every caller of
+    run_eval (the Python API passed limit=0, batch_size=0 or profile='bogus' through to a half-made
+    run folder; found by QA): one line naming the setting."""
+    def whole(name: str, low: int, none: bool = False) -> None:
+        value = getattr(cfg, name)
+        if value is None and none:
+            return
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise HarnessError(f"{name} must be a whole number >= {low}{' or None' if none else ''}, got {value!r}")
+
+    whole("limit", 1, none=True)
+    whole("batch_size", 1)
+    whole("save_maps", 0)
+    whole("example_maps", 0)
+    for name in ("score_workers", "loader_workers"):
+        whole(name, 0, none=True)
+    for name in ("model_threads", "model_copies"):
+        whole(name, 1, none=True)
+    from ..metrics.profiles import PROFILES
+
+    if cfg.profile not in PROFILES:
+        raise HarnessError(f"unknown metric profile {cfg.profile!r}; use one of {', '.join(PROFILES)}")
+    if cfg.device not in (None, "auto", "cpu", "cuda", "mps") and not str(cfg.device).startswith("cuda:"):
+        raise HarnessError(f"device must be cpu, cuda or mps (or None: the best available), got {cfg.device!r}")
+    for name in ("sigma_deg", "sigma_px"):
+        value = getattr(cfg, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise HarnessError(f"{name} must be a number, got {value!r}")
+    for name in ("progress", "in_sample"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise HarnessError(f"{name} must be True or False, got {getattr(cfg, name)!r}")
+
+
 @dataclass
 class EvalConfig:
     model: str

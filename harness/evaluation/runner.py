@@ -24,7 +24,7 @@ from ..results.store import shard_files
 from ..results.examples import EXAMPLE_SIDE, keep_examples, save_candidate
 from ..results.writer import RunFollower, RunWriter, environment_differences, read_environment, writable_folder
 from . import calibrated, record
-from .config import CEILING, EvalConfig, EvalResult, check_seed, geometry_rows, stimulus_blurs
+from .config import CEILING, EvalConfig, EvalResult, check_config, check_seed, geometry_rows, stimulus_blurs
 from .context import DatasetContext
 from .loader import batches, decoder_died, worker_died
 from .parallel import CUDA_KERNELS, World, deterministic_kernels, world as find_world
@@ -721,6 +721,7 @@ def run_eval(cfg: EvalConfig, *, references: bool = True, on_batch=None, model=N
     if cfg.scoring not in calibrated.SCORINGS:
         raise HarnessError(f"unknown scoring {cfg.scoring!r}; use one of {', '.join(calibrated.SCORINGS)}")
     check_seed(cfg.seed)
+    check_config(cfg)
     if given is None:
         check_model_name(cfg.model)
     if Path(cfg.output).exists() and not Path(cfg.output).is_dir():
