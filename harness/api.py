@@ -234,6 +234,7 @@ class ModuleModel:
         if not images:
             return []
         x = self.preprocess(images)
+        self.module.eval()  # again after preprocess: one that set train mode updated BatchNorm's statistics
         param = next(self.module.parameters(), None)
         if param is not None:  # a float64 (or half) network gets its own dtype, on its device
             x = x.to(param.device, dtype=param.dtype if x.is_floating_point() else None)
