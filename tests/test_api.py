@@ -291,3 +291,23 @@ def test_two_threads_loading_the_plugins_at_once_both_see_them():
             "print(seen)\n") % str(Path(__file__).resolve().parent.parent)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[True, True, True, True]", out.stdout + out.stderr
+
+
+def test_a_preprocess_that_sets_train_mode_does_not_train_batchnorm(tmp_path, data_dir):
+    """A prepress= that put the network in train mode made BatchNorm update its statistics during
+    the evaluation (results then depended on the batch size; found by QA)."""
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=4), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+
+    def preprocess(images):
+        net.train()
+        return torch.rand(len(images), 3, 32, 32, generator=torch.Generator().manual_seed(len(images)))
+
+    res = harness.evaluate(net, layer="0", preprocess=preprocess, name="bn", dataset="osie", limit=2,
+                           output=tmp_path, data_dir=data_dir, references=False)
+    assert res.summary["n_failed"] == 0
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
