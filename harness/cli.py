@@ -13,6 +13,28 @@ from . import __version__
 from .errors import HarnessError, interrupt_in
 
 
+def _tolerant_streams() -> None:
+    """On a terminal whose encoding cannot write the tables' arrows (a Latin-1 locale), write a
+    '?' for what it cannot encode instead of stopping with UnicodeEncodeError after the work is done
+    (eval, leaderboard show and their --help did; found by QA)."""
+    import codecs
+
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        try:
+            utf = codecs.lookup(encoding).name.startswith("utf")
+        except LookupError:
+            utf = False
+        if not utf and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="replace")
+            except (ValueError, OSError):  # a stream that cannot be reconfigured is left as it is
+                pass
+
+
+_tolerant_streams()
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, a job scheduler's time limit), raised where the main thread is, so that
     it ends a command as Ctrl-C does: the scoring processes are stopped, nothing half-written is

@@ -378,6 +378,14 @@ def test_aligned_model_scores_only_its_held_out_stimuli(tiny_model, tmp_path):
     assert np.allclose(a["nss"], b["nss"], rtol=0, atol=1e-9)
     shown = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(runs), "--wide"])
     assert shown.exit_code == 0 and "4 (held-out" in shown.output and "12 (in-sample" in shown.output, shown.output
+    # beyond the --limit it was trained with, every stimulus is unseen too: scored as held-out (it
+    # scored the 4 held-out ones only, and --in-sample said "16 of 16 seen in training"; found by QA)
+    r = CliRunner().invoke(main, ["eval", "--model", str(out), "--dataset", "osie", "--limit", "16",
+                                  "--output", str(runs), "--no-references", "--no-show"])
+    assert r.exit_code == 0 and "scoring its 8 held-out stimuli of 16" in r.output, r.output
+    r = CliRunner().invoke(main, ["eval", "--model", str(out), "--dataset", "osie", "--limit", "16",
+                                  "--output", str(runs), "--no-references", "--no-show", "--in-sample"])
+    assert r.exit_code == 0 and "scoring all 16 stimuli, 8 of them seen in training" in r.output, r.output
     # the base model's name is not a folder: --in-sample on it is a user mistake
     r = CliRunner().invoke(main, ["eval", "--model", "tiny-cnn", "--dataset", "osie", "--limit", "4",
                                   "--output", str(runs), "--no-references", "--no-show", "--in-sample"])

@@ -940,3 +940,16 @@ def test_a_run_folder_given_as_output_is_refused(tmp_path, osie_dir):
     assert r.output.strip().splitlines()[-1] == (f"Error: {run} is a run folder (it holds settings.json and "
                                                  "shards/); give the results folder that holds the runs")
     assert not any(p.name.startswith("center-bias") for p in run.iterdir())
+
+
+def test_an_output_folder_named_tilde_is_read_where_it_was_written(tmp_path, osie_dir, monkeypatch):
+    """`eval -o '~/runs'` (quoted: no shell expansion) wrote shards under ./~/runs while pyarrow read
+    '~/runs/...' from the home folder: every shard 'damaged', the command failed, and again each
+    time (found by QA). The shards are read as the files they are."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    r = CliRunner().invoke(main, ["eval", "--model", "uniform", "--limit", "3", "--data-dir", str(osie_dir),
+                                  "--output", "~/runs", "--no-references", "--no-show"])
+    assert r.exit_code == 0 and "damaged" not in r.output, r.output
+    (run,) = load_runs(tmp_path / "~" / "runs")
+    assert run.summary["n_images"] == 3 and not (tmp_path / "home").exists()

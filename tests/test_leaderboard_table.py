@@ -370,3 +370,20 @@ def test_a_row_on_another_version_of_the_dataset_is_labelled_and_noted(tmp_path)
     write_run(solo, model="net", metrics={"nss": 1.5})
     write_run(solo, model="other", metrics={"nss": 1.2})
     assert "[data" not in render_table(load_runs(solo))
+
+
+def test_a_latin1_terminal_gets_the_table_not_a_traceback(tmp_path):
+    """Under a Latin-1 locale the tables' arrows (↑ ↓) and the help's † stopped `leaderboard show`,
+    its --help and the end of `eval` with UnicodeEncodeError (found by QA): what the terminal cannot
+    write becomes '?'."""
+    import os
+    import subprocess
+    import sys
+
+    write_run(tmp_path / "runs", model="net", metrics={"nss": 1.5, "kld": 1.2})
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1", "COLUMNS": "200"}
+    for args in (["leaderboard", "show", "--results", str(tmp_path / "runs")], ["leaderboard", "show", "--help"]):
+        out = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, env=env, timeout=120)
+        assert out.returncode == 0 and b"Traceback" not in out.stderr, out.stderr.decode("latin-1")
+    assert b"nss ?" in subprocess.run([sys.executable, "-m", "harness", "leaderboard", "show", "--results",
+                                       str(tmp_path / "runs")], capture_output=True, env=env, timeout=120).stdout

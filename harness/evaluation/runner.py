@@ -919,13 +919,16 @@ def _aligned_subset(cfg: EvalConfig, model, gaze, ctx: DatasetContext,
             raise HarnessError(f"--in-sample: {cfg.model} was not trained on {cfg.dataset!r}, so no stimulus is in-sample")
         return None, None
     sha = model.split.sha256
-    wanted = set(held)
+    # never seen in training: its held-out stimuli and any beyond an `align --limit` (a model trained on
+    # 4 stimuli was scored on its 1 held-out one, and "699 of 700 seen in training" with --in-sample;
+    # found by QA)
+    trained = set(model.split.train)
     if cfg.in_sample:
         if main:
-            print(f"note: {cfg.model}: scoring all {len(ctx)} stimuli, {len(ctx) - sum(s in wanted for s in ctx.ids)} "
+            print(f"note: {cfg.model}: scoring all {len(ctx)} stimuli, {sum(s in trained for s in ctx.ids)} "
                   "of them seen in training; the run is marked in-sample", file=sys.stderr)
         return None, {"subset": "all", "in_sample": True, "n": len(ctx), "split_sha256": sha}
-    subset = [i for i, sid in enumerate(ctx.ids) if sid in wanted]
+    subset = [i for i, sid in enumerate(ctx.ids) if sid not in trained]
     if not subset:
         raise HarnessError(f"{cfg.model}: none of its held-out stimuli is among the {len(ctx)} scored "
                            "(raise --limit, or pass --in-sample to score training stimuli)")

@@ -313,7 +313,8 @@ def _read_parquet(path: Path | None, what: str, name: str | None = None):
     if path is None or not Path(path).is_file():
         return None
     try:
-        return pq.read_table(path)
+        with open(path, "rb") as f:  # a file object: pyarrow would read a path '~/x' as the home folder's
+            return pq.read_table(f)
     except Exception as exc:
         fix = "; repair or remove it on the Hub, then publish again" if name else ""
         why = " ".join(str(exc).replace(str(path), "the file").split())[:200]  # pyarrow names the temporary copy

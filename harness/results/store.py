@@ -46,7 +46,8 @@ def shard_settings_hash(path: Path) -> str | None:
     import pyarrow.parquet as pq
 
     try:
-        meta = pq.read_schema(path).metadata or {}
+        with open(path, "rb") as f:  # a file object: pyarrow reads a path '~/x' as the home folder's
+            meta = pq.read_schema(f).metadata or {}
     except Exception:  # pyarrow raises several types for a damaged file
         return None
     value = meta.get(SHARD_RUN_KEY)
@@ -125,7 +126,10 @@ def read_shard(path: Path):
     import pyarrow.parquet as pq
 
     try:
-        frame = pq.read_table(path).to_pandas()
+        # a file object: given the path './~/runs/...' as '~/runs/...', pyarrow read the home folder's
+        # (every shard of an `eval -o '~/runs'` was then 'damaged'; found by QA)
+        with open(path, "rb") as f:
+            frame = pq.read_table(f).to_pandas()
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise DataError(f"{path}: damaged shard ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from exc
     if "stimulus_id" not in frame.columns or "status" not in frame.columns:
