@@ -65,6 +65,10 @@ def align_command(model, dataset, loss, output, epochs, lr, batch_size, weight, 
     `harness eval --model OUTPUT` (its held-out stimuli) and compare with `harness report`."""
     from ..alignment.train import AlignConfig, run_align
 
+    given = click.get_current_context().get_parameter_source("sigma_deg")
+    if sigma_px is not None and given not in (None, click.core.ParameterSource.DEFAULT):
+        # as eval refuses it: the degrees were dropped without a word (found by QA)
+        raise click.UsageError("--sigma-deg and --sigma-px are two ways to give the one blur: give one of them")
     cfg = AlignConfig(model=model, dataset=dataset, loss=loss, output=output, epochs=epochs, lr=lr,
                       batch_size=batch_size, weight=weight, seed=seed, split_seed=split_seed, holdout=holdout,
                       limit=limit, task_loss=task_loss, name=name, device=None if device == "auto" else device,

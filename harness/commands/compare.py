@@ -56,6 +56,8 @@ def compare(run_a: Path, run_b: Path, metrics: tuple[str, ...], n_boot: int, see
     from .report import _jsonable
 
     a, b = load_checked(run_a), load_checked(run_b)
+    if Path(a.path).resolve() == Path(b.path).resolve():  # all-zero differences, p = 1, unsaid (found by QA)
+        raise HarnessError(f"{run_a} and {run_b} are the same run: give two runs to compare")
     frame_a, frame_b = a.per_image(), b.per_image()
     gaze = [m for m in metrics if not m.startswith("task:")]
     tasks = [m for m in metrics if m.startswith("task:")]

@@ -50,6 +50,10 @@ def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, d
             from ..errors import HarnessError
 
             raise HarnessError("--ci needs the runs' per-image rows: use it with --results, not --from")
+        if click.get_current_context().get_parameter_source("results_dir") not in (
+                None, click.core.ParameterSource.DEFAULT):
+            # one of the two was ignored without a word (found by QA)
+            raise click.UsageError("--from shows a published leaderboard and --results a folder of runs: give one")
         from ..leaderboard.publish import render_published
 
         click.echo(render_published(source, fmt=fmt, primary=primary, width=width, normalise=normalise,

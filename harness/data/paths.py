@@ -42,11 +42,16 @@ def dataset_folder(name: str, data_dir: str | os.PathLike | None) -> Path | None
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     """The cache root: explicit argument, else ``$HARNESS_CACHE_DIR``, else ``~/.cache/gaze-harness``."""
     if cache_dir:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    return DEFAULT_CACHE.expanduser()
+        root, given = Path(cache_dir).expanduser(), "--cache-dir"
+    elif os.environ.get(CACHE_ENV):
+        root, given = Path(os.environ[CACHE_ENV]).expanduser(), f"${CACHE_ENV}"
+    else:
+        root, given = DEFAULT_CACHE.expanduser(), "the default cache"
+    if root.is_file():  # said here, not as 'afile/arrow/osie: Not a directory' later (found by QA)
+        from ..errors import HarnessError
+
+        raise HarnessError(f"{given} {root} is a file, not a folder")
+    return root
 
 
 def downloaded_data_dir(name: str, cache_dir: str | os.PathLike | None = None) -> Path:

@@ -169,14 +169,16 @@ def stimulus_blurs(cfg: EvalConfig, gaze, records) -> Blur:
                 f"dataset {gaze.name!r} has no known viewing geometry (pixels per degree) for stimulus "
                 f"{rec.get('stimulus_id')!r}, so the human density blur cannot be set in degrees; pass "
                 f"--sigma-px N to choose it in {unit}") from None
-        except ValueError as exc:
-            raise HarnessError(f"the density blur --sigma-deg must be a non-negative number of degrees "
-                               f"({exc})") from None
+        except ValueError:
+            raise HarnessError(f"the density blur --sigma-deg must be a finite, non-negative number of degrees, "
+                               f"got {cfg.sigma_deg}") from None
         if not MIN_SIGMA_PX <= sigma <= max(longest, MIN_SIGMA_PX):
             if cfg.sigma_px is not None:
                 given = f"--sigma-px {cfg.sigma_px}"
             else:
-                given = f"--sigma-deg {cfg.sigma_deg} ({sigma:g} px at {sigma / degrees if degrees else 0:g} px/deg)"
+                # a blur of 0 degrees has no pixels per degree to show: only the blur (found by QA)
+                given = (f"--sigma-deg {cfg.sigma_deg} ({sigma:g} px at {sigma / degrees:g} px/deg)"
+                         if degrees and math.isfinite(sigma / degrees) else f"--sigma-deg {cfg.sigma_deg} ({sigma:g} px)")
             if source not in _DATASET_WIDE:
                 given += f": {sigma:g} px on stimulus {rec.get('stimulus_id')!r} ({_SOURCE_WORDS[source]})"
             raise HarnessError(f"the density blur must lie between {MIN_SIGMA_PX} px and the longest image side "

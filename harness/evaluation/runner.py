@@ -613,8 +613,14 @@ def check_model_name(name: str) -> None:
 
     from ..models import is_model_path
 
+    if name == "hf":  # the Hugging Face loader's registration, not a model (found by QA)
+        raise HarnessError("--model hf needs a checkpoint: hf:<Hub id or folder>[@revision][?options] "
+                           "(docs/huggingface.md)")
     if name != CEILING and not name.startswith("hf:") and not is_model_path(name):
         reg = get_registry()
+        if ("model", name) not in reg and is_model_path(f"./{name}"):  # a bare folder name (found by QA)
+            raise HarnessError(f"--model {name}: no registered model of that name; the folder {name} here was "
+                               f"written by `harness align`: give it as ./{name}")
         if ("model", name) not in reg and ("/" in name or name.startswith(".")):  # meant as a folder
             folder = Path(name)
             if not folder.exists():

@@ -1,0 +1,90 @@
+"""User mistakes on the command line found by a CLI QA session: each is one line naming what to
+change, before any work (no traceback, nothing silently ignored)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from site_helpers import write_run
+
+
+def _last(r) -> str:
+    return r.output.strip().splitlines()[-1]
+
+
+def test_show_refuses_from_with_results(tmp_path):
+    """`leaderboard show --from X --results Y` showed X and ignored Y without a word."""
+    from harness.leaderboard.publish import publish_to_folder
+
+    write_run(tmp_path / "runs", model="net", metrics={"nss": 1.0})
+    publish_to_folder(tmp_path / "runs", tmp_path / "pub")
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--from", str(tmp_path / "pub"), "--results",
+                                  str(tmp_path / "runs")])
+    assert r.exit_code == 2 and "--from shows a published leaderboard and --results a folder of runs: give one" \
+        in r.output
+    assert CliRunner().invoke(main, ["leaderboard", "show", "--from", str(tmp_path / "pub")]).exit_code == 0
+
+
+def test_align_refuses_both_blurs(tmp_path):
+    """eval refused --sigma-deg with --sigma-px; align recorded sigma_px and dropped the degrees."""
+    r = CliRunner().invoke(main, ["align", "--model", "efficientnet-lite0", "--dataset", "osie", "--loss",
+                                  "density-kl", "--output", str(tmp_path / "a"), "--sigma-deg", "1",
+                                  "--sigma-px", "3"])
+    assert r.exit_code == 2 and "two ways to give the one blur" in r.output
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("model, message", [
+    ("hf", "Error: --model hf needs a checkpoint: hf:<Hub id or folder>[@revision][?options] (docs/huggingface.md)"),
+])
+def test_model_names_that_are_not_models(tmp_path, model, message, osie_dir):
+    """`-m hf` said 'load() missing 1 required positional argument: checkpoint'."""
+    r = CliRunner().invoke(main, ["eval", "--model", model, "--data-dir", str(osie_dir), "--output",
+                                  str(tmp_path / "runs")])
+    assert r.exit_code == 1 and _last(r) == message
+
+
+def test_a_bare_aligned_folder_name_says_how_to_give_it(tmp_path, monkeypatch, osie_dir):
+    """`-m al2` (a folder written by `harness align`, here) said 'unknown model'; ./al2 works."""
+    folder = tmp_path / "al2"
+    folder.mkdir()
+    (folder / "align.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["eval", "--model", "al2", "--data-dir", str(osie_dir), "--output", "runs"])
+    assert r.exit_code == 1 and _last(r) == ("Error: --model al2: no registered model of that name; the folder al2 "
+                                             "here was written by `harness align`: give it as ./al2")
+
+
+def test_a_cache_folder_that_is_a_file_is_named(tmp_path, osie_dir, monkeypatch):
+    """'Error: afile/arrow/osie: Not a directory' named neither the option nor the problem."""
+    (tmp_path / "afile").write_text("")
+    args = ["eval", "--model", "uniform", "--limit", "2", "--data-dir", str(osie_dir), "--output",
+            str(tmp_path / "runs"), "--no-show"]
+    r = CliRunner().invoke(main, [*args, "--cache-dir", str(tmp_path / "afile")])
+    assert r.exit_code == 1 and _last(r) == f"Error: --cache-dir {tmp_path / 'afile'} is a file, not a folder"
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "afile"))
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 1 and _last(r) == f"Error: $HARNESS_CACHE_DIR {tmp_path / 'afile'} is a file, not a folder"
+
+
+def test_blur_messages_say_what_was_given(tmp_path, osie_dir):
+    """--sigma-deg 0 said '(0 px at 0 px/deg)' for OSIE's 24 px/deg; -1 a nested 'degrees must be...'."""
+    base = ["eval", "--model", "uniform", "--limit", "2", "--data-dir", str(osie_dir), "--output",
+            str(tmp_path / "runs"), "--no-show"]
+    r = CliRunner().invoke(main, [*base, "--sigma-deg", "0"])
+    assert r.exit_code == 1 and _last(r).endswith("got --sigma-deg 0.0 (0 px)"), r.output
+    r = CliRunner().invoke(main, [*base, "--sigma-deg=-1"])
+    assert r.exit_code == 1 and _last(r) == ("Error: the density blur --sigma-deg must be a finite, non-negative "
+                                             "number of degrees, got -1.0"), r.output
+
+
+def test_compare_refuses_a_run_compared_with_itself(tmp_path):
+    """All-zero differences with p = 1 and no word, also through a link to the same folder."""
+    run = write_run(tmp_path / "runs", model="net", metrics={"nss": 1.0})
+    (tmp_path / "link").symlink_to(tmp_path / "runs")
+    r = CliRunner().invoke(main, ["compare", str(run), str(tmp_path / "link" / Path(run).name)])
+    assert r.exit_code == 1 and "are the same run: give two runs to compare" in _last(r)
