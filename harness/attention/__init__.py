@@ -62,17 +62,20 @@ def run_cnn_layer_method(name: str, forward, layer, inputs):
             raise
         raise AttentionMethodError(f"{who} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(result, (tuple, list)) or len(result) != 2:
-        raise AttentionMethodError(f"{who} returned {type(result).__name__}, not the pair (maps (B, h, w), targets (B,))")
+        raise AttentionMethodError(f"{who} returned {type(result).__name__}, not the pair "
+                                   "(maps (B, h, w), targets (B,))")
     try:
         maps = torch.as_tensor(result[0]).detach()
         got = torch.as_tensor(result[1]).detach().reshape(-1)
     except Exception as exc:
-        raise AttentionMethodError(f"{who} returned something that is not an array ({type(exc).__name__}: {exc})") from exc
+        raise AttentionMethodError(f"{who} returned something that is not an array "
+                                   f"({type(exc).__name__}: {exc})") from exc
     expected = (len(inputs), *grid[0][2:4]) if grid and len(grid[0]) == 4 else None
     if maps.dim() != 3 or (expected is not None and tuple(maps.shape) != expected):
         want = f"{expected}: the batch on the layer's own grid" if expected is not None else "(B, h, w)"
         raise AttentionMethodError(f"{who} returned maps of shape {tuple(maps.shape)}, expected {want}")
     if got.shape != targets.shape or not torch.equal(got.to(targets.device, targets.dtype), targets):
         raise AttentionMethodError(f"{who} returned other targets than the classes it was asked to explain "
-                          f"({got.tolist()[:4]} for {targets.tolist()[:4]}): the model's label is the top-1 class")
+                                   f"({got.tolist()[:4]} for {targets.tolist()[:4]}): the model's label is the "
+                                   "top-1 class")
     return maps, targets, logits
