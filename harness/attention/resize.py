@@ -19,8 +19,8 @@ a cell's receptive field is centred where the strides and paddings put it, up to
 not 32i + 16; a ResNet's symmetric padding at 32i + 0.5). Moving the cells there changed
 EfficientNet-Lite0's mean NSS on 30 OSIE stimuli from 0.70 to 0.61 (a QA measurement): the convention
 is kept, as Grad-CAM maps are usually upsampled and compared, and docs/plugins.md says so. Bilinear
-because a Grad-CAM/attention cell is a smooth estimate over its receptive field: nearest-neighbour would add block edges that are not in the model, and
-bicubic would overshoot below zero. Weights are convex, so a non-negative map stays non-negative.
+because a Grad-CAM/attention cell is a smooth estimate over its receptive field: nearest-neighbour
+would add block edges that are not in the model, and bicubic would overshoot below zero. Weights are convex, so a non-negative map stays non-negative.
 Written in numpy (two small interpolation matrices) so it is exact in float64 and imports no torch.
 """
 
