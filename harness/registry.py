@@ -201,7 +201,9 @@ class Registry:
             if f.kind == kind and name in f.names:
                 raise PluginError(f"{kind} {name!r} is unavailable: {f.message()}")
         known = self.names(kind)
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        # names differing only in case first ('OSIE' had no suggestion; found by QA)
+        close = [k for k in known if k.lower() == str(name).lower()] or \
+            difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         listing = f"; known: {', '.join(known)}" if known and not close else ""
         failed = "".join(f" Plugin {p!r} failed to load ({err})." for p, err in self.failed)

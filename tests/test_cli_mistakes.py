@@ -88,3 +88,9 @@ def test_compare_refuses_a_run_compared_with_itself(tmp_path):
     (tmp_path / "link").symlink_to(tmp_path / "runs")
     r = CliRunner().invoke(main, ["compare", str(run), str(tmp_path / "link" / Path(run).name)])
     assert r.exit_code == 1 and "are the same run: give two runs to compare" in _last(r)
+
+
+def test_a_name_in_other_case_is_suggested(tmp_path):
+    """`-d OSIE` listed every dataset without a suggestion (`-t Free-Viewing` got one)."""
+    r = CliRunner().invoke(main, ["eval", "--model", "uniform", "--dataset", "OSIE", "--output", str(tmp_path)])
+    assert r.exit_code == 1 and _last(r) == "Error: unknown dataset 'OSIE'; did you mean 'osie'?"
