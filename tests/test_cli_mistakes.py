@@ -82,12 +82,14 @@ def test_blur_messages_say_what_was_given(tmp_path, osie_dir):
                                              "number of degrees, got -1.0"), r.output
 
 
-def test_compare_refuses_a_run_compared_with_itself(tmp_path):
-    """All-zero differences with p = 1 and no word, also through a link to the same folder."""
+def test_compare_says_when_a_run_is_compared_with_itself(tmp_path):
+    """All-zero differences with p = 1 and no word, also through a link to the same folder (a run
+    against itself stays allowed: test_significance checks its zeros)."""
     run = write_run(tmp_path / "runs", model="net", metrics={"nss": 1.0})
     (tmp_path / "link").symlink_to(tmp_path / "runs")
-    r = CliRunner().invoke(main, ["compare", str(run), str(tmp_path / "link" / Path(run).name)])
-    assert r.exit_code == 1 and "are the same run: give two runs to compare" in _last(r)
+    other = tmp_path / "link" / Path(run).name
+    r = CliRunner().invoke(main, ["compare", str(run), str(other)])
+    assert r.exit_code == 0 and f"note: {run} and {other} are the same run: every difference is 0" in r.output
 
 
 def test_a_name_in_other_case_is_suggested(tmp_path):

@@ -354,7 +354,8 @@ def _setting_variants(rows: Sequence[dict[str, Any]]) -> dict[int, str]:
     :data:`hub_table.GROUP_KEY`) or sit beside rows scored otherwise, and without a label two of
     them would look the same."""
     blur, task, data = _blur_variants(rows), _task_variants(rows), _data_variants(rows)
-    return {k: "; ".join(v for v in (blur.get(k), task.get(k), data.get(k)) if v) for k in {**blur, **task, **data}}
+    # " + " between reasons: the notes that name labelled rows separate their groups with "; "
+    return {k: " + ".join(v for v in (blur.get(k), task.get(k), data.get(k)) if v) for k in {**blur, **task, **data}}
 
 
 def variant_kinds(rows: Sequence[dict[str, Any]]) -> dict[int, list[str]]:
