@@ -379,6 +379,9 @@ def alignment_losses(as_json: bool, wide: bool) -> None:
 @click.pass_context
 def datasets(ctx: click.Context, as_json: bool, wide: bool) -> None:
     """List gaze datasets and their licences; `harness datasets info NAME` describes one."""
+    if ctx.invoked_subcommand not in (None, "info") and as_json:  # info takes it; prune has no such output
+        raise click.UsageError(f"--json applies to the listing and to `datasets info`, not to "
+                               f"`datasets {ctx.invoked_subcommand}`")
     if ctx.invoked_subcommand is None:
         catalogue = catalogue_licences()
         _listing("dataset", [("tasks", "tasks"), ("licence", "licence"), ("description", "description")], as_json,

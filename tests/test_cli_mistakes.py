@@ -96,3 +96,13 @@ def test_a_name_in_other_case_is_suggested(tmp_path):
     """`-d OSIE` listed every dataset without a suggestion (`-t Free-Viewing` got one)."""
     r = CliRunner().invoke(main, ["eval", "--model", "uniform", "--dataset", "OSIE", "--output", str(tmp_path)])
     assert r.exit_code == 1 and _last(r) == "Error: unknown dataset 'OSIE'; did you mean 'osie'?"
+
+
+def test_the_datasets_groups_json_flag_reaches_info(osie_dir):
+    """`harness datasets --json info osie` printed the text description (the group's flag was ignored)."""
+    import json
+
+    r = CliRunner().invoke(main, ["datasets", "--json", "info", "osie", "--data-dir", str(osie_dir)])
+    assert r.exit_code == 0 and json.loads(r.stdout)["name"] == "osie"
+    r = CliRunner().invoke(main, ["datasets", "--json", "prune", "osie", "--dry-run"])
+    assert r.exit_code == 2 and "--json applies to the listing and to `datasets info`" in r.output

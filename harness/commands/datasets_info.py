@@ -146,6 +146,8 @@ def datasets_info(name: str, data_dir: str | None, cache_dir: str | None, as_jso
 
     Without its source data but with converted tables in the cache, describes those tables (and
     where the data was looked for) instead of downloading it."""
+    # `harness datasets --json info NAME`: the group's flag, as meant (it printed the text; found by QA)
+    as_json = as_json or bool(click.get_current_context().parent.params.get("as_json"))
     from ..data import get_gaze_dataset
 
     obj = get_gaze_dataset(name, data_dir=data_dir, cache_dir=cache_dir)
