@@ -45,12 +45,8 @@ def run_cnn_layer_method(name: str, forward, layer, inputs):
         first = output[0] if isinstance(output, (tuple, list)) else output
         grid.append(tuple(getattr(first, "shape", ())))
 
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.no_grad():
-            logits = forward(inputs)
-    finally:
-        handle.remove()
+    with layer.register_forward_hook(hook), torch.no_grad():  # the handle removes the hook on exit
+        logits = forward(inputs)
     targets = logits.argmax(dim=1)
     who = f"attention {name!r} (plugin {spec.plugin!r})"
     try:

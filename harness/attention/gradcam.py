@@ -112,12 +112,8 @@ def _forward_capturing(forward: Callable[[Tensor], Tensor], layer: torch.nn.Modu
             return [replacement, *output[1:]]
         return replacement
 
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.enable_grad():
-            logits = forward(inputs)
-    finally:
-        handle.remove()
+    with layer.register_forward_hook(hook), torch.enable_grad():  # the handle removes the hook on exit
+        logits = forward(inputs)
     if len(captured) != 1:
         raise ValueError(
             f"Grad-CAM layer {type(layer).__name__} ran {len(captured)} times in one forward pass; "
