@@ -942,14 +942,34 @@ def test_a_run_folder_given_as_output_is_refused(tmp_path, osie_dir):
     assert not any(p.name.startswith("center-bias") for p in run.iterdir())
 
 
-def test_an_output_folder_named_tilde_is_read_where_it_was_written(tmp_path, osie_dir, monkeypatch):
+def test_an_output_folder_named_tilde_is_the_home_folder_as_for_the_other_folders(tmp_path, osie_dir, monkeypatch):
     """`eval -o '~/runs'` (quoted: no shell expansion) wrote shards under ./~/runs while pyarrow read
     '~/runs/...' from the home folder: every shard 'damaged', the command failed, and again each
-    time (found by QA). The shards are read as the files they are."""
+    time (found by QA). Shards are read as the files they are, and every folder option expands '~'
+    as --cache-dir and --data-dir did (the output alone was literal: found by the next QA)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     r = CliRunner().invoke(main, ["eval", "--model", "uniform", "--limit", "3", "--data-dir", str(osie_dir),
                                   "--output", "~/runs", "--no-references", "--no-show"])
     assert r.exit_code == 0 and "damaged" not in r.output, r.output
-    (run,) = load_runs(tmp_path / "~" / "runs")
-    assert run.summary["n_images"] == 3 and not (tmp_path / "home").exists()
+    (run,) = load_runs(tmp_path / "home" / "runs")
+    assert run.summary["n_images"] == 3 and not (tmp_path / "~").exists()
+    r = CliRunner().invoke(main, ["verify", "~/runs"])
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("command", [["eval", "--model", "uniform"], ["datasets", "info", "osie"],
+                                     ["align", "--model", "efficientnet-lite0", "--loss", "density-kl", "--output", "out"]])
+def test_an_empty_or_file_data_folder_is_refused_in_one_line(tmp_path, monkeypatch, command):
+    """`--data-dir ''` read the current folder ('missing data file eye/fixations.mat'), and a data
+    folder that is a file was said not to exist (found by QA)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    r = CliRunner().invoke(main, [*command, "--data-dir", ""])
+    assert r.exit_code == 2 and r.output.strip().splitlines()[-1] == (
+        "Error: Invalid value for '--data-dir': is empty: give a folder, or leave the option out"), r.output
+    r = CliRunner().invoke(main, [*command, "--data-dir", "afile"])
+    assert r.exit_code == 1, r.output
+    assert r.output.strip().splitlines()[-1] == (
+        "Error: osie: data folder afile (given with --data-dir) is a file, not a folder"), r.output

@@ -23,6 +23,24 @@ def load_all() -> None:
                 raise
 
 
+class Folder(click.ParamType):
+    """A folder option or argument: ``~`` expanded as the shell would (a quoted ``'~/runs'`` wrote
+    ``./~/runs`` for ``--output`` while ``--cache-dir`` read the home folder: found by QA), and an
+    empty value refused (``--data-dir ''`` read the current folder)."""
+
+    name = "folder"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Path):
+            return value.expanduser()
+        if str(value).strip() == "":
+            self.fail("is empty: give a folder, or leave the option out", param, ctx)
+        return Path(value).expanduser()
+
+
+FOLDER = Folder()
+
+
 def _one_results(ctx, param, values) -> Path:
     """``--results`` given twice would otherwise keep the last folder without a word."""
     from ..errors import HarnessError
@@ -35,5 +53,5 @@ def _one_results(ctx, param, values) -> Path:
 
 def results_option(help: str):
     """The ``--results`` folder of the commands that read runs (one folder, default ``runs``)."""
-    return click.option("--results", "results_dir", type=click.Path(path_type=Path), multiple=True,
+    return click.option("--results", "results_dir", type=FOLDER, multiple=True,
                         default=[Path("runs")], show_default=True, callback=_one_results, help=help)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from . import FOLDER
+
 from ..cli import LazyHelpOption, main, registered_names
 from ..data.paths import DATA_DIR_HELP
 
@@ -25,7 +27,7 @@ def _loss_help() -> str:
 @click.option("--model", "-m", required=True, help="Registered model that can be trained (e.g. efficientnet-lite0).")
 @click.option("--dataset", "-d", default="osie", show_default=True, help="Registered gaze dataset to train toward.")
 @click.option("--loss", "-l", required=True, cls=LazyHelpOption, help_fn=_loss_help)
-@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+@click.option("--output", "-o", required=True, type=FOLDER,
               help="Folder of the aligned model (new or empty; an unfinished one with the same settings resumes). "
                    "`harness eval --model FOLDER` evaluates it.")
 @click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True, help="Passes over the training stimuli.")
@@ -49,9 +51,9 @@ def _loss_help() -> str:
               help="Where to train; auto: a GPU when there is one (under torchrun, this process' GPU), else the CPU.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads on CPU (default: the cores, shared among local processes).")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+@click.option("--data-dir", type=FOLDER, default=None,
               help=DATA_DIR_HELP)
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+@click.option("--cache-dir", type=FOLDER, default=None,
               help="Cache root of the converted datasets (default: $HARNESS_CACHE_DIR or ~/.cache/gaze-harness).")
 @click.option("--sigma-deg", type=float, default=1.0, show_default=True,
               help="Blur of the human fixation density, in degrees of visual angle.")

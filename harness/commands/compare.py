@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..cli import main
-from . import MIN_BOOT
+from . import FOLDER, MIN_BOOT
 
 
 def load_checked(path: Path):
@@ -36,8 +36,8 @@ def load_checked(path: Path):
 
 
 @main.command()
-@click.argument("run_a", type=click.Path(path_type=Path))
-@click.argument("run_b", type=click.Path(path_type=Path))
+@click.argument("run_a", type=FOLDER)
+@click.argument("run_b", type=FOLDER)
 @click.option("--metric", "metrics", multiple=True,
               help="Compare only this metric (repeatable; a task score as task:NAME). Default: every metric.")
 @click.option("--n-boot", type=click.IntRange(min=MIN_BOOT), default=10000, show_default=True, help="Bootstrap resamples.")

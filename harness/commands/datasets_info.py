@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from . import FOLDER
+
 from ..cli import datasets
 from ..data.paths import DATA_DIR_HELP
 
@@ -136,9 +138,9 @@ def _format_cache_only(info: dict) -> str:
 
 @datasets.command("info")
 @click.argument("name")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--data-dir", type=FOLDER, default=None,
               help=DATA_DIR_HELP)
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--cache-dir", type=FOLDER, default=None,
               help="Cache root (default: $HARNESS_CACHE_DIR or ~/.cache/gaze-harness).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def datasets_info(name: str, data_dir: str | None, cache_dir: str | None, as_json: bool) -> None:
@@ -168,9 +170,9 @@ def _size(path) -> int:
 
 @datasets.command("prune")
 @click.argument("names", nargs=-1, required=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--data-dir", type=FOLDER, default=None,
               help=DATA_DIR_HELP)
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--cache-dir", type=FOLDER, default=None,
               help="Cache root (default: $HARNESS_CACHE_DIR or ~/.cache/gaze-harness).")
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 def datasets_prune(names: tuple[str, ...], data_dir: str | None, cache_dir: str | None, dry_run: bool) -> None:

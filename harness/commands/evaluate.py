@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from . import FOLDER
+
 from ..cli import LazyHelpOption, main, task_help
 from ..data.paths import DATA_DIR_HELP
 
@@ -21,12 +23,12 @@ from ..data.paths import DATA_DIR_HELP
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N stimuli.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Stimuli per model batch (part of a model run's identity: a model's arithmetic depends on it).")
-@click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+@click.option("--output", "-o", type=FOLDER, default=Path("runs"), show_default=True,
               help="Results folder: one run folder per model x attention x dataset x task x settings; an "
                    "unfinished run there is resumed.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+@click.option("--data-dir", type=FOLDER, default=None,
               help=DATA_DIR_HELP)
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+@click.option("--cache-dir", type=FOLDER, default=None,
               help="Cache root of the converted datasets (default: $HARNESS_CACHE_DIR or ~/.cache/gaze-harness).")
 @click.option("--profile", type=click.Choice(["mit", "pysaliency"]), default="mit", show_default=True,
               help="Metric definitions to follow (see docs/metrics.md).")

@@ -9,14 +9,14 @@ import click
 
 from ..data.paths import DATA_DIR_HELP
 from ..results.examples import EXAMPLE_MAPS as DEFAULT_EXAMPLES
-from . import results_option
+from . import FOLDER, results_option
 from .leaderboard import leaderboard
 
 _results = results_option("Folder holding run folders (as written by `harness eval --output`).")
-_data_dir = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+_data_dir = click.option("--data-dir", type=FOLDER, default=None,
                          help=DATA_DIR_HELP + " Read only for a dataset whose converted table (the one its "
                               "runs scored) is not in the cache; nothing is ever downloaded.")
-_cache_dir = click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+_cache_dir = click.option("--cache-dir", type=FOLDER, default=None,
                           help="Cache root of the converted datasets (default: $HARNESS_CACHE_DIR or "
                                "~/.cache/gaze-harness).")
 _primary = click.option("--primary", default=None, help="Headline gaze metric (default: nss).")
@@ -39,7 +39,7 @@ def _warnings():
 
 @leaderboard.command("build")
 @_results
-@click.option("--output", "-o", type=click.Path(path_type=Path), default=Path("site"), show_default=True,
+@click.option("--output", "-o", type=FOLDER, default=Path("site"), show_default=True,
               help="Folder to write the site into (replaced if it holds an earlier build).")
 @_data_dir
 @_cache_dir
@@ -68,7 +68,7 @@ def build(results_dir: Path, output: Path, data_dir: Path | None, cache_dir: Pat
 @click.option("--repo", default=None, help="Hub dataset repo ORG/NAME to publish to (required unless --to-folder).")
 @click.option("--space", default=None, help="Also upload the static page to this Space ORG/NAME.")
 @click.option("--private", is_flag=True, help="Create the repo (and Space) private.")
-@click.option("--to-folder", type=click.Path(path_type=Path), default=None,
+@click.option("--to-folder", type=FOLDER, default=None,
               help="Write the tree that would be committed into this folder instead; no network.")
 @_data_dir
 @_cache_dir

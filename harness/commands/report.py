@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from ..cli import main
-from . import results_option
+from . import FOLDER, results_option
 from ..results.files import jsonable as _jsonable
 
 
@@ -99,7 +99,7 @@ def _per_run(loaded) -> tuple[dict[str, dict], list[str]]:
 
 
 @main.command()
-@click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("runs", nargs=-1, type=FOLDER)
 @results_option("Folder holding run folders (as written by `harness eval --output`); used when no RUN is given.")
 @click.option("--json", "as_json", is_flag=True,
               help="Machine-readable output: the document also stored as <results>/alignment_vs_task.json.")

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import click
 
+from . import FOLDER
+
 from ..cli import main
 
 
 @main.command()
-@click.argument("results", type=click.Path(path_type=Path))
+@click.argument("results", type=FOLDER)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output: one object per run.")
 def verify(results: Path, as_json: bool) -> None:
     """Recompute every summary under RESULTS from its shards and check shard hashes and types.

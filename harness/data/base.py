@@ -229,7 +229,8 @@ class GazeDataset:
             return self._root
         if self.data_dir is not None:
             if not self.data_dir.is_dir():
-                raise DataError(f"{self.name}: data folder {self.data_dir} (given with --data-dir) does not exist")
+                why = "is a file, not a folder" if self.data_dir.exists() else "does not exist"
+                raise DataError(f"{self.name}: data folder {self.data_dir} (given with --data-dir) {why}")
             self._root = self.data_dir
             return self._root
         candidates = paths.candidate_data_dirs(self.name, self.cache_dir)
