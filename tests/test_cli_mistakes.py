@@ -106,3 +106,14 @@ def test_the_datasets_groups_json_flag_reaches_info(osie_dir):
     assert r.exit_code == 0 and json.loads(r.stdout)["name"] == "osie"
     r = CliRunner().invoke(main, ["datasets", "--json", "prune", "osie", "--dry-run"])
     assert r.exit_code == 2 and "--json applies to the listing and to `datasets info`" in r.output
+
+
+def test_a_baseline_asked_for_as_a_model_is_reported_once(tmp_path, osie_dir):
+    """`-m uniform -m center-bias`: the references made center-bias, then the model loop reported the
+    same run again as 'already complete, reused' (found by QA)."""
+    r = CliRunner().invoke(main, ["eval", "-m", "uniform", "-m", "center-bias", "--limit", "2", "--data-dir",
+                                  str(osie_dir), "--output", str(tmp_path / "runs"), "--no-show"])
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.output.splitlines() if " images" in line and " -> " in line]
+    assert sorted(line.split(" [")[0] for line in lines) == ["center-bias", "human-ceiling", "uniform"], r.output
+    assert not any("reused" in line for line in lines), r.output
