@@ -117,3 +117,28 @@ def test_a_baseline_asked_for_as_a_model_is_reported_once(tmp_path, osie_dir):
     lines = [line for line in r.output.splitlines() if " images" in line and " -> " in line]
     assert sorted(line.split(" [")[0] for line in lines) == ["center-bias", "human-ceiling", "uniform"], r.output
     assert not any("reused" in line for line in lines), r.output
+
+
+def test_progress_in_a_log_file_is_whole_lines(tmp_path, osie_dir, capsys):
+    """In a log file tqdm's redraws were carriage returns and cursor-up escapes, and a notice printed
+    while a bar was open was glued to its line (found by QA): a log gets plain lines."""
+    from harness.progress import LogProgress
+
+    r = CliRunner().invoke(main, ["eval", "-m", "uniform", "--limit", "3", "--data-dir", str(osie_dir),
+                                  "--output", str(tmp_path / "runs"), "--no-show"])
+    assert r.exit_code == 0, r.output
+    assert "\r" not in r.output and "\x1b" not in r.output, repr(r.output)
+    lines = r.output.splitlines()
+    assert "uniform on osie: 3/3 img (100%)" in " ".join(lines)
+    assert all(line.count(" on osie: ") <= 1 for line in lines), r.output
+    bar = LogProgress(4, "net on osie", "img", disable=False, interval=0.0)
+    bar.update(1)
+    bar.set_postfix(task="0.5000")
+    bar.update(2)
+    bar.update(1)  # the last step: said once, by close()
+    bar.close()
+    bar.close()
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(", ")[0] for line in err] == ["net on osie: 1/4 img (25%)", "net on osie: 3/4 img (75%)",
+                                                     "net on osie: 4/4 img (100%)"]
+    assert err[1].endswith(", task=0.5000") and err[2].endswith(", task=0.5000")

@@ -364,55 +364,57 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
         steps = [order[k:k + cfg.batch_size] for k in range(0, n_train, cfg.batch_size)]
         sums = {"task": 0.0, "align": 0.0, "total": 0.0}
         bar = _bar(len(steps), f"align {settings['name']} epoch {epoch}/{cfg.epochs}", cfg.progress and world.main)
-        for step in steps:
-            mine = step[world.rank::world.size]
-            share = len(mine) / len(step)
-            optimizer.zero_grad(set_to_none=True)
-            if len(mine):
-                x = x_train[mine].to(device)
-                batch = AlignmentBatch(trainable, x, human[mine].to(device), targets[mine].to(device), needs=needs)
-                logits = batch.logits()
-                if task_loss == "distill":
-                    t_logp = torch.log_softmax(teacher[mine].to(device), dim=1)
-                    task = torch.nn.functional.kl_div(torch.log_softmax(logits, dim=1), t_logp, log_target=True,
-                                                      reduction="batchmean")
-                elif task_loss == "logit-mse":  # every logit held, not only the likely classes
-                    task = torch.nn.functional.mse_loss(logits, teacher[mine].to(device).to(logits.dtype))
-                else:
-                    task = torch.nn.functional.cross_entropy(logits, targets[mine].to(device))
-                try:
-                    align = loss_fn(batch)
-                except MemoryError:
-                    raise
-                except Exception as exc:  # a plugin's bug: one line naming it, not torch's traceback
-                    if interrupt_in(exc) is not None:  # Ctrl-C or SIGTERM inside torch's code
+        try:  # closed before an error is printed, which otherwise lands on the bar's line
+            for step in steps:
+                mine = step[world.rank::world.size]
+                share = len(mine) / len(step)
+                optimizer.zero_grad(set_to_none=True)
+                if len(mine):
+                    x = x_train[mine].to(device)
+                    batch = AlignmentBatch(trainable, x, human[mine].to(device), targets[mine].to(device), needs=needs)
+                    logits = batch.logits()
+                    if task_loss == "distill":
+                        t_logp = torch.log_softmax(teacher[mine].to(device), dim=1)
+                        task = torch.nn.functional.kl_div(torch.log_softmax(logits, dim=1), t_logp, log_target=True,
+                                                          reduction="batchmean")
+                    elif task_loss == "logit-mse":  # every logit held, not only the likely classes
+                        task = torch.nn.functional.mse_loss(logits, teacher[mine].to(device).to(logits.dtype))
+                    else:
+                        task = torch.nn.functional.cross_entropy(logits, targets[mine].to(device))
+                    try:
+                        align = loss_fn(batch)
+                    except MemoryError:
                         raise
-                    raise HarnessError(f"alignment loss {cfg.loss!r} (plugin {loss_spec.plugin!r}) raised "
-                                       f"{type(exc).__name__}: {exc}") from exc
-                align = _checked_alignment(align, cfg.loss, loss_spec.plugin, epoch=epoch, untrained=untrained)
-                total = task + weight * align
-                if not torch.isfinite(total):
-                    raise HarnessError(f"alignment loss {cfg.loss!r} gave a non-finite value at epoch {epoch}; "
-                                       "lower --lr or --weight")
-                (total * share).backward()
-                values = torch.stack([task.detach(), align.detach(), total.detach()]).double().cpu() * share
-            else:
-                values = torch.zeros(3, dtype=torch.float64)
-            if world.size > 1:
-                import torch.distributed as dist
+                    except Exception as exc:  # a plugin's bug: one line naming it, not torch's traceback
+                        if interrupt_in(exc) is not None:  # Ctrl-C or SIGTERM inside torch's code
+                            raise
+                        raise HarnessError(f"alignment loss {cfg.loss!r} (plugin {loss_spec.plugin!r}) raised "
+                                           f"{type(exc).__name__}: {exc}") from exc
+                    align = _checked_alignment(align, cfg.loss, loss_spec.plugin, epoch=epoch, untrained=untrained)
+                    total = task + weight * align
+                    if not torch.isfinite(total):
+                        raise HarnessError(f"alignment loss {cfg.loss!r} gave a non-finite value at epoch {epoch}; "
+                                           "lower --lr or --weight")
+                    (total * share).backward()
+                    values = torch.stack([task.detach(), align.detach(), total.detach()]).double().cpu() * share
+                else:
+                    values = torch.zeros(3, dtype=torch.float64)
+                if world.size > 1:
+                    import torch.distributed as dist
 
-                for p in params:
-                    if p.grad is None:
-                        p.grad = torch.zeros_like(p)
-                    dist.all_reduce(p.grad)
-                dist.all_reduce(values)
-            optimizer.step()
-            untrained = False
-            for key, v in zip(("task", "align", "total"), values.tolist()):
-                sums[key] += v * len(step)
-            bar.set_postfix(task=f"{values[0]:.4f}", align=f"{values[1]:.4f}")
-            bar.update(1)
-        bar.close()
+                    for p in params:
+                        if p.grad is None:
+                            p.grad = torch.zeros_like(p)
+                        dist.all_reduce(p.grad)
+                    dist.all_reduce(values)
+                optimizer.step()
+                untrained = False
+                for key, v in zip(("task", "align", "total"), values.tolist()):
+                    sums[key] += v * len(step)
+                bar.set_postfix(task=f"{values[0]:.4f}", align=f"{values[1]:.4f}")
+                bar.update(1)
+        finally:
+            bar.close()
         train_s = time.perf_counter() - t_epoch
         entry = {"epoch": epoch, **{f"train_{k}": v / n_train for k, v in sums.items()}, "train_seconds": round(train_s, 2)}
         if world.main:
@@ -430,11 +432,9 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
 
 
 def _bar(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from ..progress import progress
 
-    interactive = getattr(sys.stderr, "isatty", lambda: False)()
-    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, file=sys.stderr,
-                mininterval=0.1 if interactive else 30.0)
+    return progress(total, desc, "step", enabled)
 
 
 def _epoch_line(e: dict[str, Any]) -> str:

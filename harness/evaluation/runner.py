@@ -104,12 +104,9 @@ def _aliases(gaze, task: str = "classification") -> dict[str, list[str]]:
 
 
 def _progress(total: int, desc: str, enabled: bool, position: int = 0):
-    from tqdm.auto import tqdm
+    from ..progress import progress
 
-    # a log file (CI, nohup) gets a line every 30 s instead of every redraw of the bar
-    interactive = getattr(sys.stderr, "isatty", lambda: False)()
-    return tqdm(total=total, desc=desc, unit="img", disable=not enabled or total == 0, file=sys.stderr,
-                mininterval=0.1 if interactive else 30.0, position=position)
+    return progress(total, desc, "img", enabled, position)
 
 
 def served_tasks(gaze) -> list[str]:
@@ -371,9 +368,10 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                 raise decoder_died(exc) from exc
             raise
         finally:
+            # closed before the error is printed, which otherwise lands on the bar's line (found by QA)
+            bar.close()
             if models is not None:
                 models.close()
-        bar.close()
         world.barrier()  # every rank's shards are on disk
         if world.main:
             if reuse:
