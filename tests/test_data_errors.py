@@ -620,3 +620,28 @@ def test_an_image_the_annotations_name_outside_the_data_folder_is_not_opened(sma
         OSIE(data_dir=root, cache_dir=tmp_path / "cache").load()
     assert "lies outside the data folder" in _one_line(exc) and "elsewhere.jpg" in _one_line(exc), _one_line(exc)
     assert not any("elsewhere" in p for p in opened)
+
+
+def test_an_image_outside_the_fingerprinted_files_is_refused(small_osie, tmp_path):
+    """fixations.mat naming 'sub/1002.jpg': OSIE's fingerprint lists stimuli/*.jpg, so a new image there
+    kept serving the old converted table, without a word (found by QA). Every image a record names
+    by path must be among the files the fingerprint covers."""
+    def nest(cell):
+        cell[1, 0][0, 0]["img"] = np.array(["sub/" + str(cell[1, 0][0, 0]["img"][0])])
+
+    import scipy.io
+
+    root = small_osie(n=3)
+    cell = scipy.io.loadmat(str(root / "eye" / "fixations.mat"))["fixations"]
+    name = str(cell[1, 0][0, 0]["img"][0])
+    nest(cell)
+    scipy.io.savemat(str(root / "eye" / "fixations.mat"), {"fixations": cell})
+    (root / "stimuli" / "sub").mkdir()
+    (root / "stimuli" / name).rename(root / "stimuli" / "sub" / name)
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError) as exc:
+        OSIE(data_dir=root, cache_dir=cache).load()
+    assert _one_line(exc) == (f"osie: record '1002': its image stimuli/sub/{name} is not among the files the "
+                              "dataset's fingerprint covers (source_files()), so a change to it would not rebuild "
+                              "the converted table")
+    assert _leftovers(cache / "arrow" / "osie") == []

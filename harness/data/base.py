@@ -125,6 +125,8 @@ class GazeDataset:
         self.skipped: list[str] = []
         self._root: Path | None = None
         self._fingerprint: str | None = None
+        #: the files the fingerprint covers (absolute, normalised), filled by fingerprint()
+        self._sources: set[str] | None = None
 
     # ----------------------------------------------------------------- subclass interface
     def source_files(self, root: Path) -> list[Path]:
@@ -294,6 +296,7 @@ class GazeDataset:
         except Exception as exc:  # a plugin's bug: one line naming it, not a traceback
             raise PluginError(f"dataset {self.name!r} ({type(self).__name__}): source_files() failed: "
                               f"{type(exc).__name__}: {exc}") from exc
+        self._sources = {os.path.normpath(os.path.abspath(p)) for p in files}
         for path in files:
             try:
                 size, digest = memo.digest(path)
@@ -571,6 +574,14 @@ class GazeDataset:
         if os.path.commonpath([path, base]) != base:
             raise DataError(f"{self.name}: record {sid!r}: its image {os.fspath(image)} lies outside the data "
                             f"folder {root} (a file name from the annotations must stay inside it)")
+        if self._sources is None:
+            self.fingerprint()
+        if path not in self._sources and os.path.exists(path):  # a missing one is said by _checked_size
+            # an image the annotations name in a sub-folder (or as .JPG) that the fingerprint's list
+            # missed: a new image there kept serving the old table (found by QA)
+            raise DataError(f"{self.name}: record {sid!r}: its image {os.path.relpath(path, base)} is not among "
+                            "the files the dataset's fingerprint covers (source_files()), so a change to it would "
+                            "not rebuild the converted table")
 
     def _check_object(self, sid: str, obj: Any) -> None:
         """A detection reference: ``bbox`` [x, y, w, h] finite with w, h >= 0 and a ``category``
