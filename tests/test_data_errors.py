@@ -645,3 +645,13 @@ def test_an_image_outside_the_fingerprinted_files_is_refused(small_osie, tmp_pat
                               "dataset's fingerprint covers (source_files()), so a change to it would not rebuild "
                               "the converted table")
     assert _leftovers(cache / "arrow" / "osie") == []
+
+
+def test_a_negative_or_infinite_duration_is_not_known(tmp_path):
+    """A duration of -5 ms was stored as it was (found by QA): NaN, as a missing one, and counted."""
+    obj = OSIE(data_dir=tmp_path, cache_dir=tmp_path / "cache")
+    fix = obj.fixation_list("s1", [1, 2, 3, 4, 900], [1, 2, 3, 4, 5], width=10, height=10,
+                            duration_ms=[-5, np.inf, 100, np.nan, -1])
+    got = [f["duration_ms"] for f in fix]
+    assert np.isnan(got[0]) and np.isnan(got[1]) and got[2] == 100 and np.isnan(got[3]) and len(got) == 4
+    assert obj.stats["durations_invalid_set_nan"] == 2 and obj.stats["dropped_out_of_bounds"] == 1

@@ -106,6 +106,14 @@ def _edit_train(root: Path, edit) -> None:
     (lambda d: d["images"][1].update(id=9), r"image id 9 or file name .* is listed twice"),
     # one file twice: the second entry's annotations were dropped without a count
     (lambda d: d["images"].append(dict(d["images"][0], id=77)), r"is listed twice"),
+    # strings and booleans were read as numbers: "10" as 10.0, true as 1 (found by QA)
+    (lambda d: d["annotations"][1].update(fixations=[["10", "20"]]),
+     r"annotation 2 of image 9: fixations are not \[row, col\] pairs \('10' is not a number\)"),
+    (lambda d: d["annotations"][1].update(fixations=[[True, 5]]), r"\(True is not a number\)"),
+    (lambda d: d["annotations"][1].update(worker_id={"a": [1]}),
+     r"annotation 2 of image 9: worker_id must be a name or a number, got \{'a': \[1\]\}"),
+    (lambda d: d.update(images=None), r"fixations_train2014.json: 'images' is a NoneType, not a list"),
+    (lambda d: d.update(annotations={"a": 1}), r"fixations_train2014.json: 'annotations' is a dict, not a list"),
 ])
 def test_salicon_malformed_entries_name_the_file(tmp_path, edit, message):
     root = tmp_path / "salicon"
@@ -136,4 +144,33 @@ def test_salicon_annotation_name_that_is_a_folder_is_refused(tmp_path):
     (root / "annotations" / "fixations_val2014.json").unlink()
     (root / "annotations" / "fixations_val2014.json").mkdir()
     with pytest.raises(DataError, match=r"fixations_val2014.json is not a file"):
+        load_gaze_dataset("salicon", data_dir=root, cache_dir=tmp_path / "cache")
+
+
+def test_salicon_a_worker_id_of_null_is_unknown_as_a_missing_one(tmp_path):
+    root = tmp_path / "salicon"
+    write_salicon(root)
+    _edit_train(root, lambda d: (d["annotations"][0].update(worker_id=None), d["annotations"][1].pop("worker_id")))
+    obj, ds = load_gaze_dataset("salicon", data_dir=root, cache_dir=tmp_path / "cache")
+    (nine,) = [r for r in ds.remove_columns("image").to_list() if r["stimulus_id"].endswith("009")]
+    assert {f["subject"] for f in nine["fixations"]} == {"unknown"}
+
+
+def test_salicon_an_image_in_two_annotation_files(tmp_path):
+    """The API saves the same data as fixations_<split>2014.json and ..2015r1.json: the same image in
+    both is read once. Annotated differently, the later file's annotations were dropped without a
+    word (found by QA): refused, naming both files."""
+    root = tmp_path / "salicon"
+    write_salicon(root)
+    train = root / "annotations" / "fixations_train2014.json"
+    again = root / "annotations" / "fixations_train2015r1.json"
+    data = json.loads(train.read_text())
+    data["annotations"].reverse()  # the same annotations in another order
+    again.write_text(json.dumps(data))
+    obj, ds = load_gaze_dataset("salicon", data_dir=root, cache_dir=tmp_path / "cache")
+    assert sorted(ds["stimulus_id"]) == ["COCO_train2014_000000000009", "COCO_val2014_000000000042"]
+    data["annotations"].append({"id": 3, "image_id": 9, "worker_id": 9, "fixations": [[30, 30]]})
+    again.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"image COCO_train2014_000000000009.jpg is annotated differently in "
+                                        r".*fixations_train2014.json and .*fixations_train2015r1.json: keep one"):
         load_gaze_dataset("salicon", data_dir=root, cache_dir=tmp_path / "cache")

@@ -50,7 +50,7 @@ class SALICON(GazeDataset):
     name = "salicon"
     pixels_per_degree = 19.0  # the authors' fixation-map sigma, see module doc
     tasks = ("free-viewing",)
-    converter_version = "1"
+    converter_version = "2"  # 2: a worker_id of null is 'unknown' as a missing one (was 'None')
     source_url = SOURCE
     description = "SALICON: 15,000 MS COCO images (640x480), mouse-contingent fixations of AMT workers (Jiang et al. 2015)"
 
@@ -83,14 +83,19 @@ class SALICON(GazeDataset):
         index = self._image_index(root)
         rows_lo = cols_lo = np.inf
         rows_hi = cols_hi = -np.inf
-        seen: set[str] = set()
+        seen: dict[str, tuple[Path, str]] = {}  # stem -> the file that gave it, its annotations' digest
         for path in self._annotation_files(root):
             data = read_json(self.name, path)
             if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
                 raise DataError(f"{self.name}: {path} is not a SALICON annotation file (no 'images'/'annotations')")
+            for key in ("images", "annotations"):
+                if not isinstance(data[key], list):
+                    raise DataError(f"{self.name}: {path}: '{key}' is a {type(data[key]).__name__}, not a list")
             by_image: dict[int, list[dict]] = {}
             for k, ann in enumerate(data["annotations"]):
                 try:
+                    if not isinstance(ann, dict):
+                        raise TypeError
                     by_image.setdefault(int(ann["image_id"]), []).append(ann)
                 except (KeyError, TypeError, ValueError) as exc:
                     raise DataError(f"{self.name}: {path}: annotation {k} has no valid image_id") from exc
@@ -99,6 +104,8 @@ class SALICON(GazeDataset):
             unknown = set(by_image)
             for img in data["images"]:
                 try:
+                    if not isinstance(img, dict):
+                        raise TypeError
                     image_id, file_name = int(img["id"]), str(img["file_name"])
                     declared = (int(img["width"]), int(img["height"]))
                 except (KeyError, TypeError, ValueError) as exc:
@@ -111,8 +118,13 @@ class SALICON(GazeDataset):
                 names_here.add(file_name)
                 unknown.discard(image_id)
                 stem = Path(file_name).stem
-                if stem in seen:
-                    continue  # the same image in two annotation files (e.g. 2014 and 2015r1 names)
+                digest = _annotations_digest(by_image.get(image_id, []))
+                if stem in seen:  # the same image in two annotation files (e.g. 2014 and 2015r1 names)
+                    first, first_digest = seen[stem]
+                    if digest != first_digest:  # the later file's annotations were dropped unseen (found by QA)
+                        raise DataError(f"{self.name}: image {file_name} is annotated differently in {first} and "
+                                        f"{path}: keep one of the two files in the data folder")
+                    continue
                 image_path = index.get(file_name, root / "images" / file_name)
                 size = self.image_size(image_path)
                 if size is None:
@@ -125,7 +137,7 @@ class SALICON(GazeDataset):
                 fixations: list[dict] = []
                 for ann in by_image.get(image_id, []):
                     try:
-                        pts = np.asarray(ann.get("fixations") or [], dtype=np.float64)
+                        pts = np.asarray(_points(ann.get("fixations")), dtype=np.float64)
                         if pts.ndim == 2 and pts.shape[1] != 2:  # [r, c, t] rows would be re-paired
                             raise ValueError(f"rows of {pts.shape[1]} values")
                         pts = pts.reshape(-1, 2)
@@ -136,12 +148,16 @@ class SALICON(GazeDataset):
                         rows_lo, rows_hi = min(rows_lo, pts[:, 0].min()), max(rows_hi, pts[:, 0].max())
                         cols_lo, cols_hi = min(cols_lo, pts[:, 1].min()), max(cols_hi, pts[:, 1].max())
                     # [row, col], 1-based (salicon-api buildFixMap) -> x = col - 1, y = row - 1
-                    fixations += self.fixation_list(str(ann.get("worker_id", "unknown")), pts[:, 1] - 1.0,
+                    worker = ann.get("worker_id")
+                    if worker is not None and (isinstance(worker, bool) or not isinstance(worker, (str, int))):
+                        raise DataError(f"{self.name}: {path}: annotation {ann.get('id')!r} of image {image_id}: "
+                                        f"worker_id must be a name or a number, got {worker!r:.60}")
+                    fixations += self.fixation_list("unknown" if worker is None else str(worker), pts[:, 1] - 1.0,
                                                     pts[:, 0] - 1.0, width=width, height=height)
                 if not fixations:
                     self.skip("skipped_no_fixations", str(image_path), "no fixation inside the image")
                     continue
-                seen.add(stem)
+                seen[stem] = (path, digest)
                 yield {"stimulus_id": stem, "image": str(image_path), "width": width, "height": height,
                        "fixations": fixations}
             for image_id in sorted(unknown):  # no image, no size to score its annotations on
@@ -151,6 +167,30 @@ class SALICON(GazeDataset):
         if np.isfinite(rows_lo):
             self.stats["source_row_range"] = [float(rows_lo), float(rows_hi)]
             self.stats["source_col_range"] = [float(cols_lo), float(cols_hi)]
+
+
+def _points(value) -> list:
+    """An annotation's ``fixations``: a list of [row, col] numbers. numpy would read "10" as 10.0 and
+    true as 1 (found by QA)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"a {type(value).__name__}, not a list")
+    for point in value:
+        values = point if isinstance(point, list) else [point]
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"{v!r:.40} is not a number")
+    return value
+
+
+def _annotations_digest(anns: list[dict]) -> str:
+    """What an image's annotations say (worker and points, in any order)."""
+    import hashlib
+    import json
+
+    items = sorted(json.dumps([a.get("worker_id"), a.get("fixations")], default=str) for a in anns)
+    return hashlib.sha256("\n".join(items).encode()).hexdigest()
 
 
 @hookimpl
