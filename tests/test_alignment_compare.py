@@ -535,3 +535,44 @@ def test_p_value_is_the_sign_flip_permutation_test():
     rejected = sum(paired_bootstrap(np.zeros(10), rng.standard_t(5, size=10), n_boot=200, seed=k)["p"] < 0.05
                    for k in range(400))
     assert rejected / 400 <= 0.075  # alpha 0.05 and Monte-Carlo spread (the bootstrap's test: ~0.11)
+
+
+# --- `harness compare` ------------------------------------------------------------------------------------
+
+def test_compare_refuses_a_model_against_the_human_ceiling(tmp_path):
+    """`compare <ceiling> <model>` printed '-2.83 ... worse' as if like with like (found by QA): the
+    ceiling's per-stimulus numbers score one left-out observer against the others."""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+    from site_helpers import write_run
+
+    ceiling = write_run(tmp_path / "a", model="human-ceiling", kind="ceiling", attention="leave-one-subject-out",
+                        metrics={"nss": 3.0}, n_images=8)
+    net = write_run(tmp_path / "b", model="net", metrics={"nss": 1.0}, n_images=8)
+    for args in ([ceiling, net], [net, ceiling]):
+        r = CliRunner().invoke(main, ["compare", *map(str, args), "--n-boot", "100"])
+        assert r.exit_code == 1, r.output
+        assert r.output.strip().splitlines()[-1] == (
+            f"Error: {ceiling}: the human ceiling scores each observer against the others, one left-out observer at "
+            "a time, not the fixations a model is scored against: a paired difference would not compare like with "
+            "like (`harness leaderboard show --ci` gives its interval)")
+    other = write_run(tmp_path / "c", model="human-ceiling", kind="ceiling", attention="leave-one-subject-out",
+                      metrics={"nss": 2.5}, n_images=8)  # another folder's: two ceilings compare
+    assert CliRunner().invoke(main, ["compare", str(ceiling), str(other), "--n-boot", "100"]).exit_code == 0
+
+
+def test_compare_says_when_run_a_scored_more_stimuli_than_were_paired(tmp_path):
+    """The '(the runs scored 40 and 30)' note came only when B was the larger run (found by QA)."""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+    from site_helpers import write_run
+
+    big = write_run(tmp_path / "a", model="net-a", metrics={"nss": 1.0}, n_images=12)
+    small = write_run(tmp_path / "b", model="net-b", metrics={"nss": 0.5}, n_images=8)
+    for args in ([big, small], [small, big]):
+        r = CliRunner().invoke(main, ["compare", *map(str, args), "--n-boot", "100"])
+        assert r.exit_code == 0, r.output
+        assert "8 stimuli paired of 8 shared" in r.output, r.output
+        assert "(the runs scored 12 and 8)" in r.output or "(the runs scored 8 and 12)" in r.output, r.output

@@ -80,7 +80,7 @@ def paired_bootstrap(before, after, *, n_boot: int = 10000, seed: int = 0, level
     (Fisher 1935; Good 2005, ch. 3): under the null hypothesis each stimulus' difference is as
     likely to have had the other sign, so ``p`` is the share of the ``2^n`` sign assignments whose
     mean difference is at least as far from 0 as the observed one, ``|mean(s * d)| >= |mean(d)|``
-    (up to rounding: within ``1e-10 * max|d|``). Exact (every assignment) for ``n <= 16``; for more
+    (up to rounding: within ``1e-10 * max|d|``). Exact (every assignment) for ``n <= 30``; for more
     stimuli, ``B = n_boot`` random assignments and ``p = (1 + #{|mean(s* d)| >= |mean(d)|}) / (B + 1)``
     (the ``+1`` of an empirical Monte-Carlo p-value, Davison & Hinkley 1997, ch. 4; North et al.
     2002, so that p is never 0). Its false-positive rate is at most ``alpha`` at every ``n``; the
@@ -547,9 +547,12 @@ def format_table(result: Mapping[str, Any]) -> str:
              f"{subset}: {result['n_paired']} stimuli paired of {result['n_shared']} shared"
              + (f", {result['n_failed']} failed in either run left out" if result.get("n_failed") else "")
              # the run assessed ("after") not covered by the other (a base run of fewer stimuli, picked
-             # when the right one was damaged): say how small a part was compared
+             # when the right one was damaged), or, outside an aligned model's held-out subset (said in
+             # the title), the other run not covered (`compare` of two --limit values: its mean here is
+             # not its summary's; said for 'after' only, found by QA): say how small a part was compared
              + (f" (the runs scored {result['n_before']} and {result['n_after']})"
-                if result.get("n_shared", 0) < result.get("n_after", 0) else ""))
+                if result.get("n_shared", 0) < result.get("n_after", 0)
+                or (result.get("n_shared", 0) < result.get("n_before", 0) and not subset) else ""))
     level = result.get("level", 0.95)
     rows = []
     for prefix, block in (("", result.get("metrics") or {}), ("task:", result.get("task") or {})):

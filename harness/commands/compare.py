@@ -56,6 +56,12 @@ def compare(run_a: Path, run_b: Path, metrics: tuple[str, ...], n_boot: int, see
     from .report import _jsonable
 
     a, b = load_checked(run_a), load_checked(run_b)
+    ceilings = [r for r in (a, b) if r.settings.get("kind") == "ceiling"]
+    if len(ceilings) == 1:  # printed '-2.83 ... worse' for a model against it (found by QA)
+        raise HarnessError(f"{ceilings[0].path}: the human ceiling scores each observer against the others, one "
+                           "left-out observer at a time, not the fixations a model is scored against: a paired "
+                           "difference would not compare like with like (`harness leaderboard show --ci` gives its "
+                           "interval)")
     if Path(a.path).resolve() == Path(b.path).resolve():  # all-zero differences, p = 1, unsaid (found by QA)
         click.echo(f"note: {run_a} and {run_b} are the same run: every difference is 0", err=True)
     frame_a, frame_b = a.per_image(), b.per_image()
