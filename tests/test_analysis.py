@@ -357,6 +357,12 @@ def test_report_nan_is_null_and_no_task_runs_is_said(tmp_path):
     (empty / "alignment_vs_task.json").write_text('{"runs": {"gone": {}}}')
     r = CliRunner().invoke(main, ["report", "--results", str(empty)])
     assert r.exit_code == 0 and not (empty / "alignment_vs_task.json").exists()
+    assert "(the earlier alignment_vs_task.json, of runs no longer there, was removed)" in r.output
+    # a file of that name the user wrote was removed too (found by QA): only a report is
+    (empty / "alignment_vs_task.json").write_text('{"my": "notes"}')
+    r = CliRunner().invoke(main, ["report", "--results", str(empty)])
+    assert r.exit_code == 0 and (empty / "alignment_vs_task.json").read_text() == '{"my": "notes"}'
+    assert "removed" not in r.output
     (empty / "afile").write_text("")
     r = CliRunner().invoke(main, ["report", "--results", str(empty / "afile")])
     assert r.exit_code == 1 and r.output.strip() == f"Error: results folder {empty / 'afile'} is a file, not a folder"
@@ -385,3 +391,29 @@ def test_report_on_free_viewing_runs_says_where_it_applies_and_writes_nothing(tm
     assert json.loads(r.stdout) == {"runs": {}, "across_models": []}
     assert "No run with a task metric" in r.stderr
     assert _files(root) == before
+
+
+def test_report_on_a_damaged_run_given_alone_fails(tmp_path):
+    """It said 'No run with a task metric in these runs' and exit 0 (found by QA)."""
+    runs = _results(tmp_path / "runs")
+    shard = next((runs["model-a"] / "shards").glob("*.parquet"))
+    shard.write_bytes(shard.read_bytes() + b"garbage")
+    r = CliRunner().invoke(main, ["report", str(runs["model-a"])])
+    assert r.exit_code == 1, r.output
+    assert r.output.strip().splitlines()[-1] == "Error: the run given is damaged (the warning above says why); nothing to report"
+    r = CliRunner().invoke(main, ["report", str(runs["model-a"]), str(runs["model-b"])])
+    assert r.exit_code == 0 and "model-b [grad-cam]" in r.output, r.output
+
+
+def test_report_says_when_a_mean_covers_fewer_stimuli_than_its_group(tmp_path):
+    """A stimulus without a metric's value is out of its group's mean; the header's counts did not say
+    it (found by QA)."""
+    frame = _frame()
+    solved = frame.index[frame["task:solved"] == 1.0]
+    frame.loc[solved[0], "nss"] = float("nan")
+    write_task_run(tmp_path / "runs", model="model-a", frame=frame, top1=0.5)
+    r = CliRunner().invoke(main, ["report", "--results", str(tmp_path / "runs")])
+    assert r.exit_code == 0, r.output
+    nss = next(line for line in r.output.splitlines() if line.startswith("nss "))
+    auc = next(line for line in r.output.splitlines() if line.startswith("auc_judd "))
+    assert f"(of {len(solved) - 1})" in nss and "(of" not in auc, r.output

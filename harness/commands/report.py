@@ -98,6 +98,15 @@ def _per_run(loaded) -> tuple[dict[str, dict], list[str]]:
     return out, stale
 
 
+def _is_report(path: Path) -> bool:
+    """A file this command wrote: a user's own file of that name was removed as stale (found by QA)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeError, ValueError):
+        return False
+    return isinstance(doc, dict) and set(doc) <= {"runs", "across_models", "before_after"} and "runs" in doc
+
+
 @main.command()
 @click.argument("runs", nargs=-1, type=FOLDER)
 @results_option("Folder holding run folders (as written by `harness eval --output`); used when no RUN is given.")
@@ -131,6 +140,9 @@ def report(runs, results_dir, as_json) -> None:
                            err=True)
                 continue
             loaded.append(r)
+        if not loaded:  # said 'no run with a task metric' and exit 0 (found by QA)
+            raise HarnessError(f"{'the run given is' if len(runs) == 1 else 'every run given is'} damaged "
+                               "(the warning above says why); nothing to report")
     else:
         loaded = load_runs(results_dir)
     analyses, stale = _per_run(loaded)
@@ -146,9 +158,12 @@ def report(runs, results_dir, as_json) -> None:
     if not per_run and not cross and not before_after:  # nothing to relate: say where it applies, store nothing
         where = "these runs" if runs else str(results_dir)
         stale = Path(results_dir) / REPORT_FILE
-        if not runs and stale.is_file():  # an earlier report, of runs no longer there (or now damaged)
+        removed = ""
+        if not runs and _is_report(stale):  # an earlier report, of runs no longer there (or now damaged)
             stale.unlink()
-        message = f"No run with a task metric in {where}: nothing to report, nothing written.\n" + _applies_to()
+            removed = f" (the earlier {REPORT_FILE}, of runs no longer there, was removed)"
+        message = (f"No run with a task metric in {where}: nothing to report, nothing written{removed}.\n"
+                   + _applies_to())
         if as_json:
             click.echo(json.dumps(document, indent=2, allow_nan=False))
             click.echo(message, err=True)
@@ -164,8 +179,12 @@ def report(runs, results_dir, as_json) -> None:
         a = analyses[r.run_id]
         click.echo(f"\n{r.summary['model']} [{r.summary['attention']}] on {r.summary['dataset']}/{r.summary['task']}"
                    f" — solved {a['n_solved']}, unsolved {a['n_unsolved']}; task score: {a['task_score']}")
-        table = [[m, _fmt(v["solved"]["mean"]), f"[{_fmt(v['solved']['ci95'][0])}, {_fmt(v['solved']['ci95'][1])}]",
-                  _fmt(v["unsolved"]["mean"]), f"[{_fmt(v['unsolved']['ci95'][0])}, {_fmt(v['unsolved']['ci95'][1])}]",
+        def mean(v, group):  # a stimulus without this metric's value is out of its group's mean: say so
+            n, of = v[group].get("n"), a[f"n_{group}"]
+            return _fmt(v[group]["mean"]) + (f" (of {n})" if n is not None and n != of else "")
+
+        table = [[m, mean(v, "solved"), f"[{_fmt(v['solved']['ci95'][0])}, {_fmt(v['solved']['ci95'][1])}]",
+                  mean(v, "unsolved"), f"[{_fmt(v['unsolved']['ci95'][0])}, {_fmt(v['unsolved']['ci95'][1])}]",
                   _fmt(v["spearman_rho"]), _fmt(v["spearman_p"]), v["n"]]
                  for m, v in a["metrics"].items()]
         # numbers stay as formatted: tabulate would reprint "0.0000" as "0" beside "[0.0000, 0.0000]"
