@@ -51,6 +51,20 @@ def _kept(ctx: click.Context) -> str:
     return f"Finished {unit} are kept; run the same command again to resume."
 
 
+def _rank() -> str:
+    """' (rank R of N)' under torchrun / accelerate launch: every process prints its own error, and
+    the line did not say which (found by QA)."""
+    size, rank = os.environ.get("WORLD_SIZE", "1"), os.environ.get("RANK", "0")
+    return f" (rank {rank} of {size})" if size.isdigit() and int(size) > 1 else ""
+
+
+def _terminated(ctx: click.Context) -> str:
+    if _rank():  # the launcher stops every process when one fails: the cause is that one's error
+        return (f"\nTerminated{_rank()}, often by the launcher because another process of the job stopped (an "
+                f"error above says why, unless it was killed). {_kept(ctx)}")
+    return f"\nTerminated. {_kept(ctx)}"
+
+
 class HarnessGroup(click.Group):
     """Turns user errors into one line on stderr and exit status 1, never a traceback."""
 
@@ -64,10 +78,10 @@ class HarnessGroup(click.Group):
         try:
             return super().invoke(ctx)
         except Terminated:
-            click.echo(f"\nTerminated. {_kept(ctx)}", err=True)
+            click.echo(_terminated(ctx), err=True)
             sys.exit(143)
         except HarnessError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error{_rank()}: {exc}", err=True)
             sys.exit(1)
         except OSError as exc:
             # a folder the user named that cannot be written (read-only, full, not a folder): name
@@ -78,7 +92,7 @@ class HarnessGroup(click.Group):
             if exc.filename is None and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
             where = f"{exc.filename}: " if exc.filename is not None else ""
-            click.echo(f"Error: {where}{exc.strerror or exc}", err=True)
+            click.echo(f"Error{_rank()}: {where}{exc.strerror or exc}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             # results are written batch by batch: nothing finished is lost
@@ -91,7 +105,7 @@ class HarnessGroup(click.Group):
             if cause is None:
                 raise
             if isinstance(cause, Terminated):
-                click.echo(f"\nTerminated. {_kept(ctx)}", err=True)
+                click.echo(_terminated(ctx), err=True)
                 sys.exit(143)
             click.echo(f"\nInterrupted. {_kept(ctx)}", err=True)
             sys.exit(130)

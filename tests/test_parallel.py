@@ -378,3 +378,121 @@ def test_one_row_linear_computes_as_in_a_batch():
 
     for again in (pickle.loads(pickle.dumps(lin)), copy.deepcopy(lin)):
         assert type(again) is type(lin) and torch.equal(again(one.detach()), batch[2:3].detach())
+
+
+def _per_rank(tmp_path: Path, rank1_extra: str) -> Path:
+    """A launcher target that gives rank 1 ``rank1_extra`` after the common arguments (torchrun
+    --no-python): a job whose processes were started with different options."""
+    script = tmp_path / "per_rank.sh"
+    script.write_text(f'#!/bin/sh\nif [ "$RANK" = 1 ]; then exec "{sys.executable}" "$@" {rank1_extra}; '
+                      f'else exec "{sys.executable}" "$@"; fi\n')
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.parametrize("rank1_extra, what", [("--limit 6", "settings"), ("--model center-bias", "models")])
+def test_processes_given_different_options_stop_with_one_line_each_and_write_nothing(
+        tmp_path, osie_dir, osie_cache, rank1_extra, what):
+    """Rank 1 given another --limit wrote shards into other runs' folders (its barriers paired with
+    rank 0's of other runs) and rank 0 blamed 'another process'; an extra model on one rank ended in
+    a gloo traceback (found by QA). The ranks compare their work first."""
+    out = tmp_path / "runs"
+    script = _per_rank(tmp_path, rank1_extra)
+    r = _torchrun(["--no-python", str(script), *_eval_args(out, osie_dir, "uniform", 4, 2)], _env(osie_cache))
+    assert r.returncode != 0
+    _no_traceback_but_torchruns(r.stderr)
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error")]
+    assert sorted(line.split(":")[0] for line in errors) == ["Error (rank 0 of 2)", "Error (rank 1 of 2)"], r.stderr
+    assert all(f"the processes of this job were given different {what} (" in line for line in errors), errors
+    assert all(line.endswith("start every process with the same command and options") for line in errors), errors
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_finished_run_of_another_code_version_is_reused_by_two_processes(tmp_path, osie_dir, osie_cache):
+    """After an update, one process reused a finished run (docs/results.md) while under torchrun rank 1
+    compared it with the code that had computed it and stopped both (found by QA)."""
+    import json
+
+    env = _env(osie_cache)
+    out = tmp_path / "runs"
+    r = _single(_eval_args(out, osie_dir, "uniform", 6, 2, "--no-references"), env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    env_file = run_dir / "environment.json"
+    recorded = json.loads(env_file.read_text())
+    source_key = next(k for k in recorded if "source" in k and "plugin" not in k)
+    recorded[source_key] = "sha256:" + "0" * 64  # computed by another version of the harness
+    env_file.write_text(json.dumps(recorded))
+    r = _torchrun(_eval_args(out, osie_dir, "uniform", 6, 2, "--no-references"), env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "already complete, reused" in r.stderr
+
+
+def test_a_rank_that_dies_leaves_the_other_one_line(tmp_path, osie_dir, osie_cache):
+    """kill -9 of rank 0: rank 1 printed ~50 lines of gloo traceback (found by QA); now one line."""
+    dist = _install_dist(tmp_path / "dist")
+    env = _env(osie_cache, PYTHONPATH=f"{dist}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", FLAKY_DELAY="0.3")
+    out = tmp_path / "runs"
+    args = _eval_args(out, osie_dir, "flaky", 24, 2, "--no-references")
+    proc = subprocess.Popen([str(TORCHRUN), "--nproc_per_node", "2", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and len(list(out.glob("*/shards/part-*.parquet"))) < 2:
+            time.sleep(0.05)
+        rank0 = [pid for pid in _direct_children(proc.pid) if _rank_of(pid) == "0"]
+        assert rank0, "rank 0 not found"
+        os.kill(rank0[0], 9)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        _kill_tree(proc.pid)
+    # rank 1 meets the closed connection at its next barrier, unless torchrun stops it first
+    rank1 = [line for line in err.splitlines() if "(rank 1 of 2)" in line]
+    assert len(rank1) == 1 and rank1[0].startswith((
+        "Error (rank 1 of 2): another process of this job stopped while this one waited for it (",
+        "Terminated (rank 1 of 2), often by the launcher because another process of the job stopped")), err[-3000:]
+    _no_traceback_but_torchruns(err)
+    assert "[rank1]" not in err and "GLHF" not in err, err[-3000:]
+    shutil.rmtree(dist, ignore_errors=True)
+
+
+def _rank_of(pid: int) -> str | None:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return next((e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"RANK=")), None)
+
+
+def _direct_children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _no_traceback_but_torchruns(stderr: str) -> None:
+    """torchrun itself reports a failed process with its own traceback (ChildFailedError); the
+    processes' own errors are one line each."""
+    own = f'Traceback (most recent call last):\n  File "{TORCHRUN}"'
+    assert stderr.count("Traceback (most recent call last)") == stderr.count(own), stderr[-4000:]
+
+
+def test_a_broken_connection_at_a_collective_is_one_line():
+    """gloo's 'Connection closed by peer' came out as a traceback of some 50 lines (found by QA)."""
+    from harness.errors import HarnessError
+    from harness.evaluation.parallel import World
+
+    def closed():
+        raise RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:538] Connection closed by peer "
+                           "[127.0.0.1]:29500\nmore")
+
+    with pytest.raises(HarnessError) as exc:
+        World(rank=1, size=2, _state=object())._collective(closed)
+    assert str(exc.value) == ("another process of this job stopped while this one waited for it ([../third_party/gloo/"
+                              "gloo/transport/tcp/pair.cc:538] Connection closed by peer [127.0.0.1]:29500); the "
+                              "finished batches are kept: run the same command again to resume")

@@ -270,6 +270,7 @@ def _run_align(cfg: AlignConfig, undo: list) -> dict[str, Any]:
     else:  # on a CPU, torch's thread count changes the sums' order, so the weights (a resume on
         # another count continued other numbers without a word; the default follows the machine's cores)
         settings["threads"] = int(threads)
+    world.check_same(settings, "settings")  # before the folder is made (as an evaluation's)
     out = Path(cfg.output)
     if world.main:  # one training per folder at a time; the others wait, then resume or are refused
         undo.append(_lock_output(out))

@@ -79,6 +79,13 @@ def eval_command(models, dataset, task, attention, limit, batch_size, output, da
     models = list(dict.fromkeys(models))
     for name in models:  # a typo in the last model fails before the first one runs
         check_model_name(name)
+    from ..evaluation.parallel import launched
+
+    if launched():  # a model only one rank was given: its barriers met nothing (found by QA)
+        from ..evaluation.parallel import world
+
+        world(None if device == "auto" else device).check_same(
+            {"models": models, "references": not no_references, "scoring": scoring}, "models")
     results = []
     for i, model in enumerate(models):
         cfg = EvalConfig(model=model, dataset=dataset, task=task, attention=attention, limit=limit,

@@ -19,6 +19,9 @@ from typing import Any
 
 LAUNCH_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
 
+#: how long a rank waits for the others at a barrier (rank 0 may wait for another job's run)
+DIST_TIMEOUT_HOURS = 24
+
 
 @dataclass
 class World:
@@ -34,7 +37,52 @@ class World:
 
     def barrier(self) -> None:
         if self._state is not None and self.size > 1:
-            self._state.wait_for_everyone()
+            self._collective(self._state.wait_for_everyone)
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank: decisions rank 0 makes for the run (what is left to
+        compute) are followed, not made again from what each rank happens to read."""
+        if self._state is None or self.size == 1:
+            return obj
+        from accelerate.utils import broadcast_object_list
+
+        return self._collective(lambda: broadcast_object_list([obj], from_process=0))[0]
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj``, in rank order, on every rank."""
+        if self._state is None or self.size == 1:
+            return [obj]
+        from accelerate.utils import gather_object
+
+        return self._collective(lambda: gather_object([obj]))
+
+    def check_same(self, value: Any, what: str) -> None:
+        """One line on every rank when the ranks were given different work (an option that differs
+        on one rank made it write another run's folders, its barriers pairing with rank 0's of
+        other runs: found by QA)."""
+        values = self.gather(value)
+        for r, v in enumerate(values):
+            if v != values[0]:
+                if isinstance(v, dict) and isinstance(values[0], dict):
+                    keys = sorted(k for k in set(v) | set(values[0]) if v.get(k) != values[0].get(k))
+                    shown = "; ".join(f"{k}: {values[0].get(k)!r:.60} on rank 0, {v.get(k)!r:.60} on rank {r}"
+                                      for k in keys[:3])
+                else:
+                    shown = f"{values[0]!r:.80} on rank 0, {v!r:.80} on rank {r}"
+                from ..errors import HarnessError
+
+                raise HarnessError(f"the processes of this job were given different {what} ({shown}): start every "
+                                   "process with the same command and options")
+
+    def _collective(self, fn):
+        try:
+            return fn()
+        except RuntimeError as exc:  # gloo/NCCL: a peer died or its connection closed
+            from ..errors import HarnessError
+
+            why = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise HarnessError(f"another process of this job stopped while this one waited for it ({why}); the "
+                               "finished batches are kept: run the same command again to resume") from exc
 
     def owns(self, chunk: int) -> bool:
         return chunk % self.size == self.rank
@@ -108,7 +156,13 @@ def world(device: str | None = None) -> World:
         return World(device=best_device() if wanted == "auto" else wanted)
     from accelerate import PartialState
 
-    state = PartialState(cpu=wanted == "cpu" or (wanted == "auto" and best_device() == "cpu"))
+    from datetime import timedelta
+
+    # torch's 30-minute default ended a rank waiting at a barrier while rank 0 waited for another
+    # job's lock on a run folder (a long human ceiling), with a traceback (found by QA); a rank that
+    # dies is still noticed at once (its connection closes)
+    state = PartialState(cpu=wanted == "cpu" or (wanted == "auto" and best_device() == "cpu"),
+                         timeout=timedelta(hours=DIST_TIMEOUT_HOURS))
     dev = state.device
     name = dev.type if dev.index is None else f"{dev.type}:{dev.index}"
     return World(rank=state.process_index, size=state.num_processes,

@@ -265,6 +265,7 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
     world = stage.world
     plugins = record.plugin_versions(settings, [name for name, _ in ctx.extra_metrics])
     environment = record.environment(settings.get("device", "cpu"), plugins, spec.kind)
+    world.check_same(settings, "settings")  # before any folder is made
     writer = RunWriter(Path(cfg.output), settings) if world.main else None
     scored = list(range(len(ctx))) if subset is None else list(subset)
     try:
@@ -309,14 +310,18 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                 if spec.kind != "model" and cfg.progress:
                     writer.note(f"{label}: a reference, computed once for this dataset, limit and metric "
                                 "settings and reused by every later model run")
-        world.barrier()  # rank 0 holds the lock and has set damaged shards aside
+        # rank 0 holds the lock and has set damaged shards aside; what is left to compute is its
+        # decision (rank 1 checked the environment of a finished run rank 0 reuses: found by QA)
+        decided = world.broadcast(sorted(need) if writer is not None else None)
         if writer is None:
-            writer = RunFollower(run_dir, environment, settings)
+            need = set(decided)
+            writer = RunFollower(run_dir, environment if need else None, settings)
             done = writer.done_ids()
-            need = lacking(done)
         mine = [(k, [i for i in idx if ctx.ids[i] in need]) for k, idx in enumerate(chunks) if world.owns(k)]
         mine = [(k, idx) for k, idx in mine if idx]
-        bar = _progress(sum(len(idx) for _, idx in mine), f"{label} on {cfg.dataset}",
+        # under a launcher the bar is rank 0's, which counts its own share (found by QA: '/24' of 40)
+        share = f" (rank 0's share of {world.size} processes)" if world.size > 1 else ""
+        bar = _progress(sum(len(idx) for _, idx in mine), f"{label} on {cfg.dataset}{share}",
                         cfg.progress and world.main, stage.bar_position)
         pending: list[tuple[int, list[int], Any]] = []
 
