@@ -655,3 +655,15 @@ def test_a_negative_or_infinite_duration_is_not_known(tmp_path):
     got = [f["duration_ms"] for f in fix]
     assert np.isnan(got[0]) and np.isnan(got[1]) and got[2] == 100 and np.isnan(got[3]) and len(got) == 4
     assert obj.stats["durations_invalid_set_nan"] == 2 and obj.stats["dropped_out_of_bounds"] == 1
+
+
+def test_no_usable_stimuli_says_why_they_were_skipped(small_osie, tmp_path):
+    """Every stimulus skipped gave 'no usable stimuli in <dir>' alone: no table was written, so
+    `datasets info` could not list the reasons either (found by QA)."""
+    root = small_osie(n=2)
+    for image in (root / "stimuli").glob("*.jpg"):
+        Image.new("RGB", (640, 480)).save(image)
+    with pytest.raises(DataError) as exc:
+        OSIE(data_dir=root, cache_dir=tmp_path / "cache").load()
+    msg = _one_line(exc)
+    assert msg.startswith(f"osie: no usable stimuli in {root} (skipped: 2 ") and "; the first: " in msg, msg

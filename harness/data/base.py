@@ -456,8 +456,12 @@ class GazeDataset:
             self.stats, self.skipped = {}, []
             t0 = time.perf_counter()
             records = list(self._checked(self.convert(root), root))
-            if not records:
-                raise DataError(f"{self.name}: no usable stimuli in {root}")
+            if not records:  # why each was skipped, or nobody could tell: no table, no `datasets info` (QA)
+                counts = ", ".join(f"{int(n)} {k.removeprefix('skipped_').replace('_', ' ')}"
+                                   for k, n in sorted(self.stats.items()) if k.startswith("skipped_") and n)
+                first = f"; the first: {self.skipped[0]}" if self.skipped else ""
+                raise DataError(f"{self.name}: no usable stimuli in {root}"
+                                + (f" (skipped: {counts}{first})" if counts else ""))
             features = features_for(records)
             if set(GEOMETRY_FIELDS) <= set(features):  # a record without them: not known (NaN)
                 records = [{**{k: math.nan for k in GEOMETRY_FIELDS}, **r} for r in records]
