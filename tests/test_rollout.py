@@ -69,6 +69,11 @@ def test_torch_tensors_are_accepted():
     torch = pytest.importorskip("torch")
     got = attention_rollout([torch.tensor(LAYER1, dtype=torch.float32), torch.tensor(LAYER2)])
     np.testing.assert_allclose(got[0, 0], [0.45, 0.45, 0.10], atol=1e-6)
+    from harness.attention.rollout import as_array
+
+    third = torch.tensor([[1 / 3]], dtype=torch.float64)  # a float64 network's stays float64
+    assert as_array(third)[0, 0] == 1 / 3
+    assert as_array(third.to(torch.bfloat16)).dtype == np.float64  # numpy has no bfloat16
 
 
 def test_discard_lowest_keeps_cls_self_entry():

@@ -22,7 +22,10 @@ HEAD_FUSIONS = ("mean", "max", "min")
 
 def as_array(x) -> np.ndarray:
     if hasattr(x, "detach"):  # torch tensor: no torch import needed here
-        x = x.detach().float().cpu().numpy()
+        x = x.detach().cpu()
+        # half/bfloat16 (numpy has no bfloat16) to float32; a float64 network's attention stays
+        # float64 (.float() cast it to float32: found by the attention QA)
+        x = (x if str(x.dtype) == "torch.float64" else x.float()).numpy()
     return np.asarray(x, dtype=np.float64)
 
 
