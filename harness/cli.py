@@ -255,7 +255,8 @@ def plugins(as_json: bool, wide: bool) -> None:
 
     reg = get_registry(warn=False)
     rows = [
-        {"name": i.name, "version": i.version, "source": i.source, "hooks": plugin_hooks(i.name)}
+        {"name": i.name, "version": i.version, "source": i.source, "hooks": plugin_hooks(i.name),
+         "imports_when_loaded": list(i.heavy)}
         for i in plugin_infos()
     ]
     failed = [{"name": f.name, "source": f.source, "error": f.error} for f in failures]
@@ -277,6 +278,11 @@ def plugins(as_json: bool, wide: bool) -> None:
         click.echo(f"failed to load plugin {f['name']!r} ({f['source']}): {f['error']}", err=True)
     for line in reg.problems():  # hooks that failed, names two plugins register
         click.echo(line, err=True)
+    for i in plugin_infos():
+        if i.heavy:
+            click.echo(f"warning: plugin {i.name!r} ({i.source}) imports {', '.join(i.heavy)} when it loads: every "
+                       "harness command, listings included, then waits for it; import it inside the functions that "
+                       "need it (docs/plugins.md)", err=True)
 
 
 def catalogue_licences() -> dict[str, str]:

@@ -149,7 +149,7 @@ def test_plugins_listing(listing_plugin):
     assert mine == {
         "name": "listing-plugin", "version": "?", "source": "registered at run time",
         "hooks": ["register_attention_methods", "register_datasets", "register_metrics", "register_models",
-                  "register_tasks"],
+                  "register_tasks"], "imports_when_loaded": [],
     }
     # built-ins first, then the rest, each group by name
     order = [(p["source"] != "built-in", p["name"]) for p in report["plugins"]]

@@ -246,7 +246,7 @@ def test_entry_point_from_distribution(tmp_path, fresh):
     listed = {p["name"]: p for p in report["plugins"]}
     assert listed["flatplugin"] == {
         "name": "flatplugin", "version": "0.1", "source": "distribution harness-flat",
-        "hooks": ["register_datasets", "register_models"],
+        "hooks": ["register_datasets", "register_models"], "imports_when_loaded": [],
     }
     assert third_party(report["failed"]) == []
     text = invoke("plugins").stdout
@@ -274,6 +274,28 @@ def test_entry_point_discovered_in_fresh_interpreter(tmp_path):
     # and without the folder on the path the plugin is simply not there
     proc = run_cli(["models"], [])
     assert proc.returncode == 0 and "flat-sub-model" not in proc.stdout
+
+
+def test_a_plugin_importing_torch_when_it_loads_is_named(tmp_path):
+    """Nothing told an author that a torch import in the hooks module made every listing command
+    take seconds (found by QA): `harness plugins` says which plugin, and what it imports."""
+    pkg = unique("hpt_heavy")
+    write_dist(tmp_path, "harness-heavy", {f"{pkg}/__init__.py": """
+        import torch  # the mistake: at import time, not inside a function
+        from harness.hookspecs import hookimpl
+
+        @hookimpl
+        def register_models(register):
+            register("heavy-model", "x:y")
+    """}, {"heavyplugin": pkg})
+    proc = run_cli(["plugins"], [tmp_path])
+    assert proc.returncode == 0, proc.stderr
+    assert ("warning: plugin 'heavyplugin' (distribution harness-heavy) imports torch when it loads: every harness "
+            "command, listings included, then waits for it; import it inside the functions that need it "
+            "(docs/plugins.md)") in proc.stderr.splitlines(), proc.stderr
+    listed = {p["name"]: p for p in json.loads(run_cli(["plugins", "--json"], [tmp_path]).stdout)["plugins"]}
+    assert listed["heavyplugin"]["imports_when_loaded"] == ["torch"]
+    assert all(p["imports_when_loaded"] == [] for name, p in listed.items() if name != "heavyplugin")
 
 
 # --------------------------------------------------------------------------------------------
