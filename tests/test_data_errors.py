@@ -654,7 +654,7 @@ def test_a_negative_or_infinite_duration_is_not_known(tmp_path):
                             duration_ms=[-5, np.inf, 100, np.nan, -1])
     got = [f["duration_ms"] for f in fix]
     assert np.isnan(got[0]) and np.isnan(got[1]) and got[2] == 100 and np.isnan(got[3]) and len(got) == 4
-    assert obj.stats["durations_invalid_set_nan"] == 2 and obj.stats["dropped_out_of_bounds"] == 1
+    assert obj.stats["invalid_durations"] == 2 and obj.stats["dropped_out_of_bounds"] == 1
 
 
 def test_no_usable_stimuli_says_why_they_were_skipped(small_osie, tmp_path):

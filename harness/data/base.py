@@ -186,7 +186,7 @@ class GazeDataset:
         outside ``[0, width-1] x [0, height-1]`` (the pixel-centre grid, so rounding always gives a
         valid pixel) are dropped and counted as ``dropped_out_of_bounds``; non-finite ones as
         ``dropped_invalid``. Missing durations/onsets become NaN, and so do negative or infinite durations
-        (counted as ``durations_invalid_set_nan``). ``where`` (the file and stimulus
+        (counted as ``invalid_durations``). ``where`` (the file and stimulus
         the arrays come from) is named in the error for arrays that are not real numbers or differ
         in length."""
         import numpy as np
@@ -215,12 +215,12 @@ class GazeDataset:
         inside = finite & (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
         # a negative or infinite duration was stored as it was (found by QA): not known, so NaN
         bad_duration = inside & ~np.isnan(dur) & ~(np.isfinite(dur) & (dur >= 0))
-        if bad_duration.any():
+        if bad_duration.any():  # counted only then: `datasets info` lists it where there were any
             dur = np.where(bad_duration, np.nan, dur)
+            self.count("invalid_durations", int(bad_duration.sum()))
         if n:
             self.count("dropped_invalid", int((~finite).sum()))
             self.count("dropped_out_of_bounds", int((finite & ~inside).sum()))
-            self.count("durations_invalid_set_nan", int(bad_duration.sum()))
         return [
             {"subject": subject, "x": float(x[i]), "y": float(y[i]),
              "start_ms": float(start[i]), "duration_ms": float(dur[i])}
