@@ -139,6 +139,56 @@ def test_a_damaged_or_missing_calibration_is_caught(two_datasets, tmp_path):
     assert r.exit_code == 1 and "calibration.json: recorded in the manifest but missing" in r.output
 
 
+def test_every_remedy_for_a_damaged_calibration_leaves_a_run_that_verifies(two_datasets, tmp_path):
+    """A damaged calibration.npz was reported as calibration.json with numpy's allow_pickle advice; its
+    remedy ("remove it"), and a leak's ("remove calibration.json"), refitted under the finished
+    run's shards: the refit's fit times changed calibration.json's sha256, the run was reused as it
+    was and verify failed. Every remedy is now the one that works: remove the calibrated run."""
+    result = two_datasets["same"]
+    pristine = tmp_path / "pristine"
+    shutil.copytree(result.run_dir.parent, pristine)
+    runs = tmp_path / "runs"
+    run_dir = runs / result.run_dir.name
+    data = result.run_dir.parent.parent / "osie"
+    remedy = f"remove {run_dir} and run again"
+
+    def damaged(damage) -> str:
+        if runs.exists():
+            shutil.rmtree(runs)
+        shutil.copytree(pristine, runs)
+        damage()
+        with pytest.raises(HarnessError) as caught:
+            run_eval(_cfg(data, runs), references=False)
+        return str(caught.value)
+
+    def leak():
+        doc = _calibration(run_dir)
+        fit = doc["fits"][0]
+        own = [s for s, f in doc["assignment"].items() if f == fit["fold"]]
+        fit["fit_ids"] = fit["fit_ids"] + own[:1]
+        (run_dir / "calibration.json").write_text(json.dumps(doc))
+
+    def edited():
+        doc = _calibration(run_dir)
+        doc["fits"][0]["params"] = "edited"
+        (run_dir / "calibration.json").write_text(json.dumps(doc))
+
+    npz = run_dir / "calibration.npz"
+    message = damaged(lambda: npz.write_bytes(b"not a zip file"))
+    assert message.startswith(f"{npz}: unreadable") and "pickle" not in message and message.endswith(remedy)
+    message = damaged(lambda: npz.unlink())
+    assert message.startswith(f"{npz}: unreadable") and message.endswith(remedy)
+    for damage in (leak, edited, lambda: (run_dir / "calibration.json").unlink()):
+        message = damaged(damage)
+        assert message.startswith(f"{run_dir / 'calibration.json'}: ") and message.endswith(remedy), message
+    # following it: the calibrated run is made again (the raw run is reused) and verifies
+    shutil.rmtree(run_dir)
+    (again,) = run_eval(_cfg(data, runs), references=False)
+    assert not again.reused and again.run_dir == run_dir
+    r = CliRunner().invoke(main, ["verify", str(runs)])
+    assert r.exit_code == 0, r.output
+
+
 @pytest.mark.slow
 def test_a_raw_run_made_earlier_gets_its_block_means_and_the_same_numbers(two_datasets, osie_dir, tmp_path, capsys):
     data = _osie_copy(osie_dir, tmp_path / "osie")
@@ -213,11 +263,11 @@ def test_a_calibration_that_saw_its_own_stimuli_is_refused():
     folds = Folds.assign(["a", "b", "c", "d"], 2, 0)
     params = CalibrationParams((0.0, 1.0), (1.0,), 1.0, 0.5, 8)
     honest = [FoldFit(k, params, tuple(folds.fit_ids(k)), 1, 1, 0.0, 0.0, 1) for k in range(2)]
-    leak_check(Calibration(folds, honest, {}))
+    leak_check(Calibration(folds, honest, {}), Path("run"))
     leaky = [FoldFit(k, params, tuple(folds.fit_ids(k)) + tuple(folds.members(k))[:1], 1, 1, 0.0, 0.0, 1)
              for k in range(2)]
-    with pytest.raises(HarnessError, match="fitted on 1 of the stimuli it scores"):
-        leak_check(Calibration(folds, leaky, {}))
+    with pytest.raises(HarnessError, match=r"fitted on 1 of the stimuli it scores .*; remove run and run again"):
+        leak_check(Calibration(folds, leaky, {}), Path("run"))
 
 
 @pytest.mark.slow

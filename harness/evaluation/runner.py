@@ -523,6 +523,10 @@ def _calibrated_run(cfg: EvalConfig, ctx: DatasetContext, stage: Stage, *, raw: 
         if stored == "":
             raise HarnessError(f"{run_dir / 'calibration.json'}: unreadable (damaged or edited); its shards were "
                                f"scored with it: remove {run_dir} and run again")
+        if stored is None and shard_files(run_dir):
+            # a refit would not be the file the shards (and the manifest) were made with
+            raise HarnessError(f"{run_dir / 'calibration.json'}: missing, but the run's shards were scored with it: "
+                               f"remove {run_dir} and run again")
         if stored not in (None, inputs):
             # its shards were scored with that calibration: refitting under them would mix two
             raise HarnessError(f"{run_dir / 'calibration.json'}: fitted on other block means than the raw run "
@@ -544,7 +548,7 @@ def _calibrated_run(cfg: EvalConfig, ctx: DatasetContext, stage: Stage, *, raw: 
         cal = calibrated.load(run_dir, inputs)
         if cal is None:
             raise HarnessError(f"{run_dir}: rank 0 wrote no calibration for these inputs")
-    calibrated.leak_check(cal)
+    calibrated.leak_check(cal, run_dir)
     cspec = replace(spec, calibrated=True, save_maps=0, example_side=0, blocks_factor=0)
 
     def make_jobs(idx: list[int]) -> list[Job]:
