@@ -241,6 +241,9 @@ def test_too_few_stimuli_for_cross_validation_is_one_line(osie_dir, tmp_path):
     data = _osie_copy(osie_dir, tmp_path / "osie", n=1)
     with pytest.raises(HarnessError, match="all fall in one of the 5 cross-validation folds"):
         run_eval(_cfg(data, tmp_path / "runs", limit=1, model="center-bias"), references=False)
+    # checked before the calibrated run's folder is made: an empty one was left, which verify skipped
+    (raw,) = load_runs(tmp_path / "runs")
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [raw.run_id]
 
 
 def test_a_model_whose_every_map_failed_is_said_so(tmp_path):

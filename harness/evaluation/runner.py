@@ -518,7 +518,6 @@ def _calibrated_run(cfg: EvalConfig, ctx: DatasetContext, stage: Stage, *, raw: 
     inputs = calibrated.inputs_sha256(blocks, ids)
     cal = None
     if world.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
         stored = calibrated.stored_inputs(run_dir)
         if stored == "":
             raise HarnessError(f"{run_dir / 'calibration.json'}: unreadable (damaged or edited); its shards were "
@@ -538,6 +537,8 @@ def _calibrated_run(cfg: EvalConfig, ctx: DatasetContext, stage: Stage, *, raw: 
                       file=sys.stderr, flush=True)
             cal = (calibrated.fit_gold(ctx, scored, cfg.seed) if spec.kind == "ceiling" else
                    calibrated.fit_model(ctx, scored, blocks, cfg.seed, label))
+            # only now: a fit refused (too few stimuli) leaves no empty run folder behind
+            run_dir.mkdir(parents=True, exist_ok=True)
             calibrated.store(cal, run_dir, inputs)
         thin = calibrated.thin_folds(cal)
         # once a command, for the run asked for (its references are fitted on the same stimuli)
