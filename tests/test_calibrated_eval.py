@@ -25,7 +25,7 @@ from harness.evaluation import EvalConfig, run_eval
 from harness.results import load_runs, read_run
 from harness.results.files import sha256_file
 
-N = 12  # stimuli: every one of the 5 folds gets some (ids 1001..1012)
+N = 12  # stimuli (ids 1001..1012): with seed 0, 4 of the 5 folds get some (fold 2 none, so it is not fitted)
 
 
 def _osie_copy(src: Path, dest: Path, n: int = N, mirror: str | None = None) -> Path:
@@ -80,12 +80,13 @@ def test_the_calibration_never_sees_the_stimuli_it_scores(two_datasets):
             members = {sid for sid, f in cal["assignment"].items() if f == fit["fold"]}
             assert members.isdisjoint(fit["fit_ids"]), f"fold {fit['fold']} fitted on stimuli it scores"
             assert set(fit["fit_ids"]) | members == set(cal["assignment"])
+    fits_a, fits_b = ({f["fold"]: f for f in cal["fits"]} for cal in (cal_a, cal_b))
     # the fold that scores 1001 did not see 1001's fixations: the same parameters to the bit
-    assert cal_a["fits"][k]["params"] == cal_b["fits"][k]["params"]
-    assert cal_a["fits"][k]["train_ll_bits"] == cal_b["fits"][k]["train_ll_bits"]
+    assert fits_a[k]["params"] == fits_b[k]["params"]
+    assert fits_a[k]["train_ll_bits"] == fits_b[k]["train_ll_bits"]
     # every other fold fitted on 1001: its fixations moved, so did their fits
-    others = [f for f in range(5) if f != k and cal_a["fits"][f]["n_fit_stimuli"]]
-    assert others and all(cal_a["fits"][f]["train_ll_bits"] != cal_b["fits"][f]["train_ll_bits"] for f in others)
+    others = [f for f in fits_a if f != k]
+    assert others and all(fits_a[f]["train_ll_bits"] != fits_b[f]["train_ll_bits"] for f in others)
     # and stimulus 1001's own scores changed only because its fixations did: the other stimuli of its
     # fold are scored identically in both datasets except through the shuffled-AUC pool
     fa = read_run(a.run_dir).per_image().set_index("stimulus_id")
@@ -200,9 +201,9 @@ def test_a_raw_run_made_earlier_gets_its_block_means_and_the_same_numbers(two_da
     (cal,) = run_eval(_cfg(data, out, progress=True), references=False)
     err = capsys.readouterr().err
     assert "fitting the calibration" in err
-    # 12 stimuli in 5 folds (by hash): each fold fitted on the others' few, said (again when reused)
+    # 12 stimuli in 4 of the 5 folds (by hash): each fold fitted on the others' few, said (again when reused)
     fewest = min(f["n_fit_stimuli"] for f in _calibration(cal.run_dir)["fits"])
-    warning = (f"warning: efficientnet-lite0: 5 of its 5 calibration folds were fitted on fewer than 20 stimuli "
+    warning = (f"warning: efficientnet-lite0: 4 of its 4 calibration folds were fitted on fewer than 20 stimuli "
                f"(the fewest: {fewest}); its calibrated scores rest on the noise of a few maps: raise --limit")
     assert warning in err and 0 < fewest < 12
     # the raw run's rows were not written again; its block means were added (same batches: same maps)
@@ -244,6 +245,20 @@ def test_too_few_stimuli_for_cross_validation_is_one_line(osie_dir, tmp_path):
     # checked before the calibrated run's folder is made: an empty one was left, which verify skipped
     (raw,) = load_runs(tmp_path / "runs")
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [raw.run_id]
+
+
+def test_only_folds_with_stimuli_are_fitted(osie_dir, tmp_path, capsys):
+    """With --limit 2 the three folds without stimuli were fitted as well (on both stimuli) and counted
+    in the warning about thin folds ("5 of its 5 ... the fewest: 1")."""
+    data = _osie_copy(osie_dir, tmp_path / "osie", n=2)
+    (result,) = run_eval(_cfg(data, tmp_path / "runs", limit=2, model="center-bias"), references=False)
+    cal = _calibration(result.run_dir)
+    scoring = sorted(set(cal["assignment"].values()))
+    assert len(scoring) == 2 and [f["fold"] for f in cal["fits"]] == scoring
+    assert [f["n_fit_stimuli"] for f in cal["fits"]] == [1, 1]
+    assert ("warning: center-bias: 2 of its 2 calibration folds were fitted on fewer than 20 stimuli (the fewest: 1)"
+            in capsys.readouterr().err)
+    assert (read_run(result.run_dir).per_image()["status"] == "ok").all()
 
 
 def test_a_model_whose_every_map_failed_is_said_so(tmp_path):

@@ -54,11 +54,13 @@ MIN_FIT_STIMULI = 20
 def thin_folds(cal) -> str | None:
     """A warning line when some fold's parameters were fitted on fewer than ``MIN_FIT_STIMULI``
     stimuli (``--limit`` small), else None."""
-    thin = [f for f in cal.fits if len(f.fit_ids) < MIN_FIT_STIMULI]
+    # a calibration stored before folds without stimuli were skipped still has their fits
+    scoring = [f for f in cal.fits if cal.folds.members(f.fold)]
+    thin = [f for f in scoring if len(f.fit_ids) < MIN_FIT_STIMULI]
     if not thin:
         return None
     least = min(len(f.fit_ids) for f in thin)
-    return (f"{len(thin)} of its {len(cal.fits)} calibration folds were fitted on fewer than {MIN_FIT_STIMULI} "
+    return (f"{len(thin)} of its {len(scoring)} calibration folds were fitted on fewer than {MIN_FIT_STIMULI} "
             f"stimuli (the fewest: {least}); its calibrated scores rest on the noise of a few maps: raise --limit")
 
 
@@ -237,6 +239,9 @@ def load(run_dir: Path, inputs: str | None = None):
                         float(f["seconds"]), int(f["n_evaluations"]), shuffled.get(int(f["fold"])),
                         float(f["fixations_per_map"]))
                 for f in doc["fits"]]
+        unfitted = sorted(set(folds.assignment.values()) - {f.fold for f in fits})
+        if unfitted:
+            raise ValueError(f"fold {unfitted[0]} scores stimuli but has no fit")
         return Calibration(folds, fits, dict(doc["settings"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path}: unreadable calibration ({type(exc).__name__}: {exc}); {remedy}") from None
