@@ -25,7 +25,7 @@ from harness.evaluation import EvalConfig, run_eval
 from harness.results import load_runs, read_run
 from harness.results.files import sha256_file
 
-N = 12  # stimuli: every one of the 5 folds gets some (ids 1001..1012)
+N = 12  # stimuli (ids 1001..1012): with seed 0, 4 of the 5 folds get some (fold 2 none, so it is not fitted)
 
 
 def _osie_copy(src: Path, dest: Path, n: int = N, mirror: str | None = None) -> Path:
@@ -80,12 +80,13 @@ def test_the_calibration_never_sees_the_stimuli_it_scores(two_datasets):
             members = {sid for sid, f in cal["assignment"].items() if f == fit["fold"]}
             assert members.isdisjoint(fit["fit_ids"]), f"fold {fit['fold']} fitted on stimuli it scores"
             assert set(fit["fit_ids"]) | members == set(cal["assignment"])
+    fits_a, fits_b = ({f["fold"]: f for f in cal["fits"]} for cal in (cal_a, cal_b))
     # the fold that scores 1001 did not see 1001's fixations: the same parameters to the bit
-    assert cal_a["fits"][k]["params"] == cal_b["fits"][k]["params"]
-    assert cal_a["fits"][k]["train_ll_bits"] == cal_b["fits"][k]["train_ll_bits"]
+    assert fits_a[k]["params"] == fits_b[k]["params"]
+    assert fits_a[k]["train_ll_bits"] == fits_b[k]["train_ll_bits"]
     # every other fold fitted on 1001: its fixations moved, so did their fits
-    others = [f for f in range(5) if f != k and cal_a["fits"][f]["n_fit_stimuli"]]
-    assert others and all(cal_a["fits"][f]["train_ll_bits"] != cal_b["fits"][f]["train_ll_bits"] for f in others)
+    others = [f for f in fits_a if f != k]
+    assert others and all(fits_a[f]["train_ll_bits"] != fits_b[f]["train_ll_bits"] for f in others)
     # and stimulus 1001's own scores changed only because its fixations did: the other stimuli of its
     # fold are scored identically in both datasets except through the shuffled-AUC pool
     fa = read_run(a.run_dir).per_image().set_index("stimulus_id")
@@ -139,6 +140,56 @@ def test_a_damaged_or_missing_calibration_is_caught(two_datasets, tmp_path):
     assert r.exit_code == 1 and "calibration.json: recorded in the manifest but missing" in r.output
 
 
+def test_every_remedy_for_a_damaged_calibration_leaves_a_run_that_verifies(two_datasets, tmp_path):
+    """A damaged calibration.npz was reported as calibration.json with numpy's allow_pickle advice; its
+    remedy ("remove it"), and a leak's ("remove calibration.json"), refitted under the finished
+    run's shards: the refit's fit times changed calibration.json's sha256, the run was reused as it
+    was and verify failed. Every remedy is now the one that works: remove the calibrated run."""
+    result = two_datasets["same"]
+    pristine = tmp_path / "pristine"
+    shutil.copytree(result.run_dir.parent, pristine)
+    runs = tmp_path / "runs"
+    run_dir = runs / result.run_dir.name
+    data = result.run_dir.parent.parent / "osie"
+    remedy = f"remove {run_dir} and run again"
+
+    def damaged(damage) -> str:
+        if runs.exists():
+            shutil.rmtree(runs)
+        shutil.copytree(pristine, runs)
+        damage()
+        with pytest.raises(HarnessError) as caught:
+            run_eval(_cfg(data, runs), references=False)
+        return str(caught.value)
+
+    def leak():
+        doc = _calibration(run_dir)
+        fit = doc["fits"][0]
+        own = [s for s, f in doc["assignment"].items() if f == fit["fold"]]
+        fit["fit_ids"] = fit["fit_ids"] + own[:1]
+        (run_dir / "calibration.json").write_text(json.dumps(doc))
+
+    def edited():
+        doc = _calibration(run_dir)
+        doc["fits"][0]["params"] = "edited"
+        (run_dir / "calibration.json").write_text(json.dumps(doc))
+
+    npz = run_dir / "calibration.npz"
+    message = damaged(lambda: npz.write_bytes(b"not a zip file"))
+    assert message.startswith(f"{npz}: unreadable") and "pickle" not in message and message.endswith(remedy)
+    message = damaged(lambda: npz.unlink())
+    assert message.startswith(f"{npz}: unreadable") and message.endswith(remedy)
+    for damage in (leak, edited, lambda: (run_dir / "calibration.json").unlink()):
+        message = damaged(damage)
+        assert message.startswith(f"{run_dir / 'calibration.json'}: ") and message.endswith(remedy), message
+    # following it: the calibrated run is made again (the raw run is reused) and verifies
+    shutil.rmtree(run_dir)
+    (again,) = run_eval(_cfg(data, runs), references=False)
+    assert not again.reused and again.run_dir == run_dir
+    r = CliRunner().invoke(main, ["verify", str(runs)])
+    assert r.exit_code == 0, r.output
+
+
 @pytest.mark.slow
 def test_a_raw_run_made_earlier_gets_its_block_means_and_the_same_numbers(two_datasets, osie_dir, tmp_path, capsys):
     data = _osie_copy(osie_dir, tmp_path / "osie")
@@ -150,9 +201,9 @@ def test_a_raw_run_made_earlier_gets_its_block_means_and_the_same_numbers(two_da
     (cal,) = run_eval(_cfg(data, out, progress=True), references=False)
     err = capsys.readouterr().err
     assert "fitting the calibration" in err
-    # 12 stimuli in 5 folds (by hash): each fold fitted on the others' few, said (again when reused)
+    # 12 stimuli in 4 of the 5 folds (by hash): each fold fitted on the others' few, said (again when reused)
     fewest = min(f["n_fit_stimuli"] for f in _calibration(cal.run_dir)["fits"])
-    warning = (f"warning: efficientnet-lite0: 5 of its 5 calibration folds were fitted on fewer than 20 stimuli "
+    warning = (f"warning: efficientnet-lite0: 4 of its 4 calibration folds were fitted on fewer than 20 stimuli "
                f"(the fewest: {fewest}); its calibrated scores rest on the noise of a few maps: raise --limit")
     assert warning in err and 0 < fewest < 12
     # the raw run's rows were not written again; its block means were added (same batches: same maps)
@@ -191,6 +242,23 @@ def test_too_few_stimuli_for_cross_validation_is_one_line(osie_dir, tmp_path):
     data = _osie_copy(osie_dir, tmp_path / "osie", n=1)
     with pytest.raises(HarnessError, match="all fall in one of the 5 cross-validation folds"):
         run_eval(_cfg(data, tmp_path / "runs", limit=1, model="center-bias"), references=False)
+    # checked before the calibrated run's folder is made: an empty one was left, which verify skipped
+    (raw,) = load_runs(tmp_path / "runs")
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [raw.run_id]
+
+
+def test_only_folds_with_stimuli_are_fitted(osie_dir, tmp_path, capsys):
+    """With --limit 2 the three folds without stimuli were fitted as well (on both stimuli) and counted
+    in the warning about thin folds ("5 of its 5 ... the fewest: 1")."""
+    data = _osie_copy(osie_dir, tmp_path / "osie", n=2)
+    (result,) = run_eval(_cfg(data, tmp_path / "runs", limit=2, model="center-bias"), references=False)
+    cal = _calibration(result.run_dir)
+    scoring = sorted(set(cal["assignment"].values()))
+    assert len(scoring) == 2 and [f["fold"] for f in cal["fits"]] == scoring
+    assert [f["n_fit_stimuli"] for f in cal["fits"]] == [1, 1]
+    assert ("warning: center-bias: 2 of its 2 calibration folds were fitted on fewer than 20 stimuli (the fewest: 1)"
+            in capsys.readouterr().err)
+    assert (read_run(result.run_dir).per_image()["status"] == "ok").all()
 
 
 def test_a_model_whose_every_map_failed_is_said_so(tmp_path):
@@ -213,11 +281,11 @@ def test_a_calibration_that_saw_its_own_stimuli_is_refused():
     folds = Folds.assign(["a", "b", "c", "d"], 2, 0)
     params = CalibrationParams((0.0, 1.0), (1.0,), 1.0, 0.5, 8)
     honest = [FoldFit(k, params, tuple(folds.fit_ids(k)), 1, 1, 0.0, 0.0, 1) for k in range(2)]
-    leak_check(Calibration(folds, honest, {}))
+    leak_check(Calibration(folds, honest, {}), Path("run"))
     leaky = [FoldFit(k, params, tuple(folds.fit_ids(k)) + tuple(folds.members(k))[:1], 1, 1, 0.0, 0.0, 1)
              for k in range(2)]
-    with pytest.raises(HarnessError, match="fitted on 1 of the stimuli it scores"):
-        leak_check(Calibration(folds, leaky, {}))
+    with pytest.raises(HarnessError, match=r"fitted on 1 of the stimuli it scores .*; remove run and run again"):
+        leak_check(Calibration(folds, leaky, {}), Path("run"))
 
 
 @pytest.mark.slow

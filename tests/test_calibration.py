@@ -168,6 +168,28 @@ def test_no_fold_is_fitted_on_its_own_stimuli():
         assert i not in cal.fit_for(i).fit_ids
 
 
+def test_a_fold_without_stimuli_is_not_fitted():
+    """A fold that scores nothing (a small --limit) was fitted anyway, and counted as a fold fitted on few
+    stimuli; the folds that do score get the parameters of their own fit, bit for bit."""
+    from harness.calibration import fit_params, prepare
+
+    dens, fixes = synthetic(n_stimuli=3, n_fix=60, seed=2)
+    ids = ["a", "b", "c"]
+    folds = Folds.assign(ids, 5, 0)
+    scoring = sorted(set(folds.assignment.values()))
+    assert len(scoring) < 5  # 3 stimuli: at least two folds score nothing
+    prep = prepare(dens, fixes, ids=ids, factor=4)
+    cal = fit_calibration(prep, folds=folds)
+    assert [f.fold for f in cal.fits] == scoring
+    for fit in cal.fits:
+        alone = fit_params(prep, [e for e, i in enumerate(ids) if folds.fold(i) != fit.fold], fold=fit.fold)
+        assert fit.params == alone.params and fit.train_ll_bits == alone.train_ll_bits
+        for shape, arr in alone.shuffled.items():
+            assert np.array_equal(fit.shuffled[shape], arr)
+    for i in ids:
+        assert cal.fit_for(i).fold == folds.fold(i)
+
+
 def test_scored_stimulus_fixations_do_not_leak_through_the_parameters():
     """Maps that encode each stimulus' own fixations: increasing in them on fold 0, decreasing on the
     other folds. Fold 0 is scored with parameters fitted on the other folds, where the only monotone

@@ -482,7 +482,8 @@ class Calibration:
     settings: dict
 
     def fit_for(self, stimulus_id: str) -> FoldFit:
-        return self.fits[self.folds.fold(stimulus_id)]
+        k = self.folds.fold(stimulus_id)
+        return next(f for f in self.fits if f.fold == k)
 
     def params_for(self, stimulus_id: str) -> CalibrationParams:
         return self.fit_for(stimulus_id).params
@@ -510,8 +511,8 @@ def fit_calibration(maps: Iterable[np.ndarray] | Prepared, fixations: Iterable |
     no mixture with the prior (``w = 0``); ``shuffled_maps``: fit maps averaged into each fold's sAUC
     baseline (0: none; ~25 ms each on OSIE).
 
-    Returns a :class:`Calibration`: one :class:`~harness.calibration.model.FoldFit` per fold (its
-    parameters, fit stimuli, training log-likelihood, time) and the fold assignment."""
+    Returns a :class:`Calibration`: one :class:`~harness.calibration.model.FoldFit` per fold that has
+    maps to score (its parameters, fit stimuli, training log-likelihood, time) and the fold assignment."""
     prep = maps if isinstance(maps, Prepared) else prepare(maps, fixations, prior, ids=ids, factor=factor)
     if isinstance(folds, Folds):
         assignment = folds
@@ -523,6 +524,8 @@ def fit_calibration(maps: Iterable[np.ndarray] | Prepared, fixations: Iterable |
     fold_of_map = np.array([assignment.fold(i) for i in prep.ids], dtype=np.intp)
     fits = []
     for k in range(assignment.n_folds):
+        if not (fold_of_map == k).any():  # it scores nothing (a small --limit); each fold's fit is its own
+            continue
         members = np.flatnonzero(fold_of_map != k)
         if max_fit_maps is not None and members.size > max_fit_maps:
             rng = np.random.default_rng([int(assignment.seed), k])

@@ -54,11 +54,13 @@ MIN_FIT_STIMULI = 20
 def thin_folds(cal) -> str | None:
     """A warning line when some fold's parameters were fitted on fewer than ``MIN_FIT_STIMULI``
     stimuli (``--limit`` small), else None."""
-    thin = [f for f in cal.fits if len(f.fit_ids) < MIN_FIT_STIMULI]
+    # a calibration stored before folds without stimuli were skipped still has their fits
+    scoring = [f for f in cal.fits if cal.folds.members(f.fold)]
+    thin = [f for f in scoring if len(f.fit_ids) < MIN_FIT_STIMULI]
     if not thin:
         return None
     least = min(len(f.fit_ids) for f in thin)
-    return (f"{len(thin)} of its {len(cal.fits)} calibration folds were fitted on fewer than {MIN_FIT_STIMULI} "
+    return (f"{len(thin)} of its {len(scoring)} calibration folds were fitted on fewer than {MIN_FIT_STIMULI} "
             f"stimuli (the fewest: {least}); its calibrated scores rest on the noise of a few maps: raise --limit")
 
 
@@ -210,16 +212,26 @@ def load(run_dir: Path, inputs: str | None = None):
     path = Path(run_dir) / "calibration.json"
     if not path.is_file():
         return None
+    # the run's shards were scored with this calibration, so a refit under them (even one with the
+    # same parameters: the record holds fit times) would not be the file its manifest lists
+    remedy = f"remove {run_dir} and run again"
     try:
         doc = json.loads(path.read_text())
         if inputs is not None and doc.get("inputs_sha256") != inputs:
             return None
-        shuffled: dict[int, dict] = {}
-        with np.load(Path(run_dir) / "calibration.npz", allow_pickle=False) as z:
+    except (OSError, ValueError, AttributeError) as exc:
+        raise DataError(f"{path}: unreadable calibration ({type(exc).__name__}); {remedy}") from None
+    npz = Path(run_dir) / "calibration.npz"
+    shuffled: dict[int, dict] = {}
+    try:
+        with np.load(npz, allow_pickle=False) as z:
             for key in z.files:
                 fold, shape = key[1:].split("_")
                 h, w = shape.split("x")
                 shuffled.setdefault(int(fold), {})[(int(h), int(w))] = np.array(z[key])
+    except Exception as exc:  # not numpy's message: for a file that is no .npz it suggests allow_pickle
+        raise DataError(f"{npz}: unreadable sAUC baselines ({type(exc).__name__}); {remedy}") from None
+    try:
         folds = Folds(int(doc["folds"]["n_folds"]), int(doc["folds"]["seed"]),
                       {str(k): int(v) for k, v in doc["assignment"].items()})
         fits = [FoldFit(int(f["fold"]), CalibrationParams.from_json(f["params"]), tuple(f["fit_ids"]),
@@ -227,20 +239,24 @@ def load(run_dir: Path, inputs: str | None = None):
                         float(f["seconds"]), int(f["n_evaluations"]), shuffled.get(int(f["fold"])),
                         float(f["fixations_per_map"]))
                 for f in doc["fits"]]
+        unfitted = sorted(set(folds.assignment.values()) - {f.fold for f in fits})
+        if unfitted:
+            raise ValueError(f"fold {unfitted[0]} scores stimuli but has no fit")
+        return Calibration(folds, fits, dict(doc["settings"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: unreadable calibration ({type(exc).__name__}: {exc}); remove it and run "
-                        "again") from None
-    return Calibration(folds, fits, doc["settings"])
+        raise DataError(f"{path}: unreadable calibration ({type(exc).__name__}: {exc}); {remedy}") from None
 
 
-def leak_check(cal) -> None:
-    """Refuse a calibration that saw a stimulus it scores (a fold's fit stimuli among its own)."""
+def leak_check(cal, run_dir: Path) -> None:
+    """Refuse a calibration that saw a stimulus it scores (a fold's fit stimuli among its own): an
+    edited ``calibration.json`` of the run in ``run_dir``."""
     for fit in cal.fits:
         own = set(cal.folds.members(fit.fold))
         seen = own.intersection(fit.fit_ids)
         if seen:
-            raise HarnessError(f"calibration of fold {fit.fold} was fitted on {len(seen)} of the stimuli it scores "
-                               f"(e.g. {sorted(seen)[0]!r}); remove calibration.json and run again")
+            raise HarnessError(f"{Path(run_dir) / 'calibration.json'}: the calibration of fold {fit.fold} was fitted "
+                               f"on {len(seen)} of the stimuli it scores (e.g. {sorted(seen)[0]!r}); remove {run_dir} "
+                               "and run again")
 
 
 # --- 3. scoring ----------------------------------------------------------------------------------

@@ -523,11 +523,14 @@ def _calibrated_run(cfg: EvalConfig, ctx: DatasetContext, stage: Stage, *, raw: 
     inputs = calibrated.inputs_sha256(blocks, ids)
     cal = None
     if world.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
         stored = calibrated.stored_inputs(run_dir)
         if stored == "":
             raise HarnessError(f"{run_dir / 'calibration.json'}: unreadable (damaged or edited); its shards were "
                                f"scored with it: remove {run_dir} and run again")
+        if stored is None and shard_files(run_dir):
+            # a refit would not be the file the shards (and the manifest) were made with
+            raise HarnessError(f"{run_dir / 'calibration.json'}: missing, but the run's shards were scored with it: "
+                               f"remove {run_dir} and run again")
         if stored not in (None, inputs):
             # its shards were scored with that calibration: refitting under them would mix two
             raise HarnessError(f"{run_dir / 'calibration.json'}: fitted on other block means than the raw run "
@@ -539,6 +542,8 @@ def _calibrated_run(cfg: EvalConfig, ctx: DatasetContext, stage: Stage, *, raw: 
                       file=sys.stderr, flush=True)
             cal = (calibrated.fit_gold(ctx, scored, cfg.seed) if spec.kind == "ceiling" else
                    calibrated.fit_model(ctx, scored, blocks, cfg.seed, label))
+            # only now: a fit refused (too few stimuli) leaves no empty run folder behind
+            run_dir.mkdir(parents=True, exist_ok=True)
             calibrated.store(cal, run_dir, inputs)
         thin = calibrated.thin_folds(cal)
         # once a command, for the run asked for (its references are fitted on the same stimuli)
@@ -549,7 +554,7 @@ def _calibrated_run(cfg: EvalConfig, ctx: DatasetContext, stage: Stage, *, raw: 
         cal = calibrated.load(run_dir, inputs)
         if cal is None:
             raise HarnessError(f"{run_dir}: rank 0 wrote no calibration for these inputs")
-    calibrated.leak_check(cal)
+    calibrated.leak_check(cal, run_dir)
     cspec = replace(spec, calibrated=True, save_maps=0, example_side=0, blocks_factor=0)
 
     def make_jobs(idx: list[int]) -> list[Job]:
