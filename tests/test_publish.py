@@ -889,3 +889,57 @@ def test_show_from_a_published_board_equals_show_from_its_runs_with_both_scoring
         shown = CliRunner().invoke(main, ["leaderboard", "show", "--from", str(folder), *args])
         assert local.exit_code == shown.exit_code == 0, shown.output
         assert "ll" in shown.output and shown.output == local.output
+
+
+def _replace_route(hub, old, new) -> None:
+    for route in hub.router.routes:
+        if route.side_effect == old:
+            route.side_effect = new
+
+
+@pytest.mark.parametrize("answer", [403, 500, "refused"])
+def test_a_failed_file_upload_is_one_line_and_publishes_nothing(hub, tmp_path, answer):
+    """The storage host (S3) the Hub hands LFS uploads to refuses a PUT or cannot be reached:
+    huggingface_hub wraps that in a bare RuntimeError, which ended in a traceback."""
+    import httpx2
+
+    sha = hub.add_repo("dataset", REPO)
+
+    def lfs_put(request, oid):
+        if answer == "refused":
+            raise httpx2.ConnectError("[Errno 111] Connection refused")
+        return hub.httpx.Response(answer, text="<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
+
+    _replace_route(hub, hub.lfs_put, lfs_put)
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO)
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit)
+    line = r.output.strip()
+    assert line.splitlines() == [line]
+    why = f"HTTP {answer}" if answer != "refused" else "ConnectError: [Errno 111] Connection refused"
+    assert re.fullmatch(rf"Error: uploading data/(leaderboard|per_image)\.parquet to the Hub's file storage failed "
+                        rf"while committing to dataset repo {REPO} \({re.escape(why)}\); try again later; nothing "
+                        r"was published", line), line
+    assert hub.commits == [] and hub.repos[("dataset", REPO)]["sha"] == sha
+
+
+def test_a_commit_whose_answer_never_comes_may_have_landed(hub, tmp_path):
+    """The Hub applies the commit but its answer times out: "nothing was published" would be false."""
+    import httpx2
+
+    hub.add_repo("dataset", REPO)
+    commit = hub.commit
+
+    def late(request, kind, repo, rev):
+        commit(request, kind, repo, rev)
+        raise httpx2.ReadTimeout("The read operation timed out")
+
+    _replace_route(hub, commit, late)
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO)
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit)
+    assert r.output.strip() == (f"Error: no answer from {ENDPOINT} while committing to dataset repo {REPO} (ReadTimeout: "
+                                "The read operation timed out): the commit may or may not have landed; check "
+                                f"{ENDPOINT}/datasets/{REPO} before publishing again")
+    assert "nothing was published" not in r.output
+    assert LEADERBOARD_FILE in hub.files("dataset", REPO)  # it did land
