@@ -387,3 +387,30 @@ def test_a_latin1_terminal_gets_the_table_not_a_traceback(tmp_path):
         assert out.returncode == 0 and b"Traceback" not in out.stderr, out.stderr.decode("latin-1")
     assert b"nss ?" in subprocess.run([sys.executable, "-m", "harness", "leaderboard", "show", "--results",
                                        str(tmp_path / "runs")], capture_output=True, env=env, timeout=120).stdout
+
+
+def _hostile_runs(root):
+    write_run(root, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0})
+    write_run(root, model="a|b", metrics={"nss": 1.3})
+    write_run(root, model="line\u2028sep\nnext", metrics={"nss": 1.2})
+    write_run(root, model="<img src=x onerror=alert(1)>", metrics={"nss": 1.1})
+    write_run(root, model="[link](javascript:alert(4))", metrics={"nss": 0.9})
+    write_run(root, model="plain", metrics={"nss": 0.8, "<img src=y onerror=alert(5)>": 0.3, "m|x": 0.2},
+              task_metrics={"<svg onload=alert(6)>": 0.5})
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "github"])
+def test_markdown_formats_escape_names_and_headers(tmp_path, fmt):
+    """What these formats print is pasted into Markdown: a `|` in a name added a column, a line
+    separator split the row, and HTML or a link in a name or a metric's name stayed live."""
+    root = _hostile_runs(tmp_path / "runs")
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(root), "--format", fmt, "--wide"])
+    assert r.exit_code == 0, r.output
+    table = [l for l in r.output.split("\n\n")[0].splitlines() if not re.fullmatch(r"[|:\- ]+", l)]
+    cells = [re.split(r"(?<!\\)\|", l.strip().strip("|")) for l in table]
+    assert len(table) == 7 and {len(c) for c in cells} == {len(cells[0])}  # header + 6 rows, no extra column
+    assert "<" not in r.output and not re.search(r"(?<!\\)\]\(", r.output) and "\u2028" not in r.output
+    assert "&lt;img src=y onerror=alert(5)&gt;" in table[0] and "task:&lt;svg onload=alert(6)&gt;" in table[0]
+    assert r"m\|x" in table[0] and any(r"a\|b" in l for l in table)
+    assert any(r"\[link\](javascript:alert(4))" in l for l in table)

@@ -943,3 +943,20 @@ def test_a_commit_whose_answer_never_comes_may_have_landed(hub, tmp_path):
                                 f"{ENDPOINT}/datasets/{REPO} before publishing again")
     assert "nothing was published" not in r.output
     assert LEADERBOARD_FILE in hub.files("dataset", REPO)  # it did land
+
+
+def test_card_table_escapes_metric_headers_and_link_syntax(tmp_path):
+    """The card's cells were escaped but its headers were not: a metric named like an HTML tag went
+    into the README raw, a `|` in one broke the table, and a model named as a Markdown link stayed one."""
+    runs = tmp_path / "runs"
+    write_run(runs, model="[link](javascript:alert(4))", metrics={"nss": 1.3})
+    write_run(runs, model="plain", metrics={"nss": 1.0, "<img src=y onerror=alert(5)>": 0.3, "m|x": 0.2},
+              task_metrics={"<svg onload=alert(6)>": 0.5})
+    pub.publish_to_folder(runs, tmp_path / "pub")
+    card = (tmp_path / "pub" / "README.md").read_text()
+    table = [l for l in card.splitlines() if l.startswith("|")]
+    assert len(table) == 4  # header, rule, two rows
+    assert len({len(re.split(r"(?<!\\)\|", l)) for l in table}) == 1  # as many columns in every line
+    assert not re.findall(r"<(img|svg)", card)
+    assert "&lt;img src=y onerror=alert(5)&gt;" in table[0] and "task:&lt;svg onload=alert(6)&gt;" in table[0]
+    assert r"m\|x" in table[0] and r"\[link\](javascript:alert(4))" in card

@@ -357,9 +357,12 @@ def markdown_table(rows: Sequence[dict[str, Any]], primary: str | None = None) -
 
 
 def _md_escape(value: Any) -> str:
-    """Text safe inside a Markdown table cell: no HTML, no pipes, no line breaks."""
+    """Text safe inside a Markdown table cell or header: no HTML, no pipes, no line breaks (U+2028
+    and the other separators Python splits lines at split a row too), no link syntax (a model named
+    ``[x](javascript:...)`` stayed a live link)."""
     import html
+    import re
 
     text = "" if value is None else str(value)
-    text = html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
-    return text
+    text = html.escape(text, quote=False).replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
+    return re.sub(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]", " ", text)
