@@ -960,3 +960,17 @@ def test_card_table_escapes_metric_headers_and_link_syntax(tmp_path):
     assert not re.findall(r"<(img|svg)", card)
     assert "&lt;img src=y onerror=alert(5)&gt;" in table[0] and "task:&lt;svg onload=alert(6)&gt;" in table[0]
     assert r"m\|x" in table[0] and r"\[link\](javascript:alert(4))" in card
+
+
+def test_published_provenance_comes_from_the_hashed_settings(tmp_path):
+    """The manifest is not hashed, settings.json is: a row's fingerprint and weights hash came from the
+    manifest, so an edited one was published while the row's own settings said otherwise."""
+    run = write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0}, dataset_fingerprint="aa" * 32)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest.update(dataset_fingerprint="ff" * 32, seed=9, settings_sha256="0" * 64,
+                    model_provenance={"model_id": "org/other", "weights_sha256": "ee" * 32})
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    (row,) = pub.hub_table.rows_from_runs(load_runs(tmp_path / "runs", check=False))
+    assert row["dataset_fingerprint"] == "aa" * 32 and row["seed"] == 0
+    assert row["weights_sha256"] == "ab" * 32 and row["model_id"] == "org/m"
+    assert row["settings_sha256"] == pub.hub_table.settings_hash(json.loads(row["settings"]))
