@@ -24,7 +24,8 @@ LABEL = {"ceiling": "", "baseline": " (baseline)", "model": "", "proxy": " (huma
 FIT_FORMATS = ("github", "plain")
 #: the first columns of the csv format (then the gaze metrics, then the task metrics)
 CSV_IDENTITY = ("model", "kind", "attention", "dataset", "task", "scoring", "metric_profile", "n_images", "n_failed",
-                "n_degenerate", "sigma_deg", "sigma_px", "run_id")
+                "n_degenerate", "sigma_deg", "sigma_px", "dataset_fingerprint", "task_version", "task_params", "seed",
+                "run_id")
 #: what each scoring means, said above its table when a table holds more than one
 SCORING_TITLES = {
     "raw": "Raw scoring: the attention maps as the models give them.",
@@ -514,6 +515,12 @@ def _csv(rows: Sequence[dict[str, Any]], metric_cols: list[str], task_cols: list
         # formats label such a row [sigma_deg=2, ...]; sigma_px empty where each stimulus has its own)
         params = hub_table.settings_of(r).get("metric_params") or {}
         values["sigma_deg"], values["sigma_px"] = params.get("sigma_deg"), params.get("sigma_px")
+        # and what the human formats label [data 742c8801] and [task v1]: the files' fingerprint and
+        # the task's scoring (its version, and its parameters as JSON; empty where it records none)
+        task_params = hub_table.settings_of(r).get("task_params")
+        task_params = task_params if isinstance(task_params, dict) else {}
+        values["task_version"] = _task_version(task_params)
+        values["task_params"] = json.dumps(task_params, sort_keys=True, default=str) if task_params else None
         if stats is not None:
             for m, iv in (stats.intervals.get(r.get("run_id")) or {}).items():
                 values[f"{m}_lo"], values[f"{m}_hi"] = iv.get("lo"), iv.get("hi")
