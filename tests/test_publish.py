@@ -974,3 +974,22 @@ def test_published_provenance_comes_from_the_hashed_settings(tmp_path):
     assert row["dataset_fingerprint"] == "aa" * 32 and row["seed"] == 0
     assert row["weights_sha256"] == "ab" * 32 and row["model_id"] == "org/m"
     assert row["settings_sha256"] == pub.hub_table.settings_hash(json.loads(row["settings"]))
+
+
+def test_show_from_a_hub_that_refuses_the_token_says_so(hub, tmp_path):
+    """A 401 with HF_TOKEN set said "(if it is private, set HF_TOKEN)": the token was set, and refused."""
+    hub.add_repo("dataset", REPO)
+    hub.fail["resolve"] = 401
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--from", REPO])
+    assert r.exit_code == 1
+    assert r.output.strip() == (f"Error: the Hub refused the token in HF_TOKEN (HTTP 401) while downloading "
+                                f"{LEADERBOARD_FILE} of {REPO}: set HF_TOKEN to a valid token that can read the repo")
+    assert TOKEN not in r.output
+
+
+def test_space_card_links_the_data_on_the_endpoint_it_was_published_to(hub, tmp_path):
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO, "--space", "gaze-org/page")
+    assert r.exit_code == 0, r.output
+    card = hub.files("space", "gaze-org/page")["README.md"].decode()
+    assert f"The data: {ENDPOINT}/datasets/{REPO}\n" in card and "huggingface.co" not in card

@@ -329,7 +329,7 @@ def space_card(repo: str | None, space: str) -> str:
 
     meta = {"title": "gaze-harness leaderboard", "emoji": "👀", "colorFrom": "blue", "colorTo": "green",
             "sdk": "static", "app_file": "index.html", "pinned": False}
-    data = f"The data: https://huggingface.co/datasets/{repo}\n" if repo else ""
+    data = f"The data: {hub_endpoint()}/datasets/{repo}\n" if repo else ""  # HF_ENDPOINT: a private Hub
     return (f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip()}\n---\n\n"
             f"# gaze-harness leaderboard\n\nStatic page built by `harness leaderboard publish --space {space}`.\n{data}")
 
@@ -466,7 +466,13 @@ def _download_or_missing_repo(api_kwargs, repo, filename, revision, cache_dir) -
         return _download(api_kwargs, repo, filename, revision, cache_dir)
     except GatedRepoError:
         raise
-    except RepositoryNotFoundError:
+    except RepositoryNotFoundError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status == 401 and api_kwargs.get("token"):
+            # the Hub says 401 both for a missing repo without a token and for a token it refuses:
+            # with one set, "set HF_TOKEN" sent the user to change nothing
+            raise HarnessError(f"the Hub refused the token in HF_TOKEN (HTTP 401) while downloading {filename} of "
+                               f"{repo}: set HF_TOKEN to a valid token that can read the repo") from None
         raise HarnessError(f"dataset repo {repo} not found on {hub_endpoint()} (if it is private, set HF_TOKEN)") from None
 
 
