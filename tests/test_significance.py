@@ -259,7 +259,7 @@ def test_show_ci_on_real_runs(real):
     assert r.exit_code == 0, r.output
     table = list(csv.DictReader(io.StringIO(r.output)))
     header = r.output.splitlines()[0].split(",")
-    assert header[13:16] == ["auc_judd", "auc_judd_lo", "auc_judd_hi"] and header[-5:] == [
+    assert header[17:20] == ["auc_judd", "auc_judd_lo", "auc_judd_hi"] and header[-5:] == [
         "above_model", "p_above", "p_above_holm", "p_center_bias", "p_center_bias_holm"]
     for row in table:
         assert float(row["nss_lo"]) <= float(row["nss"]) <= float(row["nss_hi"])
