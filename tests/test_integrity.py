@@ -973,3 +973,38 @@ def test_an_empty_or_file_data_folder_is_refused_in_one_line(tmp_path, monkeypat
     assert r.exit_code == 1, r.output
     assert r.output.strip().splitlines()[-1] == (
         "Error: osie: data folder afile (given with --data-dir) is a file, not a folder"), r.output
+
+
+# --------------------------------------------------------------------------------------------
+# manifests edited by hand
+
+
+@pytest.mark.parametrize("edit, expected", [
+    ({"dataset_fingerprint": "bb" * 32}, "manifest.json: dataset_fingerprint 'bbbb"),
+    ({"model_provenance.weights_sha256": "cd" * 32}, "manifest.json: model_provenance {"),
+    ({"seed": 7}, "manifest.json: seed 7, but settings.json says 0"),
+    ({"metric_params.sigma_deg": 3.0}, "manifest.json: metric_params {"),
+    ({"settings_sha256": "0" * 64}, "manifest.json: settings_sha256 000000000000… is not the hash of settings.json"),
+    ({"finished_at": "2020-01-01T00:00:00+00:00"}, "manifest.json: finished_at '2020-01-01T00:00:00+00:00', but "
+                                                   "summary.json says"),
+])
+def test_edited_manifest_provenance_is_caught(two_runs, osie_dir, edit, expected):
+    """The manifest is not hashed: its copy of the fingerprint, weights hash or seed could be edited,
+    verify passed, and a publish reported the edited value (found by the leaderboard QA, round 2)."""
+    run = _run_dir(two_runs, "uniform")
+    path = run / "manifest.json"
+    original = json.loads(path.read_text())
+    doc = json.loads(json.dumps(original))
+    for key, value in edit.items():
+        if "." in key:
+            doc.setdefault(key.split(".", 1)[0], {})[key.split(".", 1)[1]] = value
+        else:
+            doc[key] = value
+    path.write_text(json.dumps(doc))
+    r = _verify(two_runs)
+    assert r.exit_code == 1 and expected in r.output, r.output
+    assert "1 of 2 runs hold together" in r.output
+    # eval writes the manifest again from the run's settings
+    r = _eval(two_runs, osie_dir, "--no-references")
+    assert r.exit_code == 0 and "manifest.json" in r.output and "written again" in r.output, r.output
+    assert _verify(two_runs).exit_code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import io
 import re
 
@@ -101,7 +102,8 @@ def test_csv_is_machine_readable(tmp_path):
     text = render_rows(rows, "csv")
     table = list(csv.DictReader(io.StringIO(text)))
     assert list(table[0]) == ["model", "kind", "attention", "dataset", "task", "scoring", "metric_profile",
-                              "n_images", "n_failed", "n_degenerate", "sigma_deg", "sigma_px", "run_id", "nss", "kld"]
+                              "n_images", "n_failed", "n_degenerate", "sigma_deg", "sigma_px", "dataset_fingerprint",
+                              "task_version", "task_params", "seed", "run_id", "nss", "kld"]
     assert {(r["sigma_deg"], r["sigma_px"]) for r in table} == {("1.0", "24.0")}
     assert {r["run_id"] for r in table} == {r["run_id"] for r in rows}
     by_model = {r["model"]: r for r in table}
@@ -387,3 +389,51 @@ def test_a_latin1_terminal_gets_the_table_not_a_traceback(tmp_path):
         assert out.returncode == 0 and b"Traceback" not in out.stderr, out.stderr.decode("latin-1")
     assert b"nss ?" in subprocess.run([sys.executable, "-m", "harness", "leaderboard", "show", "--results",
                                        str(tmp_path / "runs")], capture_output=True, env=env, timeout=120).stdout
+
+
+def _hostile_runs(root):
+    write_run(root, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0})
+    write_run(root, model="a|b", metrics={"nss": 1.3})
+    write_run(root, model="line\u2028sep\nnext", metrics={"nss": 1.2})
+    write_run(root, model="<img src=x onerror=alert(1)>", metrics={"nss": 1.1})
+    write_run(root, model="[link](javascript:alert(4))", metrics={"nss": 0.9})
+    write_run(root, model="plain", metrics={"nss": 0.8, "<img src=y onerror=alert(5)>": 0.3, "m|x": 0.2},
+              task_metrics={"<svg onload=alert(6)>": 0.5})
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "github"])
+def test_markdown_formats_escape_names_and_headers(tmp_path, fmt):
+    """What these formats print is pasted into Markdown: a `|` in a name added a column, a line
+    separator split the row, and HTML or a link in a name or a metric's name stayed live."""
+    root = _hostile_runs(tmp_path / "runs")
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(root), "--format", fmt, "--wide"])
+    assert r.exit_code == 0, r.output
+    table = [l for l in r.output.split("\n\n")[0].splitlines() if not re.fullmatch(r"[|:\- ]+", l)]
+    cells = [re.split(r"(?<!\\)\|", l.strip().strip("|")) for l in table]
+    assert len(table) == 7 and {len(c) for c in cells} == {len(cells[0])}  # header + 6 rows, no extra column
+    assert "<" not in r.output and not re.search(r"(?<!\\)\]\(", r.output) and "\u2028" not in r.output
+    assert "&lt;img src=y onerror=alert(5)&gt;" in table[0] and "task:&lt;svg onload=alert(6)&gt;" in table[0]
+    assert r"m\|x" in table[0] and any(r"a\|b" in l for l in table)
+    assert any(r"\[link\](javascript:alert(4))" in l for l in table)
+
+
+def test_csv_tells_apart_the_rows_the_human_formats_label(tmp_path):
+    """Two runs of one model on other versions of the dataset's files, of the task's scoring or with
+    another seed: the human formats label them ([data bbbbbbbb], [task v1]); csv rows were identical
+    but for their numbers and run ids."""
+    root = tmp_path / "runs"
+    write_run(root, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0},
+              task_params={"version": 2, "aliases": "coco"})
+    write_run(root, model="net", metrics={"nss": 1.2}, task_params={"version": 2, "aliases": "coco"})
+    write_run(root, model="net-data", metrics={"nss": 1.1}, dataset_fingerprint="bb" * 32,
+              task_params={"version": 2, "aliases": "coco"})
+    write_run(root, model="net-old", metrics={"nss": 1.3}, seed=4, task_params={"version": 1})
+    rows = {r["model"]: r for r in csv.DictReader(io.StringIO(render_table(load_runs(root), "csv")))}
+    assert rows["net"]["dataset_fingerprint"] == "f0" * 32 and rows["net-data"]["dataset_fingerprint"] == "bb" * 32
+    assert rows["net"]["task_version"] == "2" and rows["net-old"]["task_version"] == "1"
+    assert json.loads(rows["net"]["task_params"]) == {"version": 2, "aliases": "coco"}
+    assert rows["net"]["seed"] == "0" and rows["net-old"]["seed"] == "4"
+    assert list(rows["net"])[:17] == ["model", "kind", "attention", "dataset", "task", "scoring", "metric_profile",
+                                      "n_images", "n_failed", "n_degenerate", "sigma_deg", "sigma_px",
+                                      "dataset_fingerprint", "task_version", "task_params", "seed", "run_id"]

@@ -889,3 +889,107 @@ def test_show_from_a_published_board_equals_show_from_its_runs_with_both_scoring
         shown = CliRunner().invoke(main, ["leaderboard", "show", "--from", str(folder), *args])
         assert local.exit_code == shown.exit_code == 0, shown.output
         assert "ll" in shown.output and shown.output == local.output
+
+
+def _replace_route(hub, old, new) -> None:
+    for route in hub.router.routes:
+        if route.side_effect == old:
+            route.side_effect = new
+
+
+@pytest.mark.parametrize("answer", [403, 500, "refused"])
+def test_a_failed_file_upload_is_one_line_and_publishes_nothing(hub, tmp_path, answer):
+    """The storage host (S3) the Hub hands LFS uploads to refuses a PUT or cannot be reached:
+    huggingface_hub wraps that in a bare RuntimeError, which ended in a traceback."""
+    import httpx2
+
+    sha = hub.add_repo("dataset", REPO)
+
+    def lfs_put(request, oid):
+        if answer == "refused":
+            raise httpx2.ConnectError("[Errno 111] Connection refused")
+        return hub.httpx.Response(answer, text="<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
+
+    _replace_route(hub, hub.lfs_put, lfs_put)
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO)
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit)
+    line = r.output.strip()
+    assert line.splitlines() == [line]
+    why = f"HTTP {answer}" if answer != "refused" else "ConnectError: [Errno 111] Connection refused"
+    assert re.fullmatch(rf"Error: uploading data/(leaderboard|per_image)\.parquet to the Hub's file storage failed "
+                        rf"while committing to dataset repo {REPO} \({re.escape(why)}\); try again later; nothing "
+                        r"was published", line), line
+    assert hub.commits == [] and hub.repos[("dataset", REPO)]["sha"] == sha
+
+
+def test_a_commit_whose_answer_never_comes_may_have_landed(hub, tmp_path):
+    """The Hub applies the commit but its answer times out: "nothing was published" would be false."""
+    import httpx2
+
+    hub.add_repo("dataset", REPO)
+    commit = hub.commit
+
+    def late(request, kind, repo, rev):
+        commit(request, kind, repo, rev)
+        raise httpx2.ReadTimeout("The read operation timed out")
+
+    _replace_route(hub, commit, late)
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO)
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit)
+    assert r.output.strip() == (f"Error: no answer from {ENDPOINT} while committing to dataset repo {REPO} (ReadTimeout: "
+                                "The read operation timed out): the commit may or may not have landed; check "
+                                f"{ENDPOINT}/datasets/{REPO} before publishing again")
+    assert "nothing was published" not in r.output
+    assert LEADERBOARD_FILE in hub.files("dataset", REPO)  # it did land
+
+
+def test_card_table_escapes_metric_headers_and_link_syntax(tmp_path):
+    """The card's cells were escaped but its headers were not: a metric named like an HTML tag went
+    into the README raw, a `|` in one broke the table, and a model named as a Markdown link stayed one."""
+    runs = tmp_path / "runs"
+    write_run(runs, model="[link](javascript:alert(4))", metrics={"nss": 1.3})
+    write_run(runs, model="plain", metrics={"nss": 1.0, "<img src=y onerror=alert(5)>": 0.3, "m|x": 0.2},
+              task_metrics={"<svg onload=alert(6)>": 0.5})
+    pub.publish_to_folder(runs, tmp_path / "pub")
+    card = (tmp_path / "pub" / "README.md").read_text()
+    table = [l for l in card.splitlines() if l.startswith("|")]
+    assert len(table) == 4  # header, rule, two rows
+    assert len({len(re.split(r"(?<!\\)\|", l)) for l in table}) == 1  # as many columns in every line
+    assert not re.findall(r"<(img|svg)", card)
+    assert "&lt;img src=y onerror=alert(5)&gt;" in table[0] and "task:&lt;svg onload=alert(6)&gt;" in table[0]
+    assert r"m\|x" in table[0] and r"\[link\](javascript:alert(4))" in card
+
+
+def test_published_provenance_comes_from_the_hashed_settings(tmp_path):
+    """The manifest is not hashed, settings.json is: a row's fingerprint and weights hash came from the
+    manifest, so an edited one was published while the row's own settings said otherwise."""
+    run = write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0}, dataset_fingerprint="aa" * 32)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest.update(dataset_fingerprint="ff" * 32, seed=9, settings_sha256="0" * 64,
+                    model_provenance={"model_id": "org/other", "weights_sha256": "ee" * 32})
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    (row,) = pub.hub_table.rows_from_runs(load_runs(tmp_path / "runs", check=False))
+    assert row["dataset_fingerprint"] == "aa" * 32 and row["seed"] == 0
+    assert row["weights_sha256"] == "ab" * 32 and row["model_id"] == "org/m"
+    assert row["settings_sha256"] == pub.hub_table.settings_hash(json.loads(row["settings"]))
+
+
+def test_show_from_a_hub_that_refuses_the_token_says_so(hub, tmp_path):
+    """A 401 with HF_TOKEN set said "(if it is private, set HF_TOKEN)": the token was set, and refused."""
+    hub.add_repo("dataset", REPO)
+    hub.fail["resolve"] = 401
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--from", REPO])
+    assert r.exit_code == 1
+    assert r.output.strip() == (f"Error: the Hub refused the token in HF_TOKEN (HTTP 401) while downloading "
+                                f"{LEADERBOARD_FILE} of {REPO}: set HF_TOKEN to a valid token that can read the repo")
+    assert TOKEN not in r.output
+
+
+def test_space_card_links_the_data_on_the_endpoint_it_was_published_to(hub, tmp_path):
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    r = publish_cli("--results", str(tmp_path / "runs"), "--repo", REPO, "--space", "gaze-org/page")
+    assert r.exit_code == 0, r.output
+    card = hub.files("space", "gaze-org/page")["README.md"].decode()
+    assert f"The data: {ENDPOINT}/datasets/{REPO}\n" in card and "huggingface.co" not in card

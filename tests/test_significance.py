@@ -259,7 +259,7 @@ def test_show_ci_on_real_runs(real):
     assert r.exit_code == 0, r.output
     table = list(csv.DictReader(io.StringIO(r.output)))
     header = r.output.splitlines()[0].split(",")
-    assert header[13:16] == ["auc_judd", "auc_judd_lo", "auc_judd_hi"] and header[-5:] == [
+    assert header[17:20] == ["auc_judd", "auc_judd_lo", "auc_judd_hi"] and header[-5:] == [
         "above_model", "p_above", "p_above_holm", "p_center_bias", "p_center_bias_holm"]
     for row in table:
         assert float(row["nss_lo"]) <= float(row["nss"]) <= float(row["nss_hi"])
@@ -555,3 +555,27 @@ def test_the_page_explains_only_tests_that_were_made(tmp_path):
     page = page_statistics(runs, "nss")[b.name]
     assert [t["role"] for t in page["tests"]] == ["reference"] and page["tests"][0]["against"] == "center-bias"
     assert page["marks"] == "‡" and not page["tests"][0]["significant"]
+
+
+def test_too_few_sign_flips_to_resolve_any_test_is_refused(tmp_path):
+    """Above 30 stimuli the sign-flip p-value is (1 + count) / (B + 1): at --n-boot 100 never below
+    0.0099, and Holm's smallest threshold among 6 tests is 0.0083, so every row was marked "not
+    significantly different" whatever the data (uniform against center-bias, all 40 differences < 0)."""
+    root = tmp_path / "runs"
+    write_run(root, model="human-ceiling", kind="ceiling", attention="leave-one-subject-out", metrics={"nss": 3.0},
+              n_images=40)
+    write_run(root, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0}, n_images=40)
+    write_run(root, model="uniform", kind="baseline", attention="prior", metrics={"nss": 0.0}, n_images=40)
+    for i, nss in enumerate((2.0, 1.6, 1.3)):
+        write_run(root, model=f"net-{i}", metrics={"nss": nss}, n_images=40, shuffle=i)
+    runner = CliRunner()
+    r = runner.invoke(main, ["leaderboard", "show", "--results", str(root), "--ci", "--n-boot", "100"])
+    assert r.exit_code == 1 and "‡" not in r.output
+    assert r.output.strip() == ("Error: --n-boot 100 is too few for the 6 sign-flip tests of this table: above 30 "
+                                "stimuli a p-value is estimated from --n-boot random sign flips, so no Holm-corrected "
+                                "p-value can go below 6/(100+1) = 0.0594, above alpha 0.05, and no difference could "
+                                "be marked significant; use --n-boot 119 or more")
+    r = runner.invoke(main, ["leaderboard", "show", "--results", str(root), "--ci", "--n-boot", "119", "--wide"])
+    assert r.exit_code == 0, r.output
+    (line,) = [l for l in r.output.splitlines() if l.startswith("| uniform")]
+    assert "‡" not in line  # all 40 differences negative: significant once the test can say so

@@ -735,3 +735,29 @@ def test_other_blurs_and_profiles_are_labelled_apart_and_normalised_by_their_own
         assert pg.evaluate("document.activeElement.dataset.key") == "nss"
         pg.keyboard.press("Enter")
         assert pg.get_attribute('#leaderboard thead th[data-key="nss"]', "aria-sort") != first
+
+
+def test_normalising_keeps_the_users_sort_and_a_phone_does_not_scroll_sideways(browser, server, root):
+    """Ticking "ceiling-normalised" reset a KLD sorted worst first to best first (untick: ascending
+    again); at 360 px a long metric name in the glossary pushed its text past the screen's edge."""
+    runs = root / "phone-runs"
+    long_name = "a_rather_long_metric_name_without_any_place_to_break"
+    write_run(runs, model="human-ceiling", kind="ceiling", attention="leave-one-subject-out",
+              metrics={"nss": 3.0, "kld": 1.0, long_name: 0.5})
+    write_run(runs, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 1.0, "kld": 1.5,
+                                                                                      long_name: 0.2})
+    write_run(runs, model="net", metrics={"nss": 2.0, "kld": 1.25, long_name: 0.3})
+    build_site(runs, root / "phone")
+    for pg, watch in _open(browser, server + "phone/index.html", server + "phone/"):
+        pg.click('#leaderboard thead th[data-key="kld"]')
+        pg.click('#leaderboard thead th[data-key="kld"]')  # worst (highest) first
+        assert column(pg, "kld") == [1.5, 1.25, 1.0]
+        pg.check("#normalised")
+        assert column(pg, "kld") == [0.0, 0.5, 1.0]  # still worst first: now ascending
+        pg.uncheck("#normalised")
+        assert column(pg, "kld") == [1.5, 1.25, 1.0]
+        assert pg.get_attribute('#leaderboard thead th[data-key="kld"]', "aria-sort") == "descending"
+        pg.set_viewport_size({"width": 360, "height": 800})
+        assert pg.evaluate("document.documentElement.scrollWidth") <= 360
+        assert pg.evaluate("Math.max(...[...document.querySelectorAll('#glossary-list > *')]"
+                           ".map(e => e.getBoundingClientRect().right))") <= 360

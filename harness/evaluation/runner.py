@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 from ..errors import HarnessError, interrupt_in
 from ..results import read_run, run_id_for
 from ..results.store import shard_files
+from ..results.verify import manifest_disagreements
 from ..results.examples import EXAMPLE_SIDE, keep_examples, save_candidate
 from ..results.writer import RunFollower, RunWriter, environment_differences, read_environment, writable_folder
 from . import calibrated, record
@@ -296,6 +297,10 @@ def _run(cfg: EvalConfig, settings: dict[str, Any], ctx: DatasetContext, stage: 
                     # every reader checks the shards against the manifest and would leave the run out
                     writer.note(f"warning: {writer.dir / 'manifest.json'}: does not list the run's shards (missing, "
                                 "edited, or another shard added); written again")
+                    reuse = False
+                elif (off := manifest_disagreements(writer.manifest or {}, settings, writer.summary or {})):
+                    writer.note(f"warning: {writer.dir / 'manifest.json'}: {off[0].split(': ', 1)[1]} (edited); "
+                                "written again")
                     reuse = False
             if reuse:  # the plugins that computed it may have changed since (the harness' own code: docs)
                 recorded = read_environment(writer.dir)

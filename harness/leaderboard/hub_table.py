@@ -52,7 +52,9 @@ def _clean(value: Any) -> Any:
 def run_row(run: Run) -> dict[str, Any]:
     """The published row of one finished run."""
     s, m, st = run.summary, run.manifest, run.settings
-    prov = m.get("model_provenance") or st.get("model_provenance") or {}
+    # settings.json is hashed into the run's name, the manifest is not: what both hold comes from the
+    # settings (an edited manifest published a fingerprint its own settings column contradicted)
+    prov = st.get("model_provenance") or m.get("model_provenance") or {}
     row: dict[str, Any] = {
         "run_id": run.run_id,
         "model": s.get("model", st.get("model")),
@@ -60,7 +62,7 @@ def run_row(run: Run) -> dict[str, Any]:
         "dataset": s.get("dataset", st.get("dataset")),
         "task": s.get("task", st.get("task")),
         "kind": s.get("kind", st.get("kind", "model")),
-        "metric_profile": s.get("metric_profile", m.get("metric_profile", st.get("metric_profile"))),
+        "metric_profile": s.get("metric_profile", st.get("metric_profile", m.get("metric_profile"))),
         # raw: the maps as they came; calibrated: as fixation densities (harness.evaluation.calibrated)
         "scoring": s.get("scoring", st.get("scoring", "raw")),
         "n_images": s.get("n_images"),
@@ -72,13 +74,13 @@ def run_row(run: Run) -> dict[str, Any]:
         "model_id": prov.get("model_id", m.get("model_id")),
         "weights_sha256": prov.get("weights_sha256", m.get("weights_sha256")),
         "revision": prov.get("revision", m.get("revision")),
-        "dataset_fingerprint": m.get("dataset_fingerprint", st.get("dataset_fingerprint")),
-        "seed": m.get("seed", st.get("seed")),
+        "dataset_fingerprint": st.get("dataset_fingerprint", m.get("dataset_fingerprint")),
+        "seed": st.get("seed", m.get("seed")),
         "batch_size": m.get("batch_size"),
         "wall_time_s": m.get("wall_time_s"),
         "started_at": m.get("started_at"),
         "finished_at": s.get("finished_at", m.get("finished_at")),
-        "settings_sha256": m.get("settings_sha256") or (settings_hash(st) if st else None),
+        "settings_sha256": settings_hash(st) if st else m.get("settings_sha256"),
         "task_primary": s.get("task_primary"),
         "metric_directions": json.dumps(s.get("metric_directions") or {}, sort_keys=True),
         "packages": json.dumps(m.get("packages") or {}, sort_keys=True),
@@ -357,9 +359,12 @@ def markdown_table(rows: Sequence[dict[str, Any]], primary: str | None = None) -
 
 
 def _md_escape(value: Any) -> str:
-    """Text safe inside a Markdown table cell: no HTML, no pipes, no line breaks."""
+    """Text safe inside a Markdown table cell or header: no HTML, no pipes, no line breaks (U+2028
+    and the other separators Python splits lines at split a row too), no link syntax (a model named
+    ``[x](javascript:...)`` stayed a live link)."""
     import html
+    import re
 
     text = "" if value is None else str(value)
-    text = html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
-    return text
+    text = html.escape(text, quote=False).replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
+    return re.sub(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]", " ", text)

@@ -125,7 +125,27 @@ def hub_error(exc: BaseException, step: str, *, published: str | None = None, ac
         if status >= 500:
             return HarnessError(f"the Hub answered {status} while {step}{detail}; try again later{tail}")
         return HarnessError(f"the Hub answered {status} while {step}{detail}{tail}")
+    if _is_commit_timeout(cause):
+        # the request went out and the Hub may have applied it before its answer was lost: saying
+        # "nothing was published" could make someone publish twice, or trust a commit that never landed
+        where = getattr(getattr(cause, "request", None), "url", None)
+        repo_url = re.sub(r"/api/(datasets|spaces|models)/([^/]+/[^/]+)/commit/.*$", r"/\1/\2", str(where))
+        # what landed before (the data, when the Space's commit timed out), not that the rest did not
+        done = f"{published.split(', only ')[0]}; " if published else ""
+        return HarnessError(f"no answer from {hub_endpoint()} while {step} ({type(cause).__name__}: "
+                            f"{_scrub(str(cause))}): {done}the commit may or may not have landed; check "
+                            f"{repo_url} before publishing again")
     return HarnessError(f"cannot reach {hub_endpoint()} while {step}: {type(cause).__name__}: {_scrub(str(cause))}{tail}")
+
+
+def _is_commit_timeout(exc: BaseException) -> bool:
+    """A timeout waiting for the answer to a commit request (not to any earlier, harmless request)."""
+    try:
+        request = getattr(exc, "request", None)
+    except RuntimeError:  # httpx's property raises when the exception carries no request
+        request = None
+    name = type(exc).__name__
+    return "Timeout" in name and "Connect" not in name and request is not None and "/commit/" in str(request.url)
 
 
 def _hub_call(step: str, fn: Callable[..., Any], *args: Any, published: str | None = None, access: str = "write",
@@ -142,10 +162,29 @@ def _hub_call(step: str, fn: Callable[..., Any], *args: Any, published: str | No
         if isinstance(exc.__cause__, HfHubHTTPError):
             raise hub_error(exc.__cause__, step, published=published, access=access) from None
         raise
+    except RuntimeError as exc:  # "Error while uploading 'data/x.parquet' to the Hub.": a failed LFS upload
+        if exc.__cause__ is not None and str(exc).startswith("Error while uploading"):
+            raise _upload_error(exc, step, published) from None
+        raise
     except Exception as exc:  # transport errors of the HTTP client (httpx2.ConnectError, timeouts)
         if type(exc).__module__.split(".")[0] in {"httpx", "httpx2", "httpcore", "httpcore2"}:
             raise hub_error(exc, step, published=published, access=access) from None
         raise
+
+
+def _upload_error(exc: RuntimeError, step: str, published: str | None) -> HarnessError:
+    """The file storage the Hub hands uploads to (S3) refused or dropped one: its 403 is an expired
+    or refused upload link, not the Hub token, so the authentication advice of hub_error would mislead."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    tail = "; nothing was published" if published is None else (f"; {published}" if published else "")
+    what = re.search(r"'([^']*)'", str(exc))
+    name = what.group(1) if what else "a file"
+    cause = exc.__cause__
+    response = getattr(cause, "response", None) if isinstance(cause, HfHubHTTPError) else None
+    why = f"HTTP {response.status_code}" if response is not None else f"{type(cause).__name__}: {_scrub(str(cause))}"
+    return HarnessError(f"uploading {name} to the Hub's file storage failed while {step} ({why}); "
+                        f"try again later{tail}")
 
 
 # --- the tree ------------------------------------------------------------------------------------
@@ -290,7 +329,7 @@ def space_card(repo: str | None, space: str) -> str:
 
     meta = {"title": "gaze-harness leaderboard", "emoji": "👀", "colorFrom": "blue", "colorTo": "green",
             "sdk": "static", "app_file": "index.html", "pinned": False}
-    data = f"The data: https://huggingface.co/datasets/{repo}\n" if repo else ""
+    data = f"The data: {hub_endpoint()}/datasets/{repo}\n" if repo else ""  # HF_ENDPOINT: a private Hub
     return (f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip()}\n---\n\n"
             f"# gaze-harness leaderboard\n\nStatic page built by `harness leaderboard publish --space {space}`.\n{data}")
 
@@ -427,7 +466,13 @@ def _download_or_missing_repo(api_kwargs, repo, filename, revision, cache_dir) -
         return _download(api_kwargs, repo, filename, revision, cache_dir)
     except GatedRepoError:
         raise
-    except RepositoryNotFoundError:
+    except RepositoryNotFoundError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status == 401 and api_kwargs.get("token"):
+            # the Hub says 401 both for a missing repo without a token and for a token it refuses:
+            # with one set, "set HF_TOKEN" sent the user to change nothing
+            raise HarnessError(f"the Hub refused the token in HF_TOKEN (HTTP 401) while downloading {filename} of "
+                               f"{repo}: set HF_TOKEN to a valid token that can read the repo") from None
         raise HarnessError(f"dataset repo {repo} not found on {hub_endpoint()} (if it is private, set HF_TOKEN)") from None
 
 

@@ -267,6 +267,25 @@ def _differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
     return ", ".join(_SETTING_WORDS.get(k, k) for k in keys) or "settings"
 
 
+def _check_resolution(comparisons: Sequence[Mapping[str, Any]], n_boot: int, alpha: float) -> None:
+    """Refuse ``n_boot`` sign flips too few for any test to come out significant: above
+    ``_EXACT_FLIPS`` stimuli a p-value is ``(1 + count) / (n_boot + 1)``, never below ``1 / (n_boot + 1)``,
+    and Holm multiplies the smallest of ``m`` such p-values by ``m``. Past alpha, every mark would say
+    "not significantly different" whatever the data (found by the leaderboard QA, round 2: uniform marked
+    as center-bias' equal at --n-boot 100 though all 40 paired differences were negative)."""
+    from ..alignment.compare import _EXACT_FLIPS
+    from ..errors import HarnessError
+
+    m = sum(1 for c in comparisons if c["n"] > _EXACT_FLIPS)
+    if m and m / (n_boot + 1) > alpha:
+        need = math.ceil(m / alpha) - 1
+        raise HarnessError(f"--n-boot {n_boot} is too few for the {m} sign-flip tests of this table: above "
+                           f"{_EXACT_FLIPS} stimuli a p-value is estimated from --n-boot random sign flips, so no "
+                           f"Holm-corrected p-value can go below {m}/({n_boot}+1) = {m / (n_boot + 1):.3g}, above "
+                           f"alpha {alpha:g}, and no difference could be marked significant; use --n-boot {need} "
+                           "or more")
+
+
 def table_statistics(runs: Sequence[Any], primary: str | None = None, *, n_boot: int = N_BOOT, seed: int = SEED,
                      level: float = LEVEL, alpha: float = ALPHA) -> TableStats:
     """Intervals and Holm-corrected paired tests for the table :func:`harness.leaderboard.table.render_table`
@@ -372,6 +391,7 @@ def table_statistics(runs: Sequence[Any], primary: str | None = None, *, n_boot:
             "run_id": r["run_id"], "model": r.get("model"), "role": role, "against_run_id": other["run_id"],
             "against_model": other.get("model"), "metric": primary, "n": s["n"], "diff": s["diff"], "lo": s["lo"],
             "hi": s["hi"], "p": s["p"]})
+    _check_resolution(stats.comparisons, n_boot, alpha)
     reject, adjusted = holm([c["p"] for c in stats.comparisons], alpha)
     for c, rej, adj in zip(stats.comparisons, reject, adjusted):
         c["p_holm"], c["significant"] = adj, rej

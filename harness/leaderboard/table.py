@@ -24,7 +24,8 @@ LABEL = {"ceiling": "", "baseline": " (baseline)", "model": "", "proxy": " (huma
 FIT_FORMATS = ("github", "plain")
 #: the first columns of the csv format (then the gaze metrics, then the task metrics)
 CSV_IDENTITY = ("model", "kind", "attention", "dataset", "task", "scoring", "metric_profile", "n_images", "n_failed",
-                "n_degenerate", "sigma_deg", "sigma_px", "run_id")
+                "n_degenerate", "sigma_deg", "sigma_px", "dataset_fingerprint", "task_version", "task_params", "seed",
+                "run_id")
 #: what each scoring means, said above its table when a table holds more than one
 SCORING_TITLES = {
     "raw": "Raw scoring: the attention maps as the models give them.",
@@ -179,6 +180,9 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
         return _csv(rows, metric_cols, task_cols, stats)
     # published rows carry every column (a raw row's calibrated-only ones empty): shown as from run folders
     metric_cols = [m for m in metric_cols if m not in ("ll", hub_table.EXPLAINED) or any(r.get(m) is not None for r in rows)]
+    if escape is None and fmt in ("github", "markdown"):
+        # what is printed in Markdown is pasted into Markdown: a model named `a|b` added a column there
+        escape = hub_table._md_escape
     text = escape or (lambda v: v)
     # a metric with non-finite values somewhere is flagged: its mean covers fewer stimuli
     flagged = {m: [(r, hub_table.nonfinite_of(r)[m]) for r in rows if hub_table.nonfinite_of(r).get(m)]
@@ -186,17 +190,18 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
     flagged = {m: v for m, v in flagged.items() if v}
     variants = _setting_variants(rows)
     columns: list[tuple[str, str, list[Any]]] = [  # (key, header, cells)
-        ("model", "model", [text(f"{r.get('model')}{LABEL.get(r.get('kind'), '')}"
-                                 + (f" [{variants[id(r)]}]" if id(r) in variants else "")) for r in rows]),
+        # the label's own brackets stay brackets (escaped they read `\[task v1\]` on a terminal)
+        ("model", "model", [text(f"{r.get('model')}{LABEL.get(r.get('kind'), '')}")
+                            + (f" [{text(variants[id(r)])}]" if id(r) in variants else "") for r in rows]),
         ("attention", "attention", [text(r.get("attention")) for r in rows]),
         ("dataset", "dataset", [text(r.get("dataset")) for r in rows]),
         ("task", "task", [text(r.get("task")) for r in rows]),
         ("images", "images", [_images_cell(r) for r in rows]),
     ]
-    columns += [(m, f"{m}{'*' if m in flagged else ''} {ARROW.get(directions.get(m), '')}".strip(),
+    columns += [(m, f"{text(m)}{'*' if m in flagged else ''} {ARROW.get(directions.get(m), '')}".strip(),
                  [_unsigned_zero(r.get(m)) if stats is None else _ci_cell(r, m, stats, primary) for r in rows])
                 for m in metric_cols]
-    columns += [(t, t, [_unsigned_zero(r.get(t)) for r in rows]) for t in task_cols]
+    columns += [(t, text(t), [_unsigned_zero(r.get(t)) for r in rows]) for t in task_cols]
 
     def render(cols) -> str:
         # with intervals, metric cells are text: keep them right-aligned like numbers
@@ -219,7 +224,7 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
     flagged = {m: v for m, v in flagged.items() if m in shown}
     if flagged and fmt != "html":
         table += "\n\n" + "\n".join(
-            f"{m}*: non-finite values left out of the mean: "
+            f"{text(m)}*: non-finite values left out of the mean: "
             + ", ".join(f"{text(str(r.get('model')))} {n} of {r.get('n_images')}" for r, n in found)
             for m, found in flagged.items())
     table += _notes(_mixed_stimuli_notes(rows, text, variants) + _variant_notes(rows, variants, text), fmt, width)
@@ -319,9 +324,9 @@ def _mixed_stimuli_notes(rows: Sequence[dict[str, Any]], text, variants: dict[in
     for r in rows:
         which = (r.get("n_images"), _stimuli_note(r) or "")
         # a row blurred otherwise carries its label, as in the table: the same name twice said nothing
-        label = f" [{variants[id(r)]}]" if variants and id(r) in variants else ""
+        label = f" [{text(variants[id(r)])}]" if variants and id(r) in variants else ""
         groups.setdefault((str(r.get("dataset")), str(r.get("task"))), {}).setdefault(which, []).append(
-            text(str(r.get("model")) + label))
+            text(str(r.get("model"))) + label)
 
     def label(which: tuple[Any, str]) -> str:
         return f"{which[0]} images" + (f" ({which[1]})" if which[1] else "")
@@ -340,7 +345,7 @@ def _mixed_stimuli_notes(rows: Sequence[dict[str, Any]], text, variants: dict[in
             out.append("`harness report` compares an aligned model with its base on its held-out stimuli")
         return "; ".join(out)
 
-    return [f"{dataset}/{task}: rows scored on different stimuli ("
+    return [f"{text(dataset)}/{text(task)}: rows scored on different stimuli ("
             + "; ".join(f"{label(which)}: {', '.join(models)}"
                         for which, models in sorted(sets.items(), key=larger_first))
             + "): their means are over different images and do not compare; " + advice(sets)
@@ -460,16 +465,16 @@ def _variant_notes(rows: Sequence[dict[str, Any]], variants: dict[int, str], tex
     notes = []
     blur, task, data = _blur_variants(rows), _task_variants(rows), _data_variants(rows)
     if blur:
-        listed = "; ".join(f"{text(str(r.get('model')))} [{variants[id(r)]}]" for r in rows if id(r) in blur)
+        listed = "; ".join(f"{text(str(r.get('model')))} [{text(variants[id(r)])}]" for r in rows if id(r) in blur)
         notes.append(f"Rows blurred otherwise than the rest ({listed}): their density metrics use another human "
                      "density, so their scores do not compare with the others'.")
     if task:
-        listed = "; ".join(f"{text(str(r.get('model')))} [{variants[id(r)]}]" for r in rows if id(r) in task)
+        listed = "; ".join(f"{text(str(r.get('model')))} [{text(variants[id(r)])}]" for r in rows if id(r) in task)
         notes.append(f"Rows whose task was scored otherwise than the rest ({listed}): their task columns do not "
                      "compare with the others' (their gaze metrics do); evaluate them again to score the task "
                      "as the others were.")
     if data:
-        listed = "; ".join(f"{text(str(r.get('model')))} [{variants[id(r)]}]" for r in rows if id(r) in data)
+        listed = "; ".join(f"{text(str(r.get('model')))} [{text(variants[id(r)])}]" for r in rows if id(r) in data)
         notes.append(f"Rows scored on another version of the dataset's files than the rest ({listed}): the files "
                      "changed between their runs (their dataset fingerprint differs), so their scores do not "
                      "compare with the others'; evaluate them again on the same files.")
@@ -510,6 +515,12 @@ def _csv(rows: Sequence[dict[str, Any]], metric_cols: list[str], task_cols: list
         # formats label such a row [sigma_deg=2, ...]; sigma_px empty where each stimulus has its own)
         params = hub_table.settings_of(r).get("metric_params") or {}
         values["sigma_deg"], values["sigma_px"] = params.get("sigma_deg"), params.get("sigma_px")
+        # and what the human formats label [data 742c8801] and [task v1]: the files' fingerprint and
+        # the task's scoring (its version, and its parameters as JSON; empty where it records none)
+        task_params = hub_table.settings_of(r).get("task_params")
+        task_params = task_params if isinstance(task_params, dict) else {}
+        values["task_version"] = _task_version(task_params)
+        values["task_params"] = json.dumps(task_params, sort_keys=True, default=str) if task_params else None
         if stats is not None:
             for m, iv in (stats.intervals.get(r.get("run_id")) or {}).items():
                 values[f"{m}_lo"], values[f"{m}_hi"] = iv.get("lo"), iv.get("hi")

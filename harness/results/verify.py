@@ -87,6 +87,7 @@ def run_problems(run: Run) -> list[str]:
         elif sha256_file(path) != recorded_cal:
             problems.append("calibration.json: not the file its shards were scored with (sha256 differs from the "
                             "manifest's)")
+    problems += manifest_disagreements(manifest or {}, settings, summary)
     # what the tables show of a run comes from its summary: it must name the run its settings name
     for key in ("model", "attention", "dataset", "task", "kind", "metric_profile"):
         if key in summary and key in settings and summary[key] != settings[key]:
@@ -112,6 +113,26 @@ def run_problems(run: Run) -> list[str]:
     recomputed = aggregate(frame, names + extra)
     problems += [f"summary.json: {p}" for p in mismatches(summary, recomputed)]
     return problems
+
+
+#: what a manifest copies from settings.json when the run finishes (harness.evaluation.record.manifest)
+MANIFEST_FROM_SETTINGS = ("model", "model_provenance", "dataset", "dataset_fingerprint", "task", "attention",
+                          "metric_profile", "metric_params", "scoring", "seed")
+
+
+def manifest_disagreements(manifest: dict, settings: dict, summary: dict) -> list[str]:
+    """The manifest's copies of what settings.json (hashed into the folder name) and summary.json
+    hold, where they differ: the manifest is not hashed, and an edited fingerprint or weights hash
+    there passed verify and was what a publish reported."""
+    out = [f"manifest.json: {key} {manifest[key]!r}, but settings.json says {settings[key]!r}"
+           for key in MANIFEST_FROM_SETTINGS if key in manifest and key in settings and manifest[key] != settings[key]]
+    if "settings_sha256" in manifest and manifest["settings_sha256"] != settings_hash(settings):
+        out.append(f"manifest.json: settings_sha256 {str(manifest['settings_sha256'])[:12]}… is not the hash of "
+                   f"settings.json ({settings_hash(settings)[:12]}…)")
+    if manifest.get("finished_at") and summary.get("finished_at") and manifest["finished_at"] != summary["finished_at"]:
+        out.append(f"manifest.json: finished_at {manifest['finished_at']!r}, but summary.json says "
+                   f"{summary['finished_at']!r}")
+    return out
 
 
 def _directions_off(summary: dict) -> list[tuple[str, Any, bool]]:

@@ -811,14 +811,17 @@
   var norm = document.getElementById("normalised");
   norm.addEventListener("change", function () {
     state.normalised = norm.checked;
+    var sorted = COL_BY_KEY[state.sortKey];
+    var bestWas = sorted && sorted.group === "gaze" && sorted.direction ? state.sortDir === bestFirst(sorted) : null;
     // normalised, every gaze metric is better higher (KLD too)
     COLUMNS.forEach(function (c) {
       if (c.group !== "gaze") return;
       if (c.rawDirection === undefined) c.rawDirection = c.direction;
       c.direction = norm.checked ? "higher" : c.rawDirection;
     });
-    var sorted = COL_BY_KEY[state.sortKey];
-    if (sorted && sorted.group === "gaze" && sorted.direction) state.sortDir = bestFirst(sorted);
+    // the user's order kept (best or worst first), not reset to best first: a KLD sorted worst first
+    // came back ascending after a tick and an untick (found by the leaderboard QA, round 2)
+    if (bestWas !== null) state.sortDir = bestWas ? bestFirst(sorted) : (bestFirst(sorted) === "asc" ? "desc" : "asc");
     render();
   });
   var sup = document.getElementById("show-superseded");
