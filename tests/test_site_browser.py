@@ -761,3 +761,26 @@ def test_normalising_keeps_the_users_sort_and_a_phone_does_not_scroll_sideways(b
         assert pg.evaluate("document.documentElement.scrollWidth") <= 360
         assert pg.evaluate("Math.max(...[...document.querySelectorAll('#glossary-list > *')]"
                            ".map(e => e.getBoundingClientRect().right))") <= 360
+
+
+def test_rows_of_several_datasets_are_ranked_within_each(browser, server, root):
+    """With every dataset shown, a CAT2000 model (NSS 1.9) was ranked between OSIE's ceiling and
+    OSIE's models in one list, without a word (found by QA): ranked within each dataset, the first
+    row of each marked, and a note says why."""
+    runs = root / "several-runs"
+    write_run(runs, model="human-ceiling", kind="ceiling", attention="leave-one-subject-out", metrics={"nss": 3.0})
+    write_run(runs, model="net", metrics={"nss": 1.5})
+    write_run(runs, model="net-b", metrics={"nss": 1.2})
+    write_run(runs, model="cat-net", dataset="cat2000", metrics={"nss": 1.9})
+    build_site(runs, root / "several")
+    for pg, watch in _open(browser, server + "several/index.html", server + "several/"):
+        rows = pg.eval_on_selector_all("#leaderboard tbody tr", "trs => trs.map(tr => [tr.querySelector("
+                                       "'.model-name').textContent, tr.classList.contains('dataset-start')])")
+        assert rows == [["cat-net", True], ["human-ceiling", True], ["net", False], ["net-b", False]]
+        (note,) = texts(pg, "#table-notes p.several-datasets")
+        assert note.startswith("Rows are ranked within each dataset (cat2000, osie)")
+        pg.click('#leaderboard thead th[data-key="nss"]')  # worst first: still within each dataset
+        assert texts(pg, "#leaderboard tbody .model-name") == ["cat-net", "net-b", "net", "human-ceiling"]
+        pg.select_option("#filter-dataset", "osie")
+        assert texts(pg, "#table-notes p.several-datasets") == []
+        assert pg.locator("#leaderboard tbody tr.dataset-start").count() == 0

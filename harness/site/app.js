@@ -124,7 +124,14 @@
       return true;
     });
   }
+  // rows of different datasets never share one ranking: a CAT2000 model (NSS 1.9) sat between OSIE's
+  // ceiling and OSIE's models with all datasets shown (found by QA); ranked within each dataset, by
+  // name, as `harness leaderboard show` prints them
   function compareRows(a, b) {
+    var ds = String(a.dataset || "").localeCompare(String(b.dataset || ""));
+    return ds !== 0 ? ds : compareWithin(a, b);
+  }
+  function compareWithin(a, b) {
     var col = COL_BY_KEY[state.sortKey];
     var va = cell(a, col), vb = cell(b, col);
     var sign = state.sortDir === "asc" ? 1 : -1;
@@ -235,9 +242,13 @@
     var COLUMNS = shownColumns;
     var tbody = document.querySelector("#leaderboard tbody");
     tbody.textContent = "";
-    rows.forEach(function (r) {
+    var datasets = {};
+    rows.forEach(function (r) { datasets[r.dataset] = true; });
+    var several = Object.keys(datasets).length > 1;
+    rows.forEach(function (r, i) {
       var tr = el("tr", { tabindex: "0" });
       tr.dataset.runId = r.run_id;
+      if (several && (i === 0 || rows[i - 1].dataset !== r.dataset)) tr.classList.add("dataset-start");
       tr.dataset.kind = r.kind;
       tr.classList.add("kind-" + (KIND_LABEL[r.kind] ? r.kind : "model"));
       if (r.latest === false) tr.classList.add("superseded");
@@ -342,6 +353,13 @@
   function renderNotes(rows) {
     var box = document.getElementById("table-notes");
     box.textContent = "";
+    var names = [];
+    rows.forEach(function (r) { if (names.indexOf(r.dataset) < 0) names.push(r.dataset); });
+    if (names.length > 1) {
+      box.appendChild(el("p", { "class": "several-datasets" }, "Rows are ranked within each dataset (" +
+        names.join(", ") + "): scores on different stimuli and observers do not compare; pick a dataset above " +
+        "to see one."));
+    }
     mixedStimuliNotes(rows).forEach(function (line) { box.appendChild(el("p", { "class": "mixed-stimuli" }, line)); });
     // in the words of `harness leaderboard show` (table._variant_notes), one paragraph per reason
     Object.keys(VARIANT_NOTES).forEach(function (kind) {
