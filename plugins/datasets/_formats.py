@@ -80,8 +80,13 @@ def scanpath_arrays(dataset: str, path: Path, index: int, item: dict):
     if not (x.size == y.size == t.size):
         raise DataError(f"{where}: X, Y and T differ in length ({x.size}, {y.size}, {t.size})")
     length = item.get("length")
-    if length is not None and int(length) != x.size:
-        raise DataError(f"{where}: 'length' is {length} but X has {x.size} fixations")
+    if length is not None:
+        # int() raised without naming the trial on "two" and truncated 2.5 to 2
+        if isinstance(length, bool) or not (isinstance(length, int) or (isinstance(length, float) and length.is_integer())):
+            record = f" (image {item['name']}, subject {item['subject']})" if "name" in item and "subject" in item else ""
+            raise DataError(f"{where}{record}: length must be an integer, got {length!r}")
+        if int(length) != x.size:
+            raise DataError(f"{where}: 'length' is {length} but X has {x.size} fixations")
     return x, y, t
 
 
