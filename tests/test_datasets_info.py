@@ -87,3 +87,17 @@ def test_harness_data_dir_may_name_the_dataset_folder_itself(osie_dir, osie_cach
     monkeypatch.setattr(OSIE, "download", lambda self, dest: pytest.fail("must not download"))
     assert get_gaze_dataset("osie", cache_dir=osie_cache).root() == osie_dir
     assert osie_dir not in [folder for folder, _ in candidate_data_dirs("mit1003", osie_cache)]
+
+
+def test_a_label_longer_than_the_column_keeps_a_space():
+    """poet's note printed as 'observers_without_fixations:1' (found by the converter QA, round 2)."""
+    from harness.commands.datasets_info import _format
+
+    info = {"name": "poet", "tasks": ["detection"], "images": 1, "subjects": 1, "fixations": 1,
+            "fixations_per_image": {"mean": 1.0, "min": 1, "max": 1}, "pixels_per_degree": "nan",
+            "dropped": {}, "skipped": {}, "notes": {"observers_without_fixations": 1, "fields fixL": "pos"},
+            "data_dir": "d", "cache_dir": "c", "source_url": "u", "converter_version": "1", "fingerprint": "f"}
+    lines = _format(info).splitlines()
+    assert "  observers_without_fixations: 1" in lines
+    assert "  fields fixL:         pos" in lines  # a short label: aligned with the others as before
+    assert "  data:                d" in lines

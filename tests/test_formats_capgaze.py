@@ -311,3 +311,24 @@ def test_capgaze_recordings_without_their_image_are_a_counted_skip(tmp_path):
     assert len(ds) == 1
     assert obj.stats["skipped_missing_image"] == 1
     assert any(line.startswith("2009_000001: gaze recordings without their image") for line in obj.skipped)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("time_stamp", [None] * 20, "time_stamp of sample 10 is None, not a number (seconds)"),
+    ("time_stamp", [str(i * 0.025) for i in range(20)], "time_stamp of sample 10 is '0.25', not a number (seconds)"),
+    ("left_eye", 5, "left_eye is 5, expected a list with one entry per sample"),
+    ("time_stamp", 5, "time_stamp is 5, expected a list with one entry per sample"),
+])
+def test_capgaze_fields_of_another_type_name_the_file(tmp_path, key, value, message):
+    """time_stamp of None ("TypeError: float() argument must be ...") and left_eye = 5 ("object of type
+    'int' has no len()") ended as "converting ... failed", naming no file (found by the converter QA,
+    round 2); the text '0.25' was read as a time."""
+    root = tmp_path / "capgaze"
+    write_capgaze(root, fixture_images())
+    bad = root / "gaze_converted_2" / "2" / "gaze" / "2008_000885.npy"
+    data = gaze_dict(20, 0, {10: (0.01, 0.99), 14: (0.5, 0.2)})
+    data[key] = value
+    save_gaze(bad, data)
+    with pytest.raises(DataError) as exc:
+        load_gaze_dataset("capgaze", data_dir=root, cache_dir=tmp_path / "cache")
+    assert str(exc.value) == f"capgaze: {bad}: {message}"

@@ -85,3 +85,18 @@ def test_cat2000_map_that_is_not_binary_names_the_file(tmp_path, value):
     scipy.io.savemat(root / "trainSet" / "FIXATIONLOCS" / "Action" / "001.mat", {"fixLocs": locs})
     with pytest.raises(DataError, match=r"001.mat: fixLocs holds .*, not a binary fixation map of 0 and 1"):
         load_gaze_dataset("cat2000", data_dir=root, cache_dir=tmp_path / "cache")
+
+
+def test_cat2000_map_saved_as_a_cell_array_names_the_file(tmp_path):
+    """fixLocs saved as a MATLAB cell array (of [1 1] each) ended as "converting ... failed: ValueError:
+    The truth value of an array ... is ambiguous", naming no file (found by the converter QA, round 2)."""
+    root = tmp_path / "cat2000"
+    write_cat2000(root)
+    cells = np.empty((30, 40), dtype=object)
+    for index in np.ndindex(cells.shape):
+        cells[index] = np.array([[1.0, 1.0]])
+    path = root / "trainSet" / "FIXATIONLOCS" / "Action" / "001.mat"
+    scipy.io.savemat(path, {"fixLocs": cells})
+    with pytest.raises(DataError) as exc:
+        load_gaze_dataset("cat2000", data_dir=root, cache_dir=tmp_path / "cache")
+    assert str(exc.value) == f"cat2000: {path}: fixLocs is a MATLAB cell array, not a binary fixation map of 0 and 1"

@@ -187,3 +187,22 @@ def test_a_target_box_that_is_not_four_numbers_is_named(tmp_path, bbox):
     path.write_text(json.dumps(trials))
     with pytest.raises(DataError, match=r"trial bottle/000000000001.jpg of subject 2: bbox .* is not \[x, y, w, h\]"):
         load_gaze_dataset("coco-search18", data_dir=root, cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.parametrize("length", ["two", 2.5, True, None])
+def test_a_length_that_is_not_an_integer_names_the_trial(tmp_path, length):
+    """"length": "two" ended as "converting ... failed: ValueError: invalid literal for int()" naming
+    neither file nor trial, and 2.5 was truncated to 2 (found by the converter QA, round 2)."""
+    root = tmp_path / "coco-search18"
+    write_search(root)
+    path = root / "coco_search18_fixations_TP_train_split1.json"
+    trials = json.loads(path.read_text())
+    trials[0]["length"] = length
+    path.write_text(json.dumps(trials))
+    if length is None:  # JSON null: no length given, as before
+        load_gaze_dataset("coco-search18", data_dir=root, cache_dir=tmp_path / "cache")
+        return
+    with pytest.raises(DataError) as exc:
+        load_gaze_dataset("coco-search18", data_dir=root, cache_dir=tmp_path / "cache")
+    assert str(exc.value) == (f"coco-search18: {path}: trial 0 (image 000000000001.jpg, subject 2): "
+                              f"length must be an integer, got {length!r}")

@@ -174,3 +174,18 @@ def test_cub_gha_index_that_is_not_text_names_the_file(tmp_path):
     (root / "CUB_200_2011" / "images.txt").write_bytes(b"1 \xff\xfe.jpg\n")
     with pytest.raises(DataError, match=r"images.txt is not UTF-8 text"):
         load_gaze_dataset("cub-gha", data_dir=root, cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.parametrize("line, field", [("1,5_0,40,10,20,100", "5_0"), ("1,50,40,1_0,20,100", "1_0")])
+def test_cub_gha_digit_separators_are_not_numbers(tmp_path, line, field):
+    """int() and float() accept Python's '1_00' as 100: a damaged run line was read as another size or
+    position (found by the converter QA, round 2)."""
+    root = tmp_path / "cub-gha"
+    write_cub(root)
+    write_runs(root, {1: RUNS[1], 2: [RUNS[2][0], line]})
+    with pytest.raises(DataError, match=rf"data_5runs/Fixation_run2.txt: line 2 has a non-numeric field \('{field}'"):
+        load_gaze_dataset("cub-gha", data_dir=root, cache_dir=tmp_path / "cache")
+    write_runs(root)
+    (root / "Fixation.txt").write_text(LINES[0].replace("1,50,40,", "1,5_0,40,", 1) + "\n")
+    with pytest.raises(DataError, match=r"Fixation.txt: line 1 has a non-integer field \('5_0'"):
+        load_gaze_dataset("cub-gha", data_dir=root, cache_dir=tmp_path / "cache")

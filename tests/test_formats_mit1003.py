@@ -280,3 +280,26 @@ def test_mit1003_download_from_archives(tmp_path, file_server, monkeypatch):
     with pytest.raises(DataError, match="md5"):
         broken.load()
     assert not (tmp_path / "cache2" / "data" / "mit1003").exists()
+
+
+def cell(*items) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = list(items)
+    return out
+
+
+@pytest.mark.parametrize("eye, shown", [
+    (np.array([["10", "20"], ["30", "40"]]), "text ('10')"),
+    (cell(np.array([[1.0, 2.0]]), np.array([[3.0, 4.0]])), "a MATLAB cell array"),
+])
+def test_mit1003_trace_that_is_not_numbers_names_the_file(tmp_path, eye, shown):
+    """eyeData of text ended as "converting ... failed: ValueError: could not convert string to float",
+    naming no file (found by the converter QA, round 2); the text '10' would have been read as 10."""
+    root = tmp_path / "mit1003"
+    write_mit1003(root)
+    struct = {"subName": "ajs", "imgName": "iA.jpeg", "Nreps": 1, "DATA": {"block": 1, "trial": 1, "eyeData": eye}}
+    path = root / "DATA" / "ajs" / "iA.mat"
+    scipy.io.savemat(path, {"iA": struct})
+    with pytest.raises(DataError) as exc:
+        load_gaze_dataset("mit1003", data_dir=root, cache_dir=tmp_path / "cache")
+    assert str(exc.value).startswith(f"mit1003: {path}: iA.DATA(1).eyeData holds {shown}, not numbers")

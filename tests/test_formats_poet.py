@@ -222,3 +222,20 @@ def test_poet_other_struct_layout_is_an_error_not_an_empty_dataset(tmp_path):
     write_class(root, "cow", [entry("2008_000020", [20, 30], [1, 1, 9, 9], odd)], {"2008_000020": (30, 20)})
     with pytest.raises(DataError, match=r"etData\(1\)\.fixations\(1\)\.imgCoord has no field 'fixL' \(fields: fixLeft\)"):
         load_gaze_dataset("poet", data_dir=root, cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.parametrize("field", ["pos", "gtbb"])
+def test_poet_text_where_numbers_belong_names_the_entry(tmp_path, field):
+    """pos (or gtbb) of text ended as "converting ... failed: ValueError: could not convert string to
+    float: np.str_('ab')", naming no file or entry (found by the converter QA, round 2)."""
+    root = tmp_path / "poet"
+    text = np.array(["ab", "cd"])
+    left = [text if field == "pos" else np.array([[3.0, 3.0]])] + [np.array([[3.0, 3.0]])] * 4
+    one = entry("2008_000020", [20, 30], [1, 1, 9, 9], observers(left=left))
+    if field == "gtbb":
+        one["gtbb"] = text
+    write_class(root, "cow", [one], {"2008_000020": (30, 20)})
+    where = f"poet: {root / 'etData' / 'etData_cow.mat'} etData(1)" + (".fixations(1)" if field == "pos" else "")
+    with pytest.raises(DataError) as exc:
+        load_gaze_dataset("poet", data_dir=root, cache_dir=tmp_path / "cache")
+    assert str(exc.value) == f"{where}: {field} holds text ('ab'), not numbers"

@@ -14,6 +14,12 @@ from ..cli import datasets
 from ..data.paths import DATA_DIR_HELP
 
 
+def _label(key: str) -> str:
+    """``key:`` padded to the label column; a longer one (poet's ``observers_without_fixations``)
+    still keeps a space before its value."""
+    return f"{key + ':':<20} "
+
+
 def _format(info: dict) -> str:
     per = info["fixations_per_image"]
     lines = [
@@ -31,7 +37,7 @@ def _format(info: dict) -> str:
         lines.append(f"  display px/degree:   {info.get('display_pixels_per_degree')}")
     for key, g in geometry.items():
         if g["records"]:
-            lines.append(f"  {key + ':':<21}per stimulus, {g['records']} records, {g['min']:g} to {g['max']:g}")
+            lines.append(f"  {_label(key)}per stimulus, {g['records']} records, {g['min']:g} to {g['max']:g}")
     dropped = info["dropped"] or {}
     skipped = info["skipped"] or {}
     lines.append("  dropped fixations:   " + (", ".join(f"{k.removeprefix('dropped_')} {v}" for k, v in dropped.items()) or "none"))
@@ -41,7 +47,7 @@ def _format(info: dict) -> str:
     if len(info.get("skipped_items", [])) > 20:
         lines.append(f"    ... and {len(info['skipped_items']) - 20} more (see --json)")
     for key, value in (info.get("notes") or {}).items():
-        lines.append(f"  {key + ':':<21}{value}")
+        lines.append(f"  {_label(key)}{value}")
     lines += [
         f"  data:                {info['data_dir']}",
         f"  cache:               {info['cache_dir']}",

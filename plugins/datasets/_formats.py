@@ -5,6 +5,7 @@ imports numpy/scipy only inside functions (plugin modules must stay cheap to imp
 
 * :func:`read_json`, :func:`load_mat`: readers that name the file when it is missing or damaged;
 * :func:`scanpath_arrays`: the ``X``/``Y``/``T`` lists of one COCO-Search18 / COCO-FreeView trial;
+* :func:`float_array`: a numeric field of a MATLAB file as floats, or an error naming it;
 * :func:`coco_search_image`: where the COCO-Search18 image archives put an image;
 * :func:`fetch_zip`: download a zip, check its published MD5, unpack it safely (for ``download()``).
 """
@@ -80,9 +81,30 @@ def scanpath_arrays(dataset: str, path: Path, index: int, item: dict):
     if not (x.size == y.size == t.size):
         raise DataError(f"{where}: X, Y and T differ in length ({x.size}, {y.size}, {t.size})")
     length = item.get("length")
-    if length is not None and int(length) != x.size:
-        raise DataError(f"{where}: 'length' is {length} but X has {x.size} fixations")
+    if length is not None:
+        # int() raised without naming the trial on "two" and truncated 2.5 to 2
+        if isinstance(length, bool) or not (isinstance(length, int) or (isinstance(length, float) and length.is_integer())):
+            record = f" (image {item['name']}, subject {item['subject']})" if "name" in item and "subject" in item else ""
+            raise DataError(f"{where}{record}: length must be an integer, got {length!r}")
+        if int(length) != x.size:
+            raise DataError(f"{where}: 'length' is {length} but X has {x.size} fixations")
     return x, y, t
+
+
+def float_array(what: str, value):
+    """``value`` (an array from a MATLAB file) as float64; DataError starting with ``what`` (dataset,
+    file, record and field) when it holds text or anything else that is not numbers."""
+    import numpy as np
+
+    arr = np.asarray(value)
+    text = [v for v in arr.flat if isinstance(v, (str, bytes))] if arr.dtype.kind in "SUO" else []
+    if text:  # numpy would read the text '12' as 12.0
+        raise DataError(f"{what} holds text ({str(text[0])!r}), not numbers")
+    try:
+        return arr.astype(np.float64)
+    except (TypeError, ValueError) as exc:  # a cell of arrays, a struct
+        kind = "a MATLAB cell array" if arr.dtype.kind == "O" else f"values of type {arr.dtype}"
+        raise DataError(f"{what} holds {kind}, not numbers ({type(exc).__name__}: {exc})") from None
 
 
 def coco_search_image(root: Path, condition: str, category: str, name: str) -> Path | None:

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import pickle
 import re
 from pathlib import Path
@@ -370,6 +371,10 @@ class CapGaze(GazeDataset):
         missing = [k for k in KEYS if k not in data]
         if missing:
             raise DataError(f"{self.name}: {path} lacks key(s) {', '.join(missing)}")
+        for key in ("left_eye", "right_eye", "time_stamp"):
+            value = data[key]
+            if not (isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim >= 1)):
+                raise DataError(f"{self.name}: {path}: {key} is {_short(value)}, expected a list with one entry per sample")
         if len(data["left_eye"]) != len(data["time_stamp"]) or len(data["right_eye"]) != len(data["time_stamp"]):
             raise DataError(f"{self.name}: {path}: left_eye, right_eye and time_stamp differ in length")
         return data
@@ -403,7 +408,11 @@ class CapGaze(GazeDataset):
                 continue
             xs.append(min(max(u * width - 0.5, 0.0), width - 1.0))
             ys.append(min(max(v * height - 0.5, 0.0), height - 1.0))
-            ts.append(float(data["time_stamp"][i]) * 1000.0)
+            stamp = data["time_stamp"][i]
+            # float() raised unnamed on None and read the text '0.5' as a time
+            if not isinstance(stamp, numbers.Real) or isinstance(stamp, (bool, np.bool_)):
+                raise DataError(f"{self.name}: {path}: time_stamp of sample {i} is {_short(stamp)}, not a number (seconds)")
+            ts.append(float(stamp) * 1000.0)
         return xs, ys, ts
 
     def _caption(self, path: Path) -> str:

@@ -96,6 +96,10 @@ class CAT2000(GazeDataset):
             if self.map_variable not in mat:
                 raise DataError(f"{self.name}: {loc_path} has no variable {self.map_variable!r}")
             locs = np.asarray(mat[self.map_variable])
+            if locs.dtype.kind not in "biuf":  # a cell array (of arrays) made np.isin below fail unnamed
+                what = "a MATLAB cell array" if locs.dtype.kind == "O" else f"values of type {locs.dtype}"
+                raise DataError(f"{self.name}: {loc_path}: {self.map_variable} is {what}, not a binary fixation "
+                                "map of 0 and 1")
             if locs.shape != (height, width):
                 self.skip("skipped_size_mismatch", str(image_path),
                           f"fixLocs is {locs.shape[1] if locs.ndim == 2 else '?'}x{locs.shape[0]}, image is {width}x{height}")

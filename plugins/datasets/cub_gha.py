@@ -89,6 +89,14 @@ SOURCE = "https://github.com/yaorong0921/CUB-GHA"
 RUN_FILE = re.compile(r"Fixation_run(\d+)\.txt")
 
 
+def _strict(parse, text: str):
+    """``parse`` (int or float) of one field, refusing the digit separators of Python literals:
+    int() and float() read '1_00' as 100, which in these files is damage, not a number."""
+    if "_" in text:
+        raise ValueError(f"{text!r} is not a plain number")
+    return parse(text)
+
+
 class CUBGHA(GazeDataset):
     name = "cub-gha"
     pixels_per_degree = float("nan")
@@ -158,7 +166,7 @@ class CUBGHA(GazeDataset):
             if not line.strip():
                 continue
             try:
-                values = [int(v) for v in line.strip().split(",")]
+                values = [_strict(int, v) for v in line.strip().split(",")]
             except ValueError as exc:
                 raise DataError(f"{self.name}: {path}: line {n} has a non-integer field ({exc})") from exc
             if len(values) < 7 or (len(values) - 7) % 3:
@@ -177,8 +185,8 @@ class CUBGHA(GazeDataset):
                 raise DataError(f"{self.name}: {path}: line {n} has {len(fields)} fields, expected "
                                 "img_id, width, height + 3k (x, y, duration)")
             try:
-                image_id, width, height = str(int(fields[0])), int(fields[1]), int(fields[2])
-                triplets = np.asarray([float(v) for v in fields[3:]], dtype=np.float64).reshape(-1, 3)
+                image_id, width, height = str(_strict(int, fields[0])), _strict(int, fields[1]), _strict(int, fields[2])
+                triplets = np.asarray([_strict(float, v) for v in fields[3:]], dtype=np.float64).reshape(-1, 3)
             except ValueError as exc:
                 raise DataError(f"{self.name}: {path}: line {n} has a non-numeric field ({exc})") from None
             yield n, image_id, width, height, triplets

@@ -43,7 +43,7 @@ from harness.data.base import GazeDataset
 from harness.errors import DataError
 from harness.hookspecs import hookimpl
 
-from ._formats import fetch_zip, load_mat
+from ._formats import fetch_zip, float_array, load_mat
 
 SOURCE = "http://people.csail.mit.edu/tjudd/WherePeopleLook/index.html"
 
@@ -93,8 +93,6 @@ class MIT1003(GazeDataset):
         return out
 
     def _eye_data(self, path: Path, stem: str):
-        import numpy as np
-
         mat = load_mat(self.name, path)
         names = [k for k in mat if not k.startswith("__")]
         var = stem[:63] if stem[:63] in names else (names[0] if len(names) == 1 else None)
@@ -104,7 +102,7 @@ class MIT1003(GazeDataset):
             eye = mat[var][0, 0]["DATA"][0, 0]["eyeData"]
         except (KeyError, IndexError, ValueError, TypeError) as exc:
             raise DataError(f"{self.name}: {path}: {var}.DATA(1).eyeData not found ({type(exc).__name__}: {exc})") from exc
-        eye = np.asarray(eye, dtype=np.float64)
+        eye = float_array(f"{self.name}: {path}: {var}.DATA(1).eyeData", eye)
         if eye.ndim != 2 or eye.shape[1] < 2:
             raise DataError(f"{self.name}: {path}: eyeData has shape {eye.shape}, expected N x 2")
         if eye.shape[1] > 2 and eye.shape[0] < eye.shape[1]:  # read as a few samples, it gave no fixation, unsaid

@@ -76,7 +76,7 @@ from harness.data.base import GazeDataset
 from harness.errors import DataError
 from harness.hookspecs import hookimpl
 
-from ._formats import load_mat
+from ._formats import float_array, load_mat
 
 SOURCE = "http://calvin.inf.ed.ac.uk/datasets/poet-dataset/"
 CLASSES = ("aeroplane", "bicycle", "boat", "cat", "cow", "diningtable", "dog", "horse", "motorbike", "sofa")
@@ -162,7 +162,7 @@ class POET(GazeDataset):
         squeezed to (2,) for one fixation, (0, 2) / (2, 0) / () when empty)."""
         import numpy as np
 
-        arr = np.asarray(pos, dtype=np.float64) if pos is not None else np.zeros((0, 2))
+        arr = float_array(f"{self.name}: {where}: pos", pos) if pos is not None else np.zeros((0, 2))
         if arr.size == 0:
             return np.zeros((0, 2))
         if arr.ndim == 1 and arr.size == 2:
@@ -172,9 +172,7 @@ class POET(GazeDataset):
         raise DataError(f"{self.name}: {where}: pos has shape {arr.shape}, expected N x 2 [x y]")
 
     def _boxes(self, gtbb, width: int, height: int, where: str) -> list[list[float]]:
-        import numpy as np
-
-        arr = np.asarray(gtbb if gtbb is not None else [], dtype=np.float64)
+        arr = float_array(f"{self.name}: {where}: gtbb", gtbb if gtbb is not None else [])
         if arr.size == 0:
             return []
         if arr.size % 4:
