@@ -177,14 +177,20 @@ def test_trials_giving_two_target_boxes_are_a_named_skip(tmp_path):
                for s in obj.skipped)
 
 
-@pytest.mark.parametrize("bbox", [[1, 2, 3], "1,2,3,4", [1, 2, "x", 4]])
-def test_a_target_box_that_is_not_four_numbers_is_named(tmp_path, bbox):
+def _first_trial_with(tmp_path: Path, **change) -> Path:
+    """The fixture's folder with its first trial's fields changed."""
     root = tmp_path / "coco-search18"
     write_search(root)
     path = root / "coco_search18_fixations_TP_train_split1.json"
     trials = json.loads(path.read_text())
-    trials[0]["bbox"] = bbox
+    trials[0].update(change)
     path.write_text(json.dumps(trials))
+    return root
+
+
+@pytest.mark.parametrize("bbox", [[1, 2, 3], "1,2,3,4", [1, 2, "x", 4]])
+def test_a_target_box_that_is_not_four_numbers_is_named(tmp_path, bbox):
+    root = _first_trial_with(tmp_path, bbox=bbox)
     with pytest.raises(DataError, match=r"trial bottle/000000000001.jpg of subject 2: bbox .* is not \[x, y, w, h\]"):
         load_gaze_dataset("coco-search18", data_dir=root, cache_dir=tmp_path / "cache")
 
@@ -193,16 +199,12 @@ def test_a_target_box_that_is_not_four_numbers_is_named(tmp_path, bbox):
 def test_a_length_that_is_not_an_integer_names_the_trial(tmp_path, length):
     """"length": "two" ended as "converting ... failed: ValueError: invalid literal for int()" naming
     neither file nor trial, and 2.5 was truncated to 2 (found by the converter QA, round 2)."""
-    root = tmp_path / "coco-search18"
-    write_search(root)
-    path = root / "coco_search18_fixations_TP_train_split1.json"
-    trials = json.loads(path.read_text())
-    trials[0]["length"] = length
-    path.write_text(json.dumps(trials))
+    root = _first_trial_with(tmp_path, length=length)
     if length is None:  # JSON null: no length given, as before
         load_gaze_dataset("coco-search18", data_dir=root, cache_dir=tmp_path / "cache")
         return
     with pytest.raises(DataError) as exc:
         load_gaze_dataset("coco-search18", data_dir=root, cache_dir=tmp_path / "cache")
+    path = root / "coco_search18_fixations_TP_train_split1.json"
     assert str(exc.value) == (f"coco-search18: {path}: trial 0 (image 000000000001.jpg, subject 2): "
                               f"length must be an integer, got {length!r}")
