@@ -76,6 +76,9 @@ def evaluate(model: Any, dataset: str = "osie", *, limit: int | None = None, tas
     unknown = sorted(set(options) - fields)
     if unknown:
         raise HarnessError(f"harness.evaluate: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
+    if options.get("sigma_px") is not None and "sigma_deg" in options:
+        # as `harness eval` refuses both: sigma_px won and sigma_deg was dropped without a word
+        raise HarnessError("harness.evaluate: sigma_deg and sigma_px are two ways to give the one blur: give one of them")
     cfg = EvalConfig(model=model_name, dataset=dataset, task=task, attention=attention, limit=limit,
                      output=Path(output), data_dir=Path(data_dir) if data_dir is not None else None,
                      progress=progress, command=["harness.evaluate", model_name, dataset], **options)

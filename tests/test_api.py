@@ -94,6 +94,10 @@ def test_a_torch_module_with_a_named_layer(tmp_path, data_dir):
         harness.evaluate(net, dataset="osie", limit=2, output=tmp_path, data_dir=data_dir)
     with pytest.raises(HarnessError, match="unknown option"):
         harness.evaluate("center-bias", dataset="osie", limit=2, output=tmp_path, data_dir=data_dir, batchsize=3)
+    # sigma_px won and sigma_deg was dropped without a word (the CLI refuses both; left by QA)
+    with pytest.raises(HarnessError, match="sigma_deg and sigma_px are two ways to give the one blur"):
+        harness.evaluate("center-bias", dataset="osie", limit=2, output=tmp_path, data_dir=data_dir, sigma_deg=2.0,
+                         sigma_px=30)
 
 
 def test_evaluate_leaves_the_callers_thread_counts_as_it_found_them(tmp_path, data_dir):
