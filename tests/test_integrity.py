@@ -1008,3 +1008,41 @@ def test_edited_manifest_provenance_is_caught(two_runs, osie_dir, edit, expected
     r = _eval(two_runs, osie_dir, "--no-references")
     assert r.exit_code == 0 and "manifest.json" in r.output and "written again" in r.output, r.output
     assert _verify(two_runs).exit_code == 0
+
+
+@pytest.mark.parametrize("linked", ["maps", "shards", "damaged", "shards/part-file"])
+def test_a_link_inside_a_run_folder_is_refused_before_anything_is_written_through_it(tmp_path, osie_dir, linked):
+    """A results folder from someone else whose run has maps/ linked to another folder: resuming into
+    it wrote the maps there and deleted that folder's candidates/ files; a linked shards/ received
+    the new shards, a linked damaged/ the set-aside ones (found by the security QA)."""
+    import os
+
+    out = tmp_path / "runs"
+    assert _eval(out, osie_dir, "--no-references", limit=4).exit_code == 0
+    run = _run_dir(out, "uniform")
+    (run / "summary.json").unlink()
+    (run / "manifest.json").unlink()  # unfinished: a rerun writes into it
+    outside = tmp_path / "outside"
+    (outside / "candidates").mkdir(parents=True)
+    (outside / "candidates" / "precious.txt").write_text("keep me")
+    if linked == "shards/part-file":
+        first = sorted((run / "shards").iterdir())[0]
+        (outside / first.name).write_bytes(first.read_bytes())
+        first.unlink()
+        first.symlink_to(outside / first.name)
+        link = first
+    else:
+        if (run / linked).exists():
+            import shutil
+
+            shutil.rmtree(run / linked)
+        (run / linked).symlink_to(outside, target_is_directory=True)
+        link = run / linked
+    before = sorted(str(p.relative_to(outside)) for p in outside.rglob("*"))
+    r = _eval(out, osie_dir, "--no-references", limit=4)
+    assert r.exit_code == 1, r.output
+    assert r.output.strip().splitlines()[-1] == (
+        f"Error: {link}: a link inside the run folder (to {os.readlink(link)}); a run keeps its own files, and this "
+        "command writes and deletes in it: remove the link")
+    assert sorted(str(p.relative_to(outside)) for p in outside.rglob("*")) == before
+    assert (outside / "candidates" / "precious.txt").read_text() == "keep me"

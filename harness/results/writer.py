@@ -151,6 +151,19 @@ def check_same_environment(run_dir: Path, recorded: dict[str, Any], current: dic
                        f"environments; {advice}")
 
 
+def _no_links_inside(run_dir: Path) -> None:
+    """A run folder holds its own files: this process writes, moves and deletes inside it (shards,
+    maps, candidates, damaged files), and through a link in it (a results folder from someone else:
+    untrusted) it wrote, moved shards and deleted a folder's files elsewhere (found by the security
+    QA). The run folder itself may be reached through a link the user made above it."""
+    for folder, dirs, files in os.walk(run_dir):
+        for name in sorted(dirs + files):
+            path = Path(folder) / name
+            if path.is_symlink():
+                raise HarnessError(f"{path}: a link inside the run folder (to {os.readlink(path)}); a run keeps "
+                                   "its own files, and this command writes and deletes in it: remove the link")
+
+
 class RunFollower(_RunFiles):
     """A rank other than 0 under a launcher: writes its own stimuli into a run folder that rank 0
     holds locked (and has already checked: damaged shards are set aside before the ranks start).
@@ -204,6 +217,8 @@ class RunWriter(_RunFiles):
 
     def _open(self) -> None:
         from ..data.download import remove_leftovers
+
+        _no_links_inside(self.dir)
 
         # the hidden temporary files of atomic writes a killed session left (SIGKILL, out of
         # memory): this process holds the lock and no rank has started, so none is being written
