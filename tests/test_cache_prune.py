@@ -107,3 +107,34 @@ def test_prune_keeps_another_data_folders_table_and_never_follows_a_link(tmp_pat
     shutil.rmtree(second)
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0 and f"removed {obj_second.cache_path()}" in r.output
+
+
+def test_prune_never_removes_what_a_conversion_did_not_make_nor_through_a_linked_folder(tmp_path):
+    """A cache whose arrow/cub-gha was a link to a user's folder: prune removed every folder in it;
+    and any folder in arrow/<name>, whatever its name, counted as a stale table (found by the
+    security QA)."""
+    import os
+
+    root, cache = tmp_path / "cub-gha", tmp_path / "cache"
+    write_cub(root)
+    obj, _ = load_gaze_dataset("cub-gha", data_dir=root, cache_dir=cache)
+    tables = cache / "arrow" / "cub-gha"
+    (tables / "photos").mkdir()
+    (tables / "photos" / "holiday.jpg").write_text("x")
+    args = ["datasets", "prune", "cub-gha", "--data-dir", str(root), "--cache-dir", str(cache)]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and "cub-gha: nothing to prune" in r.output, r.output
+    assert (tables / "photos" / "holiday.jpg").is_file()
+
+    outside = tmp_path / "outside"
+    (outside / "0123456789abcdef").mkdir(parents=True)  # named like a table, and not ours
+    (outside / "0123456789abcdef" / "work.txt").write_text("keep me")
+    other = tmp_path / "cache2"
+    (other / "arrow").mkdir(parents=True)
+    (other / "arrow" / "cub-gha").symlink_to(outside, target_is_directory=True)
+    r = CliRunner().invoke(main, ["datasets", "prune", "cub-gha", "--data-dir", str(root), "--cache-dir", str(other)])
+    assert r.exit_code == 1, r.output
+    assert r.output.strip().splitlines()[-1] == (
+        f"cub-gha: {other / 'arrow' / 'cub-gha'} is a link (to {os.readlink(other / 'arrow' / 'cub-gha')}); nothing "
+        "removed through it (prune where it leads, with --cache-dir)")
+    assert (outside / "0123456789abcdef" / "work.txt").read_text() == "keep me"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -199,6 +200,15 @@ def datasets_prune(names: tuple[str, ...], data_dir: str | None, cache_dir: str 
             click.echo(f"{name}: source data not found (looked in {_looked_in(obj)}), so which cached tables are "
                        "stale cannot be checked; nothing removed (pass --data-dir or set $HARNESS_DATA_DIR)",
                        err=True)
+            continue
+        from ..data import paths
+
+        tables = paths.arrow_cache_dir(obj.name, obj.cache_dir)
+        linked = next((p for p in (tables.parent, tables) if p.is_symlink()), None)
+        if linked is not None:  # it deleted every folder where a linked arrow/<name> led (found by QA)
+            refused += 1
+            click.echo(f"{name}: {linked} is a link (to {os.readlink(linked)}); nothing removed through it (prune "
+                       "where it leads, with --cache-dir)", err=True)
             continue
         stale = obj.stale_caches()
         for path, folder in obj.other_folders_tables():

@@ -59,6 +59,7 @@ the rule refuses (made before the rule, or edited since); the fingerprint does n
 from __future__ import annotations
 
 import json
+import re
 import math
 import os
 import shutil
@@ -343,6 +344,8 @@ class GazeDataset:
         out: list[tuple[Path, str | None]] = []
         for p in sorted(parent.iterdir()):
             if p.is_symlink() or not p.is_dir() or p.name == current:
+                continue
+            if not _TABLE_NAME.match(p.name):  # not a folder a conversion made: never ours to remove (QA)
                 continue
             folder = None
             if not p.name.startswith("."):  # a killed conversion's folder: always stale
@@ -686,6 +689,11 @@ class GazeDataset:
             "converter_version": str(self.converter_version),
             "fingerprint": self.fingerprint(),
         }
+
+
+#: the folders a conversion makes under arrow/<name>/: a table (the fingerprint's first 16 hex digits)
+#: and, while it runs or after it was killed, its temporary folder
+_TABLE_NAME = re.compile(r"^(\.)?[0-9a-f]{16}(?(1)\.tmp-.+)$")
 
 
 def _geometry_summary(ds) -> dict[str, Any]:
