@@ -1008,3 +1008,58 @@ def test_edited_manifest_provenance_is_caught(two_runs, osie_dir, edit, expected
     r = _eval(two_runs, osie_dir, "--no-references")
     assert r.exit_code == 0 and "manifest.json" in r.output and "written again" in r.output, r.output
     assert _verify(two_runs).exit_code == 0
+
+
+# --------------------------------------------------------------------------------------------
+# hostile files (found by the security QA)
+
+
+def _bomb(run: Path, n_rows: int) -> Path:
+    """The run's shards replaced by one small file of ``n_rows`` rows of one repeated value, with
+    every hash the run records made to match (as `harness verify` checks them)."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from harness.results.store import SHARD_RUN_KEY, settings_hash
+
+    settings = json.loads((run / "settings.json").read_text())
+    zeros = pa.array(np.zeros(n_rows, np.int8))
+    table = pa.table({"stimulus_id": pa.DictionaryArray.from_arrays(zeros, pa.array(["1001"])),
+                      "status": pa.DictionaryArray.from_arrays(zeros, pa.array(["ok"])),
+                      "nss": pa.array(np.zeros(n_rows))})
+    table = table.replace_schema_metadata({SHARD_RUN_KEY: settings_hash(settings).encode()})
+    for old in (run / "shards").iterdir():
+        old.unlink()
+    with open(run / "bomb", "wb") as f:
+        pq.write_table(table, f, row_group_size=n_rows)
+    data = (run / "bomb").read_bytes()
+    (run / "bomb").unlink()
+    digest = hashlib.sha256(data).hexdigest()
+    shard = run / "shards" / f"part-00000000-{digest[:16]}.parquet"
+    shard.write_bytes(data)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["shards"] = {shard.name: digest}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return shard
+
+
+def test_a_small_shard_declaring_millions_of_rows_is_not_loaded(two_runs, monkeypatch):
+    """A 1.8 MB shard of 2e8 rows of one value took `harness verify` to ~6 GB and a traceback
+    (found by the security QA): its row count, read from the footer alone, is more than the run's
+    stimuli, so it is named and never loaded."""
+    import pyarrow.parquet as pq
+
+    run = _run_dir(two_runs, "center-bias")
+    shard = _bomb(run, 3_000_000)
+    loaded = []
+    read_table = pq.read_table
+    monkeypatch.setattr(pq, "read_table", lambda f, **k: loaded.append(Path(f.name)) or read_table(f, **k))
+    r = _verify(two_runs)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert f"{shard.name}: damaged shard (it holds 3000000 rows, more than the 40 its run has room for)" in r.output
+    _readers_leave_it_out(two_runs, run, "3000000 rows")
+    with pytest.raises(HarnessError, match="3000000 rows"):
+        read_run(run).per_image()
+    assert shard not in loaded

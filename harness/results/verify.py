@@ -16,14 +16,14 @@ from typing import Any
 
 from ..errors import HarnessError
 from .files import sha256_file
-from .store import SHARD_RE, Run, foreign_shard, read_shard, run_id_for, settings_hash
+from .store import SHARD_RE, Run, foreign_shard, read_shard, row_limit, run_id_for, settings_hash
 from .summary import aggregate, metric_columns, mismatches, type_problems
 
 
-def shard_problems(path: Path, manifest_hashes: dict[str, str] | None,
-                   settings: dict[str, Any] | None = None) -> tuple[list[str], object]:
+def shard_problems(path: Path, manifest_hashes: dict[str, str] | None, settings: dict[str, Any] | None = None,
+                   max_rows: int | None = None) -> tuple[list[str], object]:
     """(problems, frame or None) of one shard file (with ``settings``: also whether it is a shard of
-    that run)."""
+    that run; with ``max_rows``: whether it holds no more rows than that)."""
     digest = sha256_file(path)
     named = SHARD_RE.match(path.name).group(2)
     if named is not None and not digest.startswith(named):
@@ -33,7 +33,7 @@ def shard_problems(path: Path, manifest_hashes: dict[str, str] | None,
     if settings and (foreign := foreign_shard(path, settings)) is not None:
         return [f"{path.name}: {foreign}"], None
     try:
-        return [], read_shard(path)
+        return [], read_shard(path, max_rows=row_limit(settings) if max_rows is None else max_rows)
     except HarnessError as exc:
         return [f"{path.name}: {str(exc).split(': ', 1)[-1]}"], None
 
@@ -57,11 +57,13 @@ def run_problems(run: Run) -> list[str]:
         recorded = None
     frames = []
     files = run.shard_files()
+    left = row_limit(settings)  # rows the run's stimuli leave room for, so all its shards together fit
     for path in files:
-        found, frame = shard_problems(path, recorded, settings)
+        found, frame = shard_problems(path, recorded, settings, max_rows=left)
         problems += found
         if frame is not None:
             frames.append(frame)
+            left -= len(frame)
     if run.finished and not recorded:
         # a finished run's manifest lists every shard's sha256 (and holds its provenance)
         problems.append("manifest.json: missing, unreadable or lists no shards (the run's provenance and its "

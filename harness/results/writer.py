@@ -23,7 +23,8 @@ import numpy as np
 
 from ..errors import DataError, HarnessError
 from .files import atomic_write_bytes, atomic_write_json, parquet_bytes, sha256_bytes, sha256_file
-from .store import SHARD_RE, SHARD_RUN_KEY, foreign_shard, read_run, read_shard, run_id_for, settings_hash, shard_files
+from .store import (SHARD_RE, SHARD_RUN_KEY, foreign_shard, read_run, read_shard, row_limit, run_id_for, settings_hash,
+                    shard_files)
 
 
 def _now() -> str:
@@ -274,7 +275,8 @@ class RunWriter(_RunFiles):
                 why = foreign
             else:
                 try:
-                    ids = read_shard(path)["stimulus_id"].astype(str).tolist()
+                    rows = read_shard(path, max_rows=row_limit(self.settings))
+                    ids = rows["stimulus_id"].astype(str).tolist()
                 except HarnessError as exc:
                     why = str(exc).split(": ", 1)[-1]
                 else:
