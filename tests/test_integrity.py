@@ -1063,3 +1063,18 @@ def test_a_small_shard_declaring_millions_of_rows_is_not_loaded(two_runs, monkey
     with pytest.raises(HarnessError, match="3000000 rows"):
         read_run(run).per_image()
     assert shard not in loaded
+
+
+@pytest.mark.parametrize("name", ["settings.json", "manifest.json", "summary.json"])
+@pytest.mark.parametrize("text", ["[" * 200000 + "]" * 200000, '{"a":' * 100000 + "1" + "}" * 100000, "[1, 2]"])
+def test_run_json_nested_too_deeply_is_one_line(two_runs, name, text):
+    """Deeply nested JSON made every reader stop with a RecursionError traceback (found by the
+    security QA)."""
+    run = _run_dir(two_runs, "center-bias")
+    (run / name).write_text(text)
+    r = _verify(two_runs)
+    assert r.exit_code == 1 and "Traceback" not in r.output and "unreadable run file" in r.output, r.output
+    assert f"FAIL {run} (unreadable)\n     - {name}: unreadable run file" in r.output
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(two_runs)])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    assert f"{run}: damaged run left out ({name}: unreadable run file" in r.output and "| uniform" in r.output

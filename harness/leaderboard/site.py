@@ -514,7 +514,7 @@ def saved_maps(run_dir: Path) -> tuple[dict[str, Path], str | None]:
         return maps, None
     try:
         index = json.loads(index_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return {}, f"maps/{MAPS_INDEX} is unreadable"
     if not isinstance(index, dict):
         return {}, f"maps/{MAPS_INDEX} is not a JSON object"

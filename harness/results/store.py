@@ -180,6 +180,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: unreadable run file ({type(exc).__name__}: {exc})") from exc
+    except RecursionError as exc:  # '[' * 200000: the parser's recursion, not a crash of the reader
+        raise DataError(f"{path}: unreadable run file (JSON nested too deeply)") from exc
     if not isinstance(data, dict):
         raise DataError(f"{path}: unreadable run file (a JSON object was expected)")
     return data

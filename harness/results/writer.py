@@ -106,7 +106,7 @@ def read_environment(run_dir: Path, set_aside: Callable[[Path, str], None] | Non
         if isinstance(recorded, dict):
             return recorded
         problem = "not an object"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         problem = type(exc).__name__
     if set_aside is not None:
         set_aside(path, f"unreadable ({problem}); the environment of the earlier sessions is no longer known")
@@ -239,7 +239,7 @@ class RunWriter(_RunFiles):
             if isinstance(sessions, list) and all(isinstance(s, str) for s in sessions):
                 return sessions
             problem = "not a list of start times"
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             problem = type(exc).__name__
         self._set_aside(path, f"unreadable ({problem}); the run's first start is no longer known")
         return []
