@@ -1078,3 +1078,57 @@ def test_run_json_nested_too_deeply_is_one_line(two_runs, name, text):
     r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(two_runs)])
     assert r.exit_code == 0 and "Traceback" not in r.output, r.output
     assert f"{run}: damaged run left out ({name}: unreadable run file" in r.output and "| uniform" in r.output
+
+
+def _sealed_with(run: Path, key: str, value) -> Path:
+    """``run`` with settings.json edited and every hash made to match it again (its shards' settings
+    hash, their names, the manifest, the folder name), as anyone can: the run id is no signature."""
+    import pyarrow.parquet as pq
+
+    from harness.results.files import parquet_bytes, sha256_bytes
+    from harness.results.store import SHARD_RUN_KEY, run_id_for, settings_hash
+    from harness.results.verify import MANIFEST_FROM_SETTINGS
+
+    settings = json.loads((run / "settings.json").read_text())
+    if "." in key:
+        settings[key.split(".")[0]][key.split(".")[1]] = value
+    else:
+        settings[key] = value
+    (run / "settings.json").write_text(json.dumps(settings))
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["shards"] = {}
+    for shard in sorted((run / "shards").glob("part-*.parquet")):
+        with open(shard, "rb") as f:
+            table = pq.read_table(f)
+        data = parquet_bytes(table.replace_schema_metadata({SHARD_RUN_KEY: settings_hash(settings).encode()}))
+        shard.unlink()
+        name = f"{shard.name[:13]}-{sha256_bytes(data)[:16]}.parquet"
+        (run / "shards" / name).write_bytes(data)
+        manifest["shards"][name] = sha256_bytes(data)
+    manifest["settings_sha256"] = settings_hash(settings)
+    manifest.update({k: settings[k] for k in MANIFEST_FROM_SETTINGS if k in settings})
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return run.rename(run.parent / run_id_for(settings))
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("metric_params", "oops", "settings.json: metric_params is 'oops', not a mapping"),
+    ("metric_params.sigma_deg", "abc", "settings.json: metric_params.sigma_deg is 'abc', not a number"),
+    ("seed", "abc", "settings.json: seed is 'abc', not a whole number >= 0"),
+    ("n_images", 10**9, "settings.json: n_images is 1000000000, not a count of stimuli (at most 1000000)"),
+    ("limit", -5, "settings.json: limit is -5, not a number of stimuli"),
+    ("dataset_fingerprint", "\x1b]52;c;aGk=\x07", r"settings.json: dataset_fingerprint is '\x1b]52;c;aGk=\x07', not a "
+                                                  "hexadecimal digest"),
+])
+def test_settings_of_the_wrong_type_are_caught(two_runs, tmp_path, key, value, expected):
+    """A run whose settings.json was edited and sealed again passed verify, then stopped `leaderboard
+    show --ci` and `build` (metric_params "oops": AttributeError) or `publish` (seed "abc":
+    ValueError) with a traceback (found by the security QA)."""
+    run = _sealed_with(_run_dir(two_runs, "center-bias"), key, value)
+    _readers_leave_it_out(two_runs, run, expected)
+    for command in (["leaderboard", "show", "--results", str(two_runs), "--ci", "--n-boot", "100"],
+                    ["leaderboard", "build", "--results", str(two_runs), "-o", str(tmp_path / "site"),
+                     "--data-dir", str(tmp_path / "no-data")],
+                    ["leaderboard", "publish", "--results", str(two_runs), "--to-folder", str(tmp_path / "pub")]):
+        r = CliRunner().invoke(main, command)
+        assert r.exit_code == 0 and f"{run}: damaged run left out" in r.output, r.output
