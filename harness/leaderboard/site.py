@@ -712,7 +712,9 @@ def _swap_into_place(tmp: Path, output: Path) -> None:
 def _stderr(line: str) -> None:
     import sys
 
-    print(line, file=sys.stderr)
+    from ..results.store import terminal_safe
+
+    print(terminal_safe(line), file=sys.stderr)  # warnings name runs' folders and files' values
 
 
 def write_site(rows: Sequence[dict[str, Any]], output: Path, *, runs: Sequence[Run] = (), data_dir: Path | None = None,

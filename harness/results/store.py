@@ -69,6 +69,18 @@ def settings_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+#: C0 controls, DEL and C1 controls: ESC ] 52 (clipboard write), ESC ] 8 (hyperlink), CSI sequences
+#: and BEL in a model name or file reached the terminal as they were
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_OR_BREAK = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str, one_line: bool = False) -> str:
+    """``text`` with every control character (but line breaks and tabs, unless ``one_line``) made
+    U+FFFD, so data printed on a terminal cannot drive it."""
+    return (_CONTROL_OR_BREAK if one_line else _CONTROL).sub("\ufffd", text)
+
+
 def id_slug(part: Any) -> str:
     """One ``__``-separated part of a run id: the text with every run of other characters than
     letters, digits, ``.``, ``_`` and ``-`` made one ``-``."""
@@ -198,7 +210,8 @@ def read_run(path: Path) -> Run:
 
 
 def _warn(path: Path, problem: str) -> None:
-    print(f"warning: {path}: damaged run left out ({problem}); `harness verify` tells more", file=sys.stderr)
+    print(terminal_safe(f"warning: {path}: damaged run left out ({problem}); `harness verify` tells more"),
+          file=sys.stderr)
 
 
 def run_dirs(results_dir: Path | str) -> list[Path]:
