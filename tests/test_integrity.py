@@ -1046,3 +1046,127 @@ def test_a_link_inside_a_run_folder_is_refused_before_anything_is_written_throug
         "command writes and deletes in it: remove the link")
     assert sorted(str(p.relative_to(outside)) for p in outside.rglob("*")) == before
     assert (outside / "candidates" / "precious.txt").read_text() == "keep me"
+
+
+# --------------------------------------------------------------------------------------------
+# hostile files (found by the security QA)
+
+
+def _bomb(run: Path, n_rows: int) -> Path:
+    """The run's shards replaced by one small file of ``n_rows`` rows of one repeated value, with
+    every hash the run records made to match (as `harness verify` checks them)."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from harness.results.store import SHARD_RUN_KEY, settings_hash
+
+    settings = json.loads((run / "settings.json").read_text())
+    zeros = pa.array(np.zeros(n_rows, np.int8))
+    table = pa.table({"stimulus_id": pa.DictionaryArray.from_arrays(zeros, pa.array(["1001"])),
+                      "status": pa.DictionaryArray.from_arrays(zeros, pa.array(["ok"])),
+                      "nss": pa.array(np.zeros(n_rows))})
+    table = table.replace_schema_metadata({SHARD_RUN_KEY: settings_hash(settings).encode()})
+    for old in (run / "shards").iterdir():
+        old.unlink()
+    with open(run / "bomb", "wb") as f:
+        pq.write_table(table, f, row_group_size=n_rows)
+    data = (run / "bomb").read_bytes()
+    (run / "bomb").unlink()
+    digest = hashlib.sha256(data).hexdigest()
+    shard = run / "shards" / f"part-00000000-{digest[:16]}.parquet"
+    shard.write_bytes(data)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["shards"] = {shard.name: digest}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return shard
+
+
+def test_a_small_shard_declaring_millions_of_rows_is_not_loaded(two_runs, monkeypatch):
+    """A 1.8 MB shard of 2e8 rows of one value took `harness verify` to ~6 GB and a traceback
+    (found by the security QA): its row count, read from the footer alone, is more than the run's
+    stimuli, so it is named and never loaded."""
+    import pyarrow.parquet as pq
+
+    run = _run_dir(two_runs, "center-bias")
+    shard = _bomb(run, 3_000_000)
+    loaded = []
+    read_table = pq.read_table
+    monkeypatch.setattr(pq, "read_table", lambda f, **k: loaded.append(Path(f.name)) or read_table(f, **k))
+    r = _verify(two_runs)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert f"{shard.name}: damaged shard (it holds 3000000 rows, more than the 40 its run has room for)" in r.output
+    _readers_leave_it_out(two_runs, run, "3000000 rows")
+    with pytest.raises(HarnessError, match="3000000 rows"):
+        read_run(run).per_image()
+    assert shard not in loaded
+
+
+@pytest.mark.parametrize("name", ["settings.json", "manifest.json", "summary.json"])
+@pytest.mark.parametrize("text", ["[" * 200000 + "]" * 200000, '{"a":' * 100000 + "1" + "}" * 100000, "[1, 2]"])
+def test_run_json_nested_too_deeply_is_one_line(two_runs, name, text):
+    """Deeply nested JSON made every reader stop with a RecursionError traceback (found by the
+    security QA)."""
+    run = _run_dir(two_runs, "center-bias")
+    (run / name).write_text(text)
+    r = _verify(two_runs)
+    assert r.exit_code == 1 and "Traceback" not in r.output and "unreadable run file" in r.output, r.output
+    assert f"FAIL {run} (unreadable)\n     - {name}: unreadable run file" in r.output
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(two_runs)])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    assert f"{run}: damaged run left out ({name}: unreadable run file" in r.output and "| uniform" in r.output
+
+
+def _sealed_with(run: Path, key: str, value) -> Path:
+    """``run`` with settings.json edited and every hash made to match it again (its shards' settings
+    hash, their names, the manifest, the folder name), as anyone can: the run id is no signature."""
+    import pyarrow.parquet as pq
+
+    from harness.results.files import parquet_bytes, sha256_bytes
+    from harness.results.store import SHARD_RUN_KEY, run_id_for, settings_hash
+    from harness.results.verify import MANIFEST_FROM_SETTINGS
+
+    settings = json.loads((run / "settings.json").read_text())
+    if "." in key:
+        settings[key.split(".")[0]][key.split(".")[1]] = value
+    else:
+        settings[key] = value
+    (run / "settings.json").write_text(json.dumps(settings))
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["shards"] = {}
+    for shard in sorted((run / "shards").glob("part-*.parquet")):
+        with open(shard, "rb") as f:
+            table = pq.read_table(f)
+        data = parquet_bytes(table.replace_schema_metadata({SHARD_RUN_KEY: settings_hash(settings).encode()}))
+        shard.unlink()
+        name = f"{shard.name[:13]}-{sha256_bytes(data)[:16]}.parquet"
+        (run / "shards" / name).write_bytes(data)
+        manifest["shards"][name] = sha256_bytes(data)
+    manifest["settings_sha256"] = settings_hash(settings)
+    manifest.update({k: settings[k] for k in MANIFEST_FROM_SETTINGS if k in settings})
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return run.rename(run.parent / run_id_for(settings))
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("metric_params", "oops", "settings.json: metric_params is 'oops', not a mapping"),
+    ("metric_params.sigma_deg", "abc", "settings.json: metric_params.sigma_deg is 'abc', not a number"),
+    ("seed", "abc", "settings.json: seed is 'abc', not a whole number >= 0"),
+    ("n_images", 10**9, "settings.json: n_images is 1000000000, not a count of stimuli (at most 1000000)"),
+    ("limit", -5, "settings.json: limit is -5, not a number of stimuli"),
+    ("dataset_fingerprint", "\x1b]52;c;aGk=\x07", r"settings.json: dataset_fingerprint is '\x1b]52;c;aGk=\x07', not a "
+                                                  "hexadecimal digest"),
+])
+def test_settings_of_the_wrong_type_are_caught(two_runs, tmp_path, key, value, expected):
+    """A run whose settings.json was edited and sealed again passed verify, then stopped `leaderboard
+    show --ci` and `build` (metric_params "oops": AttributeError) or `publish` (seed "abc":
+    ValueError) with a traceback (found by the security QA)."""
+    run = _sealed_with(_run_dir(two_runs, "center-bias"), key, value)
+    _readers_leave_it_out(two_runs, run, expected)
+    for command in (["leaderboard", "show", "--results", str(two_runs), "--ci", "--n-boot", "100"],
+                    ["leaderboard", "build", "--results", str(two_runs), "-o", str(tmp_path / "site"),
+                     "--data-dir", str(tmp_path / "no-data")],
+                    ["leaderboard", "publish", "--results", str(two_runs), "--to-folder", str(tmp_path / "pub")]):
+        r = CliRunner().invoke(main, command)
+        assert r.exit_code == 0 and f"{run}: damaged run left out" in r.output, r.output

@@ -437,3 +437,37 @@ def test_csv_tells_apart_the_rows_the_human_formats_label(tmp_path):
     assert list(rows["net"])[:17] == ["model", "kind", "attention", "dataset", "task", "scoring", "metric_profile",
                                       "n_images", "n_failed", "n_degenerate", "sigma_deg", "sigma_px",
                                       "dataset_fingerprint", "task_version", "task_params", "seed", "run_id"]
+
+
+CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def test_control_characters_of_names_never_reach_the_terminal(tmp_path):
+    """A model named with ESC ] 52 (a clipboard write) or ESC ] 8 (a hyperlink) passed unchanged
+    through `show --format plain` and csv, ESC and BEL through github and markdown, and a build
+    warning printed a file's value as it was (found by the security QA)."""
+    from harness.leaderboard.publish import publish_to_folder
+
+    runs = tmp_path / "runs"
+    clip = "m\x1b]52;c;ZWNobyBwd25lZA==\x07"
+    link = "\x1b]8;;https://evil.test\x1b\\click\x1b]8;;\x1b\\\x9b31m"
+    write_run(runs, model=clip, metrics={"nss": 1.0}, attention=link)
+    write_run(runs, model="center-bias", kind="baseline", attention="prior", metrics={"nss": 0.5},
+              metric_params={"sigma_deg": 2.0, "sigma_px": 48.0})
+    folder = tmp_path / "pub"
+    publish_to_folder(runs, folder)
+    for source in (["--results", str(runs)], ["--from", str(folder)]):
+        for fmt in ("github", "markdown", "plain", "csv", "html"):
+            r = CliRunner().invoke(main, ["leaderboard", "show", *source, "--format", fmt])
+            assert r.exit_code == 0, r.output
+            assert not CONTROL.search(r.output) and "52;c;ZWNobyBwd25lZA==" in r.output, (fmt, r.output)
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--results", str(runs), "--format", "csv"])
+    assert list(csv.reader(io.StringIO(r.output)))[1][0] == "m\ufffd]52;c;ZWNobyBwd25lZA==\ufffd"
+    # a folder name is data too: it is in every line that names a damaged run
+    bad = runs / "x\x1b]52;c;aGk=\x07"
+    next(runs.iterdir()).rename(bad)
+    for command in (["leaderboard", "show", "--results", str(runs)], ["verify", str(runs)],
+                    ["leaderboard", "build", "--results", str(runs), "-o", str(tmp_path / "site"),
+                     "--data-dir", str(tmp_path / "no-data")]):
+        r = CliRunner().invoke(main, command)
+        assert "x\ufffd]52;c;aGk=\ufffd" in r.output and not CONTROL.search(r.output), r.output

@@ -993,3 +993,38 @@ def test_space_card_links_the_data_on_the_endpoint_it_was_published_to(hub, tmp_
     assert r.exit_code == 0, r.output
     card = hub.files("space", "gaze-org/page")["README.md"].decode()
     assert f"The data: {ENDPOINT}/datasets/{REPO}\n" in card and "huggingface.co" not in card
+
+
+@pytest.mark.parametrize("column, value, why", [
+    ("metric_directions", "not json", "not JSON, or nested too deeply"),
+    ("metric_directions", "[1,2]", "not a JSON object"),
+    ("metric_directions", '{"nss": 5}', "a direction that is not 'higher' or 'lower'"),
+    ("nonfinite", "not json", "not JSON, or nested too deeply"),
+    ("settings", "[" * 100000, "not JSON, or nested too deeply"),
+    ("settings", '{"metric_params": 5}', "its metric_params is not an object"),
+    ("run_id", None, "None, not a run id"),
+    ("n_images", "lots", "'lots', not a count"),
+])
+def test_a_published_column_that_is_not_the_schemas_is_one_line(tmp_path, column, value, why):
+    """Hostile JSON columns of a published leaderboard gave JSONDecodeError, TypeError, RecursionError
+    and AttributeError tracebacks in `show --from` and in a publish merging into the folder (found by
+    the security QA): the file, column and row are named, and no row of it is used."""
+    runs, other = tmp_path / "runs", tmp_path / "other"
+    write_run(runs, model="m", metrics={"nss": 1.0})
+    write_run(other, model="n", metrics={"nss": 2.0})
+    folder = tmp_path / "pub"
+    pub.publish_to_folder(runs, folder)
+    path = folder / LEADERBOARD_FILE
+    table = pq.read_table(path)
+    values = pa.array([value] * table.num_rows)
+    table = table.set_column(table.column_names.index(column), column, values)
+    pq.write_table(table, path)
+    before = path.read_bytes()
+    expected = (f"Error: {path}: column {column} of row 1 is not what a gaze-harness leaderboard holds ({why}); "
+                "repair or remove the file")
+    for fmt in ("github", "plain", "csv"):
+        r = CliRunner().invoke(main, ["leaderboard", "show", "--from", str(folder), "--format", fmt])
+        assert r.exit_code == 1 and r.output.strip() == expected, r.output
+    r = publish_cli("--results", str(other), "--to-folder", str(folder))
+    assert r.exit_code == 1 and r.output.strip() == expected, r.output
+    assert path.read_bytes() == before

@@ -22,6 +22,7 @@ def verify(results: Path, as_json: bool) -> None:
     RESULTS may be a results folder or one run folder."""
     from ..errors import HarnessError
     from ..results import read_run, run_dirs
+    from ..results.store import terminal_safe
     from ..results.verify import run_problems
 
     paths = [results] if (results / "settings.json").is_file() else run_dirs(results)
@@ -42,9 +43,9 @@ def verify(results: Path, as_json: bool) -> None:
     else:
         for r in report:
             mark = "ok  " if r["ok"] else "FAIL"
-            click.echo(f"{mark} {r['run']} ({r['state']})")
+            click.echo(terminal_safe(f"{mark} {r['run']} ({r['state']})"))  # folder names are data too
             for p in r["problems"]:
-                click.echo(f"     - {p}")
+                click.echo(terminal_safe(f"     - {p}", one_line=True))
         good = len(report) - len(bad)
         click.echo(f"{good} of {len(report)} {'run holds' if len(report) == 1 else 'runs hold'} together"
                    + (f"; {len(bad)} {'does' if len(bad) == 1 else 'do'} not" if bad else ""))

@@ -278,6 +278,64 @@ def table_to_rows(table) -> list[dict[str, Any]]:
     return [{k: _clean(v) for k, v in r.items()} for r in rows]
 
 
+_TEXT_COLUMNS = ("model", "attention", "dataset", "task", "kind", "metric_profile", "scoring")
+_COUNT_COLUMNS = ("n_images", "n_failed", "n_degenerate")
+
+
+def _json_object(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """(the object a JSON column holds, None) or (None, why it holds none); empty is {}."""
+    if raw is None or raw == "":
+        return {}, None
+    if not isinstance(raw, str):
+        return None, f"a {type(raw).__name__}, not JSON text"
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None, "not JSON, or nested too deeply"
+    return (value, None) if isinstance(value, dict) else (None, "not a JSON object")
+
+
+def _row_problem(row: dict[str, Any]) -> tuple[str, str] | None:
+    """(column, why) for the first column of a published row that is not what the schema says."""
+    if not isinstance(row.get("run_id"), str) or not row["run_id"]:
+        return "run_id", f"{row.get('run_id')!r}, not a run id"
+    for key in _TEXT_COLUMNS:
+        if row.get(key) is not None and not isinstance(row[key], str):
+            return key, f"{row[key]!r}, not a text"
+    for key in _COUNT_COLUMNS:
+        value = row.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            return key, f"{value!r}, not a count"
+    for key in JSON_COLUMNS:
+        value, why = _json_object(row.get(key))
+        if why is not None:
+            return key, why
+        if key == "metric_directions" and any(v not in ("higher", "lower") for v in value.values()):
+            return key, "a direction that is not 'higher' or 'lower'"
+        if key == "nonfinite" and any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in value.values()):
+            return key, "a number of stimuli that is not a whole number >= 0"
+        if key == "settings":
+            for name in ("metric_params", "task_params"):
+                if value.get(name) is not None and not isinstance(value[name], dict):
+                    return key, f"its {name} is not an object"
+    return None
+
+
+def check_rows(rows: Sequence[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    """``rows`` of the published leaderboard ``where``, or one line naming the file, the column and
+    the row that is not what the schema says: the file was edited or damaged, and a publish merging
+    into it would carry the damage on, so no row of it is used."""
+    from ..errors import HarnessError
+
+    for n, row in enumerate(rows, 1):
+        found = _row_problem(row)
+        if found is not None:
+            column, why = found
+            raise HarnessError(f"{where}: column {column} of row {n} is not what a gaze-harness leaderboard holds "
+                               f"({why}); repair or remove the file")
+    return list(rows)
+
+
 def per_image_table(runs: Iterable[Run], existing=None, replace_ids: Iterable[str] = (), clean=None,
                     public_id=None, known: dict[str, dict[str, Any]] | None = None):
     """Per-image rows of ``runs`` (one row per stimulus per run), merged with ``existing`` rows of

@@ -392,11 +392,12 @@ def public_row(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def merged_tree(runs: Sequence[Run], existing_board, existing_per_image, repo: str | None,
-                primary: str | None) -> tuple[dict[str, bytes], list[dict[str, Any]], int]:
+def merged_tree(runs: Sequence[Run], existing_board, existing_per_image, repo: str | None, primary: str | None,
+                board_name: str = LEADERBOARD_FILE) -> tuple[dict[str, bytes], list[dict[str, Any]], int]:
     local = hub_table.rows_from_runs(runs)
     new_rows = [public_row(r) for r in local]
-    old_rows = hub_table.table_to_rows(existing_board) if existing_board is not None else []
+    old_rows = (hub_table.check_rows(hub_table.table_to_rows(existing_board), board_name)
+                if existing_board is not None else [])
     # a run an earlier version published under its local id (the slug of an hf: folder's path) is
     # the same run: replaced, not kept beside its public id as a second latest row
     renamed = {r["run_id"] for r in local} - {r["run_id"] for r in new_rows}
@@ -432,7 +433,7 @@ def publish_to_folder(results_dir: Path | str, folder: Path | str, *, repo: str 
                            "folder, or one written by publish --to-folder")
     board = _read_parquet(folder / LEADERBOARD_FILE, "leaderboard")
     per_image = _read_parquet(folder / PER_IMAGE_FILE, "per-image")
-    files, rows, n_new = merged_tree(runs, board, per_image, repo, primary)
+    files, rows, n_new = merged_tree(runs, board, per_image, repo, primary, str(folder / LEADERBOARD_FILE))
     for path in (LEADERBOARD_FILE, PER_IMAGE_FILE, "README.md"):  # the card last: it describes the data
         atomic_write_bytes(folder / path, files[path])
     return PublishResult(repo=repo, files=sorted(files), n_new=n_new, n_rows=len(rows), folder=folder)
@@ -528,7 +529,8 @@ def _publish(runs: Sequence[Run], repo: str, *, space, private, primary, data_di
         per_image = _read_parquet(_hub_call(f"downloading {PER_IMAGE_FILE} of {repo}", _download, api_kwargs,
                                             repo, PER_IMAGE_FILE, parent, tmp), "per-image",
                                   f"{PER_IMAGE_FILE} of dataset repo {repo} (commit {parent})")
-        files, rows, n_new = merged_tree(runs, board, per_image, repo, primary)
+        files, rows, n_new = merged_tree(runs, board, per_image, repo, primary,
+                                         f"{LEADERBOARD_FILE} of dataset repo {repo} (commit {parent})")
         operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=data) for p, data in sorted(files.items())]
         message = f"Publish {n_new} run(s) with gaze-harness ({len(rows)} rows in the leaderboard)"
         info = _hub_call(f"committing to dataset repo {repo}", api.create_commit, repo, operations,
@@ -596,7 +598,8 @@ def load_published(source: str | Path) -> list[dict[str, Any]]:
                          published="", access="read")
         if file is None:
             raise HarnessError(f"dataset repo {repo} has no {LEADERBOARD_FILE}: nothing was published there")
-        return hub_table.table_to_rows(_read_parquet(file, "leaderboard", f"{LEADERBOARD_FILE} of dataset repo {repo}"))
+        name = f"{LEADERBOARD_FILE} of dataset repo {repo}"
+        return hub_table.check_rows(hub_table.table_to_rows(_read_parquet(file, "leaderboard", name)), name)
 
 
 def _leaderboard_rows(table, where: str) -> list[dict[str, Any]]:
@@ -606,7 +609,7 @@ def _leaderboard_rows(table, where: str) -> list[dict[str, Any]]:
     if missing:
         raise HarnessError(f"{where} is not a gaze-harness leaderboard (no {', '.join(missing[:4])}"
                            f"{', ...' if len(missing) > 4 else ''} column)")
-    return hub_table.table_to_rows(table)
+    return hub_table.check_rows(hub_table.table_to_rows(table), where)
 
 
 def render_published(source: str | Path, fmt: str = "github", primary: str | None = None,

@@ -514,7 +514,7 @@ def saved_maps(run_dir: Path) -> tuple[dict[str, Path], str | None]:
         return maps, None
     try:
         index = json.loads(index_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return {}, f"maps/{MAPS_INDEX} is unreadable"
     if not isinstance(index, dict):
         return {}, f"maps/{MAPS_INDEX} is not a JSON object"
@@ -712,7 +712,9 @@ def _swap_into_place(tmp: Path, output: Path) -> None:
 def _stderr(line: str) -> None:
     import sys
 
-    print(line, file=sys.stderr)
+    from ..results.store import terminal_safe
+
+    print(terminal_safe(line), file=sys.stderr)  # warnings name runs' folders and files' values
 
 
 def write_site(rows: Sequence[dict[str, Any]], output: Path, *, runs: Sequence[Run] = (), data_dir: Path | None = None,

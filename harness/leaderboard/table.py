@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from ..errors import HarnessError
 from ..results import Run
+from ..results.store import terminal_safe
 from . import hub_table
 
 KIND_ORDER = {"ceiling": 0, "proxy": 1, "model": 1, "baseline": 2}
@@ -131,6 +132,10 @@ def ceiling_normalised(rows: list[dict[str, Any]], metric_cols: list[str]) -> li
     return out
 
 
+def _printable(value: Any) -> Any:
+    return terminal_safe(value, one_line=True) if isinstance(value, str) else value
+
+
 def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: str | None = None, escape=None,
                 width: int | None = None, stats=None, normalise: bool = False, _in_title: bool = False) -> str:
     """Flat leaderboard rows as a table; ``escape`` makes text cells safe for the target (Markdown).
@@ -147,6 +152,14 @@ def render_rows(rows: Sequence[dict[str, Any]], fmt: str = "github", primary: st
     bootstrap interval to its cell (``0.6730 [0.667, 0.679]``; csv: ``<metric>_lo``/``<metric>_hi``
     columns), marks the primary cells that are not significantly different from the model above
     (``†``) or from centre-bias (``‡``), and explains both under the table (csv: p-value columns)."""
+    # every format, csv included, reaches a terminal: the names and texts of rows from run folders or a
+    # published file are data, shown without their control characters (run_id: the key of ``stats``)
+    rows = [{_printable(k): v if k == "run_id" else _printable(v) for k, v in r.items()} for r in rows]
+    return terminal_safe(_render_rows(rows, fmt, primary, escape, width, stats, normalise, _in_title))
+
+
+def _render_rows(rows: Sequence[dict[str, Any]], fmt: str, primary: str | None, escape, width: int | None, stats,
+                 normalise: bool, _in_title: bool) -> str:
     from tabulate import tabulate
 
     if fmt not in FORMATS:
@@ -551,6 +564,12 @@ def render_table(runs: Sequence[Run], fmt: str = "github", primary: str | None =
     """The table of local runs (``harness leaderboard show``, the end of ``harness eval``); ``ci``
     adds bootstrap intervals and significance marks (:func:`.significance.table_statistics`, with
     ``n_boot`` resamples and ``seed``, 10,000 and 0 by default), computed from the runs' per-image rows."""
+    # the titles of the tables name a scoring and a metric profile from the runs' summaries
+    return terminal_safe(_render_table(runs, fmt, primary, width, ci, n_boot, seed, normalise, _in_title))
+
+
+def _render_table(runs: Sequence[Run], fmt: str, primary: str | None, width: int | None, ci: bool,
+                  n_boot: int | None, seed: int | None, normalise: bool, _in_title: bool) -> str:
     rows = hub_table.rows_from_runs(runs)
     groups = _by_scoring([r for r in runs if r.finished], lambda r: hub_table.scoring_of(r.summary))
     if ci and len(groups) > 1 and fmt != "csv":  # intervals and tests within one scoring

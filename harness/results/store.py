@@ -69,6 +69,18 @@ def settings_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+#: C0 controls, DEL and C1 controls: ESC ] 52 (clipboard write), ESC ] 8 (hyperlink), CSI sequences
+#: and BEL in a model name or file reached the terminal as they were
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_OR_BREAK = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str, one_line: bool = False) -> str:
+    """``text`` with every control character (but line breaks and tabs, unless ``one_line``) made
+    U+FFFD, so data printed on a terminal cannot drive it."""
+    return (_CONTROL_OR_BREAK if one_line else _CONTROL).sub("\ufffd", text)
+
+
 def id_slug(part: Any) -> str:
     """One ``__``-separated part of a run id: the text with every run of other characters than
     letters, digits, ``.``, ``_`` and ``-`` made one ``-``."""
@@ -108,7 +120,10 @@ class Run:
 
         from .summary import canonical_order
 
-        frames = [read_shard(f) for f in self.shard_files()]
+        frames, left = [], row_limit(self.settings)
+        for f in self.shard_files():
+            frames.append(read_shard(f, max_rows=left))
+            left -= len(frames[-1])
         if not frames:
             return pd.DataFrame()
         return canonical_order(pd.concat(frames, ignore_index=True))
@@ -121,17 +136,50 @@ def shard_files(run_dir: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if SHARD_RE.match(p.name))
 
 
-def read_shard(path: Path):
-    """One shard as a DataFrame; a truncated or garbled file is one line naming it."""
+#: the most stimuli a run may have: more than any dataset holds, few enough to read (a run whose
+#: settings say more is damaged; a shard with more rows is never loaded)
+MAX_RUN_ROWS = 1_000_000
+
+
+def row_limit(settings: dict[str, Any] | None) -> int:
+    """The most rows the shards of the run of ``settings`` may hold together: its ``n_images``."""
+    n = (settings or {}).get("n_images")
+    return n if isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_RUN_ROWS else MAX_RUN_ROWS
+
+
+def _footer_problem(f, max_rows: int) -> str | None:
+    """Why the shard whose footer ``f`` holds must not be loaded: the footer is read alone, so a
+    small file that declares 2e8 rows of one repeated value is refused before it takes the memory."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(f).metadata
+    groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+    rows = max(meta.num_rows, sum(g.num_rows for g in groups))
+    if rows > max_rows:
+        return f"it holds {rows} rows, more than the {max_rows} its run has room for"
+    # shard columns are flat, one value a row: a list column could hide any number of values in a row
+    if any(g.column(i).num_values > g.num_rows for g in groups for i in range(g.num_columns)):
+        return "a column holds more values than the shard has rows"
+    return None
+
+
+def read_shard(path: Path, max_rows: int = MAX_RUN_ROWS):
+    """One shard as a DataFrame; a truncated or garbled file, or one with more than ``max_rows``
+    rows, is one line naming it."""
     import pyarrow.parquet as pq
 
     try:
         # a file object: given the path './~/runs/...' as '~/runs/...', pyarrow read the home folder's
         # (every shard of an `eval -o '~/runs'` was then 'damaged'; found by QA)
         with open(path, "rb") as f:
-            frame = pq.read_table(f).to_pandas()
+            too_big = _footer_problem(f, max(max_rows, 0))
+            if too_big is None:
+                f.seek(0)
+                frame = pq.read_table(f).to_pandas()
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise DataError(f"{path}: damaged shard ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from exc
+    if too_big is not None:
+        raise DataError(f"{path}: damaged shard ({too_big})")
     if "stimulus_id" not in frame.columns or "status" not in frame.columns:
         raise DataError(f"{path}: damaged shard (no stimulus_id/status columns)")
     return frame
@@ -144,6 +192,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: unreadable run file ({type(exc).__name__}: {exc})") from exc
+    except RecursionError as exc:  # '[' * 200000: the parser's recursion, not a crash of the reader
+        raise DataError(f"{path}: unreadable run file (JSON nested too deeply)") from exc
     if not isinstance(data, dict):
         raise DataError(f"{path}: unreadable run file (a JSON object was expected)")
     return data
@@ -160,7 +210,8 @@ def read_run(path: Path) -> Run:
 
 
 def _warn(path: Path, problem: str) -> None:
-    print(f"warning: {path}: damaged run left out ({problem}); `harness verify` tells more", file=sys.stderr)
+    print(terminal_safe(f"warning: {path}: damaged run left out ({problem}); `harness verify` tells more"),
+          file=sys.stderr)
 
 
 def run_dirs(results_dir: Path | str) -> list[Path]:

@@ -11,19 +11,20 @@ degenerate maps, non-finite values and every metric mean, recomputed). Dataset-l
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from ..errors import HarnessError
 from .files import sha256_file
-from .store import SHARD_RE, Run, foreign_shard, read_shard, run_id_for, settings_hash
+from .store import MAX_RUN_ROWS, SHARD_RE, Run, foreign_shard, read_shard, row_limit, run_id_for, settings_hash
 from .summary import aggregate, metric_columns, mismatches, type_problems
 
 
-def shard_problems(path: Path, manifest_hashes: dict[str, str] | None,
-                   settings: dict[str, Any] | None = None) -> tuple[list[str], object]:
+def shard_problems(path: Path, manifest_hashes: dict[str, str] | None, settings: dict[str, Any] | None = None,
+                   max_rows: int | None = None) -> tuple[list[str], object]:
     """(problems, frame or None) of one shard file (with ``settings``: also whether it is a shard of
-    that run)."""
+    that run; with ``max_rows``: whether it holds no more rows than that)."""
     digest = sha256_file(path)
     named = SHARD_RE.match(path.name).group(2)
     if named is not None and not digest.startswith(named):
@@ -33,7 +34,7 @@ def shard_problems(path: Path, manifest_hashes: dict[str, str] | None,
     if settings and (foreign := foreign_shard(path, settings)) is not None:
         return [f"{path.name}: {foreign}"], None
     try:
-        return [], read_shard(path)
+        return [], read_shard(path, max_rows=row_limit(settings) if max_rows is None else max_rows)
     except HarnessError as exc:
         return [f"{path.name}: {str(exc).split(': ', 1)[-1]}"], None
 
@@ -46,6 +47,7 @@ def run_problems(run: Run) -> list[str]:
     settings, manifest, summary = run.settings, run.manifest, run.summary
     if not settings:
         return ["settings.json is missing or empty"]
+    problems += [f"settings.json: {p}" for p in settings_type_problems(settings)]
     try:
         if run_id_for(settings) != run.path.name:
             problems.append(f"settings.json (sha256 {settings_hash(settings)[:12]}) does not match the folder name")
@@ -57,11 +59,13 @@ def run_problems(run: Run) -> list[str]:
         recorded = None
     frames = []
     files = run.shard_files()
+    left = row_limit(settings)  # rows the run's stimuli leave room for, so all its shards together fit
     for path in files:
-        found, frame = shard_problems(path, recorded, settings)
+        found, frame = shard_problems(path, recorded, settings, max_rows=left)
         problems += found
         if frame is not None:
             frames.append(frame)
+            left -= len(frame)
     if run.finished and not recorded:
         # a finished run's manifest lists every shard's sha256 (and holds its provenance)
         problems.append("manifest.json: missing, unreadable or lists no shards (the run's provenance and its "
@@ -113,6 +117,55 @@ def run_problems(run: Run) -> list[str]:
     recomputed = aggregate(frame, names + extra)
     problems += [f"summary.json: {p}" for p in mismatches(summary, recomputed)]
     return problems
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)  # repr: control characters of an edited file are shown escaped
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _count(value: Any, least: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and least <= value <= MAX_RUN_ROWS
+
+
+def settings_type_problems(settings: dict[str, Any]) -> list[str]:
+    """The fields of a run's settings that readers use, where they do not have the type the harness
+    writes: settings.json is hashed into the folder name, so an edit of it can be sealed again, and
+    a run that passed verify with metric_params "oops" or seed "abc" stopped the readers with a
+    traceback."""
+    out = []
+    for key in ("model", "dataset", "task", "attention", "kind", "metric_profile", "scoring"):
+        if key in settings and not isinstance(settings[key], str):
+            out.append(f"{key} is {_shown(settings[key])}, not a text")
+    if "n_images" in settings and not _count(settings["n_images"]):
+        out.append(f"n_images is {_shown(settings['n_images'])}, not a count of stimuli (at most {MAX_RUN_ROWS})")
+    if settings.get("limit") is not None and not _count(settings["limit"], 1):
+        out.append(f"limit is {_shown(settings['limit'])}, not a number of stimuli")
+    if settings.get("batch_size") is not None and not _count(settings["batch_size"], 1):
+        out.append(f"batch_size is {_shown(settings['batch_size'])}, not a whole number >= 1")
+    seed = settings.get("seed")
+    if "seed" in settings and not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63):
+        out.append(f"seed is {_shown(seed)}, not a whole number >= 0")
+    fingerprint = settings.get("dataset_fingerprint")
+    if fingerprint is not None and not (isinstance(fingerprint, str) and re.fullmatch(r"[0-9a-f]{1,128}", fingerprint)):
+        out.append(f"dataset_fingerprint is {_shown(fingerprint)}, not a hexadecimal digest")
+    params = settings.get("metric_params")
+    if params is not None:
+        if not isinstance(params, dict):
+            out.append(f"metric_params is {_shown(params)}, not a mapping")
+        else:
+            for name, value in params.items():
+                want = {"sigma_per_stimulus": (dict, "a mapping"), "ig_baseline": (str, "a text")}.get(name)
+                if not (isinstance(value, want[0]) if want else value is None or _number(value)):
+                    out.append(f"metric_params.{name} is {_shown(value)}, not {want[1] if want else 'a number'}")
+    for key in ("task_params", "stimuli", "model_provenance"):
+        if settings.get(key) is not None and not isinstance(settings[key], dict):
+            out.append(f"{key} is {_shown(settings[key])}, not a mapping")
+    return out
 
 
 #: what a manifest copies from settings.json when the run finishes (harness.evaluation.record.manifest)

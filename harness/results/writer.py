@@ -23,7 +23,8 @@ import numpy as np
 
 from ..errors import DataError, HarnessError
 from .files import atomic_write_bytes, atomic_write_json, parquet_bytes, sha256_bytes, sha256_file
-from .store import SHARD_RE, SHARD_RUN_KEY, foreign_shard, read_run, read_shard, run_id_for, settings_hash, shard_files
+from .store import (SHARD_RE, SHARD_RUN_KEY, foreign_shard, read_run, read_shard, row_limit, run_id_for, settings_hash,
+                    shard_files)
 
 
 def _now() -> str:
@@ -105,7 +106,7 @@ def read_environment(run_dir: Path, set_aside: Callable[[Path, str], None] | Non
         if isinstance(recorded, dict):
             return recorded
         problem = "not an object"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         problem = type(exc).__name__
     if set_aside is not None:
         set_aside(path, f"unreadable ({problem}); the environment of the earlier sessions is no longer known")
@@ -253,7 +254,7 @@ class RunWriter(_RunFiles):
             if isinstance(sessions, list) and all(isinstance(s, str) for s in sessions):
                 return sessions
             problem = "not a list of start times"
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             problem = type(exc).__name__
         self._set_aside(path, f"unreadable ({problem}); the run's first start is no longer known")
         return []
@@ -289,7 +290,8 @@ class RunWriter(_RunFiles):
                 why = foreign
             else:
                 try:
-                    ids = read_shard(path)["stimulus_id"].astype(str).tolist()
+                    rows = read_shard(path, max_rows=row_limit(self.settings))
+                    ids = rows["stimulus_id"].astype(str).tolist()
                 except HarnessError as exc:
                     why = str(exc).split(": ", 1)[-1]
                 else:
