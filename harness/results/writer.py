@@ -219,13 +219,13 @@ class RunWriter(_RunFiles):
     def _open(self) -> None:
         from ..data.download import remove_leftovers
 
-        _no_links_inside(self.dir)
-
         # the hidden temporary files of atomic writes a killed session left (SIGKILL, out of
         # memory): this process holds the lock and no rank has started, so none is being written
+        # (a link among them is removed, never followed)
         left = remove_leftovers(self.dir, lambda name: name.startswith(".") and name.endswith(".tmp"), recursive=True)
         if left:
             self.note(f"{self.dir.name}: removed {left} temporary file(s) an interrupted session left")
+        _no_links_inside(self.dir)
         try:
             existing = read_run(self.dir)
         except DataError as exc:
