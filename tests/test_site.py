@@ -636,3 +636,59 @@ def test_the_before_after_section_names_models_as_the_rows_do(tmp_path, monkeypa
     assert entry["base"] == public_text("hf:/home/alice/secret/checkpoint-500")
     assert entry["aligned"] == public_text("hf:/home/alice/secret/aligned")
     assert "alice" not in json.dumps(entry) and "secret" not in json.dumps(entry)
+
+
+def test_a_linked_maps_folder_is_not_read_and_older_runs_show_their_own_stimuli_only(tmp_path, monkeypatch):
+    """A run whose maps/ is a link to another folder had that folder's .npy files published as its
+    examples (verify said ok); a run without index.json had every maps/*.npy taken, whatever its
+    name (found by the security QA). Now the link is not followed (one warning line naming the run,
+    its examples left off) and an older run's maps are only those named for its own stimuli."""
+    from harness.results.examples import keep_examples
+
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    outside = tmp_path / "private"
+    donor = write_run(outside, model="donor", dataset="no-such-dataset", metrics={"nss": 1.0},
+                      maps={"1001": _half_map("left")})
+    linked = write_run(tmp_path / "runs", model="linked", dataset="no-such-dataset", metrics={"nss": 1.0})
+    (linked / "maps").symlink_to(donor / "maps", target_is_directory=True)
+    index_linked = write_run(tmp_path / "runs", model="index-linked", dataset="no-such-dataset",
+                             metrics={"nss": 1.0}, maps={"1001": _half_map("left")})
+    (index_linked / "maps" / "index.json").unlink()
+    (index_linked / "maps" / "index.json").symlink_to(donor / "maps" / "index.json")
+    old = write_run(tmp_path / "runs", model="old", dataset="no-such-dataset", metrics={"nss": 1.0},
+                    maps={"1001": _half_map("right")}, legacy_maps=True)
+    np.save(old / "maps" / "secret.npy", _half_map("left"))  # no stimulus of the run: not its map
+
+    warnings: list[str] = []
+    site = build_site(tmp_path / "runs", tmp_path / "site", n_examples=10, warn=warnings.append)
+    rows = {r["run_id"]: r for r in page_data(site)["rows"]}
+    assert rows[linked.name]["examples"] == [] and "maps/ is a link" in rows[linked.name]["examples_note"]
+    assert rows[index_linked.name]["examples"] == []
+    assert sorted(w for w in warnings if not w.startswith("warning: no-such-dataset:")) == sorted([
+        f"warning: {linked}: maps/ is a link to another folder (not followed); its example maps are left off the page",
+        f"warning: {index_linked}: maps/index.json is a link (not followed); its example maps are left off the page"])
+    assert [e["stimulus_id"] for e in rows[old.name]["examples"]] == ["1001"]
+    assert _hot_half(site.parent / rows[old.name]["examples"][0]["model"]) == "right"
+    assert len(list((site.parent / "assets" / "runs").iterdir())) == 1  # the old run's only
+
+    # harness eval finishing a run whose maps/candidates links elsewhere neither moves nor deletes
+    # the files there
+    import pandas as pd
+
+    run = tmp_path / "eval-run"
+    (run / "maps").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    from harness.ids import stimulus_filename
+    from harness.results.examples import save_candidate
+
+    save_candidate(tmp_path / "donor-run", "1001", np.zeros((4, 4), np.uint8))
+    (elsewhere / stimulus_filename("1001", ".npy")).write_bytes(
+        (tmp_path / "donor-run" / "maps" / "candidates" / stimulus_filename("1001", ".npy")).read_bytes())
+    (run / "maps" / "candidates").symlink_to(elsewhere, target_is_directory=True)
+    frame = pd.DataFrame({"stimulus_id": ["1001"], "status": ["ok"], "nss": [1.0]})
+    assert keep_examples(run, frame) == []
+    assert [p.name for p in elsewhere.iterdir()] == [stimulus_filename("1001", ".npy")]
+    assert not (run / "maps" / stimulus_filename("1001", ".png")).exists()
+

@@ -192,6 +192,8 @@ def keep_examples(run_dir: Path, frame, k: int = EXAMPLE_MAPS) -> list[str]:
 
     maps = Path(run_dir) / "maps"
     candidates = maps / CANDIDATES
+    if maps.is_symlink() or candidates.is_symlink():  # files elsewhere are not the run's to move or delete
+        return []
     order = ranked(frame)
     if not order and frame is not None and len(frame) and "stimulus_id" in frame.columns:
         # no NSS column (a metric set without it): the first scored stimuli, in order
