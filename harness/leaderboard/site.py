@@ -351,6 +351,28 @@ def _normalise(m):
     return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
 
 
+def _shrunk(smap):
+    """A map far larger than its overlay is drawn (a stimulus' full size, or a hostile 1 x 50 million
+    array) as the means of factor x factor blocks, still at least twice ``EXAMPLE_WIDTH`` on its
+    longest side, summed a few million values at a time: :func:`overlay` would otherwise hold it as
+    float64 twice over (a 50 MB file cost 1.2 GB)."""
+    import numpy as np
+
+    factor = max(smap.shape) // (2 * EXAMPLE_WIDTH)
+    if factor < 2:
+        return smap
+    if smap.dtype.kind == "f" and not np.isfinite(smap).all():  # as _normalise does, before a block takes it
+        smap = np.nan_to_num(smap, nan=0.0, posinf=0.0, neginf=0.0)
+    h, w = smap.shape
+    step = factor * max(1, (1 << 22) // (h * factor))  # whole blocks of columns, a few million values at a time
+    cols = np.concatenate([np.add.reduceat(smap[:, c:c + step].astype(np.float64), np.arange(0, min(step, w - c), factor),
+                                           axis=1) for c in range(0, w, step)], axis=1)
+    rows = np.arange(0, h, factor)
+    sums = np.add.reduceat(cols, rows, axis=0)
+    counts = np.outer(np.diff(np.append(rows, h)), np.diff(np.append(np.arange(0, w, factor), w)))
+    return (sums / counts).astype(np.float32)
+
+
 def overlay(image, heat, *, points=None):
     """The stimulus with ``heat`` (any scale, same aspect) blended on top; ``points`` (x, y arrays
     in stimulus pixels) drawn as dots. Returned at ``EXAMPLE_WIDTH`` pixels wide."""
@@ -558,7 +580,7 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
     stimuli :func:`harness.results.examples.describe` picks (best, median, worst by NSS, ...), each
     with its rank and its per-stimulus ``scores``."""
     from ..ids import safe_component
-    from ..results.examples import describe, read_map
+    from ..results.examples import MapFileError, check_map, describe, read_map
 
     frame = None
     if n > 0 and (run.path / "maps").is_dir():  # a run without maps needs no rows read
@@ -571,6 +593,15 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
     warnings: list[str] = []
     if problem is not None:  # said on the page; said on the terminal too, not only there
         warnings.append(f"warning: {run.path}: {problem}; its example maps are left off the page")
+    if n > 0:
+        for sid, path in list(maps.items()):
+            try:  # the header only: a small file that declares a huge map is refused before it is read
+                check_map(path)
+            except MapFileError as exc:
+                warnings.append(f"warning: {path}: {exc}; that example is left off the page")
+                del maps[sid]
+                if not maps and problem is None:
+                    problem = "its map files are not maps it could have written"
     if not maps or n <= 0:
         if problem is not None:
             note = f"This run's attention maps cannot be shown: {problem}."
@@ -598,7 +629,11 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
     run_dir = site / "assets" / "runs" / run_folder
     for pick in picked:
         sid = pick["stimulus_id"]
-        smap = read_map(maps[sid])
+        try:
+            smap = _shrunk(read_map(maps[sid]))
+        except MapFileError as exc:  # a header that passed, data that did not
+            warnings.append(f"warning: {maps[sid]}: {exc}; that example is left off the page")
+            continue
         k = len(items)
         item: dict[str, Any] = dict(pick)
         if ds is not None and sid in index:
@@ -622,7 +657,10 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
         else:
             from PIL import Image
 
-            image = Image.new("RGB", (smap.shape[1], smap.shape[0]), (128, 128, 128))
+            # grey at the width the overlay is drawn, not the map's (which may be a stimulus' full size)
+            h, w = smap.shape
+            scale = min(1.0, EXAMPLE_WIDTH / w)
+            image = Image.new("RGB", (max(1, round(w * scale)), max(1, round(h * scale))), (128, 128, 128))
         run_dir.mkdir(parents=True, exist_ok=True)
         rel = f"assets/runs/{run_folder}/{k:03d}-model.png"
         overlay(image, smap).save(site / rel)
