@@ -731,3 +731,57 @@ def test_density_kl_of_a_nan_attention_map_is_nan_not_uniform():
     zero = kl_from_maps(human, torch.zeros(2, 6, 6))  # all-zero still reads as uniform
     uniform = kl_from_maps(human, torch.ones(2, 6, 6))
     assert torch.allclose(zero, uniform)
+
+
+def _hand_made_checkpoint(folder: Path, **changes) -> Path:
+    """An align.json as harness align writes it (no weights: these are refused before any are read)."""
+    meta = {"format": "gaze-harness aligned model", "format_version": 1, "epochs_done": 1,
+            "settings": {"epochs": 1, "name": "x", "dataset": "osie", "dataset_fingerprint": "f0" * 32},
+            "files": {"weights": {"name": "weights-e001.pt", "sha256": "0" * 64},
+                      "state": {"name": "state-e001.pt", "sha256": "0" * 64}},
+            "split": {"seed": 0, "holdout": 0.2, "train": [], "held_out": []},
+            "base": {"model": "efficientnet-lite0", "provenance": {}}}
+    for key, value in changes.items():
+        *parents, last = key.split(".")
+        doc = meta
+        for p in parents:
+            doc = doc[p]
+        doc[last] = value
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "align.json").write_text(json.dumps(meta))
+    return folder
+
+
+def test_a_hostile_align_json_is_one_line_naming_the_field(tmp_path, monkeypatch):
+    """A base that is the folder itself recursed until RecursionError; a chain of folders each the
+    base of the next too; epochs_done "x" and epochs null were a ValueError and a TypeError; a
+    deeply nested align.json a RecursionError in the parser (found by the security QA)."""
+    monkeypatch.chdir(tmp_path)
+    al1 = _hand_made_checkpoint(tmp_path / "al1")
+    _hand_made_checkpoint(al1, **{"base.load_as": str(al1)})
+    _hand_made_checkpoint(tmp_path / "al2", **{"base.model": "./al2"})
+    for k in range(8):  # c0's base is c1, c1's is c2, ...
+        _hand_made_checkpoint(tmp_path / f"c{k}", **{"base.model": f"./c{k + 1}"})
+    _hand_made_checkpoint(tmp_path / "c8")
+    _hand_made_checkpoint(tmp_path / "loop-a", **{"base.model": "./loop-b"})
+    _hand_made_checkpoint(tmp_path / "loop-b", **{"base.model": "./loop-a"})
+    _hand_made_checkpoint(tmp_path / "done", epochs_done="x")
+    _hand_made_checkpoint(tmp_path / "epochs", **{"settings.epochs": None})
+    _hand_made_checkpoint(tmp_path / "nested", epochs_done=[[[1]]])
+    (tmp_path / "deep").mkdir()
+    (tmp_path / "deep" / "align.json").write_text("[" * 100_000 + "]" * 100_000)
+    expected = {
+        "al1": "field 'base.load_as' names the folder itself",
+        "al2": "field 'base.model' names the folder itself",
+        "c0": "field 'base.model' names an aligned model more than 4 aligned folders deep",
+        "loop-a": "field 'base.model' names an aligned folder whose base leads back to this one",
+        "done": "field 'epochs_done' must be a whole number of epochs (0 or more), not \"x\"",
+        "epochs": "field 'settings.epochs' must be a whole number of epochs (1 or more), not null",
+        "nested": "field 'epochs_done' must be a whole number of epochs (0 or more), not a JSON array",
+        "deep": "unreadable (nested too deeply",
+    }
+    for name, why in expected.items():
+        r = CliRunner().invoke(main, ["eval", "--model", f"./{name}", "--limit", "2", "-o", "x",
+                                      "--no-references", "--no-show"])
+        assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1, (name, r.output)
+        assert r.output.startswith("Error: ") and f"align.json: {why}" in r.output, (name, r.output)

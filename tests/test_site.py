@@ -636,3 +636,158 @@ def test_the_before_after_section_names_models_as_the_rows_do(tmp_path, monkeypa
     assert entry["base"] == public_text("hf:/home/alice/secret/checkpoint-500")
     assert entry["aligned"] == public_text("hf:/home/alice/secret/aligned")
     assert "alice" not in json.dumps(entry) and "secret" not in json.dumps(entry)
+
+
+def test_a_linked_maps_folder_is_not_read_and_older_runs_show_their_own_stimuli_only(tmp_path, monkeypatch):
+    """A run whose maps/ is a link to another folder had that folder's .npy files published as its
+    examples (verify said ok); a run without index.json had every maps/*.npy taken, whatever its
+    name (found by the security QA). Now the link is not followed (one warning line naming the run,
+    its examples left off) and an older run's maps are only those named for its own stimuli."""
+    from harness.results.examples import keep_examples
+
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    outside = tmp_path / "private"
+    donor = write_run(outside, model="donor", dataset="no-such-dataset", metrics={"nss": 1.0},
+                      maps={"1001": _half_map("left")})
+    linked = write_run(tmp_path / "runs", model="linked", dataset="no-such-dataset", metrics={"nss": 1.0})
+    (linked / "maps").symlink_to(donor / "maps", target_is_directory=True)
+    index_linked = write_run(tmp_path / "runs", model="index-linked", dataset="no-such-dataset",
+                             metrics={"nss": 1.0}, maps={"1001": _half_map("left")})
+    (index_linked / "maps" / "index.json").unlink()
+    (index_linked / "maps" / "index.json").symlink_to(donor / "maps" / "index.json")
+    old = write_run(tmp_path / "runs", model="old", dataset="no-such-dataset", metrics={"nss": 1.0},
+                    maps={"1001": _half_map("right")}, legacy_maps=True)
+    np.save(old / "maps" / "secret.npy", _half_map("left"))  # no stimulus of the run: not its map
+
+    warnings: list[str] = []
+    site = build_site(tmp_path / "runs", tmp_path / "site", n_examples=10, warn=warnings.append)
+    rows = {r["run_id"]: r for r in page_data(site)["rows"]}
+    assert rows[linked.name]["examples"] == [] and "maps/ is a link" in rows[linked.name]["examples_note"]
+    assert rows[index_linked.name]["examples"] == []
+    assert sorted(w for w in warnings if not w.startswith("warning: no-such-dataset:")) == sorted([
+        f"warning: {linked}: maps/ is a link to another folder (not followed); its example maps are left off the page",
+        f"warning: {index_linked}: maps/index.json is a link (not followed); its example maps are left off the page"])
+    assert [e["stimulus_id"] for e in rows[old.name]["examples"]] == ["1001"]
+    assert _hot_half(site.parent / rows[old.name]["examples"][0]["model"]) == "right"
+    assert len(list((site.parent / "assets" / "runs").iterdir())) == 1  # the old run's only
+
+    # harness eval finishing a run whose maps/candidates links elsewhere neither moves nor deletes
+    # the files there
+    import pandas as pd
+
+    run = tmp_path / "eval-run"
+    (run / "maps").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    from harness.ids import stimulus_filename
+    from harness.results.examples import save_candidate
+
+    save_candidate(tmp_path / "donor-run", "1001", np.zeros((4, 4), np.uint8))
+    (elsewhere / stimulus_filename("1001", ".npy")).write_bytes(
+        (tmp_path / "donor-run" / "maps" / "candidates" / stimulus_filename("1001", ".npy")).read_bytes())
+    (run / "maps" / "candidates").symlink_to(elsewhere, target_is_directory=True)
+    frame = pd.DataFrame({"stimulus_id": ["1001"], "status": ["ok"], "nss": [1.0]})
+    assert keep_examples(run, frame) == []
+    assert [p.name for p in elsewhere.iterdir()] == [stimulus_filename("1001", ".npy")]
+    assert not (run / "maps" / stimulus_filename("1001", ".png")).exists()
+
+
+def _raw_npy(header: str, payload: bytes = b"") -> bytes:
+    """An .npy file with the header given (what np.save would never write)."""
+    import struct
+
+    h = header.encode("latin1")
+    h += b" " * (64 - (10 + len(h) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h + payload
+
+
+def _raw_png(w: int, h: int) -> bytes:
+    """A grey PNG of w x h, all zeros: compresses to almost nothing whatever its size."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+
+    rows = zlib.compressobj(9)
+    body = b"".join(rows.compress(b"\0" * (w + 1)) for _ in range(h)) + rows.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def test_hostile_example_maps_are_left_off_with_one_warning_each(tmp_path, monkeypatch):
+    """Example maps that are not maps a run writes failed the whole build with a traceback (a
+    declared 1e6 x 1e6 .npy: "Unable to allocate 3.64 TiB"; object, string, 3-D, empty, scalar
+    arrays; a PNG that is not one, named after the site folder) or cost memory (a 20000 x 20000 PNG
+    of 389 KB, a PIL DecompressionBombError; 9000 x 9000 took 2 GB) (found by the security QA). Now
+    each is refused from its header, one warning line naming the file; the other examples are shown."""
+    from harness.ids import stimulus_filename
+
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    ids = [f"{1001 + i}" for i in range(14)]
+    run = write_run(tmp_path / "runs", model="m", dataset="no-such-dataset", metrics={"nss": 1.0}, n_images=14,
+                    maps={sid: _half_map("left") for sid in ids})
+    maps = run / "maps"
+    index = json.loads((maps / "index.json").read_text())
+    bad_npy = {
+        "huge": _raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000000), }", b"\0" * 64),
+        "object": _raw_npy("{'descr': '|O', 'fortran_order': False, 'shape': (2, 2), }", b"\x80\x04N."),
+        "truncated": _raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (60, 80), }", b"\0" * 64),
+        "not npy": b"not an array at all",
+    }
+    arrays = {"3-D": np.ones((4, 5, 6), np.float32), "empty": np.zeros((0, 0), np.float32),
+              "scalar": np.float32(3), "string": np.array([["a", "b"]]), "complex": np.ones((5, 5), np.complex64)}
+    pngs = {"bomb": _raw_png(20000, 20000), "too large": _raw_png(300, 200), "not png": b"this is not a png"}
+    bad: dict[str, str] = {}
+    for sid, (what, data) in zip(ids, [*bad_npy.items(), *arrays.items(), *pngs.items()]):
+        path = maps / stimulus_filename(sid, ".npy")
+        if what in pngs:
+            path.unlink()
+            path = path.with_suffix(".png")
+            index.pop(stimulus_filename(sid, ".npy"))
+            index[path.name] = sid
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            np.save(path, data)
+        bad[sid] = str(path)
+    (maps / "index.json").write_text(json.dumps(index))
+    good = [sid for sid in ids if sid not in bad]
+    assert len(good) == 2
+
+    r = CliRunner().invoke(main, ["leaderboard", "build", "--results", str(tmp_path / "runs"), "--output",
+                                  str(tmp_path / "site"), "--examples", "14"])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    lines = [x for x in r.output.splitlines() if x.startswith("warning: ") and "no-such-dataset:" not in x.split()[1]]
+    assert len(lines) == len(bad), r.output
+    for sid, path in bad.items():
+        (line,) = [x for x in lines if x.startswith(f"warning: {path}: ")]
+        assert line.endswith("; that example is left off the page"), line
+    said = "\n".join(lines)
+    for words in ("1000000x1000000 is larger than any stimulus' map can be", "dtype '|O' is not a map's",
+                  "holds 64 bytes of the 19,200 its header declares", "shape (4, 5, 6) is not a map's",
+                  "shape (0, 0)", "shape ()", "dtype '<U1'", "dtype '<c8'", "20000x20000 PNG, larger than an example",
+                  "300x200 PNG", "not a PNG file", "not a .npy array"):
+        assert words in said, words
+    row = page_data(tmp_path / "site" / "index.html")["rows"][0]
+    assert sorted(e["stimulus_id"] for e in row["examples"]) == good
+
+
+def test_a_map_far_larger_than_its_overlay_is_shrunk_in_small_pieces():
+    """A 1 x 50 million map (50 MB) cost 1.2 GB in the overlay (found by the security QA): it is
+    made block means first, without a float copy of the whole map."""
+    from harness.leaderboard.site import EXAMPLE_WIDTH, _shrunk
+
+    rng = np.random.default_rng(0)
+    m = rng.random((1603, 2011)).astype(np.float32)
+    m[0, 0] = np.nan
+    small = _shrunk(m)
+    assert small.shape == (802, 1006) and max(small.shape) >= 2 * EXAMPLE_WIDTH
+    assert small[0, 0] == pytest.approx(m[:2, :2].ravel()[1:].sum() / 4, rel=1e-5)  # the NaN counts as 0
+    assert small[3, 5] == pytest.approx(m[6:8, 10:12].mean(), rel=1e-5)
+    assert small[-1, -1] == pytest.approx(m[1602, 2010], rel=1e-5)  # a short block at the edge: its own mean
+    assert _shrunk(np.ones((1, 2_000_000), np.uint8)).shape == (1, 721)  # blocks of 2777
+    small_enough = np.ones((600, 800), np.float32)
+    assert _shrunk(small_enough) is small_enough  # OSIE's maps are drawn as they are

@@ -39,11 +39,11 @@ class Checkpoint:
 
     @property
     def epochs_done(self) -> int:
-        return int(self.meta.get("epochs_done", 0))
+        return self.meta.get("epochs_done", 0)  # a whole number: read_checkpoint checked it
 
     @property
     def complete(self) -> bool:
-        return self.epochs_done >= int(self.meta["settings"]["epochs"])
+        return self.epochs_done >= self.meta["settings"]["epochs"]
 
     def weights(self) -> dict:
         return _load_tensor_file(self.folder, self.meta["files"]["weights"])
@@ -65,6 +65,8 @@ def read_checkpoint(folder: str | os.PathLike) -> Checkpoint:
         raise HarnessError(f"{folder}: not an aligned-model folder (no {META_FILE}; `harness align` writes one)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HarnessError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+    except RecursionError:  # a few KB of nested brackets exhaust the parser's stack
+        raise HarnessError(f"{path}: unreadable (nested too deeply to be an {META_FILE} that harness align wrote)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise HarnessError(f"{path}: not a {FORMAT} file")
     if meta.get("format_version") != FORMAT_VERSION:
@@ -72,12 +74,40 @@ def read_checkpoint(folder: str | os.PathLike) -> Checkpoint:
     for key in ("settings", "files", "split", "base"):
         if not isinstance(meta.get(key), dict):
             raise HarnessError(f"{path}: field {key!r} is missing or not an object")
+    _check_fields(path, meta)
     for role in ("weights", "state"):
         entry = meta["files"].get(role)
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or "/" in entry["name"] \
                 or "\\" in entry["name"] or entry["name"].startswith("."):
             raise HarnessError(f"{path}: files.{role} must name a file inside the folder")
     return Checkpoint(folder, meta)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_fields(path: Path, meta: dict[str, Any]) -> None:
+    """The fields loading and resuming use, of the types ``harness align`` writes: a hand-edited or
+    hostile file is one line naming the field, not a traceback where it is used."""
+    def bad(field: str, want: str, value: Any) -> HarnessError:
+        shown = json.dumps(value)[:60] if value is None or isinstance(value, (str, int, float)) else \
+            f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+        return HarnessError(f"{path}: field {field!r} must be {want}, not {shown}")
+
+    done, epochs = meta.get("epochs_done", 0), meta["settings"].get("epochs")
+    if not _whole(done) or done < 0:
+        raise bad("epochs_done", "a whole number of epochs (0 or more)", done)
+    if not _whole(epochs) or epochs < 1:
+        raise bad("settings.epochs", "a whole number of epochs (1 or more)", epochs)
+    for key in ("name", "dataset", "dataset_fingerprint"):
+        if key in meta["settings"] and not isinstance(meta["settings"][key], str):
+            raise bad(f"settings.{key}", "a string", meta["settings"][key])
+    base = meta["base"]
+    if not isinstance(base.get("model"), str) or not base["model"]:
+        raise bad("base.model", "a model name", base.get("model"))
+    if base.get("load_as") is not None and (not isinstance(base["load_as"], str) or not base["load_as"]):
+        raise bad("base.load_as", "a model name", base["load_as"])
 
 
 def _load_tensor_file(folder: Path, entry: dict) -> dict:

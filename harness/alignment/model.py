@@ -9,6 +9,8 @@ settings, so a run of an aligned model never shares a run id with its base or an
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,6 +19,11 @@ from .checkpoint import read_checkpoint
 from .split import Split
 
 PREFIX = "aligned:"
+#: aligned folders one load may pass through, a base naming an aligned folder as its own base and so
+#: on (harness align trains a model with trainable() only, which an aligned model has not, so one is
+#: all it writes; a few spare for hand-made chains)
+MAX_BASE_CHAIN = 4
+_LOADING = threading.local()  # the aligned folders whose base this thread is loading
 
 
 def checkpoint_path(name: str) -> Path | None:
@@ -32,9 +39,6 @@ def checkpoint_path(name: str) -> Path | None:
 
 class AlignedModel:
     def __init__(self, folder: str | Path, device: str = "cpu") -> None:
-        from ..models import load_model
-        from ..models import device_kwargs
-
         self.folder = Path(folder)
         self.checkpoint = read_checkpoint(self.folder)
         if not self.checkpoint.complete:
@@ -44,7 +48,7 @@ class AlignedModel:
         meta = self.checkpoint.meta
         self.base_name = str(meta["base"]["model"])
         where = str(meta["base"].get("load_as") or self.base_name)  # a relative hf: folder, made absolute
-        self.base = load_model(where, **device_kwargs(where, device))
+        self.base = _load_base(self.folder, where, device, "load_as" if meta["base"].get("load_as") else "model")
         if not callable(getattr(self.base, "trainable", None)):
             raise HarnessError(f"{self.folder}: base model {self.base_name!r} cannot load trained weights (no trainable())")
         if self.base.provenance() != meta["base"]["provenance"]:
@@ -94,6 +98,32 @@ class AlignedModel:
             raise HarnessError(f"{self.folder}: trained on another version of dataset {dataset!r} (its fingerprint "
                                "differs), so which stimuli it saw is unknown here; convert the same files or train again")
         return list(self.split.held_out)
+
+
+def _load_base(folder: Path, where: str, device: str, field: str):
+    """The base model ``where`` of the aligned ``folder``; an align.json whose base is the folder
+    itself (or one whose base is it again) would load forever, so it is refused, as is a chain of
+    aligned bases longer than :data:`MAX_BASE_CHAIN`."""
+    from ..models import device_kwargs, load_model
+    from .checkpoint import META_FILE
+
+    here = os.path.realpath(folder)
+    chain = getattr(_LOADING, "chain", [])
+    base_folder = checkpoint_path(where)
+    if base_folder is not None:
+        target = os.path.realpath(base_folder)
+        if target in (*chain, here):
+            what = "the folder itself" if target == here else "an aligned folder whose base leads back to this one"
+            raise HarnessError(f"{folder / META_FILE}: field 'base.{field}' names {what} (a base is the model "
+                               "it was trained from)")
+        if len(chain) + 2 > MAX_BASE_CHAIN:
+            raise HarnessError(f"{folder / META_FILE}: field 'base.{field}' names an aligned model more than "
+                               f"{MAX_BASE_CHAIN} aligned folders deep, each the base of the one before")
+    _LOADING.chain = [*chain, here]
+    try:
+        return load_model(where, **device_kwargs(where, device))
+    finally:
+        _LOADING.chain = chain
 
 
 def load_aligned(path: str | Path, device: str = "cpu") -> AlignedModel:

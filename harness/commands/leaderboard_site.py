@@ -52,15 +52,16 @@ def build(results_dir: Path, output: Path, data_dir: Path | None, cache_dir: Pat
     """Build the static leaderboard site: open OUTPUT/index.html in a browser, or serve the folder.
 
     A dataset whose human fixation densities cannot be drawn (its converted table is not in the
-    cache and its files are not here) gets a warning line on stderr; the page is still written and
-    the exit status is 0."""
+    cache and its files are not here), and a run's example map that cannot be read, get a warning
+    line on stderr; the page is still written and the exit status is 0."""
     from ..leaderboard.site import build_site
 
     warn, lines = _warnings()
     index = build_site(results_dir, output, data_dir=data_dir, cache_dir=cache_dir, primary=primary,
                        n_examples=n_examples, title=title, warn=warn)
-    click.echo(f"wrote {index}" + (f" ({len(lines)} warning(s) above: examples without the human fixation "
-                                   "density)" if lines else ""))
+    # not all about human densities: a run's maps left off the page are warned of too
+    click.echo(f"wrote {index}" + (f" ({len(lines)} warning(s) above: examples left off the page or drawn "
+                                   "without the human fixation density)" if lines else ""))
 
 
 @leaderboard.command("publish")

@@ -14,8 +14,9 @@ NSS, then evenly spaced NSS ranks (:mod:`harness.results.examples`: ``harness ev
 maps of exactly those), shown three to a page. Nothing is re-run. A run names its maps in
 ``maps/index.json`` (``{file name: stimulus id}``, files named by
 :func:`harness.ids.stimulus_filename`); the index is untrusted, so only plain ``.npy``/``.png`` files
-directly in ``maps/`` are read. Runs written before the index existed saved ``maps/<stimulus_id>.npy``
-and are read that way. Assets are written under folders named by
+directly in ``maps/`` are read, and a ``maps/`` (or index) that is a link to elsewhere is not
+followed (one warning line; the run's examples are left off). Runs written before the index existed
+saved ``maps/<stimulus_id>.npy``, and only files so named for the run's own stimuli are read. Assets are written under folders named by
 :func:`harness.ids.safe_component`, so distinct runs (and datasets) never share one.
 
 The dataset behind the human panels is opened from the converted Arrow table the run scored (the
@@ -350,6 +351,28 @@ def _normalise(m):
     return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
 
 
+def _shrunk(smap):
+    """A map far larger than its overlay is drawn (a stimulus' full size, or a hostile 1 x 50 million
+    array) as the means of factor x factor blocks, still at least twice ``EXAMPLE_WIDTH`` on its
+    longest side, summed a few million values at a time: :func:`overlay` would otherwise hold it as
+    float64 twice over (a 50 MB file cost 1.2 GB)."""
+    import numpy as np
+
+    factor = max(smap.shape) // (2 * EXAMPLE_WIDTH)
+    if factor < 2:
+        return smap
+    if smap.dtype.kind == "f" and not np.isfinite(smap).all():  # as _normalise does, before a block takes it
+        smap = np.nan_to_num(smap, nan=0.0, posinf=0.0, neginf=0.0)
+    h, w = smap.shape
+    step = factor * max(1, (1 << 22) // (h * factor))  # whole blocks of columns, a few million values at a time
+    cols = np.concatenate([np.add.reduceat(smap[:, c:c + step].astype(np.float64), np.arange(0, min(step, w - c), factor),
+                                           axis=1) for c in range(0, w, step)], axis=1)
+    rows = np.arange(0, h, factor)
+    sums = np.add.reduceat(cols, rows, axis=0)
+    counts = np.outer(np.diff(np.append(rows, h)), np.diff(np.append(np.arange(0, w, factor), w)))
+    return (sums / counts).astype(np.float32)
+
+
 def overlay(image, heat, *, points=None):
     """The stimulus with ``heat`` (any scale, same aspect) blended on top; ``points`` (x, y arrays
     in stimulus pixels) drawn as dots. Returned at ``EXAMPLE_WIDTH`` pixels wide."""
@@ -494,23 +517,30 @@ def _plain_map_file(maps_dir: Path, name: Any) -> Path | None:
     return path if path.is_file() and not path.is_symlink() else None
 
 
-def saved_maps(run_dir: Path) -> tuple[dict[str, Path], str | None]:
+def saved_maps(run_dir: Path, stimulus_ids: Sequence[str] | None = None) -> tuple[dict[str, Path], str | None]:
     """``({stimulus id: map file}, problem)`` of a run folder: through ``maps/index.json`` when the
     run has one (entries that are not a plain file name in ``maps/`` with a valid stimulus id are
-    ignored; files it does not name too), else, for older runs, every plain ``maps/*.npy`` by its
-    stem. A stimulus with both a full-resolution ``.npy`` and a small ``.png`` example map gets the
-    ``.npy``. ``problem`` says why an index could not be read."""
+    ignored; files it does not name too), else, for older runs, the plain ``maps/<id>.npy`` of the
+    run's own ``stimulus_ids`` (none when those are unknown). A stimulus with both a full-resolution
+    ``.npy`` and a small ``.png`` example map gets the ``.npy``. ``problem`` says why the maps could
+    not be read: an unreadable index, or a ``maps/`` (or index) that is a link, which is not
+    followed (it would publish files from outside the results folder)."""
     from ..ids import validate_stimulus_id
 
     maps_dir = run_dir / "maps"
+    if maps_dir.is_symlink():
+        return {}, "maps/ is a link to another folder (not followed)"
     if not maps_dir.is_dir():
         return {}, None
     index_file = maps_dir / MAPS_INDEX
     maps: dict[str, Path] = {}
+    if index_file.is_symlink():
+        return {}, f"maps/{MAPS_INDEX} is a link (not followed)"
     if not index_file.exists():
-        for path in sorted(maps_dir.glob("*.npy")):
-            if _plain_map_file(maps_dir, path.name) is not None:
-                maps.setdefault(path.stem, path)
+        for sid in sorted(set(map(str, stimulus_ids or ()))):
+            path = _plain_map_file(maps_dir, f"{sid}.npy")
+            if path is not None:
+                maps[sid] = path
         return maps, None
     try:
         index = json.loads(index_file.read_text(encoding="utf-8"))
@@ -550,9 +580,28 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
     stimuli :func:`harness.results.examples.describe` picks (best, median, worst by NSS, ...), each
     with its rank and its per-stimulus ``scores``."""
     from ..ids import safe_component
-    from ..results.examples import describe, read_map
+    from ..results.examples import MapFileError, check_map, describe, read_map
 
-    maps, problem = saved_maps(run.path)
+    frame = None
+    if n > 0 and (run.path / "maps").is_dir():  # a run without maps needs no rows read
+        try:
+            frame = run.per_image()
+        except Exception:  # unreadable shards: the maps are still shown, without ranks
+            pass
+    ids = list(frame["stimulus_id"]) if frame is not None and "stimulus_id" in frame.columns else None
+    maps, problem = saved_maps(run.path, ids)
+    warnings: list[str] = []
+    if problem is not None:  # said on the page; said on the terminal too, not only there
+        warnings.append(f"warning: {run.path}: {problem}; its example maps are left off the page")
+    if n > 0:
+        for sid, path in list(maps.items()):
+            try:  # the header only: a small file that declares a huge map is refused before it is read
+                check_map(path)
+            except MapFileError as exc:
+                warnings.append(f"warning: {path}: {exc}; that example is left off the page")
+                del maps[sid]
+                if not maps and problem is None:
+                    problem = "its map files are not maps it could have written"
     if not maps or n <= 0:
         if problem is not None:
             note = f"This run's attention maps cannot be shown: {problem}."
@@ -560,11 +609,7 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
             note = None if run.summary.get("kind") == "ceiling" else \
                 "This run saved no attention maps (harness eval keeps those of its best, median and worst " \
                 "stimuli by NSS, and more, under maps/)."
-        return {"items": [], "note": note}
-    try:
-        frame = run.per_image()
-    except Exception:  # unreadable shards: the maps are still shown, without ranks
-        frame = None
+        return {"items": [], "note": note, "warnings": warnings if n > 0 else []}
     picked = describe(frame, maps, n, tuple(dict.fromkeys(scores)))
     name = run.summary.get("dataset")
     fingerprint = run.settings.get("dataset_fingerprint") or run.manifest.get("dataset_fingerprint")
@@ -582,9 +627,14 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
     items = []
     run_folder = safe_component(_public_id(run))
     run_dir = site / "assets" / "runs" / run_folder
-    for k, pick in enumerate(picked):
+    for pick in picked:
         sid = pick["stimulus_id"]
-        smap = read_map(maps[sid])
+        try:
+            smap = _shrunk(read_map(maps[sid]))
+        except MapFileError as exc:  # a header that passed, data that did not
+            warnings.append(f"warning: {maps[sid]}: {exc}; that example is left off the page")
+            continue
+        k = len(items)
         item: dict[str, Any] = dict(pick)
         if ds is not None and sid in index:
             from ..data.density import fixation_density
@@ -607,13 +657,16 @@ def run_examples(run: Run, site: Path, n: int, datasets: _DatasetCache, human_do
         else:
             from PIL import Image
 
-            image = Image.new("RGB", (smap.shape[1], smap.shape[0]), (128, 128, 128))
+            # grey at the width the overlay is drawn, not the map's (which may be a stimulus' full size)
+            h, w = smap.shape
+            scale = min(1.0, EXAMPLE_WIDTH / w)
+            image = Image.new("RGB", (max(1, round(w * scale)), max(1, round(h * scale))), (128, 128, 128))
         run_dir.mkdir(parents=True, exist_ok=True)
         rel = f"assets/runs/{run_folder}/{k:03d}-model.png"
         overlay(image, smap).save(site / rel)
         item["model"] = rel
         items.append(item)
-    return {"items": items, "note": note}
+    return {"items": items, "note": note, "warnings": warnings}
 
 
 # --- building -----------------------------------------------------------------------------------
@@ -756,10 +809,9 @@ def _write_site(rows, output: Path, *, runs, data_dir, cache_dir, primary, n_exa
         scores = tuple(dict.fromkeys(s for s in (RANK_METRIC, "auc_judd", primary) if s))
         unshown: list[str] = []
         for run in runs:
-            examples[_public_id(run)] = run_examples(run, tmp, n_examples, datasets, human_done, scores)
-            problem = saved_maps(run.path)[1] if n_examples > 0 else None
-            if problem is not None:  # said on the page; said here too, not only there
-                unshown.append(f"warning: {run.path}: {problem}; its example maps are left off the page")
+            ex = run_examples(run, tmp, n_examples, datasets, human_done, scores)
+            unshown += ex.pop("warnings", [])
+            examples[_public_id(run)] = ex
         scale = None
         if any(ex.get("items") for ex in examples.values()):
             _colour_scale(tmp / COLOUR_SCALE)

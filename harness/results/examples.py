@@ -77,17 +77,100 @@ def small_map_png(smap, side: int = EXAMPLE_SIDE) -> bytes:
     return png_bytes(small_map(smap, side))
 
 
+#: most pixels a full-resolution ``.npy`` map (:meth:`harness.results.writer.RunWriter.save_map`: the
+#: model's map at its stimulus' size) can have: stimuli are decoded by PIL, which refuses an image of
+#: more than twice its ``MAX_IMAGE_PIXELS`` (89,478,485) as a decompression bomb
+MAX_MAP_PIXELS = 2 * 89_478_485
+#: the numpy dtype kinds a map is saved with (bool, signed and unsigned integers, floats)
+MAP_KINDS = "biuf"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class MapFileError(ValueError):
+    """Why a kept map cannot be shown (its path is for the caller to name)."""
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    """(width, height) a PNG's header declares, from its first 24 bytes (nothing decoded)."""
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if len(head) < 24 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        raise MapFileError("not a PNG file")
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def _npy_shape(path: Path):
+    """(shape, dtype) an ``.npy`` header declares, checked against what a map can be and against
+    the file's size (which must hold the data), without reading the data."""
+    import numpy as np
+    from numpy.lib import format as npy
+
+    with open(path, "rb") as fh:
+        try:
+            version = npy.read_magic(fh)
+            if version not in ((1, 0), (2, 0)):
+                raise MapFileError(f".npy format version {version[0]}.{version[1]} (np.save writes 1.0 or 2.0)")
+            reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, _fortran, dtype = reader(fh)
+        except (ValueError, EOFError) as exc:
+            raise MapFileError(f"not a .npy array ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        offset = fh.tell()
+        size = os.fstat(fh.fileno()).st_size
+    if dtype.kind not in MAP_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise MapFileError(f"dtype {dtype.str!r} is not a map's (numbers: bool, integer or float)")
+    if len(shape) != 2 or min(shape) < 1:
+        raise MapFileError(f"shape {tuple(shape)} is not a map's (height x width, both at least 1)")
+    pixels = math.prod(shape)
+    if pixels > MAX_MAP_PIXELS:
+        raise MapFileError(f"{shape[0]}x{shape[1]} is larger than any stimulus' map can be "
+                           f"({MAX_MAP_PIXELS:,} pixels at most)")
+    if size - offset < pixels * dtype.itemsize:
+        raise MapFileError(f"holds {max(0, size - offset):,} bytes of the {pixels * dtype.itemsize:,} its header "
+                           "declares (truncated)")
+    return tuple(shape), np.dtype(dtype)
+
+
+def check_map(path: Path) -> None:
+    """:class:`MapFileError` unless ``path`` declares a map that :func:`read_map` may read: a ``.png``
+    an example can be (at most :data:`EXAMPLE_SIDE` pixels a side, as :func:`keep_examples` writes
+    them), or a 2-D numeric ``.npy`` of at most :data:`MAX_MAP_PIXELS` that the file holds. Reads
+    the header only, so a small file that declares a huge image costs nothing."""
+    path = Path(path)
+    try:
+        if path.suffix == ".png":
+            w, h = _png_size(path)
+            if not (1 <= w <= EXAMPLE_SIDE and 1 <= h <= EXAMPLE_SIDE):
+                raise MapFileError(f"{w}x{h} PNG, larger than an example map can be ({EXAMPLE_SIDE} pixels a side)")
+        else:
+            _npy_shape(path)
+    except OSError as exc:
+        raise MapFileError(f"unreadable ({exc.strerror or type(exc).__name__})") from None
+
+
 def read_map(path: Path):
-    """A kept map as a float array: a ``.npy`` as saved, a ``.png`` scaled to 0..1."""
+    """A kept map as a float array: a ``.npy`` as saved, a ``.png`` scaled to 0..1. Checked first
+    (:func:`check_map`); :class:`MapFileError` says why one cannot be read."""
     import numpy as np
 
-    path = Path(path)
-    if path.suffix == ".png":
-        from PIL import Image
+    from PIL import Image
 
-        with Image.open(path) as im:
-            return np.asarray(im.convert("L"), dtype=np.float64) / 255.0
-    return np.load(path, allow_pickle=False)
+    path = Path(path)
+    check_map(path)
+    try:
+        if path.suffix == ".png":
+
+            with Image.open(path, formats=["PNG"]) as im:
+                if max(im.size) > EXAMPLE_SIDE:  # the header read above said otherwise
+                    raise MapFileError(f"{im.size[0]}x{im.size[1]} PNG, larger than an example map can be")
+                return np.asarray(im.convert("L"), dtype=np.float64) / 255.0
+        smap = np.load(path, allow_pickle=False)
+    except MapFileError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise MapFileError(f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if smap.ndim != 2 or smap.dtype.kind not in MAP_KINDS:  # the header changed since it was checked
+        raise MapFileError(f"not a 2-D numeric map ({smap.dtype.str}, shape {smap.shape})")
+    return smap
 
 
 def ranked(frame, metric: str = RANK_METRIC) -> list[tuple[str, float]]:
@@ -173,8 +256,11 @@ def _encode_candidate(raw: Path, target: Path) -> None:
     from .files import atomic_write_bytes
 
     try:
+        shape, dtype = _npy_shape(raw)
+        if dtype != np.uint8 or max(shape) > EXAMPLE_SIDE:  # not what save_candidate wrote
+            return
         small = np.load(raw, allow_pickle=False)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):  # MapFileError is a ValueError
         return
     if small.dtype == np.uint8 and small.ndim == 2:
         atomic_write_bytes(target, png_bytes(small))
@@ -192,6 +278,8 @@ def keep_examples(run_dir: Path, frame, k: int = EXAMPLE_MAPS) -> list[str]:
 
     maps = Path(run_dir) / "maps"
     candidates = maps / CANDIDATES
+    if maps.is_symlink() or candidates.is_symlink():  # files elsewhere are not the run's to move or delete
+        return []
     order = ranked(frame)
     if not order and frame is not None and len(frame) and "stimulus_id" in frame.columns:
         # no NSS column (a metric set without it): the first scored stimuli, in order
