@@ -638,7 +638,7 @@ def test_the_before_after_section_names_models_as_the_rows_do(tmp_path, monkeypa
     assert "alice" not in json.dumps(entry) and "secret" not in json.dumps(entry)
 
 
-def test_a_linked_maps_folder_is_not_read_and_older_runs_show_their_own_stimuli_only(tmp_path, monkeypatch):
+def test_a_linked_maps_folder_is_not_read_and_older_runs_show_their_own_stimuli_only(tmp_path, monkeypatch, capsys):
     """A run whose maps/ is a link to another folder had that folder's .npy files published as its
     examples (verify said ok); a run without index.json had every maps/*.npy taken, whatever its
     name (found by the security QA). Now the link is not followed (one warning line naming the run,
@@ -663,11 +663,15 @@ def test_a_linked_maps_folder_is_not_read_and_older_runs_show_their_own_stimuli_
     warnings: list[str] = []
     site = build_site(tmp_path / "runs", tmp_path / "site", n_examples=10, warn=warnings.append)
     rows = {r["run_id"]: r for r in page_data(site)["rows"]}
-    assert rows[linked.name]["examples"] == [] and "maps/ is a link" in rows[linked.name]["examples_note"]
-    assert rows[index_linked.name]["examples"] == []
-    assert sorted(w for w in warnings if not w.startswith("warning: no-such-dataset:")) == sorted([
-        f"warning: {linked}: maps/ is a link to another folder (not followed); its example maps are left off the page",
-        f"warning: {index_linked}: maps/index.json is a link (not followed); its example maps are left off the page"])
+    # a link in a run folder makes it damaged for every reader (verify's run_problems): left out
+    assert linked.name not in rows and index_linked.name not in rows
+    shown = [w for w in capsys.readouterr().err.splitlines() if "a link inside the run folder" in w]
+    assert len(shown) == 2 and any(str(linked) in w for w in shown) and any(str(index_linked) in w for w in shown)
+    # and the page's own guard, for a caller that did not check the run: the link is not followed
+    from harness.leaderboard.site import saved_maps
+
+    assert saved_maps(linked, ["1001"]) == ({}, "maps/ is a link to another folder (not followed)")
+    assert saved_maps(index_linked, ["1001"]) == ({}, "maps/index.json is a link (not followed)")
     assert [e["stimulus_id"] for e in rows[old.name]["examples"]] == ["1001"]
     assert _hot_half(site.parent / rows[old.name]["examples"][0]["model"]) == "right"
     assert len(list((site.parent / "assets" / "runs").iterdir())) == 1  # the old run's only

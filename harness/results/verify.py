@@ -48,6 +48,7 @@ def run_problems(run: Run) -> list[str]:
     if not settings:
         return ["settings.json is missing or empty"]
     problems += [f"settings.json: {p}" for p in settings_type_problems(settings)]
+    problems += _links_inside(run.path)
     try:
         if run_id_for(settings) != run.path.name:
             problems.append(f"settings.json (sha256 {settings_hash(settings)[:12]}) does not match the folder name")
@@ -166,6 +167,18 @@ def settings_type_problems(settings: dict[str, Any]) -> list[str]:
         if settings.get(key) is not None and not isinstance(settings[key], dict):
             out.append(f"{key} is {_shown(settings[key])}, not a mapping")
     return out
+
+
+def _links_inside(run_dir: Path) -> list[str]:
+    """A link in a run folder: the harness never makes one, and through it a reader would take a
+    shard or map from elsewhere into a table or a page (the security QA linked maps/ to another
+    folder; `leaderboard build` then published its arrays)."""
+    import os
+
+    found = []
+    for folder, dirs, files in os.walk(run_dir):
+        found += [Path(folder, name) for name in dirs + files if Path(folder, name).is_symlink()]
+    return [f"{p.relative_to(run_dir)}: a link inside the run folder (the harness makes none)" for p in sorted(found)]
 
 
 #: what a manifest copies from settings.json when the run finishes (harness.evaluation.record.manifest)
