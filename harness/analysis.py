@@ -19,7 +19,10 @@ N_BOOTSTRAP = 2000
 
 def bootstrap_ci(values: np.ndarray, *, seed: int = 0, n: int = N_BOOTSTRAP, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and percentile-bootstrap CI of the mean; NaNs when there is nothing to resample (the
-    interval of one value too: every resample is that value, and a width of 0 would claim certainty)."""
+    interval of one value too: every resample is that value, and a width of 0 would claim certainty
+    from a single observation). Several values that are all equal (the uniform map's NSS of 0 on
+    every stimulus) do get the zero-width interval: that is the percentile bootstrap's answer, and
+    there each observation agrees."""
     values = np.asarray(values, dtype=np.float64)
     values = values[np.isfinite(values)]
     if values.size == 0:
