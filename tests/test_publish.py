@@ -1028,3 +1028,21 @@ def test_a_published_column_that_is_not_the_schemas_is_one_line(tmp_path, column
     r = publish_cli("--results", str(other), "--to-folder", str(folder))
     assert r.exit_code == 1 and r.output.strip() == expected, r.output
     assert path.read_bytes() == before
+
+
+def test_a_published_file_declaring_absurdly_many_rows_is_not_read(tmp_path, monkeypatch):
+    """A small per-image file declaring 1e8 rows of one repeated value took gigabytes when read (the
+    security QA's shard case, for published files): the footer's row count is checked first."""
+    write_run(tmp_path / "runs", model="m", metrics={"nss": 1.0})
+    write_run(tmp_path / "runs", model="n", metrics={"nss": 2.0})
+    folder = tmp_path / "pub"
+    pub.publish_to_folder(tmp_path / "runs", folder)
+    monkeypatch.setitem(pub.MAX_PUBLISHED_ROWS, "leaderboard", 1)
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--from", str(folder)])
+    assert r.exit_code == 1, r.output
+    assert r.output.strip() == (f"Error: {folder / LEADERBOARD_FILE}: the leaderboard Parquet file declares 2 rows, "
+                                "more than a leaderboard holds (1); not read")
+    monkeypatch.setitem(pub.MAX_PUBLISHED_ROWS, "leaderboard", 2)
+    monkeypatch.setitem(pub.MAX_PUBLISHED_ROWS, "per-image", 7)  # the two runs have 4 stimuli each
+    r = publish_cli("--results", str(tmp_path / "runs"), "--to-folder", str(folder))
+    assert r.exit_code == 1 and "the per-image Parquet file declares 8 rows" in r.output, r.output

@@ -344,6 +344,11 @@ def build_tree(rows: Sequence[dict[str, Any]], per_image, repo: str | None, prim
     }
 
 
+#: the most rows a published file is read with: a million runs, twenty million per-image rows (1,000
+#: runs of 20,000 stimuli); checked from the file's footer before its data is read
+MAX_PUBLISHED_ROWS = {"leaderboard": 1_000_000, "per-image": 20_000_000}
+
+
 def _read_parquet(path: Path | None, what: str, name: str | None = None):
     """``path`` read as a table (None when absent); damage is one line naming the file, or ``name``
     (a downloaded file's place on the Hub, not its temporary copy)."""
@@ -353,7 +358,15 @@ def _read_parquet(path: Path | None, what: str, name: str | None = None):
         return None
     try:
         with open(path, "rb") as f:  # a file object: pyarrow would read a path '~/x' as the home folder's
+            rows = pq.ParquetFile(f).metadata.num_rows
+            limit = MAX_PUBLISHED_ROWS[what]
+            if rows > limit:  # a small file declaring 1e8 rows of one repeated value took gigabytes (QA)
+                raise HarnessError(f"{name or path}: the {what} Parquet file declares {rows:,} rows, more than a "
+                                   f"leaderboard holds ({limit:,}); not read")
+            f.seek(0)
             return pq.read_table(f)
+    except HarnessError:
+        raise
     except Exception as exc:
         fix = "; repair or remove it on the Hub, then publish again" if name else ""
         why = " ".join(str(exc).replace(str(path), "the file").split())[:200]  # pyarrow names the temporary copy
