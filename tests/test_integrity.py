@@ -958,6 +958,31 @@ def test_an_output_folder_named_tilde_is_the_home_folder_as_for_the_other_folder
     assert r.exit_code == 0, r.output
 
 
+def test_a_folder_named_tilde_here_and_a_tilde_name_of_no_user_are_folders_here(tmp_path, osie_dir, monkeypatch):
+    """After '~' was expanded for every folder option, './~' (pathlib makes it '~') wrote into the
+    home folder, '~old_runs' stopped with a RuntimeError traceback, and `show --from '~/pub'` did not
+    find what `publish --to-folder '~/pub'` wrote (found by the regression QA)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    for given, folder in (("./~", tmp_path / "~"), ("~old_runs_of_nobody", tmp_path / "~old_runs_of_nobody")):
+        r = CliRunner().invoke(main, ["eval", "--model", "uniform", "--limit", "2", "--data-dir", str(osie_dir),
+                                      "--output", given, "--no-references", "--no-show"])
+        assert r.exit_code == 0, r.output
+        assert [run.summary["n_images"] for run in load_runs(folder)] == [2]
+        assert CliRunner().invoke(main, ["verify", given]).exit_code == 0
+    assert list((tmp_path / "home").iterdir()) == []
+    r = CliRunner().invoke(main, ["leaderboard", "publish", "--results", "./~", "--to-folder", "~/pub"])
+    assert r.exit_code == 0 and (tmp_path / "home" / "pub").is_dir(), r.output
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--from", "~/pub"])
+    assert r.exit_code == 0 and "uniform" in r.output, r.output
+    r = CliRunner().invoke(main, ["leaderboard", "show", "--from", ""])
+    assert r.exit_code == 2 and "Invalid value for '--from': is empty: give a folder" in r.output, r.output
+    r = CliRunner().invoke(main, ["verify", ""])
+    assert r.exit_code == 2 and r.output.strip().splitlines()[-1] == (
+        "Error: Invalid value for 'RESULTS': is empty: give a folder"), r.output
+
+
 @pytest.mark.parametrize("command", [["eval", "--model", "uniform"], ["datasets", "info", "osie"],
                                      ["align", "--model", "efficientnet-lite0", "--loss", "density-kl", "--output", "out"]])
 def test_an_empty_or_file_data_folder_is_refused_in_one_line(tmp_path, monkeypatch, command):

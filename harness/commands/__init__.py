@@ -24,18 +24,33 @@ def load_all() -> None:
 
 
 class Folder(click.ParamType):
-    """A folder option or argument: ``~`` expanded as the shell would (a quoted ``'~/runs'`` wrote
-    ``./~/runs`` for ``--output`` while ``--cache-dir`` read the home folder: found by QA), and an
-    empty value refused (``--data-dir ''`` read the current folder)."""
+    """A folder option or argument: a leading ``~`` expanded as the shell would (a quoted
+    ``'~/runs'`` wrote ``./~/runs`` for ``--output`` while ``--cache-dir`` read the home folder:
+    found by QA), and an empty value refused (``--data-dir ''`` read the current folder). Decided on
+    the text given: ``./~`` is the folder named ``~`` here (made absolute, so that no later
+    ``expanduser`` takes it for the home folder), and ``~name`` of no such user stays a name."""
 
     name = "folder"
 
     def convert(self, value, param, ctx):
         if isinstance(value, Path):
-            return value.expanduser()
-        if str(value).strip() == "":
-            self.fail("is empty: give a folder, or leave the option out", param, ctx)
-        return Path(value).expanduser()
+            return value
+        return folder_path(value, lambda why: self.fail(why, param, ctx),
+                           "" if isinstance(param, click.Argument) else ", or leave the option out")
+
+
+def folder_path(value, fail, leave_out: str = "") -> Path:
+    """``value`` as :class:`Folder` reads it; ``fail(why)`` for an empty one."""
+    text = str(value)
+    if text.strip() == "":
+        fail(f"is empty: give a folder{leave_out}")
+    path = Path(text)
+    if text.startswith("~"):
+        try:
+            return path.expanduser()
+        except RuntimeError:  # '~old_runs': no user of that name, so a folder's name, as in the shell
+            pass
+    return Path.cwd() / path if path.parts and path.parts[0].startswith("~") else path
 
 
 FOLDER = Folder()

@@ -46,6 +46,15 @@ def show(results_dir: Path, source: str | None, fmt: str, primary: str | None, d
     # are cut, nor is a table redirected to a file
     width = None if wide else output_width(default=None)
     if source is not None:
+        from . import folder_path
+
+        def refuse(why):
+            raise click.BadParameter(why, param_hint="'--from'")
+
+        # a folder: '~' as for every folder option (`publish --to-folder '~/x'` writes the home
+        # folder's); a Hub repo ORG/NAME is left as it is
+        if str(source).startswith(("~", ".")) or str(source).strip() == "" or Path(str(source)).exists():
+            source = str(folder_path(source, refuse))
         if ci:
             from ..errors import HarnessError
 
