@@ -124,6 +124,7 @@ def test_prune_never_removes_what_a_conversion_did_not_make_nor_through_a_linked
     args = ["datasets", "prune", "cub-gha", "--data-dir", str(root), "--cache-dir", str(cache)]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0 and "cub-gha: nothing to prune" in r.output, r.output
+    assert "freed" not in r.output  # not 'freed 0.0 MiB' after 'nothing to prune'
     assert (tables / "photos" / "holiday.jpg").is_file()
 
     outside = tmp_path / "outside"

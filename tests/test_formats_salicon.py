@@ -165,7 +165,10 @@ def test_salicon_an_image_in_two_annotation_files(tmp_path):
     train = root / "annotations" / "fixations_train2014.json"
     again = root / "annotations" / "fixations_train2015r1.json"
     data = json.loads(train.read_text())
-    data["annotations"].reverse()  # the same annotations in another order
+    data["annotations"].reverse()  # the same annotations in another order, written otherwise
+    for ann in data["annotations"]:
+        ann["fixations"] = [[float(v) for v in p] for p in ann["fixations"]]  # 12 as 12.0
+        ann["worker_id"] = str(ann["worker_id"])  # 7 as "7": the subject's name either way
     again.write_text(json.dumps(data))
     obj, ds = load_gaze_dataset("salicon", data_dir=root, cache_dir=tmp_path / "cache")
     assert sorted(ds["stimulus_id"]) == ["COCO_train2014_000000000009", "COCO_val2014_000000000042"]

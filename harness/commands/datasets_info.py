@@ -222,7 +222,7 @@ def datasets_prune(names: tuple[str, ...], data_dir: str | None, cache_dir: str 
             click.echo(f"{'would remove' if dry_run else 'removed'} {path} ({size / 2**20:.1f} MiB)")
         if not stale:
             click.echo(f"{name}: nothing to prune")
-    if refused < len(names):
+    if refused < len(names) and total:  # not 'freed 0.0 MiB' after 'nothing to prune' (found by QA)
         click.echo(f"{'would free' if dry_run else 'freed'} {total / 2**20:.1f} MiB")
     if refused:
         raise SystemExit(1)

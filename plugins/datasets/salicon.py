@@ -185,12 +185,22 @@ def _points(value) -> list:
 
 
 def _annotations_digest(anns: list[dict]) -> str:
-    """What an image's annotations say (worker and points, in any order)."""
+    """What an image's annotations say as the converter reads them (the worker as its subject name,
+    the points as numbers), in any order: [[12, 8]] and [[12.0, 8.0]], or worker 7 and "7", say the
+    same (compared as JSON text they were refused as different: found by QA). An annotation the
+    converter would refuse is left to say so when it is read."""
     import hashlib
     import json
 
-    items = sorted(json.dumps([a.get("worker_id"), a.get("fixations")], default=str) for a in anns)
-    return hashlib.sha256("\n".join(items).encode()).hexdigest()
+    items = []
+    for a in anns:
+        worker = a.get("worker_id") if isinstance(a, dict) else None
+        try:
+            points = [[float(v) for v in (p if isinstance(p, list) else [p])] for p in _points(a.get("fixations"))]
+        except (TypeError, ValueError, AttributeError):
+            points = repr(a)
+        items.append(json.dumps(["unknown" if worker is None else str(worker), points]))
+    return hashlib.sha256("\n".join(sorted(items)).encode()).hexdigest()
 
 
 @hookimpl
