@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from . import FOLDER
-
 from ..cli import LazyHelpOption, main, registered_names
 from ..data.paths import DATA_DIR_HELP
 

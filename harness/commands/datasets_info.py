@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 
 from . import FOLDER
-
 from ..cli import datasets
 from ..data.paths import DATA_DIR_HELP
 

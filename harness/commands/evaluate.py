@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from . import FOLDER
-
 from ..cli import LazyHelpOption, main, task_help
 from ..data.paths import DATA_DIR_HELP
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from . import FOLDER
-
 from ..cli import main
 
 

@@ -68,3 +68,12 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+
+
+def links_inside(run_dir: Path) -> list[Path]:
+    """Every link inside ``run_dir`` (not descending into linked folders). The harness makes none: a
+    results folder from someone else (untrusted) could lead a writer or reader elsewhere through one."""
+    found = []
+    for folder, dirs, files in os.walk(run_dir):
+        found += [Path(folder, name) for name in sorted(dirs + files) if Path(folder, name).is_symlink()]
+    return found

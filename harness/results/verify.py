@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HarnessError
-from .files import sha256_file
+from .files import links_inside, sha256_file
 from .store import MAX_RUN_ROWS, SHARD_RE, Run, foreign_shard, read_shard, row_limit, run_id_for, settings_hash
 from .summary import aggregate, metric_columns, mismatches, type_problems
 
@@ -173,12 +173,8 @@ def _links_inside(run_dir: Path) -> list[str]:
     """A link in a run folder: the harness never makes one, and through it a reader would take a
     shard or map from elsewhere into a table or a page (the security QA linked maps/ to another
     folder; `leaderboard build` then published its arrays)."""
-    import os
-
-    found = []
-    for folder, dirs, files in os.walk(run_dir):
-        found += [Path(folder, name) for name in dirs + files if Path(folder, name).is_symlink()]
-    return [f"{p.relative_to(run_dir)}: a link inside the run folder (the harness makes none)" for p in sorted(found)]
+    return [f"{p.relative_to(run_dir)}: a link inside the run folder (the harness makes none)"
+            for p in links_inside(run_dir)]
 
 
 #: what a manifest copies from settings.json when the run finishes (harness.evaluation.record.manifest)

@@ -22,7 +22,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import DataError, HarnessError
-from .files import atomic_write_bytes, atomic_write_json, parquet_bytes, sha256_bytes, sha256_file
+from .files import (atomic_write_bytes, atomic_write_json, links_inside, parquet_bytes, sha256_bytes,
+                    sha256_file)
 from .store import (SHARD_RE, SHARD_RUN_KEY, foreign_shard, read_run, read_shard, row_limit, run_id_for, settings_hash,
                     shard_files)
 
@@ -157,12 +158,10 @@ def _no_links_inside(run_dir: Path) -> None:
     maps, candidates, damaged files), and through a link in it (a results folder from someone else:
     untrusted) it wrote, moved shards and deleted a folder's files elsewhere (found by the security
     QA). The run folder itself may be reached through a link the user made above it."""
-    for folder, dirs, files in os.walk(run_dir):
-        for name in sorted(dirs + files):
-            path = Path(folder) / name
-            if path.is_symlink():
-                raise HarnessError(f"{path}: a link inside the run folder (to {os.readlink(path)}); a run keeps "
-                                   "its own files, and this command writes and deletes in it: remove the link")
+    links = links_inside(run_dir)
+    if links:
+        raise HarnessError(f"{links[0]}: a link inside the run folder (to {os.readlink(links[0])}); a run keeps "
+                           "its own files, and this command writes and deletes in it: remove the link")
 
 
 class RunFollower(_RunFiles):
